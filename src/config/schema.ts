@@ -1,0 +1,71 @@
+import { z } from 'zod'
+
+// The one config schema. Every key has a default so `berth serve` runs with no config at all;
+// README.md lists each key with its env var and default (test/config.test.ts keeps them in step).
+
+const bool = z.preprocess((value) => {
+  if (typeof value !== 'string') return value
+  if (['true', '1', 'yes', 'on'].includes(value.toLowerCase())) return true
+  if (['false', '0', 'no', 'off', ''].includes(value.toLowerCase())) return false
+  return value
+}, z.boolean())
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+export const configSchema = z.strictObject({
+  port: int(0, 65535).default(8080),
+  host: z.string().min(1).default('127.0.0.1'),
+  dataDir: z.string().min(1).default('./.berth'),
+  /** Base URL users reach berth at; its host is the SIWE domain. Defaults to http://localhost:<port>. */
+  publicUrl: z.url().optional(),
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Secret for signing session JWTs; when unset berth generates one and keeps it in the database. */
+  sessionSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+  sessionTtlSeconds: int(60, 30 * 86400).default(86400),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  bodyLimitBytes: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
+  siwe: z
+    .strictObject({
+      clockSkewSeconds: int(0, 3600).default(60),
+      nonceTtlSeconds: int(30, 86400).default(600),
+    })
+    .prefault({}),
+  externalJwt: z
+    .strictObject({
+      issuer: z.string().min(1),
+      jwksUrl: z.url(),
+      audience: z.string().min(1).optional(),
+    })
+    .optional(),
+  reconciler: z
+    .strictObject({
+      enabled: bool.default(true),
+      concurrency: int(1, 256).default(16),
+      pollIntervalMs: int(10, 600_000).default(1000),
+      leaseSeconds: int(2, 3600).default(30),
+      resyncSeconds: int(1, 86400).default(30),
+      backoffBaseMs: int(10, 600_000).default(1000),
+      backoffMaxMs: int(100, 3_600_000).default(300_000),
+    })
+    .prefault({}),
+  providers: z
+    .strictObject({
+      default: z.string().min(1).default('simulated'),
+      simulated: z
+        .strictObject({
+          enabled: bool.default(true),
+          /** Per-stage latency; 0 for load tests. */
+          pullMs: int(0, 600_000).default(300),
+          createMs: int(0, 600_000).default(200),
+          startMs: int(0, 600_000).default(300),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+})
+
+export type Config = z.output<typeof configSchema>

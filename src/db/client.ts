@@ -1,0 +1,103 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import type { SQL } from 'drizzle-orm'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import pg from 'pg'
+import * as schema from './schema/index.ts'
+
+export type Schema = typeof schema
+export type Db = PgDatabase<PgQueryResultHKT, Schema>
+export type DatabaseKind = 'pglite' | 'postgres'
+
+export interface Database {
+  kind: DatabaseKind
+  db: Db
+  /** Runs `fn` on a channel notification (LISTEN). Resolves once listening; returns an unsubscribe. */
+  listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>
+  /** Runs `fn` while holding a session-level advisory lock. */
+  withAdvisoryLock<T>(key: number, fn: () => Promise<T>): Promise<T>
+  close(): Promise<void>
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string
+  dataDir: string
+  /** Pool size for a PostgreSQL server. */
+  maxConnections?: number
+}
+
+/** Opens PGlite under `<dataDir>/db` (in memory for a `memory://` data dir) when there is no database URL, a PostgreSQL pool otherwise. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, options.maxConnections ?? 20)
+    : openPglite(options.dataDir.startsWith('memory://') ? options.dataDir : join(options.dataDir, 'db'))
+}
+
+async function openPglite(dir: string): Promise<Database> {
+  if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true })
+  const client = await PGlite.create(dir)
+  const db = drizzlePglite(client, { schema }) as unknown as Db
+  return {
+    kind: 'pglite',
+    db,
+    listen: (channel, fn) => client.listen(channel, fn).then((unsub) => unsub),
+    // PGlite is a single connection owned by this process: nothing else can hold the lock.
+    withAdvisoryLock: (_key, fn) => fn(),
+    close: () => client.close(),
+  }
+}
+
+async function openPostgres(url: string, max: number): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max })
+  // An idle client's connection error must not crash the process; the pool replaces it.
+  pool.on('error', () => {})
+  // Fail fast with the server's own message when it cannot be reached.
+  const probe = await pool.connect()
+  probe.release()
+  const db = drizzlePg(pool, { schema }) as unknown as Db
+  const listeners: pg.Client[] = []
+  return {
+    kind: 'postgres',
+    db,
+    async listen(channel, fn) {
+      const client = new pg.Client({ connectionString: url })
+      client.on('error', () => {})
+      await client.connect()
+      client.on('notification', (msg) => {
+        if (msg.channel === channel) fn(msg.payload ?? '')
+      })
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+      listeners.push(client)
+      return async () => {
+        listeners.splice(listeners.indexOf(client), 1)
+        await client.end().catch(() => {})
+      }
+    },
+    async withAdvisoryLock(key, fn) {
+      const client = await pool.connect()
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [key])
+        try {
+          return await fn()
+        } finally {
+          await client.query('SELECT pg_advisory_unlock($1)', [key])
+        }
+      } finally {
+        client.release()
+      }
+    },
+    async close() {
+      await Promise.all(listeners.map((c) => c.end().catch(() => {})))
+      await pool.end()
+    },
+  }
+}
+
+/** Runs raw SQL and returns its rows; both drivers answer with `{ rows }`. */
+export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as { rows: T[] }
+  return result.rows
+}

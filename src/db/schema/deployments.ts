@@ -1,0 +1,102 @@
+import { sql } from 'drizzle-orm'
+import {
+  bigint,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core'
+import type { DeploymentSpec } from '../../domain/spec.ts'
+import { accounts } from './accounts.ts'
+
+const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
+
+export interface Endpoint {
+  containerPort: number
+  protocol: 'tcp' | 'udp'
+  url: string
+}
+
+export const deployments = pgTable(
+  'deployments',
+  {
+    id: uuid('id').primaryKey(),
+    ownerId: uuid('owner_id')
+      .notNull()
+      .references(() => accounts.id),
+    name: text('name').notNull(),
+    spec: jsonb('spec').$type<DeploymentSpec>().notNull(),
+    provider: text('provider').notNull(),
+    status: text('status').notNull(),
+    desiredState: text('desired_state').notNull(),
+    stage: text('stage').notNull(),
+    percent: integer('percent').notNull(),
+    stopReason: text('stop_reason'),
+    error: text('error'),
+    endpoints: jsonb('endpoints').$type<Endpoint[]>().notNull().default([]),
+    /** Bumped by a user restart; the reconciler restarts instances older than it. */
+    restartGeneration: integer('restart_generation').notNull().default(0),
+    appliedRestartGeneration: integer('applied_restart_generation').notNull().default(0),
+    /** Last event sequence number; events are numbered 1, 2, 3… with no gaps. */
+    eventSeq: integer('event_seq').notNull().default(0),
+    healthyStreak: integer('healthy_streak').notNull().default(0),
+    attempts: integer('attempts').notNull().default(0),
+    nextReconcileAt: at('next_reconcile_at').notNull().defaultNow(),
+    leaseOwner: text('lease_owner'),
+    leaseToken: bigint('lease_token', { mode: 'number' }).notNull().default(0),
+    leaseExpiresAt: at('lease_expires_at'),
+    deployStartedAt: at('deploy_started_at'),
+    runningSince: at('running_since'),
+    createdAt: at('created_at').notNull().defaultNow(),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    // A name is unique per owner among deployments that still exist.
+    uniqueIndex('deployments_owner_name_key').on(t.ownerId, t.name).where(sql`${t.status} <> 'deleted'`),
+    index('deployments_owner_idx').on(t.ownerId, t.createdAt),
+    // The reconciler's claim scans this index; deleted rows never come due again.
+    index('deployments_due_idx').on(t.nextReconcileAt).where(sql`${t.status} <> 'deleted'`),
+  ],
+)
+
+export const deploymentEvents = pgTable(
+  'deployment_events',
+  {
+    deploymentId: uuid('deployment_id')
+      .notNull()
+      .references(() => deployments.id),
+    seq: integer('seq').notNull(),
+    type: text('type').notNull(),
+    status: text('status'),
+    stage: text('stage'),
+    percent: integer('percent'),
+    message: text('message'),
+    data: jsonb('data'),
+    /** Which control-plane worker wrote it, and under which lease (fencing) token. */
+    actor: text('actor'),
+    leaseToken: bigint('lease_token', { mode: 'number' }),
+    at: at('at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.deploymentId, t.seq] })],
+)
+
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    key: text('key').notNull(),
+    requestHash: text('request_hash').notNull(),
+    deploymentId: uuid('deployment_id')
+      .notNull()
+      .references(() => deployments.id),
+    createdAt: at('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.key] })],
+)

@@ -1,0 +1,57 @@
+// One error type for everything berth reports on purpose. The HTTP layer maps `code` to a status
+// (http/errors.ts) and the CLI maps it to an exit code (cli/exit-codes.ts); nothing else does.
+
+export const errorCodes = [
+  'invalid_input',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'payload_too_large',
+  'rate_limited',
+  'provider_unavailable',
+  'internal',
+] as const
+export type ErrorCode = (typeof errorCodes)[number]
+
+export class BerthError extends Error {
+  readonly code: ErrorCode
+  readonly details: unknown
+
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super(message, { cause: options.cause })
+    this.name = 'BerthError'
+    this.code = code
+    this.details = options.details
+  }
+}
+
+export const invalidInput = (message: string, details?: unknown) =>
+  new BerthError('invalid_input', message, { details })
+export const notFound = (what: string) => new BerthError('not_found', `${what} not found`)
+export const conflict = (message: string, details?: unknown) =>
+  new BerthError('conflict', message, { details })
+export const unauthorized = (message = 'authentication required') => new BerthError('unauthorized', message)
+export const forbidden = (message: string) => new BerthError('forbidden', message)
+
+/** A write was attempted with a lease that has expired or been taken over (fencing). */
+export class LeaseLostError extends Error {
+  constructor(deploymentId: string) {
+    super(`lease on deployment ${deploymentId} was lost; the write was refused`)
+    this.name = 'LeaseLostError'
+  }
+}
+
+/** Flattens zod-style issues into `{path, message}` pairs for error details. */
+export function describeIssues(
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+): Array<{ path: string; message: string }> {
+  return issues.map((issue) => ({
+    path: issue.path.map(String).join('.') || '(root)',
+    message: issue.message,
+  }))
+}
+
+export function summarizeIssues(issues: Array<{ path: string; message: string }>): string {
+  return issues.map((i) => `${i.path}: ${i.message}`).join('; ')
+}

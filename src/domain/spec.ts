@@ -1,0 +1,82 @@
+import { z } from 'zod'
+
+// DNS label (RFC 1123): lower-case letters, digits and '-', at most 63 characters, no leading or
+// trailing '-'. Names end up in container names and hostnames, so the rule is strict.
+export const dnsLabel = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+    'must be a DNS label: a-z, 0-9 and "-", not starting or ending with "-"',
+  )
+
+// Image references: optional registry/path, name, optional tag and digest. No whitespace or shell
+// characters can reach the provider.
+const imageRef = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(
+    /^[a-zA-Z0-9][a-zA-Z0-9._\-/:]*(@sha256:[a-f0-9]{64})?$/,
+    'must be an image reference such as "nginx:1.27" or "registry.example/app@sha256:…"',
+  )
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+const labelKey = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9._\-/]*$/, 'must be a label key (letters, digits, ".", "_", "-", "/")')
+
+export const portSpec = z.strictObject({
+  containerPort: z.int().min(1).max(65535),
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+})
+
+export const resourcesSpec = z.strictObject({
+  cpus: z.number().positive().max(64).default(0.5),
+  memoryMb: z.int().min(16).max(262144).default(256),
+  gpus: z.int().min(0).max(8).default(0),
+  diskMb: z.int().min(0).max(1048576).default(1024),
+})
+
+export const healthCheckSpec = z.strictObject({
+  type: z.enum(['http', 'tcp']),
+  port: z.int().min(1).max(65535),
+  path: z.string().startsWith('/').max(1024).optional(),
+  intervalSeconds: z.int().min(1).max(3600).default(10),
+  timeoutSeconds: z.int().min(1).max(120).default(3),
+  healthyThreshold: z.int().min(1).max(100).default(1),
+  unhealthyThreshold: z.int().min(1).max(100).default(3),
+})
+
+export const deploymentSpecSchema = z
+  .strictObject({
+    name: dnsLabel,
+    image: imageRef,
+    command: z.array(z.string().max(4096)).max(256).optional(),
+    env: z.record(envName, z.string().max(32768)).optional(),
+    ports: z.array(portSpec).max(32).optional(),
+    resources: resourcesSpec.optional(),
+    healthCheck: healthCheckSpec.optional(),
+    replicas: z.int().min(1).max(100).default(1),
+    labels: z.record(labelKey, z.string().max(1024)).optional(),
+    provider: z.string().min(1).max(64).optional(),
+  })
+  .superRefine((spec, ctx) => {
+    const seen = new Set<string>()
+    for (const [index, port] of (spec.ports ?? []).entries()) {
+      const key = `${port.containerPort}/${port.protocol}`
+      if (seen.has(key)) {
+        ctx.addIssue({ code: 'custom', path: ['ports', index], message: `port ${key} is listed twice` })
+      }
+      seen.add(key)
+    }
+    if (spec.env && Object.keys(spec.env).length > 512) {
+      ctx.addIssue({ code: 'custom', path: ['env'], message: 'at most 512 variables' })
+    }
+  })
+
+export type DeploymentSpecInput = z.input<typeof deploymentSpecSchema>
+export type DeploymentSpec = z.output<typeof deploymentSpecSchema>

@@ -1,0 +1,38 @@
+import type { Context } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { BerthError, type ErrorCode } from '../domain/errors.ts'
+
+// The one place that maps berth's error codes to HTTP statuses.
+export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
+  invalid_input: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  rate_limited: 429,
+  provider_unavailable: 503,
+  internal: 500,
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown; requestId: string }
+}
+
+export function errorResponse(c: Context, error: BerthError) {
+  const body: ErrorBody = {
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.details === undefined ? {} : { details: error.details }),
+      requestId: c.get('requestId') ?? 'unknown',
+    },
+  }
+  return c.json(body, statusOf[error.code])
+}
+
+/** Turns anything thrown into a BerthError; unknown failures become `internal` with no internals. */
+export function toBerthError(error: unknown): BerthError {
+  if (error instanceof BerthError) return error
+  return new BerthError('internal', 'internal error', { cause: error })
+}
