@@ -50,6 +50,19 @@ export const configSchema = z.strictObject({
       resyncSeconds: int(1, 86400).default(30),
       backoffBaseMs: int(10, 600_000).default(1000),
       backoffMaxMs: int(100, 3_600_000).default(300_000),
+      /** How often labelled instances with no live deployment are removed. */
+      sweepIntervalSeconds: int(1, 86400).default(60),
+    })
+    .prefault({}),
+  health: z
+    .strictObject({
+      /** Delay before the 1st, 2nd, … restart of an unhealthy deployment; the last one repeats. */
+      restartLadderSeconds: z.array(int(0, 86400)).min(1).default([0, 30, 300, 900, 1800]),
+      /** Healthy this long after a restart and the ladder starts again from its first rung. */
+      ladderResetSeconds: int(1, 86400).default(600),
+      /** More restarts than this within the window and the deployment is failed. */
+      maxRestarts: int(0, 1000).default(5),
+      restartWindowSeconds: int(1, 7 * 86400).default(3600),
     })
     .prefault({}),
   providers: z
@@ -58,6 +71,8 @@ export const configSchema = z.strictObject({
       simulated: z
         .strictObject({
           enabled: bool.default(true),
+          /** Where simulated instances are kept; defaults to <dataDir>/simulated. */
+          stateDir: z.string().min(1).optional(),
           /** Per-stage latency; 0 for load tests. */
           pullMs: int(0, 600_000).default(300),
           createMs: int(0, 600_000).default(200),

@@ -44,7 +44,13 @@ export const deployments = pgTable(
     appliedRestartGeneration: integer('applied_restart_generation').notNull().default(0),
     /** Last event sequence number; events are numbered 1, 2, 3… with no gaps. */
     eventSeq: integer('event_seq').notNull().default(0),
+    /** Consecutive passed / failed health checks (the stability window and the failure threshold). */
     healthyStreak: integer('healthy_streak').notNull().default(0),
+    unhealthyStreak: integer('unhealthy_streak').notNull().default(0),
+    /** Restarts within the current restart window, for the restart budget and the backoff ladder. */
+    restartCount: integer('restart_count').notNull().default(0),
+    restartWindowStartedAt: at('restart_window_started_at'),
+    /** Consecutive failed reconcile attempts; drives the retry backoff. */
     attempts: integer('attempts').notNull().default(0),
     nextReconcileAt: at('next_reconcile_at').notNull().defaultNow(),
     leaseOwner: text('lease_owner'),

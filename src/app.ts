@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { join, resolve } from 'node:path'
+import { serve } from '@hono/node-server'
+import { sql } from 'drizzle-orm'
+import { type Logger, pino } from 'pino'
+import { publicUrlOf } from './config/load.ts'
+import type { Config } from './config/schema.ts'
+import { createDeploymentStore } from './control/deployment-store.ts'
+import { sweepOrphans } from './control/orphan-sweep.ts'
+import { createReconciler } from './control/reconciler.ts'
+import { openDatabase } from './db/client.ts'
+import { runMigrations } from './db/migrate.ts'
+import { createEventBus } from './events/bus.ts'
+import { createHttpApp } from './http/app.ts'
+import { createIdentity } from './identity/create-identity.ts'
+import { createMetrics } from './metrics/registry.ts'
+import { ProviderRegistry } from './providers/provider.ts'
+import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
+
+// The composition root: builds every part from the config, starts them in order, and stops them
+// in reverse. Nothing here runs at import.
+
+export const version: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
+
+export interface RunningBerth {
+  url: string
+  port: number
+  stop(): Promise<void>
+}
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({ level: config.logLevel, base: { service: 'berth' } })
+}
+
+export async function startBerth(config: Config, logger = createLogger(config)): Promise<RunningBerth> {
+  const stack: Array<() => Promise<void>> = []
+  const stop = async () => {
+    // Last started, first stopped.
+    for (const close of stack.splice(0).reverse()) {
+      await close().catch((error: unknown) => logger.error({ err: error }, 'error while stopping'))
+    }
+  }
+  try {
+    const dataDir = resolve(config.dataDir)
+    const database = await openDatabase({
+      dataDir,
+      ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    })
+    stack.push(() => database.close())
+    await runMigrations(database)
+
+    const bus = createEventBus(database)
+    await bus.start()
+    stack.push(() => bus.stop())
+
+    const store = createDeploymentStore(database.db, bus)
+    const metrics = createMetrics(() => store.countByStatus())
+    const providers = new ProviderRegistry(config.providers.default)
+    if (config.providers.simulated.enabled) {
+      providers.add(
+        createSimulatedProvider({
+          stateDir: config.providers.simulated.stateDir ?? join(dataDir, 'simulated'),
+          ...config.providers.simulated,
+        }),
+      )
+    }
+    if (!providers.get(providers.defaultName)) {
+      throw new Error(`default provider "${providers.defaultName}" is not enabled`)
+    }
+
+    const identity = await createIdentity({ db: database.db, config })
+    const reconciler = createReconciler({
+      config,
+      store,
+      providers,
+      bus,
+      metrics,
+      logger,
+      exclusiveDatabase: database.kind === 'pglite',
+    })
+    await reconciler.start()
+    stack.push(() => reconciler.stop())
+
+    const sweep = setInterval(
+      () =>
+        void sweepOrphans(providers, store, logger).catch((e: unknown) =>
+          logger.warn({ err: e }, 'sweep failed'),
+        ),
+      config.reconciler.sweepIntervalSeconds * 1000,
+    )
+    stack.push(async () => clearInterval(sweep))
+
+    const { app, injectWebSocket } = createHttpApp({
+      version,
+      bodyLimitBytes: config.bodyLimitBytes,
+      databaseKind: database.kind,
+      pingDatabase: async () => {
+        await database.db.execute(sql`select 1`)
+        return true
+      },
+      store,
+      bus,
+      providers,
+      metrics,
+      authenticator: identity.authenticator,
+      identityRouter: identity.router,
+      logger,
+    })
+    const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s))
+      s.once('error', reject)
+    })
+    injectWebSocket(server)
+    stack.push(
+      () =>
+        new Promise<void>((resolveClose) => {
+          server.close(() => resolveClose())
+          // Open streams (SSE, logs, WebSockets) would hold close() forever.
+          ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+        }),
+    )
+    const port = (server.address() as AddressInfo).port
+    const url = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`
+    logger.info({ url, publicUrl: publicUrlOf(config).href, database: database.kind }, 'berth is listening')
+    return { url, port, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}

@@ -1,0 +1,406 @@
+import { createHash, randomUUID } from 'node:crypto'
+import { and, asc, count, desc, eq, getTableColumns, gt, ne, sql } from 'drizzle-orm'
+import { type Db, queryRows } from '../db/client.ts'
+import { deploymentEvents, deployments, idempotencyKeys } from '../db/schema/index.ts'
+import { conflict, LeaseLostError, notFound } from '../domain/errors.ts'
+import type { DesiredState, ProgressStage, Status, StopReason } from '../domain/lifecycle.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
+import type { EventBus } from '../events/bus.ts'
+
+// Every write to a deployment goes through here: the row change and its events commit together,
+// and event numbers come from the row itself (event_seq), so a deployment's events are 1, 2, 3…
+// with no gaps whoever writes them.
+
+export type DeploymentRow = typeof deployments.$inferSelect
+export type EventRow = typeof deploymentEvents.$inferSelect
+
+export interface EventInput {
+  type: string
+  status?: Status
+  stage?: ProgressStage
+  percent?: number
+  message?: string
+  data?: unknown
+}
+
+/** The reconciler's proof that it still holds the lease (fencing). */
+export interface Fence {
+  owner: string
+  token: number
+}
+
+export type DeploymentPatch = Partial<
+  Pick<
+    DeploymentRow,
+    | 'status'
+    | 'desiredState'
+    | 'stage'
+    | 'percent'
+    | 'stopReason'
+    | 'error'
+    | 'endpoints'
+    | 'restartGeneration'
+    | 'appliedRestartGeneration'
+    | 'healthyStreak'
+    | 'unhealthyStreak'
+    | 'restartCount'
+    | 'restartWindowStartedAt'
+    | 'attempts'
+    | 'deployStartedAt'
+    | 'runningSince'
+  >
+>
+
+export type Intent = 'stop' | 'start' | 'restart' | 'delete'
+
+export interface DeploymentStore {
+  create(input: {
+    ownerId: string
+    spec: DeploymentSpec
+    provider: string
+    idempotencyKey?: string
+  }): Promise<{ row: DeploymentRow; replayed: boolean }>
+  get(ownerId: string, id: string): Promise<DeploymentRow>
+  getById(id: string): Promise<DeploymentRow | undefined>
+  list(
+    ownerId: string,
+    filter: { status?: Status; limit: number; offset: number },
+  ): Promise<{
+    items: DeploymentRow[]
+    total: number
+  }>
+  requestIntent(ownerId: string, id: string, intent: Intent): Promise<DeploymentRow>
+  /** Fenced write by the lease holder; `nextInSeconds` schedules the next look and frees the lease. */
+  write(
+    row: DeploymentRow,
+    fence: Fence,
+    change: { patch?: DeploymentPatch; events?: EventInput[]; nextInMs?: number | null; keepLease?: boolean },
+  ): Promise<DeploymentRow>
+  claimDue(owner: string, limit: number, leaseSeconds: number): Promise<DeploymentRow[]>
+  renewLease(id: string, fence: Fence, leaseSeconds: number): Promise<boolean>
+  /** Makes every live deployment due now (start-up adoption: observe everything once). */
+  markAllDue(): Promise<number>
+  /** Drops every lease. Only safe when no other process can hold one (PGlite). */
+  clearLeases(): Promise<void>
+  events(id: string, afterSeq: number, limit: number): Promise<EventRow[]>
+  countByStatus(): Promise<Array<{ status: string; n: number }>>
+  liveIds(ids: string[]): Promise<Set<string>>
+}
+
+const NEVER = new Date('9999-12-31T00:00:00Z')
+
+export function createDeploymentStore(db: Db, bus: EventBus): DeploymentStore {
+  const eventRows = (id: string, lastSeq: number, events: EventInput[], fence?: Fence) =>
+    events.map((e, i) => ({
+      deploymentId: id,
+      seq: lastSeq - events.length + i + 1,
+      type: e.type,
+      status: e.status ?? null,
+      stage: e.stage ?? null,
+      percent: e.percent ?? null,
+      message: e.message ?? null,
+      data: e.data ?? null,
+      actor: fence?.owner ?? 'api',
+      leaseToken: fence?.token ?? null,
+    }))
+
+  async function get(ownerId: string, id: string): Promise<DeploymentRow> {
+    const [row] = await db
+      .select()
+      .from(deployments)
+      .where(and(eq(deployments.id, id), eq(deployments.ownerId, ownerId)))
+    // Another owner's deployment answers exactly like a missing one.
+    if (!row) throw notFound('deployment')
+    return row
+  }
+
+  async function create(input: {
+    ownerId: string
+    spec: DeploymentSpec
+    provider: string
+    idempotencyKey?: string
+  }): Promise<{ row: DeploymentRow; replayed: boolean }> {
+    const requestHash = createHash('sha256').update(JSON.stringify(input.spec)).digest('hex')
+    const replay = async () => {
+      if (!input.idempotencyKey) return undefined
+      const [prior] = await db
+        .select()
+        .from(idempotencyKeys)
+        .where(
+          and(eq(idempotencyKeys.accountId, input.ownerId), eq(idempotencyKeys.key, input.idempotencyKey)),
+        )
+      if (!prior) return undefined
+      if (prior.requestHash !== requestHash) {
+        throw conflict('this Idempotency-Key was already used with a different request body')
+      }
+      return { row: await get(input.ownerId, prior.deploymentId), replayed: true }
+    }
+    const earlier = await replay()
+    if (earlier) return earlier
+    const id = randomUUID()
+    try {
+      const row = await db.transaction(async (tx) => {
+        const [inserted] = await tx
+          .insert(deployments)
+          .values({
+            id,
+            ownerId: input.ownerId,
+            name: input.spec.name,
+            spec: input.spec,
+            provider: input.provider,
+            status: 'pending',
+            desiredState: 'running',
+            stage: 'queued',
+            percent: 0,
+            eventSeq: 1,
+          })
+          .returning()
+        await tx
+          .insert(deploymentEvents)
+          .values(eventRows(id, 1, [{ type: 'created', status: 'pending', stage: 'queued', percent: 0 }]))
+        if (input.idempotencyKey) {
+          await tx
+            .insert(idempotencyKeys)
+            .values({ accountId: input.ownerId, key: input.idempotencyKey, requestHash, deploymentId: id })
+        }
+        return inserted!
+      })
+      bus.changed(row.id, row.ownerId)
+      bus.wake()
+      return { row, replayed: false }
+    } catch (error) {
+      const constraint = uniqueViolation(error)
+      if (constraint === 'idempotency_keys_pkey') {
+        const raced = await replay()
+        if (raced) return raced
+      }
+      if (constraint === 'deployments_owner_name_key') {
+        throw conflict(`a deployment named "${input.spec.name}" already exists`, { field: 'name' })
+      }
+      throw error
+    }
+  }
+
+  async function requestIntent(ownerId: string, id: string, intent: Intent): Promise<DeploymentRow> {
+    const current = await get(ownerId, id)
+    if (current.desiredState === 'deleted') throw conflict('the deployment is deleted or being deleted')
+    const patch: Partial<DeploymentRow> = {}
+    let desired: DesiredState = current.desiredState as DesiredState
+    let message: string
+    if (intent === 'stop') {
+      desired = 'stopped'
+      patch.stopReason = 'user' satisfies StopReason
+      message = 'stop requested'
+    } else if (intent === 'delete') {
+      desired = 'deleted'
+      message = 'delete requested'
+    } else {
+      desired = 'running'
+      patch.stopReason = null
+      // A restart, or a start after a failure, asks the reconciler to start instances afresh.
+      if (intent === 'restart' || current.status === 'failed') {
+        patch.restartGeneration = sql`${deployments.restartGeneration} + 1` as unknown as number
+      }
+      message = `${intent} requested`
+    }
+    const row = await db.transaction(async (tx) => {
+      const [updated] = await tx
+        .update(deployments)
+        .set({
+          ...patch,
+          desiredState: desired,
+          attempts: 0,
+          nextReconcileAt: sql`now()`,
+          eventSeq: sql`${deployments.eventSeq} + 1`,
+          updatedAt: sql`now()`,
+        })
+        .where(
+          and(
+            eq(deployments.id, id),
+            eq(deployments.ownerId, ownerId),
+            ne(deployments.desiredState, 'deleted'),
+          ),
+        )
+        .returning()
+      if (!updated) throw conflict('the deployment is deleted or being deleted')
+      await tx
+        .insert(deploymentEvents)
+        .values(
+          eventRows(id, updated.eventSeq, [{ type: 'desired_state_changed', message, data: { desired } }]),
+        )
+      return updated
+    })
+    bus.changed(row.id, row.ownerId)
+    bus.wake()
+    return row
+  }
+
+  return {
+    create,
+    get,
+    async getById(id) {
+      const [row] = await db.select().from(deployments).where(eq(deployments.id, id))
+      return row
+    },
+
+    async list(ownerId, filter) {
+      const where = and(
+        eq(deployments.ownerId, ownerId),
+        filter.status ? eq(deployments.status, filter.status) : ne(deployments.status, 'deleted'),
+      )
+      const [items, [total]] = await Promise.all([
+        db
+          .select()
+          .from(deployments)
+          .where(where)
+          .orderBy(desc(deployments.createdAt), desc(deployments.id))
+          .limit(filter.limit)
+          .offset(filter.offset),
+        db.select({ n: count() }).from(deployments).where(where),
+      ])
+      return { items, total: total?.n ?? 0 }
+    },
+
+    requestIntent,
+
+    async write(row, fence, change) {
+      const events = change.events ?? []
+      const next =
+        change.nextInMs === undefined
+          ? undefined
+          : change.nextInMs === null
+            ? NEVER
+            : sql`now() + ${`${Math.max(0, Math.round(change.nextInMs))} milliseconds`}::interval`
+      const updated = await db.transaction(async (tx) => {
+        const [result] = await tx
+          .update(deployments)
+          .set({
+            ...change.patch,
+            ...(next ? { nextReconcileAt: next as Date } : {}),
+            ...(change.keepLease ? {} : { leaseOwner: null, leaseExpiresAt: null }),
+            eventSeq: sql`${deployments.eventSeq} + ${events.length}`,
+            updatedAt: sql`now()`,
+          })
+          .where(
+            and(
+              eq(deployments.id, row.id),
+              eq(deployments.leaseOwner, fence.owner),
+              eq(deployments.leaseToken, fence.token),
+              gt(deployments.leaseExpiresAt, sql`now()`),
+            ),
+          )
+          .returning()
+        if (!result) throw new LeaseLostError(row.id)
+        if (events.length > 0) {
+          await tx.insert(deploymentEvents).values(eventRows(row.id, result.eventSeq, events, fence))
+        }
+        return result
+      })
+      if (events.length > 0 || change.patch) bus.changed(updated.id, updated.ownerId)
+      return updated
+    },
+
+    async claimDue(owner, limit, leaseSeconds) {
+      const rows = await queryRows<Record<string, unknown>>(
+        // One statement claims a batch: SKIP LOCKED lets concurrent claimers (other replicas) take
+        // different rows instead of queueing behind each other; the lease expiry is what lets work
+        // move on when its holder dies, and the incremented token fences the old holder's writes.
+        db,
+        sql`
+        update deployments d
+           set lease_owner = ${owner},
+               lease_token = d.lease_token + 1,
+               lease_expires_at = now() + ${`${leaseSeconds} seconds`}::interval
+         where d.id in (
+           select id from deployments
+            where status <> 'deleted'
+              and next_reconcile_at <= now()
+              and (lease_expires_at is null or lease_expires_at < now())
+            order by next_reconcile_at
+            limit ${limit}
+            for update skip locked)
+        returning ${sql.raw(selectColumns)}`,
+      )
+      return rows.map(fromDriver)
+    },
+
+    async renewLease(id, fence, leaseSeconds) {
+      const rows = await db
+        .update(deployments)
+        .set({ leaseExpiresAt: sql`now() + ${`${leaseSeconds} seconds`}::interval` })
+        .where(
+          and(
+            eq(deployments.id, id),
+            eq(deployments.leaseOwner, fence.owner),
+            eq(deployments.leaseToken, fence.token),
+            gt(deployments.leaseExpiresAt, sql`now()`),
+          ),
+        )
+        .returning({ id: deployments.id })
+      return rows.length > 0
+    },
+
+    async markAllDue() {
+      const rows = await db
+        .update(deployments)
+        .set({ nextReconcileAt: sql`now()` })
+        .where(ne(deployments.status, 'deleted'))
+        .returning({ id: deployments.id })
+      return rows.length
+    },
+
+    async clearLeases() {
+      await db
+        .update(deployments)
+        .set({ leaseOwner: null, leaseExpiresAt: null })
+        .where(sql`${deployments.leaseOwner} is not null`)
+    },
+
+    events(id, afterSeq, limit) {
+      return db
+        .select()
+        .from(deploymentEvents)
+        .where(and(eq(deploymentEvents.deploymentId, id), gt(deploymentEvents.seq, afterSeq)))
+        .orderBy(asc(deploymentEvents.seq))
+        .limit(limit)
+    },
+
+    async countByStatus() {
+      return db
+        .select({ status: deployments.status, n: count() })
+        .from(deployments)
+        .groupBy(deployments.status)
+    },
+
+    async liveIds(ids) {
+      if (ids.length === 0) return new Set()
+      const rows = await queryRows<{ id: string }>(
+        db,
+        sql`select id from deployments where status <> 'deleted' and id in ${ids}`,
+      )
+      return new Set(rows.map((r) => r.id))
+    },
+  }
+}
+
+// Raw claim SQL returns snake_case columns in driver form; alias them to the row's camelCase keys
+// and convert values the way drizzle's own selects do (dates, bigint as number, jsonb).
+const columnEntries = Object.entries(getTableColumns(deployments))
+const selectColumns = columnEntries.map(([key, column]) => `d.${column.name} as "${key}"`).join(', ')
+
+function fromDriver(raw: Record<string, unknown>): DeploymentRow {
+  const row: Record<string, unknown> = {}
+  for (const [key, column] of columnEntries) {
+    const value = raw[key]
+    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value)
+  }
+  return row as DeploymentRow
+}
+
+function uniqueViolation(error: unknown): string | undefined {
+  for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {
+    const candidate = e as { code?: string; constraint?: string }
+    if (candidate.code === '23505') return candidate.constraint ?? 'unknown'
+  }
+  return undefined
+}

@@ -1,0 +1,253 @@
+import type { Config } from '../config/schema.ts'
+import { assertTransition, type ProgressStage, type Status, stagePercent } from '../domain/lifecycle.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import type { ApplyContext, Provider } from '../providers/provider.ts'
+import type {
+  DeploymentPatch,
+  DeploymentRow,
+  DeploymentStore,
+  EventInput,
+  Fence,
+} from './deployment-store.ts'
+import { assessHealth, ladderDelaySeconds } from './health.ts'
+
+// One reconcile step: look at a claimed deployment, take at most one step towards its desired
+// state, and write the new status and its event in one fenced transaction. Running a step twice
+// changes nothing, because every provider call is idempotent and keyed by the deployment id.
+
+export interface StepDeps {
+  store: DeploymentStore
+  provider: Provider
+  metrics: Metrics
+  config: Pick<Config, 'reconciler' | 'health'>
+  signal: AbortSignal
+  now?: () => Date
+}
+
+interface Move {
+  patch?: DeploymentPatch
+  stage?: ProgressStage
+  message?: string
+  eventType?: string
+  data?: unknown
+  nextInMs?: number | null
+}
+
+export async function reconcileStep(
+  row: DeploymentRow,
+  fence: Fence,
+  deps: StepDeps,
+): Promise<DeploymentRow> {
+  const { store, provider } = deps
+  const now = deps.now ?? (() => new Date())
+  const status = row.status as Status
+  const resyncMs = deps.config.reconciler.resyncSeconds * 1000
+
+  const write = (change: Parameters<DeploymentStore['write']>[2]) => store.write(row, fence, change)
+  const move = (to: Status, m: Move = {}) => {
+    assertTransition(status, to)
+    const stage = m.stage ?? (row.stage as ProgressStage)
+    const event: EventInput = {
+      type: m.eventType ?? 'status_changed',
+      status: to,
+      stage,
+      percent: stagePercent[stage],
+      ...(m.message ? { message: m.message } : {}),
+      ...(m.data === undefined ? {} : { data: m.data }),
+    }
+    return write({
+      patch: { status: to, stage, percent: stagePercent[stage], attempts: 0, ...m.patch },
+      events: [event],
+      nextInMs: m.nextInMs === undefined ? 0 : m.nextInMs,
+    })
+  }
+  const settle = () => write({ patch: { attempts: 0 }, nextInMs: null })
+
+  if (row.desiredState === 'deleted') {
+    if (status === 'deleting') {
+      await provider.remove(row.id)
+      return move('deleted', { nextInMs: null, patch: { endpoints: [] } })
+    }
+    return move('deleting')
+  }
+
+  if (row.desiredState === 'stopped') {
+    if (status === 'stopped' || status === 'failed') return settle()
+    if (status === 'stopping') {
+      await provider.stop(row.id)
+      return move('stopped', {
+        nextInMs: null,
+        message: row.stopReason ? `stopped (${row.stopReason})` : 'stopped',
+      })
+    }
+    return move('stopping')
+  }
+
+  // desired: running
+  switch (status) {
+    case 'pending':
+    case 'awaiting_payment':
+      return move('scheduled', { stage: 'scheduling' })
+    case 'stopped':
+      return move('scheduled', { stage: 'scheduling', patch: { stopReason: null, error: null } })
+    case 'failed':
+      if (row.restartGeneration > row.appliedRestartGeneration) {
+        return move('scheduled', {
+          stage: 'scheduling',
+          patch: { error: null, stopReason: null, restartCount: 0, restartWindowStartedAt: null },
+        })
+      }
+      return settle()
+    case 'stopping':
+      // A start arrived while stopping: finish the stop, then start from `stopped`.
+      await provider.stop(row.id)
+      return move('stopped')
+    case 'scheduled':
+      return move('deploying', { stage: 'pulling', patch: { deployStartedAt: now() } })
+    case 'deploying':
+      return deploy(row, fence, deps, move)
+    case 'starting':
+    case 'running':
+    case 'unhealthy':
+      return supervise(row, deps, move, write, resyncMs)
+    default:
+      return settle()
+  }
+}
+
+async function deploy(
+  row: DeploymentRow,
+  fence: Fence,
+  deps: StepDeps,
+  move: (to: Status, m?: Move) => Promise<DeploymentRow>,
+): Promise<DeploymentRow> {
+  const ctx: ApplyContext = {
+    signal: deps.signal,
+    progress: async (stage, message) => {
+      if (stage === row.stage) return
+      await deps.store.write(row, fence, {
+        patch: { stage, percent: stagePercent[stage] },
+        events: [{ type: 'progress', stage, percent: stagePercent[stage], ...(message ? { message } : {}) }],
+        keepLease: true,
+      })
+    },
+  }
+  const observed = await deps.provider.apply(
+    { id: row.id, ownerId: row.ownerId, spec: row.spec, restartGeneration: row.restartGeneration },
+    ctx,
+  )
+  return move('starting', {
+    stage: 'health-checking',
+    patch: {
+      endpoints: observed.endpoints,
+      appliedRestartGeneration: row.restartGeneration,
+      healthyStreak: 0,
+      unhealthyStreak: 0,
+    },
+  })
+}
+
+async function supervise(
+  row: DeploymentRow,
+  deps: StepDeps,
+  move: (to: Status, m?: Move) => Promise<DeploymentRow>,
+  write: (change: Parameters<DeploymentStore['write']>[2]) => Promise<DeploymentRow>,
+  resyncMs: number,
+): Promise<DeploymentRow> {
+  const status = row.status as Status
+  const now = deps.now ?? (() => new Date())
+  const health = deps.config.health
+  const check = row.spec.healthCheck
+  const intervalMs = (check?.intervalSeconds ?? 1) * 1000
+
+  if (row.restartGeneration > row.appliedRestartGeneration) {
+    await deps.provider.restart(row.id)
+    return move('starting', {
+      stage: 'health-checking',
+      message: 'restarted on request',
+      patch: { appliedRestartGeneration: row.restartGeneration, healthyStreak: 0, unhealthyStreak: 0 },
+    })
+  }
+
+  if (status === 'unhealthy') {
+    const windowStart = row.restartWindowStartedAt
+    const inWindow =
+      windowStart && now().getTime() - windowStart.getTime() < health.restartWindowSeconds * 1000
+    const restarts = inWindow ? row.restartCount : 0
+    if (restarts >= health.maxRestarts) {
+      return move('failed', {
+        eventType: 'failed',
+        message: `unhealthy after ${restarts} restarts within ${health.restartWindowSeconds}s`,
+        patch: { stopReason: 'failed', error: `restart budget spent: ${restarts} restarts` },
+        nextInMs: null,
+      })
+    }
+    await deps.provider.restart(row.id)
+    return move('starting', {
+      stage: 'health-checking',
+      eventType: 'restarted',
+      message: `restart ${restarts + 1} of at most ${health.maxRestarts}`,
+      patch: {
+        restartCount: restarts + 1,
+        restartWindowStartedAt: inWindow ? windowStart : now(),
+        healthyStreak: 0,
+        unhealthyStreak: 0,
+      },
+    })
+  }
+
+  const observed = await deps.provider.observe(row.id)
+  const verdict = assessHealth(observed, row.spec.replicas)
+
+  if (verdict === 'missing') {
+    // Not there (exited, removed behind our back, or never finished): apply again.
+    return move('deploying', {
+      stage: 'pulling',
+      eventType: 'instance_lost',
+      message: 'an instance is missing; reapplying',
+    })
+  }
+
+  if (verdict === 'unhealthy') {
+    const streak = row.unhealthyStreak + 1
+    if (streak >= (check?.unhealthyThreshold ?? 1)) {
+      const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
+      return move('unhealthy', {
+        message: `health check failed ${streak} times in a row; restart in ${delay}s`,
+        patch: { healthyStreak: 0, unhealthyStreak: streak, runningSince: null },
+        nextInMs: delay * 1000,
+      })
+    }
+    return write({ patch: { healthyStreak: 0, unhealthyStreak: streak, attempts: 0 }, nextInMs: intervalMs })
+  }
+
+  // healthy
+  const streak = row.healthyStreak + 1
+  if (status === 'starting') {
+    if (streak >= (check?.healthyThreshold ?? 1)) {
+      if (row.deployStartedAt) {
+        deps.metrics.deployDuration.observe((now().getTime() - row.deployStartedAt.getTime()) / 1000)
+      }
+      return move('running', {
+        stage: 'running',
+        patch: { healthyStreak: streak, unhealthyStreak: 0, runningSince: now() },
+        nextInMs: Math.min(resyncMs, intervalMs),
+      })
+    }
+    return write({ patch: { healthyStreak: streak, unhealthyStreak: 0, attempts: 0 }, nextInMs: intervalMs })
+  }
+  // running and healthy: the restart ladder starts over once it has stayed healthy long enough.
+  const resetLadder =
+    row.restartCount > 0 &&
+    row.runningSince !== null &&
+    now().getTime() - row.runningSince.getTime() >= health.ladderResetSeconds * 1000
+  return write({
+    patch: {
+      healthyStreak: streak,
+      unhealthyStreak: 0,
+      attempts: 0,
+      ...(resetLadder ? { restartCount: 0, restartWindowStartedAt: null } : {}),
+    },
+    nextInMs: check ? Math.min(resyncMs, intervalMs) : resyncMs,
+  })
+}

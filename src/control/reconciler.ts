@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { Config } from '../config/schema.ts'
+import { backoffDelayMs } from '../domain/backoff.ts'
+import { abortableDelay } from '../domain/delay.ts'
+import { LeaseLostError } from '../domain/errors.ts'
+import { canTransition, type Status, TransitionRefusedError } from '../domain/lifecycle.ts'
+import type { EventBus } from '../events/bus.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import { ProviderError, type ProviderRegistry } from '../providers/provider.ts'
+import type { DeploymentRow, DeploymentStore, Fence } from './deployment-store.ts'
+import { reconcileStep } from './reconcile-step.ts'
+
+// The worker loop: claim due deployments (up to `concurrency` at once), run one step for each,
+// and sleep until woken (new work in this process, NOTIFY from another, a step finishing) or until
+// the poll interval passes, the backstop that finds work whose wake-up was lost.
+
+export interface Reconciler {
+  readonly workerId: string
+  start(): Promise<void>
+  /** Stops claiming, lets in-flight steps finish (up to `graceMs`), then aborts the rest. */
+  stop(graceMs?: number): Promise<void>
+  wake(): void
+}
+
+export interface ReconcilerDeps {
+  config: Pick<Config, 'reconciler' | 'health'>
+  store: DeploymentStore
+  providers: ProviderRegistry
+  bus: EventBus
+  metrics: Metrics
+  logger: Logger
+  /** True when no other process can hold a lease (PGlite), so stale leases are dropped at start. */
+  exclusiveDatabase: boolean
+}
+
+export function createReconciler(deps: ReconcilerDeps): Reconciler {
+  const { config, store, logger, metrics } = deps
+  const settings = config.reconciler
+  const workerId = `w-${randomUUID().slice(0, 8)}`
+  const inFlight = new Set<Promise<void>>()
+  const abort = new AbortController()
+  let stopping = false
+  let loop: Promise<void> | undefined
+  let wakeUp: (() => void) | undefined
+  let pendingWake = false
+  let unsubscribe: (() => void) | undefined
+
+  const wake = () => {
+    pendingWake = true
+    wakeUp?.()
+  }
+
+  const waitForWork = async () => {
+    if (pendingWake) {
+      pendingWake = false
+      return
+    }
+    const timer = new AbortController()
+    await new Promise<void>((resolve) => {
+      wakeUp = resolve
+      abortableDelay(settings.pollIntervalMs, timer.signal).then(resolve, resolve)
+    })
+    timer.abort()
+    wakeUp = undefined
+    pendingWake = false
+  }
+
+  async function runOne(row: DeploymentRow): Promise<void> {
+    const fence: Fence = { owner: workerId, token: Number(row.leaseToken) }
+    const provider = deps.providers.get(row.provider)
+    metrics.reconcileSteps.inc()
+    metrics.reconcileLag.observe(Math.max(0, Date.now() - new Date(row.nextReconcileAt).getTime()) / 1000)
+    // Long provider work (pulls) keeps the lease alive; a lost lease stops our writes anyway.
+    const renew = setInterval(
+      () => void store.renewLease(row.id, fence, settings.leaseSeconds).catch(() => {}),
+      (settings.leaseSeconds * 1000) / 3,
+    )
+    try {
+      if (!provider) {
+        await failPermanently(row, fence, `provider "${row.provider}" is not configured`)
+        return
+      }
+      await reconcileStep(row, fence, { store, provider, metrics, config, signal: abort.signal })
+    } catch (error) {
+      await handleError(row, fence, error)
+    } finally {
+      clearInterval(renew)
+    }
+  }
+
+  async function failPermanently(row: DeploymentRow, fence: Fence, message: string, eventType = 'failed') {
+    await store.write(row, fence, {
+      patch: { status: 'failed', stopReason: 'failed', error: message, attempts: 0 },
+      events: [{ type: eventType, status: 'failed', message }],
+      nextInMs: null,
+    })
+  }
+
+  async function handleError(row: DeploymentRow, fence: Fence, error: unknown): Promise<void> {
+    if (error instanceof LeaseLostError) {
+      logger.warn({ deploymentId: row.id }, error.message)
+      return
+    }
+    if (abort.signal.aborted) return // shutting down; the lease expires and another worker resumes
+    const kind =
+      error instanceof ProviderError
+        ? error.kind
+        : error instanceof TransitionRefusedError
+          ? 'refused'
+          : 'internal'
+    metrics.reconcileErrors.inc({ kind })
+    if (error instanceof ProviderError) metrics.providerErrors.inc({ provider: row.provider, kind })
+    if (error instanceof TransitionRefusedError) {
+      metrics.refusedTransitions.inc()
+      logger.error({ deploymentId: row.id, from: error.from, to: error.to }, error.message)
+    } else {
+      logger.warn({ deploymentId: row.id, err: error }, 'reconcile step failed')
+    }
+    const message = (error as Error)?.message ?? String(error)
+    try {
+      const canFail = canTransition(row.status as Status, 'failed') && row.desiredState === 'running'
+      if (error instanceof ProviderError && error.kind === 'permanent' && canFail) {
+        await failPermanently(row, fence, message, error.eventType ?? 'failed')
+        return
+      }
+      const attempts = row.attempts + 1
+      // Repeated errors are recorded on the first attempt and then every tenth, not on every retry.
+      const record = attempts === 1 || attempts % 10 === 0
+      const type =
+        error instanceof ProviderError && error.kind === 'unavailable'
+          ? 'provider_unavailable'
+          : 'reconcile_error'
+      await store.write(row, fence, {
+        patch: { attempts },
+        events: record ? [{ type, message, data: { attempt: attempts } }] : [],
+        nextInMs: backoffDelayMs(attempts - 1, {
+          baseMs: settings.backoffBaseMs,
+          maxMs: settings.backoffMaxMs,
+        }),
+      })
+    } catch (writeError) {
+      logger.warn({ deploymentId: row.id, err: writeError }, 'could not record a reconcile error')
+    }
+  }
+
+  async function run(): Promise<void> {
+    while (!stopping) {
+      const free = settings.concurrency - inFlight.size
+      let claimed = 0
+      if (free > 0) {
+        try {
+          const rows = await store.claimDue(workerId, free, settings.leaseSeconds)
+          claimed = rows.length
+          for (const row of rows) {
+            const task = runOne(row).finally(() => {
+              inFlight.delete(task)
+              wake()
+            })
+            inFlight.add(task)
+          }
+        } catch (error) {
+          if (stopping) break
+          logger.warn({ err: error }, 'claiming due deployments failed')
+          metrics.reconcileErrors.inc({ kind: 'claim' })
+          await abortableDelay(settings.backoffBaseMs, abort.signal).catch(() => {})
+          continue
+        }
+      }
+      if (claimed > 0 && claimed === free) continue
+      await waitForWork()
+    }
+  }
+
+  return {
+    workerId,
+    wake,
+    async start() {
+      if (deps.exclusiveDatabase) await store.clearLeases()
+      // Adoption: look at every live deployment once; a step on a running one only observes it.
+      const due = await store.markAllDue()
+      logger.info({ workerId, due }, 'reconciler started')
+      unsubscribe = deps.bus.onWake(wake)
+      if (settings.enabled) loop = run()
+    },
+    async stop(graceMs = 10_000) {
+      stopping = true
+      unsubscribe?.()
+      wake()
+      await loop
+      const grace = new AbortController()
+      await Promise.race([
+        Promise.allSettled([...inFlight]),
+        abortableDelay(graceMs, grace.signal).catch(() => {}),
+      ])
+      grace.abort()
+      abort.abort(new Error('reconciler stopping'))
+      await Promise.allSettled([...inFlight])
+    },
+  }
+}

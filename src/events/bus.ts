@@ -1,0 +1,72 @@
+import { EventEmitter } from 'node:events'
+import { sql } from 'drizzle-orm'
+import type { Database } from '../db/client.ts'
+
+// Live-update fan-out. The database holds every event; this only says "look again". Within one
+// process an EventEmitter carries it; on PostgreSQL, NOTIFY carries it to the other replicas
+// (PGlite is single-process, so the in-process signal is all there is).
+
+const CHANGED_CHANNEL = 'berth_deployment_changed'
+const WAKE_CHANNEL = 'berth_reconcile_wake'
+
+export interface EventBus {
+  /** A deployment's row or events changed (after commit). */
+  changed(deploymentId: string, ownerId: string): void
+  /** New work exists for the reconciler. */
+  wake(): void
+  onChanged(deploymentId: string, fn: () => void): () => void
+  onOwnerChanged(ownerId: string, fn: (deploymentId: string) => void): () => void
+  onWake(fn: () => void): () => void
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+export function createEventBus(database: Database): EventBus {
+  const emitter = new EventEmitter()
+  emitter.setMaxListeners(0)
+  const unlisten: Array<() => Promise<void>> = []
+  const remote = database.kind === 'postgres'
+
+  const emitChanged = (payload: string) => {
+    const [deploymentId, ownerId] = payload.split(':')
+    if (!deploymentId || !ownerId) return
+    emitter.emit(`d:${deploymentId}`)
+    emitter.emit(`o:${ownerId}`, deploymentId)
+  }
+
+  const notify = (channel: string, payload: string) => {
+    if (!remote) return
+    // Fire and forget: a lost notification only delays a live view until its next poll.
+    database.db.execute(sql`select pg_notify(${channel}, ${payload})`).catch(() => {})
+  }
+
+  const on = <A extends unknown[]>(name: string, fn: (...args: A) => void) => {
+    emitter.on(name, fn as (...args: unknown[]) => void)
+    return () => {
+      emitter.off(name, fn as (...args: unknown[]) => void)
+    }
+  }
+
+  return {
+    changed(deploymentId, ownerId) {
+      emitChanged(`${deploymentId}:${ownerId}`)
+      notify(CHANGED_CHANNEL, `${deploymentId}:${ownerId}`)
+    },
+    wake() {
+      emitter.emit('wake')
+      notify(WAKE_CHANNEL, '')
+    },
+    onChanged: (deploymentId, fn) => on(`d:${deploymentId}`, fn),
+    onOwnerChanged: (ownerId, fn) => on(`o:${ownerId}`, fn),
+    onWake: (fn) => on('wake', fn),
+    async start() {
+      if (!remote) return
+      unlisten.push(await database.listen(CHANGED_CHANNEL, emitChanged))
+      unlisten.push(await database.listen(WAKE_CHANNEL, () => emitter.emit('wake')))
+    },
+    async stop() {
+      await Promise.all(unlisten.splice(0).map((u) => u()))
+      emitter.removeAllListeners()
+    },
+  }
+}

@@ -1,0 +1,101 @@
+import { createNodeWebSocket } from '@hono/node-ws'
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import type { Logger } from 'pino'
+import type { DeploymentStore } from '../control/deployment-store.ts'
+import type { DatabaseKind } from '../db/client.ts'
+import { BerthError } from '../domain/errors.ts'
+import type { EventBus } from '../events/bus.ts'
+import type { Authenticator } from '../identity/authenticator.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import type { ProviderRegistry } from '../providers/provider.ts'
+import type { AppEnv } from './context.ts'
+import { renderDocsPage } from './docs-page.ts'
+import { errorResponse, toBerthError } from './errors.ts'
+import { requestId } from './middleware/request-id.ts'
+import { requireAuth } from './middleware/require-auth.ts'
+import { createRouter } from './openapi.ts'
+import { deploymentRoutes } from './routes/deployments.ts'
+import { eventRoutes } from './routes/events.ts'
+import { logRoutes } from './routes/logs.ts'
+import { systemRoutes } from './routes/system.ts'
+import { mountEventSocket } from './routes/websocket.ts'
+
+export interface HttpDeps {
+  version: string
+  bodyLimitBytes: number
+  databaseKind: DatabaseKind
+  pingDatabase(): Promise<boolean>
+  store: DeploymentStore
+  bus: EventBus
+  providers: ProviderRegistry
+  metrics: Metrics
+  authenticator: Authenticator
+  identityRouter: OpenAPIHono<AppEnv>
+  logger: Logger
+}
+
+export function createHttpApp(deps: HttpDeps) {
+  const app = createRouter()
+  const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app })
+
+  app.use('*', requestId())
+  app.use('*', async (c, next) => {
+    const started = performance.now()
+    await next()
+    // The matched route pattern, not the raw path, keeps label cardinality bounded.
+    const route = c.req.routePath || 'unmatched'
+    deps.metrics.httpDuration.observe(
+      { method: c.req.method, route, status: String(c.res.status) },
+      (performance.now() - started) / 1000,
+    )
+  })
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: () => {
+        throw new BerthError('payload_too_large', `request body is larger than ${deps.bodyLimitBytes} bytes`)
+      },
+    }),
+  )
+  app.use('/v1/*', requireAuth(deps.authenticator))
+
+  app.route('/', systemRoutes(deps))
+  app.route('/', deps.identityRouter)
+  app.route('/', deploymentRoutes(deps))
+  app.route('/', eventRoutes(deps))
+  app.route('/', logRoutes(deps))
+  mountEventSocket(app, upgradeWebSocket, deps)
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })
+  const documentConfig = {
+    openapi: '3.1.0',
+    info: { title: 'berth', version: deps.version },
+    security: [{ bearer: [] }],
+  }
+  app.doc31('/openapi.json', documentConfig)
+  app.get('/docs', (c) => c.html(renderDocsPage(app.getOpenAPI31Document(documentConfig))))
+
+  app.notFound((c) =>
+    errorResponse(c, new BerthError('not_found', `no route for ${c.req.method} ${c.req.path}`)),
+  )
+  app.onError((error, c) => {
+    if (error instanceof HTTPException && !(error.cause instanceof BerthError)) {
+      const code =
+        error.status === 413 ? 'payload_too_large' : error.status === 401 ? 'unauthorized' : 'invalid_input'
+      const message = error.message || 'bad request'
+      return errorResponse(
+        c,
+        new BerthError(code, message.replace(/^Malformed JSON.*/i, 'malformed JSON in request body')),
+      )
+    }
+    const berthError = toBerthError(error)
+    if (berthError.code === 'internal')
+      deps.logger.error({ err: error, requestId: c.get('requestId') }, 'request failed')
+    return errorResponse(c, berthError)
+  })
+
+  return { app, injectWebSocket }
+}

@@ -1,0 +1,74 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { DatabaseKind } from '../../db/client.ts'
+import type { Metrics } from '../../metrics/registry.ts'
+import type { ProviderRegistry } from '../../providers/provider.ts'
+import { createRouter } from '../openapi.ts'
+
+export interface SystemRoutesDeps {
+  version: string
+  databaseKind: DatabaseKind
+  pingDatabase(): Promise<boolean>
+  providers: ProviderRegistry
+  metrics: Metrics
+}
+
+const health = createRoute({
+  method: 'get',
+  path: '/health',
+  tags: ['system'],
+  responses: {
+    200: {
+      description: 'Health of berth, its database and its providers',
+      content: {
+        'application/json': {
+          schema: z.object({
+            status: z.enum(['ok', 'degraded']),
+            version: z.string(),
+            database: z.enum(['pglite', 'postgres']),
+            providers: z.record(z.string(), z.enum(['up', 'down'])),
+          }),
+        },
+      },
+    },
+  },
+})
+
+async function withTimeout(check: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([check.catch(() => false), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export function systemRoutes(deps: SystemRoutesDeps) {
+  const router = createRouter()
+  router.openapi(health, async (c) => {
+    const providers: Record<string, 'up' | 'down'> = {}
+    await Promise.all(
+      deps.providers.all().map(async (p) => {
+        providers[p.name] = (await withTimeout(p.ping(), 2000)) ? 'up' : 'down'
+      }),
+    )
+    const databaseUp = await withTimeout(deps.pingDatabase(), 2000)
+    const degraded = !databaseUp || Object.values(providers).includes('down')
+    return c.json(
+      {
+        status: degraded ? ('degraded' as const) : ('ok' as const),
+        version: deps.version,
+        database: deps.databaseKind,
+        providers,
+      },
+      200,
+    )
+  })
+  router.get('/metrics', async (c) => {
+    c.header('content-type', deps.metrics.registry.contentType)
+    return c.body(await deps.metrics.registry.metrics())
+  })
+  return router
+}

@@ -1,0 +1,54 @@
+import type { Hono } from 'hono'
+import type { UpgradeWebSocket } from 'hono/ws'
+import type { DeploymentStore } from '../../control/deployment-store.ts'
+import type { EventBus } from '../../events/bus.ts'
+import { followEvents } from '../../events/follow.ts'
+import type { AppEnv } from '../context.ts'
+import { accountOf } from '../principal.ts'
+import { eventView } from '../views.ts'
+import { resumeFrom } from './events.ts'
+
+/**
+ * `GET /v1/deployments/{id}/ws`: the same messages as the SSE stream, one JSON event per WebSocket
+ * message. Browsers cannot set headers on a WebSocket, so `?access_token=` authenticates too, and
+ * `?after=<seq>` resumes.
+ */
+export function mountEventSocket(
+  app: Hono<AppEnv>,
+  upgradeWebSocket: UpgradeWebSocket<unknown>,
+  deps: { store: DeploymentStore; bus: EventBus },
+): void {
+  app.get(
+    '/v1/deployments/:id/ws',
+    async (c, next) => {
+      // Ownership is checked before the upgrade so that a stranger gets a plain 404.
+      const id = c.req.param('id')
+      await deps.store.get(accountOf(c).id, id)
+      await next()
+    },
+    upgradeWebSocket((c) => {
+      const id = c.req.param('id')!
+      const afterParam = Number.parseInt(c.req.query('after') ?? '', 10)
+      const after = resumeFrom(
+        c.req.header('last-event-id'),
+        Number.isFinite(afterParam) ? afterParam : undefined,
+      )
+      const abort = new AbortController()
+      return {
+        onOpen: (_event, ws) => {
+          void (async () => {
+            try {
+              for await (const event of followEvents(deps.store, deps.bus, id, after, abort.signal)) {
+                ws.send(JSON.stringify(eventView(event)))
+              }
+            } catch {
+              ws.close(1011, 'event stream failed')
+            }
+          })()
+        },
+        onClose: () => abort.abort(),
+        onError: () => abort.abort(),
+      }
+    }),
+  )
+}

@@ -1,0 +1,56 @@
+import { z } from '@hono/zod-openapi'
+import { statuses } from '../domain/lifecycle.ts'
+
+// Response and parameter schemas shared by routes (request bodies live with their route).
+
+export const idParam = z.object({
+  id: z.uuid({ message: 'must be a UUID' }).openapi({ param: { name: 'id', in: 'path' } }),
+})
+
+export const errorSchema = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.unknown().optional(),
+      requestId: z.string(),
+    }),
+  })
+  .openapi('Error')
+
+export const deploymentSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    owner: z.string(),
+    status: z.enum(statuses),
+    desiredState: z.string(),
+    provider: z.string(),
+    spec: z.record(z.string(), z.unknown()),
+    progress: z.object({ stage: z.string(), percent: z.number() }),
+    endpoints: z.array(z.object({ containerPort: z.number(), protocol: z.string(), url: z.string() })),
+    stopReason: z.string().optional(),
+    error: z.string().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('Deployment')
+
+export const eventSchema = z
+  .object({
+    seq: z.number(),
+    type: z.string(),
+    status: z.string().optional(),
+    stage: z.string().optional(),
+    percent: z.number().optional(),
+    message: z.string().optional(),
+    data: z.unknown().optional(),
+    at: z.string(),
+  })
+  .openapi('DeploymentEvent')
+
+export const errorResponses = {
+  400: { description: 'Invalid input', content: { 'application/json': { schema: errorSchema } } },
+  401: { description: 'Not authenticated', content: { 'application/json': { schema: errorSchema } } },
+  404: { description: 'Not found', content: { 'application/json': { schema: errorSchema } } },
+} as const

@@ -1,0 +1,34 @@
+import type { DeploymentRow, EventRow } from '../control/deployment-store.ts'
+import type { Status } from '../domain/lifecycle.ts'
+
+/** The public JSON shape of a deployment. */
+export function deploymentView(row: DeploymentRow, ownerAddress: string) {
+  return {
+    id: row.id,
+    name: row.name,
+    owner: ownerAddress,
+    status: row.status as Status,
+    desiredState: row.desiredState,
+    provider: row.provider,
+    spec: row.spec as unknown as Record<string, unknown>,
+    progress: { stage: row.stage, percent: row.percent },
+    endpoints: row.endpoints,
+    ...(row.stopReason ? { stopReason: row.stopReason } : {}),
+    ...(row.error ? { error: row.error } : {}),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  }
+}
+
+export function eventView(event: EventRow) {
+  return {
+    seq: event.seq,
+    type: event.type,
+    ...(event.status ? { status: event.status } : {}),
+    ...(event.stage ? { stage: event.stage } : {}),
+    ...(event.percent !== null ? { percent: event.percent } : {}),
+    ...(event.message ? { message: event.message } : {}),
+    ...(event.data !== null && event.data !== undefined ? { data: event.data } : {}),
+    at: event.at.toISOString(),
+  }
+}

@@ -1,0 +1,77 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+// One registry per berth instance (never prom-client's global one), so tests and several
+// instances in one process do not collide.
+
+export interface Metrics {
+  registry: Registry
+  deployments: Gauge<'status'>
+  deployDuration: Histogram
+  reconcileErrors: Counter<'kind'>
+  reconcileSteps: Counter
+  reconcileLag: Histogram
+  refusedTransitions: Counter
+  providerErrors: Counter<'provider' | 'kind'>
+  httpDuration: Histogram<'method' | 'route' | 'status'>
+}
+
+export function createMetrics(
+  collectDeployments: () => Promise<Array<{ status: string; n: number }>>,
+): Metrics {
+  const registry = new Registry()
+  const deployments = new Gauge({
+    name: 'berth_deployments',
+    help: 'Deployments by status',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      this.reset()
+      for (const { status, n } of await collectDeployments()) this.set({ status }, n)
+    },
+  })
+  return {
+    registry,
+    deployments,
+    deployDuration: new Histogram({
+      name: 'berth_deploy_duration_seconds',
+      help: 'Time from scheduling to running',
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+    reconcileErrors: new Counter({
+      name: 'berth_reconcile_errors_total',
+      help: 'Reconcile steps that failed',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    reconcileSteps: new Counter({
+      name: 'berth_reconcile_steps_total',
+      help: 'Reconcile steps taken',
+      registers: [registry],
+    }),
+    reconcileLag: new Histogram({
+      name: 'berth_reconcile_lag_seconds',
+      help: 'How late a due deployment was claimed',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers: [registry],
+    }),
+    refusedTransitions: new Counter({
+      name: 'berth_refused_transitions_total',
+      help: 'Transitions refused by the state machine',
+      registers: [registry],
+    }),
+    providerErrors: new Counter({
+      name: 'berth_provider_errors_total',
+      help: 'Errors raised by providers',
+      labelNames: ['provider', 'kind'],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'berth_http_request_duration_seconds',
+      help: 'HTTP request durations',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+  }
+}

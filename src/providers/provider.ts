@@ -1,0 +1,116 @@
+import type { ProgressStage } from '../domain/lifecycle.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
+
+// The port every compute backend implements (DESIGN.md §5). Every operation is keyed by the
+// deployment id and is idempotent, so a step repeated after a crash never duplicates anything.
+
+export interface ProviderCapabilities {
+  gpu: boolean
+  volumes: boolean
+  replicas: boolean
+}
+
+export interface DeploymentTarget {
+  id: string
+  ownerId: string
+  spec: DeploymentSpec
+  /** Instances started before this generation are restarted by `apply`. */
+  restartGeneration: number
+}
+
+export type InstanceState = 'created' | 'running' | 'exited' | 'stopped'
+
+export interface ObservedInstance {
+  instanceId: string
+  deploymentId: string
+  ownerId: string
+  replica: number
+  state: InstanceState
+  /** What the provider itself knows of health; `unknown` means the control plane must probe. */
+  health: 'healthy' | 'unhealthy' | 'unknown'
+  exitCode?: number
+  startedAt?: Date
+}
+
+export interface Observed {
+  deploymentId: string
+  instances: ObservedInstance[]
+  endpoints: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; url: string }>
+}
+
+export interface ApplyContext {
+  /** Reports a progress stage; the reconciler records it as an event. */
+  progress(stage: ProgressStage, message?: string): Promise<void>
+  signal: AbortSignal
+}
+
+export interface LogLine {
+  at: Date
+  stream: 'stdout' | 'stderr'
+  text: string
+}
+
+export interface Usage {
+  cpuPercent: number
+  memoryBytes: number
+  networkRxBytes: number
+  networkTxBytes: number
+}
+
+export interface Provider {
+  readonly name: string
+  readonly capabilities: ProviderCapabilities
+  /** Whether the backend answers right now (for /health). */
+  ping(): Promise<boolean>
+  /** Creates what is missing and converges what exists; returns what is there afterwards. */
+  apply(target: DeploymentTarget, ctx: ApplyContext): Promise<Observed>
+  observe(deploymentId: string): Promise<Observed | null>
+  stop(deploymentId: string): Promise<void>
+  remove(deploymentId: string): Promise<void>
+  restart(deploymentId: string): Promise<void>
+  logs(
+    deploymentId: string,
+    options: { tail: number; follow: boolean; signal: AbortSignal },
+  ): AsyncIterable<LogLine>
+  stats(deploymentId: string): Promise<Usage>
+  /** Everything this provider runs for berth, for adoption and orphan sweeps. */
+  list(): Promise<ObservedInstance[]>
+}
+
+/**
+ * Errors a provider raises on purpose. `permanent` fails the deployment (a bad image, an injected
+ * failure); `transient` and `unavailable` are retried with backoff and never mark it failed.
+ */
+export class ProviderError extends Error {
+  constructor(
+    readonly kind: 'permanent' | 'transient' | 'unavailable',
+    message: string,
+    options: { cause?: unknown; eventType?: string } = {},
+  ) {
+    super(message, { cause: options.cause })
+    this.name = 'ProviderError'
+    this.eventType = options.eventType
+  }
+  readonly eventType: string | undefined
+}
+
+export class ProviderRegistry {
+  readonly #providers = new Map<string, Provider>()
+  constructor(readonly defaultName: string) {}
+
+  add(provider: Provider): void {
+    this.#providers.set(provider.name, provider)
+  }
+
+  get(name: string): Provider | undefined {
+    return this.#providers.get(name)
+  }
+
+  names(): string[] {
+    return [...this.#providers.keys()]
+  }
+
+  all(): Provider[] {
+    return [...this.#providers.values()]
+  }
+}
