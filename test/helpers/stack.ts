@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { loadConfig } from '../../src/config/load.ts'
+import type { Config } from '../../src/config/schema.ts'
+import { createDeploymentStore, type DeploymentStore } from '../../src/control/deployment-store.ts'
+import { createReconciler, type Reconciler } from '../../src/control/reconciler.ts'
+import type { Database } from '../../src/db/client.ts'
+import { accounts } from '../../src/db/schema/index.ts'
+import { createEventBus, type EventBus } from '../../src/events/bus.ts'
+import { createMetrics, type Metrics } from '../../src/metrics/registry.ts'
+import { type Provider, ProviderRegistry } from '../../src/providers/provider.ts'
+import { createSimulatedProvider } from '../../src/providers/simulated/simulated-provider.ts'
+
+// The control plane's moving parts wired in-process on a test database, with the simulated
+// provider at zero latency unless told otherwise.
+
+export interface Stack {
+  config: Config
+  store: DeploymentStore
+  bus: EventBus
+  metrics: Metrics
+  provider: Provider
+  providers: ProviderRegistry
+  reconciler: Reconciler
+  stateDir: string
+  stop(): Promise<void>
+}
+
+export async function createStack(
+  database: Database,
+  options: { flags?: Record<string, unknown>; stateDir?: string; start?: boolean } = {},
+): Promise<Stack> {
+  const config = loadConfig({
+    env: {},
+    flags: {
+      reconciler: {
+        pollIntervalMs: 50,
+        leaseSeconds: 10,
+        resyncSeconds: 1,
+        backoffBaseMs: 20,
+        backoffMaxMs: 200,
+      },
+      providers: { simulated: { pullMs: 0, createMs: 0, startMs: 0 } },
+      ...options.flags,
+    },
+  })
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'berth-sim-'))
+  const bus = createEventBus(database)
+  await bus.start()
+  const store = createDeploymentStore(database.db, bus)
+  const metrics = createMetrics(() => store.countByStatus())
+  const providers = new ProviderRegistry('simulated')
+  const provider = createSimulatedProvider({ ...config.providers.simulated, stateDir })
+  providers.add(provider)
+  const reconciler = createReconciler({
+    config,
+    store,
+    providers,
+    bus,
+    metrics,
+    logger: pino({ level: 'silent' }),
+    exclusiveDatabase: database.kind === 'pglite',
+  })
+  if (options.start !== false) await reconciler.start()
+  return {
+    config,
+    store,
+    bus,
+    metrics,
+    provider,
+    providers,
+    reconciler,
+    stateDir,
+    async stop() {
+      await reconciler.stop(1000)
+      await bus.stop()
+      if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true })
+    },
+  }
+}
+
+export async function createAccount(database: Database, address?: string): Promise<string> {
+  const id = randomUUID()
+  await database.db
+    .insert(accounts)
+    .values({ id, address: address ?? `0x${randomUUID().replaceAll('-', '').padEnd(40, '0')}` })
+  return id
+}

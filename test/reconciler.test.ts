@@ -1,0 +1,248 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { eq, sql } from 'drizzle-orm'
+import type { DeploymentRow } from '../src/control/deployment-store.ts'
+import { deploymentEvents, deployments } from '../src/db/schema/index.ts'
+import { LeaseLostError } from '../src/domain/errors.ts'
+import { type DeploymentSpec, deploymentSpecSchema } from '../src/domain/spec.ts'
+import { FAIL_AT_LABEL } from '../src/providers/simulated/simulated-provider.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { createAccount, createStack, type Stack } from './helpers/stack.ts'
+import { waitFor } from './helpers/wait.ts'
+
+const spec = (name: string, extra: Partial<DeploymentSpec> = {}): DeploymentSpec =>
+  deploymentSpecSchema.parse({ name, image: 'example/app:1', ...extra })
+
+for (const kind of databaseKinds) {
+  describe(`reconciler (${kind})`, () => {
+    let database: TestDatabase
+    let stack: Stack
+    let owner: string
+
+    before(async () => {
+      database = await openTestDatabase(kind)
+      stack = await createStack(database, {
+        flags: {
+          health: {
+            restartLadderSeconds: [0],
+            maxRestarts: 2,
+            restartWindowSeconds: 600,
+            ladderResetSeconds: 600,
+          },
+        },
+      })
+      owner = await createAccount(database)
+    })
+    after(async () => {
+      await stack.stop()
+      await database.dispose()
+    })
+
+    const statusOf = async (id: string) => (await stack.store.get(owner, id)).status
+    const until = (id: string, status: string) =>
+      waitFor(`${id} to be ${status}`, async () => (await statusOf(id)) === status)
+    const eventsOf = async (id: string) => stack.store.events(id, 0, 1000)
+
+    it('takes a new deployment through every stage to running, with gapless events', async () => {
+      const { row } = await stack.store.create({
+        ownerId: owner,
+        spec: spec('web', { replicas: 2 }),
+        provider: 'simulated',
+      })
+      await until(row.id, 'running')
+      const events = await eventsOf(row.id)
+      assert.deepEqual(
+        events.map((e) => e.seq),
+        events.map((_, i) => i + 1),
+      )
+      assert.deepEqual(
+        events.filter((e) => e.status).map((e) => e.status),
+        ['pending', 'scheduled', 'deploying', 'starting', 'running'],
+      )
+      const stages = events.map((e) => e.stage).filter(Boolean)
+      assert.deepEqual(stages, [
+        'queued',
+        'scheduling',
+        'pulling',
+        'creating',
+        'starting',
+        'health-checking',
+        'running',
+      ])
+      const observed = await stack.provider.observe(row.id)
+      assert.equal(observed?.instances.length, 2)
+      const current = await stack.store.get(owner, row.id)
+      assert.equal(current.percent, 100)
+      assert.ok(current.runningSince)
+    })
+
+    it('stops, starts, restarts and deletes on request', async () => {
+      const { row } = await stack.store.create({ ownerId: owner, spec: spec('cycle'), provider: 'simulated' })
+      await until(row.id, 'running')
+      await stack.store.requestIntent(owner, row.id, 'stop')
+      await until(row.id, 'stopped')
+      assert.equal((await stack.store.get(owner, row.id)).stopReason, 'user')
+      assert.equal((await stack.provider.observe(row.id))?.instances[0]?.state, 'stopped')
+
+      await stack.store.requestIntent(owner, row.id, 'start')
+      await until(row.id, 'running')
+      const startedAt = (await stack.provider.observe(row.id))?.instances[0]?.startedAt
+      await stack.store.requestIntent(owner, row.id, 'restart')
+      await waitFor('a restarted instance', async () => {
+        const instance = (await stack.provider.observe(row.id))?.instances[0]
+        return instance?.startedAt && startedAt && instance.startedAt > startedAt
+      })
+      await until(row.id, 'running')
+
+      await stack.store.requestIntent(owner, row.id, 'delete')
+      await until(row.id, 'deleted')
+      assert.equal(await stack.provider.observe(row.id), null)
+      await assert.rejects(stack.store.requestIntent(owner, row.id, 'start'), /deleted/)
+    })
+
+    it('fails a deployment whose provider step fails permanently, with the reason', async () => {
+      const { row } = await stack.store.create({
+        ownerId: owner,
+        spec: spec('broken', { labels: { [FAIL_AT_LABEL]: 'creating' } }),
+        provider: 'simulated',
+      })
+      await until(row.id, 'failed')
+      const failed = await stack.store.get(owner, row.id)
+      assert.equal(failed.stopReason, 'failed')
+      assert.match(failed.error ?? '', /creating/)
+      assert.ok((await eventsOf(row.id)).some((e) => e.type === 'creating_failed'))
+    })
+
+    it('restarts an unhealthy deployment and fails it once the restart budget is spent', async () => {
+      const { row } = await stack.store.create({
+        ownerId: owner,
+        spec: spec('sick', { labels: { [FAIL_AT_LABEL]: 'health-checking' } }),
+        provider: 'simulated',
+      })
+      await until(row.id, 'failed')
+      const events = await eventsOf(row.id)
+      assert.equal(events.filter((e) => e.type === 'restarted').length, 2)
+      assert.ok(
+        !events.some((e) => e.status === 'running'),
+        'an unhealthy deployment never counts as running',
+      )
+      assert.match((await stack.store.get(owner, row.id)).error ?? '', /restart budget/)
+    })
+
+    it('re-applies a deployment whose instance vanished', async () => {
+      const { row } = await stack.store.create({
+        ownerId: owner,
+        spec: spec('vanish'),
+        provider: 'simulated',
+      })
+      await until(row.id, 'running')
+      await stack.provider.remove(row.id)
+      await waitFor(
+        'the instance to come back',
+        async () => (await stack.provider.observe(row.id))?.instances.length === 1,
+      )
+      await until(row.id, 'running')
+      assert.ok((await eventsOf(row.id)).some((e) => e.type === 'instance_lost'))
+    })
+
+    it('refuses writes from a holder whose lease has passed (fencing)', async () => {
+      const paused = await createStack(database, { start: false })
+      try {
+        const { row } = await paused.store.create({
+          ownerId: owner,
+          spec: spec('fenced'),
+          provider: 'simulated',
+        })
+        const claimedByA = await claimExactly(paused, 'holder-a', row.id)
+        // A's lease runs out (as if it stalled) and B claims the row.
+        await database.db
+          .update(deployments)
+          .set({ leaseExpiresAt: sql`now() - interval '1 second'` })
+          .where(eq(deployments.id, row.id))
+        await database.db
+          .update(deployments)
+          .set({ nextReconcileAt: sql`now()` })
+          .where(eq(deployments.id, row.id))
+        const claimedByB = await claimExactly(paused, 'holder-b', row.id)
+        assert.ok(claimedByB.leaseToken > claimedByA.leaseToken)
+        const before = await eventsOf(row.id)
+        await assert.rejects(
+          paused.store.write(
+            claimedByA,
+            { owner: 'holder-a', token: claimedByA.leaseToken },
+            {
+              patch: { status: 'failed' },
+              events: [{ type: 'stale' }],
+            },
+          ),
+          LeaseLostError,
+        )
+        assert.equal((await eventsOf(row.id)).length, before.length, 'the stale write left no event')
+        await paused.store.write(
+          claimedByB,
+          { owner: 'holder-b', token: claimedByB.leaseToken },
+          {
+            events: [{ type: 'fresh' }],
+            nextInMs: 0,
+          },
+        )
+        assert.equal((await eventsOf(row.id)).at(-1)?.type, 'fresh')
+      } finally {
+        await paused.stop()
+      }
+    })
+
+    async function claimExactly(s: Stack, worker: string, id: string): Promise<DeploymentRow> {
+      return waitFor(`${worker} to claim ${id}`, async () => {
+        const rows = await s.store.claimDue(worker, 100, 30)
+        // Release anything else this claim picked up so the live reconciler can continue.
+        for (const other of rows.filter((r) => r.id !== id)) {
+          await s.store.write(other, { owner: worker, token: other.leaseToken }, { nextInMs: 0 })
+        }
+        return rows.find((r) => r.id === id)
+      })
+    }
+
+    it('never lets two reconcilers act on one deployment at once', async () => {
+      const second = await createStack(database, { stateDir: stack.stateDir })
+      try {
+        const ids: string[] = []
+        for (let i = 0; i < 40; i++) {
+          const { row } = await stack.store.create({
+            ownerId: owner,
+            spec: spec(`pair-${i}`),
+            provider: 'simulated',
+          })
+          ids.push(row.id)
+        }
+        for (const id of ids) await until(id, 'running')
+        const events = await database.db
+          .select()
+          .from(deploymentEvents)
+          .where(
+            sql`${deploymentEvents.deploymentId} in ${ids} and ${deploymentEvents.leaseToken} is not null`,
+          )
+        const holderOfToken = new Map<string, string>()
+        for (const event of events) {
+          const key = `${event.deploymentId}/${event.leaseToken}`
+          const holder = holderOfToken.get(key)
+          assert.ok(!holder || holder === event.actor, `token ${key} used by ${holder} and ${event.actor}`)
+          holderOfToken.set(key, event.actor!)
+        }
+        for (const id of ids) {
+          const ordered = events.filter((e) => e.deploymentId === id).sort((a, b) => a.seq - b.seq)
+          for (let i = 1; i < ordered.length; i++) {
+            assert.ok(ordered[i]!.leaseToken! >= ordered[i - 1]!.leaseToken!, 'fencing tokens only grow')
+          }
+          assert.equal((await stack.provider.observe(id))?.instances.length, 1, 'exactly one instance')
+        }
+        if (kind === 'postgres') {
+          const actors = new Set(events.map((e) => e.actor))
+          assert.ok(actors.size >= 2, 'both reconcilers took part')
+        }
+      } finally {
+        await second.stop()
+      }
+    })
+  })
+}
