@@ -69,9 +69,10 @@ export async function startPostgres(): Promise<ThrowawayPostgres> {
     url,
     port,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve))
-        child.kill('SIGINT')
+        // A fast shutdown: open client connections must not hold the test run open.
+        run('pg_ctl', ['stop', '-D', dataDir, '-m', 'fast', '-w'])
         await exited
       }
       rmSync(dir, { recursive: true, force: true })

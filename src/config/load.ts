@@ -56,7 +56,8 @@ function readConfigFile(path: string): Plain {
 export function configFromEnv(env: Record<string, string | undefined>): Plain {
   const out: Plain = {}
   for (const [rawName, rawValue] of Object.entries(env)) {
-    if (rawValue === undefined) continue
+    // An empty variable means "not set", never "0" or "false".
+    if (rawValue === undefined || rawValue === '') continue
     let name = rawName
     let value = rawValue
     if (name.endsWith('_FILE') && (name.startsWith('BERTH_') || name === 'DATABASE_URL_FILE')) {

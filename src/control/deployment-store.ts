@@ -139,7 +139,23 @@ export function createDeploymentStore(db: Db, bus: EventBus): DeploymentStore {
     if (earlier) return earlier
     const id = randomUUID()
     try {
-      const row = await db.transaction(async (tx) => {
+      const outcome = await db.transaction(async (tx) => {
+        if (input.idempotencyKey) {
+          // Concurrent requests with one key queue here; each later one then finds the first's row.
+          await tx.execute(
+            sql`select pg_advisory_xact_lock(hashtextextended(${`${input.ownerId}/${input.idempotencyKey}`}, 0))`,
+          )
+          const [prior] = await tx
+            .select()
+            .from(idempotencyKeys)
+            .where(
+              and(
+                eq(idempotencyKeys.accountId, input.ownerId),
+                eq(idempotencyKeys.key, input.idempotencyKey),
+              ),
+            )
+          if (prior) return { prior }
+        }
         const [inserted] = await tx
           .insert(deployments)
           .values({
@@ -163,18 +179,14 @@ export function createDeploymentStore(db: Db, bus: EventBus): DeploymentStore {
             .insert(idempotencyKeys)
             .values({ accountId: input.ownerId, key: input.idempotencyKey, requestHash, deploymentId: id })
         }
-        return inserted!
+        return { row: inserted! }
       })
-      bus.changed(row.id, row.ownerId)
+      if ('prior' in outcome) return (await replay())!
+      bus.changed(outcome.row.id, outcome.row.ownerId)
       bus.wake()
-      return { row, replayed: false }
+      return { row: outcome.row, replayed: false }
     } catch (error) {
-      const constraint = uniqueViolation(error)
-      if (constraint === 'idempotency_keys_pkey') {
-        const raced = await replay()
-        if (raced) return raced
-      }
-      if (constraint === 'deployments_owner_name_key') {
+      if (uniqueViolation(error) === 'deployments_owner_name_key') {
         throw conflict(`a deployment named "${input.spec.name}" already exists`, { field: 'name' })
       }
       throw error

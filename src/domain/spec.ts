@@ -58,7 +58,7 @@ export const deploymentSpecSchema = z
     command: z.array(z.string().max(4096)).max(256).optional(),
     env: z.record(envName, z.string().max(32768)).optional(),
     ports: z.array(portSpec).max(32).optional(),
-    resources: resourcesSpec.optional(),
+    resources: resourcesSpec.prefault({}),
     healthCheck: healthCheckSpec.optional(),
     replicas: z.int().min(1).max(100).default(1),
     labels: z.record(labelKey, z.string().max(1024)).optional(),

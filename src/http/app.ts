@@ -55,7 +55,9 @@ export function createHttpApp(deps: HttpDeps) {
     '*',
     bodyLimit({
       maxSize: deps.bodyLimitBytes,
-      onError: () => {
+      onError: (c) => {
+        // The rest of the body stays unread, so this connection cannot carry another request.
+        c.header('connection', 'close')
         throw new BerthError('payload_too_large', `request body is larger than ${deps.bodyLimitBytes} bytes`)
       },
     }),

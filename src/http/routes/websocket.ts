@@ -1,10 +1,12 @@
 import type { Hono } from 'hono'
 import type { UpgradeWebSocket } from 'hono/ws'
 import type { DeploymentStore } from '../../control/deployment-store.ts'
+import { invalidInput } from '../../domain/errors.ts'
 import type { EventBus } from '../../events/bus.ts'
 import { followEvents } from '../../events/follow.ts'
 import type { AppEnv } from '../context.ts'
 import { accountOf } from '../principal.ts'
+import { idParam } from '../schemas.ts'
 import { eventView } from '../views.ts'
 import { resumeFrom } from './events.ts'
 
@@ -23,6 +25,9 @@ export function mountEventSocket(
     async (c, next) => {
       // Ownership is checked before the upgrade so that a stranger gets a plain 404.
       const id = c.req.param('id')
+      const parsed = idParam.safeParse({ id })
+      if (!parsed.success)
+        throw invalidInput('invalid request: id: must be a UUID', [{ path: 'id', message: 'must be a UUID' }])
       await deps.store.get(accountOf(c).id, id)
       await next()
     },

@@ -1,0 +1,224 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { createSiweMessage } from 'viem/siwe'
+import { freePort } from '../../scripts/postgres.ts'
+
+// The real `berth serve` process, for end-to-end tests: spawned through bin/berth.js on a free port,
+// ready once GET /health answers 200. Its output is kept for failure messages.
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
+export const berthBin = join(repoRoot, 'bin', 'berth.js')
+
+export interface StartOptions {
+  env?: Record<string, string>
+  args?: string[]
+  dataDir?: string
+  databaseUrl?: string
+  /** How long to wait for /health (default 30 s). */
+  readyTimeoutMs?: number
+}
+
+export interface RunningBerth {
+  url: string
+  port: number
+  dataDir: string
+  /** The current process (replaced by restart()). */
+  child: ChildProcess
+  /** Everything the process wrote to stdout and stderr (the tail, for failure messages). */
+  output(): string
+  /** SIGTERM, then wait for the exit. */
+  stop(): Promise<void>
+  /** SIGKILL, then wait for the exit: a crash. */
+  kill9(): Promise<void>
+  /** Start again on the same port, data dir and database (stopping first if still running). */
+  restart(): Promise<void>
+}
+
+const outputLimit = 256 * 1024
+const tempDirs: string[] = []
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+/**
+ * The child's environment: this process's, minus berth's own settings (the test runner's
+ * BERTH_TEST_* would be read as unknown config keys, and a stray DATABASE_URL would switch the
+ * database), plus what the test asks for.
+ */
+function childEnv(options: StartOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.startsWith('BERTH_') || name.startsWith('DATABASE_URL')) continue
+    env[name] = value
+  }
+  if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl
+  return { ...env, ...options.env }
+}
+
+export async function startBerth(options: StartOptions = {}): Promise<RunningBerth> {
+  const port = await freePort()
+  let dataDir = options.dataDir
+  if (!dataDir) {
+    dataDir = mkdtempSync(join(tmpdir(), 'berth-e2e-'))
+    tempDirs.push(dataDir)
+  }
+  const url = `http://127.0.0.1:${port}`
+  const extra = options.args ?? []
+  const args = [berthBin, 'serve', '--port', String(port), '--data-dir', dataDir]
+  // The SIWE domain is the public URL's host, so it must be the address the tests connect to.
+  if (!extra.includes('--public-url')) args.push('--public-url', url)
+  args.push(...extra)
+  const env = childEnv(options)
+  let output = ''
+  let child!: ChildProcess
+  let exited!: Promise<void>
+
+  const spawnChild = async () => {
+    child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.length > outputLimit) output = output.slice(-outputLimit)
+    }
+    child.stdout?.on('data', collect)
+    child.stderr?.on('data', collect)
+    exited = new Promise((resolve) => child.once('exit', () => resolve()))
+    await waitUntilReady(url, child, () => output, options.readyTimeoutMs ?? 30_000)
+  }
+
+  const terminate = async (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill(signal)
+    await exited
+  }
+
+  await spawnChild().catch(async (error) => {
+    await terminate('SIGKILL')
+    throw error
+  })
+
+  return {
+    url,
+    port,
+    dataDir,
+    get child() {
+      return child
+    },
+    output: () => output,
+    stop: () => terminate('SIGTERM'),
+    kill9: () => terminate('SIGKILL'),
+    async restart() {
+      await terminate('SIGTERM')
+      output += '\n--- restart ---\n'
+      await spawnChild().catch(async (error) => {
+        await terminate('SIGKILL')
+        throw error
+      })
+    },
+  }
+}
+
+async function waitUntilReady(url: string, child: ChildProcess, output: () => string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs
+  let last = 'no answer yet'
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `berth serve exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`,
+      )
+    }
+    try {
+      const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) })
+      const body = await response.text()
+      if (response.status === 200) return
+      last = `${response.status} ${body}`
+    } catch (error) {
+      last = (error as Error).message
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`berth serve was not ready within ${timeoutMs} ms (${last}):\n${output()}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+export interface SignedIn {
+  token: string
+  address: `0x${string}`
+  privateKey: `0x${string}`
+}
+
+/** Sign-In with Ethereum against a running server, with a fresh wallet unless one is given. */
+export async function signIn(
+  url: string,
+  privateKey: `0x${string}` = generatePrivateKey(),
+): Promise<SignedIn> {
+  const account = privateKeyToAccount(privateKey)
+  const server = new URL(url)
+  const nonceResponse = await api(url).post<{ nonce: string }>('/v1/auth/nonce')
+  if (nonceResponse.status !== 200)
+    throw new Error(`nonce: ${nonceResponse.status} ${JSON.stringify(nonceResponse.body)}`)
+  const now = new Date()
+  const message = createSiweMessage({
+    domain: server.host,
+    uri: server.origin,
+    address: account.address,
+    version: '1',
+    chainId: 1,
+    nonce: nonceResponse.body.nonce,
+    issuedAt: now,
+    expirationTime: new Date(now.getTime() + 10 * 60 * 1000),
+    statement: 'Sign in to berth',
+  })
+  const signature = await account.signMessage({ message })
+  const verified = await api(url).post<{ token: string; address: string }>('/v1/auth/verify', {
+    message,
+    signature,
+  })
+  if (verified.status !== 200) throw new Error(`verify: ${verified.status} ${JSON.stringify(verified.body)}`)
+  return { token: verified.body.token, address: account.address, privateKey }
+}
+
+export interface ApiResponse<T> {
+  status: number
+  headers: Headers
+  body: T
+}
+
+export interface Api {
+  get<T = unknown>(path: string, headers?: Record<string, string>): Promise<ApiResponse<T>>
+  post<T = unknown>(path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse<T>>
+  del<T = unknown>(path: string, headers?: Record<string, string>): Promise<ApiResponse<T>>
+}
+
+/** A tiny fetch helper: JSON bodies in and out (text when the answer is not JSON), never throws on status. */
+export function api(url: string, token?: string): Api {
+  const call = async <T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    const response = await fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    const text = await response.text()
+    let parsed: unknown = text
+    if ((response.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text)
+    return { status: response.status, headers: response.headers, body: parsed as T }
+  }
+  return {
+    get: (path, headers) => call('GET', path, undefined, headers),
+    post: (path, body, headers) => call('POST', path, body, headers),
+    del: (path, headers) => call('DELETE', path, undefined, headers),
+  }
+}
