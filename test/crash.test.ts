@@ -50,10 +50,14 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
     const client = () => api(server.url, token)
     // Every request is retried until the server answers: it is down between a crash and its restart.
     const retry = async <T>(what: string, call: () => Promise<{ status: number; body: T }>, ok: number[]) =>
-      waitFor(what, async () => {
-        const response = await call()
-        return ok.includes(response.status) ? response : undefined
-      }, 120_000)
+      waitFor(
+        what,
+        async () => {
+          const response = await call()
+          return ok.includes(response.status) ? response : undefined
+        },
+        120_000,
+      )
 
     const ids: string[] = []
     const work = (async () => {
@@ -66,15 +70,24 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
           [202],
         )
         ids.push(created.body.id)
-        if (i % 4 === 1) await retry(`stop ${i}`, () => client().post(`/v1/deployments/${created.body.id}/stop`), [202])
-        if (i % 4 === 2) await retry(`delete ${i}`, () => client().del(`/v1/deployments/${created.body.id}`), [202])
+        if (i % 4 === 1)
+          await retry(`stop ${i}`, () => client().post(`/v1/deployments/${created.body.id}/stop`), [202])
+        if (i % 4 === 2)
+          await retry(`delete ${i}`, () => client().del(`/v1/deployments/${created.body.id}`), [202])
       }
     })()
 
     for (let crash = 0; crash < CRASHES; crash++) {
       // A random moment: after a random number of further deployments were accepted.
-      const target = Math.min(DEPLOYMENTS, ids.length + 1 + Math.floor(Math.random() * (DEPLOYMENTS / CRASHES)))
-      await waitFor('progress before the next crash', () => ids.length >= target || ids.length === DEPLOYMENTS, 120_000)
+      const target = Math.min(
+        DEPLOYMENTS,
+        ids.length + 1 + Math.floor(Math.random() * (DEPLOYMENTS / CRASHES)),
+      )
+      await waitFor(
+        'progress before the next crash',
+        () => ids.length >= target || ids.length === DEPLOYMENTS,
+        120_000,
+      )
       await server.kill9()
       await server.restart()
     }
@@ -110,7 +123,9 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
         assert.equal(files.length, 0, `deleted ${id} left instances`)
         continue
       }
-      const replicas = files.map((f) => (JSON.parse(readFileSync(join(stateDir, id, f), 'utf8')) as { replica: number }).replica)
+      const replicas = files.map(
+        (f) => (JSON.parse(readFileSync(join(stateDir, id, f), 'utf8')) as { replica: number }).replica,
+      )
       const want = Array.from({ length: 1 + (i % 3) }, (_, r) => r)
       if (expected(i) === 'running') {
         assert.deepEqual(replicas.sort(), want, `${id}: one instance per replica`)

@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs'
+import { startPostgres } from '../scripts/postgres.ts'
+import { api, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+
+// Throughput of the whole control plane: N deployments created through the API on the simulated
+// provider with zero latency, timed until every one is running, on PGlite and on PostgreSQL.
+// Alongside: p50/p99 of GET /v1/deployments/{id} under that load, against GET /health on the same
+// server at the same time as the baseline, and the idle resident memory of `berth serve`.
+// Not a test: it prints figures and ratios. Usage: npm run bench [-- <count>]
+
+const COUNT = Number(process.argv[2] ?? 10_000)
+const CREATE_CONCURRENCY = 32
+
+const env = {
+  BERTH_LOG_LEVEL: 'warn',
+  BERTH_PROVIDERS__SIMULATED__PULL_MS: '0',
+  BERTH_PROVIDERS__SIMULATED__CREATE_MS: '0',
+  BERTH_PROVIDERS__SIMULATED__START_MS: '0',
+  BERTH_RECONCILER__CONCURRENCY: '64',
+  BERTH_RECONCILER__RESYNC_SECONDS: '600',
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+
+async function timed(call: () => Promise<unknown>): Promise<number> {
+  const started = performance.now()
+  await call()
+  return performance.now() - started
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN)
+  return kb / 1024
+}
+
+async function run(label: string, server: RunningBerth) {
+  const { token } = await signIn(server.url)
+  const client = api(server.url, token)
+  const ids: string[] = []
+  const started = performance.now()
+  let next = 0
+  let creating = true
+  const getLatencies: number[] = []
+  const healthLatencies: number[] = []
+  // Readers run while the writers work, one request at a time each, so latencies are under load.
+  const readers = (async () => {
+    while (creating || ids.length === 0) {
+      const id = ids[Math.floor(Math.random() * ids.length)]
+      if (id) getLatencies.push(await timed(() => client.get(`/v1/deployments/${id}`)))
+      healthLatencies.push(await timed(() => fetch(`${server.url}/health`).then((r) => r.text())))
+    }
+  })()
+  await Promise.all(
+    Array.from({ length: CREATE_CONCURRENCY }, async () => {
+      while (next < COUNT) {
+        const i = next++
+        const response = await client.post<{ id: string }>('/v1/deployments', {
+          name: `bench-${i}`,
+          image: 'example/app:1',
+        })
+        if (response.status !== 202)
+          throw new Error(`create ${i}: ${response.status} ${JSON.stringify(response.body)}`)
+        ids.push(response.body.id)
+      }
+    }),
+  )
+  const createdMs = performance.now() - started
+  for (;;) {
+    const { body } = await client.get<{ total: number }>('/v1/deployments?status=running&limit=1')
+    if (body.total >= COUNT) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  creating = false
+  await readers
+  const allRunningMs = performance.now() - started
+  const perSecond = COUNT / (allRunningMs / 1000)
+  const p50 = percentile(getLatencies, 50)
+  const p99 = percentile(getLatencies, 99)
+  const h50 = percentile(healthLatencies, 50)
+  const h99 = percentile(healthLatencies, 99)
+  console.log(`\n${label}: ${COUNT} deployments`)
+  console.log(
+    `  accepted in ${(createdMs / 1000).toFixed(1)} s, all running after ${(allRunningMs / 1000).toFixed(1)} s`,
+  )
+  console.log(
+    `  throughput        ${perSecond.toFixed(0)} deployments/s   (goal 500/s on PostgreSQL: ratio ${(perSecond / 500).toFixed(2)})`,
+  )
+  console.log(
+    `  GET deployment    p50 ${p50.toFixed(1)} ms  p99 ${p99.toFixed(1)} ms  (n=${getLatencies.length})`,
+  )
+  console.log(`  GET /health       p50 ${h50.toFixed(1)} ms  p99 ${h99.toFixed(1)} ms  (baseline, same load)`)
+  console.log(`  ratio to baseline p50 ${(p50 / h50).toFixed(2)}×  p99 ${(p99 / h99).toFixed(2)}×`)
+}
+
+async function idleMemory() {
+  const server = await startBerth({ env })
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 5000)) // let start-up garbage be collected
+    const mb = rssMb(server.child.pid!)
+    console.log(
+      `\nidle resident memory of berth serve (PGlite): ${mb.toFixed(0)} MB (goal ≤ 150 MB: ratio ${(mb / 150).toFixed(2)})`,
+    )
+  } finally {
+    await server.stop()
+  }
+}
+
+await idleMemory()
+const pglite = await startBerth({ env })
+try {
+  await run('PGlite', pglite)
+} finally {
+  await pglite.stop()
+}
+const postgres = await startPostgres()
+try {
+  const server = await startBerth({ env, databaseUrl: postgres.url })
+  try {
+    await run('PostgreSQL', server)
+  } finally {
+    await server.stop()
+  }
+} finally {
+  await postgres.stop()
+}

@@ -1,0 +1,109 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { and, desc, eq, isNull } from 'drizzle-orm'
+import type { Db } from '../db/client.ts'
+import { accounts, apiKeys } from '../db/schema/index.ts'
+import { notFound, unauthorized } from '../domain/errors.ts'
+import type { Account } from './accounts.ts'
+
+// Only a SHA-256 of each key is stored: the keys are 256 random bits, so a fast unsalted hash is
+// enough to make a leaked table useless, and it lets a lookup use the unique index directly.
+
+export const API_KEY_PREFIX = 'berth_'
+const SHOWN_PREFIX_LENGTH = 12
+/** `last_used_at` is advisory; writing it on every request would turn each read into a write. */
+const LAST_USED_RESOLUTION_MS = 60_000
+
+export interface ApiKeyInfo {
+  id: string
+  name: string
+  prefix: string
+  createdAt: Date
+  lastUsedAt: Date | null
+}
+
+export interface CreatedApiKey extends ApiKeyInfo {
+  /** The plain key: shown once, never stored. */
+  key: string
+}
+
+export interface ApiKeys {
+  create(accountId: string, name: string): Promise<CreatedApiKey>
+  /** The account's live keys, newest first, without key or hash. */
+  list(accountId: string): Promise<ApiKeyInfo[]>
+  /** Revokes the account's key; another account's key is `not_found`, like an absent one. */
+  revoke(accountId: string, id: string): Promise<void>
+  /** The key's account, or `unauthorized` saying why the key is refused. */
+  authenticate(key: string): Promise<Account>
+}
+
+export function isApiKey(bearer: string): boolean {
+  return bearer.startsWith(API_KEY_PREFIX)
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex')
+}
+
+export function createApiKeys(options: { db: Db; now: () => Date }): ApiKeys {
+  const { db, now } = options
+  const info = {
+    id: apiKeys.id,
+    name: apiKeys.name,
+    prefix: apiKeys.prefix,
+    createdAt: apiKeys.createdAt,
+    lastUsedAt: apiKeys.lastUsedAt,
+  }
+
+  return {
+    async create(accountId, name) {
+      const key = API_KEY_PREFIX + randomBytes(32).toString('base64url')
+      const [row] = await db
+        .insert(apiKeys)
+        .values({
+          id: randomUUID(),
+          accountId,
+          name,
+          prefix: key.slice(0, SHOWN_PREFIX_LENGTH),
+          keyHash: hashApiKey(key),
+          createdAt: now(),
+        })
+        .returning(info)
+      return { ...row!, key }
+    },
+
+    list(accountId) {
+      return db
+        .select(info)
+        .from(apiKeys)
+        .where(and(eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
+        .orderBy(desc(apiKeys.createdAt), apiKeys.id)
+    },
+
+    async revoke(accountId, id) {
+      // Kept as a revoked row rather than deleted, so that using the key later says "revoked".
+      const revoked = await db
+        .update(apiKeys)
+        .set({ revokedAt: now() })
+        .where(and(eq(apiKeys.id, id), eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
+        .returning({ id: apiKeys.id })
+      if (revoked.length === 0) throw notFound(`API key ${id}`)
+    },
+
+    async authenticate(key) {
+      const [row] = await db
+        .select({ key: apiKeys, account: accounts })
+        .from(apiKeys)
+        .innerJoin(accounts, eq(accounts.id, apiKeys.accountId))
+        .where(eq(apiKeys.keyHash, hashApiKey(key)))
+      if (!row) throw unauthorized('unknown API key')
+      if (row.key.revokedAt) throw unauthorized('API key revoked')
+      const at = now()
+      const lastUsed = row.key.lastUsedAt
+      if (!lastUsed || at.getTime() - lastUsed.getTime() >= LAST_USED_RESOLUTION_MS) {
+        await db.update(apiKeys).set({ lastUsedAt: at }).where(eq(apiKeys.id, row.key.id))
+      }
+      const { id, address, externalSubject } = row.account
+      return { id, address, externalSubject }
+    },
+  }
+}

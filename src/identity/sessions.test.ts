@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { eq } from 'drizzle-orm'
+import { databaseKinds, openTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
+import { configSchema } from '../config/schema.ts'
+import { accounts, settings } from '../db/schema/index.ts'
+import { BerthError } from '../domain/errors.ts'
+import { createSessions, loadSessionSecret } from './sessions.ts'
+
+async function rejectsWith(promise: Promise<unknown>, pattern: RegExp) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof BerthError)
+    assert.equal(error.code, 'unauthorized')
+    assert.match(error.message, pattern)
+    return true
+  })
+}
+
+for (const kind of databaseKinds) {
+  describe(`sessions (${kind})`, () => {
+    let database: TestDatabase
+    let accountId: string
+    const config = configSchema.parse({ sessionTtlSeconds: 600 })
+    let nowMs = Date.parse('2030-01-01T00:00:00Z')
+    const now = () => new Date(nowMs)
+
+    before(async () => {
+      database = await openTestDatabase(kind)
+      accountId = randomUUID()
+      await database.db.insert(accounts).values({ id: accountId, address: '0xabc' })
+    })
+    after(() => database.dispose())
+
+    it('generates the secret once, and concurrent starts all read the same one', async () => {
+      const secrets = await Promise.all(
+        Array.from({ length: 10 }, () => loadSessionSecret(database.db, config)),
+      )
+      assert.equal(new Set(secrets).size, 1)
+      assert.match(secrets[0]!, /^[A-Za-z0-9_-]{43}$/)
+      const rows = await database.db.select().from(settings).where(eq(settings.key, 'session_secret'))
+      assert.equal(rows.length, 1)
+    })
+
+    it("verifies another replica's tokens, and refuses them after revocation", async () => {
+      const first = await createSessions({ db: database.db, config, now })
+      const second = await createSessions({ db: database.db, config, now })
+      const issued = await first.create(accountId)
+      assert.equal(issued.expiresAt.getTime(), nowMs + 600_000)
+      const verified = await second.verify(issued.token)
+      assert.equal(verified.sessionId, issued.sessionId)
+      assert.equal(verified.account.id, accountId)
+      await second.revoke(issued.sessionId)
+      await second.revoke(issued.sessionId)
+      await rejectsWith(first.verify(issued.token), /session revoked/)
+    })
+
+    it('refuses a token once the clock passes its expiry', async () => {
+      const sessions = await createSessions({ db: database.db, config, now })
+      const { token } = await sessions.create(accountId)
+      nowMs += 599_000
+      await sessions.verify(token)
+      nowMs += 1_000
+      await rejectsWith(sessions.verify(token), /session expired/)
+    })
+
+    it('refuses tokens signed with another secret or for another server', async () => {
+      const ours = await createSessions({ db: database.db, config, now })
+      const otherSecret = await createSessions({
+        db: database.db,
+        config: { ...config, sessionSecret: 'x'.repeat(32) },
+        now,
+      })
+      await rejectsWith(ours.verify((await otherSecret.create(accountId)).token), /signature is invalid/)
+      const otherServer = await createSessions({
+        db: database.db,
+        config: { ...config, publicUrl: 'https://elsewhere.example' },
+        now,
+      })
+      await rejectsWith(ours.verify((await otherServer.create(accountId)).token), /claim "iss" is invalid/)
+    })
+
+    it('uses a configured secret as it is', async () => {
+      const configured = { ...config, sessionSecret: 's'.repeat(40) }
+      assert.equal(await loadSessionSecret(database.db, configured), 's'.repeat(40))
+    })
+  })
+}

@@ -1,0 +1,132 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { and, eq, isNull } from 'drizzle-orm'
+import { errors, jwtVerify, SignJWT } from 'jose'
+import { publicUrlOf } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
+import type { Db } from '../db/client.ts'
+import { accounts, sessions, settings } from '../db/schema/index.ts'
+import { unauthorized } from '../domain/errors.ts'
+import type { Account } from './accounts.ts'
+
+// Sessions are HS256 JWTs whose `jti` is a row in `sessions`: the signature makes verification
+// cheap and tamper-proof, the row makes logout (revocation) take effect immediately.
+
+const SECRET_KEY = 'session_secret'
+const ALGORITHM = 'HS256'
+
+export interface IssuedSession {
+  token: string
+  sessionId: string
+  accountId: string
+  expiresAt: Date
+}
+
+export interface VerifiedSession {
+  sessionId: string
+  account: Account
+}
+
+export interface Sessions {
+  /** The `iss` of every session token: the public URL's origin. */
+  readonly issuer: string
+  /** Inserts the session row and signs its token; `db` lets a caller include it in a transaction. */
+  create(accountId: string, db?: Db): Promise<IssuedSession>
+  /** Returns the session's account, or throws `unauthorized` saying why the token is refused. */
+  verify(token: string): Promise<VerifiedSession>
+  /** Marks the session revoked; revoking twice is harmless. */
+  revoke(sessionId: string): Promise<void>
+}
+
+export interface SessionsOptions {
+  db: Db
+  config: Config
+  now: () => Date
+}
+
+export async function createSessions(options: SessionsOptions): Promise<Sessions> {
+  const { db, config, now } = options
+  const issuer = publicUrlOf(config).origin
+  const key = new TextEncoder().encode(await loadSessionSecret(db, config))
+
+  return {
+    issuer,
+
+    async create(accountId, tx = db) {
+      const sessionId = randomUUID()
+      const issuedAt = now()
+      // Whole seconds, because that is what `exp` can carry; the row and the token then agree.
+      const expSeconds = Math.floor(issuedAt.getTime() / 1000) + config.sessionTtlSeconds
+      const expiresAt = new Date(expSeconds * 1000)
+      await tx.insert(sessions).values({ id: sessionId, accountId, createdAt: issuedAt, expiresAt })
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
+        .setIssuer(issuer)
+        .setSubject(accountId)
+        .setJti(sessionId)
+        .setIssuedAt(Math.floor(issuedAt.getTime() / 1000))
+        .setExpirationTime(expSeconds)
+        .sign(key)
+      return { token, sessionId, accountId, expiresAt }
+    },
+
+    async verify(token) {
+      const at = now()
+      let claims: { jti?: string; sub?: string }
+      try {
+        ;({ payload: claims } = await jwtVerify(token, key, {
+          issuer,
+          algorithms: [ALGORITHM],
+          currentDate: at,
+          requiredClaims: ['jti', 'sub', 'exp'],
+        }))
+      } catch (cause) {
+        throw sessionTokenError(cause)
+      }
+      const [row] = await db
+        .select({ session: sessions, account: accounts })
+        .from(sessions)
+        .innerJoin(accounts, eq(accounts.id, sessions.accountId))
+        .where(eq(sessions.id, claims.jti!))
+      // A signed token without a row means the database was reset or the secret leaked: refuse it.
+      if (!row || row.session.accountId !== claims.sub) throw unauthorized('unknown session')
+      if (row.session.revokedAt) throw unauthorized('session revoked')
+      if (row.session.expiresAt.getTime() <= at.getTime()) throw unauthorized('session expired')
+      const { id, address, externalSubject } = row.account
+      return { sessionId: row.session.id, account: { id, address, externalSubject } }
+    },
+
+    async revoke(sessionId) {
+      await db
+        .update(sessions)
+        .set({ revokedAt: now() })
+        .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+    },
+  }
+}
+
+function sessionTokenError(cause: unknown) {
+  const error =
+    cause instanceof errors.JWTExpired
+      ? unauthorized('session expired')
+      : cause instanceof errors.JWSSignatureVerificationFailed
+        ? unauthorized('session token signature is invalid')
+        : cause instanceof errors.JWTClaimValidationFailed
+          ? unauthorized(`session token claim "${cause.claim}" is invalid: ${cause.reason}`)
+          : unauthorized('session token is malformed')
+  error.cause = cause
+  return error
+}
+
+/**
+ * The configured secret, or one generated on first start and kept in `settings`. Insert-if-absent
+ * followed by a read means concurrent first starts of several replicas all end up with the winner's.
+ */
+export async function loadSessionSecret(db: Db, config: Config): Promise<string> {
+  if (config.sessionSecret) return config.sessionSecret
+  await db
+    .insert(settings)
+    .values({ key: SECRET_KEY, value: randomBytes(32).toString('base64url') })
+    .onConflictDoNothing({ target: settings.key })
+  const [row] = await db.select({ value: settings.value }).from(settings).where(eq(settings.key, SECRET_KEY))
+  return row!.value
+}

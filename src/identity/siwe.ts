@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto'
+import { and, eq, gt, inArray, isNull, lt } from 'drizzle-orm'
+import { type Hex, verifyMessage } from 'viem'
+import { parseSiweMessage } from 'viem/siwe'
+import { publicUrlOf } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
+import type { Db } from '../db/client.ts'
+import { authNonces } from '../db/schema/index.ts'
+import { invalidInput, unauthorized } from '../domain/errors.ts'
+import { findOrCreateAccountByAddress } from './accounts.ts'
+import type { IssuedSession, Sessions } from './sessions.ts'
+
+// Sign-In with Ethereum (EIP-4361). The server issues a single-use nonce, the wallet signs a
+// message naming this server's domain and that nonce, and a valid signature buys a session.
+
+/** Expired nonces removed per issued nonce: keeps the table small without a separate sweeper. */
+const NONCE_PRUNE_BATCH = 100
+
+export interface IssuedNonce {
+  nonce: string
+  expiresAt: Date
+  /** What the message's `domain` and `uri` must be, so that clients need not guess. */
+  domain: string
+  uri: string
+}
+
+export interface SignedIn extends IssuedSession {
+  /** Lower-case, as accounts store it. */
+  address: string
+}
+
+export interface Siwe {
+  issueNonce(): Promise<IssuedNonce>
+  verify(message: string, signature: Hex): Promise<SignedIn>
+}
+
+export interface SiweOptions {
+  db: Db
+  config: Config
+  sessions: Sessions
+  now: () => Date
+}
+
+export function createSiwe(options: SiweOptions): Siwe {
+  const { db, config, sessions, now } = options
+  const publicUrl = publicUrlOf(config)
+  const skewMs = config.siwe.clockSkewSeconds * 1000
+
+  return {
+    async issueNonce() {
+      const at = now()
+      // viem's generateSiweNonce draws from Math.random; a nonce guards against replay, so it
+      // comes from the CSPRNG instead (hex is within EIP-4361's alphanumeric nonce alphabet).
+      const nonce = randomBytes(16).toString('hex')
+      const expiresAt = new Date(at.getTime() + config.siwe.nonceTtlSeconds * 1000)
+      await db.insert(authNonces).values({ nonce, createdAt: at, expiresAt })
+      // SKIP LOCKED: concurrent sign-ins prune disjoint rows instead of waiting on each other.
+      const expired = db
+        .select({ nonce: authNonces.nonce })
+        .from(authNonces)
+        .where(lt(authNonces.expiresAt, at))
+        .limit(NONCE_PRUNE_BATCH)
+        .for('update', { skipLocked: true })
+      await db.delete(authNonces).where(inArray(authNonces.nonce, expired))
+      return { nonce, expiresAt, domain: publicUrl.host, uri: publicUrl.origin }
+    },
+
+    async verify(message, signature) {
+      const fields = parseFields(message)
+      checkAudience(fields, publicUrl)
+      checkTimes(fields, now().getTime(), skewMs)
+
+      let valid = false
+      try {
+        valid = await verifyMessage({ address: fields.address, message, signature })
+      } catch {
+        // A signature of the wrong length or with an invalid recovery byte recovers nothing.
+      }
+      if (!valid) {
+        throw unauthorized(
+          `signature does not match address ${fields.address}: the message was altered after signing or signed by another wallet`,
+        )
+      }
+
+      // The nonce is consumed last, so a request failing any check above cannot burn it, and in
+      // the same transaction as the session, so a used nonce always has its session.
+      return db.transaction(async (tx) => {
+        const at = now()
+        // One conditional UPDATE is the whole replay guard: Postgres lets exactly one of any
+        // number of concurrent requests see `used_at IS NULL`; the others match no row.
+        const consumed = await tx
+          .update(authNonces)
+          .set({ usedAt: at })
+          .where(
+            and(eq(authNonces.nonce, fields.nonce), isNull(authNonces.usedAt), gt(authNonces.expiresAt, at)),
+          )
+          .returning({ nonce: authNonces.nonce })
+        if (consumed.length === 0) throw unauthorized('nonce is unknown, expired or already used')
+        const account = await findOrCreateAccountByAddress(tx, fields.address)
+        const session = await sessions.create(account.id, tx)
+        return { ...session, address: account.address! }
+      })
+    },
+  }
+}
+
+interface Fields {
+  domain: string
+  address: Hex
+  uri: string
+  chainId: number
+  nonce: string
+  scheme?: string
+  issuedAt: Date
+  expirationTime?: Date
+  notBefore?: Date
+}
+
+/** A message that is not EIP-4361 at all is bad input; one that is but fails a check is 401. */
+function parseFields(message: string): Fields {
+  const parsed = parseSiweMessage(message)
+  const missing = (['domain', 'address', 'uri', 'version', 'chainId', 'nonce', 'issuedAt'] as const).filter(
+    (field) => parsed[field] === undefined,
+  )
+  if (missing.length > 0) {
+    throw invalidInput(`message is not an EIP-4361 message: missing ${missing.join(', ')}`, [
+      { path: 'message', message: `missing ${missing.join(', ')}` },
+    ])
+  }
+  if (parsed.version !== '1') throw invalidInput(`message version must be 1, got ${parsed.version}`)
+  for (const field of ['issuedAt', 'expirationTime', 'notBefore'] as const) {
+    if (parsed[field] && Number.isNaN(parsed[field].getTime())) {
+      throw invalidInput(`message ${field} is not an RFC 3339 date-time`)
+    }
+  }
+  if (!Number.isSafeInteger(parsed.chainId) || parsed.chainId! <= 0) {
+    throw invalidInput(`message chain ID must be a positive integer, got ${parsed.chainId}`)
+  }
+  return parsed as Fields
+}
+
+/** The message must be meant for this server, or a signature given to another site could be replayed here. */
+function checkAudience(fields: Fields, publicUrl: URL): void {
+  if (fields.domain.toLowerCase() !== publicUrl.host.toLowerCase()) {
+    throw unauthorized(`message domain "${fields.domain}" is not this server's domain "${publicUrl.host}"`)
+  }
+  if (fields.scheme !== undefined && `${fields.scheme.toLowerCase()}:` !== publicUrl.protocol) {
+    throw unauthorized(`message scheme "${fields.scheme}" is not this server's "${publicUrl.protocol}"`)
+  }
+  let origin: string | undefined
+  try {
+    origin = new URL(fields.uri).origin
+  } catch {
+    // Reported below as a mismatch, with the offending value.
+  }
+  if (origin !== publicUrl.origin) {
+    throw unauthorized(`message URI "${fields.uri}" is not on this server's origin "${publicUrl.origin}"`)
+  }
+}
+
+function checkTimes(fields: Fields, nowMs: number, skewMs: number): void {
+  if (fields.issuedAt.getTime() > nowMs + skewMs) {
+    throw unauthorized(`message is issued in the future (${fields.issuedAt.toISOString()})`)
+  }
+  if (fields.expirationTime && fields.expirationTime.getTime() <= nowMs - skewMs) {
+    throw unauthorized(`message expired at ${fields.expirationTime.toISOString()}`)
+  }
+  if (fields.notBefore && fields.notBefore.getTime() > nowMs + skewMs) {
+    throw unauthorized(`message is not valid before ${fields.notBefore.toISOString()}`)
+  }
+}
