@@ -56,7 +56,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     await bus.start()
     stack.push(() => bus.stop())
 
-    const store = createDeploymentStore(database.db, bus)
+    const store = createDeploymentStore(database, bus)
     const metrics = createMetrics(() => store.countByStatus())
     const providers = new ProviderRegistry(config.providers.default)
     if (config.providers.simulated.enabled) {

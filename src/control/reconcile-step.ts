@@ -55,10 +55,13 @@ export async function reconcileStep(
       ...(m.message ? { message: m.message } : {}),
       ...(m.data === undefined ? {} : { data: m.data }),
     }
+    const nextInMs = m.nextInMs === undefined ? 0 : m.nextInMs
     return write({
       patch: { status: to, stage, percent: stagePercent[stage], attempts: 0, ...m.patch },
       events: [event],
-      nextInMs: m.nextInMs === undefined ? 0 : m.nextInMs,
+      nextInMs,
+      // Work due at once stays with this worker, which goes straight on to the next step.
+      keepLease: nextInMs === 0,
     })
   }
   const settle = () => write({ patch: { attempts: 0 }, nextInMs: null })

@@ -15,6 +15,9 @@ import { reconcileStep } from './reconcile-step.ts'
 // and sleep until woken (new work in this process, NOTIFY from another, a step finishing) or until
 // the poll interval passes, the backstop that finds work whose wake-up was lost.
 
+/** A bound on steps taken under one claim, so that one deployment cannot hold a worker forever. */
+const MAX_CHAINED_STEPS = 20
+
 export interface Reconciler {
   readonly workerId: string
   start(): Promise<void>
@@ -68,6 +71,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 
   async function runOne(row: DeploymentRow): Promise<void> {
     const fence: Fence = { owner: workerId, token: Number(row.leaseToken) }
+    let current: DeploymentRow | undefined
     const provider = deps.providers.get(row.provider)
     metrics.reconcileSteps.inc()
     metrics.reconcileLag.observe(Math.max(0, Date.now() - new Date(row.nextReconcileAt).getTime()) / 1000)
@@ -81,9 +85,26 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         await failPermanently(row, fence, `provider "${row.provider}" is not configured`)
         return
       }
-      await reconcileStep(row, fence, { store, provider, metrics, config, signal: abort.signal })
+      // Steps that leave the deployment due at once keep the lease, and this worker takes the next
+      // step straight away instead of releasing and re-claiming it.
+      current = row
+      for (let step = 0; ; step++) {
+        const next = await reconcileStep(current, fence, {
+          store,
+          provider,
+          metrics,
+          config,
+          signal: abort.signal,
+        })
+        current = next
+        if (next.leaseOwner !== workerId) return
+        if (stopping || step >= MAX_CHAINED_STEPS) {
+          await store.write(next, fence, { nextInMs: 0 })
+          return
+        }
+      }
     } catch (error) {
-      await handleError(row, fence, error)
+      await handleError(current ?? row, fence, error)
     } finally {
       clearInterval(renew)
     }

@@ -17,6 +17,12 @@ export interface Database {
   db: Db
   /** Runs `fn` on a channel notification (LISTEN). Resolves once listening; returns an unsubscribe. */
   listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>
+  /**
+   * Runs one parameterised statement on the driver directly. For the hottest paths only (the
+   * reconciler's claim and fenced write), where building the query through drizzle costs more
+   * than running it. Rows come back in driver form: see `fromDriverRow`.
+   */
+  query<T = Record<string, unknown>>(text: string, params: unknown[]): Promise<T[]>
   /** Runs `fn` while holding a session-level advisory lock. */
   withAdvisoryLock<T>(key: number, fn: () => Promise<T>): Promise<T>
   close(): Promise<void>
@@ -43,6 +49,7 @@ async function openPglite(dir: string): Promise<Database> {
   return {
     kind: 'pglite',
     db,
+    query: async <T>(text: string, params: unknown[]) => (await client.query<T>(text, params)).rows,
     listen: (channel, fn) => client.listen(channel, fn).then((unsub) => unsub),
     // PGlite is a single connection owned by this process: nothing else can hold the lock.
     withAdvisoryLock: (_key, fn) => fn(),
@@ -62,6 +69,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   return {
     kind: 'postgres',
     db,
+    query: async <T>(text: string, params: unknown[]) => (await pool.query(text, params)).rows as T[],
     async listen(channel, fn) {
       const client = new pg.Client({ connectionString: url })
       client.on('error', () => {})

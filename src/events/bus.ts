@@ -28,10 +28,24 @@ export function createEventBus(database: Database): EventBus {
   const remote = database.kind === 'postgres'
 
   const emitChanged = (payload: string) => {
-    const [deploymentId, ownerId] = payload.split(':')
-    if (!deploymentId || !ownerId) return
-    emitter.emit(`d:${deploymentId}`)
-    emitter.emit(`o:${ownerId}`, deploymentId)
+    for (const item of payload.split(',')) {
+      const [deploymentId, ownerId] = item.split(':')
+      if (!deploymentId || !ownerId) continue
+      emitter.emit(`d:${deploymentId}`)
+      emitter.emit(`o:${ownerId}`, deploymentId)
+    }
+  }
+
+  // Changes are sent to other replicas in batches (one NOTIFY per tick, ~100 ids each, within
+  // NOTIFY's 8000-byte payload), not one round trip per write.
+  const pendingChanges = new Set<string>()
+  let flushScheduled = false
+  let wakeScheduled = false
+  const flushChanges = () => {
+    flushScheduled = false
+    const items = [...pendingChanges]
+    pendingChanges.clear()
+    for (let i = 0; i < items.length; i += 100) notify(CHANGED_CHANNEL, items.slice(i, i + 100).join(','))
   }
 
   const notify = (channel: string, payload: string) => {
@@ -50,11 +64,21 @@ export function createEventBus(database: Database): EventBus {
   return {
     changed(deploymentId, ownerId) {
       emitChanged(`${deploymentId}:${ownerId}`)
-      notify(CHANGED_CHANNEL, `${deploymentId}:${ownerId}`)
+      if (!remote) return
+      pendingChanges.add(`${deploymentId}:${ownerId}`)
+      if (!flushScheduled) {
+        flushScheduled = true
+        setImmediate(flushChanges)
+      }
     },
     wake() {
       emitter.emit('wake')
-      notify(WAKE_CHANNEL, '')
+      if (!remote || wakeScheduled) return
+      wakeScheduled = true
+      setImmediate(() => {
+        wakeScheduled = false
+        notify(WAKE_CHANNEL, '')
+      })
     },
     onChanged: (deploymentId, fn) => on(`d:${deploymentId}`, fn),
     onOwnerChanged: (ownerId, fn) => on(`o:${ownerId}`, fn),

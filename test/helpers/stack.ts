@@ -50,7 +50,7 @@ export async function createStack(
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'berth-sim-'))
   const bus = createEventBus(database)
   await bus.start()
-  const store = createDeploymentStore(database.db, bus)
+  const store = createDeploymentStore(database, bus)
   const metrics = createMetrics(() => store.countByStatus())
   const providers = new ProviderRegistry('simulated')
   const provider = createSimulatedProvider({ ...config.providers.simulated, stateDir })

@@ -1,0 +1,61 @@
+import { type Command, InvalidArgumentError } from 'commander'
+import type { Action } from './context.ts'
+
+// `serve` and `migrate` run the control plane in this process. src/main.ts is imported only here,
+// when asked, so client commands never load the server.
+
+interface ServerOptions {
+  config?: string
+  port?: number
+  host?: string
+  dataDir?: string
+  publicUrl?: string
+  databaseUrl?: string
+  logLevel?: string
+}
+
+function parsePort(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('expected a port number (0-65535)')
+  return n
+}
+
+/** Flags under their config key names; unset ones are left out so the file and env still apply. */
+export function serverFlags(opts: ServerOptions): Record<string, unknown> {
+  const { config: _config, ...rest } = opts
+  return Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined))
+}
+
+export function registerServer(program: Command, action: Action): void {
+  program
+    .command('serve')
+    .description('run the control plane (HTTP API, reconciler, dashboard)')
+    .option('--config <file>', 'config file (YAML or JSON)')
+    .option('--port <port>', 'port to listen on (default 8080)', parsePort)
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .option('--data-dir <dir>', 'where the embedded database and state live (default ./.berth)')
+    .option('--public-url <url>', 'URL users reach berth at; its host is the sign-in domain')
+    .option('--database-url <url>', 'PostgreSQL server URL (default: the embedded database)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .action(
+      action(async (_ctx, opts: ServerOptions) => {
+        const { serve } = await import('../../main.ts')
+        return serve({ configFile: opts.config, flags: serverFlags(opts) })
+      }),
+    )
+
+  program
+    .command('migrate')
+    .description('apply the database migrations and exit')
+    .option('--config <file>', 'config file (YAML or JSON)')
+    .option('--data-dir <dir>', 'where the embedded database lives (default ./.berth)')
+    .option('--database-url <url>', 'PostgreSQL server URL (default: the embedded database)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .action(
+      action(async (_ctx, opts: ServerOptions) => {
+        const { migrate } = await import('../../main.ts')
+        return migrate({ configFile: opts.config, flags: serverFlags(opts) })
+      }),
+    )
+}
