@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { and, eq, gt, inArray, isNull, lt } from 'drizzle-orm'
-import { type Hex, verifyMessage } from 'viem'
-import { parseSiweMessage } from 'viem/siwe'
+import type { Hex } from 'viem'
 import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
@@ -66,7 +65,8 @@ export function createSiwe(options: SiweOptions): Siwe {
     },
 
     async verify(message, signature) {
-      const fields = parseFields(message)
+      const { verifyMessage, parseSiweMessage } = await loadViem()
+      const fields = parseFields(parseSiweMessage(message))
       checkAudience(fields, publicUrl)
       checkTimes(fields, now().getTime(), skewMs)
 
@@ -104,6 +104,21 @@ export function createSiwe(options: SiweOptions): Siwe {
   }
 }
 
+// viem is loaded on the first sign-in, not at start: it is most of an idle server's memory.
+let viemModules:
+  | Promise<{
+      verifyMessage: typeof import('viem').verifyMessage
+      parseSiweMessage: typeof import('viem/siwe').parseSiweMessage
+    }>
+  | undefined
+function loadViem() {
+  viemModules ??= Promise.all([import('viem'), import('viem/siwe')]).then(([viem, siwe]) => ({
+    verifyMessage: viem.verifyMessage,
+    parseSiweMessage: siwe.parseSiweMessage,
+  }))
+  return viemModules
+}
+
 interface Fields {
   domain: string
   address: Hex
@@ -117,8 +132,7 @@ interface Fields {
 }
 
 /** A message that is not EIP-4361 at all is bad input; one that is but fails a check is 401. */
-function parseFields(message: string): Fields {
-  const parsed = parseSiweMessage(message)
+function parseFields(parsed: ReturnType<typeof import('viem/siwe').parseSiweMessage>): Fields {
   const missing = (['domain', 'address', 'uri', 'version', 'chainId', 'nonce', 'issuedAt'] as const).filter(
     (field) => parsed[field] === undefined,
   )
