@@ -58,7 +58,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Delay before the 1st, 2nd, … restart of an unhealthy deployment; the last one repeats. */
       restartLadderSeconds: z
-        .preprocess((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v), z.array(int(0, 86400)).min(1))
+        .preprocess(
+          (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v),
+          z.array(int(0, 86400)).min(1),
+        )
         .default([0, 30, 300, 900, 1800]),
       /** Healthy this long after a restart and the ladder starts again from its first rung. */
       ladderResetSeconds: int(1, 86400).default(600),
