@@ -1,0 +1,122 @@
+import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm'
+import type { Database } from '../db/client.ts'
+import { deployments } from '../db/schema/index.ts'
+import { LeaseLostError } from '../domain/errors.ts'
+import type { EventBus } from '../events/bus.ts'
+import type { DeploymentRow, DeploymentStore } from './deployment-store.ts'
+
+// The reconciler's side of the deployments table: claiming due rows under a lease, and writes
+// fenced by that lease. These are the hottest statements in berth, so they are plain SQL run on
+// the driver, not built through drizzle on every call.
+
+const NEVER = new Date('9999-12-31T00:00:00Z')
+
+export function createFencedWrites(
+  database: Database,
+  bus: EventBus,
+): Pick<DeploymentStore, 'write' | 'claimDue' | 'renewLease'> {
+  const db = database.db
+  return {
+    async write(row, fence, change) {
+      const events = change.events ?? []
+      const params: unknown[] = []
+      const param = (value: unknown) => {
+        params.push(value)
+        return `$${params.length}`
+      }
+      const sets: string[] = []
+      for (const [key, value] of Object.entries(change.patch ?? {})) {
+        if (value === undefined) continue
+        const column = columnByKey.get(key)!
+        sets.push(`${column.name} = ${param(value === null ? null : column.mapToDriverValue(value))}`)
+      }
+      if (change.nextInMs === null) sets.push(`next_reconcile_at = ${param(NEVER.toISOString())}`)
+      else if (change.nextInMs !== undefined) {
+        sets.push(
+          `next_reconcile_at = now() + ${param(Math.max(0, Math.round(change.nextInMs)))} * interval '1 millisecond'`,
+        )
+      }
+      if (!change.keepLease) sets.push('lease_owner = null', 'lease_expires_at = null')
+      sets.push(`event_seq = event_seq + ${events.length}`, 'updated_at = now()')
+      // One statement, so one round trip: the fenced update and the insert of its events commit
+      // together (data-modifying CTEs all run, atomically). A lost lease updates no row, and then
+      // no event is inserted either. Written as plain SQL because this is the hottest statement.
+      const text = `
+        with u as (
+          update deployments set ${sets.join(', ')}
+           where id = ${param(row.id)} and lease_owner = ${param(fence.owner)}
+             and lease_token = ${param(fence.token)} and lease_expires_at > now()
+          returning *),
+        e as (
+          insert into deployment_events
+            (deployment_id, seq, type, status, stage, percent, message, data, actor, lease_token)
+          select u.id, u.event_seq - ${events.length} + ev.ord, ev.v->>'type', ev.v->>'status', ev.v->>'stage',
+                 (ev.v->>'percent')::int, ev.v->>'message', ev.v->'data',
+                 ${param(fence.owner)}::text, ${param(fence.token)}::bigint
+            from u cross join jsonb_array_elements(${param(JSON.stringify(events))}::jsonb) with ordinality as ev(v, ord)
+          returning 1)
+        select ${columnsOf('u')} from u`
+      const [raw] = await database.query(text, params)
+      if (!raw) throw new LeaseLostError(row.id)
+      const updated = fromDriver(raw)
+      if (events.length > 0 || change.patch) bus.changed(updated.id, updated.ownerId)
+      return updated
+    },
+
+    async claimDue(owner, limit, leaseSeconds) {
+      // One statement claims a batch: SKIP LOCKED lets concurrent claimers (other replicas) take
+      // different rows instead of queueing behind each other; the lease expiry is what lets work
+      // move on when its holder dies, and the incremented token fences the old holder's writes.
+      const rows = await database.query(
+        `update deployments d
+            set lease_owner = $1,
+                lease_token = d.lease_token + 1,
+                lease_expires_at = now() + $2 * interval '1 second'
+          where d.id in (
+            select id from deployments
+             where status <> 'deleted'
+               and next_reconcile_at <= now()
+               and (lease_expires_at is null or lease_expires_at < now())
+             order by next_reconcile_at
+             limit $3
+             for update skip locked)
+          returning ${selectColumns}`,
+        [owner, leaseSeconds, limit],
+      )
+      return rows.map(fromDriver)
+    },
+
+    async renewLease(id, fence, leaseSeconds) {
+      const rows = await db
+        .update(deployments)
+        .set({ leaseExpiresAt: sql`now() + ${`${leaseSeconds} seconds`}::interval` })
+        .where(
+          and(
+            eq(deployments.id, id),
+            eq(deployments.leaseOwner, fence.owner),
+            eq(deployments.leaseToken, fence.token),
+            gt(deployments.leaseExpiresAt, sql`now()`),
+          ),
+        )
+        .returning({ id: deployments.id })
+      return rows.length > 0
+    },
+  }
+}
+
+// Raw claim SQL returns snake_case columns in driver form; alias them to the row's camelCase keys
+// and convert values the way drizzle's own selects do (dates, bigint as number, jsonb).
+const columnEntries = Object.entries(getTableColumns(deployments))
+const columnByKey = new Map(columnEntries)
+const columnsOf = (alias: string) =>
+  columnEntries.map(([key, column]) => `${alias}.${column.name} as "${key}"`).join(', ')
+const selectColumns = columnsOf('d')
+
+function fromDriver(raw: Record<string, unknown>): DeploymentRow {
+  const row: Record<string, unknown> = {}
+  for (const [key, column] of columnEntries) {
+    const value = raw[key]
+    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value)
+  }
+  return row as DeploymentRow
+}

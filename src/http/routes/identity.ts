@@ -1,0 +1,305 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import type { Hex } from 'viem'
+import { forbidden, invalidInput, unauthorized } from '../../domain/errors.ts'
+import type { Account } from '../../identity/accounts.ts'
+import type { ApiKeys } from '../../identity/api-keys.ts'
+import type { Sessions } from '../../identity/sessions.ts'
+import type { Siwe } from '../../identity/siwe.ts'
+import type { AppEnv, Principal } from '../context.ts'
+import { createRouter } from '../openapi.ts'
+
+// Sign-in (SIWE), session and API key routes.
+
+const security = [{ bearerAuth: [] }]
+const errorResponses = {
+  400: { description: 'Invalid input: `{"error":{"code":"invalid_input",…}}` naming the fields' },
+  401: { description: 'Missing, invalid, expired or revoked credentials' },
+} as const
+
+const ok = z.object({ ok: z.literal(true) }).openapi('AuthOk')
+
+const nonceRoute = createRoute({
+  method: 'post',
+  path: '/v1/auth/nonce',
+  tags: ['auth'],
+  summary: 'Issue a single-use SIWE nonce',
+  responses: {
+    200: {
+      description: 'A nonce, and the domain and URI the signed message must name',
+      content: {
+        'application/json': {
+          schema: z
+            .object({ nonce: z.string(), expiresAt: z.iso.datetime(), domain: z.string(), uri: z.string() })
+            .openapi('AuthNonce'),
+        },
+      },
+    },
+  },
+})
+
+const verifyRoute = createRoute({
+  method: 'post',
+  path: '/v1/auth/verify',
+  tags: ['auth'],
+  summary: 'Exchange a signed SIWE (EIP-4361) message for a session token',
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: z
+            .strictObject({
+              message: z.string().min(1).max(8192),
+              signature: z.string().regex(/^0x[0-9a-fA-F]+$/, 'must be a 0x-prefixed hex string'),
+            })
+            .openapi('AuthVerifyRequest'),
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: 'Signed in',
+      content: {
+        'application/json': {
+          schema: z
+            .object({
+              token: z.string(),
+              accountId: z.uuid(),
+              address: z.string().openapi({ description: 'Lower-case wallet address' }),
+              expiresAt: z.iso.datetime(),
+            })
+            .openapi('AuthSession'),
+        },
+      },
+    },
+    ...errorResponses,
+  },
+})
+
+const logoutRoute = createRoute({
+  method: 'post',
+  path: '/v1/auth/logout',
+  tags: ['auth'],
+  summary: 'Revoke the current session token',
+  security,
+  responses: {
+    200: { description: 'Revoked', content: { 'application/json': { schema: ok } } },
+    ...errorResponses,
+  },
+})
+
+const meRoute = createRoute({
+  method: 'get',
+  path: '/v1/auth/me',
+  tags: ['auth'],
+  summary: 'Who the bearer token authenticates',
+  security,
+  responses: {
+    200: {
+      description: 'The principal',
+      content: {
+        'application/json': {
+          schema: z
+            .object({
+              accountId: z.uuid().nullable(),
+              address: z.string().nullable(),
+              kind: z.enum(['session', 'api_key', 'external_jwt', 'admin']),
+            })
+            .openapi('AuthMe'),
+        },
+      },
+    },
+    ...errorResponses,
+  },
+})
+
+const apiKeyInfo = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    prefix: z.string().openapi({ description: 'The first 12 characters of the key' }),
+    createdAt: z.iso.datetime(),
+    lastUsedAt: z.iso.datetime().nullable(),
+  })
+  .openapi('ApiKey')
+
+const createApiKeyRoute = createRoute({
+  method: 'post',
+  path: '/v1/api-keys',
+  tags: ['api-keys'],
+  summary: 'Create an API key; the key is returned once and never again',
+  security,
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: z.strictObject({ name: z.string().min(1).max(64) }).openapi('ApiKeyCreateRequest'),
+        },
+      },
+    },
+  },
+  responses: {
+    201: {
+      description: 'Created',
+      content: {
+        'application/json': {
+          schema: z
+            .object({
+              id: z.uuid(),
+              name: z.string(),
+              prefix: z.string(),
+              key: z.string(),
+              createdAt: z.iso.datetime(),
+            })
+            .openapi('ApiKeyCreated'),
+        },
+      },
+    },
+    ...errorResponses,
+    403: { description: 'The admin token has no account to own keys' },
+  },
+})
+
+const listApiKeysRoute = createRoute({
+  method: 'get',
+  path: '/v1/api-keys',
+  tags: ['api-keys'],
+  summary: "List the account's API keys (never the keys themselves)",
+  security,
+  responses: {
+    200: {
+      description: 'Live keys, newest first',
+      content: {
+        'application/json': { schema: z.object({ items: z.array(apiKeyInfo) }).openapi('ApiKeyList') },
+      },
+    },
+    ...errorResponses,
+    403: { description: 'The admin token has no account to own keys' },
+  },
+})
+
+const deleteApiKeyRoute = createRoute({
+  method: 'delete',
+  path: '/v1/api-keys/{id}',
+  tags: ['api-keys'],
+  summary: 'Revoke an API key',
+  security,
+  request: { params: z.object({ id: z.uuid() }) },
+  responses: {
+    200: { description: 'Revoked', content: { 'application/json': { schema: ok } } },
+    ...errorResponses,
+    403: { description: 'The admin token has no account to own keys' },
+    404: { description: 'No such key on this account' },
+  },
+})
+
+export interface RouterParts {
+  siwe: Siwe
+  sessions: Sessions
+  apiKeys: ApiKeys
+}
+
+export function createIdentityRouter({ siwe, sessions, apiKeys }: RouterParts): OpenAPIHono<AppEnv> {
+  const router = createRouter()
+  router.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A session token, an API key (berth_…), the operator admin token, or an external JWT',
+  })
+
+  router.openapi(nonceRoute, async (c) => {
+    const issued = await siwe.issueNonce()
+    return c.json({ ...issued, expiresAt: issued.expiresAt.toISOString() }, 200)
+  })
+
+  router.openapi(verifyRoute, async (c) => {
+    const { message, signature } = c.req.valid('json')
+    const signedIn = await siwe.verify(message, signature as Hex)
+    return c.json(
+      {
+        token: signedIn.token,
+        accountId: signedIn.accountId,
+        address: signedIn.address,
+        expiresAt: signedIn.expiresAt.toISOString(),
+      },
+      200,
+    )
+  })
+
+  router.openapi(logoutRoute, async (c) => {
+    const principal = principalOf(c)
+    if (principal.kind !== 'session' || !principal.sessionId) {
+      throw invalidInput(
+        `logout ends a session, but this request is authenticated by ${describeKind(principal.kind)}`,
+      )
+    }
+    await sessions.revoke(principal.sessionId)
+    return c.json({ ok: true as const }, 200)
+  })
+
+  router.openapi(meRoute, (c) => {
+    const { kind, account } = principalOf(c)
+    return c.json({ accountId: account?.id ?? null, address: account?.address ?? null, kind }, 200)
+  })
+
+  router.openapi(createApiKeyRoute, async (c) => {
+    const account = keyOwnerOf(c)
+    const created = await apiKeys.create(account.id, c.req.valid('json').name)
+    return c.json(
+      {
+        id: created.id,
+        name: created.name,
+        prefix: created.prefix,
+        key: created.key,
+        createdAt: created.createdAt.toISOString(),
+      },
+      201,
+    )
+  })
+
+  router.openapi(listApiKeysRoute, async (c) => {
+    const items = await apiKeys.list(keyOwnerOf(c).id)
+    return c.json(
+      {
+        items: items.map((key) => ({
+          ...key,
+          createdAt: key.createdAt.toISOString(),
+          lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
+        })),
+      },
+      200,
+    )
+  })
+
+  router.openapi(deleteApiKeyRoute, async (c) => {
+    await apiKeys.revoke(keyOwnerOf(c).id, c.req.valid('param').id)
+    return c.json({ ok: true as const }, 200)
+  })
+
+  return router
+}
+
+function principalOf(c: Context<AppEnv>): Principal {
+  const principal = c.get('principal')
+  // Only reachable when the router is mounted without requireAuth in front of it.
+  if (!principal) throw unauthorized('missing bearer token')
+  return principal
+}
+
+function keyOwnerOf(c: Context<AppEnv>): Account {
+  const { account } = principalOf(c)
+  if (!account) throw forbidden('API keys belong to an account, and the admin token has none')
+  return account
+}
+
+function describeKind(kind: Principal['kind']): string {
+  return {
+    session: 'a session',
+    api_key: 'an API key',
+    external_jwt: 'an external JWT',
+    admin: 'the admin token',
+  }[kind]
+}

@@ -1,0 +1,70 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { decodeJwt, decodeProtectedHeader } from 'jose'
+import { BerthError, unauthorized } from '../domain/errors.ts'
+import type { ApiKeys } from './api-keys.ts'
+import { isApiKey } from './api-keys.ts'
+import type { Authenticator } from './authenticator.ts'
+import type { ExternalJwtVerifier } from './external-jwt.ts'
+import type { Sessions } from './sessions.ts'
+
+export interface AuthenticatorParts {
+  adminToken: string | undefined
+  sessions: Sessions
+  apiKeys: ApiKeys
+  external: ExternalJwtVerifier | undefined
+}
+
+export function createAuthenticator(parts: AuthenticatorParts): Authenticator {
+  const { sessions, apiKeys, external } = parts
+  // Digests have equal lengths, which timingSafeEqual needs, and hide the token's length too.
+  const adminDigest = parts.adminToken === undefined ? undefined : sha256(parts.adminToken)
+
+  return {
+    async authenticate(authorization, queryToken) {
+      const bearer = bearerOf(authorization, queryToken)
+      if (adminDigest && timingSafeEqual(sha256(bearer), adminDigest)) return { kind: 'admin' }
+      if (isApiKey(bearer)) return { kind: 'api_key', account: await apiKeys.authenticate(bearer) }
+      const { issuer, algorithm } = peekJwt(bearer)
+      // Our own tokens are HS256; the algorithm check keeps an external issuer configured with
+      // our own URL from being verified with the session secret.
+      if (issuer === sessions.issuer && algorithm === 'HS256') {
+        const { sessionId, account } = await sessions.verify(bearer)
+        return { kind: 'session', account, sessionId }
+      }
+      if (external && issuer === external.issuer) {
+        return { kind: 'external_jwt', account: await external.verify(bearer) }
+      }
+      throw unauthorized(`token issuer "${issuer}" is not trusted`)
+    },
+  }
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}
+
+function bearerOf(authorization: string | undefined, queryToken: string | undefined): string {
+  if (authorization) {
+    const match = /^Bearer +(\S+) *$/i.exec(authorization)
+    if (!match) throw unauthorized('Authorization header must be "Bearer <token>"')
+    return match[1]!
+  }
+  if (queryToken) return queryToken
+  throw unauthorized('missing bearer token')
+}
+
+/** Reads the claims that pick a verifier; the chosen verifier then checks the signature. */
+function peekJwt(token: string): { issuer: string; algorithm: string | undefined } {
+  try {
+    const issuer = decodeJwt(token).iss
+    if (!issuer) throw unauthorized('bearer token has no "iss" claim')
+    return { issuer, algorithm: decodeProtectedHeader(token).alg }
+  } catch (cause) {
+    if (cause instanceof BerthError) throw cause
+    const error = unauthorized('bearer token is not an API key, the admin token or a JWT')
+    error.cause = cause
+    throw error
+  }
+}
+
+// --- routes ---

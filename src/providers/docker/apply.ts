@@ -1,0 +1,162 @@
+import type Docker from 'dockerode'
+import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
+import { type ContainerPlan, createOptionsOf, type HardeningOptions, hostPortsOf } from './container-spec.ts'
+import { isConflict, isNetworkMissing, isNotModified, isPortTaken, toProviderError, translating } from './errors.ts'
+import { ensureImage } from './images.ts'
+import { inspectDeployment } from './instances.ts'
+import { containerNameOf, identityOf, portKeyOf } from './labels.ts'
+import { ensureOwnerNetwork } from './network.ts'
+import type { AllocatePort } from './ports.ts'
+
+// Converging one deployment: create what is missing, start what is stopped, recreate what is
+// older than the target's restart generation, remove surplus replicas. Every step is keyed by the
+// container name `berth-<deployment>-<replica>`, which the engine keeps unique, so a step repeated
+// after a crash (or run twice at once) finds its own work instead of duplicating it.
+
+/** The target as the control plane will send it: host ports it allocated, keyed `replica/port/proto`. */
+export type DockerDeploymentTarget = DeploymentTarget & { hostPorts?: Record<string, number> }
+
+export interface ApplySettings {
+  hardening: HardeningOptions
+  allocatePort: AllocatePort
+  pullAttempts: number
+  pullRetryDelayMs: number
+}
+
+interface Creation {
+  replica: number
+  /** Ports the replaced container had, so a recreated replica keeps its endpoints. */
+  previousPorts: Record<string, number>
+}
+
+export async function applyDeployment(
+  docker: Docker,
+  settings: ApplySettings,
+  target: DockerDeploymentTarget,
+  ctx: ApplyContext,
+): Promise<void> {
+  const { spec } = target
+  const existing = await translating('list containers', () => inspectDeployment(docker, target.id))
+
+  const kept = new Map<number, Docker.ContainerInspectInfo>()
+  const toRemove: Docker.ContainerInspectInfo[] = []
+  const toCreate: Creation[] = []
+  const toStart: string[] = []
+  for (const info of existing) {
+    const replica = identityOf(info.Config.Labels)?.replica ?? -1
+    if (replica < 0 || replica >= spec.replicas || kept.has(replica)) toRemove.push(info)
+    else kept.set(replica, info)
+  }
+  for (let replica = 0; replica < spec.replicas; replica++) {
+    const info = kept.get(replica)
+    if (!info) toCreate.push({ replica, previousPorts: {} })
+    else if ((identityOf(info.Config.Labels)?.restartGeneration ?? 0) < target.restartGeneration) {
+      // Labels cannot change, so a newer restart generation means a new container.
+      toRemove.push(info)
+      const bindings = info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1]
+      toCreate.push({ replica, previousPorts: hostPortsOf(replica, bindings) })
+    } else if (!info.State.Running) toStart.push(info.Id)
+  }
+
+  for (const info of toRemove) await removeContainer(docker, info.Id)
+
+  if (toCreate.length > 0) {
+    if (spec.resources.gpus > 0) {
+      throw new ProviderError('permanent', 'this docker provider offers no GPUs', { eventType: 'gpu_unavailable' })
+    }
+    await ctx.progress('pulling')
+    await ensureImage(docker, spec.image, {
+      attempts: settings.pullAttempts,
+      retryDelayMs: settings.pullRetryDelayMs,
+      signal: ctx.signal,
+    })
+    ctx.signal.throwIfAborted()
+    await ctx.progress('creating')
+    const network = await ensureOwnerNetwork(docker, target.ownerId)
+    for (const creation of toCreate) {
+      ctx.signal.throwIfAborted()
+      const plan: ContainerPlan = {
+        deploymentId: target.id,
+        ownerId: target.ownerId,
+        replica: creation.replica,
+        restartGeneration: target.restartGeneration,
+        spec,
+        network,
+        hostPorts: await hostPortsFor(target, creation, settings.allocatePort),
+      }
+      toStart.push(await createContainer(docker, plan, settings.hardening))
+    }
+  }
+
+  if (toStart.length > 0) {
+    await ctx.progress('starting')
+    for (const id of toStart) await startContainer(docker, id)
+  }
+}
+
+async function hostPortsFor(
+  target: DockerDeploymentTarget,
+  creation: Creation,
+  allocate: AllocatePort,
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const port of target.spec.ports ?? []) {
+    const key = portKeyOf(creation.replica, port.containerPort, port.protocol)
+    out[key] = target.hostPorts?.[key] ?? creation.previousPorts[key] ?? (await allocate(key))
+  }
+  return out
+}
+
+/** Creates the container, or adopts it when a concurrent step created it first. Returns its id. */
+async function createContainer(docker: Docker, plan: ContainerPlan, hardening: HardeningOptions): Promise<string> {
+  const name = containerNameOf(plan.deploymentId, plan.replica)
+  const options = createOptionsOf(plan, hardening)
+  try {
+    try {
+      return (await docker.createContainer(options)).id
+    } catch (error) {
+      // The owner's last other deployment removed the network meanwhile: make it again, once.
+      if (!isNetworkMissing(error)) throw error
+      await ensureOwnerNetwork(docker, plan.ownerId)
+      return (await docker.createContainer(options)).id
+    }
+  } catch (error) {
+    if (!isConflict(error)) throw toProviderError(error, `create container ${name}`)
+    const info = await translating(`inspect container ${name}`, () => docker.getContainer(name).inspect())
+    const identity = identityOf(info.Config.Labels)
+    if (identity?.deploymentId !== plan.deploymentId || identity.replica !== plan.replica) {
+      throw new ProviderError('permanent', `a container named ${name} exists and is not berth's`, {
+        cause: error,
+        eventType: 'name_conflict',
+      })
+    }
+    return info.Id
+  }
+}
+
+async function startContainer(docker: Docker, id: string): Promise<void> {
+  try {
+    await docker.getContainer(id).start()
+  } catch (error) {
+    if (isNotModified(error)) return // already running
+    if (isPortTaken(error)) {
+      // The host port went to someone else after it was chosen: drop this container so the next
+      // apply creates it again with a fresh port.
+      await removeContainer(docker, id)
+      throw new ProviderError('transient', `host port taken while starting: ${String(error)}`, { cause: error })
+    }
+    throw toProviderError(error, `start container ${id.slice(0, 12)}`)
+  }
+}
+
+export async function removeContainer(docker: Docker, id: string): Promise<void> {
+  try {
+    // v: anonymous volumes go with the container; named volumes (later) are the deployment's.
+    await docker.getContainer(id).remove({ force: true, v: true })
+  } catch (error) {
+    // Already gone, or already being removed by a concurrent step.
+    const status = (error as { statusCode?: number }).statusCode
+    if (status === 404 || (status === 409 && /already in progress/i.test(String(error)))) return
+    throw toProviderError(error, `remove container ${id.slice(0, 12)}`)
+  }
+}

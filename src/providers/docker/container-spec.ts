@@ -1,0 +1,138 @@
+import type Docker from 'dockerode'
+import type { DeploymentSpec } from '../../domain/spec.ts'
+import type { InstanceState } from '../provider.ts'
+import { containerNameOf, LABEL, portKeyOf, READ_ONLY_ROOTFS_LABEL } from './labels.ts'
+
+// Pure: a deployment's spec → the engine's create options. All the hardening lives here, in one
+// place a test can read without an engine.
+
+export interface HardeningOptions {
+  pidsLimit: number
+  readOnlyRootfs: boolean
+  stopGraceSeconds: number
+  /** Host address published ports bind to (127.0.0.1 keeps them off the public interfaces). */
+  hostIp: string
+  /** json-file log rotation, so one chatty workload cannot fill the host's disk. */
+  logMaxSize: string
+  logMaxFiles: number
+}
+
+export interface ContainerPlan {
+  deploymentId: string
+  ownerId: string
+  replica: number
+  restartGeneration: number
+  spec: DeploymentSpec
+  network: string
+  /** Host port per `portKeyOf(replica, containerPort, protocol)`. */
+  hostPorts: Record<string, number>
+}
+
+/** Whether this deployment gets a read-only root filesystem: its spec label, else the provider default. */
+export function wantsReadOnlyRootfs(spec: DeploymentSpec, fallback: boolean): boolean {
+  const value = spec.labels?.[READ_ONLY_ROOTFS_LABEL]
+  if (value === 'true') return true
+  if (value === 'false') return false
+  return fallback
+}
+
+export function createOptionsOf(plan: ContainerPlan, hardening: HardeningOptions): Docker.ContainerCreateOptions {
+  const { spec } = plan
+  const memoryBytes = spec.resources.memoryMb * 1024 * 1024
+  const readOnly = wantsReadOnlyRootfs(spec, hardening.readOnlyRootfs)
+  const exposed: Record<string, object> = {}
+  const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {}
+  for (const port of spec.ports ?? []) {
+    const key = portKeyOf(plan.replica, port.containerPort, port.protocol)
+    const hostPort = plan.hostPorts[key]
+    if (hostPort === undefined) throw new Error(`no host port allocated for ${key}`)
+    exposed[`${port.containerPort}/${port.protocol}`] = {}
+    bindings[`${port.containerPort}/${port.protocol}`] = [{ HostIp: hardening.hostIp, HostPort: String(hostPort) }]
+  }
+  return {
+    name: containerNameOf(plan.deploymentId, plan.replica),
+    Image: spec.image,
+    ...(spec.command ? { Cmd: spec.command } : {}),
+    Env: Object.entries(spec.env ?? {}).map(([key, value]) => `${key}=${value}`),
+    Labels: labelsOf(plan),
+    ExposedPorts: exposed,
+    StopSignal: 'SIGTERM',
+    StopTimeout: hardening.stopGraceSeconds,
+    HostConfig: {
+      NetworkMode: plan.network,
+      PortBindings: bindings,
+      // The lock-down every container gets (issue 3 §3); nothing in a spec can loosen it.
+      Privileged: false,
+      SecurityOpt: ['no-new-privileges'],
+      CapDrop: ['ALL'],
+      PidsLimit: hardening.pidsLimit,
+      Memory: memoryBytes,
+      // Swap equal to memory means no swap at all: the limit is the limit.
+      MemorySwap: memoryBytes,
+      NanoCpus: Math.round(spec.resources.cpus * 1e9),
+      IpcMode: 'private',
+      ReadonlyRootfs: readOnly,
+      ...(readOnly ? { Tmpfs: { '/tmp': 'rw,nosuid,nodev,noexec,size=64m' } } : {}),
+      // The control plane restarts unhealthy or exited workloads on its own ladder; the engine must not.
+      RestartPolicy: { Name: 'no' },
+      LogConfig: {
+        Type: 'json-file',
+        Config: { 'max-size': hardening.logMaxSize, 'max-file': String(hardening.logMaxFiles) },
+      },
+    },
+    NetworkingConfig: { EndpointsConfig: { [plan.network]: { Aliases: [spec.name] } } },
+  }
+}
+
+/**
+ * The spec's own labels plus berth's. A spec label in berth's namespace is configuration for berth
+ * (e.g. the read-only switch), never copied: a workload must not be able to forge `berth.managed`.
+ */
+export function labelsOf(plan: ContainerPlan): Record<string, string> {
+  const own = Object.entries(plan.spec.labels ?? {}).filter(([key]) => !key.startsWith('berth.'))
+  return {
+    ...Object.fromEntries(own),
+    [LABEL.managed]: 'true',
+    [LABEL.deployment]: plan.deploymentId,
+    [LABEL.owner]: plan.ownerId,
+    [LABEL.replica]: String(plan.replica),
+    [LABEL.restartGeneration]: String(plan.restartGeneration),
+  }
+}
+
+/** The engine's container state → the provider's instance state. */
+export function instanceStateOf(dockerState: string | undefined): InstanceState {
+  switch (dockerState) {
+    case 'running':
+    case 'restarting':
+      return 'running'
+    case 'created':
+      return 'created'
+    case 'paused':
+      return 'stopped'
+    default:
+      // exited, dead, removing: the engine cannot tell a stop from a crash; the exit code can.
+      return 'exited'
+  }
+}
+
+/** `http://host:port` for tcp, `udp://host:port` for udp. */
+export function endpointUrlOf(publicHost: string, hostPort: number, protocol: 'tcp' | 'udp'): string {
+  const host = publicHost.includes(':') && !publicHost.startsWith('[') ? `[${publicHost}]` : publicHost
+  return `${protocol === 'tcp' ? 'http' : 'udp'}://${host}:${hostPort}`
+}
+
+/** Host ports a container was created with, keyed like `portKeyOf`, from its inspect data. */
+export function hostPortsOf(
+  replica: number,
+  portBindings: Record<string, Array<{ HostPort?: string }> | null> | undefined,
+): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [exposed, binds] of Object.entries(portBindings ?? {})) {
+    const [port, protocol] = exposed.split('/')
+    const hostPort = Number(binds?.[0]?.HostPort)
+    if (!Number.isInteger(hostPort) || hostPort <= 0) continue
+    out[portKeyOf(replica, Number(port), protocol === 'udp' ? 'udp' : 'tcp')] = hostPort
+  }
+  return out
+}

@@ -1,0 +1,181 @@
+import type Docker from 'dockerode'
+import type { LogLine, Provider } from '../provider.ts'
+import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
+import { connectDocker, type EngineAddress } from './connection.ts'
+import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
+import { inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
+import { MANAGED_FILTER } from './labels.ts'
+import { mergeLines, readLogLines } from './logs.ts'
+import { removeOwnerNetworkIfUnused } from './network.ts'
+import { type AllocatePort, osFreePort } from './ports.ts'
+import { type EngineStats, sumUsage, usageOf } from './stats.ts'
+
+// The `docker` provider: one Docker engine through its API (DESIGN.md §5). Containers are named
+// `berth-<deployment>-<replica>` and labelled (see labels.ts); hardening is in container-spec.ts.
+//
+// Read-only root filesystem: off by default (`readOnlyRootfs`), and per deployment with the spec
+// label `berth.docker/read-only-rootfs: "true" | "false"`; it always comes with a tmpfs /tmp.
+// Networks: an owner's network is removed with the owner's last container.
+
+export interface DockerProviderOptions {
+  /** Which engine; defaults to the local unix socket. */
+  engine?: EngineAddress
+  name?: string
+  /** Default 256. */
+  pidsLimit?: number
+  /** SIGTERM, then SIGKILL after this many seconds. Default 10. */
+  stopGraceSeconds?: number
+  /** Host address published ports bind to. Default 127.0.0.1. */
+  hostIp?: string
+  /** Host name in endpoint URLs. Default: `hostIp`, or `localhost` when it is 0.0.0.0. */
+  publicHost?: string
+  readOnlyRootfs?: boolean
+  /** Host port for a key `"<replica>/<containerPort>/<protocol>"` the target did not give. */
+  allocatePort?: AllocatePort
+  /** Pull tries before `image_pull_failed`. Default 3, 1s apart then doubling. */
+  pullAttempts?: number
+  pullRetryDelayMs?: number
+}
+
+export function createDockerProvider(options: DockerProviderOptions = {}): Provider {
+  const docker = connectDocker(options.engine)
+  // Pulls, stops (up to the grace period) and followed logs outlast any fair request timeout.
+  const untimed = connectDocker({ ...options.engine, timeoutMs: 0 })
+  const hostIp = options.hostIp ?? '127.0.0.1'
+  const publicHost = options.publicHost ?? (hostIp === '0.0.0.0' ? 'localhost' : hostIp)
+  const grace = options.stopGraceSeconds ?? 10
+  const settings: ApplySettings = {
+    hardening: {
+      pidsLimit: options.pidsLimit ?? 256,
+      readOnlyRootfs: options.readOnlyRootfs ?? false,
+      stopGraceSeconds: grace,
+      hostIp,
+      logMaxSize: '10m',
+      logMaxFiles: 3,
+    },
+    allocatePort: options.allocatePort ?? osFreePort(hostIp),
+    pullAttempts: options.pullAttempts ?? 3,
+    pullRetryDelayMs: options.pullRetryDelayMs ?? 1000,
+  }
+
+  const inspect = (deploymentId: string) =>
+    translating(`inspect deployment ${deploymentId}`, () => inspectDeployment(docker, deploymentId))
+  const observe = async (deploymentId: string) => observedOf(deploymentId, await inspect(deploymentId), publicHost)
+
+  /** Runs `act` on each container of the deployment, ignoring containers removed meanwhile. */
+  async function eachContainer(
+    deploymentId: string,
+    what: string,
+    act: (container: Docker.Container, info: Docker.ContainerInspectInfo) => Promise<unknown>,
+  ): Promise<Docker.ContainerInspectInfo[]> {
+    const infos = await inspect(deploymentId)
+    for (const info of infos) {
+      try {
+        await act(untimed.getContainer(info.Id), info)
+      } catch (error) {
+        if (isNotFound(error) || isNotModified(error)) continue
+        throw toProviderError(error, `${what} container ${info.Name}`)
+      }
+    }
+    return infos
+  }
+
+  return {
+    name: options.name ?? 'docker',
+    capabilities: { gpu: false, volumes: false, replicas: true },
+
+    async ping() {
+      try {
+        await docker.ping()
+        return true
+      } catch {
+        return false
+      }
+    },
+
+    async apply(target: DockerDeploymentTarget, ctx) {
+      await applyDeployment(untimed, settings, target, ctx)
+      return (await observe(target.id)) ?? { deploymentId: target.id, instances: [], endpoints: [] }
+    },
+
+    observe,
+
+    async stop(deploymentId) {
+      await eachContainer(deploymentId, 'stop', async (container, info) => {
+        if (info.State.Running) await container.stop({ t: grace })
+      })
+    },
+
+    async restart(deploymentId) {
+      // Restart starts a stopped container too, so `restart` always ends with every replica running.
+      await eachContainer(deploymentId, 'restart', (container) => container.restart({ t: grace }))
+    },
+
+    async remove(deploymentId) {
+      const infos = await inspect(deploymentId)
+      for (const info of infos) await removeContainer(untimed, info.Id)
+      const owners = new Set(infos.map((i) => i.Config.Labels?.['berth.owner']).filter((o) => o !== undefined))
+      for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner)
+    },
+
+    async *logs(deploymentId, { tail, follow, signal }) {
+      const infos = await inspect(deploymentId)
+      // Our own abort as well as the caller's: a consumer that just stops iterating must still
+      // close the engine's streams.
+      const done = new AbortController()
+      const stop = () => done.abort()
+      signal.addEventListener('abort', stop, { once: true })
+      try {
+        const sources = await Promise.all(
+          infos.map(async (info) => {
+            const raw = await translating(`read logs of ${info.Name}`, () =>
+              untimed.getContainer(info.Id).logs({
+                stdout: true,
+                stderr: true,
+                timestamps: true,
+                tail,
+                // The engine types `follow` as a literal per overload; both are the same call.
+                follow: follow as true,
+                abortSignal: done.signal,
+              }),
+            )
+            return readLogLines(raw as NodeJS.ReadableStream | Buffer, done.signal)
+          }),
+        )
+        if (follow) {
+          yield* mergeLines(sources)
+          return
+        }
+        // Not following: the last `tail` lines over all replicas, in time order.
+        const lines: LogLine[] = []
+        for (const source of sources) for await (const line of source) lines.push(line)
+        lines.sort((a, b) => a.at.getTime() - b.at.getTime())
+        yield* lines.slice(Math.max(0, lines.length - tail))
+      } finally {
+        signal.removeEventListener('abort', stop)
+        done.abort()
+      }
+    },
+
+    async stats(deploymentId) {
+      const samples = []
+      for (const info of await inspect(deploymentId)) {
+        if (!info.State.Running) continue
+        try {
+          const sample = await untimed.getContainer(info.Id).stats({ stream: false })
+          samples.push(usageOf(sample as EngineStats))
+        } catch (error) {
+          if (!isNotFound(error)) throw toProviderError(error, `read stats of ${info.Name}`)
+        }
+      }
+      return sumUsage(samples)
+    },
+
+    async list() {
+      const summaries = await translating('list containers', () =>
+        docker.listContainers({ all: true, filters: { label: [MANAGED_FILTER] } }),
+      )
+      return summaries.map(summaryInstanceOf).filter((i) => i !== null)
+    },
+  }
+}

@@ -1,0 +1,59 @@
+import type Docker from 'dockerode'
+import { abortableDelay } from '../../domain/delay.ts'
+import { ProviderError } from '../provider.ts'
+import { engineMessageOf, isNotFound, isUnreachable, toProviderError } from './errors.ts'
+
+// Images are pulled only when the engine does not have them. Pull failures are retried a few
+// times (a registry hiccup), then reported as `image_pull_failed` with the engine's message: the
+// reconciler fails the deployment with that event rather than retrying a bad reference forever.
+
+export interface PullOptions {
+  attempts: number
+  retryDelayMs: number
+  signal: AbortSignal
+}
+
+export async function hasImage(docker: Docker, image: string): Promise<boolean> {
+  try {
+    await docker.getImage(image).inspect()
+    return true
+  } catch (error) {
+    if (isNotFound(error)) return false
+    throw toProviderError(error, `inspect image ${image}`)
+  }
+}
+
+/** Pulls `image` unless present; returns whether a pull happened. */
+export async function ensureImage(docker: Docker, image: string, options: PullOptions): Promise<boolean> {
+  if (await hasImage(docker, image)) return false
+  let last: unknown
+  for (let attempt = 1; attempt <= options.attempts; attempt++) {
+    options.signal.throwIfAborted()
+    try {
+      await pullOnce(docker, image, options.signal)
+      return true
+    } catch (error) {
+      // An engine that went away is not the image's fault: the reconciler retries that later.
+      if (isUnreachable(error)) throw toProviderError(error, `pull ${image}`)
+      last = error
+    }
+    if (attempt < options.attempts) await abortableDelay(options.retryDelayMs * 2 ** (attempt - 1), options.signal)
+  }
+  throw new ProviderError('permanent', `pulling ${image} failed: ${engineMessageOf(last)}`, {
+    cause: last,
+    eventType: 'image_pull_failed',
+  })
+}
+
+async function pullOnce(docker: Docker, image: string, signal: AbortSignal): Promise<void> {
+  const stream = (await docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream
+  const events = await new Promise<Array<{ error?: string; errorDetail?: { message?: string } }>>(
+    (resolve, reject) =>
+      docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) =>
+        error ? reject(error) : resolve(output),
+      ),
+  )
+  // The engine reports a failed pull as an event inside a successful response.
+  const failure = events.find((e) => e.error || e.errorDetail)
+  if (failure) throw new Error(failure.errorDetail?.message ?? failure.error)
+}

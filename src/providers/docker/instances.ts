@@ -1,0 +1,91 @@
+import type Docker from 'dockerode'
+import type { Observed, ObservedInstance } from '../provider.ts'
+import { endpointUrlOf, hostPortsOf, instanceStateOf } from './container-spec.ts'
+import { isNotFound } from './errors.ts'
+import { identityOf, LABEL, MANAGED_FILTER } from './labels.ts'
+
+// Reading what is there: containers are found by label only, so anything berth did not create
+// (no `berth.managed=true`) is invisible to observe, list and every operation built on them.
+
+/** Every container of a deployment, inspected, ordered by replica. */
+export async function inspectDeployment(docker: Docker, deploymentId: string): Promise<Docker.ContainerInspectInfo[]> {
+  const summaries = await docker.listContainers({
+    all: true,
+    filters: { label: [MANAGED_FILTER, `${LABEL.deployment}=${deploymentId}`] },
+  })
+  const infos: Docker.ContainerInspectInfo[] = []
+  for (const summary of summaries) {
+    try {
+      infos.push(await docker.getContainer(summary.Id).inspect())
+    } catch (error) {
+      // Removed between the list and the inspect: it is simply not there.
+      if (!isNotFound(error)) throw error
+    }
+  }
+  return infos.sort((a, b) => replicaOf(a) - replicaOf(b))
+}
+
+export function replicaOf(info: Docker.ContainerInspectInfo): number {
+  return identityOf(info.Config.Labels)?.replica ?? Number.MAX_SAFE_INTEGER
+}
+
+const NEVER = '0001-01-01T00:00:00Z'
+
+export function instanceOf(info: Docker.ContainerInspectInfo): ObservedInstance | null {
+  const identity = identityOf(info.Config.Labels)
+  if (!identity) return null
+  const state = instanceStateOf(info.State.Status)
+  return {
+    instanceId: info.Id,
+    deploymentId: identity.deploymentId,
+    ownerId: identity.ownerId,
+    replica: identity.replica,
+    state,
+    // The engine has no probe of ours; the control plane runs the spec's checks.
+    health: 'unknown',
+    ...(state === 'exited' ? { exitCode: info.State.ExitCode } : {}),
+    ...(info.State.StartedAt && !info.State.StartedAt.startsWith(NEVER.slice(0, 10))
+      ? { startedAt: new Date(info.State.StartedAt) }
+      : {}),
+  }
+}
+
+/** A listed (not inspected) container; enough for adoption and orphan sweeps. */
+export function summaryInstanceOf(summary: Docker.ContainerInfo): ObservedInstance | null {
+  const identity = identityOf(summary.Labels)
+  if (!identity) return null
+  return {
+    instanceId: summary.Id,
+    deploymentId: identity.deploymentId,
+    ownerId: identity.ownerId,
+    replica: identity.replica,
+    state: instanceStateOf(summary.State),
+    health: 'unknown',
+  }
+}
+
+/**
+ * What a deployment looks like, or null when nothing of it exists. Endpoints come from each
+ * container's configured port bindings (stable while it is stopped), one per replica and port,
+ * in replica order.
+ */
+export function observedOf(
+  deploymentId: string,
+  infos: Docker.ContainerInspectInfo[],
+  publicHost: string,
+): Observed | null {
+  const instances: ObservedInstance[] = []
+  const endpoints: Observed['endpoints'] = []
+  for (const info of infos) {
+    const instance = instanceOf(info)
+    if (!instance) continue
+    instances.push(instance)
+    const ports = hostPortsOf(instance.replica, info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1])
+    for (const [key, hostPort] of Object.entries(ports)) {
+      const [, containerPort, protocol] = key.split('/')
+      const proto = protocol === 'udp' ? 'udp' : 'tcp'
+      endpoints.push({ containerPort: Number(containerPort), protocol: proto, url: endpointUrlOf(publicHost, hostPort, proto) })
+    }
+  }
+  return instances.length === 0 ? null : { deploymentId, instances, endpoints }
+}

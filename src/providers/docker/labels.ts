@@ -1,0 +1,60 @@
+// What berth writes on the containers and networks it owns. Labels are how berth finds its own
+// work again after a crash (adoption) and how it never touches anything else (orphan sweeps list
+// by `berth.managed=true` only).
+
+export const LABEL = {
+  managed: 'berth.managed',
+  deployment: 'berth.deployment',
+  owner: 'berth.owner',
+  replica: 'berth.replica',
+  /** Labels are immutable, so a container carries the restart generation it was created for. */
+  restartGeneration: 'berth.restart-generation',
+} as const
+
+/** Spec label that asks for a read-only root filesystem (with a tmpfs /tmp): "true" or "false". */
+export const READ_ONLY_ROOTFS_LABEL = 'berth.docker/read-only-rootfs'
+
+export const MANAGED_FILTER = `${LABEL.managed}=true`
+
+export function containerNameOf(deploymentId: string, replica: number): string {
+  return `berth-${deploymentId}-${replica}`
+}
+
+/**
+ * One bridge network per owner. The name carries a short prefix of the owner id for people
+ * reading `docker network ls`; the `berth.owner` label carries the whole id and is checked before
+ * a network is used, so a prefix collision can never put two owners on one network.
+ */
+export function networkNameOf(ownerId: string): string {
+  const hex = ownerId.toLowerCase().replace(/[^0-9a-f]/g, '')
+  const prefix = (hex.length >= 12 ? hex : ownerId.toLowerCase().replace(/[^0-9a-z]/g, '')).slice(0, 12)
+  return `berth-owner-${prefix}`
+}
+
+/** The key of one published port: `"<replica>/<containerPort>/<protocol>"`. */
+export function portKeyOf(replica: number, containerPort: number, protocol: 'tcp' | 'udp'): string {
+  return `${replica}/${containerPort}/${protocol}`
+}
+
+export interface ContainerIdentity {
+  deploymentId: string
+  ownerId: string
+  replica: number
+  restartGeneration: number
+}
+
+/** The berth identity of a labelled container, or null when its labels are not berth's. */
+export function identityOf(labels: Record<string, string> | undefined): ContainerIdentity | null {
+  if (!labels || labels[LABEL.managed] !== 'true') return null
+  const deploymentId = labels[LABEL.deployment]
+  const ownerId = labels[LABEL.owner]
+  const replica = Number(labels[LABEL.replica])
+  const restartGeneration = Number(labels[LABEL.restartGeneration] ?? 0)
+  if (!deploymentId || !ownerId || !Number.isInteger(replica) || replica < 0) return null
+  return {
+    deploymentId,
+    ownerId,
+    replica,
+    restartGeneration: Number.isInteger(restartGeneration) ? restartGeneration : 0,
+  }
+}
