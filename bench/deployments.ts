@@ -96,20 +96,22 @@ async function run(label: string, server: RunningBerth) {
   console.log(`  ratio to baseline p50 ${(p50 / h50).toFixed(2)}×  p99 ${(p99 / h99).toFixed(2)}×`)
 }
 
-async function idleMemory() {
-  const server = await startBerth({ env })
+/** RSS of an idle `berth serve` on an existing data dir (a restart), after it has settled. */
+async function idleMemory(label: string, databaseUrl?: string) {
+  const server = await startBerth({ env, ...(databaseUrl ? { databaseUrl } : {}) })
   try {
-    await new Promise((resolve) => setTimeout(resolve, 5000)) // let start-up garbage be collected
+    await server.restart()
+    await new Promise((resolve) => setTimeout(resolve, 20_000)) // idle means idle: let start-up work and GC finish
     const mb = rssMb(server.child.pid!)
     console.log(
-      `\nidle resident memory of berth serve (PGlite): ${mb.toFixed(0)} MB (goal ≤ 150 MB: ratio ${(mb / 150).toFixed(2)})`,
+      `idle resident memory of berth serve (${label}): ${mb.toFixed(0)} MB (goal ≤ 150 MB: ratio ${(mb / 150).toFixed(2)})`,
     )
   } finally {
     await server.stop()
   }
 }
 
-await idleMemory()
+await idleMemory('PGlite')
 const pglite = await startBerth({ env })
 try {
   await run('PGlite', pglite)
@@ -118,6 +120,7 @@ try {
 }
 const postgres = await startPostgres()
 try {
+  await idleMemory('PostgreSQL', postgres.url)
   const server = await startBerth({ env, databaseUrl: postgres.url })
   try {
     await run('PostgreSQL', server)

@@ -132,7 +132,10 @@ function aptInstall(packages: string[]): void {
     execFileSync('apt-get', ['update'], { stdio: 'inherit', env })
     aptUpdated = true
   }
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], { stdio: 'inherit', env })
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], {
+    stdio: 'inherit',
+    env,
+  })
 }
 
 /** A static ELF has no PT_INTERP program header (no dynamic loader); read the header, not `file`. */

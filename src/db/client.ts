@@ -44,7 +44,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 
 async function openPglite(dir: string): Promise<Database> {
   if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true })
-  const client = await PGlite.create(dir)
+  const client = await PGlite.create(dir, { postgresqlconf: pgliteSettings })
   const db = drizzlePglite(client, { schema }) as unknown as Db
   return {
     kind: 'pglite',
@@ -56,6 +56,14 @@ async function openPglite(dir: string): Promise<Database> {
     close: () => client.close(),
   }
 }
+
+// One embedded database serves one process: small buffers are plenty and keep its memory low.
+const pgliteSettings = [
+  'shared_buffers=16MB',
+  'work_mem=4MB',
+  'maintenance_work_mem=16MB',
+  'temp_buffers=2MB',
+]
 
 async function openPostgres(url: string, max: number): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max })

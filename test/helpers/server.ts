@@ -68,7 +68,8 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
   }
   const url = `http://127.0.0.1:${port}`
   const extra = options.args ?? []
-  const args = [berthBin, 'serve', '--port', String(port), '--data-dir', dataDir]
+  // The same V8 flag as bin/berth.js's shebang, which is not read when node runs the file itself.
+  const args = ['--liftoff-only', berthBin, 'serve', '--port', String(port), '--data-dir', dataDir]
   // The SIWE domain is the public URL's host, so it must be the address the tests connect to.
   if (!extra.includes('--public-url')) args.push('--public-url', url)
   args.push(...extra)

@@ -1,7 +1,14 @@
 import type Docker from 'dockerode'
 import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
 import { type ContainerPlan, createOptionsOf, type HardeningOptions, hostPortsOf } from './container-spec.ts'
-import { isConflict, isNetworkMissing, isNotModified, isPortTaken, toProviderError, translating } from './errors.ts'
+import {
+  isConflict,
+  isNetworkMissing,
+  isNotModified,
+  isPortTaken,
+  toProviderError,
+  translating,
+} from './errors.ts'
 import { ensureImage } from './images.ts'
 import { inspectDeployment } from './instances.ts'
 import { containerNameOf, identityOf, portKeyOf } from './labels.ts'
@@ -30,12 +37,13 @@ interface Creation {
 }
 
 export async function applyDeployment(
-  docker: Docker,
+  clients: { docker: Docker; untimed: Docker },
   settings: ApplySettings,
   target: DockerDeploymentTarget,
   ctx: ApplyContext,
 ): Promise<void> {
   const { spec } = target
+  const { docker } = clients
   const existing = await translating('list containers', () => inspectDeployment(docker, target.id))
 
   const kept = new Map<number, Docker.ContainerInspectInfo>()
@@ -62,10 +70,12 @@ export async function applyDeployment(
 
   if (toCreate.length > 0) {
     if (spec.resources.gpus > 0) {
-      throw new ProviderError('permanent', 'this docker provider offers no GPUs', { eventType: 'gpu_unavailable' })
+      throw new ProviderError('permanent', 'this docker provider offers no GPUs', {
+        eventType: 'gpu_unavailable',
+      })
     }
     await ctx.progress('pulling')
-    await ensureImage(docker, spec.image, {
+    await ensureImage(clients.untimed, spec.image, {
       attempts: settings.pullAttempts,
       retryDelayMs: settings.pullRetryDelayMs,
       signal: ctx.signal,
@@ -108,7 +118,11 @@ async function hostPortsFor(
 }
 
 /** Creates the container, or adopts it when a concurrent step created it first. Returns its id. */
-async function createContainer(docker: Docker, plan: ContainerPlan, hardening: HardeningOptions): Promise<string> {
+async function createContainer(
+  docker: Docker,
+  plan: ContainerPlan,
+  hardening: HardeningOptions,
+): Promise<string> {
   const name = containerNameOf(plan.deploymentId, plan.replica)
   const options = createOptionsOf(plan, hardening)
   try {
@@ -143,7 +157,9 @@ async function startContainer(docker: Docker, id: string): Promise<void> {
       // The host port went to someone else after it was chosen: drop this container so the next
       // apply creates it again with a fresh port.
       await removeContainer(docker, id)
-      throw new ProviderError('transient', `host port taken while starting: ${String(error)}`, { cause: error })
+      throw new ProviderError('transient', `host port taken while starting: ${String(error)}`, {
+        cause: error,
+      })
     }
     throw toProviderError(error, `start container ${id.slice(0, 12)}`)
   }

@@ -23,6 +23,7 @@ export interface ContainerPlan {
   replica: number
   restartGeneration: number
   spec: DeploymentSpec
+  /** The owner network's id (names can be duplicated transiently on older engines). */
   network: string
   /** Host port per `portKeyOf(replica, containerPort, protocol)`. */
   hostPorts: Record<string, number>
@@ -36,7 +37,10 @@ export function wantsReadOnlyRootfs(spec: DeploymentSpec, fallback: boolean): bo
   return fallback
 }
 
-export function createOptionsOf(plan: ContainerPlan, hardening: HardeningOptions): Docker.ContainerCreateOptions {
+export function createOptionsOf(
+  plan: ContainerPlan,
+  hardening: HardeningOptions,
+): Docker.ContainerCreateOptions {
   const { spec } = plan
   const memoryBytes = spec.resources.memoryMb * 1024 * 1024
   const readOnly = wantsReadOnlyRootfs(spec, hardening.readOnlyRootfs)
@@ -47,7 +51,9 @@ export function createOptionsOf(plan: ContainerPlan, hardening: HardeningOptions
     const hostPort = plan.hostPorts[key]
     if (hostPort === undefined) throw new Error(`no host port allocated for ${key}`)
     exposed[`${port.containerPort}/${port.protocol}`] = {}
-    bindings[`${port.containerPort}/${port.protocol}`] = [{ HostIp: hardening.hostIp, HostPort: String(hostPort) }]
+    bindings[`${port.containerPort}/${port.protocol}`] = [
+      { HostIp: hardening.hostIp, HostPort: String(hostPort) },
+    ]
   }
   return {
     name: containerNameOf(plan.deploymentId, plan.replica),

@@ -38,12 +38,17 @@ export interface DockerProviderOptions {
 }
 
 export function createDockerProvider(options: DockerProviderOptions = {}): Provider {
+  const grace = options.stopGraceSeconds ?? 10
   const docker = connectDocker(options.engine)
-  // Pulls, stops (up to the grace period) and followed logs outlast any fair request timeout.
+  // A stop waits up to the grace period; pulls and followed logs last as long as they last (the
+  // caller's signal ends them).
+  const slow = connectDocker({
+    ...options.engine,
+    timeoutMs: (options.engine?.timeoutMs ?? 30_000) + grace * 1000,
+  })
   const untimed = connectDocker({ ...options.engine, timeoutMs: 0 })
   const hostIp = options.hostIp ?? '127.0.0.1'
   const publicHost = options.publicHost ?? (hostIp === '0.0.0.0' ? 'localhost' : hostIp)
-  const grace = options.stopGraceSeconds ?? 10
   const settings: ApplySettings = {
     hardening: {
       pidsLimit: options.pidsLimit ?? 256,
@@ -60,7 +65,8 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
 
   const inspect = (deploymentId: string) =>
     translating(`inspect deployment ${deploymentId}`, () => inspectDeployment(docker, deploymentId))
-  const observe = async (deploymentId: string) => observedOf(deploymentId, await inspect(deploymentId), publicHost)
+  const observe = async (deploymentId: string) =>
+    observedOf(deploymentId, await inspect(deploymentId), publicHost)
 
   /** Runs `act` on each container of the deployment, ignoring containers removed meanwhile. */
   async function eachContainer(
@@ -71,7 +77,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     const infos = await inspect(deploymentId)
     for (const info of infos) {
       try {
-        await act(untimed.getContainer(info.Id), info)
+        await act(slow.getContainer(info.Id), info)
       } catch (error) {
         if (isNotFound(error) || isNotModified(error)) continue
         throw toProviderError(error, `${what} container ${info.Name}`)
@@ -94,7 +100,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     async apply(target: DockerDeploymentTarget, ctx) {
-      await applyDeployment(untimed, settings, target, ctx)
+      await applyDeployment({ docker, untimed }, settings, target, ctx)
       return (await observe(target.id)) ?? { deploymentId: target.id, instances: [], endpoints: [] }
     },
 
@@ -113,8 +119,10 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
 
     async remove(deploymentId) {
       const infos = await inspect(deploymentId)
-      for (const info of infos) await removeContainer(untimed, info.Id)
-      const owners = new Set(infos.map((i) => i.Config.Labels?.['berth.owner']).filter((o) => o !== undefined))
+      for (const info of infos) await removeContainer(docker, info.Id)
+      const owners = new Set(
+        infos.map((i) => i.Config.Labels?.['berth.owner']).filter((o) => o !== undefined),
+      )
       for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner)
     },
 
@@ -162,7 +170,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       for (const info of await inspect(deploymentId)) {
         if (!info.State.Running) continue
         try {
-          const sample = await untimed.getContainer(info.Id).stats({ stream: false })
+          const sample = await docker.getContainer(info.Id).stats({ stream: false })
           samples.push(usageOf(sample as EngineStats))
         } catch (error) {
           if (!isNotFound(error)) throw toProviderError(error, `read stats of ${info.Name}`)

@@ -51,7 +51,9 @@ export function isUnreachable(error: unknown): boolean {
 export function isImageMissing(error: unknown): boolean {
   return (
     isNotFound(error) &&
-    /no such image|pull access denied|manifest unknown|repository does not exist/i.test(engineMessageOf(error))
+    /no such image|pull access denied|manifest unknown|repository does not exist/i.test(
+      engineMessageOf(error),
+    )
   )
 }
 

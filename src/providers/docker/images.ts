@@ -37,7 +37,8 @@ export async function ensureImage(docker: Docker, image: string, options: PullOp
       if (isUnreachable(error)) throw toProviderError(error, `pull ${image}`)
       last = error
     }
-    if (attempt < options.attempts) await abortableDelay(options.retryDelayMs * 2 ** (attempt - 1), options.signal)
+    if (attempt < options.attempts)
+      await abortableDelay(options.retryDelayMs * 2 ** (attempt - 1), options.signal)
   }
   throw new ProviderError('permanent', `pulling ${image} failed: ${engineMessageOf(last)}`, {
     cause: last,

@@ -8,7 +8,10 @@ import { identityOf, LABEL, MANAGED_FILTER } from './labels.ts'
 // (no `berth.managed=true`) is invisible to observe, list and every operation built on them.
 
 /** Every container of a deployment, inspected, ordered by replica. */
-export async function inspectDeployment(docker: Docker, deploymentId: string): Promise<Docker.ContainerInspectInfo[]> {
+export async function inspectDeployment(
+  docker: Docker,
+  deploymentId: string,
+): Promise<Docker.ContainerInspectInfo[]> {
   const summaries = await docker.listContainers({
     all: true,
     filters: { label: [MANAGED_FILTER, `${LABEL.deployment}=${deploymentId}`] },
@@ -80,11 +83,18 @@ export function observedOf(
     const instance = instanceOf(info)
     if (!instance) continue
     instances.push(instance)
-    const ports = hostPortsOf(instance.replica, info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1])
+    const ports = hostPortsOf(
+      instance.replica,
+      info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1],
+    )
     for (const [key, hostPort] of Object.entries(ports)) {
       const [, containerPort, protocol] = key.split('/')
       const proto = protocol === 'udp' ? 'udp' : 'tcp'
-      endpoints.push({ containerPort: Number(containerPort), protocol: proto, url: endpointUrlOf(publicHost, hostPort, proto) })
+      endpoints.push({
+        containerPort: Number(containerPort),
+        protocol: proto,
+        url: endpointUrlOf(publicHost, hostPort, proto),
+      })
     }
   }
   return instances.length === 0 ? null : { deploymentId, instances, endpoints }

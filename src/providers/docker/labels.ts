@@ -45,7 +45,7 @@ export interface ContainerIdentity {
 
 /** The berth identity of a labelled container, or null when its labels are not berth's. */
 export function identityOf(labels: Record<string, string> | undefined): ContainerIdentity | null {
-  if (!labels || labels[LABEL.managed] !== 'true') return null
+  if (labels?.[LABEL.managed] !== 'true') return null
   const deploymentId = labels[LABEL.deployment]
   const ownerId = labels[LABEL.owner]
   const replica = Number(labels[LABEL.replica])

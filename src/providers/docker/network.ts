@@ -5,11 +5,18 @@ import { LABEL, networkNameOf } from './labels.ts'
 
 // One bridge network per owner: the engine isolates bridge networks from each other, so owners
 // cannot reach each other's containers, while one owner's containers share theirs.
+//
+// Engines before API 1.44 check duplicate names only on a best-effort basis, so two concurrent
+// creates can both succeed (seen on 20.10). Every caller therefore settles on one canonical
+// network among those with the name (the oldest, then the smallest id), removes its own duplicate,
+// and attaches containers by id: one owner's containers never end up split across two networks.
 
-async function findByName(docker: Docker, name: string): Promise<Docker.NetworkInspectInfo | undefined> {
+async function withName(docker: Docker, name: string): Promise<Docker.NetworkInspectInfo[]> {
   // The engine's name filter matches substrings; only the exact name counts.
   const found = await docker.listNetworks({ filters: { name: [name] } })
-  return found.find((n) => n.Name === name)
+  return found
+    .filter((n) => n.Name === name)
+    .sort((a, b) => a.Created.localeCompare(b.Created) || a.Id.localeCompare(b.Id))
 }
 
 function assertOwner(network: Docker.NetworkInspectInfo, ownerId: string): void {
@@ -22,55 +29,61 @@ function assertOwner(network: Docker.NetworkInspectInfo, ownerId: string): void 
   }
 }
 
-/** Creates the owner's network if it does not exist yet; returns its name. Safe to race. */
+/** The owner's network id, created if missing. Safe to call concurrently, in and across processes. */
 export async function ensureOwnerNetwork(docker: Docker, ownerId: string): Promise<string> {
   const name = networkNameOf(ownerId)
   return translating(`create network ${name}`, async () => {
-    const existing = await findByName(docker, name)
+    const existing = (await withName(docker, name))[0]
     if (existing) {
       assertOwner(existing, ownerId)
-      return name
+      return existing.Id
     }
+    let mine: string | undefined
     try {
-      await docker.createNetwork({
-        Name: name,
-        Driver: 'bridge',
-        // Engines before API 1.44 allow two networks with one name unless asked not to.
-        CheckDuplicate: true,
-        Labels: { [LABEL.managed]: 'true', [LABEL.owner]: ownerId },
-      })
+      mine = (
+        await docker.createNetwork({
+          Name: name,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Labels: { [LABEL.managed]: 'true', [LABEL.owner]: ownerId },
+        })
+      ).id
     } catch (error) {
-      // Created concurrently by another step: that network is the one we want.
-      if (!isConflict(error)) throw error
-      const raced = await findByName(docker, name)
-      if (!raced) throw error
-      assertOwner(raced, ownerId)
+      if (!isConflict(error)) throw error // a conflict: created concurrently, found below
     }
-    return name
+    const canonical = (await withName(docker, name))[0]
+    if (!canonical) throw new ProviderError('transient', `network ${name} vanished while being created`)
+    assertOwner(canonical, ownerId)
+    if (mine && mine !== canonical.Id) await removeQuietly(docker, mine)
+    return canonical.Id
   })
 }
 
 /**
- * Removes the owner's network once none of the owner's containers is left, running or not (a
+ * Removes the owner's networks once none of the owner's containers is left, running or not (a
  * stopped container still needs its network to start again). A create racing with this may find
  * the network gone; the provider then ensures it again and retries the create.
  */
 export async function removeOwnerNetworkIfUnused(docker: Docker, ownerId: string): Promise<void> {
   const name = networkNameOf(ownerId)
   await translating(`remove network ${name}`, async () => {
-    const existing = await findByName(docker, name)
-    if (!existing || existing.Labels?.[LABEL.owner] !== ownerId) return
     const users = await docker.listContainers({
       all: true,
       filters: { label: [`${LABEL.managed}=true`, `${LABEL.owner}=${ownerId}`] },
     })
     if (users.length > 0) return
-    try {
-      await docker.getNetwork(existing.Id).remove()
-    } catch (error) {
-      // Gone already, or a container attached meanwhile ("has active endpoints"): leave it.
-      if (isNotFound(error) || isConflict(error) || statusOf(error) === 403) return
-      throw error
+    for (const network of await withName(docker, name)) {
+      if (network.Labels?.[LABEL.owner] === ownerId) await removeQuietly(docker, network.Id)
     }
   })
+}
+
+async function removeQuietly(docker: Docker, id: string): Promise<void> {
+  try {
+    await docker.getNetwork(id).remove()
+  } catch (error) {
+    // Gone already, or a container attached meanwhile ("has active endpoints"): leave it.
+    if (isNotFound(error) || isConflict(error) || statusOf(error) === 403) return
+    throw error
+  }
 }
