@@ -15,6 +15,7 @@ import { createEventBus } from './events/bus.ts'
 import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
+import { createDockerProvider } from './providers/docker/docker-provider.ts'
 import { ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
 
@@ -66,6 +67,10 @@ export async function startBerth(config: Config, logger = createLogger(config)):
           ...config.providers.simulated,
         }),
       )
+    }
+    if (config.providers.docker.enabled) {
+      const { enabled: _enabled, host, ...docker } = config.providers.docker
+      providers.add(createDockerProvider({ ...docker, engine: host ? { host } : {} }))
     }
     if (!providers.get(providers.defaultName)) {
       throw new Error(`default provider "${providers.defaultName}" is not enabled`)

@@ -68,6 +68,12 @@ export function configFromEnv(env: Record<string, string | undefined>): Plain {
       out.databaseUrl = value
       continue
     }
+    if (name === 'DOCKER_HOST') {
+      // Docker's own variable, unless berth's own name for the setting is given as well.
+      if (env.BERTH_PROVIDERS__DOCKER__HOST === undefined || env.BERTH_PROVIDERS__DOCKER__HOST === '')
+        setPath(out, ['providers', 'docker', 'host'], value)
+      continue
+    }
     if (!name.startsWith('BERTH_')) continue
     const path = envNameToPath(name.slice('BERTH_'.length))
     // CLI-client settings share the prefix but are not server config.

@@ -84,6 +84,23 @@ export const configSchema = z.strictObject({
           startMs: int(0, 600_000).default(300),
         })
         .prefault({}),
+      docker: z
+        .strictObject({
+          enabled: bool.default(false),
+          /** unix:///var/run/docker.sock (default), tcp://host:2375, https://host:2376 or ssh://user@host. */
+          host: z.string().min(1).optional(),
+          /** Host address published ports bind to. */
+          hostIp: z.string().min(1).default('127.0.0.1'),
+          /** Host name in endpoint URLs; defaults to hostIp (localhost when that is 0.0.0.0). */
+          publicHost: z.string().min(1).optional(),
+          pidsLimit: int(8, 1_000_000).default(256),
+          /** SIGTERM, then SIGKILL after this many seconds. */
+          stopGraceSeconds: int(0, 3600).default(10),
+          /** Read-only root filesystem (with a tmpfs /tmp) unless a spec says otherwise. */
+          readOnlyRootfs: bool.default(false),
+          pullAttempts: int(1, 20).default(3),
+        })
+        .prefault({}),
     })
     .prefault({}),
 })
