@@ -6,6 +6,7 @@ import { conflict, notFound } from '../domain/errors.ts'
 import type { DesiredState, ProgressStage, Status, StopReason } from '../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
+import { columnsOf, fromDriver } from './deployment-rows.ts'
 import { createFencedWrites } from './leases.ts'
 
 // Every write to a deployment goes through here: the row change and its events commit together,
@@ -138,49 +139,37 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     const earlier = await replay()
     if (earlier) return earlier
     const id = randomUUID()
+    // The deployment and its first event in one statement (one round trip).
+    const insert = sql`
+      with d as (
+        insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, event_seq)
+        values (${id}, ${input.ownerId}, ${input.spec.name}, ${JSON.stringify(input.spec)}::jsonb, ${input.provider},
+                'pending', 'running', 'queued', 0, 1)
+        returning *),
+      e as (
+        insert into deployment_events (deployment_id, seq, type, status, stage, percent, actor)
+        select id, 1, 'created', 'pending', 'queued', 0, 'api' from d)
+      select ${sql.raw(columnsOf('d'))} from d`
     try {
-      const outcome = await db.transaction(async (tx) => {
-        if (input.idempotencyKey) {
-          // Concurrent requests with one key queue here; each later one then finds the first's row.
-          await tx.execute(
-            sql`select pg_advisory_xact_lock(hashtextextended(${`${input.ownerId}/${input.idempotencyKey}`}, 0))`,
-          )
-          const [prior] = await tx
-            .select()
-            .from(idempotencyKeys)
-            .where(
-              and(
-                eq(idempotencyKeys.accountId, input.ownerId),
-                eq(idempotencyKeys.key, input.idempotencyKey),
-              ),
+      const outcome = input.idempotencyKey
+        ? await db.transaction(async (tx) => {
+            const key = input.idempotencyKey!
+            // Concurrent requests with one key queue here; each later one then finds the first's row.
+            await tx.execute(
+              sql`select pg_advisory_xact_lock(hashtextextended(${`${input.ownerId}/${key}`}, 0))`,
             )
-          if (prior) return { prior }
-        }
-        const [inserted] = await tx
-          .insert(deployments)
-          .values({
-            id,
-            ownerId: input.ownerId,
-            name: input.spec.name,
-            spec: input.spec,
-            provider: input.provider,
-            status: 'pending',
-            desiredState: 'running',
-            stage: 'queued',
-            percent: 0,
-            eventSeq: 1,
+            const [prior] = await tx
+              .select()
+              .from(idempotencyKeys)
+              .where(and(eq(idempotencyKeys.accountId, input.ownerId), eq(idempotencyKeys.key, key)))
+            if (prior) return { prior }
+            const [inserted] = await queryRows<Record<string, unknown>>(tx, insert)
+            await tx
+              .insert(idempotencyKeys)
+              .values({ accountId: input.ownerId, key, requestHash, deploymentId: id })
+            return { row: fromDriver(inserted!) }
           })
-          .returning()
-        await tx
-          .insert(deploymentEvents)
-          .values(eventRows(id, 1, [{ type: 'created', status: 'pending', stage: 'queued', percent: 0 }]))
-        if (input.idempotencyKey) {
-          await tx
-            .insert(idempotencyKeys)
-            .values({ accountId: input.ownerId, key: input.idempotencyKey, requestHash, deploymentId: id })
-        }
-        return { row: inserted! }
-      })
+        : { row: fromDriver((await queryRows<Record<string, unknown>>(db, insert))[0]!) }
       if ('prior' in outcome) return (await replay())!
       bus.changed(outcome.row.id, outcome.row.ownerId)
       bus.wake()

@@ -1,9 +1,10 @@
-import { and, eq, getTableColumns, gt, sql } from 'drizzle-orm'
+import { and, eq, gt, sql } from 'drizzle-orm'
 import type { Database } from '../db/client.ts'
 import { deployments } from '../db/schema/index.ts'
 import { LeaseLostError } from '../domain/errors.ts'
 import type { EventBus } from '../events/bus.ts'
-import type { DeploymentRow, DeploymentStore } from './deployment-store.ts'
+import { columnByKey, columnsOf, fromDriver } from './deployment-rows.ts'
+import type { DeploymentStore } from './deployment-store.ts'
 
 // The reconciler's side of the deployments table: claiming due rows under a lease, and writes
 // fenced by that lease. These are the hottest statements in berth, so they are plain SQL run on
@@ -80,7 +81,7 @@ export function createFencedWrites(
              order by next_reconcile_at
              limit $3
              for update skip locked)
-          returning ${selectColumns}`,
+          returning ${columnsOf('d')}`,
         [owner, leaseSeconds, limit],
       )
       return rows.map(fromDriver)
@@ -102,21 +103,4 @@ export function createFencedWrites(
       return rows.length > 0
     },
   }
-}
-
-// Raw claim SQL returns snake_case columns in driver form; alias them to the row's camelCase keys
-// and convert values the way drizzle's own selects do (dates, bigint as number, jsonb).
-const columnEntries = Object.entries(getTableColumns(deployments))
-const columnByKey = new Map(columnEntries)
-const columnsOf = (alias: string) =>
-  columnEntries.map(([key, column]) => `${alias}.${column.name} as "${key}"`).join(', ')
-const selectColumns = columnsOf('d')
-
-function fromDriver(raw: Record<string, unknown>): DeploymentRow {
-  const row: Record<string, unknown> = {}
-  for (const [key, column] of columnEntries) {
-    const value = raw[key]
-    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value)
-  }
-  return row as DeploymentRow
 }

@@ -24,6 +24,11 @@ export interface StepDeps {
   now?: () => Date
 }
 
+// Every provider here places a deployment as soon as it is scheduled, so scheduling is passed
+// through in the same write as the move to deploying. (A fleet scheduler that must choose a node
+// will make `scheduled` a step of its own.)
+const scheduling = { status: 'scheduled', stage: 'scheduling' } as const
+
 interface Move {
   patch?: DeploymentPatch
   stage?: ProgressStage
@@ -31,6 +36,11 @@ interface Move {
   eventType?: string
   data?: unknown
   nextInMs?: number | null
+  /**
+   * A status passed through on the way, needing no provider work: it is validated and recorded as
+   * its own event, but written together with the final status, saving a round trip.
+   */
+  through?: { status: Status; stage: ProgressStage }
 }
 
 export async function reconcileStep(
@@ -45,7 +55,15 @@ export async function reconcileStep(
 
   const write = (change: Parameters<DeploymentStore['write']>[2]) => store.write(row, fence, change)
   const move = (to: Status, m: Move = {}) => {
-    assertTransition(status, to)
+    const passed: EventInput[] = []
+    if (m.through) {
+      assertTransition(status, m.through.status)
+      assertTransition(m.through.status, to)
+      const { status: via, stage: viaStage } = m.through
+      passed.push({ type: 'status_changed', status: via, stage: viaStage, percent: stagePercent[viaStage] })
+    } else {
+      assertTransition(status, to)
+    }
     const stage = m.stage ?? (row.stage as ProgressStage)
     const event: EventInput = {
       type: m.eventType ?? 'status_changed',
@@ -58,7 +76,7 @@ export async function reconcileStep(
     const nextInMs = m.nextInMs === undefined ? 0 : m.nextInMs
     return write({
       patch: { status: to, stage, percent: stagePercent[stage], attempts: 0, ...m.patch },
-      events: [event],
+      events: [...passed, event],
       nextInMs,
       // Work due at once stays with this worker, which goes straight on to the next step.
       keepLease: nextInMs === 0,
@@ -90,14 +108,25 @@ export async function reconcileStep(
   switch (status) {
     case 'pending':
     case 'awaiting_payment':
-      return move('scheduled', { stage: 'scheduling' })
+      return move('deploying', { through: scheduling, stage: 'pulling', patch: { deployStartedAt: now() } })
     case 'stopped':
-      return move('scheduled', { stage: 'scheduling', patch: { stopReason: null, error: null } })
+      return move('deploying', {
+        through: scheduling,
+        stage: 'pulling',
+        patch: { stopReason: null, error: null, deployStartedAt: now() },
+      })
     case 'failed':
       if (row.restartGeneration > row.appliedRestartGeneration) {
-        return move('scheduled', {
-          stage: 'scheduling',
-          patch: { error: null, stopReason: null, restartCount: 0, restartWindowStartedAt: null },
+        return move('deploying', {
+          through: scheduling,
+          stage: 'pulling',
+          patch: {
+            error: null,
+            stopReason: null,
+            restartCount: 0,
+            restartWindowStartedAt: null,
+            deployStartedAt: now(),
+          },
         })
       }
       return settle()
