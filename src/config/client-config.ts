@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { BerthError, describeIssues, summarizeIssues } from '../domain/errors.ts'
+import { readSecretFile } from './load.ts'
 
 // What the `berth` client commands take from the environment. Like config/load.ts for the server,
 // this is the only place the CLI reads env; callers pass `env` in so tests never touch process.env.
@@ -58,14 +58,4 @@ export function loadClientConfig(env: Record<string, string | undefined> = proce
     })
   }
   return result.data
-}
-
-function readSecretFile(name: string, path: string): string {
-  try {
-    return readFileSync(path, 'utf8').trim()
-  } catch (cause) {
-    throw new BerthError('invalid_input', `cannot read ${name} (${path}): ${(cause as Error).message}`, {
-      cause,
-    })
-  }
 }

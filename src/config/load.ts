@@ -89,7 +89,8 @@ export function envNameToPath(rest: string): string[] {
     .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()))
 }
 
-function readSecretFile(name: string, path: string): string {
+/** The value of a `*_FILE` variable: the file's content, trimmed; a clear error when unreadable. */
+export function readSecretFile(name: string, path: string): string {
   try {
     return readFileSync(path, 'utf8').trim()
   } catch (cause) {
