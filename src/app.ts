@@ -8,15 +8,17 @@ import { publicUrlOf } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { createDeploymentStore } from './control/deployment-store.ts'
 import { sweepOrphans } from './control/orphan-sweep.ts'
+import { createPortAllocator } from './control/ports/port-allocator.ts'
 import { createReconciler } from './control/reconciler.ts'
-import { openDatabase } from './db/client.ts'
+import { type Database, openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
 import { createEventBus } from './events/bus.ts'
 import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
+import { connectDocker } from './providers/docker/connection.ts'
 import { createDockerProvider } from './providers/docker/docker-provider.ts'
-import { ProviderRegistry } from './providers/provider.ts'
+import { type Provider, ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
 
 // The composition root: builds every part from the config, starts them in order, and stops them
@@ -59,19 +61,20 @@ export async function startBerth(config: Config, logger = createLogger(config)):
 
     const store = createDeploymentStore(database, bus)
     const metrics = createMetrics(() => store.countByStatus())
-    const providers = new ProviderRegistry(config.providers.default)
+    const registered: Provider[] = []
     if (config.providers.simulated.enabled) {
-      providers.add(
+      registered.push(
         createSimulatedProvider({
           stateDir: config.providers.simulated.stateDir ?? join(dataDir, 'simulated'),
           ...config.providers.simulated,
         }),
       )
     }
-    if (config.providers.docker.enabled) {
-      const { enabled: _enabled, host, ...docker } = config.providers.docker
-      providers.add(createDockerProvider({ ...docker, engine: host ? { host } : {} }))
-    }
+    const docker = await dockerProviderOf(config, database, logger)
+    if (docker) registered.push(docker)
+    // An explicit default wins; otherwise real containers when an engine answered, else simulated.
+    const providers = new ProviderRegistry(config.providers.default ?? (docker ? docker.name : 'simulated'))
+    for (const provider of registered) providers.add(provider)
     if (!providers.get(providers.defaultName)) {
       throw new Error(`default provider "${providers.defaultName}" is not enabled`)
     }
@@ -135,4 +138,42 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     await stop()
     throw error
   }
+}
+
+/**
+ * The docker provider, with host ports from the database, or null when it is off. `auto` offers
+ * it only when the engine answers a ping within a short time at start, so a host without Docker
+ * starts as quickly as before.
+ */
+async function dockerProviderOf(
+  config: Config,
+  database: Database,
+  logger: Logger,
+): Promise<Provider | null> {
+  const { enabled, host, portRangeStart, portRangeEnd, ...options } = config.providers.docker
+  if (enabled === false) return null
+  const ports = createPortAllocator(database, {
+    rangeStart: portRangeStart,
+    rangeEnd: portRangeEnd,
+    hostIp: options.hostIp,
+  })
+  const provider = createDockerProvider({
+    ...options,
+    engine: host ? { host } : {},
+    allocatePort: ports.allocate,
+    blockPort: ports.block,
+    releasePorts: ports.release,
+  })
+  if (enabled === 'auto') {
+    // Its own client with a short request timeout, so a silent remote engine holds nothing open.
+    const answers = await connectDocker({ ...(host ? { host } : {}), timeoutMs: 2000 })
+      .ping()
+      .then(
+        () => true,
+        () => false,
+      )
+    logger.info({ engine: host ?? 'unix:///var/run/docker.sock', answers }, 'docker engine probed')
+    if (!answers) return null
+  }
+  return provider
 }

@@ -14,6 +14,8 @@ import {
   ProviderError,
 } from '../src/providers/provider.ts'
 import { providerContract } from './contracts/provider-contract.ts'
+import { dockerDefaultProviderTests } from './docker/default-provider.ts'
+import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // The provider contract and Docker-specific guarantees, against the real engine (started here if
@@ -246,6 +248,12 @@ describe('docker provider', () => {
     assert.equal(instance.state, 'exited')
     assert.equal(instance.exitCode, 0)
   })
+})
+
+dockerPortAndVolumeTests({ setUp, newProvider })
+dockerDefaultProviderTests(async () => {
+  const { engine, docker, image } = await setUp()
+  return { docker, image, socketPath: engine.socketPath }
 })
 
 /** Runs a command in a container through the API; returns its exit code and output. */

@@ -72,7 +72,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   providers: z
     .strictObject({
-      default: z.string().min(1).default('simulated'),
+      /** Provider for specs that name none; unset: docker when its engine answers at start, else simulated. */
+      default: z.string().min(1).optional(),
       simulated: z
         .strictObject({
           enabled: bool.default(true),
@@ -86,7 +87,8 @@ export const configSchema = z.strictObject({
         .prefault({}),
       docker: z
         .strictObject({
-          enabled: bool.default(false),
+          /** `auto`: offered (and the default provider) when the engine answers at start. */
+          enabled: z.union([z.literal('auto'), bool]).default('auto'),
           /** unix:///var/run/docker.sock (default), tcp://host:2375, https://host:2376 or ssh://user@host. */
           host: z.string().min(1).optional(),
           /** Host address published ports bind to. */
@@ -99,6 +101,13 @@ export const configSchema = z.strictObject({
           /** Read-only root filesystem (with a tmpfs /tmp) unless a spec says otherwise. */
           readOnlyRootfs: bool.default(false),
           pullAttempts: int(1, 20).default(3),
+          /** Host ports are allocated from this range, inclusive. */
+          portRangeStart: int(1, 65535).default(19000),
+          portRangeEnd: int(1, 65535).default(29000),
+        })
+        .refine((d) => d.portRangeStart <= d.portRangeEnd, {
+          message: 'portRangeStart must not be above portRangeEnd',
+          path: ['portRangeEnd'],
         })
         .prefault({}),
     })

@@ -51,6 +51,19 @@ export const healthCheckSpec = z.strictObject({
   unhealthyThreshold: z.int().min(1).max(100).default(3),
 })
 
+export const volumeSpec = z.strictObject({
+  name: dnsLabel,
+  mountPath: z
+    .string()
+    .max(4096)
+    .regex(/^\/[^:\0]*$/, 'must be an absolute path')
+    .refine(
+      (p) => p !== '/' && !p.split('/').includes('..'),
+      'must be an absolute path other than /, without ".."',
+    ),
+  sizeMb: z.int().min(1).max(1048576).optional(),
+})
+
 export const deploymentSpecSchema = z
   .strictObject({
     name: dnsLabel,
@@ -60,6 +73,7 @@ export const deploymentSpecSchema = z
     ports: z.array(portSpec).max(32).optional(),
     resources: resourcesSpec.prefault({}),
     healthCheck: healthCheckSpec.optional(),
+    volumes: z.array(volumeSpec).max(16).optional(),
     replicas: z.int().min(1).max(100).default(1),
     labels: z.record(labelKey, z.string().max(1024)).optional(),
     provider: z.string().min(1).max(64).optional(),
@@ -72,6 +86,26 @@ export const deploymentSpecSchema = z
         ctx.addIssue({ code: 'custom', path: ['ports', index], message: `port ${key} is listed twice` })
       }
       seen.add(key)
+    }
+    const volumeNames = new Set<string>()
+    const mountPaths = new Set<string>()
+    for (const [index, volume] of (spec.volumes ?? []).entries()) {
+      if (volumeNames.has(volume.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['volumes', index, 'name'],
+          message: `volume ${volume.name} is listed twice`,
+        })
+      }
+      if (mountPaths.has(volume.mountPath)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['volumes', index, 'mountPath'],
+          message: `${volume.mountPath} is mounted twice`,
+        })
+      }
+      volumeNames.add(volume.name)
+      mountPaths.add(volume.mountPath)
     }
     if (spec.env && Object.keys(spec.env).length > 512) {
       ctx.addIssue({ code: 'custom', path: ['env'], message: 'at most 512 variables' })

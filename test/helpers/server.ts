@@ -56,7 +56,14 @@ function childEnv(options: StartOptions): NodeJS.ProcessEnv {
     env[name] = value
   }
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl
-  return { ...env, ...options.env }
+  // The simulated provider, even where a Docker engine answers (tests opt into docker themselves),
+  // and no docker provider at all: its orphan sweep would remove the docker tests' containers.
+  return {
+    ...env,
+    BERTH_PROVIDERS__DEFAULT: 'simulated',
+    BERTH_PROVIDERS__DOCKER__ENABLED: 'false',
+    ...options.env,
+  }
 }
 
 export async function startBerth(options: StartOptions = {}): Promise<RunningBerth> {

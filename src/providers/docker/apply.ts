@@ -2,6 +2,7 @@ import type Docker from 'dockerode'
 import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
 import { type ContainerPlan, createOptionsOf, type HardeningOptions, hostPortsOf } from './container-spec.ts'
 import {
+  engineMessageOf,
   isConflict,
   isNetworkMissing,
   isNotModified,
@@ -13,7 +14,8 @@ import { ensureImage } from './images.ts'
 import { inspectDeployment } from './instances.ts'
 import { containerNameOf, identityOf, portKeyOf } from './labels.ts'
 import { ensureOwnerNetwork } from './network.ts'
-import type { AllocatePort } from './ports.ts'
+import { type AllocatePort, type BlockPort, takenPortOf } from './ports.ts'
+import { ensureVolumes, volumesOf } from './volumes.ts'
 
 // Converging one deployment: create what is missing, start what is stopped, recreate what is
 // older than the target's restart generation, remove surplus replicas. Every step is keyed by the
@@ -26,6 +28,7 @@ export type DockerDeploymentTarget = DeploymentTarget & { hostPorts?: Record<str
 export interface ApplySettings {
   hardening: HardeningOptions
   allocatePort: AllocatePort
+  blockPort?: BlockPort
   pullAttempts: number
   pullRetryDelayMs: number
 }
@@ -44,6 +47,7 @@ export async function applyDeployment(
 ): Promise<void> {
   const { spec } = target
   const { docker } = clients
+  volumesOf(spec) // a bad volume fails the apply before anything is created
   const existing = await translating('list containers', () => inspectDeployment(docker, target.id))
 
   const kept = new Map<number, Docker.ContainerInspectInfo>()
@@ -83,6 +87,7 @@ export async function applyDeployment(
     ctx.signal.throwIfAborted()
     await ctx.progress('creating')
     const network = await ensureOwnerNetwork(docker, target.ownerId)
+    const volumes = await ensureVolumes(docker, target)
     for (const creation of toCreate) {
       ctx.signal.throwIfAborted()
       const plan: ContainerPlan = {
@@ -93,6 +98,7 @@ export async function applyDeployment(
         spec,
         network,
         hostPorts: await hostPortsFor(target, creation, settings.allocatePort),
+        volumes,
       }
       toStart.push(await createContainer(docker, plan, settings.hardening))
     }
@@ -100,7 +106,7 @@ export async function applyDeployment(
 
   if (toStart.length > 0) {
     await ctx.progress('starting')
-    for (const id of toStart) await startContainer(docker, id)
+    for (const id of toStart) await startContainer(docker, id, settings.blockPort)
   }
 }
 
@@ -112,7 +118,15 @@ async function hostPortsFor(
   const out: Record<string, number> = {}
   for (const port of target.spec.ports ?? []) {
     const key = portKeyOf(creation.replica, port.containerPort, port.protocol)
-    out[key] = target.hostPorts?.[key] ?? creation.previousPorts[key] ?? (await allocate(key))
+    out[key] =
+      target.hostPorts?.[key] ??
+      creation.previousPorts[key] ??
+      (await allocate({
+        deploymentId: target.id,
+        replica: creation.replica,
+        containerPort: port.containerPort,
+        protocol: port.protocol,
+      }))
   }
   return out
 }
@@ -148,14 +162,15 @@ async function createContainer(
   }
 }
 
-async function startContainer(docker: Docker, id: string): Promise<void> {
+async function startContainer(docker: Docker, id: string, blockPort?: BlockPort): Promise<void> {
   try {
     await docker.getContainer(id).start()
   } catch (error) {
     if (isNotModified(error)) return // already running
     if (isPortTaken(error)) {
-      // The host port went to someone else after it was chosen: drop this container so the next
-      // apply creates it again with a fresh port.
+      // The host port went to someone else after it was chosen: keep it from being handed out
+      // again and drop this container, so the next apply creates it with another port.
+      if (blockPort) await blockTakenPorts(docker, id, engineMessageOf(error), blockPort)
       await removeContainer(docker, id)
       throw new ProviderError('transient', `host port taken while starting: ${String(error)}`, {
         cause: error,
@@ -165,9 +180,25 @@ async function startContainer(docker: Docker, id: string): Promise<void> {
   }
 }
 
+/** Blocks the port the engine named, or every host port of the container when it named none of them. */
+async function blockTakenPorts(docker: Docker, id: string, message: string, blockPort: BlockPort) {
+  const info = await translating(`inspect container ${id.slice(0, 12)}`, () =>
+    docker.getContainer(id).inspect(),
+  )
+  const bound = Object.entries(info.HostConfig.PortBindings ?? {}).flatMap(([exposed, binds]) =>
+    ((binds ?? []) as Array<{ HostPort?: string }>).map((b) => ({
+      hostPort: Number(b.HostPort),
+      protocol: exposed.endsWith('/udp') ? ('udp' as const) : ('tcp' as const),
+    })),
+  )
+  const taken = takenPortOf(message)
+  const named = bound.filter((b) => b.hostPort === taken)
+  for (const b of named.length > 0 ? named : bound) await blockPort(b.hostPort, b.protocol)
+}
+
 export async function removeContainer(docker: Docker, id: string): Promise<void> {
   try {
-    // v: anonymous volumes go with the container; named volumes (later) are the deployment's.
+    // v: anonymous volumes go with the container; named volumes are the deployment's (volumes.ts).
     await docker.getContainer(id).remove({ force: true, v: true })
   } catch (error) {
     // Already gone, or already being removed by a concurrent step.

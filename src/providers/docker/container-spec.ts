@@ -2,6 +2,7 @@ import type Docker from 'dockerode'
 import type { DeploymentSpec } from '../../domain/spec.ts'
 import type { InstanceState } from '../provider.ts'
 import { containerNameOf, LABEL, portKeyOf, READ_ONLY_ROOTFS_LABEL } from './labels.ts'
+import type { VolumeMount } from './volumes.ts'
 
 // Pure: a deployment's spec → the engine's create options. All the hardening lives here, in one
 // place a test can read without an engine.
@@ -27,6 +28,8 @@ export interface ContainerPlan {
   network: string
   /** Host port per `portKeyOf(replica, containerPort, protocol)`. */
   hostPorts: Record<string, number>
+  /** The deployment's named volumes (never host paths). */
+  volumes?: VolumeMount[]
 }
 
 /** Whether this deployment gets a read-only root filesystem: its spec label, else the provider default. */
@@ -67,6 +70,15 @@ export function createOptionsOf(
     HostConfig: {
       NetworkMode: plan.network,
       PortBindings: bindings,
+      ...(plan.volumes?.length
+        ? {
+            Mounts: plan.volumes.map((v) => ({
+              Type: 'volume' as const,
+              Source: v.source,
+              Target: v.mountPath,
+            })),
+          }
+        : {}),
       // The lock-down every container gets (issue 3 §3); nothing in a spec can loosen it.
       Privileged: false,
       SecurityOpt: ['no-new-privileges'],

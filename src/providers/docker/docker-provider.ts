@@ -7,15 +7,17 @@ import { inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts
 import { MANAGED_FILTER } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
 import { removeOwnerNetworkIfUnused } from './network.ts'
-import { type AllocatePort, osFreePort } from './ports.ts'
+import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
 import { type EngineStats, sumUsage, usageOf } from './stats.ts'
+import { removeVolumes } from './volumes.ts'
 
 // The `docker` provider: one Docker engine through its API (DESIGN.md §5). Containers are named
 // `berth-<deployment>-<replica>` and labelled (see labels.ts); hardening is in container-spec.ts.
 //
 // Read-only root filesystem: off by default (`readOnlyRootfs`), and per deployment with the spec
 // label `berth.docker/read-only-rootfs: "true" | "false"`; it always comes with a tmpfs /tmp.
-// Networks: an owner's network is removed with the owner's last container.
+// Networks: an owner's network is removed with the owner's last container. Volumes are kept on
+// stop and removed, with the deployment's host ports, on `remove` (volumes.ts, ports.ts).
 
 export interface DockerProviderOptions {
   /** Which engine; defaults to the local unix socket. */
@@ -30,8 +32,12 @@ export interface DockerProviderOptions {
   /** Host name in endpoint URLs. Default: `hostIp`, or `localhost` when it is 0.0.0.0. */
   publicHost?: string
   readOnlyRootfs?: boolean
-  /** Host port for a key `"<replica>/<containerPort>/<protocol>"` the target did not give. */
+  /** Host port for a container port the target did not give; default: one the OS says is free. */
   allocatePort?: AllocatePort
+  /** Told about a host port the engine could not bind, so it is not handed out again soon. */
+  blockPort?: BlockPort
+  /** Frees a deployment's host ports once its containers are removed. */
+  releasePorts?: (deploymentId: string) => Promise<void>
   /** Pull tries before `image_pull_failed`. Default 3, 1s apart then doubling. */
   pullAttempts?: number
   pullRetryDelayMs?: number
@@ -59,6 +65,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       logMaxFiles: 3,
     },
     allocatePort: options.allocatePort ?? osFreePort(hostIp),
+    ...(options.blockPort ? { blockPort: options.blockPort } : {}),
     pullAttempts: options.pullAttempts ?? 3,
     pullRetryDelayMs: options.pullRetryDelayMs ?? 1000,
   }
@@ -88,7 +95,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
 
   return {
     name: options.name ?? 'docker',
-    capabilities: { gpu: false, volumes: false, replicas: true },
+    capabilities: { gpu: false, volumes: true, replicas: true },
 
     async ping() {
       try {
@@ -124,6 +131,9 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
         infos.map((i) => i.Config.Labels?.['berth.owner']).filter((o) => o !== undefined),
       )
       for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner)
+      // Volumes and ports go only after the containers: a failure above is retried with them intact.
+      await removeVolumes(docker, deploymentId)
+      await options.releasePorts?.(deploymentId)
     },
 
     async *logs(deploymentId, { tail, follow, signal }) {

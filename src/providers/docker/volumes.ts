@@ -1,0 +1,121 @@
+import type Docker from 'dockerode'
+import { type DeploymentTarget, ProviderError } from '../provider.ts'
+import { isNotFound, toProviderError, translating } from './errors.ts'
+import { LABEL } from './labels.ts'
+
+// A deployment's volumes (issue 3 §5): Docker named volumes `berth-<deployment>-<name>`, labelled
+// like its containers. A recreated container mounts the same volume, so data outlives restarts
+// and stops; only `remove` (a delete) removes the volumes.
+//
+// `sizeMb` is recorded as a label but not enforced: the engine's `local` driver cannot limit the
+// size of a plain named volume (that needs a quota-capable filesystem or another driver).
+
+export interface VolumeSpec {
+  name: string
+  mountPath: string
+  sizeMb?: number
+}
+
+export interface VolumeMount {
+  /** The engine's volume name. */
+  source: string
+  mountPath: string
+}
+
+const SIZE_LABEL = 'berth.volume-size-mb'
+const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/
+
+export function volumeNameOf(deploymentId: string, name: string): string {
+  return `berth-${deploymentId}-${name}`
+}
+
+/**
+ * The spec's volumes. Read defensively: the spec schema validates them, but the provider turns
+ * them into engine names and mount targets, so it checks what it relies on once more.
+ */
+export function volumesOf(spec: DeploymentTarget['spec']): VolumeSpec[] {
+  const volumes = (spec as { volumes?: VolumeSpec[] }).volumes ?? []
+  const names = new Set<string>()
+  const paths = new Set<string>()
+  for (const volume of volumes) {
+    const bad = (why: string) =>
+      new ProviderError('permanent', `volume ${JSON.stringify(volume.name)}: ${why}`, {
+        eventType: 'invalid_volume',
+      })
+    if (typeof volume.name !== 'string' || !NAME_PATTERN.test(volume.name) || volume.name.length > 63) {
+      throw bad('the name must be a DNS label')
+    }
+    if (
+      typeof volume.mountPath !== 'string' ||
+      !volume.mountPath.startsWith('/') ||
+      volume.mountPath === '/'
+    ) {
+      throw bad('the mount path must be an absolute path other than /')
+    }
+    if (names.has(volume.name)) throw bad('listed twice')
+    if (paths.has(volume.mountPath)) throw bad(`another volume is mounted at ${volume.mountPath}`)
+    names.add(volume.name)
+    paths.add(volume.mountPath)
+  }
+  return volumes
+}
+
+/** Creates the deployment's volumes that are missing; refuses a same-named volume that is not its own. */
+export async function ensureVolumes(docker: Docker, target: DeploymentTarget): Promise<VolumeMount[]> {
+  const mounts: VolumeMount[] = []
+  for (const volume of volumesOf(target.spec)) {
+    const source = volumeNameOf(target.id, volume.name)
+    let info = await inspectVolume(docker, source)
+    if (!info) {
+      // Creating an existing name returns that volume, so a concurrent create is harmless; the
+      // labels are checked on what the engine answers either way.
+      await translating(`create volume ${source}`, () =>
+        docker.createVolume({
+          Name: source,
+          Driver: 'local',
+          Labels: {
+            [LABEL.managed]: 'true',
+            [LABEL.deployment]: target.id,
+            [LABEL.owner]: target.ownerId,
+            ...(volume.sizeMb ? { [SIZE_LABEL]: String(volume.sizeMb) } : {}),
+          },
+        }),
+      )
+      info = await inspectVolume(docker, source)
+      if (!info) throw new ProviderError('transient', `volume ${source} vanished while being created`)
+    }
+    if (info.Labels?.[LABEL.deployment] !== target.id || info.Labels?.[LABEL.owner] !== target.ownerId) {
+      throw new ProviderError('permanent', `a volume named ${source} exists and is not this deployment's`, {
+        eventType: 'volume_conflict',
+      })
+    }
+    mounts.push({ source, mountPath: volume.mountPath })
+  }
+  return mounts
+}
+
+async function inspectVolume(docker: Docker, name: string): Promise<Docker.VolumeInspectInfo | null> {
+  try {
+    return await docker.getVolume(name).inspect()
+  } catch (error) {
+    if (isNotFound(error)) return null
+    throw toProviderError(error, `inspect volume ${name}`)
+  }
+}
+
+/** Removes the deployment's volumes; call after its containers are gone. */
+export async function removeVolumes(docker: Docker, deploymentId: string): Promise<void> {
+  const listed = await translating('list volumes', () =>
+    docker.listVolumes({
+      filters: { label: [`${LABEL.managed}=true`, `${LABEL.deployment}=${deploymentId}`] },
+    }),
+  )
+  for (const volume of listed.Volumes ?? []) {
+    try {
+      await docker.getVolume(volume.Name).remove()
+    } catch (error) {
+      // Gone already. A volume still in use (a concurrent apply) is a 409: transient, retried.
+      if (!isNotFound(error)) throw toProviderError(error, `remove volume ${volume.Name}`)
+    }
+  }
+}
