@@ -6,7 +6,6 @@ import { buildTestImage, type DockerEngine, ensureDockerEngine } from '../script
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createDockerProvider } from '../src/providers/docker/docker-provider.ts'
 import { LABEL, networkNameOf, READ_ONLY_ROOTFS_LABEL } from '../src/providers/docker/labels.ts'
-import { LogDecoder } from '../src/providers/docker/logs.ts'
 import {
   type ApplyContext,
   type DeploymentTarget,
@@ -15,6 +14,7 @@ import {
 } from '../src/providers/provider.ts'
 import { providerContract } from './contracts/provider-contract.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
+import { exec } from './docker/exec.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -255,21 +255,6 @@ dockerDefaultProviderTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }
 })
-
-/** Runs a command in a container through the API; returns its exit code and output. */
-async function exec(
-  container: Docker.Container,
-  cmd: string[],
-): Promise<{ exitCode: number; output: string }> {
-  const execution = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true })
-  const stream = await execution.start({ hijack: true, stdin: false })
-  const decoder = new LogDecoder()
-  const lines: string[] = []
-  for await (const chunk of stream) for (const line of decoder.push(chunk as Buffer)) lines.push(line.text)
-  for (const line of decoder.end()) lines.push(line.text)
-  const { ExitCode } = await execution.inspect()
-  return { exitCode: ExitCode ?? -1, output: lines.join('\n') }
-}
 
 /** Whether an HTTP GET from inside `from` to `ip`:80 gets the test page (busybox wget crashes there). */
 async function httpProbe(from: Docker.Container, ip: string): Promise<boolean> {

@@ -8,7 +8,6 @@ import { deployments } from '../../src/db/schema/index.ts'
 import { deploymentSpecSchema } from '../../src/domain/spec.ts'
 import type { createDockerProvider } from '../../src/providers/docker/docker-provider.ts'
 import { LABEL } from '../../src/providers/docker/labels.ts'
-import { LogDecoder } from '../../src/providers/docker/logs.ts'
 import { volumeNameOf } from '../../src/providers/docker/volumes.ts'
 import {
   type ApplyContext,
@@ -19,6 +18,7 @@ import {
 import { openTestDatabase, type TestDatabase } from '../helpers/db.ts'
 import { createAccount } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { exec } from './exec.ts'
 
 // Host ports from the database and named volumes, against the real engine. Registered from
 // providers-docker.test.ts, which owns the engine's lifetime (two files starting and stopping one
@@ -215,18 +215,4 @@ async function httpOk(url: string): Promise<boolean> {
   } catch {
     return false
   }
-}
-
-async function exec(
-  container: Docker.Container,
-  cmd: string[],
-): Promise<{ exitCode: number; output: string }> {
-  const execution = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true })
-  const stream = await execution.start({ hijack: true, stdin: false })
-  const decoder = new LogDecoder()
-  const lines: string[] = []
-  for await (const chunk of stream) for (const line of decoder.push(chunk as Buffer)) lines.push(line.text)
-  for (const line of decoder.end()) lines.push(line.text)
-  const { ExitCode } = await execution.inspect()
-  return { exitCode: ExitCode ?? -1, output: lines.join('\n') }
 }
