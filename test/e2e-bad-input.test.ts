@@ -3,8 +3,14 @@ import { randomUUID } from 'node:crypto'
 import { Agent, request } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { decodeJwt, SignJWT } from 'jose'
-import { createPostgresDatabase } from './helpers/db.ts'
-import { api, type RunningBerth, type SignedIn, signIn, startBerth } from './helpers/server.ts'
+import {
+  api,
+  type RunningBerth,
+  type SignedIn,
+  signIn,
+  startBerth,
+  startBerthOnPostgres,
+} from './helpers/server.ts'
 
 // Bad input against the real `berth serve`: every endpoint that takes input answers a 4xx with an
 // error code and a message naming the field or the problem, writes nothing, and keeps serving.
@@ -558,16 +564,13 @@ describe('idempotency and names (e2e)', () => {
 
 describe('idempotency under real concurrency on PostgreSQL (e2e)', () => {
   let server: RunningBerth
-  let database: { url: string; drop(): Promise<void> }
 
   before(async () => {
-    database = await createPostgresDatabase()
-    server = await startBerth({ databaseUrl: database.url, env: { BERTH_LOG_LEVEL: 'warn' } })
+    server = await startBerthOnPostgres({ env: { BERTH_LOG_LEVEL: 'warn' } })
   })
 
   after(async () => {
     await server?.stop()
-    await database?.drop()
   })
 
   it('10 concurrent retries with one Idempotency-Key: one deployment, every answer names it', async () => {

@@ -3,8 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { decodeJwt, SignJWT } from 'jose'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { createSiweMessage } from 'viem/siwe'
-import { createPostgresDatabase } from './helpers/db.ts'
-import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
+import { api, type RunningBerth, signIn, startBerth, startBerthOnPostgres } from './helpers/server.ts'
 
 // Sign-In with Ethereum against the real `berth serve` process: every way a sign-in can be wrong
 // is refused with 401 (or 400 when the message is not SIWE at all), and refusals burn no nonce.
@@ -333,16 +332,13 @@ describe('SIWE races on a PostgreSQL server (e2e)', () => {
   // PGlite runs one statement at a time; a server runs them truly concurrently, which is where
   // the single-use nonce and find-or-create of the account have to hold.
   let server: RunningBerth
-  let database: { url: string; drop(): Promise<void> }
 
   before(async () => {
-    database = await createPostgresDatabase()
-    server = await startBerth({ databaseUrl: database.url, env: { BERTH_LOG_LEVEL: 'warn' } })
+    server = await startBerthOnPostgres({ env: { BERTH_LOG_LEVEL: 'warn' } })
   })
 
   after(async () => {
     await server?.stop()
-    await database?.drop()
   })
 
   async function signedOnServer(account: PrivateKeyAccount) {

@@ -63,7 +63,6 @@ export interface DeploymentStore {
     idempotencyKey?: string
   }): Promise<{ row: DeploymentRow; replayed: boolean }>
   get(ownerId: string, id: string): Promise<DeploymentRow>
-  getById(id: string): Promise<DeploymentRow | undefined>
   list(
     ownerId: string,
     filter: { status?: Status; limit: number; offset: number },
@@ -240,11 +239,6 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     ...createFencedWrites(database, bus),
     create,
     get,
-    async getById(id) {
-      const [row] = await db.select().from(deployments).where(eq(deployments.id, id))
-      return row
-    },
-
     async list(ownerId, filter) {
       const where = and(
         eq(deployments.ownerId, ownerId),

@@ -73,8 +73,6 @@ export function isSettled(status: Status, desired: DesiredState): boolean {
   return status === 'deleted'
 }
 
-export const terminalStatuses: readonly Status[] = ['deleted']
-
 export const progressStages = [
   'queued',
   'scheduling',

@@ -35,8 +35,3 @@ export async function findOrCreateAccountBySubject(db: Db, subject: string): Pro
   const [row] = await db.select().from(accounts).where(eq(accounts.externalSubject, subject))
   return row!
 }
-
-export async function findAccountById(db: Db, id: string): Promise<Account | undefined> {
-  const [row] = await db.select().from(accounts).where(eq(accounts.id, id))
-  return row
-}

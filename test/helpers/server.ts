@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { createSiweMessage } from 'viem/siwe'
 import { freePort } from '../../scripts/postgres.ts'
+import { createPostgresDatabase } from './db.ts'
 
 // The real `berth serve` process, for end-to-end tests: spawned through bin/berth.js on a free port,
 // ready once GET /health answers 200. Its output is kept for failure messages.
@@ -228,5 +229,26 @@ export function api(url: string, token?: string): Api {
     get: (path, headers) => call('GET', path, undefined, headers),
     post: (path, body, headers) => call('POST', path, body, headers),
     del: (path, headers) => call('DELETE', path, undefined, headers),
+  }
+}
+
+/** `berth serve` on a fresh database of the throwaway PostgreSQL server; `stop()` also drops it. */
+export async function startBerthOnPostgres(
+  options: Omit<StartOptions, 'databaseUrl'> = {},
+): Promise<RunningBerth> {
+  const database = await createPostgresDatabase()
+  const server = await startBerth({ ...options, databaseUrl: database.url }).catch(async (error: unknown) => {
+    await database.drop()
+    throw error
+  })
+  return {
+    ...server,
+    get child() {
+      return server.child
+    },
+    async stop() {
+      await server.stop()
+      await database.drop()
+    },
   }
 }
