@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
 
 // The one config schema. Every key has a default so `berth serve` runs with no config at all;
 // README.md lists each key with its env var and default (test/config.test.ts keeps them in step).
@@ -112,6 +113,10 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  payments: paymentsSchema,
+  pricing: pricingSchema,
+  /** EVM networks and tokens accepted for payment; set in the config file. */
+  networks: networksSchema,
 })
 
 export type Config = z.output<typeof configSchema>

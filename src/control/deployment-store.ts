@@ -70,7 +70,15 @@ export interface DeploymentStore {
     items: DeploymentRow[]
     total: number
   }>
-  requestIntent(ownerId: string, id: string, intent: Intent): Promise<DeploymentRow>
+  /** A change of desired state; berth itself (billing, NFT watcher) names its reason and message. */
+  requestIntent(
+    ownerId: string,
+    id: string,
+    intent: Intent,
+    options?: { reason?: StopReason; message?: string },
+  ): Promise<DeploymentRow>
+  /** Appends an event that changes nothing else (a warning, a notice). */
+  note(ownerId: string, id: string, event: EventInput): Promise<void>
   /** Fenced write by the lease holder; `nextInSeconds` schedules the next look and frees the lease. */
   write(
     row: DeploymentRow,
@@ -181,7 +189,12 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     }
   }
 
-  async function requestIntent(ownerId: string, id: string, intent: Intent): Promise<DeploymentRow> {
+  async function requestIntent(
+    ownerId: string,
+    id: string,
+    intent: Intent,
+    options: { reason?: StopReason; message?: string } = {},
+  ): Promise<DeploymentRow> {
     const current = await get(ownerId, id)
     if (current.desiredState === 'deleted') throw conflict('the deployment is deleted or being deleted')
     const patch: Partial<DeploymentRow> = {}
@@ -189,8 +202,8 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     let message: string
     if (intent === 'stop') {
       desired = 'stopped'
-      patch.stopReason = 'user' satisfies StopReason
-      message = 'stop requested'
+      patch.stopReason = options.reason ?? 'user'
+      message = options.message ?? 'stop requested'
     } else if (intent === 'delete') {
       desired = 'deleted'
       message = 'delete requested'
@@ -201,7 +214,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
       if (intent === 'restart' || current.status === 'failed') {
         patch.restartGeneration = sql`${deployments.restartGeneration} + 1` as unknown as number
       }
-      message = `${intent} requested`
+      message = options.message ?? `${intent} requested`
     }
     const row = await db.transaction(async (tx) => {
       const [updated] = await tx
@@ -235,8 +248,23 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     return row
   }
 
+  async function note(ownerId: string, id: string, event: EventInput): Promise<void> {
+    const row = await db.transaction(async (tx) => {
+      const [updated] = await tx
+        .update(deployments)
+        .set({ eventSeq: sql`${deployments.eventSeq} + 1`, updatedAt: sql`now()` })
+        .where(and(eq(deployments.id, id), eq(deployments.ownerId, ownerId)))
+        .returning()
+      if (!updated) throw notFound(`deployment ${id}`)
+      await tx.insert(deploymentEvents).values(eventRows(id, updated.eventSeq, [event]))
+      return updated
+    })
+    bus.changed(row.id, row.ownerId)
+  }
+
   return {
     ...createFencedWrites(database, bus),
+    note,
     create,
     get,
     async list(ownerId, filter) {

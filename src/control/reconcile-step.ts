@@ -15,9 +15,16 @@ import { assessHealth, ladderDelaySeconds } from './health.ts'
 // state, and write the new status and its event in one fenced transaction. Running a step twice
 // changes nothing, because every provider call is idempotent and keyed by the deployment id.
 
+/** Decides whether a deployment is paid for enough to start (payments.required); see payments/funding.ts. */
+export interface Funding {
+  /** Null when it may start (its first hold is in place); otherwise why not, and when to look again. */
+  admit(row: DeploymentRow): Promise<{ message: string; retryInMs: number } | null>
+}
+
 export interface StepDeps {
   store: DeploymentStore
   provider: Provider
+  funding?: Funding
   metrics: Metrics
   config: Pick<Config, 'reconciler' | 'health'>
   signal: AbortSignal
@@ -104,30 +111,24 @@ export async function reconcileStep(
     return move('stopping')
   }
 
-  // desired: running
+  // desired: running. Starting is gated by funding when payments are required.
+  const begin = async (patch: DeploymentPatch = {}) => {
+    const refusal = deps.funding ? await deps.funding.admit(row) : null
+    if (!refusal) {
+      return move('deploying', { through: scheduling, stage: 'pulling', patch: { deployStartedAt: now(), ...patch } })
+    }
+    if (status === 'awaiting_payment') return write({ patch: { attempts: 0 }, nextInMs: refusal.retryInMs })
+    return move('awaiting_payment', { stage: 'queued', message: refusal.message, nextInMs: refusal.retryInMs })
+  }
   switch (status) {
     case 'pending':
     case 'awaiting_payment':
-      return move('deploying', { through: scheduling, stage: 'pulling', patch: { deployStartedAt: now() } })
+      return begin()
     case 'stopped':
-      return move('deploying', {
-        through: scheduling,
-        stage: 'pulling',
-        patch: { stopReason: null, error: null, deployStartedAt: now() },
-      })
+      return begin({ stopReason: null, error: null })
     case 'failed':
       if (row.restartGeneration > row.appliedRestartGeneration) {
-        return move('deploying', {
-          through: scheduling,
-          stage: 'pulling',
-          patch: {
-            error: null,
-            stopReason: null,
-            restartCount: 0,
-            restartWindowStartedAt: null,
-            deployStartedAt: now(),
-          },
-        })
+        return begin({ error: null, stopReason: null, restartCount: 0, restartWindowStartedAt: null })
       }
       return settle()
     case 'stopping':

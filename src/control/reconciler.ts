@@ -9,7 +9,7 @@ import type { EventBus } from '../events/bus.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { ProviderError, type ProviderRegistry } from '../providers/provider.ts'
 import type { DeploymentRow, DeploymentStore, Fence } from './deployment-store.ts'
-import { reconcileStep } from './reconcile-step.ts'
+import { type Funding, reconcileStep } from './reconcile-step.ts'
 
 // The worker loop: claim due deployments (up to `concurrency` at once), run one step for each,
 // and sleep until woken (new work in this process, NOTIFY from another, a step finishing) or until
@@ -35,6 +35,10 @@ export interface ReconcilerDeps {
   logger: Logger
   /** True when no other process can hold a lease (PGlite), so stale leases are dropped at start. */
   exclusiveDatabase: boolean
+  /** The payment gate before a start, when payments are required. */
+  funding?: Funding
+  /** The clock for timestamps the steps write (tests inject one). */
+  now?: () => Date
 }
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
@@ -95,6 +99,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           metrics,
           config,
           signal: abort.signal,
+          funding: deps.funding,
+          now: deps.now,
         })
         current = next
         if (next.leaseOwner !== workerId) return

@@ -10,6 +10,8 @@ import * as schema from './schema/index.ts'
 
 export type Schema = typeof schema
 export type Db = PgDatabase<PgQueryResultHKT, Schema>
+/** A transaction opened with `db.transaction`; it runs the same queries as `Db`. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 export type DatabaseKind = 'pglite' | 'postgres'
 
 export interface Database {
@@ -113,7 +115,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
 }
 
 /** Runs raw SQL and returns its rows; both drivers answer with `{ rows }`. */
-export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as { rows: T[] }
   return result.rows
 }

@@ -42,8 +42,8 @@ export const transitions: Readonly<Record<Status, readonly Status[]>> = {
   running: ['unhealthy', 'starting', 'deploying', 'stopping', 'deleting', 'failed'],
   unhealthy: ['running', 'starting', 'deploying', 'stopping', 'deleting', 'failed'],
   stopping: ['stopped', 'deleting', 'failed'],
-  stopped: ['scheduled', 'deleting'],
-  failed: ['scheduled', 'deleting'],
+  stopped: ['scheduled', 'awaiting_payment', 'deleting'],
+  failed: ['scheduled', 'awaiting_payment', 'deleting'],
   deleting: ['deleted'],
   deleted: [],
 }

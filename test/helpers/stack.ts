@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { loadConfig } from '../../src/config/load.ts'
 import type { Config } from '../../src/config/schema.ts'
 import { createDeploymentStore, type DeploymentStore } from '../../src/control/deployment-store.ts'
+import type { Funding } from '../../src/control/reconcile-step.ts'
 import { createReconciler, type Reconciler } from '../../src/control/reconciler.ts'
 import type { Database } from '../../src/db/client.ts'
 import { accounts } from '../../src/db/schema/index.ts'
@@ -31,7 +32,14 @@ export interface Stack {
 
 export async function createStack(
   database: Database,
-  options: { flags?: Record<string, unknown>; stateDir?: string; start?: boolean } = {},
+  options: {
+    flags?: Record<string, unknown>
+    stateDir?: string
+    start?: boolean
+    /** Pass-throughs to the reconciler: the payment gate and an injected clock. */
+    funding?: Funding
+    now?: () => Date
+  } = {},
 ): Promise<Stack> {
   const config = loadConfig({
     env: {},
@@ -63,6 +71,8 @@ export async function createStack(
     metrics,
     logger: pino({ level: 'silent' }),
     exclusiveDatabase: database.kind === 'pglite',
+    funding: options.funding,
+    now: options.now,
   })
   if (options.start !== false) await reconciler.start()
   return {

@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'drizzle-orm'
+import type { TokenConfig } from '../config/payments-schema.ts'
+import { type Database, queryRows, type Tx } from '../db/client.ts'
+import { lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
+import { type PriceE18, tokenToMicroUsd } from './money.ts'
+import type { VerifiedTransfer } from './verify.ts'
+
+// Crediting a verified transfer, exactly once. Every path (a hash the user submits, the watcher
+// finding a transfer) ends here. The transfer's row is keyed by (chain, tx, log index); the first
+// transaction to flip it from `pending` to `credited` writes the ledger entry, and any other,
+// concurrent or later, finds it credited and writes nothing.
+
+export interface CreditingDeps {
+  database: Database
+  /** The token's rate now, for payments confirmed after their quote expired (or with no quote). */
+  currentRate(chainId: number, token: TokenConfig): Promise<PriceE18>
+  now?: () => Date
+}
+
+export type RecordOutcome =
+  | { kind: 'unknown_payer' }
+  | { kind: 'pending'; paymentId: string }
+  | { kind: 'duplicate'; paymentId?: string }
+  | { kind: 'credited'; paymentId: string; microUsd: bigint; orderId: string | null }
+
+interface OrderRow {
+  id: string
+  status: string
+  amount: string
+  received: string
+  rate_e18: string
+  expires_at: Date | string
+  deployment_id: string | null
+  hours: number | null
+  value_micro_usd: string
+}
+
+export async function recordTransfer(
+  deps: CreditingDeps,
+  transfer: VerifiedTransfer,
+  options: { confirmed: boolean; orderId?: string },
+): Promise<RecordOutcome> {
+  const now = deps.now ?? (() => new Date())
+  // The rate is read before the transaction: a slow price source must not hold the account lock.
+  let rateNow: PriceE18 | undefined
+  const rateFor = async (order: OrderRow | undefined): Promise<PriceE18> => {
+    if (order && transfer.blockTime.getTime() <= new Date(order.expires_at).getTime())
+      return BigInt(order.rate_e18)
+    rateNow ??= await deps.currentRate(transfer.chainId, transfer.token)
+    return rateNow
+  }
+
+  return deps.database.db.transaction(async (tx) => {
+    const [account] = await queryRows<{ id: string }>(
+      tx,
+      sql`select id from accounts where address = ${transfer.payer}`,
+    )
+    if (!account) return { kind: 'unknown_payer' } as const
+    const [payment] = await queryRows<{ id: string; order_id: string | null }>(
+      tx,
+      sql`insert into chain_payments
+            (id, chain_id, tx_hash, log_index, token_address, token_symbol, payer, amount, block_number, block_hash,
+             status, account_id, order_id)
+          values (${randomUUID()}, ${transfer.chainId}, ${transfer.txHash}, ${transfer.logIndex}, ${transfer.token.address},
+                  ${transfer.token.symbol}, ${transfer.payer}, ${transfer.amount.toString()}, ${transfer.blockNumber.toString()},
+                  ${transfer.blockHash}, 'pending', ${account.id}, ${options.orderId ?? null})
+          on conflict (chain_id, tx_hash, log_index) do update
+            set block_number = excluded.block_number, block_hash = excluded.block_hash,
+                order_id = coalesce(chain_payments.order_id, excluded.order_id)
+            where chain_payments.status = 'pending'
+          returning id, order_id`,
+    )
+    if (!payment) return { kind: 'duplicate' } as const
+    if (!options.confirmed) return { kind: 'pending', paymentId: payment.id } as const
+
+    await lockAccount(tx, account.id)
+    const order = await pickOrder(tx, account.id, transfer, payment.order_id)
+    const rate = await rateFor(order)
+    const microUsd = tokenToMicroUsd(transfer.amount, transfer.token.decimals, rate)
+    const flipped = await queryRows<{ id: string }>(
+      tx,
+      sql`update chain_payments
+             set status = 'credited', credited_micro_usd = ${microUsd.toString()}, rate_e18 = ${rate.toString()},
+                 order_id = ${order?.id ?? null}, credited_at = ${now()}
+           where id = ${payment.id} and status = 'pending' returning id`,
+    )
+    if (flipped.length === 0) return { kind: 'duplicate', paymentId: payment.id } as const
+
+    await postJournal(tx, {
+      cause: 'payment',
+      memo: `${transfer.token.symbol} payment ${transfer.txHash} on chain ${transfer.chainId}`,
+      accountId: account.id,
+      orderId: order?.id ?? null,
+      paymentId: payment.id,
+      chainId: transfer.chainId,
+      tokenSymbol: transfer.token.symbol,
+      tokenAmount: transfer.amount,
+      legs: [
+        { book: 'chain_inflow', amount: -microUsd },
+        { book: 'available', accountId: account.id, amount: microUsd },
+      ],
+    })
+    if (order) await applyToOrder(tx, account.id, order, transfer.amount, microUsd, now())
+    await wakeAwaitingPayment(tx, account.id)
+    await billingEvent(
+      tx,
+      account.id,
+      null,
+      'payment_credited',
+      `credited ${microUsd} micro-USD for ${transfer.amount} base units of ${transfer.token.symbol} (tx ${transfer.txHash})`,
+      {
+        paymentId: payment.id,
+        orderId: order?.id ?? null,
+      },
+    )
+    return { kind: 'credited', paymentId: payment.id, microUsd, orderId: order?.id ?? null } as const
+  })
+}
+
+/** The order a transfer pays: the one it was submitted for, else the account's oldest open order for this token. */
+async function pickOrder(
+  tx: Tx,
+  accountId: string,
+  transfer: VerifiedTransfer,
+  submittedFor: string | null,
+): Promise<OrderRow | undefined> {
+  const [order] = await queryRows<OrderRow>(
+    tx,
+    submittedFor
+      ? sql`select * from orders where id = ${submittedFor} for update`
+      : sql`select * from orders
+             where account_id = ${accountId} and chain_id = ${transfer.chainId} and token_address = ${transfer.token.address}
+               and (status in ('init', 'processing') or (status = 'expired' and received = 0))
+             order by created_at limit 1 for update`,
+  )
+  return order
+}
+
+async function applyToOrder(
+  tx: Tx,
+  accountId: string,
+  order: OrderRow,
+  amount: bigint,
+  microUsd: bigint,
+  now: Date,
+): Promise<void> {
+  const received = BigInt(order.received) + amount
+  const paid = received >= BigInt(order.amount)
+  await tx.execute(
+    sql`update orders
+           set received = ${received.toString()}, credited_micro_usd = credited_micro_usd + ${microUsd.toString()},
+               status = ${paid ? 'success' : 'processing'}, updated_at = ${now}
+         where id = ${order.id}`,
+  )
+  const justPaid = paid && order.status !== 'success'
+  if (!justPaid || !order.deployment_id || !order.hours) return
+  // A paid period: reserve its value for the deployment and extend how long it is paid for.
+  const value = BigInt(order.value_micro_usd)
+  await postJournal(tx, {
+    cause: 'hold',
+    memo: `prepaid ${order.hours}h for deployment ${order.deployment_id}`,
+    accountId,
+    deploymentId: order.deployment_id,
+    orderId: order.id,
+    legs: [
+      { book: 'available', accountId, amount: -value },
+      { book: 'held', accountId, deploymentId: order.deployment_id, amount: value },
+    ],
+  })
+  await tx.execute(
+    sql`insert into deployment_billing (deployment_id, account_id, paid_until)
+        values (${order.deployment_id}, ${accountId}, ${now} + make_interval(hours => ${order.hours}))
+        on conflict (deployment_id) do update
+          set paid_until = greatest(coalesce(deployment_billing.paid_until, ${now}), ${now}) + make_interval(hours => ${order.hours}),
+              updated_at = ${now}`,
+  )
+}
+
+/**
+ * Blocks from `fromBlock` on are no longer canonical. Payments in them go back to `pending`; those
+ * already credited get a reversing entry and an incident event, never a silent change.
+ */
+export async function reversePaymentsFrom(
+  tx: Tx,
+  chainId: number,
+  fromBlock: bigint,
+  now: Date,
+): Promise<number> {
+  const orphaned = await queryRows<{
+    id: string
+    status: string
+    account_id: string
+    order_id: string | null
+    amount: string
+    credited_micro_usd: string
+    tx_hash: string
+    token_symbol: string
+  }>(
+    tx,
+    sql`select * from chain_payments where chain_id = ${chainId} and block_number >= ${fromBlock.toString()}
+          order by block_number for update`,
+  )
+  let reversed = 0
+  for (const payment of orphaned) {
+    if (payment.status === 'credited') {
+      reversed++
+      await lockAccount(tx, payment.account_id)
+      const microUsd = BigInt(payment.credited_micro_usd)
+      await postJournal(tx, {
+        cause: 'reversal',
+        memo: `reorg on chain ${chainId} removed payment ${payment.tx_hash}`,
+        accountId: payment.account_id,
+        orderId: payment.order_id,
+        paymentId: payment.id,
+        chainId,
+        tokenSymbol: payment.token_symbol,
+        tokenAmount: BigInt(payment.amount),
+        legs: [
+          { book: 'available', accountId: payment.account_id, amount: -microUsd },
+          { book: 'chain_inflow', amount: microUsd },
+        ],
+      })
+      if (payment.order_id) {
+        await tx.execute(
+          sql`update orders
+                 set received = received - ${payment.amount}, credited_micro_usd = credited_micro_usd - ${microUsd.toString()},
+                     status = case when received - ${payment.amount} > 0 then 'processing' else 'init' end, updated_at = ${now}
+               where id = ${payment.order_id}`,
+        )
+      }
+      await billingEvent(
+        tx,
+        payment.account_id,
+        null,
+        'payment_reversed',
+        `a chain reorganisation on chain ${chainId} removed payment ${payment.tx_hash}; ${microUsd} micro-USD were taken back`,
+        {
+          paymentId: payment.id,
+          incident: true,
+        },
+      )
+    }
+    await tx.execute(
+      sql`update chain_payments set status = 'pending', block_number = null, block_hash = null,
+                 credited_micro_usd = 0, credited_at = null
+           where id = ${payment.id}`,
+    )
+  }
+  return reversed
+}
+
+export async function billingEvent(
+  tx: Tx,
+  accountId: string | null,
+  deploymentId: string | null,
+  type: string,
+  message: string,
+  data?: unknown,
+): Promise<void> {
+  await tx.execute(
+    sql`insert into billing_events (account_id, deployment_id, type, message, data)
+        values (${accountId}, ${deploymentId}, ${type}, ${message}, ${data === undefined ? null : JSON.stringify(data)}::jsonb)`,
+  )
+}

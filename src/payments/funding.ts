@@ -1,0 +1,48 @@
+import { sql } from 'drizzle-orm'
+import type { Config } from '../config/schema.ts'
+import type { DeploymentRow } from '../control/deployment-store.ts'
+import type { Funding } from '../control/reconcile-step.ts'
+import type { Database } from '../db/client.ts'
+import { balanceOf, heldFor, lockAccount, postJournal } from './ledger.ts'
+import { intervalMicroUsd } from './pricing.ts'
+
+// The gate before a deployment starts when payments are required: its first billing interval must
+// be held for it (a prepaid period already is). Nothing is charged here; charges come later, per
+// interval delivered (billing.ts).
+
+export function createFunding(database: Database, config: Pick<Config, 'payments' | 'pricing'>): Funding {
+  const retryInMs = Math.min(5000, config.pricing.billingIntervalSeconds * 1000)
+  return {
+    async admit(row: DeploymentRow) {
+      const need = intervalMicroUsd(row.spec, config.pricing)
+      return database.db.transaction(async (tx) => {
+        await lockAccount(tx, row.ownerId)
+        await tx.execute(
+          sql`insert into deployment_billing (deployment_id, account_id) values (${row.id}, ${row.ownerId})
+              on conflict (deployment_id) do nothing`,
+        )
+        const held = await heldFor(tx, row.id)
+        if (held >= need) return null
+        const { available } = await balanceOf(tx, row.ownerId)
+        const missing = need - held
+        if (available < missing) {
+          return {
+            message: `waiting for payment: the first ${config.pricing.billingIntervalSeconds}s need ${need} micro-USD held, ${available > 0n ? available : 0n} available`,
+            retryInMs,
+          }
+        }
+        await postJournal(tx, {
+          cause: 'hold',
+          memo: `hold for the first interval of deployment ${row.id}`,
+          accountId: row.ownerId,
+          deploymentId: row.id,
+          legs: [
+            { book: 'available', accountId: row.ownerId, amount: -missing },
+            { book: 'held', accountId: row.ownerId, deploymentId: row.id, amount: missing },
+          ],
+        })
+        return null
+      })
+    },
+  }
+}

@@ -1,0 +1,27 @@
+import type { Config } from '../config/schema.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
+
+// What a deployment costs, from its resources and the operator's prices. Each part is rounded up
+// to a whole micro-USD, so a price is never below what the operator set.
+
+type Pricing = Config['pricing']
+
+const ceilDiv = (a: bigint, b: bigint) => (a + b - 1n) / b
+/** A month, for the disk price: 730 hours (365 × 24 / 12). */
+const HOURS_PER_MONTH = 730n
+
+export function hourlyMicroUsd(spec: DeploymentSpec, pricing: Pricing): bigint {
+  const { cpus, memoryMb, gpus, diskMb } = spec.resources
+  const milliCpus = BigInt(Math.round(cpus * 1000))
+  const perReplica =
+    ceilDiv(milliCpus * BigInt(pricing.cpuHourMicroUsd), 1000n) +
+    ceilDiv(BigInt(memoryMb) * BigInt(pricing.memoryGibHourMicroUsd), 1024n) +
+    BigInt(gpus) * BigInt(pricing.gpuHourMicroUsd) +
+    ceilDiv(BigInt(diskMb) * BigInt(pricing.diskGibMonthMicroUsd), 1024n * HOURS_PER_MONTH)
+  return perReplica * BigInt(spec.replicas)
+}
+
+/** The charge for one billing interval. */
+export function intervalMicroUsd(spec: DeploymentSpec, pricing: Pricing): bigint {
+  return ceilDiv(hourlyMicroUsd(spec, pricing) * BigInt(pricing.billingIntervalSeconds), 3600n)
+}
