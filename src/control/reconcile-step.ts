@@ -115,10 +115,18 @@ export async function reconcileStep(
   const begin = async (patch: DeploymentPatch = {}) => {
     const refusal = deps.funding ? await deps.funding.admit(row) : null
     if (!refusal) {
-      return move('deploying', { through: scheduling, stage: 'pulling', patch: { deployStartedAt: now(), ...patch } })
+      return move('deploying', {
+        through: scheduling,
+        stage: 'pulling',
+        patch: { deployStartedAt: now(), ...patch },
+      })
     }
     if (status === 'awaiting_payment') return write({ patch: { attempts: 0 }, nextInMs: refusal.retryInMs })
-    return move('awaiting_payment', { stage: 'queued', message: refusal.message, nextInMs: refusal.retryInMs })
+    return move('awaiting_payment', {
+      stage: 'queued',
+      message: refusal.message,
+      nextInMs: refusal.retryInMs,
+    })
   }
   switch (status) {
     case 'pending':

@@ -13,6 +13,7 @@ export interface Metrics {
   refusedTransitions: Counter
   providerErrors: Counter<'provider' | 'kind'>
   httpDuration: Histogram<'method' | 'route' | 'status'>
+  chainCursorLag: Gauge<'network' | 'consumer'>
 }
 
 export function createMetrics(
@@ -71,6 +72,12 @@ export function createMetrics(
       help: 'HTTP request durations',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    chainCursorLag: new Gauge({
+      name: 'berth_chain_cursor_lag_blocks',
+      help: 'Blocks between the chain head and what a chain consumer has applied',
+      labelNames: ['network', 'consumer'],
       registers: [registry],
     }),
   }

@@ -1,4 +1,5 @@
 export * from './accounts.ts'
+export * from './chain.ts'
 export * from './deployments.ts'
 export * from './payments.ts'
 export * from './ports.ts'
