@@ -16,6 +16,7 @@ import { createEventBus } from './events/bus.ts'
 import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
+import { createPayments } from './payments/payments.ts'
 import { connectDocker } from './providers/docker/connection.ts'
 import { createDockerProvider } from './providers/docker/docker-provider.ts'
 import { type Provider, ProviderRegistry } from './providers/provider.ts'
@@ -80,6 +81,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     }
 
     const identity = await createIdentity({ db: database.db, config })
+    const payments = createPayments({ database, store, config, registry: metrics.registry, logger })
     const reconciler = createReconciler({
       config,
       store,
@@ -88,9 +90,12 @@ export async function startBerth(config: Config, logger = createLogger(config)):
       metrics,
       logger,
       exclusiveDatabase: database.kind === 'pglite',
+      funding: payments.funding,
     })
     await reconciler.start()
     stack.push(() => reconciler.stop())
+    await payments.start()
+    stack.push(() => payments.stop())
 
     const sweep = setInterval(
       () =>
@@ -115,6 +120,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
       metrics,
       authenticator: identity.authenticator,
       identityRouter: identity.router,
+      payments: { config, orders: payments.orders, balances: payments.balances },
       logger,
     })
     const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {

@@ -19,6 +19,7 @@ import { createRouter } from './openapi.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
 import { eventRoutes } from './routes/events.ts'
 import { logRoutes } from './routes/logs.ts'
+import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { systemRoutes } from './routes/system.ts'
 import { mountEventSocket } from './routes/websocket.ts'
 
@@ -33,6 +34,7 @@ export interface HttpDeps {
   metrics: Metrics
   authenticator: Authenticator
   identityRouter: OpenAPIHono<AppEnv>
+  payments: PaymentRoutesDeps
   logger: Logger
 }
 
@@ -69,6 +71,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', deploymentRoutes(deps))
   app.route('/', eventRoutes(deps))
   app.route('/', logRoutes(deps))
+  app.route('/', paymentRoutes(deps.payments))
   mountEventSocket(app, upgradeWebSocket, deps)
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })

@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm'
 import type { TokenConfig } from '../config/payments-schema.ts'
 import { type Database, queryRows, type Tx } from '../db/client.ts'
 import { lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
+import type { PaymentMetrics } from './metrics.ts'
 import { type PriceE18, tokenToMicroUsd } from './money.ts'
 import type { VerifiedTransfer } from './verify.ts'
 
@@ -16,6 +17,7 @@ export interface CreditingDeps {
   /** The token's rate now, for payments confirmed after their quote expired (or with no quote). */
   currentRate(chainId: number, token: TokenConfig): Promise<PriceE18>
   now?: () => Date
+  metrics?: PaymentMetrics
 }
 
 export type RecordOutcome =
@@ -51,7 +53,7 @@ export async function recordTransfer(
     return rateNow
   }
 
-  return deps.database.db.transaction(async (tx) => {
+  const outcome = await deps.database.db.transaction(async (tx) => {
     const [account] = await queryRows<{ id: string }>(
       tx,
       sql`select id from accounts where address = ${transfer.payer}`,
@@ -72,7 +74,14 @@ export async function recordTransfer(
           returning id, order_id`,
     )
     if (!payment) return { kind: 'duplicate' } as const
-    if (!options.confirmed) return { kind: 'pending', paymentId: payment.id } as const
+    if (!options.confirmed) {
+      if (payment.order_id) {
+        await tx.execute(
+          sql`update orders set status = 'processing', updated_at = ${now()} where id = ${payment.order_id} and status = 'init'`,
+        )
+      }
+      return { kind: 'pending', paymentId: payment.id } as const
+    }
 
     await lockAccount(tx, account.id)
     const order = await pickOrder(tx, account.id, transfer, payment.order_id)
@@ -116,6 +125,10 @@ export async function recordTransfer(
     )
     return { kind: 'credited', paymentId: payment.id, microUsd, orderId: order?.id ?? null } as const
   })
+  if (outcome.kind === 'credited') {
+    deps.metrics?.confirmationLag.observe(Math.max(0, now().getTime() - transfer.blockTime.getTime()) / 1000)
+  }
+  return outcome
 }
 
 /** The order a transfer pays: the one it was submitted for, else the account's oldest open order for this token. */

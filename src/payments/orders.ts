@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, queryRows } from '../db/client.ts'
 import { BerthError, invalidInput, notFound } from '../domain/errors.ts'
-import { type RecordOutcome, recordTransfer } from './crediting.ts'
+import { type CreditingDeps, type RecordOutcome, recordTransfer } from './crediting.ts'
 import { formatE18, microUsdToToken } from './money.ts'
 import type { PriceOracle, SourceReading } from './oracle.ts'
 import { hourlyMicroUsd } from './pricing.ts'
@@ -22,6 +22,7 @@ export interface OrdersDeps {
   store: DeploymentStore
   oracle: PriceOracle
   chains: Map<number, ChainAccess>
+  crediting: CreditingDeps
   now?: () => Date
 }
 
@@ -188,11 +189,10 @@ export function createOrders(deps: OrdersDeps) {
     }
     let outcome: RecordOutcome['kind'] = 'duplicate'
     for (const transfer of transfers) {
-      const result = await recordTransfer(
-        { database, currentRate: (chainId, t) => deps.oracle.price(chainId, t).then((p) => p.rate), now },
-        transfer,
-        { confirmed: verification.confirmed, orderId },
-      )
+      const result = await recordTransfer(deps.crediting, transfer, {
+        confirmed: verification.confirmed,
+        orderId,
+      })
       if (result.kind !== 'duplicate') outcome = result.kind
     }
     return { ...(await get(accountId, orderId)), payment: outcome }

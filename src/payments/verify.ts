@@ -1,4 +1,4 @@
-import type { Hex, PublicClient } from 'viem'
+import { type Hex, type PublicClient, parseAbiItem } from 'viem'
 import type { NetworkConfig, TokenConfig } from '../config/payments-schema.ts'
 
 // Reads a transaction from the chain and says which transfers to the treasury it made, measured
@@ -52,6 +52,8 @@ const balanceOfAbi = [
     outputs: [{ type: 'uint256' }],
   },
 ] as const
+
+const transferEvent = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)')
 
 const topicAddress = (topic: Hex | undefined) => (topic ? `0x${topic.slice(26)}`.toLowerCase() : '')
 
@@ -131,46 +133,29 @@ async function phantomTransfers(
   for (const address of tokens) {
     const first = transfers.find((t) => t.token.address === address)!
     const block = first.blockNumber
-    const treasuryTopic = `0x${network.treasury.slice(2).padStart(64, '0')}` as Hex
+    const logsOf = (args: { from: Hex } | { to: Hex }) =>
+      agreed((c) =>
+        c.getLogs({ address: address as Hex, event: transferEvent, args, fromBlock: block, toBlock: block }),
+      )
+    const balanceAt = (blockNumber: bigint) =>
+      agreed((c) =>
+        c.readContract({
+          address: address as Hex,
+          abi: balanceOfAbi,
+          functionName: 'balanceOf',
+          args: [network.treasury],
+          blockNumber,
+        }),
+      )
     const [incoming, outgoing, before, after] = await Promise.all([
-      agreed((c) =>
-        c.getLogs({
-          address: address as Hex,
-          fromBlock: block,
-          toBlock: block,
-          topics: [TRANSFER_TOPIC, null, treasuryTopic],
-        } as never),
-      ),
-      agreed((c) =>
-        c.getLogs({
-          address: address as Hex,
-          fromBlock: block,
-          toBlock: block,
-          topics: [TRANSFER_TOPIC, treasuryTopic],
-        } as never),
-      ),
-      agreed((c) =>
-        c.readContract({
-          address: address as Hex,
-          abi: balanceOfAbi,
-          functionName: 'balanceOf',
-          args: [network.treasury],
-          blockNumber: block - 1n,
-        }),
-      ),
-      agreed((c) =>
-        c.readContract({
-          address: address as Hex,
-          abi: balanceOfAbi,
-          functionName: 'balanceOf',
-          args: [network.treasury],
-          blockNumber: block,
-        }),
-      ),
+      logsOf({ to: network.treasury }),
+      logsOf({ from: network.treasury }),
+      balanceAt(block - 1n),
+      balanceAt(block),
     ])
-    const sum = (logs: Array<{ data: Hex; topics: Hex[] }>) =>
-      logs.filter((l) => l.topics.length === 3).reduce((total, l) => total + BigInt(l.data), 0n)
-    const claimed = sum(incoming as never) - sum(outgoing as never)
+    const sum = (logs: Array<{ args: { value?: bigint } }>) =>
+      logs.reduce((total, l) => total + (l.args.value ?? 0n), 0n)
+    const claimed = sum(incoming) - sum(outgoing)
     if (after - before < claimed) phantom.push(...transfers.filter((t) => t.token.address === address))
   }
   return phantom

@@ -1,0 +1,75 @@
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import type { Config } from '../config/schema.ts'
+import type { DeploymentStore } from '../control/deployment-store.ts'
+import type { Funding } from '../control/reconcile-step.ts'
+import type { Database } from '../db/client.ts'
+import { createBalances } from './balances.ts'
+import { type Billing, createBilling } from './billing.ts'
+import { createChainAccess } from './chain-access.ts'
+import type { CreditingDeps } from './crediting.ts'
+import { createFunding } from './funding.ts'
+import { registerPaymentMetrics } from './metrics.ts'
+import { PriceOracle } from './oracle.ts'
+import { createOrders } from './orders.ts'
+
+// Everything payments, built from the config: oracle, orders, balances, and (when payments are
+// required) the funding gate and the metering pass.
+
+export interface PaymentsDeps {
+  database: Database
+  store: DeploymentStore
+  config: Pick<Config, 'payments' | 'pricing' | 'networks'>
+  registry: Registry
+  logger: Logger
+  now?: () => Date
+}
+
+export function createPayments(deps: PaymentsDeps) {
+  const { database, config } = deps
+  const chains = new Map(config.networks.map((n) => [n.chainId, createChainAccess(n)]))
+  const oracle = new PriceOracle({
+    clientFor: (chainId) => {
+      const access = chains.get(chainId)
+      if (!access) throw new Error(`chain ${chainId} is not configured`)
+      return access.clients[0]!
+    },
+    ...(deps.now ? { now: deps.now } : {}),
+  })
+  const crediting: CreditingDeps = {
+    database,
+    currentRate: (chainId, token) => oracle.price(chainId, token).then((p) => p.rate),
+    metrics: registerPaymentMetrics(deps.registry, database),
+    ...(deps.now ? { now: deps.now } : {}),
+  }
+  const orders = createOrders({
+    database,
+    config,
+    store: deps.store,
+    oracle,
+    chains,
+    crediting,
+    now: deps.now,
+  })
+  const balances = createBalances(database)
+  const funding: Funding | undefined = config.payments.required ? createFunding(database, config) : undefined
+  const billing: Billing | undefined = config.payments.required
+    ? createBilling({ database, store: deps.store, config, now: deps.now, log: deps.logger })
+    : undefined
+
+  return {
+    orders,
+    balances,
+    funding,
+    chains,
+    crediting,
+    async start() {
+      billing?.start()
+    },
+    async stop() {
+      await billing?.stop()
+    },
+  }
+}
+
+export type Payments = ReturnType<typeof createPayments>

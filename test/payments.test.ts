@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { pino } from 'pino'
+import { Registry } from 'prom-client'
+import type { Hex } from 'viem'
+import { BerthError } from '../src/domain/errors.ts'
+import { balanceOf, ledgerImbalance } from '../src/payments/ledger.ts'
+import { createPayments, type Payments } from '../src/payments/payments.ts'
+import { anvilAccount, mine } from './helpers/anvil.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { PAYER, type PaymentChains, STRANGER, startPaymentChains } from './helpers/payments-fixture.ts'
+import { createAccount, createStack, type Stack } from './helpers/stack.ts'
+
+// Quotes and payments submitted by hash, verified against two real anvil chains: exactly-once
+// crediting under concurrent submission, the confirmation depth, under- and overpayment, and
+// every kind of wrong payment, with the ledger balanced after each.
+
+let chains: PaymentChains
+before(async () => {
+  chains = await startPaymentChains()
+})
+after(async () => {
+  await chains.stop()
+})
+
+for (const kind of databaseKinds) {
+  describe(`payments by hash (${kind})`, () => {
+    let database: TestDatabase
+    let stack: Stack
+    let payments: Payments
+    let accountId: string
+    const payer = anvilAccount(PAYER).address.toLowerCase()
+
+    before(async () => {
+      database = await openTestDatabase(kind)
+      stack = await createStack(database, { start: false })
+      payments = createPayments({
+        database,
+        store: stack.store,
+        config: { ...stack.config, networks: chains.networks() },
+        registry: new Registry(),
+        logger: pino({ level: 'silent' }),
+      })
+      accountId = await createAccount(database, payer)
+    })
+    after(async () => {
+      await stack.stop()
+      await database.dispose()
+    })
+
+    const assertBalanced = async () => {
+      const { total, unbalancedJournals } = await ledgerImbalance(database.db)
+      assert.equal(total, 0n)
+      assert.deepEqual(unbalancedJournals, [])
+    }
+    const available = async () => (await balanceOf(database.db, accountId)).available
+    const quoteUsdc = (credits: bigint, token = 'USDC', chainId = chains.a.chainId) =>
+      payments.orders.quote(accountId, { creditsMicroUsd: credits, chainId, token })
+    const rejects = async (promise: Promise<unknown>, pattern: RegExp) => {
+      await assert.rejects(promise, (error: unknown) => {
+        assert.ok(error instanceof BerthError, String(error))
+        assert.match(error.message, pattern)
+        return true
+      })
+    }
+
+    test('a quote asks for the credits plus the buffer; paying it is credited only at the depth, once', async () => {
+      const order = await quoteUsdc(5_000_000n)
+      assert.equal(order.status, 'init')
+      assert.equal(order.payTo, chains.networks()[0]!.treasury)
+      // 2% buffer: $5 of USDC at $1 asks for 5.1 USDC (rounded up).
+      assert.equal(order.amount, '5100001')
+      const before = await available()
+      const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount))
+
+      const early = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      assert.equal(early.status, 'processing')
+      assert.equal(early.payments[0]?.status, 'pending')
+      assert.equal(await available(), before, 'nothing credited before the confirmation depth')
+
+      await mine(chains.a, 3)
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => payments.orders.submitPayment(accountId, order.orderId, hash)),
+      )
+      assert.equal(
+        results.filter((r) => r.payment === 'credited').length,
+        1,
+        'exactly one submission credits',
+      )
+      const paid = await payments.orders.get(accountId, order.orderId)
+      assert.equal(paid.status, 'success')
+      assert.equal(paid.received, order.amount, 'exact to the base unit')
+      assert.equal(paid.shortfall, '0')
+      assert.equal((await available()) - before, 5_000_000n)
+      await assertBalanced()
+    })
+
+    test('each payment submitted 1 to 20 times at once is credited once, exact to the wei', async () => {
+      await mine(chains.a, 1)
+      for (const times of [1, 2, 7, 20]) {
+        const order = await payments.orders.quote(accountId, {
+          creditsMicroUsd: 1_000_000n,
+          chainId: chains.a.chainId,
+          token: 'ETH',
+        })
+        const hash = await chains.payNative(chains.a, BigInt(order.amount))
+        await mine(chains.a, 3)
+        const before = await available()
+        const results = await Promise.all(
+          Array.from({ length: times }, () => payments.orders.submitPayment(accountId, order.orderId, hash)),
+        )
+        assert.equal(results.filter((r) => r.payment === 'credited').length, 1)
+        const paid = await payments.orders.get(accountId, order.orderId)
+        assert.equal(paid.received, order.amount)
+        assert.equal(paid.status, 'success')
+        assert.ok((await available()) - before >= 1_000_000n)
+      }
+      await assertBalanced()
+    })
+
+    test('an underpaid order stays processing with its shortfall; what arrived is credited', async () => {
+      const order = await quoteUsdc(2_000_000n)
+      const half = BigInt(order.amount) / 2n
+      const before = await available()
+      const hash = await chains.payToken(chains.a, chains.tokens.usdc, half)
+      await mine(chains.a, 3)
+      const after = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      assert.equal(after.status, 'processing')
+      assert.equal(after.shortfall, (BigInt(order.amount) - half).toString())
+      assert.ok((await available()) - before > 0n)
+      await assertBalanced()
+    })
+
+    test('an overpaid order succeeds and the surplus goes to the balance', async () => {
+      const order = await quoteUsdc(1_000_000n)
+      const before = await available()
+      const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount) * 3n)
+      await mine(chains.a, 3)
+      const after = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      assert.equal(after.status, 'success')
+      assert.ok((await available()) - before >= 3_000_000n)
+      await assertBalanced()
+    })
+
+    test('wrong chain, wrong token, a foreign payer, a failed transfer and a phantom transfer are refused', async () => {
+      const order = await quoteUsdc(1_000_000n)
+      const before = await available()
+
+      const onB = await chains.payToken(chains.b, chains.tokens.usdt, 1_000_000n)
+      await mine(chains.b, 3)
+      await rejects(
+        payments.orders.submitPayment(accountId, order.orderId, onB),
+        /wrong chain: .* is on chain 31338/,
+      )
+
+      const otherToken = await chains.payToken(chains.a, chains.tokens.fee, 1_000_000n)
+      const stranger = await chains.payToken(chains.a, chains.tokens.usdc, 2_000_000n, STRANGER)
+      const falsy = await chains.payToken(chains.a, chains.tokens.falsy, 2_000_000n)
+      await mine(chains.a, 3)
+      await rejects(
+        payments.orders.submitPayment(accountId, order.orderId, otherToken),
+        /wrong token: .* paid FUSD/,
+      )
+      await rejects(payments.orders.submitPayment(accountId, order.orderId, stranger), /is not your wallet/)
+      await rejects(
+        payments.orders.submitPayment(accountId, order.orderId, falsy),
+        /sends no USDC to the treasury/,
+      )
+
+      const phantomOrder = await quoteUsdc(1_000_000n, 'PUSD')
+      const phantom = await chains.payToken(chains.a, chains.tokens.phantom, BigInt(phantomOrder.amount))
+      await mine(chains.a, 3)
+      await rejects(
+        payments.orders.submitPayment(accountId, phantomOrder.orderId, phantom),
+        /balance did not grow/,
+      )
+
+      const unknown = `0x${'12'.repeat(32)}` as Hex
+      await rejects(payments.orders.submitPayment(accountId, order.orderId, unknown), /not found/)
+      assert.equal(await available(), before, 'nothing credited')
+      assert.equal((await payments.orders.get(accountId, order.orderId)).status, 'init')
+      await assertBalanced()
+    })
+
+    test('a fee-on-transfer token is credited only what reached the treasury', async () => {
+      const order = await quoteUsdc(10_000_000n, 'FUSD')
+      const before = await available()
+      const hash = await chains.payToken(chains.a, chains.tokens.fee, BigInt(order.amount))
+      await mine(chains.a, 3)
+      const after = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      // The token keeps 1% (rounded down) of every transfer.
+      const arrived = BigInt(order.amount) - BigInt(order.amount) / 100n
+      assert.equal(after.received, arrived.toString())
+      assert.equal(after.status, 'processing')
+      const credited = (await available()) - before
+      assert.ok(credited < 10_000_000n && credited >= 9_800_000n, `credited ${credited}`)
+      await assertBalanced()
+    })
+
+    test('a quote for a deployment prices its resources for the hours asked', async () => {
+      const { row } = await stack.store.create({
+        ownerId: accountId,
+        spec: {
+          ...(await import('../src/domain/spec.ts')).deploymentSpecSchema.parse({
+            name: `q-${kind}`,
+            image: 'app:1',
+          }),
+        },
+        provider: 'simulated',
+      })
+      const order = await payments.orders.quote(accountId, {
+        deploymentId: row.id,
+        hours: 10,
+        chainId: chains.b.chainId,
+        token: 'usdt',
+      })
+      assert.equal(order.hours, 10)
+      assert.equal(order.deploymentId, row.id)
+      assert.ok(BigInt(order.valueMicroUsd) > 0n)
+      await rejects(
+        payments.orders.quote(accountId, { creditsMicroUsd: 1n, chainId: 999, token: 'USDC' }),
+        /chain 999 is not accepted/,
+      )
+      await rejects(
+        payments.orders.quote(accountId, { creditsMicroUsd: 1n, chainId: chains.a.chainId, token: 'DOGE' }),
+        /token DOGE is not accepted/,
+      )
+    })
+  })
+}
