@@ -283,6 +283,41 @@ for (const kind of databaseKinds) {
       )
     })
 
+    it("with confirmations 'finalized', delivers once the node calls the block finalized", async () => {
+      const { consumer, scanner } = await setup({ confirmations: 'finalized' })
+      await pay(5n)
+      // anvil finalizes the block 64 below its head.
+      await mine(anvil, 63)
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [])
+      await mine(anvil, 1)
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [5n])
+    })
+
+    it('the loop retries while the RPC is down and catches up when it is back', async () => {
+      const proxy = await startRpcProxy(anvil.rpcUrl)
+      const { consumer, scanner } = await setup({
+        confirmations: 0,
+        clients: createRpcClients([proxy.url]),
+        backoffMaxMs: 50,
+      })
+      try {
+        await scanner.tick()
+        proxy.setDown(true)
+        scanner.start()
+        await pay(7n)
+        await waitFor('the loop to have failed a few times', () => proxy.refusedConnections >= 3)
+        assert.deepEqual(await amounts(consumer), [])
+        proxy.setDown(false)
+        await waitFor('the payment after the outage', async () => (await amounts(consumer)).length === 1)
+        assert.deepEqual(await amounts(consumer), [7n])
+      } finally {
+        await scanner.stop()
+        await proxy.stop()
+      }
+    })
+
     it('runs as a loop that stops gracefully, and exports its lag', async () => {
       const metrics = createMetrics(async () => [])
       const { consumer, scanner } = await setup({ confirmations: 1, network: 'anvil', metrics })

@@ -25,6 +25,8 @@ export interface RpcProxy {
   readonly rejected: bigint[]
   /** Requests by method, forwarded or rejected. */
   readonly methods: Map<string, number>
+  /** Connections dropped while down. */
+  readonly refusedConnections: number
   stop(): Promise<void>
 }
 
@@ -35,6 +37,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
   const served: bigint[] = []
   const rejected: bigint[] = []
   const methods = new Map<string, number>()
+  let refused = 0
 
   const span = (request: JsonRpcRequest): bigint | undefined => {
     if (request.method !== 'eth_getLogs') return undefined
@@ -72,6 +75,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (remaining !== undefined && remaining-- <= 0) down = true
     if (down) {
+      refused++
       req.socket.destroy()
       return
     }
@@ -112,6 +116,9 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     served,
     rejected,
     methods,
+    get refusedConnections() {
+      return refused
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()
