@@ -51,9 +51,12 @@ export function percentToBps(percent: number): number {
   return Math.round(percent * 100)
 }
 
+/** Ascending order for bigints (Array.sort compares as strings by default). */
+export const ascending = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0)
+
 export function median(values: readonly bigint[]): bigint {
   if (values.length === 0) throw new Error('median of nothing')
-  const sorted = [...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  const sorted = [...values].sort(ascending)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2n
 }

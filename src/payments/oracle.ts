@@ -1,7 +1,15 @@
 import type { PublicClient } from 'viem'
 import type { PriceSourceConfig, TokenConfig } from '../config/payments-schema.ts'
 import { BerthError } from '../domain/errors.ts'
-import { formatE18, median, type PriceE18, parseUsdE18, percentToBps, scaleToE18 } from './money.ts'
+import {
+  ascending,
+  formatE18,
+  median,
+  type PriceE18,
+  parseUsdE18,
+  percentToBps,
+  scaleToE18,
+} from './money.ts'
 
 // The price of a token in USD: the median of its fresh sources, lowered by the buffer so that a
 // quote asks for a little more token than the credits it buys. Sources that fail or are stale are
@@ -76,7 +84,7 @@ export class PriceOracle {
         },
       )
     }
-    const sorted = [...fresh].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const sorted = [...fresh].sort(ascending)
     const spread = sorted[sorted.length - 1]! - sorted[0]!
     const spreadBps = Number((spread * 10_000n) / mid)
     const maxBps = percentToBps(token.price.maxSlippagePercent)

@@ -21,7 +21,10 @@ const json = (schema: z.ZodType, description: string) => ({
   description,
   content: { 'application/json': { schema } },
 })
-const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { 'application/json': { schema } } })
+const body = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { 'application/json': { schema } },
+})
 
 const microUsd = z
   .union([z.string().regex(/^\d{1,18}$/, 'must be a whole number of micro-USD'), z.int().min(0)])
