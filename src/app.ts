@@ -81,7 +81,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     }
 
     const identity = await createIdentity({ db: database.db, config })
-    const payments = createPayments({ database, store, config, registry: metrics.registry, logger })
+    const payments = createPayments({ database, store, config, metrics, logger })
     const reconciler = createReconciler({
       config,
       store,

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
-import { Registry } from 'prom-client'
 import type { Hex } from 'viem'
 import { BerthError } from '../src/domain/errors.ts'
+import { createMetrics } from '../src/metrics/registry.ts'
 import { balanceOf, ledgerImbalance } from '../src/payments/ledger.ts'
 import { createPayments, type Payments } from '../src/payments/payments.ts'
 import { anvilAccount, mine } from './helpers/anvil.ts'
@@ -38,7 +38,7 @@ for (const kind of databaseKinds) {
         database,
         store: stack.store,
         config: { ...stack.config, networks: chains.networks() },
-        registry: new Registry(),
+        metrics: createMetrics(async () => []),
         logger: pino({ level: 'silent' }),
       })
       accountId = await createAccount(database, payer)

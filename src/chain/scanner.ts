@@ -40,6 +40,8 @@ export interface ChainScannerOptions {
   backoffMaxMs?: number
   /** Cursor positions kept for walking back after a reorg. */
   keepBlocks?: number
+  /** Work to do after every pass, outside its transactions (payments: crediting what is now deep enough). */
+  afterPass?: (result: TickResult) => Promise<void>
 }
 
 export interface TickResult {
@@ -94,7 +96,11 @@ export class ChainScanner {
 
   /** One pass up to the confirmed head. Passes never overlap, whoever calls. */
   tick(): Promise<TickResult> {
-    const run = this.serial.then(() => this.pass())
+    const run = this.serial.then(async () => {
+      const result = await this.pass()
+      await this.options.afterPass?.(result)
+      return result
+    })
     this.serial = run.catch(() => {})
     return run
   }

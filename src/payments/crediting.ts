@@ -14,7 +14,11 @@ import type { VerifiedTransfer } from './verify.ts'
 
 export interface CreditingDeps {
   database: Database
-  /** The token's rate now, for payments confirmed after their quote expired (or with no quote). */
+  /**
+   * The token's price now (the median of its sources, without the quote buffer: at confirmation
+   * the price is known, so there is no move to cover), for payments confirmed after their quote
+   * expired or made without one.
+   */
   currentRate(chainId: number, token: TokenConfig): Promise<PriceE18>
   now?: () => Date
   metrics?: PaymentMetrics

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino'
-import type { Registry } from 'prom-client'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import type { Funding } from '../control/reconcile-step.ts'
 import type { Database } from '../db/client.ts'
+import type { Metrics } from '../metrics/registry.ts'
 import { createBalances } from './balances.ts'
 import { type Billing, createBilling } from './billing.ts'
 import { createChainAccess } from './chain-access.ts'
@@ -12,15 +12,16 @@ import { createFunding } from './funding.ts'
 import { registerPaymentMetrics } from './metrics.ts'
 import { PriceOracle } from './oracle.ts'
 import { createOrders } from './orders.ts'
+import { createPaymentsWatcher } from './watcher.ts'
 
 // Everything payments, built from the config: oracle, orders, balances, and (when payments are
-// required) the funding gate and the metering pass.
+// required) the funding gate and the metering pass, and a treasury watcher per network.
 
 export interface PaymentsDeps {
   database: Database
   store: DeploymentStore
   config: Pick<Config, 'payments' | 'pricing' | 'networks'>
-  registry: Registry
+  metrics: Pick<Metrics, 'registry' | 'chainCursorLag'>
   logger: Logger
   now?: () => Date
 }
@@ -38,8 +39,8 @@ export function createPayments(deps: PaymentsDeps) {
   })
   const crediting: CreditingDeps = {
     database,
-    currentRate: (chainId, token) => oracle.price(chainId, token).then((p) => p.rate),
-    metrics: registerPaymentMetrics(deps.registry, database),
+    currentRate: (chainId, token) => oracle.price(chainId, token).then((p) => p.median),
+    metrics: registerPaymentMetrics(deps.metrics.registry, database),
     ...(deps.now ? { now: deps.now } : {}),
   }
   const orders = createOrders({
@@ -57,16 +58,23 @@ export function createPayments(deps: PaymentsDeps) {
     ? createBilling({ database, store: deps.store, config, now: deps.now, log: deps.logger })
     : undefined
 
+  const watchers = [...chains.values()].map((access) =>
+    createPaymentsWatcher({ database, access, crediting, metrics: deps.metrics, logger: deps.logger }),
+  )
+
   return {
     orders,
+    watchers,
     balances,
     funding,
     chains,
     crediting,
     async start() {
       billing?.start()
+      for (const watcher of watchers) watcher.start()
     },
     async stop() {
+      await Promise.all(watchers.map((w) => w.stop()))
       await billing?.stop()
     },
   }

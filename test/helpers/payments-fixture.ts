@@ -25,7 +25,7 @@ export interface PaymentChains {
   a: Anvil
   b: Anvil
   tokens: { usdc: Address; fee: Address; falsy: Address; phantom: Address; feed: Address; usdt: Address }
-  networks(overrides?: { confirmations?: number; maxBlockRange?: number }): NetworkConfig[]
+  networks(overrides?: { confirmations?: number; maxBlockRange?: number; rpcUrlA?: string }): NetworkConfig[]
   /** Sends an ERC-20 transfer to the treasury and waits for its receipt. */
   payToken(chain: Anvil, token: Address, amount: bigint, from?: number): Promise<Hex>
   payNative(chain: Anvil, wei: bigint, from?: number): Promise<Hex>
@@ -71,7 +71,7 @@ export async function startPaymentChains(): Promise<PaymentChains> {
         {
           chainId: a.chainId,
           name: 'anvil-a',
-          rpcUrls: [a.rpcUrl],
+          rpcUrls: [overrides.rpcUrlA ?? a.rpcUrl],
           confirmations: overrides.confirmations ?? 3,
           pollIntervalMs: 100,
           maxBlockRange: overrides.maxBlockRange ?? 2000,
