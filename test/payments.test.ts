@@ -5,6 +5,7 @@ import type { Hex } from 'viem'
 import { BerthError } from '../src/domain/errors.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import { balanceOf, ledgerImbalance } from '../src/payments/ledger.ts'
+import { formatE18, parseUsdE18, tokenToMicroUsd } from '../src/payments/money.ts'
 import { createPayments, type Payments } from '../src/payments/payments.ts'
 import { anvilAccount, mine } from './helpers/anvil.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
@@ -195,6 +196,40 @@ for (const kind of databaseKinds) {
       const credited = (await available()) - before
       assert.ok(credited < 10_000_000n && credited >= 9_800_000n, `credited ${credited}`)
       await assertBalanced()
+    })
+
+    test('a payment confirmed after its quote expired is credited at the price then, never the stale one', async () => {
+      // Quoted an hour ago (an injected clock), so the quote has long expired when the payment lands.
+      const anHourAgo = createPayments({
+        database,
+        store: stack.store,
+        config: { ...stack.config, networks: chains.networks() },
+        metrics: createMetrics(async () => []),
+        logger: pino({ level: 'silent' }),
+        now: () => new Date(Date.now() - 3600_000),
+      })
+      const order = await anHourAgo.orders.quote(accountId, {
+        creditsMicroUsd: 1_000_000n,
+        chainId: chains.a.chainId,
+        token: 'ETH',
+      })
+      assert.equal(order.rate, formatE18((parseUsdE18('3000') * 10_000n) / 10_200n))
+      await chains.setEthPrice(2000_00000000n)
+      try {
+        const before = await available()
+        const hash = await chains.payNative(chains.a, BigInt(order.amount))
+        await mine(chains.a, 3)
+        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash)
+        assert.equal(paid.payment, 'credited')
+        assert.equal(
+          (await available()) - before,
+          tokenToMicroUsd(BigInt(order.amount), 18, parseUsdE18('2000')),
+        )
+        assert.equal(paid.status, 'success', 'the quoted amount arrived')
+        await assertBalanced()
+      } finally {
+        await chains.setEthPrice(3000_00000000n)
+      }
     })
 
     test('a quote for a deployment prices its resources for the hours asked', async () => {
