@@ -14,6 +14,7 @@ import { registerDeploy } from './commands/deploy.ts'
 import { registerEvents } from './commands/events.ts'
 import { registerLifecycle } from './commands/lifecycle.ts'
 import { registerList } from './commands/list.ts'
+import { registerPay } from './commands/pay.ts'
 import { registerServer } from './commands/server.ts'
 import { exitCodeOf, exitCodes } from './exit-codes.ts'
 import { ApiError, ConnectionError } from './http-client.ts'
@@ -64,6 +65,7 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
   registerList(program, action)
   registerEvents(program, action)
   registerLifecycle(program, action)
+  registerPay(program, action)
   return program
 }
 

@@ -41,7 +41,7 @@ export function registerAuth(program: Command, action: Action): void {
     )
 }
 
-function readKey(ctx: CommandContext, keyFile: string | undefined): `0x${string}` {
+export function readKey(ctx: CommandContext, keyFile: string | undefined): `0x${string}` {
   if (keyFile === undefined) {
     const key = ctx.config().privateKey
     if (!key)
