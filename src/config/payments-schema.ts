@@ -1,15 +1,8 @@
 import { z } from 'zod'
+import { bool, int } from './zod-helpers.ts'
 
 // Payments, pricing and the EVM networks berth accepts. Money is integer micro-USD everywhere;
 // token prices are decimal strings turned into integers at once (src/payments/money.ts).
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
-const bool = z.preprocess((value) => {
-  if (typeof value !== 'string') return value
-  if (['true', '1', 'yes', 'on'].includes(value.toLowerCase())) return true
-  if (['false', '0', 'no', 'off', ''].includes(value.toLowerCase())) return false
-  return value
-}, z.boolean())
 
 /** Percentages with at most two decimals, e.g. 2.5; kept as basis points inside berth. */
 const percent = (max: number) =>

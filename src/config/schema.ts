@@ -1,17 +1,9 @@
 import { z } from 'zod'
 import { networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
+import { bool, int } from './zod-helpers.ts'
 
 // The one config schema. Every key has a default so `berth serve` runs with no config at all;
 // README.md lists each key with its env var and default (test/config.test.ts keeps them in step).
-
-const bool = z.preprocess((value) => {
-  if (typeof value !== 'string') return value
-  if (['true', '1', 'yes', 'on'].includes(value.toLowerCase())) return true
-  if (['false', '0', 'no', 'off', ''].includes(value.toLowerCase())) return false
-  return value
-}, z.boolean())
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
 
 export const configSchema = z.strictObject({
   port: int(0, 65535).default(8080),

@@ -4,7 +4,7 @@ import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, queryRows, type Tx } from '../db/client.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { billingEvent } from './crediting.ts'
-import { balanceOf, heldFor, lockAccount, postJournal } from './ledger.ts'
+import { balanceOf, heldFor, holdForDeployment, lockAccount, postJournal } from './ledger.ts'
 import { basisPoints, percentToBps } from './money.ts'
 import { expireOrders } from './orders.ts'
 import { intervalMicroUsd } from './pricing.ts'
@@ -150,15 +150,11 @@ export function createBilling(deps: BillingDeps) {
     const { available } = await balanceOf(tx, row.owner_id)
     const missing = cost - held
     if (available < missing) return false
-    await postJournal(tx, {
-      cause: 'hold',
-      memo: `hold for the next interval of deployment ${row.id}`,
+    await holdForDeployment(tx, {
       accountId: row.owner_id,
       deploymentId: row.id,
-      legs: [
-        { book: 'available', accountId: row.owner_id, amount: -missing },
-        { book: 'held', accountId: row.owner_id, deploymentId: row.id, amount: missing },
-      ],
+      amount: missing,
+      memo: `hold for the next interval of deployment ${row.id}`,
     })
     return true
   }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import type { TokenConfig } from '../config/payments-schema.ts'
 import { type Database, queryRows, type Tx } from '../db/client.ts'
-import { lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
+import { holdForDeployment, lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
 import type { PaymentMetrics } from './metrics.ts'
 import { type PriceE18, tokenToMicroUsd } from './money.ts'
 import type { VerifiedTransfer } from './verify.ts'
@@ -174,16 +174,12 @@ async function applyToOrder(
   if (!justPaid || !order.deployment_id || !order.hours) return
   // A paid period: reserve its value for the deployment and extend how long it is paid for.
   const value = BigInt(order.value_micro_usd)
-  await postJournal(tx, {
-    cause: 'hold',
-    memo: `prepaid ${order.hours}h for deployment ${order.deployment_id}`,
+  await holdForDeployment(tx, {
     accountId,
     deploymentId: order.deployment_id,
+    amount: value,
+    memo: `prepaid ${order.hours}h for deployment ${order.deployment_id}`,
     orderId: order.id,
-    legs: [
-      { book: 'available', accountId, amount: -value },
-      { book: 'held', accountId, deploymentId: order.deployment_id, amount: value },
-    ],
   })
   await tx.execute(
     sql`insert into deployment_billing (deployment_id, account_id, paid_until)

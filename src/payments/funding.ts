@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.ts'
 import type { DeploymentRow } from '../control/deployment-store.ts'
 import type { Funding } from '../control/reconcile-step.ts'
 import type { Database } from '../db/client.ts'
-import { balanceOf, heldFor, lockAccount, postJournal } from './ledger.ts'
+import { balanceOf, heldFor, holdForDeployment, lockAccount } from './ledger.ts'
 import { intervalMicroUsd } from './pricing.ts'
 
 // The gate before a deployment starts when payments are required: its first billing interval must
@@ -31,15 +31,11 @@ export function createFunding(database: Database, config: Pick<Config, 'payments
             retryInMs,
           }
         }
-        await postJournal(tx, {
-          cause: 'hold',
-          memo: `hold for the first interval of deployment ${row.id}`,
+        await holdForDeployment(tx, {
           accountId: row.ownerId,
           deploymentId: row.id,
-          legs: [
-            { book: 'available', accountId: row.ownerId, amount: -missing },
-            { book: 'held', accountId: row.ownerId, deploymentId: row.id, amount: missing },
-          ],
+          amount: missing,
+          memo: `hold for the first interval of deployment ${row.id}`,
         })
         return null
       })

@@ -129,3 +129,21 @@ export async function wakeAwaitingPayment(tx: Tx, accountId: string): Promise<vo
          where owner_id = ${accountId} and status = 'awaiting_payment' and lease_owner is null`,
   )
 }
+
+/** Moves `amount` of an account's available balance into the hold of one of its deployments. */
+export async function holdForDeployment(
+  tx: Tx,
+  hold: { accountId: string; deploymentId: string; amount: bigint; memo: string; orderId?: string },
+): Promise<void> {
+  await postJournal(tx, {
+    cause: 'hold',
+    memo: hold.memo,
+    accountId: hold.accountId,
+    deploymentId: hold.deploymentId,
+    orderId: hold.orderId ?? null,
+    legs: [
+      { book: 'available', accountId: hold.accountId, amount: -hold.amount },
+      { book: 'held', accountId: hold.accountId, deploymentId: hold.deploymentId, amount: hold.amount },
+    ],
+  })
+}
