@@ -11,6 +11,14 @@ import type { Account } from './accounts.ts'
 // Sessions are HS256 JWTs whose `jti` is a row in `sessions`: the signature makes verification
 // cheap and tamper-proof, the row makes logout (revocation) take effect immediately.
 
+/**
+ * A verified session row is reused this long, saving a query per request under load. A logout in
+ * this process drops its entry at once; one on another process sharing the database takes effect
+ * here within this time.
+ */
+const SESSION_CACHE_MS = 1000
+const SESSION_CACHE_MAX = 10_000
+
 const SECRET_KEY = 'session_secret'
 const ALGORITHM = 'HS256'
 
@@ -47,6 +55,10 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
   const { db, config, now } = options
   const issuer = publicUrlOf(config).origin
   const key = new TextEncoder().encode(await loadSessionSecret(db, config))
+  const cache = new Map<
+    string,
+    { session: VerifiedSession; accountId: string; expiresAt: number; cachedAt: number }
+  >()
 
   return {
     issuer,
@@ -82,6 +94,15 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
       } catch (cause) {
         throw sessionTokenError(cause)
       }
+      const hit = cache.get(claims.jti!)
+      if (
+        hit &&
+        hit.accountId === claims.sub &&
+        at.getTime() - hit.cachedAt < SESSION_CACHE_MS &&
+        hit.expiresAt > at.getTime()
+      ) {
+        return hit.session
+      }
       const [row] = await db
         .select({ session: sessions, account: accounts })
         .from(sessions)
@@ -92,7 +113,15 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
       if (row.session.revokedAt) throw unauthorized('session revoked')
       if (row.session.expiresAt.getTime() <= at.getTime()) throw unauthorized('session expired')
       const { id, address, externalSubject } = row.account
-      return { sessionId: row.session.id, account: { id, address, externalSubject } }
+      const session = { sessionId: row.session.id, account: { id, address, externalSubject } }
+      if (cache.size >= SESSION_CACHE_MAX) cache.clear()
+      cache.set(session.sessionId, {
+        session,
+        accountId: id,
+        expiresAt: row.session.expiresAt.getTime(),
+        cachedAt: at.getTime(),
+      })
+      return session
     },
 
     async revoke(sessionId) {
@@ -100,6 +129,8 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
         .update(sessions)
         .set({ revokedAt: now() })
         .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+      // After the row: a verify racing the update cannot cache the session as still valid.
+      cache.delete(sessionId)
     },
   }
 }
