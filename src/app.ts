@@ -120,7 +120,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
       metrics,
       authenticator: identity.authenticator,
       identityRouter: identity.router,
-      payments: { config, orders: payments.orders, balances: payments.balances },
+      payments: { config, store, orders: payments.orders, balances: payments.balances },
       logger,
     })
     const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
 import type { Hex } from 'viem'
 import { BerthError } from '../src/domain/errors.ts'
+import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import { balanceOf, ledgerImbalance } from '../src/payments/ledger.ts'
 import { formatE18, parseUsdE18, tokenToMicroUsd } from '../src/payments/money.ts'
@@ -230,6 +231,39 @@ for (const kind of databaseKinds) {
       } finally {
         await chains.setEthPrice(3000_00000000n)
       }
+    })
+
+    test('paying a deployment for some hours holds that much for it and sets paidUntil; a later order extends it', async () => {
+      const { row } = await stack.store.create({
+        ownerId: accountId,
+        spec: deploymentSpecSchema.parse({ name: `prepaid-${kind}`, image: 'app:1' }),
+        provider: 'simulated',
+      })
+      const billing = async () => payments.balances.deploymentBilling(row.id, 0n)
+      const payFor = async (hours: number) => {
+        const order = await payments.orders.quote(accountId, {
+          deploymentId: row.id,
+          hours,
+          chainId: chains.b.chainId,
+          token: 'USDT',
+        })
+        const hash = await chains.payToken(chains.b, chains.tokens.usdt, BigInt(order.amount))
+        await mine(chains.b, 3)
+        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash)
+        assert.equal(paid.status, 'success')
+        return BigInt(order.valueMicroUsd)
+      }
+      const started = Date.now()
+      const firstValue = await payFor(2)
+      const first = await billing()
+      assert.equal(BigInt(first.heldMicroUsd), firstValue)
+      const paidUntil = Date.parse(first.paidUntil!)
+      assert.ok(paidUntil >= started + 2 * 3600_000 && paidUntil < Date.now() + 2 * 3600_000 + 1000)
+      const secondValue = await payFor(3)
+      const second = await billing()
+      assert.equal(BigInt(second.heldMicroUsd), firstValue + secondValue)
+      assert.equal(Date.parse(second.paidUntil!), paidUntil + 3 * 3600_000, 'extended from the previous end')
+      await assertBalanced()
     })
 
     test('a quote for a deployment prices its resources for the hours asked', async () => {

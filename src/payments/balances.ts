@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { type Database, queryRows } from '../db/client.ts'
 import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
-import { balanceOf, lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
+import { balanceOf, heldFor, lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
 
 // A user's view of their money, and the operator's grants. Amounts leave berth as decimal strings
 // of micro-USD so that no client parses them into floating point.
@@ -82,7 +82,28 @@ export function createBalances(database: Database) {
     })
   }
 
-  return { balance, ledger, credit }
+  /** The billing state of one deployment (the caller checks ownership first). */
+  async function deploymentBilling(deploymentId: string, hourlyMicroUsd: bigint) {
+    const [row] = await queryRows<{
+      paid_until: Date | string | null
+      billed_through: Date | string | null
+      funds_exhausted_at: Date | string | null
+    }>(
+      database.db,
+      sql`select paid_until, billed_through, funds_exhausted_at from deployment_billing where deployment_id = ${deploymentId}`,
+    )
+    const iso = (v: Date | string | null | undefined) => (v ? new Date(v).toISOString() : null)
+    return {
+      deploymentId,
+      hourlyMicroUsd: hourlyMicroUsd.toString(),
+      heldMicroUsd: (await heldFor(database.db, deploymentId)).toString(),
+      paidUntil: iso(row?.paid_until),
+      billedThrough: iso(row?.billed_through),
+      fundsExhaustedAt: iso(row?.funds_exhausted_at),
+    }
+  }
+
+  return { balance, ledger, credit, deploymentBilling }
 }
 
 export type Balances = ReturnType<typeof createBalances>

@@ -181,12 +181,14 @@ async function applyToOrder(
     memo: `prepaid ${order.hours}h for deployment ${order.deployment_id}`,
     orderId: order.id,
   })
+  const at = now.toISOString()
   await tx.execute(
     sql`insert into deployment_billing (deployment_id, account_id, paid_until)
-        values (${order.deployment_id}, ${accountId}, ${now} + make_interval(hours => ${order.hours}))
+        values (${order.deployment_id}, ${accountId}, ${at}::timestamptz + make_interval(hours => ${order.hours}::int))
         on conflict (deployment_id) do update
-          set paid_until = greatest(coalesce(deployment_billing.paid_until, ${now}), ${now}) + make_interval(hours => ${order.hours}),
-              updated_at = ${now}`,
+          set paid_until = greatest(coalesce(deployment_billing.paid_until, ${at}::timestamptz), ${at}::timestamptz)
+                           + make_interval(hours => ${order.hours}::int),
+              updated_at = ${at}::timestamptz`,
   )
 }
 

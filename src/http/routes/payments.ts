@@ -1,9 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Hex } from 'viem'
 import type { Config } from '../../config/schema.ts'
+import type { DeploymentStore } from '../../control/deployment-store.ts'
 import { forbidden } from '../../domain/errors.ts'
 import type { Balances } from '../../payments/balances.ts'
 import type { Orders } from '../../payments/orders.ts'
+import { hourlyMicroUsd } from '../../payments/pricing.ts'
 import { createRouter } from '../openapi.ts'
 import { accountOf } from '../principal.ts'
 import { errorResponses, errorSchema, idParam } from '../schemas.ts'
@@ -12,7 +14,8 @@ import { errorResponses, errorSchema, idParam } from '../schemas.ts'
 // Money crosses the API as decimal strings of integers (micro-USD, token base units).
 
 export interface PaymentRoutesDeps {
-  config: Pick<Config, 'networks' | 'payments'>
+  config: Pick<Config, 'networks' | 'payments' | 'pricing'>
+  store: DeploymentStore
   orders: Orders
   balances: Balances
 }
@@ -136,6 +139,27 @@ const routes = {
       ...errorResponses,
     },
   }),
+  billing: createRoute({
+    method: 'get',
+    path: '/v1/deployments/{id}/billing',
+    tags: ['payments'],
+    summary: "A deployment's price, hold, prepaid period and billing progress",
+    request: { params: idParam },
+    responses: {
+      200: json(
+        z.object({
+          deploymentId: z.string(),
+          hourlyMicroUsd: z.string(),
+          heldMicroUsd: z.string(),
+          paidUntil: z.string().nullable(),
+          billedThrough: z.string().nullable(),
+          fundsExhaustedAt: z.string().nullable(),
+        }),
+        'Billing',
+      ),
+      ...errorResponses,
+    },
+  }),
   credit: createRoute({
     method: 'post',
     path: '/v1/admin/accounts/{address}/credits',
@@ -193,6 +217,13 @@ export function paymentRoutes(deps: PaymentRoutesDeps) {
   router.openapi(routes.ledger, async (c) =>
     c.json(await deps.balances.ledger(accountOf(c).id, c.req.valid('query')), 200),
   )
+  router.openapi(routes.billing, async (c) => {
+    const row = await deps.store.get(accountOf(c).id, c.req.valid('param').id)
+    return c.json(
+      await deps.balances.deploymentBilling(row.id, hourlyMicroUsd(row.spec, deps.config.pricing)),
+      200,
+    )
+  })
   router.openapi(routes.credit, async (c) => {
     if (c.get('principal').kind !== 'admin')
       throw forbidden('granting credits needs the operator admin token')
