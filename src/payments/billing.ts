@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
-import { type Database, queryRows, type Tx } from '../db/client.ts'
+import { type Database, type Db, queryRows, type Tx } from '../db/client.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { billingEvent } from './crediting.ts'
 import { balanceOf, heldFor, holdForDeployment, lockAccount, postJournal } from './ledger.ts'
@@ -38,6 +38,17 @@ interface BilledRow {
   low_balance_warned: boolean
 }
 
+/** Running deployments with billing state (or just one of them). */
+function billedRows(db: Db | Tx, id?: string): Promise<BilledRow[]> {
+  return queryRows<BilledRow>(
+    db,
+    sql`select d.id, d.owner_id, d.spec, d.running_since, b.billed_through, b.funds_exhausted_at, b.low_balance_warned
+          from deployments d join deployment_billing b on b.deployment_id = d.id
+         where d.status = 'running' and d.desired_state = 'running' and d.running_since is not null
+           ${id ? sql`and d.id = ${id}` : sql``}`,
+  )
+}
+
 export function createBilling(deps: BillingDeps) {
   const { database, store, config } = deps
   const now = deps.now ?? (() => new Date())
@@ -48,12 +59,7 @@ export function createBilling(deps: BillingDeps) {
   async function pass(): Promise<{ charged: number; stopped: number; resumed: number; released: number }> {
     const at = now()
     await expireOrders(database, at)
-    const running = await queryRows<BilledRow>(
-      database.db,
-      sql`select d.id, d.owner_id, d.spec, d.running_since, b.billed_through, b.funds_exhausted_at, b.low_balance_warned
-            from deployments d join deployment_billing b on b.deployment_id = d.id
-           where d.status = 'running' and d.desired_state = 'running' and d.running_since is not null`,
-    )
+    const running = await billedRows(database.db)
     let charged = 0
     let stopped = 0
     for (const row of running) {
@@ -71,11 +77,14 @@ export function createBilling(deps: BillingDeps) {
     return { charged, stopped, resumed: await resumeFunded(), released: await releaseIdleHolds() }
   }
 
-  async function meter(row: BilledRow, at: Date) {
-    const cost = intervalMicroUsd(row.spec, config.pricing)
+  async function meter(listed: BilledRow, at: Date) {
+    const cost = intervalMicroUsd(listed.spec, config.pricing)
     const events: Array<{ type: string; message: string; data?: unknown }> = []
     return database.db.transaction(async (tx) => {
-      await lockAccount(tx, row.owner_id)
+      await lockAccount(tx, listed.owner_id)
+      // Read again under the lock: another process's pass may have just metered this deployment.
+      const [row] = await billedRows(tx, listed.id)
+      if (!row) return { charged: 0, stop: false, events }
       const runningSince = new Date(row.running_since).getTime()
       const billedThrough = row.billed_through ? new Date(row.billed_through).getTime() : 0
       // A new billable stretch starts when the deployment (re)entered `running`.
