@@ -262,6 +262,20 @@ for (const kind of databaseKinds) {
       await assertContiguous(consumer, startBlock, last)
     })
 
+    it('keeps only the newest keepBlocks positions for walking back', async () => {
+      const { consumer, scanner } = await setup({ confirmations: 0, maxBlockRange: 1, keepBlocks: 3 })
+      await mine(anvil, 10)
+      const { cursor } = await scanner.tick()
+      const kept = await database.query<{ n: string }>(
+        'select block_number::text as n from chain_blocks where consumer = $1 order by block_number',
+        [consumer.name],
+      )
+      assert.deepEqual(
+        kept.map((r) => BigInt(r.n)),
+        [cursor - 2n, cursor - 1n, cursor],
+      )
+    })
+
     it('reports direct native transfers to a watched address with a successful receipt', async () => {
       const watched = anvilAccount(8).address
       const consumer = createRecordingConsumer(database, `c${++seq}`, { nativeTo: [watched, token] })
@@ -363,6 +377,24 @@ describe('readAgreed', () => {
     const hashes = (c: PublicClient) => c.getBlock({ blockNumber: 1n }).then((block) => block.hash as Hex)
     await assert.rejects(readAgreed(clients, hashes), RpcDisagreementError)
     assert.equal(await publicClientFor(a).getChainId(), await publicClientFor(b).getChainId())
+  })
+
+  it('refuses to scan through an endpoint of another chain', async () => {
+    const database = await openTestDatabase('postgres')
+    try {
+      const scanner = new ChainScanner({
+        chainId: 1,
+        clients: createRpcClients([a.rpcUrl]),
+        confirmations: 0,
+        pollIntervalMs: 20,
+        maxBlockRange: 100,
+        consumer: createRecordingConsumer(database, 'wrong-chain', {}),
+        db: database.db,
+      })
+      await assert.rejects(scanner.tick(), /serve chain 31337, not 1/)
+    } finally {
+      await database.dispose()
+    }
   })
 
   it('keeps a scanner from applying anything while its RPCs disagree', async () => {
