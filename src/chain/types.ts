@@ -8,6 +8,7 @@ import type { Db } from '../db/client.ts'
  */
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 
+/** Fields as the node returned them (hex strings usually lowercase: compare addresses case-insensitively). */
 export interface ChainLog {
   blockNumber: bigint
   blockHash: Hex
