@@ -9,7 +9,7 @@ import {
   toEventSelector,
 } from 'viem'
 import { createRpcClients, RpcDisagreementError, readAgreed } from '../src/chain/rpc.ts'
-import { ChainScanner, type ChainScannerOptions } from '../src/chain/scanner.ts'
+import { ChainScanner, type ChainScannerOptions, ReorgTooDeepError } from '../src/chain/scanner.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import {
   type Anvil,
@@ -18,6 +18,8 @@ import {
   mine,
   publicClientFor,
   reorg,
+  revert,
+  snapshot,
   startAnvil,
   walletFor,
 } from './helpers/anvil.ts'
@@ -180,6 +182,61 @@ for (const kind of databaseKinds) {
           [201n, second + 1n],
         ],
       )
+    })
+
+    it('rewinds when the chain got shorter than the cursor', async () => {
+      const { consumer, scanner } = await setup({ confirmations: 2 })
+      const before = await snapshot(anvil)
+      await pay(300n)
+      await mine(anvil, 2)
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [300n])
+      await revert(anvil, before)
+      const result = await scanner.tick()
+      assert.ok(result.rewoundTo !== undefined && result.rewoundTo <= (await blockNumber(anvil)))
+      assert.deepEqual(await amounts(consumer), [], 'the payment is gone with its block')
+      await pay(301n)
+      await mine(anvil, 2)
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [301n])
+    })
+
+    it('stops with ReorgTooDeepError, changing nothing, when no kept position is canonical', async () => {
+      const { consumer, scanner } = await setup({ confirmations: 1, maxBlockRange: 1, keepBlocks: 1 })
+      await pay(400n)
+      await mine(anvil, 1)
+      const { cursor } = await scanner.tick()
+      await reorg(anvil, 3)
+      await assert.rejects(scanner.tick(), ReorgTooDeepError)
+      assert.deepEqual(await amounts(consumer), [400n])
+      assert.deepEqual(await consumer.reorgs(), [])
+      const [row] = await database.query<{ n: string }>(
+        'select block_number::text as n from chain_cursors where consumer = $1',
+        [consumer.name],
+      )
+      assert.equal(BigInt(row!.n), cursor)
+    })
+
+    it('applies nothing of a range whose consumer failed, and the range again on the next pass', async () => {
+      const { consumer, startBlock } = await setup()
+      let failNext = true
+      const failing: RecordingConsumer = {
+        ...consumer,
+        async onConfirmed(tx, batch) {
+          await consumer.onConfirmed(tx, batch)
+          if (failNext) {
+            failNext = false
+            throw new Error('consumer failed after writing')
+          }
+        },
+      }
+      const scanner = newScanner(failing, { confirmations: 0, startBlock })
+      await pay(500n)
+      await assert.rejects(scanner.tick(), /consumer failed after writing/)
+      assert.deepEqual(await amounts(consumer), [], 'its writes were rolled back with the cursor')
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [500n])
+      await assertContiguous(consumer, startBlock, await blockNumber(anvil))
     })
 
     it('splits ranges the RPC refuses, and resumes from the cursor after the RPC went down', async () => {
