@@ -389,13 +389,20 @@ for (const kind of databaseKinds) {
       }
     })
 
-    it('runs as a loop that stops gracefully, and exports its lag', async () => {
+    it('runs as a loop that wake() hurries and stop() ends, and exports its lag', async () => {
       const metrics = createMetrics(async () => [])
-      const { consumer, scanner } = await setup({ confirmations: 1, network: 'anvil', metrics })
+      // A poll interval far beyond the wait below: only wake() can make the loop look again in time.
+      const { consumer, scanner } = await setup({
+        confirmations: 1,
+        network: 'anvil',
+        metrics,
+        pollIntervalMs: 600_000,
+      })
       scanner.start()
       try {
         await pay(42n)
         await mine(anvil, 1)
+        scanner.wake()
         await waitFor('the payment to be applied', async () => (await amounts(consumer)).length === 1)
       } finally {
         await scanner.stop()

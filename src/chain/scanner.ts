@@ -78,6 +78,7 @@ export class ChainScanner {
   private stopping = false
   private wakeUp: (() => void) | undefined
   private chainIdChecked = false
+  private pendingWake = false
 
   constructor(options: ChainScannerOptions) {
     if (options.maxBlockRange < 1) throw new Error('maxBlockRange must be at least 1')
@@ -118,6 +119,8 @@ export class ChainScanner {
 
   /** Starts the next pass now, e.g. when a new order makes a new filter. */
   wake(): void {
+    // Woken mid-pass, the loop goes straight into another pass instead of sleeping.
+    this.pendingWake = true
     this.wakeUp?.()
   }
 
@@ -140,6 +143,8 @@ export class ChainScanner {
         )
       }
       if (this.stopping) break
+      if (this.pendingWake && failures === 0) delay = 0
+      this.pendingWake = false
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay)
         this.wakeUp = () => {
