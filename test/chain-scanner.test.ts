@@ -9,7 +9,7 @@ import {
   toEventSelector,
 } from 'viem'
 import { createRpcClients, RpcDisagreementError, readAgreed } from '../src/chain/rpc.ts'
-import { ChainScanner, type ChainScannerOptions } from '../src/chain/scanner.ts'
+import { ChainScanner, type ChainScannerOptions, ReorgTooDeepError } from '../src/chain/scanner.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import {
   type Anvil,
@@ -18,6 +18,8 @@ import {
   mine,
   publicClientFor,
   reorg,
+  revert,
+  snapshot,
   startAnvil,
   walletFor,
 } from './helpers/anvil.ts'
@@ -182,6 +184,61 @@ for (const kind of databaseKinds) {
       )
     })
 
+    it('rewinds when the chain got shorter than the cursor', async () => {
+      const { consumer, scanner } = await setup({ confirmations: 2 })
+      const before = await snapshot(anvil)
+      await pay(300n)
+      await mine(anvil, 2)
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [300n])
+      await revert(anvil, before)
+      const result = await scanner.tick()
+      assert.ok(result.rewoundTo !== undefined && result.rewoundTo <= (await blockNumber(anvil)))
+      assert.deepEqual(await amounts(consumer), [], 'the payment is gone with its block')
+      await pay(301n)
+      await mine(anvil, 2)
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [301n])
+    })
+
+    it('stops with ReorgTooDeepError, changing nothing, when no kept position is canonical', async () => {
+      const { consumer, scanner } = await setup({ confirmations: 1, maxBlockRange: 1, keepBlocks: 1 })
+      await pay(400n)
+      await mine(anvil, 1)
+      const { cursor } = await scanner.tick()
+      await reorg(anvil, 3)
+      await assert.rejects(scanner.tick(), ReorgTooDeepError)
+      assert.deepEqual(await amounts(consumer), [400n])
+      assert.deepEqual(await consumer.reorgs(), [])
+      const [row] = await database.query<{ n: string }>(
+        'select block_number::text as n from chain_cursors where consumer = $1',
+        [consumer.name],
+      )
+      assert.equal(BigInt(row!.n), cursor)
+    })
+
+    it('applies nothing of a range whose consumer failed, and the range again on the next pass', async () => {
+      const { consumer, startBlock } = await setup()
+      let failNext = true
+      const failing: RecordingConsumer = {
+        ...consumer,
+        async onConfirmed(tx, batch) {
+          await consumer.onConfirmed(tx, batch)
+          if (failNext) {
+            failNext = false
+            throw new Error('consumer failed after writing')
+          }
+        },
+      }
+      const scanner = newScanner(failing, { confirmations: 0, startBlock })
+      await pay(500n)
+      await assert.rejects(scanner.tick(), /consumer failed after writing/)
+      assert.deepEqual(await amounts(consumer), [], 'its writes were rolled back with the cursor')
+      await scanner.tick()
+      assert.deepEqual(await amounts(consumer), [500n])
+      await assertContiguous(consumer, startBlock, await blockNumber(anvil))
+    })
+
     it('splits ranges the RPC refuses, and resumes from the cursor after the RPC went down', async () => {
       const proxy: RpcProxy = await startRpcProxy(anvil.rpcUrl)
       try {
@@ -262,6 +319,20 @@ for (const kind of databaseKinds) {
       await assertContiguous(consumer, startBlock, last)
     })
 
+    it('keeps only the newest keepBlocks positions for walking back', async () => {
+      const { consumer, scanner } = await setup({ confirmations: 0, maxBlockRange: 1, keepBlocks: 3 })
+      await mine(anvil, 10)
+      const { cursor } = await scanner.tick()
+      const kept = await database.query<{ n: string }>(
+        'select block_number::text as n from chain_blocks where consumer = $1 order by block_number',
+        [consumer.name],
+      )
+      assert.deepEqual(
+        kept.map((r) => BigInt(r.n)),
+        [cursor - 2n, cursor - 1n, cursor],
+      )
+    })
+
     it('reports direct native transfers to a watched address with a successful receipt', async () => {
       const watched = anvilAccount(8).address
       const consumer = createRecordingConsumer(database, `c${++seq}`, { nativeTo: [watched, token] })
@@ -318,13 +389,20 @@ for (const kind of databaseKinds) {
       }
     })
 
-    it('runs as a loop that stops gracefully, and exports its lag', async () => {
+    it('runs as a loop that wake() hurries and stop() ends, and exports its lag', async () => {
       const metrics = createMetrics(async () => [])
-      const { consumer, scanner } = await setup({ confirmations: 1, network: 'anvil', metrics })
+      // A poll interval far beyond the wait below: only wake() can make the loop look again in time.
+      const { consumer, scanner } = await setup({
+        confirmations: 1,
+        network: 'anvil',
+        metrics,
+        pollIntervalMs: 600_000,
+      })
       scanner.start()
       try {
         await pay(42n)
         await mine(anvil, 1)
+        scanner.wake()
         await waitFor('the payment to be applied', async () => (await amounts(consumer)).length === 1)
       } finally {
         await scanner.stop()
@@ -363,6 +441,24 @@ describe('readAgreed', () => {
     const hashes = (c: PublicClient) => c.getBlock({ blockNumber: 1n }).then((block) => block.hash as Hex)
     await assert.rejects(readAgreed(clients, hashes), RpcDisagreementError)
     assert.equal(await publicClientFor(a).getChainId(), await publicClientFor(b).getChainId())
+  })
+
+  it('refuses to scan through an endpoint of another chain', async () => {
+    const database = await openTestDatabase('postgres')
+    try {
+      const scanner = new ChainScanner({
+        chainId: 1,
+        clients: createRpcClients([a.rpcUrl]),
+        confirmations: 0,
+        pollIntervalMs: 20,
+        maxBlockRange: 100,
+        consumer: createRecordingConsumer(database, 'wrong-chain', {}),
+        db: database.db,
+      })
+      await assert.rejects(scanner.tick(), /serve chain 31337, not 1/)
+    } finally {
+      await database.dispose()
+    }
   })
 
   it('keeps a scanner from applying anything while its RPCs disagree', async () => {

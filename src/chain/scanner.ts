@@ -5,6 +5,7 @@ import { backoffDelayMs } from '../domain/backoff.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { type Cursor, type CursorStore, createCursorStore } from './cursor-store.ts'
 import { type ChainReader, createChainReader } from './reader.ts'
+import { readAgreed } from './rpc.ts'
 import type { ChainConsumer } from './types.ts'
 
 // Follows one network for one consumer and hands it each confirmed block range exactly once.
@@ -78,6 +79,8 @@ export class ChainScanner {
   private loop: Promise<void> | undefined
   private stopping = false
   private wakeUp: (() => void) | undefined
+  private chainIdChecked = false
+  private pendingWake = false
 
   constructor(options: ChainScannerOptions) {
     if (options.maxBlockRange < 1) throw new Error('maxBlockRange must be at least 1')
@@ -122,6 +125,8 @@ export class ChainScanner {
 
   /** Starts the next pass now, e.g. when a new order makes a new filter. */
   wake(): void {
+    // Woken mid-pass, the loop goes straight into another pass instead of sleeping.
+    this.pendingWake = true
     this.wakeUp?.()
   }
 
@@ -144,6 +149,8 @@ export class ChainScanner {
         )
       }
       if (this.stopping) break
+      if (this.pendingWake && failures === 0) delay = 0
+      this.pendingWake = false
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay)
         this.wakeUp = () => {
@@ -157,6 +164,14 @@ export class ChainScanner {
 
   private async pass(): Promise<TickResult> {
     const { reader, store, consumer } = this
+    if (!this.chainIdChecked) {
+      // An endpoint of another chain would feed the cursor blocks that were never on this one.
+      const chainId = await readAgreed(this.options.clients, (client) => client.getChainId())
+      if (chainId !== this.options.chainId) {
+        throw new Error(`the RPC endpoints serve chain ${chainId}, not ${this.options.chainId}`)
+      }
+      this.chainIdChecked = true
+    }
     const head = await reader.head()
     const confirmed =
       this.options.confirmations === 'finalized'

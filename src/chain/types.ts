@@ -1,13 +1,14 @@
 import type { Address, Hex } from 'viem'
-import type { Db } from '../db/client.ts'
+import type { Tx } from '../db/client.ts'
 
 /**
  * The transaction a consumer writes in: the one that also moves its cursor, so its writes and the
  * cursor commit or roll back together. A drizzle transaction (use `tx.insert(…)`, `tx.execute(sql…)`),
  * the same type `db.transaction` hands out elsewhere in berth.
  */
-export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+export type { Tx }
 
+/** Fields as the node returned them (hex strings usually lowercase: compare addresses case-insensitively). */
 export interface ChainLog {
   blockNumber: bigint
   blockHash: Hex

@@ -68,6 +68,7 @@ async function startOnce(options: AnvilOptions, port: number): Promise<Anvil> {
   if (options.blockTime !== undefined) args.push('--block-time', String(options.blockTime))
   args.push(...(options.args ?? []))
   const child = spawn(ANVIL_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  live.add(child)
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString()
@@ -97,7 +98,14 @@ async function startOnce(options: AnvilOptions, port: number): Promise<Anvil> {
   return { rpcUrl, chainId: options.chainId, pid: child.pid!, chain, stop: () => kill(child) }
 }
 
+// A test process that dies or forgets stop() must not leave its nodes running.
+const live = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL')
+})
+
 async function kill(child: ChildProcess): Promise<void> {
+  live.delete(child)
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((resolve) => child.once('exit', resolve))
   process.kill(child.pid!, 'SIGKILL')
