@@ -8,7 +8,7 @@ import { createMetrics } from '../src/metrics/registry.ts'
 import { balanceOf, ledgerImbalance } from '../src/payments/ledger.ts'
 import { formatE18, parseUsdE18, tokenToMicroUsd } from '../src/payments/money.ts'
 import { createPayments, type Payments } from '../src/payments/payments.ts'
-import { anvilAccount, mine } from './helpers/anvil.ts'
+import { anvilAccount, mine, startAnvil } from './helpers/anvil.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { PAYER, type PaymentChains, STRANGER, startPaymentChains } from './helpers/payments-fixture.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
@@ -264,6 +264,43 @@ for (const kind of databaseKinds) {
       assert.equal(BigInt(second.heldMicroUsd), firstValue + secondValue)
       assert.equal(Date.parse(second.paidUntil!), paidUntil + 3 * 3600_000, 'extended from the previous end')
       await assertBalanced()
+    })
+
+    test('with two RPC endpoints that disagree, a payment is not credited and the answer says why', async () => {
+      // A second node with the same chain id that never saw the payment: the endpoints disagree.
+      const other = await startAnvil({ chainId: chains.a.chainId })
+      try {
+        const [network, ...rest] = chains.networks()
+        const twoRpcs = createPayments({
+          database,
+          store: stack.store,
+          config: {
+            ...stack.config,
+            networks: [{ ...network!, rpcUrls: [chains.a.rpcUrl, other.rpcUrl] }, ...rest],
+          },
+          metrics: createMetrics(async () => []),
+          logger: pino({ level: 'silent' }),
+        })
+        const order = await twoRpcs.orders.quote(accountId, {
+          creditsMicroUsd: 1_000_000n,
+          chainId: chains.a.chainId,
+          token: 'USDC',
+        })
+        const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount))
+        await mine(chains.a, 3)
+        const before = await available()
+        await assert.rejects(
+          twoRpcs.orders.submitPayment(accountId, order.orderId, hash),
+          (error: unknown) => {
+            assert.ok(error instanceof BerthError && error.code === 'provider_unavailable', String(error))
+            assert.match(error.message, /RPC endpoints disagree/)
+            return true
+          },
+        )
+        assert.equal(await available(), before)
+      } finally {
+        await other.stop()
+      }
     })
 
     test('a quote for a deployment prices its resources for the hours asked', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import type { Hex } from 'viem'
+import { RpcDisagreementError } from '../chain/rpc.ts'
 import type { NetworkConfig } from '../config/payments-schema.ts'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
@@ -163,7 +164,9 @@ export function createOrders(deps: OrdersDeps) {
     const { network, token } = findToken(deps.config, order.chainId, order.token)
     const access = deps.chains.get(network.chainId)
     if (!access) throw new BerthError('provider_unavailable', `chain ${network.chainId} has no RPC access`)
-    const verification = await verifyTransaction(access, txHash)
+    const verification = await verifyTransaction(access, txHash).catch((error: unknown) => {
+      throw chainUnavailable(network, error)
+    })
     if (verification.kind === 'not_found') throw await notOnChain(network, txHash)
     if (verification.kind === 'reverted')
       throw invalidInput(`transaction ${txHash} reverted on ${network.name}: nothing was paid`)
@@ -216,6 +219,19 @@ export function createOrders(deps: OrdersDeps) {
 }
 
 export type Orders = ReturnType<typeof createOrders>
+
+/** A chain read that failed or on which the RPCs disagree: try again later, nothing was decided. */
+function chainUnavailable(network: NetworkConfig, error: unknown): BerthError {
+  if (error instanceof BerthError) return error
+  const why =
+    error instanceof RpcDisagreementError
+      ? 'its RPC endpoints disagree about the transaction'
+      : `its RPC did not answer (${(error as Error).message.split('\n')[0]})`
+  return new BerthError(
+    'provider_unavailable',
+    `cannot verify on ${network.name} now: ${why}; submit again later`,
+  )
+}
 
 /** Orders nobody paid anything for expire at their deadline. */
 export async function expireOrders(database: Database, now: Date): Promise<void> {
