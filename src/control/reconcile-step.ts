@@ -10,6 +10,14 @@ import type {
   Fence,
 } from './deployment-store.ts'
 import { assessHealth, ladderDelaySeconds } from './health.ts'
+import { probeInstances } from './probe.ts'
+
+/**
+ * Until its first passing probe, a starting deployment is probed this often instead of every
+ * intervalSeconds, so it turns running as soon as it answers. It still gets the same time before
+ * it counts as unhealthy: the failure threshold grows by the same factor.
+ */
+const STARTING_PROBE_MS = 250
 
 // One reconcile step: look at a claimed deployment, take at most one step towards its desired
 // state, and write the new status and its event in one fenced transaction. Running a step twice
@@ -190,7 +198,7 @@ async function supervise(
   const now = deps.now ?? (() => new Date())
   const health = deps.config.health
   const check = row.spec.healthCheck
-  const intervalMs = (check?.intervalSeconds ?? 1) * 1000
+  const checkIntervalMs = (check?.intervalSeconds ?? 1) * 1000
 
   if (row.restartGeneration > row.appliedRestartGeneration) {
     await deps.provider.restart(row.id)
@@ -229,7 +237,21 @@ async function supervise(
   }
 
   const observed = await deps.provider.observe(row.id)
-  const verdict = assessHealth(observed, row.spec.replicas)
+  let verdict = assessHealth(observed, row.spec.replicas)
+  let failure = 'the provider reports an instance unhealthy'
+  // Providers that cannot judge health (`unknown`, e.g. docker) are probed by the control plane;
+  // providers that judge it themselves (simulated, the agent) are believed.
+  const probing = check !== undefined && observed?.instances.some((i) => i.health === 'unknown') === true
+  const fast = probing && status === 'starting' && row.healthyStreak === 0
+  const intervalMs = fast ? Math.min(checkIntervalMs, STARTING_PROBE_MS) : checkIntervalMs
+  const failureThreshold = (check?.unhealthyThreshold ?? 1) * Math.ceil(checkIntervalMs / intervalMs)
+  if (verdict === 'healthy' && probing) {
+    const failed = await probeInstances(observed!, check!)
+    if (failed) {
+      verdict = 'unhealthy'
+      failure = `replica ${failed.replica}: ${failed.detail}`
+    }
+  }
 
   if (verdict === 'missing') {
     // Not there (exited, removed behind our back, or never finished): apply again.
@@ -242,10 +264,10 @@ async function supervise(
 
   if (verdict === 'unhealthy') {
     const streak = row.unhealthyStreak + 1
-    if (streak >= (check?.unhealthyThreshold ?? 1)) {
+    if (streak >= failureThreshold) {
       const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
       return move('unhealthy', {
-        message: `health check failed ${streak} times in a row; restart in ${delay}s`,
+        message: `health check failed ${streak} times in a row (${failure}); restart in ${delay}s`,
         patch: { healthyStreak: 0, unhealthyStreak: streak, runningSince: null },
         nextInMs: delay * 1000,
       })

@@ -114,3 +114,4 @@ export const deploymentSpecSchema = z
 
 export type DeploymentSpecInput = z.input<typeof deploymentSpecSchema>
 export type DeploymentSpec = z.output<typeof deploymentSpecSchema>
+export type HealthCheckSpec = z.output<typeof healthCheckSpec>

@@ -30,6 +30,8 @@ export interface ObservedInstance {
   health: 'healthy' | 'unhealthy' | 'unknown'
   exitCode?: number
   startedAt?: Date
+  /** Where the control plane reaches each published port of this instance (for its probes). */
+  addresses?: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; host: string; port: number }>
 }
 
 export interface Observed {

@@ -31,7 +31,13 @@ export interface Stack {
 
 export async function createStack(
   database: Database,
-  options: { flags?: Record<string, unknown>; stateDir?: string; start?: boolean } = {},
+  options: {
+    flags?: Record<string, unknown>
+    stateDir?: string
+    start?: boolean
+    /** Another provider (e.g. docker) as the default, instead of the simulated one. */
+    provider?: Provider
+  } = {},
 ): Promise<Stack> {
   const config = loadConfig({
     env: {},
@@ -52,8 +58,8 @@ export async function createStack(
   await bus.start()
   const store = createDeploymentStore(database, bus)
   const metrics = createMetrics(() => store.countByStatus())
-  const providers = new ProviderRegistry('simulated')
-  const provider = createSimulatedProvider({ ...config.providers.simulated, stateDir })
+  const provider = options.provider ?? createSimulatedProvider({ ...config.providers.simulated, stateDir })
+  const providers = new ProviderRegistry(provider.name)
   providers.add(provider)
   const reconciler = createReconciler({
     config,

@@ -82,14 +82,22 @@ export function observedOf(
   for (const info of infos) {
     const instance = instanceOf(info)
     if (!instance) continue
-    instances.push(instance)
     const ports = hostPortsOf(
       instance.replica,
       info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1],
     )
+    const addresses: NonNullable<ObservedInstance['addresses']> = []
+    instances.push({ ...instance, addresses })
     for (const [key, hostPort] of Object.entries(ports)) {
       const [, containerPort, protocol] = key.split('/')
       const proto = protocol === 'udp' ? 'udp' : 'tcp'
+      // The control plane probes the published address, the same one users are given.
+      addresses.push({
+        containerPort: Number(containerPort),
+        protocol: proto,
+        host: publicHost,
+        port: hostPort,
+      })
       endpoints.push({
         containerPort: Number(containerPort),
         protocol: proto,
