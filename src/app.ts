@@ -9,6 +9,7 @@ import type { Config } from './config/schema.ts'
 import { createDeploymentStore } from './control/deployment-store.ts'
 import { sweepOrphans } from './control/orphan-sweep.ts'
 import { createPortAllocator } from './control/ports/port-allocator.ts'
+import { startProviderWatches } from './control/provider-watch.ts'
 import { createReconciler } from './control/reconciler.ts'
 import { type Database, openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
@@ -91,6 +92,8 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     })
     await reconciler.start()
     stack.push(() => reconciler.stop())
+    const watches = startProviderWatches({ providers, store, bus, logger })
+    stack.push(() => watches.stop())
 
     const sweep = setInterval(
       () =>

@@ -16,7 +16,7 @@ import { providerContract } from './contracts/provider-contract.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
 import { exec } from './docker/exec.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
-import { dockerReconcileTests } from './docker/reconcile-docker.ts'
+import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // The provider contract and Docker-specific guarantees, against the real engine (started here if
@@ -253,6 +253,7 @@ describe('docker provider', () => {
 
 dockerPortAndVolumeTests({ setUp, newProvider })
 dockerReconcileTests({ setUp, newProvider })
+dockerEventTests({ setUp, newProvider })
 dockerDefaultProviderTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.ts'
 import { assertTransition, type ProgressStage, type Status, stagePercent } from '../domain/lifecycle.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import type { ApplyContext, Provider } from '../providers/provider.ts'
+import type { ApplyContext, Observed, ObservedInstance, Provider } from '../providers/provider.ts'
 import type {
   DeploymentPatch,
   DeploymentRow,
@@ -254,7 +254,27 @@ async function supervise(
   }
 
   if (verdict === 'missing') {
-    // Not there (exited, removed behind our back, or never finished): apply again.
+    // Every replica is there but some exited (crashed, killed, out of memory): restart them along
+    // the ladder, so a crash loop spends the restart budget and ends as `failed`.
+    const exited = exitedReplicas(observed, row.spec.replicas)
+    if (exited.length > 0) {
+      const oom = exited.filter((i) => i.oomKilled)
+      const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
+      const which = exited.map((i) => `replica ${i.replica} (exit ${i.exitCode ?? '?'})`).join(', ')
+      return move('unhealthy', {
+        eventType: oom.length > 0 ? 'oom_killed' : 'instance_exited',
+        message:
+          oom.length > 0
+            ? `${which} killed for running out of memory (limit ${row.spec.resources.memoryMb} MB); restart in ${delay}s`
+            : `${which} exited; restart in ${delay}s`,
+        data: {
+          replicas: exited.map((i) => ({ replica: i.replica, exitCode: i.exitCode, oomKilled: i.oomKilled })),
+        },
+        patch: { healthyStreak: 0, unhealthyStreak: 0, runningSince: null },
+        nextInMs: delay * 1000,
+      })
+    }
+    // Not there (removed behind our back, or never finished): apply again.
     return move('deploying', {
       stage: 'pulling',
       eventType: 'instance_lost',
@@ -304,4 +324,21 @@ async function supervise(
     },
     nextInMs: check ? Math.min(resyncMs, intervalMs) : resyncMs,
   })
+}
+
+/**
+ * The exited instances when every replica exists and each one not running has exited (so a
+ * restart brings them all back); empty when a replica is absent and must be applied again.
+ */
+function exitedReplicas(observed: Observed | null, replicas: number): ObservedInstance[] {
+  if (!observed) return []
+  const exited: ObservedInstance[] = []
+  for (let replica = 0; replica < replicas; replica++) {
+    const instance = observed.instances.find((i) => i.replica === replica)
+    if (!instance) return []
+    if (instance.state === 'running') continue
+    if (instance.state !== 'exited') return []
+    exited.push(instance)
+  }
+  return exited
 }

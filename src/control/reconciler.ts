@@ -54,6 +54,24 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     wakeUp?.()
   }
 
+  // A step that schedules its next look sooner than the poll interval (a health probe in a few
+  // hundred ms) sets a timer to wake this worker then, instead of leaving it to the next poll.
+  const timers = new Set<NodeJS.Timeout>()
+  const wakeAt = (due: Date) => {
+    // A few ms late rather than early: woken before the row is due, the worker would find nothing
+    // and sleep a whole poll interval.
+    const inMs = due.getTime() - Date.now() + 5
+    if (inMs >= settings.pollIntervalMs || stopping) return
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer)
+        wake()
+      },
+      Math.max(0, inMs),
+    )
+    timers.add(timer)
+  }
+
   const waitForWork = async () => {
     if (pendingWake) {
       pendingWake = false
@@ -97,7 +115,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           signal: abort.signal,
         })
         current = next
-        if (next.leaseOwner !== workerId) return
+        if (next.leaseOwner !== workerId) {
+          wakeAt(new Date(next.nextReconcileAt))
+          return
+        }
         if (stopping || step >= MAX_CHAINED_STEPS) {
           await store.write(next, fence, { nextInMs: 0 })
           return
@@ -207,6 +228,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     async stop(graceMs = 10_000) {
       stopping = true
       unsubscribe?.()
+      for (const timer of timers) clearTimeout(timer)
+      timers.clear()
       wake()
       await loop
       const grace = new AbortController()

@@ -95,3 +95,60 @@ export function dockerReconcileTests(deps: ReconcileDockerDeps): void {
     })
   })
 }
+
+export function dockerEventTests(deps: ReconcileDockerDeps): void {
+  describe('reconciler on docker: the engine event stream', () => {
+    let database: TestDatabase
+    let stack: Stack
+    let owner: string
+    let image: string
+    let docker: Docker
+
+    before(async () => {
+      ;({ image, docker } = await deps.setUp())
+      database = await openTestDatabase('pglite')
+      stack = await createStack(database, {
+        provider: await deps.newProvider(),
+        // Polling and resyncs far beyond the test's time: only the event stream can explain a
+        // prompt restart.
+        flags: {
+          reconciler: { pollIntervalMs: 600_000, resyncSeconds: 3600 },
+          health: { restartLadderSeconds: [0], maxRestarts: 5 },
+        },
+      })
+      owner = await createAccount(database)
+    })
+    after(async () => {
+      await stack?.stop()
+      await database?.dispose()
+    })
+
+    it('restarts a container killed outside berth within seconds, through the event stream', async () => {
+      const { row } = await stack.store.create({
+        ownerId: owner,
+        spec: deploymentSpecSchema.parse({ name: 'killed', image }),
+        provider: 'docker',
+      })
+      const id = row.id
+      await waitFor('running', async () => (await stack.store.get(owner, id)).status === 'running', 30_000)
+      const [container] = await docker.listContainers({ filters: { label: [`berth.deployment=${id}`] } })
+      const started = Date.now()
+      await docker.getContainer(container!.Id).kill()
+      await waitFor(
+        'the killed container restarted and the deployment running again',
+        async () => {
+          const events = await stack.store.events(id, 0, 1000)
+          const current = await stack.store.get(owner, id)
+          return events.some((e) => e.type === 'instance_exited') && current.status === 'running'
+        },
+        15_000,
+      )
+      const took = Date.now() - started
+      assert.ok(took < 15_000, `restarted after ${took} ms`)
+      const info = await docker.getContainer(container!.Id).inspect()
+      assert.equal(info.State.Running, true, 'the same container runs again (restarted, not recreated)')
+      const events = await stack.store.events(id, 0, 1000)
+      assert.equal(events.filter((e) => e.type === 'restarted').length, 1)
+    })
+  })
+}

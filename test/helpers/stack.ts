@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { loadConfig } from '../../src/config/load.ts'
 import type { Config } from '../../src/config/schema.ts'
 import { createDeploymentStore, type DeploymentStore } from '../../src/control/deployment-store.ts'
+import { startProviderWatches } from '../../src/control/provider-watch.ts'
 import { createReconciler, type Reconciler } from '../../src/control/reconciler.ts'
 import type { Database } from '../../src/db/client.ts'
 import { accounts } from '../../src/db/schema/index.ts'
@@ -71,6 +72,7 @@ export async function createStack(
     exclusiveDatabase: database.kind === 'pglite',
   })
   if (options.start !== false) await reconciler.start()
+  const watches = startProviderWatches({ providers, store, bus, logger: pino({ level: 'silent' }) })
   return {
     config,
     store,
@@ -81,6 +83,7 @@ export async function createStack(
     reconciler,
     stateDir,
     async stop() {
+      await watches.stop()
       await reconciler.stop(1000)
       await bus.stop()
       if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true })

@@ -3,6 +3,7 @@ import type { LogLine, Provider } from '../provider.ts'
 import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
 import { connectDocker, type EngineAddress } from './connection.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
+import { watchContainerEvents } from './events.ts'
 import { inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { MANAGED_FILTER } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
@@ -188,6 +189,9 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       }
       return sumUsage(samples)
     },
+
+    // The event stream lasts as long as it lasts: the untimed client.
+    watch: (watcher, signal) => watchContainerEvents(untimed, watcher, signal),
 
     async list() {
       const summaries = await translating('list containers', () =>

@@ -46,7 +46,9 @@ export function instanceOf(info: Docker.ContainerInspectInfo): ObservedInstance 
     state,
     // The engine has no probe of ours; the control plane runs the spec's checks.
     health: 'unknown',
-    ...(state === 'exited' ? { exitCode: info.State.ExitCode } : {}),
+    ...(state === 'exited'
+      ? { exitCode: info.State.ExitCode, oomKilled: info.State.OOMKilled === true }
+      : {}),
     ...(info.State.StartedAt && !info.State.StartedAt.startsWith(NEVER.slice(0, 10))
       ? { startedAt: new Date(info.State.StartedAt) }
       : {}),
