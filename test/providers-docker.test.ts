@@ -14,6 +14,7 @@ import {
 } from '../src/providers/provider.ts'
 import { providerContract } from './contracts/provider-contract.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
+import { dockerOutageTests } from './docker/engine-outage.ts'
 import { exec } from './docker/exec.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
@@ -254,6 +255,7 @@ describe('docker provider', () => {
 dockerPortAndVolumeTests({ setUp, newProvider })
 dockerReconcileTests({ setUp, newProvider })
 dockerEventTests({ setUp, newProvider })
+dockerOutageTests({ setUp, newProvider, socketPath: async () => (await setUp()).engine.socketPath })
 dockerDefaultProviderTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }

@@ -18,6 +18,9 @@ import { reconcileStep } from './reconcile-step.ts'
 /** A bound on steps taken under one claim, so that one deployment cannot hold a worker forever. */
 const MAX_CHAINED_STEPS = 20
 
+/** Statuses whose workload is (supposed to be) up: an unreachable provider leaves them `degraded`. */
+const upStatuses = new Set(['starting', 'running', 'unhealthy'])
+
 export interface Reconciler {
   readonly workerId: string
   start(): Promise<void>
@@ -167,12 +170,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         return
       }
       const attempts = row.attempts + 1
-      // Repeated errors are recorded on the first attempt and then every tenth, not on every retry.
-      const record = attempts === 1 || attempts % 10 === 0
-      const type =
-        error instanceof ProviderError && error.kind === 'unavailable'
-          ? 'provider_unavailable'
-          : 'reconcile_error'
+      const unavailable = error instanceof ProviderError && error.kind === 'unavailable'
+      // An unreachable backend is recorded once per outage: a running deployment is `degraded`
+      // (it keeps its status: its containers most likely still run), anything else waits with
+      // `provider_unavailable`. Other errors are recorded on the first attempt and every tenth.
+      const record = unavailable ? attempts === 1 : attempts === 1 || attempts % 10 === 0
+      const type = unavailable
+        ? upStatuses.has(row.status)
+          ? 'degraded'
+          : 'provider_unavailable'
+        : 'reconcile_error'
       await store.write(row, fence, {
         patch: { attempts },
         events: record ? [{ type, message, data: { attempt: attempts } }] : [],

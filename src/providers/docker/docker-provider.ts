@@ -3,7 +3,7 @@ import type { LogLine, Provider } from '../provider.ts'
 import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
 import { connectDocker, type EngineAddress } from './connection.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
-import { watchContainerEvents } from './events.ts'
+import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { MANAGED_FILTER } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
@@ -42,6 +42,8 @@ export interface DockerProviderOptions {
   /** Pull tries before `image_pull_failed`. Default 3, 1s apart then doubling. */
   pullAttempts?: number
   pullRetryDelayMs?: number
+  /** Reconnect delays of the engine event stream (default 500 ms doubling to 30 s). */
+  watchRetry?: WatchOptions
 }
 
 export function createDockerProvider(options: DockerProviderOptions = {}): Provider {
@@ -191,7 +193,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     // The event stream lasts as long as it lasts: the untimed client.
-    watch: (watcher, signal) => watchContainerEvents(untimed, watcher, signal),
+    watch: (watcher, signal) => watchContainerEvents(untimed, watcher, signal, options.watchRetry),
 
     async list() {
       const summaries = await translating('list containers', () =>
