@@ -16,6 +16,7 @@ import { providerContract } from './contracts/provider-contract.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
 import { dockerOutageTests } from './docker/engine-outage.ts'
 import { exec } from './docker/exec.ts'
+import { dockerLimitTests } from './docker/limits.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -255,6 +256,7 @@ describe('docker provider', () => {
 dockerPortAndVolumeTests({ setUp, newProvider })
 dockerReconcileTests({ setUp, newProvider })
 dockerEventTests({ setUp, newProvider })
+dockerLimitTests({ setUp, newProvider })
 dockerOutageTests({ setUp, newProvider, socketPath: async () => (await setUp()).engine.socketPath })
 dockerDefaultProviderTests(async () => {
   const { engine, docker, image } = await setUp()
