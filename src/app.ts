@@ -11,6 +11,7 @@ import { sweepOrphans } from './control/orphan-sweep.ts'
 import { createPortAllocator } from './control/ports/port-allocator.ts'
 import { startProviderWatches } from './control/provider-watch.ts'
 import { createReconciler } from './control/reconciler.ts'
+import { createUsageSampler } from './control/usage-sampler.ts'
 import { type Database, openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
 import { createEventBus } from './events/bus.ts'
@@ -94,6 +95,9 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     stack.push(() => reconciler.stop())
     const watches = startProviderWatches({ providers, store, bus, logger })
     stack.push(() => watches.stop())
+    const sampler = createUsageSampler({ database, providers, metrics, logger })
+    sampler.start(config.usage.sampleIntervalSeconds)
+    stack.push(() => sampler.stop())
 
     const sweep = setInterval(
       () =>

@@ -17,6 +17,7 @@ import { dockerDefaultProviderTests } from './docker/default-provider.ts'
 import { dockerOutageTests } from './docker/engine-outage.ts'
 import { exec } from './docker/exec.ts'
 import { dockerLimitTests } from './docker/limits.ts'
+import { dockerLogsAndUsageTests } from './docker/logs-usage.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -258,6 +259,10 @@ dockerReconcileTests({ setUp, newProvider })
 dockerEventTests({ setUp, newProvider })
 dockerLimitTests({ setUp, newProvider })
 dockerOutageTests({ setUp, newProvider, socketPath: async () => (await setUp()).engine.socketPath })
+dockerLogsAndUsageTests(async () => {
+  const { engine, image } = await setUp()
+  return { image, socketPath: engine.socketPath }
+})
 dockerDefaultProviderTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }

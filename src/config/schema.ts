@@ -70,6 +70,12 @@ export const configSchema = z.strictObject({
       restartWindowSeconds: int(1, 7 * 86400).default(3600),
     })
     .prefault({}),
+  usage: z
+    .strictObject({
+      /** How often running deployments' CPU, memory and network are sampled; 0 turns it off. */
+      sampleIntervalSeconds: int(0, 86400).default(60),
+    })
+    .prefault({}),
   providers: z
     .strictObject({
       /** Provider for specs that name none; unset: docker when its engine answers at start, else simulated. */

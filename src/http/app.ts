@@ -18,7 +18,7 @@ import { requireAuth } from './middleware/require-auth.ts'
 import { createRouter } from './openapi.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
 import { eventRoutes } from './routes/events.ts'
-import { logRoutes } from './routes/logs.ts'
+import { logRoutes, mountLogSocket } from './routes/logs.ts'
 import { systemRoutes } from './routes/system.ts'
 import { mountEventSocket } from './routes/websocket.ts'
 
@@ -70,6 +70,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', eventRoutes(deps))
   app.route('/', logRoutes(deps))
   mountEventSocket(app, upgradeWebSocket, deps)
+  mountLogSocket(app, upgradeWebSocket, deps)
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })
   const documentConfig = {

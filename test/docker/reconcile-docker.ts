@@ -61,7 +61,12 @@ export function dockerReconcileTests(deps: ReconcileDockerDeps): void {
         }),
       ]
       for (const id of ids) {
-        await waitFor(`${id} running`, async () => (await rowOf(id)).status === 'running', 30_000)
+        await waitFor(`${id} running`, async () => (await rowOf(id)).status === 'running', 30_000).catch(
+          async (error: Error) => {
+            const events = (await eventsOf(id)).map((e) => `${e.type} ${e.status ?? ''} ${e.message ?? ''}`)
+            throw new Error(`${error.message}; events:\n${events.join('\n')}`)
+          },
+        )
         const statuses = (await eventsOf(id)).map((e) => e.status).filter(Boolean)
         assert.deepEqual(statuses.slice(-2), ['starting', 'running'])
       }
