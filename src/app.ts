@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { serve } from '@hono/node-server'
 import { sql } from 'drizzle-orm'
 import { type Logger, pino } from 'pino'
-import { publicUrlOf } from './config/load.ts'
+import { publicUrlOf, readSecretFile } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { createDeploymentStore } from './control/deployment-store.ts'
 import { sweepOrphans } from './control/orphan-sweep.ts'
@@ -157,7 +157,7 @@ async function dockerProviderOf(
   database: Database,
   logger: Logger,
 ): Promise<Provider | null> {
-  const { enabled, host, portRangeStart, portRangeEnd, ...options } = config.providers.docker
+  const { enabled, host, portRangeStart, portRangeEnd, registryAuths, ...options } = config.providers.docker
   if (enabled === false) return null
   const ports = createPortAllocator(database, {
     rangeStart: portRangeStart,
@@ -166,6 +166,11 @@ async function dockerProviderOf(
   })
   const provider = createDockerProvider({
     ...options,
+    registryAuths: registryAuths.map(({ registry, username, password, passwordFile }) => ({
+      registry,
+      username,
+      password: password ?? readSecretFile('providers.docker.registryAuths[].passwordFile', passwordFile!),
+    })),
     engine: host ? { host } : {},
     allocatePort: ports.allocate,
     blockPort: ports.block,

@@ -16,7 +16,7 @@ import { providerContract } from './contracts/provider-contract.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
 import { dockerOutageTests } from './docker/engine-outage.ts'
 import { exec } from './docker/exec.ts'
-import { dockerLimitTests } from './docker/limits.ts'
+import { dockerLimitTests, dockerOptionTests } from './docker/limits.ts'
 import { dockerLogsAndUsageTests } from './docker/logs-usage.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
@@ -258,6 +258,7 @@ dockerPortAndVolumeTests({ setUp, newProvider })
 dockerReconcileTests({ setUp, newProvider })
 dockerEventTests({ setUp, newProvider })
 dockerLimitTests({ setUp, newProvider })
+dockerOptionTests({ setUp, newProvider })
 dockerOutageTests({ setUp, newProvider, socketPath: async () => (await setUp()).engine.socketPath })
 dockerLogsAndUsageTests(async () => {
   const { engine, image } = await setUp()

@@ -4,10 +4,12 @@ import { after, before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../../src/domain/spec.ts'
 import { LABEL } from '../../src/providers/docker/labels.ts'
+import { volumeNameOf } from '../../src/providers/docker/volumes.ts'
 import { type ApplyContext, type Provider, ProviderError } from '../../src/providers/provider.ts'
 import { openTestDatabase, type TestDatabase } from '../helpers/db.ts'
 import { createAccount, createStack, type Stack } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { exec } from './exec.ts'
 import type { ReconcileDockerDeps } from './reconcile-docker.ts'
 
 // Resource limits as a workload meets them: memory (the kernel's OOM killer, then berth's restart),
@@ -108,6 +110,62 @@ export function dockerLimitTests(deps: ReconcileDockerDeps): void {
         filters: { label: [`${LABEL.deployment}=${id}`] },
       })
       assert.equal(left.length, 0)
+    })
+  })
+}
+
+export function dockerOptionTests(deps: ReconcileDockerDeps): void {
+  describe('docker options: volume retention and added capabilities', () => {
+    it('keeps named volumes on delete with volumeRetention keep', async () => {
+      const { docker, image } = await deps.setUp()
+      const keeping = await deps.newProvider({ volumeRetention: 'keep' })
+      const id = randomUUID()
+      await keeping.apply(
+        {
+          id,
+          ownerId: randomUUID(),
+          restartGeneration: 0,
+          spec: deploymentSpecSchema.parse({
+            name: 'kept',
+            image,
+            volumes: [{ name: 'data', mountPath: '/data' }],
+          }),
+        },
+        context(),
+      )
+      await keeping.remove(id)
+      assert.equal(await keeping.observe(id), null)
+      const volume = docker.getVolume(volumeNameOf(id, 'data'))
+      assert.equal((await volume.inspect()).Name, volumeNameOf(id, 'data'), 'the volume is kept')
+      await volume.remove()
+    })
+
+    it('adds back an allow-listed capability the spec asks for, and nothing else', async () => {
+      const { docker, image } = await deps.setUp()
+      const provider = await deps.newProvider()
+      const id = randomUUID()
+      const observed = await provider.apply(
+        {
+          id,
+          ownerId: randomUUID(),
+          restartGeneration: 0,
+          spec: deploymentSpecSchema.parse({
+            name: 'cap',
+            image,
+            capAdd: [{ capability: 'CHOWN', reason: 'fixes ownership of its data at start' }],
+          }),
+        },
+        context(),
+      )
+      const container = docker.getContainer(observed.instances[0]!.instanceId)
+      const info = await container.inspect()
+      assert.deepEqual(info.HostConfig.CapDrop, ['ALL'])
+      assert.deepEqual(info.HostConfig.CapAdd, ['CHOWN'])
+      // The workload (root in the container) can now chown, and still cannot mknod (dropped).
+      const chown = await exec(container, ['sh', '-c', 'touch /owned && chown 1000 /owned'])
+      assert.equal(chown.exitCode, 0, chown.output)
+      assert.notEqual((await exec(container, ['mknod', '/null2', 'c', '1', '3'])).exitCode, 0)
+      await provider.remove(id)
     })
   })
 }
