@@ -13,6 +13,7 @@ import {
   ProviderError,
 } from '../src/providers/provider.ts'
 import { providerContract } from './contracts/provider-contract.ts'
+import { dockerCrashTests } from './docker/crash-docker.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
 import { dockerOutageTests } from './docker/engine-outage.ts'
 import { exec } from './docker/exec.ts'
@@ -263,6 +264,10 @@ dockerOutageTests({ setUp, newProvider, socketPath: async () => (await setUp()).
 dockerLogsAndUsageTests(async () => {
   const { engine, image } = await setUp()
   return { image, socketPath: engine.socketPath }
+})
+dockerCrashTests(async () => {
+  const { engine, docker, image } = await setUp()
+  return { docker, image, socketPath: engine.socketPath }
 })
 dockerDefaultProviderTests(async () => {
   const { engine, docker, image } = await setUp()
