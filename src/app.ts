@@ -4,12 +4,14 @@ import { join, resolve } from 'node:path'
 import { serve } from '@hono/node-server'
 import { sql } from 'drizzle-orm'
 import { type Logger, pino } from 'pino'
-import { publicUrlOf } from './config/load.ts'
+import { publicUrlOf, readSecretFile } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { createDeploymentStore } from './control/deployment-store.ts'
 import { sweepOrphans } from './control/orphan-sweep.ts'
 import { createPortAllocator } from './control/ports/port-allocator.ts'
+import { startProviderWatches } from './control/provider-watch.ts'
 import { createReconciler } from './control/reconciler.ts'
+import { createUsageSampler } from './control/usage-sampler.ts'
 import { type Database, openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
 import { createEventBus } from './events/bus.ts'
@@ -96,6 +98,11 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     stack.push(() => reconciler.stop())
     await payments.start()
     stack.push(() => payments.stop())
+    const watches = startProviderWatches({ providers, store, bus, logger })
+    stack.push(() => watches.stop())
+    const sampler = createUsageSampler({ database, providers, metrics, logger })
+    sampler.start(config.usage.sampleIntervalSeconds)
+    stack.push(() => sampler.stop())
 
     const sweep = setInterval(
       () =>
@@ -156,7 +163,7 @@ async function dockerProviderOf(
   database: Database,
   logger: Logger,
 ): Promise<Provider | null> {
-  const { enabled, host, portRangeStart, portRangeEnd, ...options } = config.providers.docker
+  const { enabled, host, portRangeStart, portRangeEnd, registryAuths, ...options } = config.providers.docker
   if (enabled === false) return null
   const ports = createPortAllocator(database, {
     rangeStart: portRangeStart,
@@ -165,6 +172,11 @@ async function dockerProviderOf(
   })
   const provider = createDockerProvider({
     ...options,
+    registryAuths: registryAuths.map(({ registry, username, password, passwordFile }) => ({
+      registry,
+      username,
+      password: password ?? readSecretFile('providers.docker.registryAuths[].passwordFile', passwordFile!),
+    })),
     engine: host ? { host } : {},
     allocatePort: ports.allocate,
     blockPort: ports.block,

@@ -209,6 +209,12 @@ function deploymentCases(): Case[] {
       spec({ healthCheck: { type: 'tcp', port: 80, exec: 'x' } }),
       /exec/,
     ),
+    invalid(
+      'capability outside the allow-list',
+      p,
+      spec({ capAdd: [{ capability: 'SYS_ADMIN', reason: 'x' }] }),
+      /capability SYS_ADMIN cannot be added/,
+    ),
     invalid('upper-case name', p, spec({ name: 'MyApp' }), /name/),
     invalid('underscore name', p, spec({ name: 'my_app' }), /name/),
     invalid('leading dash name', p, spec({ name: '-app' }), /name/),

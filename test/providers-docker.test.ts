@@ -13,9 +13,14 @@ import {
   ProviderError,
 } from '../src/providers/provider.ts'
 import { providerContract } from './contracts/provider-contract.ts'
+import { dockerCrashTests } from './docker/crash-docker.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
+import { dockerOutageTests } from './docker/engine-outage.ts'
 import { exec } from './docker/exec.ts'
+import { dockerLimitTests, dockerOptionTests } from './docker/limits.ts'
+import { dockerLogsAndUsageTests } from './docker/logs-usage.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
+import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // The provider contract and Docker-specific guarantees, against the real engine (started here if
@@ -251,6 +256,19 @@ describe('docker provider', () => {
 })
 
 dockerPortAndVolumeTests({ setUp, newProvider })
+dockerReconcileTests({ setUp, newProvider })
+dockerEventTests({ setUp, newProvider })
+dockerLimitTests({ setUp, newProvider })
+dockerOptionTests({ setUp, newProvider })
+dockerOutageTests({ setUp, newProvider, socketPath: async () => (await setUp()).engine.socketPath })
+dockerLogsAndUsageTests(async () => {
+  const { engine, image } = await setUp()
+  return { image, socketPath: engine.socketPath }
+})
+dockerCrashTests(async () => {
+  const { engine, docker, image } = await setUp()
+  return { docker, image, socketPath: engine.socketPath }
+})
 dockerDefaultProviderTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }

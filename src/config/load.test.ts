@@ -293,4 +293,45 @@ describe('loadConfig', () => {
     )
     assert.match(loadError({ env: { BERTH_PUBLIC_URL: 'not a url' } }).message, /publicUrl/)
   })
+
+  it('reads registry credentials (a JSON list in env, a password or a password file) and volume retention', () => {
+    const config = loadConfig({
+      env: {
+        BERTH_PROVIDERS__DOCKER__REGISTRY_AUTHS: JSON.stringify([
+          { registry: 'ghcr.io', username: 'me', password: 'secret' },
+          { registry: 'registry.example:5000', username: 'ci', passwordFile: '/run/secrets/registry' },
+        ]),
+        BERTH_PROVIDERS__DOCKER__VOLUME_RETENTION: 'keep',
+      },
+    })
+    assert.equal(config.providers.docker.registryAuths.length, 2)
+    assert.equal(config.providers.docker.registryAuths[1]?.passwordFile, '/run/secrets/registry')
+    assert.equal(config.providers.docker.volumeRetention, 'keep')
+    const defaults = loadConfig({ env: {} }).providers.docker
+    assert.deepEqual(defaults.registryAuths, [])
+    assert.equal(defaults.volumeRetention, 'delete')
+  })
+
+  it('rejects registry credentials with both or neither password, a bad host, or broken JSON', () => {
+    const auths = (value: unknown) =>
+      loadError({ env: { BERTH_PROVIDERS__DOCKER__REGISTRY_AUTHS: JSON.stringify(value) } }).message
+    assert.match(
+      auths([{ registry: 'ghcr.io', username: 'me', password: 'a', passwordFile: '/x' }]),
+      /registryAuths\.0\.password: give exactly one of password and passwordFile/,
+    )
+    assert.match(auths([{ registry: 'ghcr.io', username: 'me' }]), /exactly one/)
+    assert.match(
+      auths([{ registry: 'ghcr io', username: 'me', password: 'a' }]),
+      /registryAuths\.0\.registry/,
+    )
+    assert.match(auths([{ registry: 'ghcr.io', password: 'a' }]), /registryAuths\.0\.username/)
+    assert.match(
+      loadError({ env: { BERTH_PROVIDERS__DOCKER__REGISTRY_AUTHS: '[{' } }).message,
+      /registryAuths/,
+    )
+    assert.match(
+      loadError({ env: { BERTH_PROVIDERS__DOCKER__VOLUME_RETENTION: 'sometimes' } }).message,
+      /volumeRetention/,
+    )
+  })
 })

@@ -5,6 +5,34 @@ import { bool, int } from './zod-helpers.ts'
 // The one config schema. Every key has a default so `berth serve` runs with no config at all;
 // README.md lists each key with its env var and default (test/config.test.ts keeps them in step).
 
+/** JSON in an env variable; left as text when it is not JSON, so the schema names the problem. */
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+const registryAuth = z
+  .strictObject({
+    /** A registry host, with a port if it has one: `ghcr.io`, `registry.example:5000`, `docker.io`. */
+    registry: z
+      .string()
+      .regex(
+        /^(https?:\/\/)?[a-zA-Z0-9.-]+(:\d{1,5})?(\/.*)?$/,
+        'must be a registry host such as ghcr.io or registry.example:5000',
+      ),
+    username: z.string().min(1),
+    password: z.string().min(1).optional(),
+    /** A file holding the password (a mounted secret); read at start. */
+    passwordFile: z.string().min(1).optional(),
+  })
+  .refine((a) => (a.password === undefined) !== (a.passwordFile === undefined), {
+    message: 'give exactly one of password and passwordFile',
+    path: ['password'],
+  })
+
 export const configSchema = z.strictObject({
   port: int(0, 65535).default(8080),
   host: z.string().min(1).default('127.0.0.1'),
@@ -63,6 +91,12 @@ export const configSchema = z.strictObject({
       restartWindowSeconds: int(1, 7 * 86400).default(3600),
     })
     .prefault({}),
+  usage: z
+    .strictObject({
+      /** How often running deployments' CPU, memory and network are sampled; 0 turns it off. */
+      sampleIntervalSeconds: int(0, 86400).default(60),
+    })
+    .prefault({}),
   providers: z
     .strictObject({
       /** Provider for specs that name none; unset: docker when its engine answers at start, else simulated. */
@@ -94,6 +128,12 @@ export const configSchema = z.strictObject({
           /** Read-only root filesystem (with a tmpfs /tmp) unless a spec says otherwise. */
           readOnlyRootfs: bool.default(false),
           pullAttempts: int(1, 20).default(3),
+          /** Credentials for private registries, used when pulling; env: a JSON list. */
+          registryAuths: z
+            .preprocess((v) => (typeof v === 'string' ? parseJson(v) : v), z.array(registryAuth).max(64))
+            .default([]),
+          /** What deleting a deployment does to its named volumes. */
+          volumeRetention: z.enum(['delete', 'keep']).default('delete'),
           /** Host ports are allocated from this range, inclusive. */
           portRangeStart: int(1, 65535).default(19000),
           portRangeEnd: int(1, 65535).default(29000),

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { and, asc, count, desc, eq, gt, ne, sql } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, ne, sql } from 'drizzle-orm'
 import { type Database, queryRows } from '../db/client.ts'
 import { deploymentEvents, deployments, idempotencyKeys } from '../db/schema/index.ts'
 import { conflict, notFound } from '../domain/errors.ts'
@@ -89,6 +89,10 @@ export interface DeploymentStore {
   renewLease(id: string, fence: Fence, leaseSeconds: number): Promise<boolean>
   /** Makes every live deployment due now (start-up adoption: observe everything once). */
   markAllDue(): Promise<number>
+  /** Makes these deployments due now, if they are meant to be up (a watcher saw them change). */
+  markDue(ids: string[]): Promise<number>
+  /** The same for every deployment on one provider (its watch reconnected after a gap). */
+  markProviderDue(provider: string): Promise<number>
   /** Drops every lease. Only safe when no other process can hold one (PGlite). */
   clearLeases(): Promise<void>
   events(id: string, afterSeq: number, limit: number): Promise<EventRow[]>
@@ -296,6 +300,25 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
       return rows.length
     },
 
+    async markDue(ids) {
+      if (ids.length === 0) return 0
+      const rows = await db
+        .update(deployments)
+        .set({ nextReconcileAt: sql`now()` })
+        .where(and(inArray(deployments.id, ids), inArray(deployments.status, watchedStatuses)))
+        .returning({ id: deployments.id })
+      return rows.length
+    },
+
+    async markProviderDue(provider) {
+      const rows = await db
+        .update(deployments)
+        .set({ nextReconcileAt: sql`now()` })
+        .where(and(eq(deployments.provider, provider), inArray(deployments.status, watchedStatuses)))
+        .returning({ id: deployments.id })
+      return rows.length
+    },
+
     async clearLeases() {
       await db
         .update(deployments)
@@ -329,6 +352,9 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     },
   }
 }
+
+/** Statuses in which a deployment's instances are supposed to be up, so a change must be looked at. */
+const watchedStatuses: Status[] = ['deploying', 'starting', 'running', 'unhealthy']
 
 function uniqueViolation(error: unknown): string | undefined {
   for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {

@@ -6,7 +6,8 @@ export type HealthVerdict = 'healthy' | 'unhealthy' | 'missing'
  * What the instances of a deployment say about its health. A replica that is absent or not
  * running is `missing` (it must be applied again); any unhealthy replica makes the whole
  * deployment unhealthy. An instance whose provider cannot judge health (`unknown`) counts as
- * healthy while it runs; control-plane HTTP/TCP probes refine that for providers with addresses.
+ * healthy while it runs; when the spec has a healthCheck, the reconcile step then probes it
+ * (probe.ts) and a failed probe overrides this verdict.
  */
 export function assessHealth(observed: Observed | null, replicas: number): HealthVerdict {
   if (!observed) return 'missing'

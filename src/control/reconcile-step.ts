@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.ts'
 import { assertTransition, type ProgressStage, type Status, stagePercent } from '../domain/lifecycle.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import type { ApplyContext, Provider } from '../providers/provider.ts'
+import type { ApplyContext, Observed, ObservedInstance, Provider } from '../providers/provider.ts'
 import type {
   DeploymentPatch,
   DeploymentRow,
@@ -10,6 +10,14 @@ import type {
   Fence,
 } from './deployment-store.ts'
 import { assessHealth, ladderDelaySeconds } from './health.ts'
+import { probeInstances } from './probe.ts'
+
+/**
+ * Until its first passing probe, a starting deployment is probed this often instead of every
+ * intervalSeconds, so it turns running as soon as it answers. It still gets the same time before
+ * it counts as unhealthy: the failure threshold grows by the same factor.
+ */
+const STARTING_PROBE_MS = 250
 
 // One reconcile step: look at a claimed deployment, take at most one step towards its desired
 // state, and write the new status and its event in one fenced transaction. Running a step twice
@@ -248,7 +256,7 @@ async function supervise(
   const now = deps.now ?? (() => new Date())
   const health = deps.config.health
   const check = row.spec.healthCheck
-  const intervalMs = (check?.intervalSeconds ?? 1) * 1000
+  const checkIntervalMs = (check?.intervalSeconds ?? 1) * 1000
 
   if (row.restartGeneration > row.appliedRestartGeneration) {
     await deps.provider.restart(row.id)
@@ -287,10 +295,44 @@ async function supervise(
   }
 
   const observed = await deps.provider.observe(row.id)
-  const verdict = assessHealth(observed, row.spec.replicas)
+  let verdict = assessHealth(observed, row.spec.replicas)
+  let failure = 'the provider reports an instance unhealthy'
+  // Providers that cannot judge health (`unknown`, e.g. docker) are probed by the control plane;
+  // providers that judge it themselves (simulated, the agent) are believed.
+  const probing = check !== undefined && observed?.instances.some((i) => i.health === 'unknown') === true
+  const fast = probing && status === 'starting' && row.healthyStreak === 0
+  const intervalMs = fast ? Math.min(checkIntervalMs, STARTING_PROBE_MS) : checkIntervalMs
+  const failureThreshold = (check?.unhealthyThreshold ?? 1) * Math.ceil(checkIntervalMs / intervalMs)
+  if (verdict === 'healthy' && probing) {
+    const failed = await probeInstances(observed!, check!)
+    if (failed) {
+      verdict = 'unhealthy'
+      failure = `replica ${failed.replica}: ${failed.detail}`
+    }
+  }
 
   if (verdict === 'missing') {
-    // Not there (exited, removed behind our back, or never finished): apply again.
+    // Every replica is there but some exited (crashed, killed, out of memory): restart them along
+    // the ladder, so a crash loop spends the restart budget and ends as `failed`.
+    const exited = exitedReplicas(observed, row.spec.replicas)
+    if (exited.length > 0) {
+      const oom = exited.filter((i) => i.oomKilled)
+      const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
+      const which = exited.map((i) => `replica ${i.replica} (exit ${i.exitCode ?? '?'})`).join(', ')
+      return move('unhealthy', {
+        eventType: oom.length > 0 ? 'oom_killed' : 'instance_exited',
+        message:
+          oom.length > 0
+            ? `${which} killed for running out of memory (limit ${row.spec.resources.memoryMb} MB); restart in ${delay}s`
+            : `${which} exited; restart in ${delay}s`,
+        data: {
+          replicas: exited.map((i) => ({ replica: i.replica, exitCode: i.exitCode, oomKilled: i.oomKilled })),
+        },
+        patch: { healthyStreak: 0, unhealthyStreak: 0, runningSince: null },
+        nextInMs: delay * 1000,
+      })
+    }
+    // Not there (removed behind our back, or never finished): apply again.
     return move('deploying', {
       stage: 'pulling',
       eventType: 'instance_lost',
@@ -300,10 +342,10 @@ async function supervise(
 
   if (verdict === 'unhealthy') {
     const streak = row.unhealthyStreak + 1
-    if (streak >= (check?.unhealthyThreshold ?? 1)) {
+    if (streak >= failureThreshold) {
       const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
       return move('unhealthy', {
-        message: `health check failed ${streak} times in a row; restart in ${delay}s`,
+        message: `health check failed ${streak} times in a row (${failure}); restart in ${delay}s`,
         patch: { healthyStreak: 0, unhealthyStreak: streak, runningSince: null },
         nextInMs: delay * 1000,
       })
@@ -340,4 +382,21 @@ async function supervise(
     },
     nextInMs: check ? Math.min(resyncMs, intervalMs) : resyncMs,
   })
+}
+
+/**
+ * The exited instances when every replica exists and each one not running has exited (so a
+ * restart brings them all back); empty when a replica is absent and must be applied again.
+ */
+function exitedReplicas(observed: Observed | null, replicas: number): ObservedInstance[] {
+  if (!observed) return []
+  const exited: ObservedInstance[] = []
+  for (let replica = 0; replica < replicas; replica++) {
+    const instance = observed.instances.find((i) => i.replica === replica)
+    if (!instance) return []
+    if (instance.state === 'running') continue
+    if (instance.state !== 'exited') return []
+    exited.push(instance)
+  }
+  return exited
 }

@@ -18,6 +18,9 @@ import { type Funding, reconcileStep } from './reconcile-step.ts'
 /** A bound on steps taken under one claim, so that one deployment cannot hold a worker forever. */
 const MAX_CHAINED_STEPS = 20
 
+/** Statuses whose workload is (supposed to be) up: an unreachable provider leaves them `degraded`. */
+const upStatuses = new Set(['starting', 'running', 'unhealthy'])
+
 export interface Reconciler {
   readonly workerId: string
   start(): Promise<void>
@@ -56,6 +59,24 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const wake = () => {
     pendingWake = true
     wakeUp?.()
+  }
+
+  // A step that schedules its next look sooner than the poll interval (a health probe in a few
+  // hundred ms) sets a timer to wake this worker then, instead of leaving it to the next poll.
+  const timers = new Set<NodeJS.Timeout>()
+  const wakeAt = (due: Date) => {
+    // A few ms late rather than early: woken before the row is due, the worker would find nothing
+    // and sleep a whole poll interval.
+    const inMs = due.getTime() - Date.now() + 5
+    if (inMs >= settings.pollIntervalMs || stopping) return
+    const timer = setTimeout(
+      () => {
+        timers.delete(timer)
+        wake()
+      },
+      Math.max(0, inMs),
+    )
+    timers.add(timer)
   }
 
   const waitForWork = async () => {
@@ -103,7 +124,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           now: deps.now,
         })
         current = next
-        if (next.leaseOwner !== workerId) return
+        if (next.leaseOwner !== workerId) {
+          wakeAt(new Date(next.nextReconcileAt))
+          return
+        }
         if (stopping || step >= MAX_CHAINED_STEPS) {
           await store.write(next, fence, { nextInMs: 0 })
           return
@@ -152,12 +176,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         return
       }
       const attempts = row.attempts + 1
-      // Repeated errors are recorded on the first attempt and then every tenth, not on every retry.
-      const record = attempts === 1 || attempts % 10 === 0
-      const type =
-        error instanceof ProviderError && error.kind === 'unavailable'
-          ? 'provider_unavailable'
-          : 'reconcile_error'
+      const unavailable = error instanceof ProviderError && error.kind === 'unavailable'
+      // An unreachable backend is recorded once per outage: a running deployment is `degraded`
+      // (it keeps its status: its containers most likely still run), anything else waits with
+      // `provider_unavailable`. Other errors are recorded on the first attempt and every tenth.
+      const record = unavailable ? attempts === 1 : attempts === 1 || attempts % 10 === 0
+      const type = unavailable
+        ? upStatuses.has(row.status)
+          ? 'degraded'
+          : 'provider_unavailable'
+        : 'reconcile_error'
       await store.write(row, fence, {
         patch: { attempts },
         events: record ? [{ type, message, data: { attempt: attempts } }] : [],
@@ -213,6 +241,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     async stop(graceMs = 10_000) {
       stopping = true
       unsubscribe?.()
+      for (const timer of timers) clearTimeout(timer)
+      timers.clear()
       wake()
       await loop
       const grace = new AbortController()

@@ -284,4 +284,29 @@ describe('deploymentSpecSchema: rejections name the field', () => {
       assert.ok(paths.includes(path), `missing ${path} in ${JSON.stringify(paths)}`)
     }
   })
+
+  it('adds back allow-listed capabilities with a reason, and names any other one it refuses', () => {
+    const spec = deploymentSpecSchema.parse({
+      ...minimal,
+      capAdd: [{ capability: 'NET_BIND_SERVICE', reason: 'serves on port 80 as a non-root user' }],
+    })
+    assert.deepEqual(spec.capAdd?.[0]?.capability, 'NET_BIND_SERVICE')
+    const refused = assertRejectedAt(
+      { ...minimal, capAdd: [{ capability: 'SYS_ADMIN', reason: 'please' }] },
+      'capAdd.0.capability',
+    )
+    assert.match(refused.message, /capability SYS_ADMIN cannot be added; allowed: NET_BIND_SERVICE/)
+    assertRejectedAt({ ...minimal, capAdd: [{ capability: 'CHOWN', reason: ' ' }] }, 'capAdd.0.reason')
+    assertRejectedAt({ ...minimal, capAdd: [{ capability: 'CHOWN' }] }, 'capAdd.0.reason')
+    assertRejectedAt(
+      {
+        ...minimal,
+        capAdd: [
+          { capability: 'CHOWN', reason: 'a' },
+          { capability: 'CHOWN', reason: 'b' },
+        ],
+      },
+      'capAdd.1.capability',
+    )
+  })
 })

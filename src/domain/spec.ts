@@ -64,6 +64,23 @@ export const volumeSpec = z.strictObject({
   sizeMb: z.int().min(1).max(1048576).optional(),
 })
 
+/**
+ * Capabilities a spec may add back (every container starts with all dropped), each with the
+ * reason it needs it, which the operator can audit. Anything else stays dropped.
+ */
+export const addableCapabilities = ['NET_BIND_SERVICE', 'CHOWN', 'SETUID', 'SETGID', 'DAC_OVERRIDE'] as const
+
+export const capAddSpec = z.strictObject({
+  capability: z
+    .string()
+    .max(64)
+    .refine((c) => (addableCapabilities as readonly string[]).includes(c), {
+      error: (issue) =>
+        `capability ${String(issue.input)} cannot be added; allowed: ${addableCapabilities.join(', ')}`,
+    }),
+  reason: z.string().trim().min(1, 'say why the workload needs this capability').max(500),
+})
+
 export const deploymentSpecSchema = z
   .strictObject({
     name: dnsLabel,
@@ -74,6 +91,7 @@ export const deploymentSpecSchema = z
     resources: resourcesSpec.prefault({}),
     healthCheck: healthCheckSpec.optional(),
     volumes: z.array(volumeSpec).max(16).optional(),
+    capAdd: z.array(capAddSpec).max(addableCapabilities.length).optional(),
     replicas: z.int().min(1).max(100).default(1),
     labels: z.record(labelKey, z.string().max(1024)).optional(),
     provider: z.string().min(1).max(64).optional(),
@@ -107,6 +125,17 @@ export const deploymentSpecSchema = z
       volumeNames.add(volume.name)
       mountPaths.add(volume.mountPath)
     }
+    const capabilities = new Set<string>()
+    for (const [index, cap] of (spec.capAdd ?? []).entries()) {
+      if (capabilities.has(cap.capability)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['capAdd', index, 'capability'],
+          message: `capability ${cap.capability} is listed twice`,
+        })
+      }
+      capabilities.add(cap.capability)
+    }
     if (spec.env && Object.keys(spec.env).length > 512) {
       ctx.addIssue({ code: 'custom', path: ['env'], message: 'at most 512 variables' })
     }
@@ -114,3 +143,4 @@ export const deploymentSpecSchema = z
 
 export type DeploymentSpecInput = z.input<typeof deploymentSpecSchema>
 export type DeploymentSpec = z.output<typeof deploymentSpecSchema>
+export type HealthCheckSpec = z.output<typeof healthCheckSpec>

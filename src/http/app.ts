@@ -18,7 +18,7 @@ import { requireAuth } from './middleware/require-auth.ts'
 import { createRouter } from './openapi.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
 import { eventRoutes } from './routes/events.ts'
-import { logRoutes } from './routes/logs.ts'
+import { logRoutes, mountLogSocket } from './routes/logs.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { systemRoutes } from './routes/system.ts'
 import { mountEventSocket } from './routes/websocket.ts'
@@ -73,6 +73,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', logRoutes(deps))
   app.route('/', paymentRoutes(deps.payments))
   mountEventSocket(app, upgradeWebSocket, deps)
+  mountLogSocket(app, upgradeWebSocket, deps)
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })
   const documentConfig = {

@@ -14,6 +14,13 @@ export interface Metrics {
   providerErrors: Counter<'provider' | 'kind'>
   httpDuration: Histogram<'method' | 'route' | 'status'>
   chainCursorLag: Gauge<'network' | 'consumer'>
+  /** The latest usage sample of each running deployment (control/usage-sampler.ts). */
+  usage: {
+    cpuPercent: Gauge<'deployment'>
+    memoryBytes: Gauge<'deployment'>
+    networkRxBytes: Gauge<'deployment'>
+    networkTxBytes: Gauge<'deployment'>
+  }
 }
 
 export function createMetrics(
@@ -30,9 +37,29 @@ export function createMetrics(
       for (const { status, n } of await collectDeployments()) this.set({ status }, n)
     },
   })
+  const usageGauge = (name: string, help: string) =>
+    new Gauge({ name, help, labelNames: ['deployment'], registers: [registry] })
   return {
     registry,
     deployments,
+    usage: {
+      cpuPercent: usageGauge(
+        'berth_deployment_cpu_percent',
+        'CPU use of a running deployment, % of one core',
+      ),
+      memoryBytes: usageGauge(
+        'berth_deployment_memory_bytes',
+        'Memory of a running deployment (without page cache)',
+      ),
+      networkRxBytes: usageGauge(
+        'berth_deployment_network_rx_bytes_total',
+        'Bytes received by a running deployment since its containers started',
+      ),
+      networkTxBytes: usageGauge(
+        'berth_deployment_network_tx_bytes_total',
+        'Bytes sent by a running deployment since its containers started',
+      ),
+    },
     deployDuration: new Histogram({
       name: 'berth_deploy_duration_seconds',
       help: 'Time from scheduling to running',

@@ -29,7 +29,11 @@ export interface ObservedInstance {
   /** What the provider itself knows of health; `unknown` means the control plane must probe. */
   health: 'healthy' | 'unhealthy' | 'unknown'
   exitCode?: number
+  /** The instance exited because the kernel's OOM killer ended it (its memory limit). */
+  oomKilled?: boolean
   startedAt?: Date
+  /** Where the control plane reaches each published port of this instance (for its probes). */
+  addresses?: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; host: string; port: number }>
 }
 
 export interface Observed {
@@ -57,6 +61,16 @@ export interface Usage {
   networkTxBytes: number
 }
 
+/** Told by a provider's watch when its instances change, so the reconciler can look at once. */
+export interface ProviderWatcher {
+  /** Something happened to a deployment's instances (e.g. one exited): look at it now. */
+  changed(deploymentId: string, reason: string): void
+  /** The watch reconnected after a gap in which changes may have been missed: look at everything. */
+  resynced(): void
+  /** The watch lost its connection; it retries by itself. */
+  disconnected?(error: unknown): void
+}
+
 export interface Provider {
   readonly name: string
   readonly capabilities: ProviderCapabilities
@@ -75,6 +89,11 @@ export interface Provider {
   stats(deploymentId: string): Promise<Usage>
   /** Everything this provider runs for berth, for adoption and orphan sweeps. */
   list(): Promise<ObservedInstance[]>
+  /**
+   * Optional: follows the backend's changes until `signal` aborts (reconnecting by itself). Only
+   * makes the reconciler look sooner; polling stays the mechanism that guarantees convergence.
+   */
+  watch?(watcher: ProviderWatcher, signal: AbortSignal): Promise<void>
 }
 
 /**

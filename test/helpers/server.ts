@@ -21,6 +21,8 @@ export interface StartOptions {
   databaseUrl?: string
   /** How long to wait for /health (default 30 s). */
   readyTimeoutMs?: number
+  /** Run on this Docker engine (its socket path), as the default provider, instead of simulated. */
+  dockerSocket?: string
 }
 
 export interface RunningBerth {
@@ -59,12 +61,16 @@ function childEnv(options: StartOptions): NodeJS.ProcessEnv {
   if (options.databaseUrl) env.DATABASE_URL = options.databaseUrl
   // The simulated provider, even where a Docker engine answers (tests opt into docker themselves),
   // and no docker provider at all: its orphan sweep would remove the docker tests' containers.
-  return {
-    ...env,
-    BERTH_PROVIDERS__DEFAULT: 'simulated',
-    BERTH_PROVIDERS__DOCKER__ENABLED: 'false',
-    ...options.env,
-  }
+  const provider = options.dockerSocket
+    ? {
+        BERTH_PROVIDERS__DEFAULT: 'docker',
+        BERTH_PROVIDERS__DOCKER__ENABLED: 'true',
+        BERTH_PROVIDERS__DOCKER__HOST: `unix://${options.dockerSocket}`,
+        // The sweep would remove other tests' containers, which have no row in this database.
+        BERTH_RECONCILER__SWEEP_INTERVAL_SECONDS: '86400',
+      }
+    : { BERTH_PROVIDERS__DEFAULT: 'simulated', BERTH_PROVIDERS__DOCKER__ENABLED: 'false' }
+  return { ...env, ...provider, ...options.env }
 }
 
 export async function startBerth(options: StartOptions = {}): Promise<RunningBerth> {

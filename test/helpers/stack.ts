@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { loadConfig } from '../../src/config/load.ts'
 import type { Config } from '../../src/config/schema.ts'
 import { createDeploymentStore, type DeploymentStore } from '../../src/control/deployment-store.ts'
+import { startProviderWatches } from '../../src/control/provider-watch.ts'
 import type { Funding } from '../../src/control/reconcile-step.ts'
 import { createReconciler, type Reconciler } from '../../src/control/reconciler.ts'
 import type { Database } from '../../src/db/client.ts'
@@ -39,6 +40,8 @@ export async function createStack(
     /** Pass-throughs to the reconciler: the payment gate and an injected clock. */
     funding?: Funding
     now?: () => Date
+    /** Another provider (e.g. docker) as the default, instead of the simulated one. */
+    provider?: Provider
   } = {},
 ): Promise<Stack> {
   const config = loadConfig({
@@ -60,8 +63,8 @@ export async function createStack(
   await bus.start()
   const store = createDeploymentStore(database, bus)
   const metrics = createMetrics(() => store.countByStatus())
-  const providers = new ProviderRegistry('simulated')
-  const provider = createSimulatedProvider({ ...config.providers.simulated, stateDir })
+  const provider = options.provider ?? createSimulatedProvider({ ...config.providers.simulated, stateDir })
+  const providers = new ProviderRegistry(provider.name)
   providers.add(provider)
   const reconciler = createReconciler({
     config,
@@ -75,6 +78,7 @@ export async function createStack(
     now: options.now,
   })
   if (options.start !== false) await reconciler.start()
+  const watches = startProviderWatches({ providers, store, bus, logger: pino({ level: 'silent' }) })
   return {
     config,
     store,
@@ -85,6 +89,7 @@ export async function createStack(
     reconciler,
     stateDir,
     async stop() {
+      await watches.stop()
       await reconciler.stop(1000)
       await bus.stop()
       if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true })

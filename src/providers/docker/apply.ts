@@ -15,6 +15,7 @@ import { inspectDeployment } from './instances.ts'
 import { containerNameOf, identityOf, portKeyOf } from './labels.ts'
 import { ensureOwnerNetwork } from './network.ts'
 import { type AllocatePort, type BlockPort, takenPortOf } from './ports.ts'
+import { authFor, type RegistryAuth } from './registry-auth.ts'
 import { ensureVolumes, volumesOf } from './volumes.ts'
 
 // Converging one deployment: create what is missing, start what is stopped, recreate what is
@@ -31,6 +32,7 @@ export interface ApplySettings {
   blockPort?: BlockPort
   pullAttempts: number
   pullRetryDelayMs: number
+  registryAuths: RegistryAuth[]
 }
 
 interface Creation {
@@ -83,6 +85,7 @@ export async function applyDeployment(
       attempts: settings.pullAttempts,
       retryDelayMs: settings.pullRetryDelayMs,
       signal: ctx.signal,
+      ...withAuth(authFor(spec.image, settings.registryAuths)),
     })
     ctx.signal.throwIfAborted()
     await ctx.progress('creating')
@@ -207,3 +210,5 @@ export async function removeContainer(docker: Docker, id: string): Promise<void>
     throw toProviderError(error, `remove container ${id.slice(0, 12)}`)
   }
 }
+
+const withAuth = (auth: ReturnType<typeof authFor>) => (auth ? { auth } : {})

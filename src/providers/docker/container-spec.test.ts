@@ -58,6 +58,16 @@ describe('container create options', () => {
     assert.deepEqual(Object.keys(options.NetworkingConfig!.EndpointsConfig!), ['net-id'])
   })
 
+  it('adds back only the capabilities the spec lists, after dropping all', () => {
+    assert.equal(createOptionsOf(plan(), hardening).HostConfig?.CapAdd, undefined)
+    const options = createOptionsOf(
+      plan({ capAdd: [{ capability: 'NET_BIND_SERVICE', reason: 'port 80' }] }),
+      hardening,
+    )
+    assert.deepEqual(options.HostConfig?.CapDrop, ['ALL'])
+    assert.deepEqual(options.HostConfig?.CapAdd, ['NET_BIND_SERVICE'])
+  })
+
   it('labels the container with its identity and drops spec labels in berth’s namespace', () => {
     const options = createOptionsOf(
       plan({ labels: { team: 'a', 'berth.managed': 'false', [READ_ONLY_ROOTFS_LABEL]: 'true' } }),

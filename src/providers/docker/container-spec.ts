@@ -79,10 +79,13 @@ export function createOptionsOf(
             })),
           }
         : {}),
-      // The lock-down every container gets (issue 3 §3); nothing in a spec can loosen it.
+      // The lock-down every container gets (issue 3 §3); a spec can only add back allow-listed
+      // capabilities.
       Privileged: false,
       SecurityOpt: ['no-new-privileges'],
       CapDrop: ['ALL'],
+      // Only from the spec's allow-listed capAdd (domain/spec.ts), each with a recorded reason.
+      ...(spec.capAdd?.length ? { CapAdd: spec.capAdd.map((c) => c.capability) } : {}),
       PidsLimit: hardening.pidsLimit,
       Memory: memoryBytes,
       // Swap equal to memory means no swap at all: the limit is the limit.

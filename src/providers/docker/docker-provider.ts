@@ -3,11 +3,13 @@ import type { LogLine, Provider } from '../provider.ts'
 import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
 import { connectDocker, type EngineAddress } from './connection.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
+import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { MANAGED_FILTER } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
 import { removeOwnerNetworkIfUnused } from './network.ts'
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
+import type { RegistryAuth } from './registry-auth.ts'
 import { type EngineStats, sumUsage, usageOf } from './stats.ts'
 import { removeVolumes } from './volumes.ts'
 
@@ -41,6 +43,12 @@ export interface DockerProviderOptions {
   /** Pull tries before `image_pull_failed`. Default 3, 1s apart then doubling. */
   pullAttempts?: number
   pullRetryDelayMs?: number
+  /** Credentials used when pulling from these registries. */
+  registryAuths?: RegistryAuth[]
+  /** What `remove` does to the deployment's named volumes. Default `delete`. */
+  volumeRetention?: 'delete' | 'keep'
+  /** Reconnect delays of the engine event stream (default 500 ms doubling to 30 s). */
+  watchRetry?: WatchOptions
 }
 
 export function createDockerProvider(options: DockerProviderOptions = {}): Provider {
@@ -68,6 +76,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     ...(options.blockPort ? { blockPort: options.blockPort } : {}),
     pullAttempts: options.pullAttempts ?? 3,
     pullRetryDelayMs: options.pullRetryDelayMs ?? 1000,
+    registryAuths: options.registryAuths ?? [],
   }
 
   const inspect = (deploymentId: string) =>
@@ -132,7 +141,8 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       )
       for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner)
       // Volumes and ports go only after the containers: a failure above is retried with them intact.
-      await removeVolumes(docker, deploymentId)
+      // An operator who keeps volumes (volumeRetention: keep) removes them by hand, by label.
+      if (options.volumeRetention !== 'keep') await removeVolumes(docker, deploymentId)
       await options.releasePorts?.(deploymentId)
     },
 
@@ -188,6 +198,9 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       }
       return sumUsage(samples)
     },
+
+    // The event stream lasts as long as it lasts: the untimed client.
+    watch: (watcher, signal) => watchContainerEvents(untimed, watcher, signal, options.watchRetry),
 
     async list() {
       const summaries = await translating('list containers', () =>

@@ -81,6 +81,13 @@ export function toProviderError(error: unknown, what: string): ProviderError {
     })
   }
   const status = statusOf(error)
+  // Another control plane created a duplicate owner network a moment ago and is removing it
+  // (network.ts): the name resolves again shortly.
+  if (/network .* is ambiguous/i.test(engineMessageOf(error))) {
+    return new ProviderError('transient', `docker failed to ${what}: ${engineMessageOf(error)}`, {
+      cause: error,
+    })
+  }
   if (status !== undefined && status >= 400 && status < 500 && status !== 409) {
     // A request the engine refuses outright (bad option, resources it cannot give) will be refused
     // again: retrying would only loop.

@@ -2,6 +2,7 @@ import type Docker from 'dockerode'
 import { abortableDelay } from '../../domain/delay.ts'
 import { ProviderError } from '../provider.ts'
 import { engineMessageOf, isNotFound, isUnreachable, toProviderError } from './errors.ts'
+import type { AuthConfig } from './registry-auth.ts'
 
 // Images are pulled only when the engine does not have them. Pull failures are retried a few
 // times (a registry hiccup), then reported as `image_pull_failed` with the engine's message: the
@@ -11,6 +12,8 @@ export interface PullOptions {
   attempts: number
   retryDelayMs: number
   signal: AbortSignal
+  /** Credentials for the image's registry, when configured (registry-auth.ts). */
+  auth?: AuthConfig
 }
 
 export async function hasImage(docker: Docker, image: string): Promise<boolean> {
@@ -30,7 +33,7 @@ export async function ensureImage(docker: Docker, image: string, options: PullOp
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
     options.signal.throwIfAborted()
     try {
-      await pullOnce(docker, image, options.signal)
+      await pullOnce(docker, image, options.signal, options.auth)
       return true
     } catch (error) {
       // An engine that went away is not the image's fault: the reconciler retries that later.
@@ -46,8 +49,11 @@ export async function ensureImage(docker: Docker, image: string, options: PullOp
   })
 }
 
-async function pullOnce(docker: Docker, image: string, signal: AbortSignal): Promise<void> {
-  const stream = (await docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream
+async function pullOnce(docker: Docker, image: string, signal: AbortSignal, auth?: AuthConfig) {
+  const stream = (await docker.pull(image, {
+    abortSignal: signal,
+    ...(auth ? { authconfig: auth } : {}),
+  })) as NodeJS.ReadableStream
   const events = await new Promise<Array<{ error?: string; errorDetail?: { message?: string } }>>(
     (resolve, reject) =>
       docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) =>

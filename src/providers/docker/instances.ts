@@ -46,7 +46,9 @@ export function instanceOf(info: Docker.ContainerInspectInfo): ObservedInstance 
     state,
     // The engine has no probe of ours; the control plane runs the spec's checks.
     health: 'unknown',
-    ...(state === 'exited' ? { exitCode: info.State.ExitCode } : {}),
+    ...(state === 'exited'
+      ? { exitCode: info.State.ExitCode, oomKilled: info.State.OOMKilled === true }
+      : {}),
     ...(info.State.StartedAt && !info.State.StartedAt.startsWith(NEVER.slice(0, 10))
       ? { startedAt: new Date(info.State.StartedAt) }
       : {}),
@@ -82,14 +84,22 @@ export function observedOf(
   for (const info of infos) {
     const instance = instanceOf(info)
     if (!instance) continue
-    instances.push(instance)
     const ports = hostPortsOf(
       instance.replica,
       info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1],
     )
+    const addresses: NonNullable<ObservedInstance['addresses']> = []
+    instances.push({ ...instance, addresses })
     for (const [key, hostPort] of Object.entries(ports)) {
       const [, containerPort, protocol] = key.split('/')
       const proto = protocol === 'udp' ? 'udp' : 'tcp'
+      // The control plane probes the published address, the same one users are given.
+      addresses.push({
+        containerPort: Number(containerPort),
+        protocol: proto,
+        host: publicHost,
+        port: hostPort,
+      })
       endpoints.push({
         containerPort: Number(containerPort),
         protocol: proto,

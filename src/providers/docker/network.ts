@@ -29,8 +29,20 @@ function assertOwner(network: Docker.NetworkInspectInfo, ownerId: string): void 
   }
 }
 
+// Within one process, concurrent ensures for one owner share one attempt: a duplicate network is
+// then only possible across processes, where the clean-up below settles it.
+const inFlight = new Map<string, Promise<string>>()
+
 /** The owner's network id, created if missing. Safe to call concurrently, in and across processes. */
-export async function ensureOwnerNetwork(docker: Docker, ownerId: string): Promise<string> {
+export function ensureOwnerNetwork(docker: Docker, ownerId: string): Promise<string> {
+  const pending = inFlight.get(ownerId)
+  if (pending) return pending
+  const attempt = ensureOnce(docker, ownerId).finally(() => inFlight.delete(ownerId))
+  inFlight.set(ownerId, attempt)
+  return attempt
+}
+
+async function ensureOnce(docker: Docker, ownerId: string): Promise<string> {
   const name = networkNameOf(ownerId)
   return translating(`create network ${name}`, async () => {
     const existing = (await withName(docker, name))[0]
