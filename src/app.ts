@@ -16,6 +16,7 @@ import { createEventBus } from './events/bus.ts'
 import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
+import { createNft } from './nft/nft.ts'
 import { createPayments } from './payments/payments.ts'
 import { connectDocker } from './providers/docker/connection.ts'
 import { createDockerProvider } from './providers/docker/docker-provider.ts'
@@ -96,6 +97,9 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     stack.push(() => reconciler.stop())
     await payments.start()
     stack.push(() => payments.stop())
+    const nft = createNft({ database, bus, config, metrics, logger })
+    await nft.start()
+    stack.push(() => nft.stop())
 
     const sweep = setInterval(
       () =>
@@ -121,6 +125,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
       authenticator: identity.authenticator,
       identityRouter: identity.router,
       payments: { config, orders: payments.orders, balances: payments.balances },
+      nft,
       logger,
     })
     const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {

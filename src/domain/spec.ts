@@ -64,6 +64,32 @@ export const volumeSpec = z.strictObject({
   sizeMb: z.int().min(1).max(1048576).optional(),
 })
 
+/** The largest uint256: token ids are decimal strings up to it, never JS numbers. */
+const MAX_UINT256 = 2n ** 256n - 1n
+
+export const tokenIdSchema = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,77})$/, 'must be a decimal token id without leading zeros')
+  .refine((v) => /^\d+$/.test(v) && BigInt(v) <= MAX_UINT256, 'must fit in uint256')
+
+export const nftStandards = ['erc721', 'erc1155'] as const
+export type NftStandard = (typeof nftStandards)[number]
+
+/** The NFT a deployment is bound to: only the token's current holder may create, start or restart it. */
+export const nftBindingSchema = z.strictObject({
+  chainId: z
+    .int()
+    .min(1)
+    .max(2 ** 31 - 1),
+  contract: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
+    .transform((a) => a.toLowerCase() as `0x${string}`),
+  tokenId: tokenIdSchema,
+  standard: z.enum(nftStandards),
+})
+export type NftBinding = z.output<typeof nftBindingSchema>
+
 export const deploymentSpecSchema = z
   .strictObject({
     name: dnsLabel,
@@ -77,6 +103,9 @@ export const deploymentSpecSchema = z
     replicas: z.int().min(1).max(100).default(1),
     labels: z.record(labelKey, z.string().max(1024)).optional(),
     provider: z.string().min(1).max(64).optional(),
+    nft: nftBindingSchema.optional(),
+    /** Names of env values that are the holder's secrets: dropped when the NFT changes hands. */
+    secretEnv: z.array(envName).max(512).optional(),
   })
   .superRefine((spec, ctx) => {
     const seen = new Set<string>()
