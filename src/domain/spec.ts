@@ -67,10 +67,13 @@ export const volumeSpec = z.strictObject({
 /** The largest uint256: token ids are decimal strings up to it, never JS numbers. */
 const MAX_UINT256 = 2n ** 256n - 1n
 
+export const TOKEN_ID_PATTERN = /^(0|[1-9][0-9]{0,77})$/
+export const fitsUint256 = (v: string) => /^\d+$/.test(v) && BigInt(v) <= MAX_UINT256
+
 export const tokenIdSchema = z
   .string()
-  .regex(/^(0|[1-9][0-9]{0,77})$/, 'must be a decimal token id without leading zeros')
-  .refine((v) => /^\d+$/.test(v) && BigInt(v) <= MAX_UINT256, 'must fit in uint256')
+  .regex(TOKEN_ID_PATTERN, 'must be a decimal token id without leading zeros')
+  .refine(fitsUint256, 'must fit in uint256')
 
 export const nftStandards = ['erc721', 'erc1155'] as const
 export type NftStandard = (typeof nftStandards)[number]

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { DeploymentStore } from '../../control/deployment-store.ts'
 import { invalidInput } from '../../domain/errors.ts'
-import { dnsLabel, tokenIdSchema } from '../../domain/spec.ts'
+import { dnsLabel, fitsUint256, TOKEN_ID_PATTERN } from '../../domain/spec.ts'
 import type { Nft } from '../../nft/nft.ts'
 import type { ProviderRegistry } from '../../providers/provider.ts'
 import { createRouter } from '../openapi.ts'
@@ -35,7 +35,11 @@ const tokenParams = z.object({
     .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
     .transform((a) => a.toLowerCase() as `0x${string}`)
     .openapi({ param: { name: 'contract', in: 'path' } }),
-  tokenId: tokenIdSchema.openapi({ param: { name: 'tokenId', in: 'path' } }),
+  tokenId: z
+    .string()
+    .regex(TOKEN_ID_PATTERN, 'must be a decimal token id without leading zeros')
+    .refine(fitsUint256, 'must fit in uint256')
+    .openapi({ param: { name: 'tokenId', in: 'path' } }),
 })
 
 const notificationSchema = z
