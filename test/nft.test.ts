@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { sql } from 'drizzle-orm'
 import type { Hex } from 'viem'
+import { queryRows } from '../src/db/client.ts'
 import { createSimulatedProvider } from '../src/providers/simulated/simulated-provider.ts'
 import { mine, publicClientFor, reorg, rpc } from './helpers/anvil.ts'
 import { nft721Abi } from './helpers/contracts.ts'
@@ -247,6 +248,38 @@ for (const [k, kind] of databaseKinds.entries()) {
       assert.equal(again.status, 202, JSON.stringify(again.body))
     })
 
+    test('a holder verified moments ago is refused once their transfer is confirmed (the cache is cleared)', async () => {
+      const id = tokenId()
+      await chain.mint721(A, id)
+      await mine(chain.anvil, CONFIRMATIONS)
+      await watcher().tick()
+      const first = await a('POST', '/v1/deployments', { name: 'cached', image: 'agent:1', nft: binding(id) })
+      assert.equal(first.status, 202)
+      assert.equal((await a('DELETE', `/v1/deployments/${first.body.id}`)).status, 202)
+      await chain.transfer721(A, B, id)
+      await mineAndTick(CONFIRMATIONS)
+      const again = await a('POST', '/v1/deployments', {
+        name: 'cached-again',
+        image: 'agent:1',
+        nft: binding(id),
+      })
+      assert.equal(again.status, 403)
+    })
+
+    test('a transfer to a wallet berth has never seen creates its account and hands it the deployment', async () => {
+      const { id, deployment } = await runningFor721('to-stranger')
+      const stranger = chain.addressOf(6 + k).toLowerCase()
+      await chain.transfer721(A, stranger as Hex, id)
+      await mineAndTick(CONFIRMATIONS)
+      assert.equal((await a('GET', `/v1/deployments/${deployment}`)).status, 404)
+      const rows = await queryRows<{ address: string; desired_state: string }>(
+        database.db,
+        sql`select a.address, d.desired_state from deployments d join accounts a on a.id = d.owner_id
+             where d.id = ${deployment}`,
+      )
+      assert.deepEqual(rows, [{ address: stranger, desired_state: 'stopped' }])
+    })
+
     test('a transfer reorged away before the depth stops nothing', async () => {
       const { id, deployment } = await runningFor721('reorged')
       await chain.transfer721(A, B, id)
@@ -309,6 +342,7 @@ for (const [k, kind] of databaseKinds.entries()) {
       )
       const start = await a('POST', `/v1/deployments/${deployment}/start`)
       assert.equal(start.status, 403)
+      assert.equal((await a('POST', `/v1/deployments/${deployment}/restart`)).status, 403)
       assert.equal((await stopsTotal('burn')) - before, 1)
       assert.equal((await a('DELETE', `/v1/deployments/${deployment}`)).status, 202)
     })

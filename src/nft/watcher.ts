@@ -9,6 +9,7 @@ import { queryRows } from '../db/client.ts'
 import type { NftBinding } from '../domain/spec.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { type NftChain, type NftChains, ZERO_ADDRESS } from './chain.ts'
+import { forgetOwnership } from './ownership.ts'
 import { type AppliedChange, applyHolderChange } from './transfer.ts'
 
 // Follows the transfers of the configured collections on one network through the same chain
@@ -115,6 +116,8 @@ export function createNftWatcher(deps: NftWatcherDeps) {
       for (const log of batch.logs) {
         for (const move of movesOf(log)) {
           if (move.from === ZERO_ADDRESS) continue // a mint takes the token from nobody
+          // Bound or not, a verified holder of a token that moved is verified no more.
+          await forgetOwnership(tx, network.chainId, move.collection.contract, move.tokenId)
           const holder = await boundHolder(tx, move)
           if (holder === undefined) continue
           // ERC-721: the log names the one holder after it, whoever it came from (a missed earlier
