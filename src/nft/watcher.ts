@@ -50,7 +50,9 @@ interface TokenMove {
 export function createNftWatcher(deps: NftWatcherDeps) {
   const { network } = deps.chain
   const collections = deps.collections.filter((c) => c.chainId === network.chainId)
-  let applied: AppliedChange[] = []
+  // Changes applied since the last completed pass, for wake-ups and metrics after it. Keyed by the
+  // log and token, so a batch rolled back and applied again by the next pass is counted once.
+  let applied = new Map<string, AppliedChange>()
 
   /** Every token movement in a log of a watched collection. */
   const movesOf = (log: ChainLog): TokenMove[] => {
@@ -149,7 +151,7 @@ export function createNftWatcher(deps: NftWatcherDeps) {
             },
             { carrySecrets: move.collection.carrySecrets },
           )
-          if (change) applied.push(change)
+          if (change) applied.set(`${log.transactionHash}:${log.logIndex}:${move.tokenId}`, change)
         }
       }
     },
@@ -171,8 +173,8 @@ export function createNftWatcher(deps: NftWatcherDeps) {
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.logger ? { logger: deps.logger } : {}),
     afterPass: async () => {
-      const done = applied
-      applied = []
+      const done = [...applied.values()]
+      applied = new Map()
       if (done.length) deps.onApplied(done, 'transfer')
     },
   })
