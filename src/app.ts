@@ -18,6 +18,7 @@ import { createEventBus } from './events/bus.ts'
 import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
+import { createNft } from './nft/nft.ts'
 import { createPayments } from './payments/payments.ts'
 import { connectDocker } from './providers/docker/connection.ts'
 import { createDockerProvider } from './providers/docker/docker-provider.ts'
@@ -103,6 +104,9 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     const sampler = createUsageSampler({ database, providers, metrics, logger })
     sampler.start(config.usage.sampleIntervalSeconds)
     stack.push(() => sampler.stop())
+    const nft = createNft({ database, bus, config, metrics, logger })
+    await nft.start()
+    stack.push(() => nft.stop())
 
     const sweep = setInterval(
       () =>
@@ -128,6 +132,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
       authenticator: identity.authenticator,
       identityRouter: identity.router,
       payments: { config, store, orders: payments.orders, balances: payments.balances },
+      nft,
       logger,
     })
     const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {

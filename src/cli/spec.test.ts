@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { BerthError } from '../domain/errors.ts'
-import { buildSpec, parseCommand, parsePort, readSpecFile } from './commands/spec.ts'
+import { buildSpec, parseCommand, parseNft, parsePort, readSpecFile } from './commands/spec.ts'
 
 const invalid = (fn: () => unknown, pattern: RegExp) =>
   assert.throws(
@@ -124,5 +124,41 @@ describe('deploy flags → spec', () => {
     invalid(() => readSpecFile(join(dir, 'missing.json')), /cannot read/)
     writeFileSync(json, '{ nope')
     invalid(() => readSpecFile(json), /cannot parse/)
+  })
+})
+
+describe('--nft', () => {
+  const contract = `0x${'Ab'.repeat(20)}`
+  it('parses chainId:contract:tokenId[:standard], keeping the token id a string', () => {
+    const big = (2n ** 256n - 1n).toString()
+    assert.deepEqual(parseNft(`1:${contract}:${big}`), {
+      chainId: 1,
+      contract: contract.toLowerCase(),
+      tokenId: big,
+      standard: 'erc721',
+    })
+    assert.equal(parseNft(`5:${contract}:0:erc1155`).standard, 'erc1155')
+    const spec = buildSpec({ name: 'a', image: 'x:1', nft: `5:${contract}:7` })
+    assert.deepEqual(spec.nft, {
+      chainId: 5,
+      contract: contract.toLowerCase(),
+      tokenId: '7',
+      standard: 'erc721',
+    })
+  })
+  it('refuses what is not one', () => {
+    for (const bad of [
+      '1:0x12:3',
+      `x:${contract}:1`,
+      `1:${contract}:01`,
+      `1:${contract}:1:erc20`,
+      `1:${contract}`,
+    ]) {
+      assert.throws(
+        () => parseNft(bad),
+        (e: unknown) => e instanceof BerthError && /--nft/.test(e.message),
+        bad,
+      )
+    }
   })
 })

@@ -334,4 +334,46 @@ describe('loadConfig', () => {
       /volumeRetention/,
     )
   })
+
+  it('reads NFT collections and settings, and refuses a collection on an unconfigured chain', () => {
+    const network = {
+      chainId: 5,
+      name: 'five',
+      rpcUrls: ['http://127.0.0.1:8545'],
+      treasury: `0x${'1'.repeat(40)}`,
+      tokens: [
+        {
+          symbol: 'ETH',
+          address: 'native',
+          decimals: 18,
+          price: { sources: [{ type: 'static', usd: '1' }] },
+        },
+      ],
+    }
+    const collection = { chainId: 5, contract: `0x${'A'.repeat(40)}`, standard: 'erc721' }
+    const config = loadConfig({
+      env: { BERTH_NFT__RECHECK_INTERVAL_SECONDS: '60' },
+      flags: { networks: [network], nftCollections: [collection] },
+    })
+    assert.equal(config.nft.recheckIntervalSeconds, 60)
+    assert.equal(config.nft.sweepIntervalSeconds, 3600)
+    assert.equal(config.nft.ipfsGateway, 'https://ipfs.io/ipfs/')
+    assert.equal(config.nftCollections[0]!.contract, `0x${'a'.repeat(40)}`)
+    assert.equal(config.nftCollections[0]!.carrySecrets, false)
+    const elsewhere = loadError({
+      env: {},
+      flags: { networks: [network], nftCollections: [{ ...collection, chainId: 6 }] },
+    })
+    assert.match(elsewhere.message, /nftCollections\.0\.chainId: chainId 6 is not one of networks/)
+    const twice = loadError({
+      env: {},
+      flags: { networks: [network], nftCollections: [collection, collection] },
+    })
+    assert.match(twice.message, /listed twice/)
+    const badTemplate = loadError({
+      env: {},
+      flags: { networks: [network], nftCollections: [{ ...collection, template: { image: 'x y' } }] },
+    })
+    assert.match(badTemplate.message, /template\.image/)
+  })
 })

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { nftCollectionsSchema, nftSchema } from './nft-schema.ts'
 import { networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
 import { bool, int } from './zod-helpers.ts'
 
@@ -33,122 +34,137 @@ const registryAuth = z
     path: ['password'],
   })
 
-export const configSchema = z.strictObject({
-  port: int(0, 65535).default(8080),
-  host: z.string().min(1).default('127.0.0.1'),
-  dataDir: z.string().min(1).default('./.berth'),
-  /** Base URL users reach berth at; its host is the SIWE domain. Defaults to http://localhost:<port>. */
-  publicUrl: z.url().optional(),
-  databaseUrl: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
-    .optional(),
-  adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** Secret for signing session JWTs; when unset berth generates one and keeps it in the database. */
-  sessionSecret: z.string().min(32, 'must be at least 32 characters').optional(),
-  sessionTtlSeconds: int(60, 30 * 86400).default(86400),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  bodyLimitBytes: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
-  siwe: z
-    .strictObject({
-      clockSkewSeconds: int(0, 3600).default(60),
-      nonceTtlSeconds: int(30, 86400).default(600),
-    })
-    .prefault({}),
-  externalJwt: z
-    .strictObject({
-      issuer: z.string().min(1),
-      jwksUrl: z.url(),
-      audience: z.string().min(1).optional(),
-    })
-    .optional(),
-  reconciler: z
-    .strictObject({
-      enabled: bool.default(true),
-      concurrency: int(1, 256).default(16),
-      pollIntervalMs: int(10, 600_000).default(1000),
-      leaseSeconds: int(2, 3600).default(30),
-      resyncSeconds: int(1, 86400).default(30),
-      backoffBaseMs: int(10, 600_000).default(1000),
-      backoffMaxMs: int(100, 3_600_000).default(300_000),
-      /** How often labelled instances with no live deployment are removed. */
-      sweepIntervalSeconds: int(1, 86400).default(60),
-    })
-    .prefault({}),
-  health: z
-    .strictObject({
-      /** Delay before the 1st, 2nd, … restart of an unhealthy deployment; the last one repeats. */
-      restartLadderSeconds: z
-        .preprocess(
-          (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v),
-          z.array(int(0, 86400)).min(1),
-        )
-        .default([0, 30, 300, 900, 1800]),
-      /** Healthy this long after a restart and the ladder starts again from its first rung. */
-      ladderResetSeconds: int(1, 86400).default(600),
-      /** More restarts than this within the window and the deployment is failed. */
-      maxRestarts: int(0, 1000).default(5),
-      restartWindowSeconds: int(1, 7 * 86400).default(3600),
-    })
-    .prefault({}),
-  usage: z
-    .strictObject({
-      /** How often running deployments' CPU, memory and network are sampled; 0 turns it off. */
-      sampleIntervalSeconds: int(0, 86400).default(60),
-    })
-    .prefault({}),
-  providers: z
-    .strictObject({
-      /** Provider for specs that name none; unset: docker when its engine answers at start, else simulated. */
-      default: z.string().min(1).optional(),
-      simulated: z
-        .strictObject({
-          enabled: bool.default(true),
-          /** Where simulated instances are kept; defaults to <dataDir>/simulated. */
-          stateDir: z.string().min(1).optional(),
-          /** Per-stage latency; 0 for load tests. */
-          pullMs: int(0, 600_000).default(300),
-          createMs: int(0, 600_000).default(200),
-          startMs: int(0, 600_000).default(300),
+export const configSchema = z
+  .strictObject({
+    port: int(0, 65535).default(8080),
+    host: z.string().min(1).default('127.0.0.1'),
+    dataDir: z.string().min(1).default('./.berth'),
+    /** Base URL users reach berth at; its host is the SIWE domain. Defaults to http://localhost:<port>. */
+    publicUrl: z.url().optional(),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Secret for signing session JWTs; when unset berth generates one and keeps it in the database. */
+    sessionSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+    sessionTtlSeconds: int(60, 30 * 86400).default(86400),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    bodyLimitBytes: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
+    siwe: z
+      .strictObject({
+        clockSkewSeconds: int(0, 3600).default(60),
+        nonceTtlSeconds: int(30, 86400).default(600),
+      })
+      .prefault({}),
+    externalJwt: z
+      .strictObject({
+        issuer: z.string().min(1),
+        jwksUrl: z.url(),
+        audience: z.string().min(1).optional(),
+      })
+      .optional(),
+    reconciler: z
+      .strictObject({
+        enabled: bool.default(true),
+        concurrency: int(1, 256).default(16),
+        pollIntervalMs: int(10, 600_000).default(1000),
+        leaseSeconds: int(2, 3600).default(30),
+        resyncSeconds: int(1, 86400).default(30),
+        backoffBaseMs: int(10, 600_000).default(1000),
+        backoffMaxMs: int(100, 3_600_000).default(300_000),
+        /** How often labelled instances with no live deployment are removed. */
+        sweepIntervalSeconds: int(1, 86400).default(60),
+      })
+      .prefault({}),
+    health: z
+      .strictObject({
+        /** Delay before the 1st, 2nd, … restart of an unhealthy deployment; the last one repeats. */
+        restartLadderSeconds: z
+          .preprocess(
+            (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v),
+            z.array(int(0, 86400)).min(1),
+          )
+          .default([0, 30, 300, 900, 1800]),
+        /** Healthy this long after a restart and the ladder starts again from its first rung. */
+        ladderResetSeconds: int(1, 86400).default(600),
+        /** More restarts than this within the window and the deployment is failed. */
+        maxRestarts: int(0, 1000).default(5),
+        restartWindowSeconds: int(1, 7 * 86400).default(3600),
+      })
+      .prefault({}),
+    usage: z
+      .strictObject({
+        /** How often running deployments' CPU, memory and network are sampled; 0 turns it off. */
+        sampleIntervalSeconds: int(0, 86400).default(60),
+      })
+      .prefault({}),
+    providers: z
+      .strictObject({
+        /** Provider for specs that name none; unset: docker when its engine answers at start, else simulated. */
+        default: z.string().min(1).optional(),
+        simulated: z
+          .strictObject({
+            enabled: bool.default(true),
+            /** Where simulated instances are kept; defaults to <dataDir>/simulated. */
+            stateDir: z.string().min(1).optional(),
+            /** Per-stage latency; 0 for load tests. */
+            pullMs: int(0, 600_000).default(300),
+            createMs: int(0, 600_000).default(200),
+            startMs: int(0, 600_000).default(300),
+          })
+          .prefault({}),
+        docker: z
+          .strictObject({
+            /** `auto`: offered (and the default provider) when the engine answers at start. */
+            enabled: z.union([z.literal('auto'), bool]).default('auto'),
+            /** unix:///var/run/docker.sock (default), tcp://host:2375, https://host:2376 or ssh://user@host. */
+            host: z.string().min(1).optional(),
+            /** Host address published ports bind to. */
+            hostIp: z.string().min(1).default('127.0.0.1'),
+            /** Host name in endpoint URLs; defaults to hostIp (localhost when that is 0.0.0.0). */
+            publicHost: z.string().min(1).optional(),
+            pidsLimit: int(8, 1_000_000).default(256),
+            /** SIGTERM, then SIGKILL after this many seconds. */
+            stopGraceSeconds: int(0, 3600).default(10),
+            /** Read-only root filesystem (with a tmpfs /tmp) unless a spec says otherwise. */
+            readOnlyRootfs: bool.default(false),
+            pullAttempts: int(1, 20).default(3),
+            /** Credentials for private registries, used when pulling; env: a JSON list. */
+            registryAuths: z
+              .preprocess((v) => (typeof v === 'string' ? parseJson(v) : v), z.array(registryAuth).max(64))
+              .default([]),
+            /** What deleting a deployment does to its named volumes. */
+            volumeRetention: z.enum(['delete', 'keep']).default('delete'),
+            /** Host ports are allocated from this range, inclusive. */
+            portRangeStart: int(1, 65535).default(19000),
+            portRangeEnd: int(1, 65535).default(29000),
+          })
+          .refine((d) => d.portRangeStart <= d.portRangeEnd, {
+            message: 'portRangeStart must not be above portRangeEnd',
+            path: ['portRangeEnd'],
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    payments: paymentsSchema,
+    pricing: pricingSchema,
+    /** EVM networks and tokens accepted for payment; set in the config file. */
+    networks: networksSchema,
+    nft: nftSchema,
+    /** NFT collections whose tokens deployments may be bound to; each on one of `networks`. */
+    nftCollections: nftCollectionsSchema,
+  })
+  .superRefine((config, ctx) => {
+    const chains = new Set(config.networks.map((n) => n.chainId))
+    config.nftCollections.forEach((c, i) => {
+      if (!chains.has(c.chainId))
+        ctx.addIssue({
+          code: 'custom',
+          message: `chainId ${c.chainId} is not one of networks (RPC access comes from there)`,
+          path: ['nftCollections', i, 'chainId'],
         })
-        .prefault({}),
-      docker: z
-        .strictObject({
-          /** `auto`: offered (and the default provider) when the engine answers at start. */
-          enabled: z.union([z.literal('auto'), bool]).default('auto'),
-          /** unix:///var/run/docker.sock (default), tcp://host:2375, https://host:2376 or ssh://user@host. */
-          host: z.string().min(1).optional(),
-          /** Host address published ports bind to. */
-          hostIp: z.string().min(1).default('127.0.0.1'),
-          /** Host name in endpoint URLs; defaults to hostIp (localhost when that is 0.0.0.0). */
-          publicHost: z.string().min(1).optional(),
-          pidsLimit: int(8, 1_000_000).default(256),
-          /** SIGTERM, then SIGKILL after this many seconds. */
-          stopGraceSeconds: int(0, 3600).default(10),
-          /** Read-only root filesystem (with a tmpfs /tmp) unless a spec says otherwise. */
-          readOnlyRootfs: bool.default(false),
-          pullAttempts: int(1, 20).default(3),
-          /** Credentials for private registries, used when pulling; env: a JSON list. */
-          registryAuths: z
-            .preprocess((v) => (typeof v === 'string' ? parseJson(v) : v), z.array(registryAuth).max(64))
-            .default([]),
-          /** What deleting a deployment does to its named volumes. */
-          volumeRetention: z.enum(['delete', 'keep']).default('delete'),
-          /** Host ports are allocated from this range, inclusive. */
-          portRangeStart: int(1, 65535).default(19000),
-          portRangeEnd: int(1, 65535).default(29000),
-        })
-        .refine((d) => d.portRangeStart <= d.portRangeEnd, {
-          message: 'portRangeStart must not be above portRangeEnd',
-          path: ['portRangeEnd'],
-        })
-        .prefault({}),
     })
-    .prefault({}),
-  payments: paymentsSchema,
-  pricing: pricingSchema,
-  /** EVM networks and tokens accepted for payment; set in the config file. */
-  networks: networksSchema,
-})
+  })
 
 export type Config = z.output<typeof configSchema>

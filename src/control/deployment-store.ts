@@ -189,6 +189,9 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
       if (uniqueViolation(error) === 'deployments_owner_name_key') {
         throw conflict(`a deployment named "${input.spec.name}" already exists`, { field: 'name' })
       }
+      if (uniqueViolation(error) === 'deployments_nft_key') {
+        throw conflict('this NFT is already bound to a live deployment', { field: 'nft' })
+      }
       throw error
     }
   }

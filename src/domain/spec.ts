@@ -81,6 +81,35 @@ export const capAddSpec = z.strictObject({
   reason: z.string().trim().min(1, 'say why the workload needs this capability').max(500),
 })
 
+/** The largest uint256: token ids are decimal strings up to it, never JS numbers. */
+const MAX_UINT256 = 2n ** 256n - 1n
+
+export const TOKEN_ID_PATTERN = /^(0|[1-9][0-9]{0,77})$/
+export const fitsUint256 = (v: string) => /^\d+$/.test(v) && BigInt(v) <= MAX_UINT256
+
+export const tokenIdSchema = z
+  .string()
+  .regex(TOKEN_ID_PATTERN, 'must be a decimal token id without leading zeros')
+  .refine(fitsUint256, 'must fit in uint256')
+
+export const nftStandards = ['erc721', 'erc1155'] as const
+export type NftStandard = (typeof nftStandards)[number]
+
+/** The NFT a deployment is bound to: only the token's current holder may create, start or restart it. */
+export const nftBindingSchema = z.strictObject({
+  chainId: z
+    .int()
+    .min(1)
+    .max(2 ** 31 - 1),
+  contract: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
+    .transform((a) => a.toLowerCase() as `0x${string}`),
+  tokenId: tokenIdSchema,
+  standard: z.enum(nftStandards),
+})
+export type NftBinding = z.output<typeof nftBindingSchema>
+
 export const deploymentSpecSchema = z
   .strictObject({
     name: dnsLabel,
@@ -95,6 +124,9 @@ export const deploymentSpecSchema = z
     replicas: z.int().min(1).max(100).default(1),
     labels: z.record(labelKey, z.string().max(1024)).optional(),
     provider: z.string().min(1).max(64).optional(),
+    nft: nftBindingSchema.optional(),
+    /** Names of env values that are the holder's secrets: dropped when the NFT changes hands. */
+    secretEnv: z.array(envName).max(512).optional(),
   })
   .superRefine((spec, ctx) => {
     const seen = new Set<string>()

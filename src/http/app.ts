@@ -9,6 +9,7 @@ import { BerthError } from '../domain/errors.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Authenticator } from '../identity/authenticator.ts'
 import type { Metrics } from '../metrics/registry.ts'
+import type { Nft } from '../nft/nft.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
 import type { AppEnv } from './context.ts'
 import { renderDocsPage } from './docs-page.ts'
@@ -19,6 +20,7 @@ import { createRouter } from './openapi.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
 import { eventRoutes } from './routes/events.ts'
 import { logRoutes, mountLogSocket } from './routes/logs.ts'
+import { nftRoutes } from './routes/nfts.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { systemRoutes } from './routes/system.ts'
 import { mountEventSocket } from './routes/websocket.ts'
@@ -35,6 +37,7 @@ export interface HttpDeps {
   authenticator: Authenticator
   identityRouter: OpenAPIHono<AppEnv>
   payments: PaymentRoutesDeps
+  nft: Nft
   logger: Logger
 }
 
@@ -72,6 +75,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', eventRoutes(deps))
   app.route('/', logRoutes(deps))
   app.route('/', paymentRoutes(deps.payments))
+  app.route('/', nftRoutes(deps))
   mountEventSocket(app, upgradeWebSocket, deps)
   mountLogSocket(app, upgradeWebSocket, deps)
 

@@ -3,7 +3,7 @@ import { exitCodes } from '../exit-codes.ts'
 import { type Deployment, describeError, shortId } from '../output.ts'
 import type { Action, CommandContext } from './context.ts'
 import { followToGoal, parseSeconds } from './progress.ts'
-import { buildSpec, type DeployFlags, readSpecFile } from './spec.ts'
+import { buildSpec, type DeployFlags, parseNft, readSpecFile } from './spec.ts'
 import { goals } from './watch.ts'
 
 interface DeployOptions extends DeployFlags {
@@ -29,6 +29,10 @@ export function registerDeploy(program: Command, action: Action): void {
     .option('-l, --label <k=v>', 'label (repeatable)', collect)
     .option('--provider <name>', 'provider to run on (default: the server default)')
     .option('--command <cmd>', 'command: a JSON array of strings, or words split like a shell')
+    .option(
+      '--nft <chainId:contract:tokenId>',
+      "bind to an NFT you hold (append :erc1155 for ERC-1155); without --image, deploys the collection's template",
+    )
     .option('--idempotency-key <key>', 'retry-safe key: the same key returns the same deployment')
     .option('-d, --detach', 'return once the deployment is accepted; do not follow it')
     .option('--timeout <seconds>', 'give up following after this long (exit 1)', parseSeconds)
@@ -36,11 +40,22 @@ export function registerDeploy(program: Command, action: Action): void {
 }
 
 async function deploy(ctx: CommandContext, opts: DeployOptions): Promise<number> {
-  const spec = buildSpec(opts, opts.file ? readSpecFile(opts.file) : {})
+  const fileSpec = opts.file ? readSpecFile(opts.file) : {}
   const client = ctx.client()
-  const created = await client.post<Deployment>('/v1/deployments', spec, {
-    headers: opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {},
-  })
+  let created: Deployment
+  if (opts.nft !== undefined && opts.image === undefined && fileSpec.image === undefined) {
+    // No image: the operator's template for the token's collection, filled from its metadata.
+    const nft = parseNft(opts.nft)
+    created = await client.post<Deployment>(`/v1/nfts/${nft.chainId}/${nft.contract}/${nft.tokenId}/deploy`, {
+      ...(opts.name ? { name: opts.name } : {}),
+      ...(opts.provider ? { provider: opts.provider } : {}),
+    })
+  } else {
+    const spec = buildSpec(opts, fileSpec)
+    created = await client.post<Deployment>('/v1/deployments', spec, {
+      headers: opts.idempotencyKey ? { 'idempotency-key': opts.idempotencyKey } : {},
+    })
+  }
   const out = ctx.io.stdout
   if (opts.detach) {
     ctx.print(created, () => `${created.id}\n`)

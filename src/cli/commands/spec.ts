@@ -17,6 +17,7 @@ export interface DeployFlags {
   label?: string[]
   provider?: string
   command?: string
+  nft?: string
 }
 
 type Spec = Record<string, unknown>
@@ -93,6 +94,29 @@ export function parseCommand(value: string): string[] {
   return words
 }
 
+/**
+ * `--nft chainId:contract:tokenId[:standard]`, standard erc721 (the default) or erc1155. The token
+ * id stays a decimal string: ids are uint256 and do not fit a JS number.
+ */
+export function parseNft(value: string): {
+  chainId: number
+  contract: string
+  tokenId: string
+  standard: 'erc721' | 'erc1155'
+} {
+  const match = /^(\d{1,10}):(0x[0-9a-fA-F]{40}):(0|[1-9]\d{0,77})(?::(erc721|erc1155))?$/i.exec(value.trim())
+  if (!match)
+    throw usage(
+      `--nft ${value}: expected <chainId>:<contract 0x…>:<tokenId>[:erc721|erc1155], e.g. 1:0xabc…:42`,
+    )
+  return {
+    chainId: Number(match[1]),
+    contract: match[2]!.toLowerCase(),
+    tokenId: match[3]!,
+    standard: (match[4]?.toLowerCase() ?? 'erc721') as 'erc721' | 'erc1155',
+  }
+}
+
 /** A spec file in JSON or YAML (YAML parses JSON too; .json files get the stricter parser). */
 export function readSpecFile(path: string): Spec {
   let text: string
@@ -156,6 +180,7 @@ export function buildSpec(flags: DeployFlags, fileSpec: Spec = {}): Spec {
     if (flags.memory !== undefined) resources.memoryMb = parseNumber(flags.memory, '--memory', true)
     spec.resources = resources
   }
+  if (flags.nft !== undefined) spec.nft = parseNft(flags.nft)
   if (spec.name === undefined) throw usage('a deployment needs a name: pass --name or set name in --file')
   if (spec.image === undefined)
     throw usage('a deployment needs an image: pass --image or set image in --file')

@@ -65,6 +65,14 @@ export const deployments = pgTable(
     // A name is unique per owner among deployments that still exist.
     uniqueIndex('deployments_owner_name_key').on(t.ownerId, t.name).where(sql`${t.status} <> 'deleted'`),
     index('deployments_owner_idx').on(t.ownerId, t.createdAt),
+    // One deployment per NFT among those not being deleted; also how the NFT watcher finds them.
+    uniqueIndex('deployments_nft_key')
+      .on(
+        sql`((${t.spec}->'nft'->>'chainId'))`,
+        sql`((${t.spec}->'nft'->>'contract'))`,
+        sql`((${t.spec}->'nft'->>'tokenId'))`,
+      )
+      .where(sql`${t.desiredState} <> 'deleted' and ${t.spec} ? 'nft'`),
     // The reconciler's claim scans this index; deleted rows never come due again.
     index('deployments_due_idx').on(t.nextReconcileAt).where(sql`${t.status} <> 'deleted'`),
   ],

@@ -1,6 +1,7 @@
 export * from './accounts.ts'
 export * from './chain.ts'
 export * from './deployments.ts'
+export * from './nft.ts'
 export * from './payments.ts'
 export * from './ports.ts'
 export * from './settings.ts'

@@ -3,6 +3,7 @@ import type { DeploymentStore, Intent } from '../../control/deployment-store.ts'
 import { invalidInput } from '../../domain/errors.ts'
 import { statuses } from '../../domain/lifecycle.ts'
 import { deploymentSpecSchema } from '../../domain/spec.ts'
+import type { Nft } from '../../nft/nft.ts'
 import type { ProviderRegistry } from '../../providers/provider.ts'
 import { createRouter } from '../openapi.ts'
 import { accountOf, ownerLabel } from '../principal.ts'
@@ -12,6 +13,8 @@ import { deploymentView } from '../views.ts'
 export interface DeploymentRoutesDeps {
   store: DeploymentStore
   providers: ProviderRegistry
+  /** Holder checks for NFT-bound deployments; absent: bound specs are refused. */
+  nft?: Pick<Nft, 'prepareCreate' | 'checkIntent'>
 }
 
 const json = (schema: z.ZodType, description: string) => ({
@@ -30,7 +33,8 @@ const createDeployment = createRoute({
   },
   responses: {
     202: json(deploymentSchema, 'Accepted; the deployment converges in the background'),
-    409: json(errorSchema, 'Name taken, or Idempotency-Key reused with another body'),
+    403: json(errorSchema, 'The spec binds an NFT the caller does not hold'),
+    409: json(errorSchema, 'Name taken, NFT already bound, or Idempotency-Key reused with another body'),
     ...errorResponses,
   },
 })
@@ -69,6 +73,7 @@ const intentRoute = (intent: Intent) =>
     request: { params: idParam },
     responses: {
       202: json(deploymentSchema, 'Accepted'),
+      403: json(errorSchema, 'An NFT-bound deployment and the caller does not hold the token'),
       409: json(errorSchema, 'The deployment is being deleted'),
       ...errorResponses,
     },
@@ -79,7 +84,14 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps) {
 
   router.openapi(createDeployment, async (c) => {
     const account = accountOf(c)
-    const spec = c.req.valid('json')
+    let spec = c.req.valid('json')
+    if (spec.nft) {
+      if (!deps.nft)
+        throw invalidInput('NFT-bound deployments are not configured on this server', [
+          { path: 'nft', message: 'no nftCollections configured' },
+        ])
+      spec = await deps.nft.prepareCreate(account, spec)
+    }
     const provider = spec.provider ?? deps.providers.defaultName
     if (!deps.providers.get(provider)) {
       throw invalidInput(`unknown provider "${provider}"; available: ${deps.providers.names().join(', ')}`, [
@@ -112,7 +124,12 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps) {
   for (const intent of ['stop', 'start', 'restart', 'delete'] as const) {
     router.openapi(intentRoute(intent), async (c) => {
       const account = accountOf(c)
-      const row = await deps.store.requestIntent(account.id, c.req.valid('param').id, intent)
+      const { id } = c.req.valid('param')
+      if (deps.nft && (intent === 'start' || intent === 'restart')) {
+        // Only the token's holder may run it; the row answers 404 to anyone it does not belong to.
+        await deps.nft.checkIntent(account, await deps.store.get(account.id, id), intent)
+      }
+      const row = await deps.store.requestIntent(account.id, id, intent)
       return c.json(deploymentView(row, ownerLabel(account)), 202)
     })
   }

@@ -1,0 +1,146 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { DeploymentStore } from '../../control/deployment-store.ts'
+import { invalidInput } from '../../domain/errors.ts'
+import { dnsLabel, fitsUint256, TOKEN_ID_PATTERN } from '../../domain/spec.ts'
+import type { Nft } from '../../nft/nft.ts'
+import type { ProviderRegistry } from '../../providers/provider.ts'
+import { createRouter } from '../openapi.ts'
+import { accountOf, ownerLabel } from '../principal.ts'
+import { deploymentSchema, errorResponses, errorSchema } from '../schemas.ts'
+import { deploymentView } from '../views.ts'
+
+// NFT-bound deployments: the caller's list, "one agent per token" from a collection template, and
+// the notifications an old holder keeps after a transfer took the deployment away.
+
+export interface NftRoutesDeps {
+  store: DeploymentStore
+  providers: ProviderRegistry
+  nft: Pick<Nft, 'templateSpec' | 'listBound' | 'listNotifications'>
+}
+
+const json = (schema: z.ZodType, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+
+const tokenParams = z.object({
+  chainId: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31 - 1)
+    .openapi({ param: { name: 'chainId', in: 'path' } }),
+  contract: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
+    .transform((a) => a.toLowerCase() as `0x${string}`)
+    .openapi({ param: { name: 'contract', in: 'path' } }),
+  tokenId: z
+    .string()
+    .regex(TOKEN_ID_PATTERN, 'must be a decimal token id without leading zeros')
+    .refine(fitsUint256, 'must fit in uint256')
+    .openapi({ param: { name: 'tokenId', in: 'path' } }),
+})
+
+const notificationSchema = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    message: z.string(),
+    deploymentId: z.string().nullable(),
+    data: z.unknown().optional(),
+    createdAt: z.string(),
+  })
+  .openapi('Notification')
+
+const routes = {
+  list: createRoute({
+    method: 'get',
+    path: '/v1/nfts',
+    tags: ['nfts'],
+    summary: "The caller's NFT-bound deployments",
+    responses: {
+      200: json(z.object({ items: z.array(deploymentSchema) }), 'Deployments'),
+      ...errorResponses,
+    },
+  }),
+  deploy: createRoute({
+    method: 'post',
+    path: '/v1/nfts/{chainId}/{contract}/{tokenId}/deploy',
+    tags: ['nfts'],
+    summary: "Deploy the collection's template for a token the caller holds",
+    request: {
+      params: tokenParams,
+      body: {
+        required: false,
+        content: {
+          'application/json': {
+            schema: z.strictObject({
+              name: dnsLabel.optional(),
+              provider: z.string().min(1).max(64).optional(),
+            }),
+          },
+        },
+      },
+    },
+    responses: {
+      202: json(deploymentSchema, 'Accepted'),
+      403: json(errorSchema, 'The caller does not hold the token'),
+      409: json(errorSchema, 'The token already has a live deployment, or the name is taken'),
+      503: json(errorSchema, 'The chain or the token metadata could not be read'),
+      ...errorResponses,
+    },
+  }),
+  notifications: createRoute({
+    method: 'get',
+    path: '/v1/notifications',
+    tags: ['nfts'],
+    summary: 'Notifications for the caller, newest first (e.g. an NFT transfer that took a deployment)',
+    request: { query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }) },
+    responses: {
+      200: json(z.object({ items: z.array(notificationSchema) }), 'Notifications'),
+      ...errorResponses,
+    },
+  }),
+}
+
+export function nftRoutes(deps: NftRoutesDeps) {
+  const router = createRouter()
+  router.openapi(routes.list, async (c) => {
+    const account = accountOf(c)
+    const rows = await deps.nft.listBound(account.id)
+    return c.json({ items: rows.map((row) => deploymentView(row, ownerLabel(account))) }, 200)
+  })
+  router.openapi(routes.deploy, async (c) => {
+    const account = accountOf(c)
+    const { chainId, contract, tokenId } = c.req.valid('param')
+    // The body is optional: no body, or an empty one, is {}.
+    const options = (c.req.header('content-type') ?? '').includes('json') ? c.req.valid('json') : {}
+    const spec = await deps.nft.templateSpec(account, { chainId, contract, tokenId }, options ?? {})
+    const provider = spec.provider ?? deps.providers.defaultName
+    if (!deps.providers.get(provider)) {
+      throw invalidInput(`unknown provider "${provider}"; available: ${deps.providers.names().join(', ')}`, [
+        { path: 'provider', message: 'not configured' },
+      ])
+    }
+    const { row } = await deps.store.create({ ownerId: account.id, spec, provider })
+    return c.json(deploymentView(row, ownerLabel(account)), 202)
+  })
+  router.openapi(routes.notifications, async (c) => {
+    const rows = await deps.nft.listNotifications(accountOf(c).id, c.req.valid('query').limit)
+    return c.json(
+      {
+        items: rows.map((n) => ({
+          id: String(n.id),
+          type: n.type,
+          message: n.message,
+          deploymentId: n.deploymentId,
+          ...(n.data === null ? {} : { data: n.data }),
+          createdAt: n.createdAt.toISOString(),
+        })),
+      },
+      200,
+    )
+  })
+  return router
+}

@@ -1,0 +1,241 @@
+import { createHash } from 'node:crypto'
+import { and, desc, eq, sql } from 'drizzle-orm'
+import type { Logger } from 'pino'
+import { Counter } from 'prom-client'
+import type { Config } from '../config/schema.ts'
+import type { DeploymentRow, Intent } from '../control/deployment-store.ts'
+import type { Database } from '../db/client.ts'
+import { deployments, notifications } from '../db/schema/index.ts'
+import { describeIssues, invalidInput, summarizeIssues } from '../domain/errors.ts'
+import { type DeploymentSpec, deploymentSpecSchema, type NftBinding } from '../domain/spec.ts'
+import type { EventBus } from '../events/bus.ts'
+import type { Account } from '../identity/accounts.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import { checkHolders } from './backstop.ts'
+import { createNftChains, type NftChains } from './chain.ts'
+import {
+  fetchMetadata,
+  fillPlaceholders,
+  needsMetadata,
+  substituteId,
+  type TokenMetadata,
+} from './metadata.ts'
+import { createOwnership } from './ownership.ts'
+import type { AppliedChange } from './transfer.ts'
+import { createNftWatcher } from './watcher.ts'
+
+// NFT-bound deployments, built from the config: the holder checks the API runs before create,
+// start and restart; a transfer watcher per network with collections; the two backstops; the
+// collection templates. Nothing here acts on a deployment's containers: it changes desired state
+// and ownership, and the reconciler does the rest.
+
+export interface NftDeps {
+  database: Database
+  bus: EventBus
+  config: Pick<Config, 'networks' | 'nft' | 'nftCollections'>
+  metrics: Pick<Metrics, 'registry' | 'chainCursorLag'>
+  logger?: Logger
+  /** For tests: RPC clients per network instead of ones built from rpcUrls. */
+  chains?: NftChains
+}
+
+export function createNft(deps: NftDeps) {
+  const { database, bus, config } = deps
+  const collections = config.nftCollections
+  const used = new Set(collections.map((c) => c.chainId))
+  const chains = deps.chains ?? createNftChains(config.networks.filter((n) => used.has(n.chainId)))
+  const ownership = createOwnership({
+    db: database.db,
+    chains,
+    collections,
+    cacheSeconds: config.nft.ownershipCacheSeconds,
+  })
+  const stops = new Counter({
+    name: 'berth_nft_stops_total',
+    help: 'Deployments stopped because their NFT changed hands, by how it was found',
+    labelNames: ['reason'],
+    registers: [deps.metrics.registry],
+  })
+
+  const onApplied = (changes: AppliedChange[], source: 'transfer' | 'recheck' | 'sweep') => {
+    for (const c of changes) {
+      bus.changed(c.deploymentId, c.fromOwnerId)
+      if (c.toOwnerId !== c.fromOwnerId) bus.changed(c.deploymentId, c.toOwnerId)
+      if (c.stopped) stops.inc({ reason: c.burned ? 'burn' : source })
+    }
+    if (changes.length) bus.wake()
+  }
+
+  const watchers = config.networks
+    .filter((n) => used.has(n.chainId))
+    .map((network) =>
+      createNftWatcher({
+        database,
+        chain: chains.get(network.chainId)!,
+        chains,
+        collections,
+        onApplied,
+        metrics: deps.metrics,
+        ...(deps.logger ? { logger: deps.logger } : {}),
+      }),
+    )
+
+  const backstop = { database, chains, collections, ...(deps.logger ? { logger: deps.logger } : {}) }
+  /** ownerOf re-read for every deployment meant to run; stops those whose holder changed. */
+  const recheck = async () => {
+    const changes = await checkHolders(backstop, 'live', 'recheck')
+    onApplied(changes, 'recheck')
+    return changes
+  }
+  /** The same for every bound deployment that is not deleted, stopped ones included. */
+  const sweep = async () => {
+    const changes = await checkHolders(backstop, 'all', 'sweep')
+    onApplied(changes, 'sweep')
+    return changes
+  }
+
+  /** NFT_* and OWNER_ADDRESS, set by berth whatever the spec says. */
+  const nftEnv = (binding: NftBinding, owner: string) => ({
+    NFT_CHAIN_ID: String(binding.chainId),
+    NFT_CONTRACT: binding.contract,
+    NFT_TOKEN_ID: binding.tokenId,
+    OWNER_ADDRESS: owner,
+  })
+
+  /** Create: the caller must hold the token; the spec gets the NFT env. */
+  async function prepareCreate(account: Account, spec: DeploymentSpec): Promise<DeploymentSpec> {
+    if (!spec.nft) return spec
+    await ownership.assertHolder(spec.nft, account.address)
+    return { ...spec, env: { ...(spec.env ?? {}), ...nftEnv(spec.nft, account.address!.toLowerCase()) } }
+  }
+
+  /** Start and restart of a bound deployment: the caller must hold the token now. */
+  async function checkIntent(account: Account, row: DeploymentRow, intent: Intent): Promise<void> {
+    if (!row.spec.nft || (intent !== 'start' && intent !== 'restart')) return
+    await ownership.assertHolder(row.spec.nft, account.address)
+  }
+
+  /** The collection's template for one token, with its metadata filled in, for the caller. */
+  async function templateSpec(
+    account: Account,
+    binding: Omit<NftBinding, 'standard'>,
+    options: { name?: string; provider?: string },
+  ): Promise<DeploymentSpec> {
+    const collection = collections.find(
+      (c) => c.chainId === binding.chainId && c.contract === binding.contract,
+    )
+    if (!collection)
+      throw invalidInput(`NFT collection ${binding.contract} on chain ${binding.chainId} is not configured`)
+    if (!collection.template)
+      throw invalidInput(`collection ${binding.contract} has no template: create the deployment with a spec`)
+    const full: NftBinding = { ...binding, standard: collection.standard }
+    await ownership.assertHolder(full, account.address)
+    const owner = account.address!.toLowerCase()
+    const { template } = collection
+    const env = template.env ?? {}
+    let metadata: TokenMetadata | undefined
+    if (needsMetadata(env)) {
+      const block = await chains.confirmedBlock(full.chainId)
+      const raw = await chains.tokenUri(full, block)
+      const uri = full.standard === 'erc1155' ? substituteId(raw, full.tokenId) : raw
+      metadata = await fetchMetadata(uri, {
+        ipfsGateway: config.nft.ipfsGateway,
+        timeoutMs: config.nft.metadataTimeoutMs,
+        maxBytes: config.nft.metadataMaxBytes,
+      })
+    }
+    const filled = fillPlaceholders(env, { ...full, owner, ...(metadata ? { metadata } : {}) })
+    const parsed = deploymentSpecSchema.safeParse({
+      name: options.name ?? defaultName(full),
+      image: template.image,
+      ...(template.command ? { command: template.command } : {}),
+      env: { ...filled, ...nftEnv(full, owner) },
+      ...(template.resources ? { resources: template.resources } : {}),
+      ...(template.ports ? { ports: template.ports } : {}),
+      ...(template.healthCheck ? { healthCheck: template.healthCheck } : {}),
+      ...(template.secretEnv ? { secretEnv: template.secretEnv } : {}),
+      ...(options.provider ? { provider: options.provider } : {}),
+      nft: full,
+    })
+    // Metadata can make a value too long; say so rather than fail later.
+    if (!parsed.success)
+      throw invalidInput(
+        `the collection template does not make a valid spec: ${summarizeIssues(describeIssues(parsed.error.issues))}`,
+      )
+    return parsed.data
+  }
+
+  async function listBound(ownerId: string) {
+    return database.db
+      .select()
+      .from(deployments)
+      .where(
+        and(
+          eq(deployments.ownerId, ownerId),
+          sql`${deployments.spec} ? 'nft'`,
+          sql`${deployments.status} <> 'deleted'`,
+        ),
+      )
+      .orderBy(desc(deployments.createdAt))
+  }
+
+  async function listNotifications(accountId: string, limit: number) {
+    return database.db
+      .select()
+      .from(notifications)
+      .where(eq(notifications.accountId, accountId))
+      .orderBy(desc(notifications.id))
+      .limit(limit)
+  }
+
+  const timers: NodeJS.Timeout[] = []
+  const every = (seconds: number, what: string, fn: () => Promise<unknown>) => {
+    let running = false
+    const timer = setInterval(() => {
+      if (running) return // a slow pass is not stacked on by the next
+      running = true
+      fn()
+        .catch((error: unknown) => deps.logger?.warn({ err: error }, `${what} failed`))
+        .finally(() => {
+          running = false
+        })
+    }, seconds * 1000)
+    timer.unref()
+    timers.push(timer)
+  }
+
+  return {
+    chains,
+    ownership,
+    watchers,
+    recheck,
+    sweep,
+    prepareCreate,
+    checkIntent,
+    templateSpec,
+    listBound,
+    listNotifications,
+    async start() {
+      for (const w of watchers) w.start()
+      if (collections.length) {
+        every(config.nft.recheckIntervalSeconds, 'NFT ownership recheck', recheck)
+        every(config.nft.sweepIntervalSeconds, 'NFT ownership sweep', sweep)
+      }
+    },
+    async stop() {
+      for (const t of timers.splice(0)) clearInterval(t)
+      await Promise.all(watchers.map((w) => w.stop()))
+    },
+  }
+}
+
+export type Nft = ReturnType<typeof createNft>
+
+/** A DNS-label name for a token's deployment: nft-<contract prefix>-<token id, or its hash when long>. */
+function defaultName(binding: NftBinding): string {
+  const id =
+    binding.tokenId.length <= 40
+      ? binding.tokenId
+      : createHash('sha256').update(binding.tokenId).digest('hex').slice(0, 16)
+  return `nft-${binding.contract.slice(2, 10)}-${id}`
+}

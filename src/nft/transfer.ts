@@ -1,0 +1,149 @@
+import { sql } from 'drizzle-orm'
+import { queryRows, type Tx } from '../db/client.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
+import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
+import { forgetOwnership } from './ownership.ts'
+
+// What happens to a bound deployment when its token changes hands, in the caller's transaction
+// (the watcher's, which also moves its cursor; or a backstop's): the deployment is stopped with
+// reason nft_transferred, the old holder gets an event and a notification they can still read,
+// the record moves to the new holder (created by address if new to berth) with the old holder's
+// secret env values dropped, and the cached ownership of the token is forgotten.
+//
+// A burn (transfer to the zero address), or a holder the backstop cannot name (ERC-1155, where
+// balances do not say who has the token now), stops the deployment and leaves it with the old
+// holder: nobody usable holds the token, and the old holder can still read and delete it, but a
+// start fails the holder check.
+
+export type ChangeSource = 'transfer' | 'recheck' | 'sweep'
+
+export interface HolderChange {
+  chainId: number
+  contract: string
+  tokenId: string
+  /** The new holder (lower-case), null when unknown; ignored for a burn. */
+  to: string | null
+  burned: boolean
+  source: ChangeSource
+  txHash?: string
+  blockNumber?: bigint
+}
+
+export interface AppliedChange {
+  deploymentId: string
+  fromOwnerId: string
+  toOwnerId: string
+  /** Whether this change stopped a deployment meant to run. */
+  stopped: boolean
+  burned: boolean
+}
+
+interface BoundRow {
+  id: string
+  owner_id: string
+  owner_address: string | null
+  name: string
+  desired_state: string
+  spec: DeploymentSpec | string
+}
+
+export async function applyHolderChange(
+  tx: Tx,
+  change: HolderChange,
+  options: { carrySecrets: boolean },
+): Promise<AppliedChange | null> {
+  const { chainId, contract, tokenId } = change
+  await forgetOwnership(tx, chainId, contract, tokenId)
+  const [row] = await queryRows<BoundRow>(
+    tx,
+    sql`select d.id, d.owner_id, a.address as owner_address, d.name, d.desired_state, d.spec
+          from deployments d join accounts a on a.id = d.owner_id
+         where d.spec ? 'nft' and d.desired_state <> 'deleted'
+           and (d.spec->'nft'->>'chainId') = ${String(chainId)}
+           and (d.spec->'nft'->>'contract') = ${contract}
+           and (d.spec->'nft'->>'tokenId') = ${tokenId}
+         for update of d`,
+  )
+  if (!row) return null
+  const from = row.owner_address
+  const moves = !change.burned && change.to !== null
+  // A transfer back to the holder berth already has (or a recheck that agrees) changes nothing.
+  if (moves && change.to === from) return null
+
+  const spec: DeploymentSpec = typeof row.spec === 'string' ? JSON.parse(row.spec) : row.spec
+  let toOwnerId = row.owner_id
+  let name = row.name
+  const nextSpec: DeploymentSpec = { ...spec }
+  let dropped: string[] = []
+  if (moves) {
+    toOwnerId = (await findOrCreateAccountByAddress(tx, change.to!)).id
+    const env = { ...(spec.env ?? {}) }
+    if (!options.carrySecrets) {
+      dropped = (spec.secretEnv ?? []).filter((k) => k in env)
+      for (const k of dropped) delete env[k]
+    }
+    env.OWNER_ADDRESS = change.to!
+    nextSpec.env = env
+    // Names are unique per owner: keep it unless the new holder already uses it.
+    const [clash] = await queryRows<{ id: string }>(
+      tx,
+      sql`select id from deployments where owner_id = ${toOwnerId} and name = ${name} and status <> 'deleted'
+            and id <> ${row.id}`,
+    )
+    if (clash) {
+      name = `${name.slice(0, 54)}-${row.id.slice(0, 8)}`
+      nextSpec.name = name
+    }
+  }
+  const stopping = row.desired_state === 'running'
+  const what = change.burned ? 'burned' : moves ? `transferred to ${change.to}` : 'no longer held by you'
+  const message =
+    `NFT ${tokenId} of ${contract} on chain ${chainId} was ${what}` +
+    (change.source === 'transfer' ? '' : ` (found by the ownership ${change.source})`) +
+    (stopping ? '; the deployment is stopped' : '')
+  const data = {
+    from,
+    to: change.burned ? null : change.to,
+    burned: change.burned,
+    source: change.source,
+    ...(change.txHash ? { txHash: change.txHash } : {}),
+    ...(change.blockNumber !== undefined ? { blockNumber: String(change.blockNumber) } : {}),
+    ...(dropped.length ? { secretEnvDropped: dropped } : {}),
+  }
+  const events = [
+    { type: change.burned ? 'nft_burned' : 'nft_transferred', message, data },
+    ...(stopping
+      ? [
+          {
+            type: 'desired_state_changed',
+            message: 'stop requested (nft_transferred)',
+            data: { desired: 'stopped' },
+          },
+        ]
+      : []),
+  ]
+  // The row change and its events in one statement, numbered from event_seq like every other write.
+  await tx.execute(sql`
+    with u as (
+      update deployments
+         set desired_state = case when desired_state = 'running' then 'stopped' else desired_state end,
+             stop_reason = case when desired_state = 'running' then 'nft_transferred' else stop_reason end,
+             owner_id = ${toOwnerId}, name = ${name}, spec = ${JSON.stringify(nextSpec)}::jsonb,
+             attempts = 0, next_reconcile_at = now(), event_seq = event_seq + ${events.length}, updated_at = now()
+       where id = ${row.id}
+      returning id, event_seq)
+    insert into deployment_events (deployment_id, seq, type, message, data, actor)
+    select u.id, u.event_seq - ${events.length} + ev.ord, ev.v->>'type', ev.v->>'message', ev.v->'data', 'nft-watcher'
+      from u cross join jsonb_array_elements(${JSON.stringify(events)}::jsonb) with ordinality as ev(v, ord)`)
+  await tx.execute(
+    sql`insert into notifications (account_id, type, message, deployment_id, data)
+        values (${row.owner_id}, ${events[0]!.type}, ${message}, ${row.id}, ${JSON.stringify(data)}::jsonb)`,
+  )
+  return {
+    deploymentId: row.id,
+    fromOwnerId: row.owner_id,
+    toOwnerId,
+    stopped: stopping,
+    burned: change.burned,
+  }
+}

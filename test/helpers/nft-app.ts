@@ -1,0 +1,104 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { pino } from 'pino'
+import type { Database } from '../../src/db/client.ts'
+import { createHttpApp } from '../../src/http/app.ts'
+import { createApiKeys } from '../../src/identity/api-keys.ts'
+import { createIdentity } from '../../src/identity/create-identity.ts'
+import { createNft, type Nft } from '../../src/nft/nft.ts'
+import { createPayments } from '../../src/payments/payments.ts'
+import { createAccount, type Stack } from './stack.ts'
+
+// berth's HTTP app in-process on a test stack, with the NFT service built but not started (tests
+// drive its watcher with tick() and call its backstops), and users who authenticate with real API
+// keys of accounts named by wallet address.
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read replies field by field and assert on them
+export interface Reply<T = any> {
+  status: number
+  body: T
+}
+
+export interface NftApp {
+  nft: Nft
+  /** Creates an account for the wallet and returns a caller acting with one of its API keys. */
+  user(address: string): Promise<(method: string, path: string, body?: unknown) => Promise<Reply>>
+  metricsText(): Promise<string>
+}
+
+export async function createNftApp(database: Database, stack: Stack): Promise<NftApp> {
+  const logger = pino({ level: 'silent' })
+  const nft = createNft({ database, bus: stack.bus, config: stack.config, metrics: stack.metrics, logger })
+  const identity = await createIdentity({ db: database.db, config: stack.config })
+  const payments = createPayments({
+    database,
+    store: stack.store,
+    config: stack.config,
+    metrics: stack.metrics,
+    logger,
+  })
+  const { app } = createHttpApp({
+    version: 'test',
+    bodyLimitBytes: 1024 * 1024,
+    databaseKind: database.kind,
+    pingDatabase: async () => true,
+    store: stack.store,
+    bus: stack.bus,
+    providers: stack.providers,
+    metrics: stack.metrics,
+    authenticator: identity.authenticator,
+    identityRouter: identity.router,
+    payments: {
+      config: stack.config,
+      store: stack.store,
+      orders: payments.orders,
+      balances: payments.balances,
+    },
+    nft,
+    logger,
+  })
+  const keys = createApiKeys({ db: database.db, now: () => new Date() })
+  return {
+    nft,
+    async user(address) {
+      const accountId = await createAccount(database, address.toLowerCase())
+      const { key } = await keys.create(accountId, 'test')
+      return async (method, path, body) => {
+        const res = await app.request(path, {
+          method,
+          headers: {
+            authorization: `Bearer ${key}`,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        })
+        const text = await res.text()
+        return { status: res.status, body: text ? JSON.parse(text) : undefined }
+      }
+    },
+    async metricsText() {
+      return (await app.request('/metrics')).text()
+    },
+  }
+}
+
+/** A loopback HTTP server answering token metadata by path, as the test sets it. */
+export async function startMetadataServer(): Promise<{
+  url: string
+  set(path: string, status: number, body: string): void
+  stop(): Promise<void>
+}> {
+  const answers = new Map<string, { status: number; body: string }>()
+  const server: Server = createServer((req, res) => {
+    const answer = answers.get(req.url ?? '')
+    res.writeHead(answer?.status ?? 404, { 'content-type': 'application/json' })
+    res.end(answer?.body ?? '{}')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    set: (path, status, body) => answers.set(path, { status, body }),
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  }
+}
