@@ -77,6 +77,8 @@ export interface DeploymentStore {
     intent: Intent,
     options?: { reason?: StopReason; message?: string },
   ): Promise<DeploymentRow>
+  /** The desired state now (for cancelling work it no longer wants); `deleted` when the row is gone. */
+  desiredStateOf(id: string): Promise<DesiredState>
   /** Appends an event that changes nothing else (a warning, a notice). */
   note(ownerId: string, id: string, event: EventInput): Promise<void>
   /** Fenced write by the lease holder; `nextInSeconds` schedules the next look and frees the lease. */
@@ -269,9 +271,18 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     bus.changed(row.id, row.ownerId)
   }
 
+  async function desiredStateOf(id: string): Promise<DesiredState> {
+    const [row] = await db
+      .select({ desired: deployments.desiredState })
+      .from(deployments)
+      .where(eq(deployments.id, id))
+    return (row?.desired as DesiredState | undefined) ?? 'deleted'
+  }
+
   return {
     ...createFencedWrites(database, bus),
     note,
+    desiredStateOf,
     create,
     get,
     async list(ownerId, filter) {

@@ -21,6 +21,14 @@ const MAX_CHAINED_STEPS = 20
 /** Statuses whose workload is (supposed to be) up: an unreachable provider leaves them `degraded`. */
 const upStatuses = new Set(['starting', 'running', 'unhealthy'])
 
+/** The desired state left `running` while a deploy was applied. */
+class DeployCancelledError extends Error {
+  constructor(desired: string) {
+    super(`deploy cancelled: the deployment is now meant to be ${desired}`)
+    this.name = 'DeployCancelledError'
+  }
+}
+
 export interface Reconciler {
   readonly workerId: string
   start(): Promise<void>
@@ -105,6 +113,17 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       () => void store.renewLease(row.id, fence, settings.leaseSeconds).catch(() => {}),
       (settings.leaseSeconds * 1000) / 3,
     )
+    // A stop or delete that arrives while a deploy is being applied (a user's stop, an NFT changing
+    // hands) cancels the provider's work; the next step then stops whatever was created.
+    const cancel = new AbortController()
+    const relayShutdown = () => cancel.abort(abort.signal.reason)
+    abort.signal.addEventListener('abort', relayShutdown, { once: true })
+    let unwatch: (() => void) | undefined
+    const cancelUnlessWanted = async () => {
+      if (cancel.signal.aborted) return
+      const desired = await store.desiredStateOf(row.id).catch(() => 'running')
+      if (desired !== 'running') cancel.abort(new DeployCancelledError(desired))
+    }
     try {
       if (!provider) {
         await failPermanently(row, fence, `provider "${row.provider}" is not configured`)
@@ -114,12 +133,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // step straight away instead of releasing and re-claiming it.
       current = row
       for (let step = 0; ; step++) {
+        if (current.status === 'deploying')
+          unwatch ??= deps.bus.onChanged(row.id, () => void cancelUnlessWanted())
         const next = await reconcileStep(current, fence, {
           store,
           provider,
           metrics,
           config,
-          signal: abort.signal,
+          signal: cancel.signal,
           funding: deps.funding,
           now: deps.now,
         })
@@ -134,9 +155,22 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
       }
     } catch (error) {
+      if (cancel.signal.reason instanceof DeployCancelledError && !abort.signal.aborted) {
+        await store
+          .write(current ?? row, fence, {
+            events: [{ type: 'deploy_cancelled', message: cancel.signal.reason.message }],
+            nextInMs: 0,
+          })
+          .catch((e: unknown) =>
+            logger.warn({ deploymentId: row.id, err: e }, 'could not record a cancelled deploy'),
+          )
+        return
+      }
       await handleError(current ?? row, fence, error)
     } finally {
       clearInterval(renew)
+      unwatch?.()
+      abort.signal.removeEventListener('abort', relayShutdown)
     }
   }
 
