@@ -131,5 +131,11 @@ try {
 } finally {
   await removeBaseline().catch(() => {})
   await server.stop()
+  // A run that broke off leaves berth's containers behind once berth is stopped: remove them here.
+  const mine = new Set(created)
+  const left = await docker.listContainers({ all: true, filters: { label: ['berth.managed=true'] } })
+  for (const c of left) {
+    if (mine.has(c.Labels['berth.deployment'] ?? '')) await docker.getContainer(c.Id).remove({ force: true })
+  }
   await engine.stop()
 }
