@@ -17,7 +17,7 @@ import { probeInstances } from './probe.ts'
  * intervalSeconds, so it turns running as soon as it answers. It still gets the same time before
  * it counts as unhealthy: the failure threshold grows by the same factor.
  */
-const STARTING_PROBE_MS = 250
+const STARTING_PROBE_MS = 100
 
 // One reconcile step: look at a claimed deployment, take at most one step towards its desired
 // state, and write the new status and its event in one fenced transaction. Running a step twice
