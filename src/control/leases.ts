@@ -31,10 +31,19 @@ export function createFencedWrites(
         const column = columnByKey.get(key)!
         sets.push(`${column.name} = ${param(value === null ? null : column.mapToDriverValue(value))}`)
       }
-      if (change.nextInMs === null) sets.push(`next_reconcile_at = ${param(NEVER.toISOString())}`)
-      else if (change.nextInMs !== undefined) {
+      const next =
+        change.nextInMs === null
+          ? param(NEVER.toISOString())
+          : change.nextInMs === undefined
+            ? undefined
+            : `now() + ${param(Math.max(0, Math.round(change.nextInMs)))} * interval '1 millisecond'`
+      if (next !== undefined) {
+        // A stop, start, restart or delete that arrived while this step ran changed the desired
+        // state or the restart generation: it is looked at now, not after this step's delay.
         sets.push(
-          `next_reconcile_at = now() + ${param(Math.max(0, Math.round(change.nextInMs)))} * interval '1 millisecond'`,
+          `next_reconcile_at = case when desired_state <> ${param(row.desiredState)}
+                                      or restart_generation <> ${param(row.restartGeneration)}
+                                    then now() else ${next} end`,
         )
       }
       if (!change.keepLease) sets.push('lease_owner = null', 'lease_expires_at = null')
