@@ -303,6 +303,35 @@ for (const kind of databaseKinds) {
       }
     })
 
+    test('an order whose payment was seen but had not arrived by its deadline fails; the late payment still counts', async () => {
+      const anHourAgo = createPayments({
+        database,
+        store: stack.store,
+        config: { ...stack.config, networks: chains.networks() },
+        metrics: createMetrics(async () => []),
+        logger: pino({ level: 'silent' }),
+        now: () => new Date(Date.now() - 3600_000),
+      })
+      const order = await anHourAgo.orders.quote(accountId, {
+        creditsMicroUsd: 1_000_000n,
+        chainId: chains.b.chainId,
+        token: 'USDT',
+      })
+      const hash = await chains.payToken(chains.b, chains.tokens.usdt, BigInt(order.amount))
+      const seen = await anHourAgo.orders.submitPayment(accountId, order.orderId, hash)
+      assert.equal(seen.status, 'processing', 'seen, not yet at the depth')
+      assert.equal(
+        (await payments.orders.get(accountId, order.orderId)).status,
+        'fail',
+        'past its deadline with nothing arrived',
+      )
+      await mine(chains.b, 3)
+      const late = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      assert.equal(late.payment, 'credited')
+      assert.equal(late.status, 'success')
+      await assertBalanced()
+    })
+
     test('a quote for a deployment prices its resources for the hours asked', async () => {
       const { row } = await stack.store.create({
         ownerId: accountId,

@@ -233,10 +233,16 @@ function chainUnavailable(network: NetworkConfig, error: unknown): BerthError {
   )
 }
 
-/** Orders nobody paid anything for expire at their deadline. */
+/**
+ * At its deadline an order nobody paid is `expired`, and one whose payment was seen but never
+ * arrived (reorged away, or still unconfirmed) is `fail`. Neither is final for money: a payment
+ * that confirms later is still credited, to the balance and to the order.
+ */
 export async function expireOrders(database: Database, now: Date): Promise<void> {
   await database.db.execute(
-    sql`update orders set status = 'expired', updated_at = ${now} where status = 'init' and expires_at < ${now}`,
+    sql`update orders
+           set status = case status when 'init' then 'expired' else 'fail' end, updated_at = ${now}
+         where expires_at < ${now} and (status = 'init' or (status = 'processing' and received = 0))`,
   )
 }
 
