@@ -10,7 +10,7 @@ import { createEventBus } from '../src/events/bus.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import { createPayments } from '../src/payments/payments.ts'
 import { anvilAccount, mine, startAnvil, walletFor } from '../test/helpers/anvil.ts'
-import { deployTestToken, erc20Abi, receiptOf } from '../test/helpers/contracts.ts'
+import { deployTestToken, erc20Abi, receiptOf, transferToken } from '../test/helpers/contracts.ts'
 
 // From the block that brings a payment to its confirmation depth to its credit, with the real
 // treasury watcher running its own poll loop (as in `berth serve`). The chain makes a block every
@@ -76,15 +76,7 @@ try {
     const latencies: number[] = []
     try {
       for (let i = 0; i < PAYMENTS; i++) {
-        const receipt = await receiptOf(
-          wallet,
-          wallet.writeContract({
-            address: token,
-            abi: erc20Abi,
-            functionName: 'transfer',
-            args: [treasury as `0x${string}`, 1_000_000n + BigInt(i)],
-          }),
-        )
+        const receipt = await transferToken(wallet, token, treasury as `0x${string}`, 1_000_000n + BigInt(i))
         let depthReachedAt = 0
         for (let b = 0; b < CONFIRMATIONS; b++) {
           await new Promise((resolve) => setTimeout(resolve, BLOCK_MS))

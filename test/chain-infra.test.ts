@@ -27,6 +27,7 @@ import {
   nft1155Abi,
   priceFeedAbi,
   receiptOf,
+  transferToken,
 } from './helpers/contracts.ts'
 
 // The chain test infrastructure itself: anvil nodes side by side, the helpers that move their
@@ -105,15 +106,7 @@ describe('test contracts', () => {
       wallet,
       wallet.writeContract({ address: token, abi: erc20Abi, functionName: 'mint', args: [payer, amount] }),
     )
-    return receiptOf(
-      wallet,
-      wallet.writeContract({
-        address: token,
-        abi: erc20Abi,
-        functionName: 'transfer',
-        args: [treasury, amount],
-      }),
-    )
+    return transferToken(wallet, token, treasury, amount)
   }
   const transfersIn = (receipt: Awaited<ReturnType<typeof mintAndSend>>, token: Address) =>
     receipt.logs

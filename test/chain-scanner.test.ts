@@ -23,7 +23,7 @@ import {
   startAnvil,
   walletFor,
 } from './helpers/anvil.ts'
-import { deployTestToken, erc20Abi, receiptOf } from './helpers/contracts.ts'
+import { deployTestToken, erc20Abi, receiptOf, transferToken } from './helpers/contracts.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import {
   createRecordingConsumer,
@@ -94,16 +94,7 @@ for (const kind of databaseKinds) {
       })
     /** Sends `amount` to the treasury in its own block; returns the block number. */
     const pay = async (amount: bigint) => {
-      const wallet = walletFor(anvil)
-      const receipt = await receiptOf(
-        wallet,
-        wallet.writeContract({
-          address: token,
-          abi: erc20Abi,
-          functionName: 'transfer',
-          args: [treasury, amount],
-        }),
-      )
+      const receipt = await transferToken(walletFor(anvil), token, treasury, amount)
       return receipt.blockNumber
     }
     const amounts = async (consumer: RecordingConsumer) => (await consumer.records()).map((r) => r.value)

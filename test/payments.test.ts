@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
 import type { Hex } from 'viem'
+import type { NetworkConfig } from '../src/config/payments-schema.ts'
 import { BerthError } from '../src/domain/errors.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
@@ -36,13 +37,7 @@ for (const kind of databaseKinds) {
     before(async () => {
       database = await openTestDatabase(kind)
       stack = await createStack(database, { start: false })
-      payments = createPayments({
-        database,
-        store: stack.store,
-        config: { ...stack.config, networks: chains.networks() },
-        metrics: createMetrics(async () => []),
-        logger: pino({ level: 'silent' }),
-      })
+      payments = paymentsWith()
       accountId = await createAccount(database, payer)
     })
     after(async () => {
@@ -50,6 +45,16 @@ for (const kind of databaseKinds) {
       await database.dispose()
     })
 
+    /** The payments service on this test's database: the fixture's networks unless told otherwise. */
+    const paymentsWith = (options: { networks?: NetworkConfig[]; now?: () => Date } = {}) =>
+      createPayments({
+        database,
+        store: stack.store,
+        config: { ...stack.config, networks: options.networks ?? chains.networks() },
+        metrics: createMetrics(async () => []),
+        logger: pino({ level: 'silent' }),
+        ...(options.now ? { now: options.now } : {}),
+      })
     const assertBalanced = async () => {
       const { total, unbalancedJournals } = await ledgerImbalance(database.db)
       assert.equal(total, 0n)
@@ -201,14 +206,7 @@ for (const kind of databaseKinds) {
 
     test('a payment confirmed after its quote expired is credited at the price then, never the stale one', async () => {
       // Quoted an hour ago (an injected clock), so the quote has long expired when the payment lands.
-      const anHourAgo = createPayments({
-        database,
-        store: stack.store,
-        config: { ...stack.config, networks: chains.networks() },
-        metrics: createMetrics(async () => []),
-        logger: pino({ level: 'silent' }),
-        now: () => new Date(Date.now() - 3600_000),
-      })
+      const anHourAgo = paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
       const order = await anHourAgo.orders.quote(accountId, {
         creditsMicroUsd: 1_000_000n,
         chainId: chains.a.chainId,
@@ -271,15 +269,8 @@ for (const kind of databaseKinds) {
       const other = await startAnvil({ chainId: chains.a.chainId })
       try {
         const [network, ...rest] = chains.networks()
-        const twoRpcs = createPayments({
-          database,
-          store: stack.store,
-          config: {
-            ...stack.config,
-            networks: [{ ...network!, rpcUrls: [chains.a.rpcUrl, other.rpcUrl] }, ...rest],
-          },
-          metrics: createMetrics(async () => []),
-          logger: pino({ level: 'silent' }),
+        const twoRpcs = paymentsWith({
+          networks: [{ ...network!, rpcUrls: [chains.a.rpcUrl, other.rpcUrl] }, ...rest],
         })
         const order = await twoRpcs.orders.quote(accountId, {
           creditsMicroUsd: 1_000_000n,
@@ -304,14 +295,7 @@ for (const kind of databaseKinds) {
     })
 
     test('an order whose payment was seen but had not arrived by its deadline fails; the late payment still counts', async () => {
-      const anHourAgo = createPayments({
-        database,
-        store: stack.store,
-        config: { ...stack.config, networks: chains.networks() },
-        metrics: createMetrics(async () => []),
-        logger: pino({ level: 'silent' }),
-        now: () => new Date(Date.now() - 3600_000),
-      })
+      const anHourAgo = paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
       const order = await anHourAgo.orders.quote(accountId, {
         creditsMicroUsd: 1_000_000n,
         chainId: chains.b.chainId,

@@ -192,3 +192,11 @@ export const deployTestPriceFeed = (client: Deployer, decimals = 8, description 
 export async function receiptOf(client: Deployer, sent: Promise<Hex> | Hex) {
   return waitForTransactionReceipt(client, { hash: await sent, pollingInterval: 20 })
 }
+
+/** Sends `amount` of an ERC-20 to `to` and waits for the receipt. */
+export function transferToken(client: Deployer, token: Address, to: Address, amount: bigint) {
+  return receiptOf(
+    client,
+    client.writeContract({ address: token, abi: erc20Abi, functionName: 'transfer', args: [to, amount] }),
+  )
+}

@@ -11,6 +11,7 @@ import {
   erc20Abi,
   priceFeedAbi,
   receiptOf,
+  transferToken,
 } from './contracts.ts'
 
 // Two anvil chains with the tokens the payment tests pay with: on the first, a plain ERC-20
@@ -127,16 +128,7 @@ export async function startPaymentChains(): Promise<PaymentChains> {
         },
       ]),
     async payToken(chain, token, amount, from = PAYER) {
-      const wallet = walletFor(chain, from)
-      const receipt = await receiptOf(
-        wallet,
-        wallet.writeContract({
-          address: token,
-          abi: erc20Abi,
-          functionName: 'transfer',
-          args: [treasury, amount],
-        }),
-      )
+      const receipt = await transferToken(walletFor(chain, from), token, treasury, amount)
       return receipt.transactionHash
     },
     async payNative(chain, wei, from = PAYER) {
