@@ -62,7 +62,7 @@ try {
     await runMigrations(database)
     const bus = createEventBus(database)
     const store = createDeploymentStore(database, bus)
-    const payments = createPayments({
+    const payments = await createPayments({
       database,
       store,
       config: { ...loadConfig({ env: {} }), networks },

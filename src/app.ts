@@ -84,7 +84,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     }
 
     const identity = await createIdentity({ db: database.db, config })
-    const payments = createPayments({ database, store, config, metrics, logger })
+    const payments = await createPayments({ database, store, config, metrics, logger })
     const reconciler = createReconciler({
       config,
       store,
@@ -104,7 +104,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     const sampler = createUsageSampler({ database, providers, metrics, logger })
     sampler.start(config.usage.sampleIntervalSeconds)
     stack.push(() => sampler.stop())
-    const nft = createNft({ database, bus, config, metrics, logger })
+    const nft = await createNft({ database, bus, config, metrics, logger })
     await nft.start()
     stack.push(() => nft.stop())
 

@@ -45,7 +45,7 @@ for (const kind of databaseKinds) {
       await database.db.execute(sql`delete from chain_cursors`)
       await database.db.execute(sql`update accounts set address = null where address is not null`)
       accountId = await createAccount(database, anvilAccount(PAYER).address.toLowerCase())
-      payments = createPayments({
+      payments = await createPayments({
         database,
         store: stack.store,
         config: {

@@ -37,7 +37,7 @@ for (const kind of databaseKinds) {
     before(async () => {
       database = await openTestDatabase(kind)
       stack = await createStack(database, { start: false })
-      payments = paymentsWith()
+      payments = await paymentsWith()
       accountId = await createAccount(database, payer)
     })
     after(async () => {
@@ -206,7 +206,7 @@ for (const kind of databaseKinds) {
 
     test('a payment confirmed after its quote expired is credited at the price then, never the stale one', async () => {
       // Quoted an hour ago (an injected clock), so the quote has long expired when the payment lands.
-      const anHourAgo = paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
+      const anHourAgo = await paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
       const order = await anHourAgo.orders.quote(accountId, {
         creditsMicroUsd: 1_000_000n,
         chainId: chains.a.chainId,
@@ -269,7 +269,7 @@ for (const kind of databaseKinds) {
       const other = await startAnvil({ chainId: chains.a.chainId })
       try {
         const [network, ...rest] = chains.networks()
-        const twoRpcs = paymentsWith({
+        const twoRpcs = await paymentsWith({
           networks: [{ ...network!, rpcUrls: [chains.a.rpcUrl, other.rpcUrl] }, ...rest],
         })
         const order = await twoRpcs.orders.quote(accountId, {
@@ -295,7 +295,7 @@ for (const kind of databaseKinds) {
     })
 
     test('an order whose payment was seen but had not arrived by its deadline fails; the late payment still counts', async () => {
-      const anHourAgo = paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
+      const anHourAgo = await paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
       const order = await anHourAgo.orders.quote(accountId, {
         creditsMicroUsd: 1_000_000n,
         chainId: chains.b.chainId,

@@ -12,7 +12,7 @@ import type { EventBus } from '../events/bus.ts'
 import type { Account } from '../identity/accounts.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { checkHolders } from './backstop.ts'
-import { createNftChains, type NftChains } from './chain.ts'
+import type { NftChains } from './chain.ts'
 import {
   fetchMetadata,
   fillPlaceholders,
@@ -22,7 +22,6 @@ import {
 } from './metadata.ts'
 import { createOwnership } from './ownership.ts'
 import type { AppliedChange } from './transfer.ts'
-import { createNftWatcher } from './watcher.ts'
 
 // NFT-bound deployments, built from the config: the holder checks the API runs before create,
 // start and restart; a transfer watcher per network with collections; the two backstops; the
@@ -39,11 +38,32 @@ export interface NftDeps {
   chains?: NftChains
 }
 
-export function createNft(deps: NftDeps) {
+/** Without collections nothing can be bound (specs naming one are refused first), so no chain is read. */
+const noChains: NftChains = {
+  get: () => undefined,
+  confirmedBlock: async (chainId) => {
+    throw invalidInput(`chain ${chainId} has no NFT collections configured`)
+  },
+  ownerOf: async (binding) => {
+    throw invalidInput(`chain ${binding.chainId} has no NFT collections configured`)
+  },
+  balanceOf: async (binding) => {
+    throw invalidInput(`chain ${binding.chainId} has no NFT collections configured`)
+  },
+  tokenUri: async (binding) => {
+    throw invalidInput(`chain ${binding.chainId} has no NFT collections configured`)
+  },
+}
+
+export async function createNft(deps: NftDeps) {
   const { database, bus, config } = deps
   const collections = config.nftCollections
   const used = new Set(collections.map((c) => c.chainId))
-  const chains = deps.chains ?? createNftChains(config.networks.filter((n) => used.has(n.chainId)))
+  // The chain code, and viem with it (~31 MB), is loaded only when there are collections to watch.
+  const chainCode = used.size > 0 ? await import('./chain.ts') : undefined
+  const watcherCode = used.size > 0 ? await import('./watcher.ts') : undefined
+  const chains =
+    deps.chains ?? chainCode?.createNftChains(config.networks.filter((n) => used.has(n.chainId))) ?? noChains
   const ownership = createOwnership({
     db: database.db,
     chains,
@@ -69,7 +89,7 @@ export function createNft(deps: NftDeps) {
   const watchers = config.networks
     .filter((n) => used.has(n.chainId))
     .map((network) =>
-      createNftWatcher({
+      watcherCode!.createNftWatcher({
         database,
         chain: chains.get(network.chainId)!,
         chains,
@@ -229,7 +249,7 @@ export function createNft(deps: NftDeps) {
   }
 }
 
-export type Nft = ReturnType<typeof createNft>
+export type Nft = Awaited<ReturnType<typeof createNft>>
 
 /** A DNS-label name for a token's deployment: nft-<contract prefix>-<token id, or its hash when long>. */
 function defaultName(binding: NftBinding): string {

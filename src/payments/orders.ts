@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import type { Hex } from 'viem'
-import { RpcDisagreementError } from '../chain/rpc.ts'
 import type { NetworkConfig } from '../config/payments-schema.ts'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
@@ -11,7 +10,7 @@ import { type CreditingDeps, type RecordOutcome, recordTransfer } from './credit
 import { formatE18, microUsdToToken } from './money.ts'
 import type { PriceOracle, SourceReading } from './oracle.ts'
 import { hourlyMicroUsd } from './pricing.ts'
-import { type ChainAccess, verifyTransaction } from './verify.ts'
+import type { ChainAccess, Verification } from './verify.ts'
 
 // Quotes (orders) and payments submitted by hash. An order fixes an amount of a token for some
 // credits at the current rate, until it expires; paying it is verified on chain and credited by
@@ -220,11 +219,17 @@ export function createOrders(deps: OrdersDeps) {
 
 export type Orders = ReturnType<typeof createOrders>
 
+/** verify.ts brings viem along; it is loaded with the first payment submitted. */
+async function verifyTransaction(access: ChainAccess, txHash: Hex): Promise<Verification> {
+  const verify = await import('./verify.ts')
+  return verify.verifyTransaction(access, txHash)
+}
+
 /** A chain read that failed or on which the RPCs disagree: try again later, nothing was decided. */
 function chainUnavailable(network: NetworkConfig, error: unknown): BerthError {
   if (error instanceof BerthError) return error
   const why =
-    error instanceof RpcDisagreementError
+    (error as Error).name === 'RpcDisagreementError'
       ? 'its RPC endpoints disagree about the transaction'
       : `its RPC did not answer (${(error as Error).message.split('\n')[0]})`
   return new BerthError(

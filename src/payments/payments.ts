@@ -6,13 +6,12 @@ import type { Database } from '../db/client.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { createBalances } from './balances.ts'
 import { type Billing, createBilling } from './billing.ts'
-import { createChainAccess } from './chain-access.ts'
+import type { createChainAccess } from './chain-access.ts'
 import type { CreditingDeps } from './crediting.ts'
 import { createFunding } from './funding.ts'
 import { registerPaymentMetrics } from './metrics.ts'
 import { PriceOracle } from './oracle.ts'
 import { createOrders } from './orders.ts'
-import { createPaymentsWatcher } from './watcher.ts'
 
 // Everything payments, built from the config: oracle, orders, balances, and (when payments are
 // required) the funding gate and the metering pass, and a treasury watcher per network.
@@ -26,9 +25,14 @@ export interface PaymentsDeps {
   now?: () => Date
 }
 
-export function createPayments(deps: PaymentsDeps) {
+export async function createPayments(deps: PaymentsDeps) {
   const { database, config } = deps
-  const chains = new Map(config.networks.map((n) => [n.chainId, createChainAccess(n)]))
+  // The chain code, and viem with it (~31 MB), is loaded only when there is a network to read.
+  const chainCode = config.networks.length > 0 ? await import('./chain-access.ts') : undefined
+  const watcherCode = config.networks.length > 0 ? await import('./watcher.ts') : undefined
+  const chains = new Map<number, ReturnType<typeof createChainAccess>>(
+    config.networks.map((n) => [n.chainId, chainCode!.createChainAccess(n)]),
+  )
   const oracle = new PriceOracle({
     clientFor: (chainId) => {
       const access = chains.get(chainId)
@@ -59,7 +63,13 @@ export function createPayments(deps: PaymentsDeps) {
     : undefined
 
   const watchers = [...chains.values()].map((access) =>
-    createPaymentsWatcher({ database, access, crediting, metrics: deps.metrics, logger: deps.logger }),
+    watcherCode!.createPaymentsWatcher({
+      database,
+      access,
+      crediting,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    }),
   )
 
   return {
@@ -80,4 +90,4 @@ export function createPayments(deps: PaymentsDeps) {
   }
 }
 
-export type Payments = ReturnType<typeof createPayments>
+export type Payments = Awaited<ReturnType<typeof createPayments>>

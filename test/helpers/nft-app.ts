@@ -28,9 +28,15 @@ export interface NftApp {
 
 export async function createNftApp(database: Database, stack: Stack): Promise<NftApp> {
   const logger = pino({ level: 'silent' })
-  const nft = createNft({ database, bus: stack.bus, config: stack.config, metrics: stack.metrics, logger })
+  const nft = await createNft({
+    database,
+    bus: stack.bus,
+    config: stack.config,
+    metrics: stack.metrics,
+    logger,
+  })
   const identity = await createIdentity({ db: database.db, config: stack.config })
-  const payments = createPayments({
+  const payments = await createPayments({
     database,
     store: stack.store,
     config: stack.config,
