@@ -145,6 +145,26 @@ describe('deploymentSpecSchema: rejections name the field', () => {
     assertUnknownKey({ ...minimal, privileged: true }, '', 'privileged')
   })
 
+  it('rejects a health check on a port the deployment does not publish over tcp', () => {
+    const result = deploymentSpecSchema.safeParse({
+      ...minimal,
+      ports: [{ containerPort: 8080 }, { containerPort: 53, protocol: 'udp' }],
+      healthCheck: { type: 'tcp', port: 53 },
+    })
+    assert.equal(result.success, false)
+    assert.match(
+      JSON.stringify(result.error?.issues),
+      /port 53 is not one of the deployment's tcp ports \(8080\/tcp, 53\/udp\)/,
+    )
+    assert.ok(
+      deploymentSpecSchema.safeParse({
+        ...minimal,
+        ports: [{ containerPort: 8080 }],
+        healthCheck: { type: 'http', port: 8080 },
+      }).success,
+    )
+  })
+
   it('rejects unknown fields in resources, ports and healthCheck', () => {
     assertUnknownKey({ ...minimal, resources: { cpus: 1, swapMb: 10 } }, 'resources', 'swapMb')
     assertUnknownKey({ ...minimal, ports: [{ containerPort: 80, hostPort: 80 }] }, 'ports.0', 'hostPort')

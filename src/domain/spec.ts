@@ -168,6 +168,20 @@ export const deploymentSpecSchema = z
       }
       capabilities.add(cap.capability)
     }
+    // A check on a port the deployment does not publish can never pass: say so now, not at run time.
+    // (Without any ports, a provider that judges health itself may still check it.)
+    const checked = spec.healthCheck
+    if (
+      checked &&
+      spec.ports &&
+      !spec.ports.some((p) => p.containerPort === checked.port && p.protocol === 'tcp')
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['healthCheck', 'port'],
+        message: `port ${checked.port} is not one of the deployment's tcp ports (${spec.ports.map((p) => `${p.containerPort}/${p.protocol}`).join(', ') || 'none'})`,
+      })
+    }
     if (spec.env && Object.keys(spec.env).length > 512) {
       ctx.addIssue({ code: 'custom', path: ['env'], message: 'at most 512 variables' })
     }
