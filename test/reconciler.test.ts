@@ -192,6 +192,62 @@ for (const kind of databaseKinds) {
       }
     })
 
+    it('keeps a deployment due when it was marked due or asked to stop while a step held it', async () => {
+      const paused = await createStack(database, { start: false })
+      try {
+        const dueInSeconds = async (id: string) => {
+          const [row] = await database.db
+            .select({ next: deployments.nextReconcileAt })
+            .from(deployments)
+            .where(eq(deployments.id, id))
+          return (row!.next.getTime() - Date.now()) / 1000
+        }
+        const stepWithLongDelay = async (id: string, meanwhile: () => Promise<unknown>) => {
+          const claimed = await claimExactly(paused, 'holder', id)
+          await meanwhile()
+          await paused.store.write(
+            claimed,
+            { owner: 'holder', token: claimed.leaseToken },
+            { nextInMs: 600_000 },
+          )
+          return dueInSeconds(id)
+        }
+        const { row: quiet } = await paused.store.create({
+          ownerId: owner,
+          spec: spec('quiet'),
+          provider: 'simulated',
+        })
+        assert.ok(
+          (await stepWithLongDelay(quiet.id, async () => {})) > 500,
+          'nothing happened: the delay holds',
+        )
+
+        const { row: marked } = await paused.store.create({
+          ownerId: owner,
+          spec: spec('marked'),
+          provider: 'simulated',
+        })
+        await database.db.update(deployments).set({ status: 'running' }).where(eq(deployments.id, marked.id))
+        assert.ok(
+          (await stepWithLongDelay(marked.id, () => paused.store.markDue([marked.id]))) < 5,
+          'the mark-due wins',
+        )
+
+        const { row: stopped } = await paused.store.create({
+          ownerId: owner,
+          spec: spec('stopped'),
+          provider: 'simulated',
+        })
+        assert.ok(
+          (await stepWithLongDelay(stopped.id, () => paused.store.requestIntent(owner, stopped.id, 'stop'))) <
+            5,
+          'the stop wins',
+        )
+      } finally {
+        await paused.stop()
+      }
+    })
+
     async function claimExactly(s: Stack, worker: string, id: string): Promise<DeploymentRow> {
       return waitFor(`${worker} to claim ${id}`, async () => {
         const rows = await s.store.claimDue(worker, 100, 30)

@@ -38,11 +38,15 @@ export function createFencedWrites(
             ? undefined
             : `now() + ${param(Math.max(0, Math.round(change.nextInMs)))} * interval '1 millisecond'`
       if (next !== undefined) {
-        // A stop, start, restart or delete that arrived while this step ran changed the desired
-        // state or the restart generation: it is looked at now, not after this step's delay.
+        // Something asked for a look while this step ran: an intent (stop, start, restart, delete
+        // changed the desired state or restart generation) or a mark-due (an engine event) moved
+        // next_reconcile_at past what this holder last saw. It is looked at now, not after this
+        // step's delay. (The 1 ms allows for the row's time having more precision than a Date.)
         sets.push(
           `next_reconcile_at = case when desired_state <> ${param(row.desiredState)}
                                       or restart_generation <> ${param(row.restartGeneration)}
+                                      or next_reconcile_at > ${param(new Date(row.nextReconcileAt).toISOString())}::timestamptz
+                                                             + interval '1 millisecond'
                                     then now() else ${next} end`,
         )
       }
