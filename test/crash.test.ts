@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createPostgresDatabase } from './helpers/db.ts'
-import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
+import { api, crashAtRandomMoments, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // kill -9 the control plane at random moments while 200 deployments are created, stopped and
@@ -77,20 +77,12 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
       }
     })()
 
-    for (let crash = 0; crash < CRASHES; crash++) {
-      // A random moment: after a random number of further deployments were accepted.
-      const target = Math.min(
-        DEPLOYMENTS,
-        ids.length + 1 + Math.floor(Math.random() * (DEPLOYMENTS / CRASHES)),
-      )
-      await waitFor(
-        'progress before the next crash',
-        () => ids.length >= target || ids.length === DEPLOYMENTS,
-        120_000,
-      )
-      await server.kill9()
-      await server.restart()
-    }
+    await crashAtRandomMoments(server, {
+      crashes: CRASHES,
+      total: DEPLOYMENTS,
+      done: () => ids.length,
+      timeoutMs: 120_000,
+    })
     await work
     assert.equal(ids.length, DEPLOYMENTS)
     assert.equal(new Set(ids).size, DEPLOYMENTS, 'no create was duplicated')

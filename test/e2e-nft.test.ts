@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
-import { toHex } from 'viem'
-import { mnemonicToAccount } from 'viem/accounts'
-import { ANVIL_MNEMONIC, blockNumber, mine } from './helpers/anvil.ts'
+import { anvilPrivateKey, blockNumber, mine } from './helpers/anvil.ts'
 import { createPostgresDatabase } from './helpers/db.ts'
 import { startMetadataServer } from './helpers/nft-app.ts'
 import { type NftChain, startNftChain } from './helpers/nft-fixture.ts'
-import { api, berthBin, type RunningBerth, repoRoot, signIn, startBerth } from './helpers/server.ts'
+import { api, type RunningBerth, runCli, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // NFT-bound deployments through a spawned `berth serve` (on PostgreSQL, so the test can read the
@@ -21,8 +18,6 @@ import { waitFor } from './helpers/wait.ts'
 
 const CONFIRMATIONS = 2
 const [A, B] = [1, 2]
-const keyOf = (index: number) =>
-  toHex(mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index }).getHdKey().privateKey!)
 
 let chain: NftChain
 let berth: RunningBerth
@@ -64,8 +59,8 @@ before(async () => {
     },
   })
   await db.connect()
-  tokenA = (await signIn(berth.url, keyOf(A))).token
-  tokenB = (await signIn(berth.url, keyOf(B))).token
+  tokenA = (await signIn(berth.url, anvilPrivateKey(A))).token
+  tokenB = (await signIn(berth.url, anvilPrivateKey(B))).token
 })
 after(async () => {
   await db?.end()
@@ -75,29 +70,7 @@ after(async () => {
   await chain?.stop()
 })
 
-function runCli(args: string[], token: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [berthBin, ...args], {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH,
-        HOME: mkdtempSync(join(tmpdir(), 'berth-nft-home-')),
-        BERTH_TOKEN: token,
-        BERTH_SERVER: berth.url,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString()
-    })
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString()
-    })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const cli = (args: string[], token: string) => runCli(berth.url, args, { BERTH_TOKEN: token })
 
 /** Waits until berth's NFT watcher has applied every block that is confirmed at the current head. */
 async function watcherCaughtUp() {
@@ -116,11 +89,11 @@ describe('NFT-bound deployments end to end', () => {
     await chain.mint721(A, 1n)
     await mine(chain.anvil, CONFIRMATIONS)
     const nft = `${chain.anvil.chainId}:${chain.nft721}:1`
-    const refused = await runCli(['deploy', '--name', 'not-mine', '--image', 'agent:1', '--nft', nft], tokenB)
+    const refused = await cli(['deploy', '--name', 'not-mine', '--image', 'agent:1', '--nft', nft], tokenB)
     assert.notEqual(refused.code, 0)
     assert.match(refused.stderr, /does not hold token 1/)
 
-    const deployed = await runCli(
+    const deployed = await cli(
       ['deploy', '--name', 'agent-a', '--image', 'agent:1', '--nft', nft, '--json'],
       tokenA,
     )
@@ -191,7 +164,7 @@ describe('NFT-bound deployments end to end', () => {
       200,
       JSON.stringify({ name: 'Scout', attributes: [{ trait_type: 'level', value: 9 }] }),
     )
-    const result = await runCli(
+    const result = await cli(
       ['deploy', '--nft', `${chain.anvil.chainId}:${chain.nft721}:2`, '--json'],
       tokenB,
     )

@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { toHex } from 'viem'
-import { mnemonicToAccount } from 'viem/accounts'
-import { ANVIL_MNEMONIC, anvilAccount, mine } from './helpers/anvil.ts'
+import { anvilAccount, anvilPrivateKey, mine } from './helpers/anvil.ts'
 import { PAYER, type PaymentChains, startPaymentChains } from './helpers/payments-fixture.ts'
-import { api, berthBin, type RunningBerth, repoRoot, signIn, startBerth } from './helpers/server.ts'
+import { api, type RunningBerth, runCli, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // Payments through a spawned `berth serve` and the `berth` CLI, as a user meets them: a paid
@@ -20,7 +17,7 @@ const ADMIN = 'admin-token-for-payments-e2e-0123456789'
 let chains: PaymentChains
 let berth: RunningBerth
 let token: string
-const payerKey = toHex(mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: PAYER }).getHdKey().privateKey!)
+const payerKey = anvilPrivateKey(PAYER)
 
 before(async () => {
   chains = await startPaymentChains()
@@ -46,28 +43,7 @@ after(async () => {
 async function runCliWhileMining(args: string[]) {
   const miner = setInterval(() => void mine(chains.a, 1).catch(() => {}), 100)
   try {
-    return await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [berthBin, ...args], {
-        cwd: repoRoot,
-        env: {
-          PATH: process.env.PATH,
-          HOME: mkdtempSync(join(tmpdir(), 'berth-pay-home-')),
-          BERTH_TOKEN: token,
-          BERTH_PRIVATE_KEY: payerKey,
-          BERTH_SERVER: berth.url,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (c: Buffer) => {
-        stdout += c.toString()
-      })
-      child.stderr.on('data', (c: Buffer) => {
-        stderr += c.toString()
-      })
-      child.on('close', (code) => resolve({ code, stdout, stderr }))
-    })
+    return await runCli(berth.url, args, { BERTH_TOKEN: token, BERTH_PRIVATE_KEY: payerKey })
   } finally {
     clearInterval(miner)
   }

@@ -4,7 +4,7 @@ import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, type Db, queryRows, type Tx } from '../db/client.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { billingEvent } from './crediting.ts'
-import { balanceOf, heldFor, holdForDeployment, lockAccount, postJournal } from './ledger.ts'
+import { balanceOf, ensureHeld, heldFor, lockAccount, postJournal } from './ledger.ts'
 import { basisPoints, percentToBps } from './money.ts'
 import { expireOrders } from './orders.ts'
 import { intervalMicroUsd } from './pricing.ts'
@@ -98,7 +98,12 @@ export function createBilling(deps: BillingDeps) {
       await tx.execute(
         sql`update deployment_billing set billed_through = ${new Date(from)}, updated_at = ${at} where deployment_id = ${row.id}`,
       )
-      const covered = await topUpHold(tx, row, cost)
+      const { covered } = await ensureHeld(tx, {
+        accountId: row.owner_id,
+        deploymentId: row.id,
+        need: cost,
+        memo: `hold for the next interval of deployment ${row.id}`,
+      })
       const { available, held } = await balanceOf(tx, row.owner_id)
       const low = available + held < BigInt(config.payments.lowBalanceWarningMicroUsd)
       if (low && !row.low_balance_warned) {
@@ -150,22 +155,6 @@ export function createBilling(deps: BillingDeps) {
         { book: 'operator_payable', amount: cost - commission },
       ],
     })
-  }
-
-  /** Keeps the next interval held; false when the balance can no longer cover it. */
-  async function topUpHold(tx: Tx, row: BilledRow, cost: bigint): Promise<boolean> {
-    const held = await heldFor(tx, row.id)
-    if (held >= cost) return true
-    const { available } = await balanceOf(tx, row.owner_id)
-    const missing = cost - held
-    if (available < missing) return false
-    await holdForDeployment(tx, {
-      accountId: row.owner_id,
-      deploymentId: row.id,
-      amount: missing,
-      memo: `hold for the next interval of deployment ${row.id}`,
-    })
-    return true
   }
 
   /** Deployments stopped for lack of funds start again once the balance covers an interval. */

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.ts'
 import type { DeploymentRow } from '../control/deployment-store.ts'
 import type { Funding } from '../control/reconcile-step.ts'
 import type { Database } from '../db/client.ts'
-import { balanceOf, heldFor, holdForDeployment, lockAccount } from './ledger.ts'
+import { ensureHeld, lockAccount } from './ledger.ts'
 import { intervalMicroUsd } from './pricing.ts'
 
 // The gate before a deployment starts when payments are required: its first billing interval must
@@ -21,23 +21,17 @@ export function createFunding(database: Database, config: Pick<Config, 'payments
           sql`insert into deployment_billing (deployment_id, account_id) values (${row.id}, ${row.ownerId})
               on conflict (deployment_id) do nothing`,
         )
-        const held = await heldFor(tx, row.id)
-        if (held >= need) return null
-        const { available } = await balanceOf(tx, row.ownerId)
-        const missing = need - held
-        if (available < missing) {
-          return {
-            message: `waiting for payment: the first ${config.pricing.billingIntervalSeconds}s need ${need} micro-USD held, ${available > 0n ? available : 0n} available`,
-            retryInMs,
-          }
-        }
-        await holdForDeployment(tx, {
+        const hold = await ensureHeld(tx, {
           accountId: row.ownerId,
           deploymentId: row.id,
-          amount: missing,
+          need,
           memo: `hold for the first interval of deployment ${row.id}`,
         })
-        return null
+        if (hold.covered) return null
+        return {
+          message: `waiting for payment: the first ${config.pricing.billingIntervalSeconds}s need ${need} micro-USD held, ${hold.available > 0n ? hold.available : 0n} available`,
+          retryInMs,
+        }
       })
     },
   }

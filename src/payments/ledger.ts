@@ -147,3 +147,26 @@ export async function holdForDeployment(
     ],
   })
 }
+
+/**
+ * Makes sure `need` is held for a deployment, moving what is missing from the account's available
+ * balance. When it cannot, says what was available (for the caller's message). Call under
+ * `lockAccount`.
+ */
+export async function ensureHeld(
+  tx: Tx,
+  hold: { accountId: string; deploymentId: string; need: bigint; memo: string },
+): Promise<{ covered: true } | { covered: false; available: bigint }> {
+  const held = await heldFor(tx, hold.deploymentId)
+  if (held >= hold.need) return { covered: true }
+  const { available } = await balanceOf(tx, hold.accountId)
+  const missing = hold.need - held
+  if (available < missing) return { covered: false, available }
+  await holdForDeployment(tx, {
+    accountId: hold.accountId,
+    deploymentId: hold.deploymentId,
+    amount: missing,
+    memo: hold.memo,
+  })
+  return { covered: true }
+}

@@ -60,10 +60,3 @@ export function median(values: readonly bigint[]): bigint {
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2n
 }
-
-/** Parses a non-negative integer given as a decimal string (API money fields). */
-export function parseUnsigned(value: string, field: string): bigint {
-  if (!/^\d{1,40}$/.test(value))
-    throw new Error(`${field} must be a non-negative integer in a decimal string`)
-  return BigInt(value)
-}

@@ -127,7 +127,7 @@ export function createOrders(deps: OrdersDeps) {
   }
 
   async function get(accountId: string, id: string): Promise<OrderView> {
-    await expireOrders(database, now())
+    await expireOrders(database, now(), id)
     const [order] = await queryRows<OrderRow>(
       database.db,
       sql`select * from orders where id = ${id} and account_id = ${accountId}`,
@@ -241,13 +241,15 @@ function chainUnavailable(network: NetworkConfig, error: unknown): BerthError {
 /**
  * At its deadline an order nobody paid is `expired`, and one whose payment was seen but never
  * arrived (reorged away, or still unconfirmed) is `fail`. Neither is final for money: a payment
- * that confirms later is still credited, to the balance and to the order.
+ * that confirms later is still credited, to the balance and to the order. Reading an order settles
+ * just that one; the metering pass settles all of them.
  */
-export async function expireOrders(database: Database, now: Date): Promise<void> {
+export async function expireOrders(database: Database, now: Date, orderId?: string): Promise<void> {
   await database.db.execute(
     sql`update orders
            set status = case status when 'init' then 'expired' else 'fail' end, updated_at = ${now}
-         where expires_at < ${now} and (status = 'init' or (status = 'processing' and received = 0))`,
+         where expires_at < ${now} and (status = 'init' or (status = 'processing' and received = 0))
+           ${orderId ? sql`and id = ${orderId}` : sql``}`,
   )
 }
 

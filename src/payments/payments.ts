@@ -77,8 +77,6 @@ export async function createPayments(deps: PaymentsDeps) {
     watchers,
     balances,
     funding,
-    chains,
-    crediting,
     async start() {
       billing?.start()
       for (const watcher of watchers) watcher.start()

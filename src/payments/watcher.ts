@@ -176,5 +176,3 @@ export function createPaymentsWatcher(deps: PaymentsWatcherDeps) {
     stop: () => scanner.stop(),
   }
 }
-
-export type PaymentsWatcher = ReturnType<typeof createPaymentsWatcher>

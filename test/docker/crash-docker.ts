@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
 import { LABEL } from '../../src/providers/docker/labels.ts'
 import { createPostgresDatabase } from '../helpers/db.ts'
-import { api, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
+import { api, crashAtRandomMoments, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 // kill -9 `berth serve` on docker while 50 deployments are created (and some deleted), five
@@ -98,19 +98,12 @@ export function dockerCrashTests(
         }
       })()
 
-      for (let crash = 0; crash < CRASHES; crash++) {
-        const target = Math.min(
-          DEPLOYMENTS,
-          ids.length + 1 + Math.floor(Math.random() * (DEPLOYMENTS / CRASHES)),
-        )
-        await waitFor(
-          'progress before the next crash',
-          () => ids.length >= target || ids.length === DEPLOYMENTS,
-          60_000,
-        )
-        await server.kill9()
-        await server.restart()
-      }
+      await crashAtRandomMoments(server, {
+        crashes: CRASHES,
+        total: DEPLOYMENTS,
+        done: () => ids.length,
+        timeoutMs: 60_000,
+      })
       await work
       assert.equal(new Set(ids).size, DEPLOYMENTS)
 

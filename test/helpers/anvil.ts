@@ -11,6 +11,7 @@ import {
   http,
   type PublicClient,
   type Transport,
+  toHex,
   type WalletClient,
 } from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
@@ -136,6 +137,11 @@ export function anvilAccount(index: number): Account {
     accountCache.set(index, account)
   }
   return account
+}
+
+/** The dev mnemonic's private key at `index`, for a CLI or a sign-in that needs the key itself. */
+export function anvilPrivateKey(index: number): Hex {
+  return toHex(mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index }).getHdKey().privateKey!)
 }
 
 export function publicClientFor(anvil: Anvil): PublicClient<Transport, Chain> {

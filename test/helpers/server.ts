@@ -7,6 +7,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { createSiweMessage } from 'viem/siwe'
 import { freePort } from '../../scripts/postgres.ts'
 import { createPostgresDatabase } from './db.ts'
+import { waitFor } from './wait.ts'
 
 // The real `berth serve` process, for end-to-end tests: spawned through bin/berth.js on a free port,
 // ready once GET /health answers 200. Its output is kept for failure messages.
@@ -257,4 +258,59 @@ export async function startBerthOnPostgres(
       await database.drop()
     },
   }
+}
+
+/**
+ * `kill -9` the server `crashes` times while work goes on, each at a random moment (after a random
+ * number of further items of `total` were accepted, as `done()` counts them), restarting it each time.
+ */
+export async function crashAtRandomMoments(
+  server: RunningBerth,
+  options: { crashes: number; total: number; done: () => number; timeoutMs: number },
+): Promise<void> {
+  const { crashes, total, done } = options
+  for (let crash = 0; crash < crashes; crash++) {
+    const target = Math.min(total, done() + 1 + Math.floor(Math.random() * (total / crashes)))
+    await waitFor(
+      'progress before the next crash',
+      () => done() >= target || done() === total,
+      options.timeoutMs,
+    )
+    await server.kill9()
+    await server.restart()
+  }
+}
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/**
+ * Runs the real `berth` CLI against `server` to completion, as a user whose shell has only PATH, a
+ * fresh HOME (no saved session) and the given BERTH_* variables.
+ */
+export function runCli(server: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [berthBin, ...args], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: mkdtempSync(join(tmpdir(), 'berth-cli-home-')),
+        BERTH_SERVER: server,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString()
+    })
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+    })
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
 }

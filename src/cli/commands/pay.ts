@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander'
 import type { Hex } from 'viem'
 import { BerthError } from '../../domain/errors.ts'
 import { parseUsdE18 } from '../../payments/money.ts'
+import type { OrderView } from '../../payments/orders.ts'
 import { exitCodes } from '../exit-codes.ts'
 import { readKey } from './auth.ts'
 import type { Action, CommandContext } from './context.ts'
@@ -11,22 +12,6 @@ import { resolveDeployment } from './watch.ts'
 // `berth pay` quotes a payment; with --send it also makes the transfer from the user's wallet and
 // follows it until berth credits it, showing the confirmations as they arrive. `berth balance`
 // shows the credits (and with --ledger, where they came from and went).
-
-interface Order {
-  orderId: string
-  status: string
-  chainId: number
-  token: string
-  amount: string
-  received: string
-  shortfall: string
-  payTo: string
-  rate: string
-  valueMicroUsd: string
-  creditedMicroUsd: string
-  expiresAt: string
-  payments: Array<{ txHash: string; status: string; blockNumber: string | null; creditedMicroUsd: string }>
-}
 
 interface Networks {
   items: Array<{
@@ -125,7 +110,7 @@ async function pay(ctx: CommandContext, opts: PayOptions): Promise<number> {
     body.deploymentId = (await resolveDeployment(client, opts.deployment!)).id
     body.hours = opts.hours
   }
-  const order = await client.post<Order>('/v1/quotes', body)
+  const order = await client.post<OrderView>('/v1/quotes', body)
   if (!opts.send) {
     ctx.print(order, () => describeOrder(order))
     return exitCodes.ok
@@ -181,7 +166,7 @@ async function pay(ctx: CommandContext, opts: PayOptions): Promise<number> {
       shown = depth
       progress(`confirmations ${depth}/${network.confirmations}`)
     }
-    const current = await client.post<Order>(`/v1/orders/${order.orderId}/payments`, { txHash })
+    const current = await client.post<OrderView>(`/v1/orders/${order.orderId}/payments`, { txHash })
     const payment = current.payments.find((p) => p.txHash === txHash)
     if (payment?.status === 'credited') {
       ctx.print(
@@ -212,7 +197,7 @@ function usdToMicro(text: string): bigint {
   return micro
 }
 
-function describeOrder(order: Order): string {
+function describeOrder(order: OrderView): string {
   return [
     `order ${order.orderId} (${order.status}): ${usd(order.valueMicroUsd)} of credits`,
     `pay ${order.amount} base units of ${order.token} to ${order.payTo} on chain ${order.chainId}`,
