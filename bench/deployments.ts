@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { startPostgres } from '../scripts/postgres.ts'
-import { api, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+import { type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+import { leanClient } from './lean-client.ts'
 
 // Throughput of the whole control plane: N deployments created through the API on the simulated
 // provider with zero latency, timed until every one is running, on PGlite and on PostgreSQL.
@@ -39,7 +40,8 @@ function rssMb(pid: number): number {
 
 async function run(label: string, server: RunningBerth) {
   const { token } = await signIn(server.url)
-  const client = api(server.url, token)
+  // One socket per writer, plus one for the reader.
+  const client = leanClient(server.url, token, CREATE_CONCURRENCY + 1)
   const ids: string[] = []
   const started = performance.now()
   let next = 0
@@ -50,15 +52,15 @@ async function run(label: string, server: RunningBerth) {
   const readers = (async () => {
     while (creating || ids.length === 0) {
       const id = ids[Math.floor(Math.random() * ids.length)]
-      if (id) getLatencies.push(await timed(() => client.get(`/v1/deployments/${id}`)))
-      healthLatencies.push(await timed(() => fetch(`${server.url}/health`).then((r) => r.text())))
+      if (id) getLatencies.push(await timed(() => client.call('GET', `/v1/deployments/${id}`)))
+      healthLatencies.push(await timed(() => client.call('GET', '/health')))
     }
   })()
   await Promise.all(
     Array.from({ length: CREATE_CONCURRENCY }, async () => {
       while (next < COUNT) {
         const i = next++
-        const response = await client.post<{ id: string }>('/v1/deployments', {
+        const response = await client.call<{ id: string }>('POST', '/v1/deployments', {
           name: `bench-${i}`,
           image: 'example/app:1',
         })
@@ -70,12 +72,13 @@ async function run(label: string, server: RunningBerth) {
   )
   const createdMs = performance.now() - started
   for (;;) {
-    const { body } = await client.get<{ total: number }>('/v1/deployments?status=running&limit=1')
+    const { body } = await client.call<{ total: number }>('GET', '/v1/deployments?status=running&limit=1')
     if (body.total >= COUNT) break
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   creating = false
   await readers
+  client.close()
   const allRunningMs = performance.now() - started
   const perSecond = COUNT / (allRunningMs / 1000)
   const p50 = percentile(getLatencies, 50)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { readInstanceTable } from '../src/providers/simulated/journal.ts'
 import { createPostgresDatabase } from './helpers/db.ts'
 import { api, crashAtRandomMoments, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -101,23 +101,13 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
       500,
     )
 
-    const stateDir = join(server.dataDir, 'simulated')
-    const instanceFiles = (id: string) => {
-      try {
-        return readdirSync(join(stateDir, id)).filter((f) => f.endsWith('.json'))
-      } catch {
-        return []
-      }
-    }
+    const instances = readInstanceTable(join(server.dataDir, 'simulated'))
     for (const [i, id] of ids.entries()) {
-      const files = instanceFiles(id)
+      const replicas = [...(instances.get(id)?.values() ?? [])].map((instance) => instance.replica)
       if (expected(i) === 'deleted') {
-        assert.equal(files.length, 0, `deleted ${id} left instances`)
+        assert.equal(replicas.length, 0, `deleted ${id} left instances`)
         continue
       }
-      const replicas = files.map(
-        (f) => (JSON.parse(readFileSync(join(stateDir, id, f), 'utf8')) as { replica: number }).replica,
-      )
       const want = Array.from({ length: 1 + (i % 3) }, (_, r) => r)
       if (expected(i) === 'running') {
         assert.deepEqual(replicas.sort(), want, `${id}: one instance per replica`)
@@ -127,7 +117,7 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
       }
     }
     const known = new Set(ids)
-    const strays = readdirSync(stateDir).filter((dir) => !known.has(dir))
+    const strays = [...instances.keys()].filter((id) => !known.has(id))
     assert.deepEqual(strays, [], 'no instances without a deployment')
 
     for (const id of ids) {

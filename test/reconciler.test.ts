@@ -111,6 +111,17 @@ for (const kind of databaseKinds) {
       assert.equal(failed.stopReason, 'failed')
       assert.match(failed.error ?? '', /creating/)
       assert.ok((await eventsOf(row.id)).some((e) => e.type === 'creating_failed'))
+
+      // Started again, it fails again at once, instead of retrying a permanent failure forever.
+      await stack.store.requestIntent(owner, row.id, 'start')
+      await waitFor(
+        'a second failure',
+        async () => (await eventsOf(row.id)).filter((e) => e.type === 'creating_failed').length === 2,
+      )
+      await until(row.id, 'failed')
+      const statuses = (await eventsOf(row.id)).map((e) => e.status).filter(Boolean)
+      assert.deepEqual(statuses.slice(-4), ['failed', 'scheduled', 'deploying', 'failed'])
+      assert.ok(!(await eventsOf(row.id)).some((e) => e.type === 'reconcile_error'))
     })
 
     it('restarts an unhealthy deployment and fails it once the restart budget is spent', async () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import { generatePrivateKey } from 'viem/accounts'
+import { readInstanceTable } from '../src/providers/simulated/journal.ts'
 import { createPostgresDatabase } from './helpers/db.ts'
 import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -100,8 +101,8 @@ describe('two control planes on one PostgreSQL', () => {
 
     for (const id of ids) {
       const { body } = await client.get<{ spec: { replicas: number } }>(`/v1/deployments/${id}`)
-      const files = readdirSync(join(stateDir, id)).filter((f) => f.endsWith('.json'))
-      assert.equal(files.length, body.spec.replicas, `${id}: exactly one instance per replica`)
+      const instances = readInstanceTable(stateDir).get(id)?.size ?? 0
+      assert.equal(instances, body.spec.replicas, `${id}: exactly one instance per replica`)
     }
   })
 })

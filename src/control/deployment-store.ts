@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { and, asc, count, desc, eq, gt, inArray, ne, sql } from 'drizzle-orm'
-import { type Database, queryRows } from '../db/client.ts'
+import { type Database, numberedSql, queryRows } from '../db/client.ts'
 import { deploymentEvents, deployments, idempotencyKeys } from '../db/schema/index.ts'
 import { conflict, notFound } from '../domain/errors.ts'
 import type { DesiredState, ProgressStage, Status, StopReason } from '../domain/lifecycle.ts'
@@ -152,17 +152,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     const earlier = await replay()
     if (earlier) return earlier
     const id = randomUUID()
-    // The deployment and its first event in one statement (one round trip).
-    const insert = sql`
-      with d as (
-        insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, event_seq)
-        values (${id}, ${input.ownerId}, ${input.spec.name}, ${JSON.stringify(input.spec)}::jsonb, ${input.provider},
-                'pending', 'running', 'queued', 0, 1)
-        returning *),
-      e as (
-        insert into deployment_events (deployment_id, seq, type, status, stage, percent, actor)
-        select id, 1, 'created', 'pending', 'queued', 0, 'api' from d)
-      select ${sql.raw(columnsOf('d'))} from d`
+    const values = [id, input.ownerId, input.spec.name, JSON.stringify(input.spec), input.provider]
     try {
       const outcome = input.idempotencyKey
         ? await db.transaction(async (tx) => {
@@ -176,13 +166,16 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
               .from(idempotencyKeys)
               .where(and(eq(idempotencyKeys.accountId, input.ownerId), eq(idempotencyKeys.key, key)))
             if (prior) return { prior }
-            const [inserted] = await queryRows<Record<string, unknown>>(tx, insert)
+            const [inserted] = await queryRows<Record<string, unknown>>(
+              tx,
+              numberedSql(insertDeployment, values),
+            )
             await tx
               .insert(idempotencyKeys)
               .values({ accountId: input.ownerId, key, requestHash, deploymentId: id })
             return { row: fromDriver(inserted!) }
           })
-        : { row: fromDriver((await queryRows<Record<string, unknown>>(db, insert))[0]!) }
+        : { row: fromDriver((await database.query(insertDeployment, values))[0]!) }
       if ('prior' in outcome) return (await replay())!
       bus.changed(outcome.row.id, outcome.row.ownerId)
       bus.wake()
@@ -252,7 +245,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
         )
       return updated
     })
-    bus.changed(row.id, row.ownerId)
+    bus.changed(row.id, row.ownerId, { intent: true })
     bus.wake()
     return row
   }
@@ -377,3 +370,14 @@ function uniqueViolation(error: unknown): string | undefined {
   }
   return undefined
 }
+
+/** The deployment and its first event in one statement (one round trip). Parameters: see `create`. */
+const insertDeployment = `
+  with d as (
+    insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, event_seq)
+    values ($1, $2, $3, $4::jsonb, $5, 'pending', 'running', 'queued', 0, 1)
+    returning *),
+  e as (
+    insert into deployment_events (deployment_id, seq, type, status, stage, percent, actor)
+    select id, 1, 'created', 'pending', 'queued', 0, 'api' from d)
+  select ${columnsOf('d')} from d`

@@ -37,12 +37,24 @@ export interface StepDeps {
   config: Pick<Config, 'reconciler' | 'health'>
   signal: AbortSignal
   now?: () => Date
+  /**
+   * Told of each write made in the middle of a step (the progress of a long apply), so that an
+   * error ending the step is handled against the status that write left (`deploying`).
+   */
+  onWrite?: (row: DeploymentRow) => void
 }
 
 // Every provider here places a deployment as soon as it is scheduled, so scheduling is passed
 // through in the same write as the move to deploying. (A fleet scheduler that must choose a node
 // will make `scheduled` a step of its own.)
-const scheduling = { status: 'scheduled', stage: 'scheduling' } as const
+const scheduling: Passage = { status: 'scheduled', stage: 'scheduling' }
+const deploying: Passage = { status: 'deploying', stage: 'pulling' }
+
+/** A status passed through on the way to another, needing no provider work of its own. */
+interface Passage {
+  status: Status
+  stage: ProgressStage
+}
 
 interface Move {
   patch?: DeploymentPatch
@@ -51,22 +63,24 @@ interface Move {
   eventType?: string
   data?: unknown
   nextInMs?: number | null
+  /** The status moved from, when not the claimed row's (a deploy wrote `deploying` meanwhile). */
+  from?: Status
   /**
-   * A status passed through on the way, needing no provider work: it is validated and recorded as
-   * its own event, but written together with the final status, saving a round trip.
+   * Statuses passed through on the way: each is validated and recorded as its own event, but
+   * written together with the final status, saving a round trip per status.
    */
-  through?: { status: Status; stage: ProgressStage }
+  through?: Passage[]
   /** Events that happened before this move and are written with it (buffered progress). */
-  after?: EventInput[]
+  before?: EventInput[]
 }
 
 /**
  * Progress of an apply is written this long after it happens, together with any progress that
  * follows; an apply that finishes sooner writes its progress with the move that ends it. Watchers
- * still see every stage, a fraction of a second late at most, and a quick apply costs one write
- * instead of one per stage.
+ * still see every stage, half a second late at most, and a quick apply costs one write instead of
+ * one per stage (a busy control plane's applies of a few hundred ms included).
  */
-const PROGRESS_FLUSH_MS = 150
+const PROGRESS_FLUSH_MS = 500
 
 export async function reconcileStep(
   row: DeploymentRow,
@@ -80,15 +94,8 @@ export async function reconcileStep(
 
   const write = (change: Parameters<DeploymentStore['write']>[2]) => store.write(row, fence, change)
   const move = (to: Status, m: Move = {}) => {
-    const passed: EventInput[] = []
-    if (m.through) {
-      assertTransition(status, m.through.status)
-      assertTransition(m.through.status, to)
-      const { status: via, stage: viaStage } = m.through
-      passed.push({ type: 'status_changed', status: via, stage: viaStage, percent: stagePercent[viaStage] })
-    } else {
-      assertTransition(status, to)
-    }
+    const passed = passage(m.from ?? status, m.through ?? [])
+    assertTransition(passed.at(-1)?.status ?? m.from ?? status, to)
     const stage = m.stage ?? (row.stage as ProgressStage)
     const event: EventInput = {
       type: m.eventType ?? 'status_changed',
@@ -101,7 +108,7 @@ export async function reconcileStep(
     const nextInMs = m.nextInMs === undefined ? 0 : m.nextInMs
     return write({
       patch: { status: to, stage, percent: stagePercent[stage], attempts: 0, ...m.patch },
-      events: [...(m.after ?? []), ...passed, event],
+      events: [...(m.before ?? []), ...passed, event],
       nextInMs,
       // Work due at once stays with this worker, which goes straight on to the next step.
       keepLease: nextInMs === 0,
@@ -133,9 +140,9 @@ export async function reconcileStep(
   const begin = async (patch: DeploymentPatch = {}) => {
     const refusal = deps.funding ? await deps.funding.admit(row) : null
     if (!refusal) {
-      return move('deploying', {
-        through: scheduling,
-        stage: 'pulling',
+      return deploy(row, fence, deps, move, {
+        from: status,
+        through: [scheduling, deploying],
         patch: { deployStartedAt: now(), ...patch },
       })
     }
@@ -162,9 +169,13 @@ export async function reconcileStep(
       await provider.stop(row.id)
       return move('stopped')
     case 'scheduled':
-      return move('deploying', { stage: 'pulling', patch: { deployStartedAt: now() } })
+      return deploy(row, fence, deps, move, {
+        from: status,
+        through: [deploying],
+        patch: { deployStartedAt: now() },
+      })
     case 'deploying':
-      return deploy(row, fence, deps, move)
+      return deploy(row, fence, deps, move, { from: status, through: [], patch: {} })
     case 'starting':
     case 'running':
     case 'unhealthy':
@@ -174,14 +185,44 @@ export async function reconcileStep(
   }
 }
 
+/** The events of passing through these statuses from `from`, each transition validated. */
+function passage(from: Status, through: Passage[]): EventInput[] {
+  let at = from
+  return through.map(({ status, stage }) => {
+    assertTransition(at, status)
+    at = status
+    return { type: 'status_changed', status, stage, percent: stagePercent[stage] }
+  })
+}
+
+/**
+ * Where a deploy starts: the status it was claimed in, the statuses to pass through before the
+ * provider works (scheduled, deploying), and what the move to `deploying` sets.
+ */
+interface DeployStart {
+  from: Status
+  through: Passage[]
+  patch: DeploymentPatch
+}
+
+/**
+ * Applies the deployment. The move to `deploying` and the progress of the apply are written when
+ * the apply has run for PROGRESS_FLUSH_MS, together with any progress that follows; an apply that
+ * finishes sooner is written in one statement with the move that ends it: `starting`, or straight
+ * on to `running` when the provider's own word on health is all the spec asks for.
+ */
 async function deploy(
   row: DeploymentRow,
   fence: Fence,
   deps: StepDeps,
   move: (to: Status, m?: Move) => Promise<DeploymentRow>,
+  start: DeployStart,
 ): Promise<DeploymentRow> {
-  const buffered: EventInput[] = []
-  let lastStage = row.stage
+  const now = deps.now ?? (() => new Date())
+  // Not yet written: the passage to `deploying` (and what that move sets), then the apply's progress.
+  const buffered: EventInput[] = passage(start.from, start.through)
+  let unwritten: DeploymentPatch | undefined = start.through.length > 0 ? start.patch : undefined
+  let lastStage = start.through.at(-1)?.stage ?? row.stage
   let timer: NodeJS.Timeout | undefined
   let flushed: Promise<unknown> = Promise.resolve()
   let flushError: unknown
@@ -189,21 +230,25 @@ async function deploy(
     clearTimeout(timer)
     timer = undefined
     const events = buffered.splice(0)
-    const stage = events.at(-1)?.stage
-    if (!stage) return
+    if (events.length === 0) return
+    const stage = [...events].reverse().find((e) => e.stage)?.stage ?? 'pulling'
+    const statusPatch: DeploymentPatch = unwritten ? { status: 'deploying', ...unwritten } : {}
+    unwritten = undefined
     flushed = flushed
-      .then(() =>
-        deps.store.write(row, fence, {
-          patch: { stage, percent: stagePercent[stage] },
+      .then(async () => {
+        const written = await deps.store.write(row, fence, {
+          patch: { ...statusPatch, stage, percent: stagePercent[stage] },
           events,
           keepLease: true,
-        }),
-      )
+        })
+        deps.onWrite?.(written)
+      })
       // Kept until the apply is over, then thrown from there (a lost lease ends the step).
       .catch((error: unknown) => {
         flushError ??= error
       })
   }
+  timer = setTimeout(flush, PROGRESS_FLUSH_MS)
   const ctx: ApplyContext = {
     signal: deps.signal,
     progress: async (stage, message) => {
@@ -233,16 +278,49 @@ async function deploy(
   clearTimeout(timer)
   await flushed
   if (flushError) throw flushError
+  const applied: DeploymentPatch = {
+    ...unwritten,
+    endpoints: observed.endpoints,
+    appliedRestartGeneration: row.restartGeneration,
+    unhealthyStreak: 0,
+  }
+  // The passage to `deploying` is validated and in `buffered` (or written): moves go on from there.
+  const from = 'deploying'
+  if (healthyOnceApplied(observed, row.spec)) {
+    const started = start.patch.deployStartedAt ?? row.deployStartedAt
+    if (started) deps.metrics.deployDuration.observe((now().getTime() - started.getTime()) / 1000)
+    return move('running', {
+      from,
+      through: [{ status: 'starting', stage: 'health-checking' }],
+      before: buffered,
+      stage: 'running',
+      patch: { ...applied, healthyStreak: 1, runningSince: now() },
+      nextInMs: nextLookWhenHealthyMs(row.spec, deps.config.reconciler.resyncSeconds * 1000),
+    })
+  }
   return move('starting', {
+    from,
+    before: buffered,
     stage: 'health-checking',
-    after: buffered,
-    patch: {
-      endpoints: observed.endpoints,
-      appliedRestartGeneration: row.restartGeneration,
-      healthyStreak: 0,
-      unhealthyStreak: 0,
-    },
+    patch: { ...applied, healthyStreak: 0 },
   })
+}
+
+/**
+ * True when the instances an apply reports are enough to call the deployment running: every
+ * replica runs and the provider judges it healthy itself, and the spec asks for no more than
+ * that (no probe by the control plane, and a single passing look).
+ */
+function healthyOnceApplied(observed: Observed, spec: DeploymentRow['spec']): boolean {
+  if (assessHealth(observed, spec.replicas) !== 'healthy') return false
+  if (!spec.healthCheck) return true
+  const judged = observed.instances.every((i) => i.health === 'healthy')
+  return judged && spec.healthCheck.healthyThreshold <= 1
+}
+
+/** When to look again at a deployment found healthy: its check interval, or the resync period. */
+function nextLookWhenHealthyMs(spec: DeploymentRow['spec'], resyncMs: number): number {
+  return spec.healthCheck ? Math.min(resyncMs, spec.healthCheck.intervalSeconds * 1000) : resyncMs
 }
 
 async function supervise(
@@ -363,7 +441,7 @@ async function supervise(
       return move('running', {
         stage: 'running',
         patch: { healthyStreak: streak, unhealthyStreak: 0, runningSince: now() },
-        nextInMs: Math.min(resyncMs, intervalMs),
+        nextInMs: nextLookWhenHealthyMs(row.spec, resyncMs),
       })
     }
     return write({ patch: { healthyStreak: streak, unhealthyStreak: 0, attempts: 0 }, nextInMs: intervalMs })
@@ -380,7 +458,7 @@ async function supervise(
       attempts: 0,
       ...(resetLadder ? { restartCount: 0, restartWindowStartedAt: null } : {}),
     },
-    nextInMs: check ? Math.min(resyncMs, intervalMs) : resyncMs,
+    nextInMs: nextLookWhenHealthyMs(row.spec, resyncMs),
   })
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { setMaxListeners } from 'node:events'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.ts'
 import { backoffDelayMs } from '../domain/backoff.ts'
@@ -58,6 +59,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const workerId = `w-${randomUUID().slice(0, 8)}`
   const inFlight = new Set<Promise<void>>()
   const abort = new AbortController()
+  // Every step in flight listens for shutdown on this one signal (up to `concurrency` at once).
+  setMaxListeners(0, abort.signal)
   let stopping = false
   let loop: Promise<void> | undefined
   let wakeUp: (() => void) | undefined
@@ -132,9 +135,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // Steps that leave the deployment due at once keep the lease, and this worker takes the next
       // step straight away instead of releasing and re-claiming it.
       current = row
+      unwatch = deps.bus.onIntent(row.id, () => void cancelUnlessWanted())
       for (let step = 0; ; step++) {
-        if (current.status === 'deploying')
-          unwatch ??= deps.bus.onChanged(row.id, () => void cancelUnlessWanted())
         const next = await reconcileStep(current, fence, {
           store,
           provider,
@@ -143,6 +145,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
           signal: cancel.signal,
           funding: deps.funding,
           now: deps.now,
+          onWrite: (written) => {
+            current = written
+          },
         })
         current = next
         if (next.leaseOwner !== workerId) {

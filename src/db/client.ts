@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
-import type { SQL } from 'drizzle-orm'
+import { type SQL, sql } from 'drizzle-orm'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
@@ -67,6 +68,21 @@ const pgliteSettings = [
   'temp_buffers=2MB',
 ]
 
+/**
+ * The hot statements run as named prepared statements on PostgreSQL: each connection parses and
+ * plans one once instead of on every call. The name is derived from the text, so one text is one
+ * statement (the fenced write has a handful of shapes, depending on which columns it sets).
+ */
+const statementNames = new Map<string, string>()
+function statementName(text: string): string {
+  let name = statementNames.get(text)
+  if (!name) {
+    name = `berth_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
+    statementNames.set(text, name)
+  }
+  return name
+}
+
 async function openPostgres(url: string, max: number): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max })
   // An idle client's connection error must not crash the process; the pool replaces it.
@@ -79,7 +95,8 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   return {
     kind: 'postgres',
     db,
-    query: async <T>(text: string, params: unknown[]) => (await pool.query(text, params)).rows as T[],
+    query: async <T>(text: string, params: unknown[]) =>
+      (await pool.query({ name: statementName(text), text, values: params })).rows as T[],
     async listen(channel, fn) {
       const client = new pg.Client({ connectionString: url })
       client.on('error', () => {})
@@ -118,4 +135,17 @@ async function openPostgres(url: string, max: number): Promise<Database> {
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as { rows: T[] }
   return result.rows
+}
+
+/**
+ * A statement written for `Database.query` ($1, $2… placeholders) as drizzle SQL, for running the
+ * same text inside a drizzle transaction.
+ */
+export function numberedSql(text: string, params: unknown[]): SQL {
+  const parts = text.split(/\$(\d+)/)
+  const chunks: SQL[] = []
+  parts.forEach((part, i) => {
+    chunks.push(i % 2 === 0 ? sql.raw(part) : sql`${params[Number(part) - 1]}`)
+  })
+  return sql.join(chunks)
 }

@@ -8,13 +8,20 @@ import type { Database } from '../db/client.ts'
 
 const CHANGED_CHANNEL = 'berth_deployment_changed'
 const WAKE_CHANNEL = 'berth_reconcile_wake'
+/** Appended to a changed item (`id:owner:intent`) when what the deployment is meant to be changed. */
+const INTENT_MARK = 'intent'
 
 export interface EventBus {
-  /** A deployment's row or events changed (after commit). */
-  changed(deploymentId: string, ownerId: string): void
+  /**
+   * A deployment's row or events changed (after commit). `intent` marks a change of what is
+   * wanted (stop, start, restart, delete), which work in flight for the deployment must look at.
+   */
+  changed(deploymentId: string, ownerId: string, options?: { intent?: boolean }): void
   /** New work exists for the reconciler. */
   wake(): void
   onChanged(deploymentId: string, fn: () => void): () => void
+  /** Only changes of intent, from this process or another replica. */
+  onIntent(deploymentId: string, fn: () => void): () => void
   onOwnerChanged(ownerId: string, fn: (deploymentId: string) => void): () => void
   onWake(fn: () => void): () => void
   start(): Promise<void>
@@ -29,9 +36,10 @@ export function createEventBus(database: Database): EventBus {
 
   const emitChanged = (payload: string) => {
     for (const item of payload.split(',')) {
-      const [deploymentId, ownerId] = item.split(':')
+      const [deploymentId, ownerId, mark] = item.split(':')
       if (!deploymentId || !ownerId) continue
       emitter.emit(`d:${deploymentId}`)
+      if (mark === INTENT_MARK) emitter.emit(`i:${deploymentId}`)
       emitter.emit(`o:${ownerId}`, deploymentId)
     }
   }
@@ -62,10 +70,11 @@ export function createEventBus(database: Database): EventBus {
   }
 
   return {
-    changed(deploymentId, ownerId) {
-      emitChanged(`${deploymentId}:${ownerId}`)
+    changed(deploymentId, ownerId, options = {}) {
+      const item = `${deploymentId}:${ownerId}${options.intent ? `:${INTENT_MARK}` : ''}`
+      emitChanged(item)
       if (!remote) return
-      pendingChanges.add(`${deploymentId}:${ownerId}`)
+      pendingChanges.add(item)
       if (!flushScheduled) {
         flushScheduled = true
         setImmediate(flushChanges)
@@ -81,6 +90,7 @@ export function createEventBus(database: Database): EventBus {
       })
     },
     onChanged: (deploymentId, fn) => on(`d:${deploymentId}`, fn),
+    onIntent: (deploymentId, fn) => on(`i:${deploymentId}`, fn),
     onOwnerChanged: (ownerId, fn) => on(`o:${ownerId}`, fn),
     onWake: (fn) => on('wake', fn),
     async start() {

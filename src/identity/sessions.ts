@@ -12,7 +12,8 @@ import type { Account } from './accounts.ts'
 // cheap and tamper-proof, the row makes logout (revocation) take effect immediately.
 
 /**
- * A verified session row is reused this long, saving a query per request under load. A logout in
+ * A verified token and its session row are reused this long, saving a signature check and a query
+ * per request under load. A logout in
  * this process drops its entry at once; one on another process sharing the database takes effect
  * here within this time.
  */
@@ -55,10 +56,8 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
   const { db, config, now } = options
   const issuer = publicUrlOf(config).origin
   const key = new TextEncoder().encode(await loadSessionSecret(db, config))
-  const cache = new Map<
-    string,
-    { session: VerifiedSession; accountId: string; expiresAt: number; cachedAt: number }
-  >()
+  /** Verified tokens: the token itself → its session, when verified, and when it expires. */
+  const cache = new Map<string, { session: VerifiedSession; expiresAt: number; cachedAt: number }>()
 
   return {
     issuer,
@@ -83,6 +82,11 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
 
     async verify(token) {
       const at = now()
+      // The same token verified moments ago: its signature and claims cannot have changed.
+      const hit = cache.get(token)
+      if (hit && at.getTime() - hit.cachedAt < SESSION_CACHE_MS && hit.expiresAt > at.getTime()) {
+        return hit.session
+      }
       let claims: { jti?: string; sub?: string }
       try {
         ;({ payload: claims } = await jwtVerify(token, key, {
@@ -93,15 +97,6 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
         }))
       } catch (cause) {
         throw sessionTokenError(cause)
-      }
-      const hit = cache.get(claims.jti!)
-      if (
-        hit &&
-        hit.accountId === claims.sub &&
-        at.getTime() - hit.cachedAt < SESSION_CACHE_MS &&
-        hit.expiresAt > at.getTime()
-      ) {
-        return hit.session
       }
       const [row] = await db
         .select({ session: sessions, account: accounts })
@@ -115,12 +110,7 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
       const { id, address, externalSubject } = row.account
       const session = { sessionId: row.session.id, account: { id, address, externalSubject } }
       if (cache.size >= SESSION_CACHE_MAX) cache.clear()
-      cache.set(session.sessionId, {
-        session,
-        accountId: id,
-        expiresAt: row.session.expiresAt.getTime(),
-        cachedAt: at.getTime(),
-      })
+      cache.set(token, { session, expiresAt: row.session.expiresAt.getTime(), cachedAt: at.getTime() })
       return session
     },
 
@@ -130,7 +120,7 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
         .set({ revokedAt: now() })
         .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
       // After the row: a verify racing the update cannot cache the session as still valid.
-      cache.delete(sessionId)
+      for (const [token, entry] of cache) if (entry.session.sessionId === sessionId) cache.delete(token)
     },
   }
 }

@@ -79,7 +79,7 @@ export async function createNft(deps: NftDeps) {
 
   const onApplied = (changes: AppliedChange[], source: 'transfer' | 'recheck' | 'sweep') => {
     for (const c of changes) {
-      bus.changed(c.deploymentId, c.fromOwnerId)
+      bus.changed(c.deploymentId, c.fromOwnerId, { intent: c.stopped })
       if (c.toOwnerId !== c.fromOwnerId) bus.changed(c.deploymentId, c.toOwnerId)
       if (c.stopped) stops.inc({ reason: c.burned ? 'burn' : source })
     }

@@ -24,6 +24,8 @@ export interface StartOptions {
   readyTimeoutMs?: number
   /** Run on this Docker engine (its socket path), as the default provider, instead of simulated. */
   dockerSocket?: string
+  /** Extra options for node itself (e.g. --cpu-prof when profiling a benchmark). */
+  nodeArgs?: string[]
 }
 
 export interface RunningBerth {
@@ -84,7 +86,16 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
   const url = `http://127.0.0.1:${port}`
   const extra = options.args ?? []
   // The same V8 flag as bin/berth.js's shebang, which is not read when node runs the file itself.
-  const args = ['--liftoff-only', berthBin, 'serve', '--port', String(port), '--data-dir', dataDir]
+  const args = [
+    '--liftoff-only',
+    ...(options.nodeArgs ?? []),
+    berthBin,
+    'serve',
+    '--port',
+    String(port),
+    '--data-dir',
+    dataDir,
+  ]
   // The SIWE domain is the public URL's host, so it must be the address the tests connect to.
   if (!extra.includes('--public-url')) args.push('--public-url', url)
   args.push(...extra)
