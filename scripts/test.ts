@@ -32,6 +32,9 @@ async function main(): Promise<number> {
     if ((await run(bin('tsc'), ['--noEmit'])) !== 0) return 1
     console.log('» lint')
     if ((await run(bin('biome'), ['check', '.'])) !== 0) return 1
+    // The end-to-end tests spawn bin/berth.js, which runs this build (what `npm start` runs).
+    console.log('» build')
+    if ((await run(process.execPath, ['--import', 'tsx', join('scripts', 'build.ts')])) !== 0) return 1
   }
   console.log('» starting a throwaway PostgreSQL server')
   const postgres = await startPostgres()

@@ -77,6 +77,8 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
       }
     })()
 
+    // A failure shows what the server said, across its restarts.
+    work.catch(() => console.error(`berth serve output (tail):\n${server.output().slice(-6000)}`))
     await crashAtRandomMoments(server, {
       crashes: CRASHES,
       total: DEPLOYMENTS,

@@ -19,6 +19,9 @@ import { probeInstances } from './probe.ts'
  */
 const STARTING_PROBE_MS = 100
 
+/** The longest the probe right after an apply may take before the deployment is left `starting`. */
+const FIRST_LOOK_TIMEOUT_SECONDS = 1
+
 // One reconcile step: look at a claimed deployment, take at most one step towards its desired
 // state, and write the new status and its event in one fenced transaction. Running a step twice
 // changes nothing, because every provider call is idempotent and keyed by the deployment id.
@@ -286,7 +289,7 @@ async function deploy(
   }
   // The passage to `deploying` is validated and in `buffered` (or written): moves go on from there.
   const from = 'deploying'
-  if (healthyOnceApplied(observed, row.spec)) {
+  if (await healthyOnceApplied(observed, row.spec)) {
     const started = start.patch.deployStartedAt ?? row.deployStartedAt
     if (started) deps.metrics.deployDuration.observe((now().getTime() - started.getTime()) / 1000)
     return move('running', {
@@ -308,14 +311,21 @@ async function deploy(
 
 /**
  * True when the instances an apply reports are enough to call the deployment running: every
- * replica runs and the provider judges it healthy itself, and the spec asks for no more than
- * that (no probe by the control plane, and a single passing look).
+ * replica runs, the spec asks for a single passing look, and that look passes: the provider's own
+ * word on health, or (for a provider that cannot judge it) the spec's probe, tried once at once.
+ * Most workloads answer by the time their container has started; one that does not yet goes on
+ * to `starting` and is probed there.
  */
-function healthyOnceApplied(observed: Observed, spec: DeploymentRow['spec']): boolean {
+async function healthyOnceApplied(observed: Observed, spec: DeploymentRow['spec']): Promise<boolean> {
   if (assessHealth(observed, spec.replicas) !== 'healthy') return false
-  if (!spec.healthCheck) return true
-  const judged = observed.instances.every((i) => i.health === 'healthy')
-  return judged && spec.healthCheck.healthyThreshold <= 1
+  const check = spec.healthCheck
+  if (!check) return true
+  if (check.healthyThreshold > 1) return false
+  if (observed.instances.every((i) => i.health === 'healthy')) return true
+  if (observed.instances.some((i) => i.health === 'unhealthy')) return false
+  // A short look: a workload still starting is left to the probes in `starting`.
+  const firstLook = { ...check, timeoutSeconds: Math.min(check.timeoutSeconds, FIRST_LOOK_TIMEOUT_SECONDS) }
+  return (await probeInstances(observed, firstLook)) === null
 }
 
 /** When to look again at a deployment found healthy: its check interval, or the resync period. */

@@ -29,6 +29,7 @@ export interface StartOptions {
 }
 
 export interface RunningBerth {
+  /** Where the current process listens (a restart moves it to a new port). */
   url: string
   port: number
   dataDir: string
@@ -40,7 +41,7 @@ export interface RunningBerth {
   stop(): Promise<void>
   /** SIGKILL, then wait for the exit: a crash. */
   kill9(): Promise<void>
-  /** Start again on the same port, data dir and database (stopping first if still running). */
+  /** Start again on a new port, with the same data dir, database and public URL (stopping first if still running). */
   restart(): Promise<void>
 }
 
@@ -77,34 +78,36 @@ function childEnv(options: StartOptions): NodeJS.ProcessEnv {
 }
 
 export async function startBerth(options: StartOptions = {}): Promise<RunningBerth> {
-  const port = await freePort()
+  let port = await freePort()
   let dataDir = options.dataDir
   if (!dataDir) {
     dataDir = mkdtempSync(join(tmpdir(), 'berth-e2e-'))
     tempDirs.push(dataDir)
   }
-  const url = `http://127.0.0.1:${port}`
+  let url = `http://127.0.0.1:${port}`
   const extra = options.args ?? []
-  // The same V8 flag as bin/berth.js's shebang, which is not read when node runs the file itself.
-  const args = [
-    '--liftoff-only',
-    ...(options.nodeArgs ?? []),
-    berthBin,
-    'serve',
-    '--port',
-    String(port),
-    '--data-dir',
-    dataDir,
-  ]
-  // The SIWE domain is the public URL's host, so it must be the address the tests connect to.
-  if (!extra.includes('--public-url')) args.push('--public-url', url)
-  args.push(...extra)
+  // The SIWE domain is the public URL's host, so it must be the address the tests connect to. It
+  // stays the first address across restarts, so that sessions signed in before stay valid.
+  const publicUrl = extra.includes('--public-url') ? [] : ['--public-url', url]
   const env = childEnv(options)
   let output = ''
   let child!: ChildProcess
   let exited!: Promise<void>
 
   const spawnChild = async () => {
+    // The same V8 flag as bin/berth.js's shebang, which is not read when node runs the file itself.
+    const args = [
+      '--liftoff-only',
+      ...(options.nodeArgs ?? []),
+      berthBin,
+      'serve',
+      '--port',
+      String(port),
+      '--data-dir',
+      dataDir,
+      ...publicUrl,
+      ...extra,
+    ]
     child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
     const collect = (chunk: Buffer) => {
       output += chunk.toString()
@@ -128,8 +131,12 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
   })
 
   return {
-    url,
-    port,
+    get url() {
+      return url
+    },
+    get port() {
+      return port
+    },
     dataDir,
     get child() {
       return child
@@ -140,6 +147,10 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
     async restart() {
       await terminate('SIGTERM')
       output += '\n--- restart ---\n'
+      // On a new port: the old one, free since the crash, may have been taken by any other process
+      // meanwhile, whose answers would pass for this server's.
+      port = await freePort()
+      url = `http://127.0.0.1:${port}`
       await spawnChild().catch(async (error) => {
         await terminate('SIGKILL')
         throw error
