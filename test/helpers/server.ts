@@ -24,8 +24,6 @@ export interface StartOptions {
   readyTimeoutMs?: number
   /** Run on this Docker engine (its socket path), as the default provider, instead of simulated. */
   dockerSocket?: string
-  /** Extra options for node itself (e.g. --cpu-prof when profiling a benchmark). */
-  nodeArgs?: string[]
 }
 
 export interface RunningBerth {
@@ -98,7 +96,6 @@ export async function startBerth(options: StartOptions = {}): Promise<RunningBer
     // The same V8 flag as bin/berth.js's shebang, which is not read when node runs the file itself.
     const args = [
       '--liftoff-only',
-      ...(options.nodeArgs ?? []),
       berthBin,
       'serve',
       '--port',

@@ -146,10 +146,11 @@ async function createContainer(
     try {
       return (await docker.createContainer(options)).id
     } catch (error) {
-      // The owner's last other deployment removed the network meanwhile: make it again, once.
+      // The owner's last other deployment removed the network meanwhile: make it again, once,
+      // and attach to the new one (containers attach by network id).
       if (!isNetworkMissing(error)) throw error
-      await ensureOwnerNetwork(docker, plan.ownerId)
-      return (await docker.createContainer(options)).id
+      const network = await ensureOwnerNetwork(docker, plan.ownerId)
+      return (await docker.createContainer(createOptionsOf({ ...plan, network }, hardening))).id
     }
   } catch (error) {
     if (!isConflict(error)) throw toProviderError(error, `create container ${name}`)
