@@ -4,7 +4,7 @@ import { networksSchema, paymentsSchema, pricingSchema } from './payments-schema
 import { bool, int } from './zod-helpers.ts'
 
 // The one config schema. Every key has a default so `berth serve` runs with no config at all;
-// README.md lists each key with its env var and default (test/config.test.ts keeps them in step).
+// README.md lists each key with its env var and default (test/config-reference.test.ts keeps them in step).
 
 /** JSON in an env variable; left as text when it is not JSON, so the schema names the problem. */
 const parseJson = (text: string): unknown => {

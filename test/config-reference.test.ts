@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { describe, it } from 'node:test'
+import { configSchema } from '../src/config/schema.ts'
+import { repoRoot } from './helpers/server.ts'
+
+// The README's config reference is what operators read: every key berth has must be in it.
+
+/** Dotted paths of the leaves of a config (an array or an empty object is a leaf). */
+function leafKeys(value: unknown, path: string[] = []): string[] {
+  const isBranch = value !== null && typeof value === 'object' && !Array.isArray(value)
+  if (!isBranch || Object.keys(value).length === 0) return [path.join('.')]
+  return Object.entries(value).flatMap(([key, child]) => leafKeys(child, [...path, key]))
+}
+
+describe('config reference in the README', () => {
+  it('lists every key of the config, with its defaults applied', () => {
+    const readme = readFileSync(`${repoRoot}README.md`, 'utf8')
+    const listed = new Set([...readme.matchAll(/^\| `([^`]+)` \|/gm)].map((match) => match[1]))
+    const keys = leafKeys(configSchema.parse({}))
+    assert.ok(keys.length > 30, `the config has ${keys.length} keys`)
+    assert.deepEqual(
+      keys.filter((key) => !listed.has(key)),
+      [],
+      'keys missing from the README config table',
+    )
+  })
+})
