@@ -26,15 +26,23 @@ const image = await buildTestImage(engine.socketPath)
 const docker = new Docker({ socketPath: engine.socketPath })
 const baselineLabel = `berth-bench.run=${randomUUID()}`
 
-/** Raw engine: create, start, then probe until the page answers. */
-async function rawRun(): Promise<number> {
+/**
+ * Raw engine: create, start, then probe until the page answers. On the default bridge (what
+ * `docker run -d` does), or on a network of its own like berth's per-owner network: attaching to a
+ * user-defined bridge costs the engine itself 150–200 ms per container here, so the second
+ * baseline separates what berth adds from what owner isolation costs.
+ */
+async function rawRun(network?: string): Promise<number> {
   const started = performance.now()
   const port = await freePort()
   const container = await docker.createContainer({
     Image: image,
     Labels: { [baselineLabel.split('=')[0]!]: baselineLabel.split('=')[1]! },
     ExposedPorts: { '80/tcp': {} },
-    HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] } },
+    HostConfig: {
+      PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
+      ...(network ? { NetworkMode: network } : {}),
+    },
   })
   await container.start()
   while (!(await probe(check, { host: '127.0.0.1', port })).ok) {
@@ -90,17 +98,23 @@ async function removeBerth(server: RunningBerth, token: string) {
   }
 }
 
-function report(label: string, berth: number[], raw: number[]) {
-  const line = (name: string, values: number[]) =>
-    `${name} p50 ${percentile(values, 50).toFixed(0)} ms  p99 ${percentile(values, 99).toFixed(0)} ms`
+function report(label: string, berth: number[], raw: number[], rawOnNetwork: number[]) {
+  const line = (values: number[]) =>
+    `p50 ${percentile(values, 50).toFixed(0)} ms  p99 ${percentile(values, 99).toFixed(0)} ms`
+  const ratio = (values: number[]) =>
+    `p50 ${(percentile(berth, 50) / percentile(values, 50)).toFixed(2)}×  p99 ${(percentile(berth, 99) / percentile(values, 99)).toFixed(2)}×`
   console.log(`\n${label}`)
-  console.log(`  berth (POST → running)        ${line('', berth)}`)
-  console.log(`  raw engine create+start+probe ${line('', raw)}`)
+  console.log(`  berth (POST → running)                  ${line(berth)}`)
+  console.log(`  raw create+start+probe, default bridge  ${line(raw)}   berth: ${ratio(raw)}`)
   console.log(
-    `  ratio                          p50 ${(percentile(berth, 50) / percentile(raw, 50)).toFixed(2)}×  p99 ${(percentile(berth, 99) / percentile(raw, 99)).toFixed(2)}×`,
+    `  raw create+start+probe, own network     ${line(rawOnNetwork)}   berth: ${ratio(rawOnNetwork)}`,
   )
 }
 
+const network = await docker.createNetwork({
+  Name: `berth-bench-${randomUUID().slice(0, 8)}`,
+  Driver: 'bridge',
+})
 const server = await startBerth({
   dockerSocket: engine.socketPath,
   env: { BERTH_LOG_LEVEL: 'warn', BERTH_USAGE__SAMPLE_INTERVAL_SECONDS: '0' },
@@ -119,7 +133,10 @@ try {
   await removeBerth(server, token)
   for (let i = 0; i < SEQUENTIAL; i++) seqRaw.push(await rawRun())
   await removeBaseline()
-  report(`${SEQUENTIAL} sequential deployments`, seqBerth, seqRaw)
+  const seqRawOnNetwork: number[] = []
+  for (let i = 0; i < SEQUENTIAL; i++) seqRawOnNetwork.push(await rawRun(network.id))
+  await removeBaseline()
+  report(`${SEQUENTIAL} sequential deployments`, seqBerth, seqRaw, seqRawOnNetwork)
 
   const burstBerth = await Promise.all(
     Array.from({ length: BURST }, (_, i) => berthRun(server, token, `burst-${i}`)),
@@ -127,9 +144,12 @@ try {
   await removeBerth(server, token)
   const burstRaw = await Promise.all(Array.from({ length: BURST }, () => rawRun()))
   await removeBaseline()
-  report(`burst of ${BURST} at once`, burstBerth, burstRaw)
+  const burstRawOnNetwork = await Promise.all(Array.from({ length: BURST }, () => rawRun(network.id)))
+  await removeBaseline()
+  report(`burst of ${BURST} at once`, burstBerth, burstRaw, burstRawOnNetwork)
 } finally {
   await removeBaseline().catch(() => {})
+  await network.remove().catch(() => {})
   await server.stop()
   // A run that broke off leaves berth's containers behind once berth is stopped: remove them here.
   const mine = new Set(created)
