@@ -169,3 +169,29 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const engine = await ensureDockerEngine()
   console.log(`engine answers on ${engine.socketPath}; image ${await buildTestImage(engine.socketPath)}`)
 }
+
+/**
+ * Removes berth's networks that no container uses on the engine at `socketPath`, if one answers:
+ * what earlier test runs left behind (a run killed halfway; a suite whose server stopped before its
+ * deletes finished). Left to pile up they use up the engine's address pools (about 30 networks),
+ * and every later create of an owner network fails. A network in use is never removed.
+ */
+export async function removeUnusedBerthNetworks(socketPath = DEFAULT_SOCKET): Promise<number> {
+  if (!(await engineAnswers(socketPath))) return 0
+  const docker = new Docker({ socketPath })
+  let removed = 0
+  for (const summary of await docker.listNetworks({ filters: { label: ['berth.managed=true'] } })) {
+    const network = docker.getNetwork(summary.Id)
+    const info = (await network.inspect()) as { Containers?: Record<string, unknown> }
+    if (Object.keys(info.Containers ?? {}).length > 0) continue
+    // Refused if a container joined meanwhile: then it is in use and stays.
+    if (
+      await network.remove().then(
+        () => true,
+        () => false,
+      )
+    )
+      removed++
+  }
+  return removed
+}

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { removeUnusedBerthNetworks } from './docker.ts'
 import { startPostgres } from './postgres.ts'
 
 // `npm test`: typecheck, lint, then every test file, with a throwaway PostgreSQL server started
@@ -36,6 +37,8 @@ async function main(): Promise<number> {
     console.log('» build')
     if ((await run(process.execPath, ['--import', 'tsx', join('scripts', 'build.ts')])) !== 0) return 1
   }
+  const leftovers = await removeUnusedBerthNetworks()
+  if (leftovers > 0) console.log(`» removed ${leftovers} unused berth networks left on the Docker engine`)
   console.log('» starting a throwaway PostgreSQL server')
   const postgres = await startPostgres()
   const stop = () => postgres.stop()
