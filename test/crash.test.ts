@@ -3,7 +3,14 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readInstanceTable } from '../src/providers/simulated/journal.ts'
 import { createPostgresDatabase } from './helpers/db.ts'
-import { api, crashAtRandomMoments, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
+import {
+  api,
+  crashAtRandomMoments,
+  type RunningBerth,
+  signIn,
+  startBerth,
+  untilAnswered,
+} from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // kill -9 the control plane at random moments while 200 deployments are created, stopped and
@@ -48,16 +55,9 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
   it('converges with no duplicates and no gaps after repeated crashes', { timeout: 300_000 }, async () => {
     const { token } = await signIn(server.url)
     const client = () => api(server.url, token)
-    // Every request is retried until the server answers: it is down between a crash and its restart.
-    const retry = async <T>(what: string, call: () => Promise<{ status: number; body: T }>, ok: number[]) =>
-      waitFor(
-        what,
-        async () => {
-          const response = await call()
-          return ok.includes(response.status) ? response : undefined
-        },
-        120_000,
-      )
+    // Every request is sent again until the server answers: it is down between a crash and its restart.
+    const retry = <T>(what: string, call: () => Promise<{ status: number; body: T }>, ok: number[]) =>
+      untilAnswered(what, call, ok, 120_000)
 
     const ids: string[] = []
     const work = (async () => {

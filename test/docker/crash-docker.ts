@@ -3,7 +3,14 @@ import { after, before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
 import { LABEL } from '../../src/providers/docker/labels.ts'
 import { createPostgresDatabase } from '../helpers/db.ts'
-import { api, crashAtRandomMoments, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
+import {
+  api,
+  crashAtRandomMoments,
+  type RunningBerth,
+  signIn,
+  startBerth,
+  untilAnswered,
+} from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 // kill -9 `berth serve` on docker while 50 deployments are created (and some deleted), five
@@ -70,16 +77,8 @@ export function dockerCrashTests(
     }, async () => {
       const { token } = await signIn(server.url)
       const client = () => api(server.url, token)
-      const retry = async <T>(what: string, call: () => Promise<{ status: number; body: T }>, ok: number[]) =>
-        waitFor(
-          what,
-          async () => {
-            const response = await call().catch(() => undefined)
-            return response && ok.includes(response.status) ? response : undefined
-          },
-          60_000,
-          50,
-        )
+      const retry = <T>(what: string, call: () => Promise<{ status: number; body: T }>, ok: number[]) =>
+        untilAnswered(what, call, ok, 60_000)
       const replicasOf = (i: number) => 1 + (i % 2)
       const deleted = (i: number) => i % 5 === 4
 

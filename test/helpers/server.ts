@@ -300,6 +300,26 @@ export async function crashAtRandomMoments(
   }
 }
 
+/**
+ * Sends `call` until it answers one of the `ok` statuses: during a crash test the server is down
+ * between a crash and its restart, and a request whose answer was lost is sent again.
+ */
+export function untilAnswered<T>(
+  what: string,
+  call: () => Promise<{ status: number; body: T }>,
+  ok: number[],
+  timeoutMs: number,
+): Promise<{ status: number; body: T }> {
+  return waitFor(
+    what,
+    async () => {
+      const response = await call()
+      return ok.includes(response.status) ? response : undefined
+    },
+    timeoutMs,
+  )
+}
+
 export interface CliResult {
   code: number | null
   stdout: string
