@@ -3,17 +3,33 @@ import Docker from 'dockerode'
 import { buildTestImage, ensureDockerEngine } from '../scripts/docker.ts'
 import { freePort } from '../scripts/postgres.ts'
 import { probe } from '../src/control/probe.ts'
+import { type DeploymentSpecInput, deploymentSpecSchema } from '../src/domain/spec.ts'
+import { createOptionsOf } from '../src/providers/docker/container-spec.ts'
+import { hardeningOf } from '../src/providers/docker/docker-provider.ts'
+import { portKeyOf } from '../src/providers/docker/labels.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
 
 // What berth adds to starting a container: time from POST /v1/deployments to `running` (an HTTP
-// health check, healthyThreshold 1) against a raw create+start through the engine API plus the
-// same probe, polled every BASELINE_PROBE_MS until it passes. 30 one after another, then a burst
-// of 50 at once, each side in turn on the same engine, with the test image already present.
+// health check, healthyThreshold 1) against starting the very same container straight through the
+// engine API (the create options berth would send: hardening, limits, a bridge network of its own)
+// plus the same probe, polled every BASELINE_PROBE_MS until it passes. A third line starts a plain
+// container on the default bridge (what a bare `docker run -d -p` does): the difference to the
+// second line is the engine's own cost of berth's isolation and limits, not berth's.
+//
+// The three run interleaved (one of each in turn, the order rotating), so a slow spell of the
+// engine weighs on all of them alike: 30 one after another, then bursts of 50 at once.
 // Not a test: it prints p50/p99 and ratios. Usage: npm run bench:docker
 
 const SEQUENTIAL = 30
 const BURST = 50
+/** Bursts per side: the p99 of one burst of 50 is its slowest but one. */
+const BURST_ROUNDS = 2
 const BASELINE_PROBE_MS = 50
+const specInput = {
+  image: '',
+  ports: [{ containerPort: 80 }],
+  healthCheck: { type: 'http', port: 80, path: '/', intervalSeconds: 5, healthyThreshold: 1 },
+} satisfies Omit<DeploymentSpecInput, 'name'>
 const check = { type: 'http' as const, path: '/', timeoutSeconds: 2 }
 
 function percentile(values: number[], p: number): number {
@@ -23,27 +39,45 @@ function percentile(values: number[], p: number): number {
 
 const engine = await ensureDockerEngine()
 const image = await buildTestImage(engine.socketPath)
+specInput.image = image
 const docker = new Docker({ socketPath: engine.socketPath })
-const baselineLabel = `berth-bench.run=${randomUUID()}`
+const [baselineKey, baselineValue] = ['berth-bench.run', randomUUID()]
 
-/**
- * Raw engine: create, start, then probe until the page answers. On the default bridge (what
- * `docker run -d` does), or on a network of its own like berth's per-owner network: attaching to a
- * user-defined bridge costs the engine itself 150–200 ms per container here, so the second
- * baseline separates what berth adds from what owner isolation costs.
- */
-async function rawRun(network?: string): Promise<number> {
+/** The create options berth sends for this spec, on `network`, with the bench's label instead of berth's. */
+function sameContainerAs(network: string, hostPort: number): Docker.ContainerCreateOptions {
+  const spec = deploymentSpecSchema.parse({ ...specInput, name: 'raw' })
+  const options = createOptionsOf(
+    {
+      deploymentId: randomUUID(),
+      ownerId: 'bench',
+      replica: 0,
+      restartGeneration: 0,
+      spec,
+      network,
+      hostPorts: { [portKeyOf(0, 80, 'tcp')]: hostPort },
+    },
+    hardeningOf({}),
+  )
+  // Unlabelled as berth's, so berth's orphan sweep leaves it alone; unnamed, as `docker run` is.
+  const { name: _name, ...rest } = options
+  return { ...rest, Labels: { [baselineKey]: baselineValue } }
+}
+
+/** A bare `docker run -d -p 127.0.0.1::80`: default bridge, no limits, no lock-down. */
+function plainContainer(hostPort: number): Docker.ContainerCreateOptions {
+  return {
+    Image: image,
+    Labels: { [baselineKey]: baselineValue },
+    ExposedPorts: { '80/tcp': {} },
+    HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(hostPort) }] } },
+  }
+}
+
+/** Raw engine: create, start, then probe until the page answers. */
+async function rawRun(optionsFor: (hostPort: number) => Docker.ContainerCreateOptions): Promise<number> {
   const started = performance.now()
   const port = await freePort()
-  const container = await docker.createContainer({
-    Image: image,
-    Labels: { [baselineLabel.split('=')[0]!]: baselineLabel.split('=')[1]! },
-    ExposedPorts: { '80/tcp': {} },
-    HostConfig: {
-      PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] },
-      ...(network ? { NetworkMode: network } : {}),
-    },
-  })
+  const container = await docker.createContainer(optionsFor(port))
   await container.start()
   while (!(await probe(check, { host: '127.0.0.1', port })).ok) {
     await new Promise((resolve) => setTimeout(resolve, BASELINE_PROBE_MS))
@@ -52,7 +86,10 @@ async function rawRun(network?: string): Promise<number> {
 }
 
 async function removeBaseline() {
-  const left = await docker.listContainers({ all: true, filters: { label: [baselineLabel] } })
+  const left = await docker.listContainers({
+    all: true,
+    filters: { label: [`${baselineKey}=${baselineValue}`] },
+  })
   await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })))
 }
 
@@ -62,10 +99,8 @@ const created: string[] = []
 async function berthRun(server: RunningBerth, token: string, name: string): Promise<number> {
   const started = performance.now()
   const accepted = await api(server.url, token).post<{ id: string }>('/v1/deployments', {
+    ...specInput,
     name,
-    image,
-    ports: [{ containerPort: 80 }],
-    healthCheck: { type: 'http', port: 80, path: '/', intervalSeconds: 5, healthyThreshold: 1 },
   })
   if (accepted.status !== 202) throw new Error(`create: ${accepted.status} ${JSON.stringify(accepted.body)}`)
   created.push(accepted.body.id)
@@ -98,16 +133,23 @@ async function removeBerth(server: RunningBerth, token: string) {
   }
 }
 
-function report(label: string, berth: number[], raw: number[], rawOnNetwork: number[]) {
+type Side = 'berth' | 'same' | 'plain'
+const sides: Side[] = ['berth', 'same', 'plain']
+/** The order of the sides in round `i`: each goes first, second and third in turn. */
+const orderOf = (i: number): Side[] => sides.map((_, k) => sides[(i + k) % sides.length]!)
+
+function report(label: string, times: Record<Side, number[]>) {
   const line = (values: number[]) =>
-    `p50 ${percentile(values, 50).toFixed(0)} ms  p99 ${percentile(values, 99).toFixed(0)} ms`
+    `p50 ${percentile(values, 50).toFixed(0).padStart(5)} ms  p99 ${percentile(values, 99).toFixed(0).padStart(5)} ms`
   const ratio = (values: number[]) =>
-    `p50 ${(percentile(berth, 50) / percentile(values, 50)).toFixed(2)}×  p99 ${(percentile(berth, 99) / percentile(values, 99)).toFixed(2)}×`
+    `p50 ${(percentile(times.berth, 50) / percentile(values, 50)).toFixed(2)}×  p99 ${(percentile(times.berth, 99) / percentile(values, 99)).toFixed(2)}×`
   console.log(`\n${label}`)
-  console.log(`  berth (POST → running)                  ${line(berth)}`)
-  console.log(`  raw create+start+probe, default bridge  ${line(raw)}   berth: ${ratio(raw)}`)
+  console.log(`  berth (POST → running)                     ${line(times.berth)}`)
   console.log(
-    `  raw create+start+probe, own network     ${line(rawOnNetwork)}   berth: ${ratio(rawOnNetwork)}`,
+    `  raw, the same container (goal's baseline)  ${line(times.same)}   berth: ${ratio(times.same)}`,
+  )
+  console.log(
+    `  raw, plain on the default bridge           ${line(times.plain)}   berth: ${ratio(times.plain)}`,
   )
 }
 
@@ -121,36 +163,41 @@ const server = await startBerth({
 })
 try {
   const { token } = await signIn(server.url)
-  // One of each first, so neither side pays for a cold start inside the figures.
-  await berthRun(server, token, 'warm-up')
-  await rawRun()
-  await removeBerth(server, token)
+  const runOne: Record<Side, (name: string) => Promise<number>> = {
+    berth: (name) => berthRun(server, token, name),
+    same: () => rawRun((port) => sameContainerAs(network.id, port)),
+    plain: () => rawRun(plainContainer),
+  }
+  const removeAll = async () => {
+    await removeBerth(server, token)
+    await removeBaseline()
+  }
+  // One of each first, so none pays for a cold start inside the figures. berth keeps its owner
+  // network from here on, as the same-container baseline keeps its own.
+  for (const side of sides) await runOne[side]('warm-up')
   await removeBaseline()
 
-  const seqBerth: number[] = []
-  const seqRaw: number[] = []
-  for (let i = 0; i < SEQUENTIAL; i++) seqBerth.push(await berthRun(server, token, `seq-${i}`))
-  await removeBerth(server, token)
-  for (let i = 0; i < SEQUENTIAL; i++) seqRaw.push(await rawRun())
-  await removeBaseline()
-  const seqRawOnNetwork: number[] = []
-  for (let i = 0; i < SEQUENTIAL; i++) seqRawOnNetwork.push(await rawRun(network.id))
-  await removeBaseline()
-  report(`${SEQUENTIAL} sequential deployments`, seqBerth, seqRaw, seqRawOnNetwork)
+  const sequential: Record<Side, number[]> = { berth: [], same: [], plain: [] }
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    for (const side of orderOf(i)) sequential[side].push(await runOne[side](`seq-${i}`))
+  }
+  await removeAll()
+  report(`${SEQUENTIAL} sequential deployments`, sequential)
 
-  const burstBerth = await Promise.all(
-    Array.from({ length: BURST }, (_, i) => berthRun(server, token, `burst-${i}`)),
-  )
-  await removeBerth(server, token)
-  const burstRaw = await Promise.all(Array.from({ length: BURST }, () => rawRun()))
-  await removeBaseline()
-  const burstRawOnNetwork = await Promise.all(Array.from({ length: BURST }, () => rawRun(network.id)))
-  await removeBaseline()
-  report(`burst of ${BURST} at once`, burstBerth, burstRaw, burstRawOnNetwork)
+  const burst: Record<Side, number[]> = { berth: [], same: [], plain: [] }
+  for (let round = 0; round < BURST_ROUNDS * sides.length; round++) {
+    const side = orderOf(Math.floor(round / sides.length))[round % sides.length]!
+    const times = await Promise.all(
+      Array.from({ length: BURST }, (_, i) => runOne[side](`burst-${round}-${i}`)),
+    )
+    burst[side].push(...times)
+    await removeAll()
+  }
+  report(`bursts of ${BURST} at once (${BURST_ROUNDS} per side)`, burst)
 } finally {
   await removeBaseline().catch(() => {})
-  await network.remove().catch(() => {})
   await server.stop()
+  await network.remove().catch(() => {})
   // A run that broke off leaves berth's containers behind once berth is stopped: remove them here.
   const mine = new Set(created)
   const left = await docker.listContainers({ all: true, filters: { label: ['berth.managed=true'] } })

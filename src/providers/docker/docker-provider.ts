@@ -2,6 +2,7 @@ import type Docker from 'dockerode'
 import type { LogLine, Provider } from '../provider.ts'
 import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
 import { connectDocker, type EngineAddress } from './connection.ts'
+import type { HardeningOptions } from './container-spec.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
 import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
@@ -51,6 +52,18 @@ export interface DockerProviderOptions {
   watchRetry?: WatchOptions
 }
 
+/** The lock-down and limits every container of this provider gets, with their defaults. */
+export function hardeningOf(options: DockerProviderOptions): HardeningOptions {
+  return {
+    pidsLimit: options.pidsLimit ?? 256,
+    readOnlyRootfs: options.readOnlyRootfs ?? false,
+    stopGraceSeconds: options.stopGraceSeconds ?? 10,
+    hostIp: options.hostIp ?? '127.0.0.1',
+    logMaxSize: '10m',
+    logMaxFiles: 3,
+  }
+}
+
 export function createDockerProvider(options: DockerProviderOptions = {}): Provider {
   const grace = options.stopGraceSeconds ?? 10
   const docker = connectDocker(options.engine)
@@ -61,17 +74,11 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     timeoutMs: (options.engine?.timeoutMs ?? 30_000) + grace * 1000,
   })
   const untimed = connectDocker({ ...options.engine, timeoutMs: 0 })
-  const hostIp = options.hostIp ?? '127.0.0.1'
+  const hardening = hardeningOf(options)
+  const hostIp = hardening.hostIp
   const publicHost = options.publicHost ?? (hostIp === '0.0.0.0' ? 'localhost' : hostIp)
   const settings: ApplySettings = {
-    hardening: {
-      pidsLimit: options.pidsLimit ?? 256,
-      readOnlyRootfs: options.readOnlyRootfs ?? false,
-      stopGraceSeconds: grace,
-      hostIp,
-      logMaxSize: '10m',
-      logMaxFiles: 3,
-    },
+    hardening,
     allocatePort: options.allocatePort ?? osFreePort(hostIp),
     ...(options.blockPort ? { blockPort: options.blockPort } : {}),
     pullAttempts: options.pullAttempts ?? 3,
