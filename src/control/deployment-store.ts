@@ -6,7 +6,8 @@ import { conflict, notFound } from '../domain/errors.ts'
 import type { DesiredState, ProgressStage, Status, StopReason } from '../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
-import { columnsOf, fromDriver } from './deployment-rows.ts'
+import { createInsertBatcher, INSERT_DEPLOYMENTS, insertParamsOf } from './create-batch.ts'
+import { fromDriver } from './deployment-rows.ts'
 import { createFencedWrites } from './leases.ts'
 
 // Every write to a deployment goes through here: the row change and its events commit together,
@@ -104,6 +105,7 @@ export interface DeploymentStore {
 
 export function createDeploymentStore(database: Database, bus: EventBus): DeploymentStore {
   const db = database.db
+  const inserts = createInsertBatcher(database)
   const eventRows = (id: string, lastSeq: number, events: EventInput[], fence?: Fence) =>
     events.map((e, i) => ({
       deploymentId: id,
@@ -134,7 +136,10 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     provider: string
     idempotencyKey?: string
   }): Promise<{ row: DeploymentRow; replayed: boolean }> {
-    const requestHash = createHash('sha256').update(JSON.stringify(input.spec)).digest('hex')
+    // Only a keyed create is compared with an earlier one; hashing every spec would be waste.
+    const requestHash = input.idempotencyKey
+      ? createHash('sha256').update(JSON.stringify(input.spec)).digest('hex')
+      : ''
     const replay = async () => {
       if (!input.idempotencyKey) return undefined
       const [prior] = await db
@@ -152,7 +157,13 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     const earlier = await replay()
     if (earlier) return earlier
     const id = randomUUID()
-    const values = [id, input.ownerId, input.spec.name, JSON.stringify(input.spec), input.provider]
+    const fresh = {
+      id,
+      ownerId: input.ownerId,
+      name: input.spec.name,
+      spec: input.spec,
+      provider: input.provider,
+    }
     try {
       const outcome = input.idempotencyKey
         ? await db.transaction(async (tx) => {
@@ -168,14 +179,14 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
             if (prior) return { prior }
             const [inserted] = await queryRows<Record<string, unknown>>(
               tx,
-              numberedSql(insertDeployment, values),
+              numberedSql(INSERT_DEPLOYMENTS, insertParamsOf([fresh])),
             )
             await tx
               .insert(idempotencyKeys)
               .values({ accountId: input.ownerId, key, requestHash, deploymentId: id })
             return { row: fromDriver(inserted!) }
           })
-        : { row: fromDriver((await database.query(insertDeployment, values))[0]!) }
+        : { row: fromDriver(await inserts.insert(fresh)) }
       if ('prior' in outcome) return (await replay())!
       bus.changed(outcome.row.id, outcome.row.ownerId)
       bus.wake()
@@ -370,14 +381,3 @@ function uniqueViolation(error: unknown): string | undefined {
   }
   return undefined
 }
-
-/** The deployment and its first event in one statement (one round trip). Parameters: see `create`. */
-const insertDeployment = `
-  with d as (
-    insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, event_seq)
-    values ($1, $2, $3, $4::jsonb, $5, 'pending', 'running', 'queued', 0, 1)
-    returning *),
-  e as (
-    insert into deployment_events (deployment_id, seq, type, status, stage, percent, actor)
-    select id, 1, 'created', 'pending', 'queued', 0, 'api' from d)
-  select ${columnsOf('d')} from d`

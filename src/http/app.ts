@@ -1,6 +1,5 @@
 import { createNodeWebSocket } from '@hono/node-ws'
 import type { OpenAPIHono } from '@hono/zod-openapi'
-import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import type { Logger } from 'pino'
 import type { DeploymentStore } from '../control/deployment-store.ts'
@@ -14,6 +13,7 @@ import type { ProviderRegistry } from '../providers/provider.ts'
 import type { AppEnv } from './context.ts'
 import { renderDocsPage } from './docs-page.ts'
 import { errorResponse, toBerthError } from './errors.ts'
+import { bodyReader } from './middleware/body-reader.ts'
 import { requestId } from './middleware/request-id.ts'
 import { requireAuth } from './middleware/require-auth.ts'
 import { createRouter } from './openapi.ts'
@@ -56,17 +56,7 @@ export function createHttpApp(deps: HttpDeps) {
       (performance.now() - started) / 1000,
     )
   })
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.bodyLimitBytes,
-      onError: (c) => {
-        // The rest of the body stays unread, so this connection cannot carry another request.
-        c.header('connection', 'close')
-        throw new BerthError('payload_too_large', `request body is larger than ${deps.bodyLimitBytes} bytes`)
-      },
-    }),
-  )
+  app.use('*', bodyReader(deps.bodyLimitBytes))
   app.use('/v1/*', requireAuth(deps.authenticator))
 
   app.route('/', systemRoutes(deps))
