@@ -78,12 +78,15 @@ export const deployments = pgTable(
   ],
 )
 
+// No foreign key to deployments, on purpose. Every writer inserts a deployment's events in the
+// statement or transaction that bumps that row's event_seq (the insert selects from the updated
+// row), so an event cannot exist without its deployment, and deployments are never deleted. The
+// key's check per event row cost half of the reconciler's hottest statement (the fenced write of
+// a deploy: 0.6 ms → 0.3 ms on PostgreSQL under the throughput benchmark).
 export const deploymentEvents = pgTable(
   'deployment_events',
   {
-    deploymentId: uuid('deployment_id')
-      .notNull()
-      .references(() => deployments.id),
+    deploymentId: uuid('deployment_id').notNull(),
     seq: integer('seq').notNull(),
     type: text('type').notNull(),
     status: text('status'),
