@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { startPostgres } from '../scripts/postgres.ts'
 import { type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+import { cpuPer, cpuSnapshot } from './cpu-account.ts'
 import { leanClient } from './lean-client.ts'
 
 // Throughput of the whole control plane: N deployments created through the API on the simulated
@@ -43,6 +44,15 @@ async function run(label: string, server: RunningBerth) {
   // One socket per writer, plus one for the reader.
   const client = leanClient(server.url, token, CREATE_CONCURRENCY + 1)
   const ids: string[] = []
+  const groupOf = (pid: number, command: string) =>
+    pid === server.child.pid
+      ? 'berth'
+      : pid === process.pid
+        ? 'load generator'
+        : command === 'postgres'
+          ? 'PostgreSQL'
+          : undefined
+  const cpuBefore = cpuSnapshot(groupOf)
   const started = performance.now()
   let next = 0
   let creating = true
@@ -76,6 +86,7 @@ async function run(label: string, server: RunningBerth) {
     if (body.total >= COUNT) break
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+  const cpuAfter = cpuSnapshot(groupOf)
   creating = false
   await readers
   client.close()
@@ -96,6 +107,7 @@ async function run(label: string, server: RunningBerth) {
     `  GET deployment    p50 ${p50.toFixed(1)} ms  p99 ${p99.toFixed(1)} ms  (n=${getLatencies.length})`,
   )
   console.log(`  GET /health       p50 ${h50.toFixed(1)} ms  p99 ${h99.toFixed(1)} ms  (baseline, same load)`)
+  console.log(`  CPU per deployment ${cpuPer(cpuBefore, cpuAfter, COUNT)}`)
   console.log(`  ratio to baseline p50 ${(p50 / h50).toFixed(2)}×  p99 ${(p99 / h99).toFixed(2)}×`)
 }
 
