@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { sql } from 'drizzle-orm'
 import type { Database } from '../db/client.ts'
@@ -10,6 +11,7 @@ const CHANGED_CHANNEL = 'berth_deployment_changed'
 const WAKE_CHANNEL = 'berth_reconcile_wake'
 /** Appended to a changed item (`id:owner:intent`) when what the deployment is meant to be changed. */
 const INTENT_MARK = 'intent'
+const ITEMS_PER_NOTIFY = 90
 
 export interface EventBus {
   /**
@@ -29,6 +31,9 @@ export interface EventBus {
 }
 
 export function createEventBus(database: Database): EventBus {
+  // This process also LISTENs on the channels it notifies; its own notifications come back and
+  // are dropped by this tag (it already told its own listeners, at once).
+  const origin = randomUUID()
   const emitter = new EventEmitter()
   emitter.setMaxListeners(0)
   const unlisten: Array<() => Promise<void>> = []
@@ -44,8 +49,9 @@ export function createEventBus(database: Database): EventBus {
     }
   }
 
-  // Changes are sent to other replicas in batches (one NOTIFY per tick, ~100 ids each, within
-  // NOTIFY's 8000-byte payload), not one round trip per write.
+  // Changes are sent to other replicas in batches (one NOTIFY per tick), not one round trip per
+  // write. An item is at most 81 bytes (two uuids, the intent mark, a comma), so 90 of them and the
+  // origin tag stay within NOTIFY's 8000-byte payload.
   const pendingChanges = new Set<string>()
   let flushScheduled = false
   let wakeScheduled = false
@@ -53,13 +59,15 @@ export function createEventBus(database: Database): EventBus {
     flushScheduled = false
     const items = [...pendingChanges]
     pendingChanges.clear()
-    for (let i = 0; i < items.length; i += 100) notify(CHANGED_CHANNEL, items.slice(i, i + 100).join(','))
+    for (let i = 0; i < items.length; i += ITEMS_PER_NOTIFY) {
+      notify(CHANGED_CHANNEL, items.slice(i, i + ITEMS_PER_NOTIFY).join(','))
+    }
   }
 
   const notify = (channel: string, payload: string) => {
     if (!remote) return
     // Fire and forget: a lost notification only delays a live view until its next poll.
-    database.db.execute(sql`select pg_notify(${channel}, ${payload})`).catch(() => {})
+    database.db.execute(sql`select pg_notify(${channel}, ${`${origin}|${payload}`})`).catch(() => {})
   }
 
   const on = <A extends unknown[]>(name: string, fn: (...args: A) => void) => {
@@ -95,8 +103,17 @@ export function createEventBus(database: Database): EventBus {
     onWake: (fn) => on('wake', fn),
     async start() {
       if (!remote) return
-      unlisten.push(await database.listen(CHANGED_CHANNEL, emitChanged))
-      unlisten.push(await database.listen(WAKE_CHANNEL, () => emitter.emit('wake')))
+      const fromOthers = (fn: (payload: string) => void) => (message: string) => {
+        const bar = message.indexOf('|')
+        if (message.slice(0, bar) !== origin) fn(message.slice(bar + 1))
+      }
+      unlisten.push(await database.listen(CHANGED_CHANNEL, fromOthers(emitChanged)))
+      unlisten.push(
+        await database.listen(
+          WAKE_CHANNEL,
+          fromOthers(() => emitter.emit('wake')),
+        ),
+      )
     },
     async stop() {
       await Promise.all(unlisten.splice(0).map((u) => u()))
