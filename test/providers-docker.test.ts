@@ -187,6 +187,32 @@ describe('docker provider', () => {
     assert.equal(await httpProbe(b0, a1Ip), false, "B must not reach A's container")
   })
 
+  it("deploys on a new network when the owner's network was removed behind its back", async () => {
+    // As another control plane would do on the owner's last delete: this provider still has the
+    // old network's id from the first deploy.
+    const owner = randomUUID()
+    const first = await provider.apply(target({}, owner), context())
+    const oldNetwork = (await docker.getContainer(first.instances[0]!.instanceId).inspect()).HostConfig
+      .NetworkMode!
+    await docker.getContainer(first.instances[0]!.instanceId).remove({ force: true })
+    await docker.getNetwork(oldNetwork).remove()
+
+    // The engine takes a create on the vanished network and refuses only the start: that try is a
+    // transient failure that leaves nothing behind, and the next one deploys.
+    const again = target({}, owner)
+    await assert.rejects(provider.apply(again, context()), (error: unknown) => {
+      assert.ok(error instanceof ProviderError)
+      assert.equal(error.kind, 'transient')
+      return true
+    })
+    assert.equal((await containersOf(again.id)).length, 0)
+    const second = await provider.apply(again, context())
+    assert.equal(second.instances[0]?.state, 'running')
+    const info = await docker.getContainer(second.instances[0]!.instanceId).inspect()
+    assert.notEqual(info.HostConfig.NetworkMode, oldNetwork)
+    assert.deepEqual(Object.keys(info.NetworkSettings.Networks), [networkNameOf(owner)])
+  })
+
   it('reports a missing image as a permanent image_pull_failed, leaving nothing behind', async () => {
     const strict = await newProvider({ pullAttempts: 2, pullRetryDelayMs: 10 })
     const t = target({ image: `berth-test/does-not-exist:${run.slice(0, 8)}` })

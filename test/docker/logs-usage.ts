@@ -125,12 +125,15 @@ export function dockerLogsAndUsageTests(setUp: () => Promise<{ image: string; so
         const match = new RegExp(`^${name}\\{deployment="${id}"\\} (\\S+)$`, 'm').exec(text)
         return match ? Number(match[1]) : undefined
       }
+      // Samples come every second, and one taken before the requests can already count a few bytes
+      // received (the network's own chatter): wait for a sample with traffic both ways.
       const metrics = await waitFor('usage gauges with traffic', async () => {
         const text = (await client.get<string>('/metrics')).body
-        return (gauge(text, 'berth_deployment_network_rx_bytes_total') ?? 0) > 0 ? text : undefined
+        const rx = gauge(text, 'berth_deployment_network_rx_bytes_total') ?? 0
+        const tx = gauge(text, 'berth_deployment_network_tx_bytes_total') ?? 0
+        return rx > 0 && tx > 0 ? text : undefined
       })
       assert.ok((gauge(metrics, 'berth_deployment_memory_bytes') ?? 0) > 0)
-      assert.ok((gauge(metrics, 'berth_deployment_network_tx_bytes_total') ?? 0) > 0)
       assert.ok((gauge(metrics, 'berth_deployment_cpu_percent') ?? -1) >= 0)
 
       const db = new pg.Client({ connectionString: database.url })

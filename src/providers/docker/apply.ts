@@ -13,7 +13,7 @@ import {
 import { ensureImage } from './images.ts'
 import { inspectDeployment } from './instances.ts'
 import { containerNameOf, identityOf, portKeyOf } from './labels.ts'
-import { ensureOwnerNetwork } from './network.ts'
+import { ensureOwnerNetwork, forgetOwnerNetwork } from './network.ts'
 import { type AllocatePort, type BlockPort, takenPortOf } from './ports.ts'
 import { authFor, type RegistryAuth } from './registry-auth.ts'
 import { ensureVolumes, volumesOf } from './volumes.ts'
@@ -21,7 +21,9 @@ import { ensureVolumes, volumesOf } from './volumes.ts'
 // Converging one deployment: create what is missing, start what is stopped, recreate what is
 // older than the target's restart generation, remove surplus replicas. Every step is keyed by the
 // container name `berth-<deployment>-<replica>`, which the engine keeps unique, so a step repeated
-// after a crash (or run twice at once) finds its own work instead of duplicating it.
+// after a crash (or run twice at once) finds its own work instead of duplicating it. Returns the
+// ids of the deployment's containers once converged, so the caller can inspect them without
+// listing again (under a burst of deploys every engine call queues behind the others).
 
 /** The target as the control plane will send it: host ports it allocated, keyed `replica/port/proto`. */
 export type DockerDeploymentTarget = DeploymentTarget & { hostPorts?: Record<string, number> }
@@ -46,7 +48,7 @@ export async function applyDeployment(
   settings: ApplySettings,
   target: DockerDeploymentTarget,
   ctx: ApplyContext,
-): Promise<void> {
+): Promise<string[]> {
   const { spec } = target
   const { docker } = clients
   volumesOf(spec) // a bad volume fails the apply before anything is created
@@ -73,6 +75,8 @@ export async function applyDeployment(
   }
 
   for (const info of toRemove) await removeContainer(docker, info.Id)
+  const removed = new Set(toRemove.map((info) => info.Id))
+  const converged = [...kept.values()].filter((info) => !removed.has(info.Id)).map((info) => info.Id)
 
   if (toCreate.length > 0) {
     if (spec.resources.gpus > 0) {
@@ -103,14 +107,17 @@ export async function applyDeployment(
         hostPorts: await hostPortsFor(target, creation, settings.allocatePort),
         volumes,
       }
-      toStart.push(await createContainer(docker, plan, settings.hardening))
+      const id = await createContainer(docker, plan, settings.hardening)
+      toStart.push(id)
+      converged.push(id)
     }
   }
 
   if (toStart.length > 0) {
     await ctx.progress('starting')
-    for (const id of toStart) await startContainer(docker, id, settings.blockPort)
+    for (const id of toStart) await startContainer(docker, id, target.ownerId, settings.blockPort)
   }
+  return converged
 }
 
 async function hostPortsFor(
@@ -149,6 +156,7 @@ async function createContainer(
       // The owner's last other deployment removed the network meanwhile: make it again, once,
       // and attach to the new one (containers attach by network id).
       if (!isNetworkMissing(error)) throw error
+      forgetOwnerNetwork(docker, plan.ownerId)
       const network = await ensureOwnerNetwork(docker, plan.ownerId)
       return (await docker.createContainer(createOptionsOf({ ...plan, network }, hardening))).id
     }
@@ -166,7 +174,12 @@ async function createContainer(
   }
 }
 
-async function startContainer(docker: Docker, id: string, blockPort?: BlockPort): Promise<void> {
+async function startContainer(
+  docker: Docker,
+  id: string,
+  ownerId: string,
+  blockPort?: BlockPort,
+): Promise<void> {
   try {
     await docker.getContainer(id).start()
   } catch (error) {
@@ -179,6 +192,20 @@ async function startContainer(docker: Docker, id: string, blockPort?: BlockPort)
       throw new ProviderError('transient', `host port taken while starting: ${String(error)}`, {
         cause: error,
       })
+    }
+    if (isNetworkMissing(error)) {
+      // The engine creates a container on a network id that is gone (another control plane
+      // removed the owner's network) and refuses only at start. Such a container can never start:
+      // drop it, and the next apply creates it again on the owner's network as it is then.
+      forgetOwnerNetwork(docker, ownerId)
+      await removeContainer(docker, id)
+      throw new ProviderError(
+        'transient',
+        `the owner's network was removed while starting: ${String(error)}`,
+        {
+          cause: error,
+        },
+      )
     }
     throw toProviderError(error, `start container ${id.slice(0, 12)}`)
   }

@@ -5,7 +5,7 @@ import { connectDocker, type EngineAddress } from './connection.ts'
 import type { HardeningOptions } from './container-spec.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
 import { type WatchOptions, watchContainerEvents } from './events.ts'
-import { inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
+import { inspectContainers, inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { MANAGED_FILTER } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
 import { removeOwnerNetworkIfUnused } from './network.ts'
@@ -123,8 +123,11 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     async apply(target: DockerDeploymentTarget, ctx) {
-      await applyDeployment({ docker, untimed }, settings, target, ctx)
-      return (await observe(target.id)) ?? { deploymentId: target.id, instances: [], endpoints: [] }
+      const ids = await applyDeployment({ docker, untimed }, settings, target, ctx)
+      const infos = await translating(`inspect deployment ${target.id}`, () => inspectContainers(docker, ids))
+      return (
+        observedOf(target.id, infos, publicHost) ?? { deploymentId: target.id, instances: [], endpoints: [] }
+      )
     },
 
     observe,

@@ -16,12 +16,22 @@ export async function inspectDeployment(
     all: true,
     filters: { label: [MANAGED_FILTER, `${LABEL.deployment}=${deploymentId}`] },
   })
+  return inspectContainers(
+    docker,
+    summaries.map((s) => s.Id),
+  )
+}
+
+/** These containers, inspected, ordered by replica; one removed meanwhile is simply not there. */
+export async function inspectContainers(
+  docker: Docker,
+  ids: string[],
+): Promise<Docker.ContainerInspectInfo[]> {
   const infos: Docker.ContainerInspectInfo[] = []
-  for (const summary of summaries) {
+  for (const id of ids) {
     try {
-      infos.push(await docker.getContainer(summary.Id).inspect())
+      infos.push(await docker.getContainer(id).inspect())
     } catch (error) {
-      // Removed between the list and the inspect: it is simply not there.
       if (!isNotFound(error)) throw error
     }
   }

@@ -30,16 +30,44 @@ function assertOwner(network: Docker.NetworkInspectInfo, ownerId: string): void 
 }
 
 // Within one process, concurrent ensures for one owner share one attempt: a duplicate network is
-// then only possible across processes, where the clean-up below settles it.
-const inFlight = new Map<string, Promise<string>>()
+// then only possible across processes, where the clean-up below settles it. Once found, the id is
+// kept, so a deploy does not look the network up again. It can go stale when another process
+// removes the network; creating a container on it then fails, and the caller forgets it and
+// ensures it again (apply.ts).
+interface EngineNetworks {
+  known: Map<string, string>
+  inFlight: Map<string, Promise<string>>
+}
+const byEngine = new WeakMap<Docker, EngineNetworks>()
+function networksOf(docker: Docker): EngineNetworks {
+  let networks = byEngine.get(docker)
+  if (!networks) {
+    networks = { known: new Map(), inFlight: new Map() }
+    byEngine.set(docker, networks)
+  }
+  return networks
+}
 
 /** The owner's network id, created if missing. Safe to call concurrently, in and across processes. */
 export function ensureOwnerNetwork(docker: Docker, ownerId: string): Promise<string> {
+  const { known, inFlight } = networksOf(docker)
+  const id = known.get(ownerId)
+  if (id) return Promise.resolve(id)
   const pending = inFlight.get(ownerId)
   if (pending) return pending
-  const attempt = ensureOnce(docker, ownerId).finally(() => inFlight.delete(ownerId))
+  const attempt = ensureOnce(docker, ownerId)
+    .then((found) => {
+      known.set(ownerId, found)
+      return found
+    })
+    .finally(() => inFlight.delete(ownerId))
   inFlight.set(ownerId, attempt)
   return attempt
+}
+
+/** Drops the kept id: the network was found gone, or is being removed. */
+export function forgetOwnerNetwork(docker: Docker, ownerId: string): void {
+  networksOf(docker).known.delete(ownerId)
 }
 
 async function ensureOnce(docker: Docker, ownerId: string): Promise<string> {
@@ -84,6 +112,7 @@ export async function removeOwnerNetworkIfUnused(docker: Docker, ownerId: string
       filters: { label: [`${LABEL.managed}=true`, `${LABEL.owner}=${ownerId}`] },
     })
     if (users.length > 0) return
+    forgetOwnerNetwork(docker, ownerId)
     for (const network of await withName(docker, name)) {
       if (network.Labels?.[LABEL.owner] === ownerId) await removeQuietly(docker, network.Id)
     }
