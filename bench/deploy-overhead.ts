@@ -23,7 +23,7 @@ import { api, type RunningBerth, signIn, startBerth } from '../test/helpers/serv
 const SEQUENTIAL = 30
 const BURST = 50
 /** Bursts per side: the p99 of one burst of 50 is its slowest but one. */
-const BURST_ROUNDS = 2
+const BURST_ROUNDS = 3
 const BASELINE_PROBE_MS = 50
 const specInput = {
   image: '',
