@@ -213,6 +213,36 @@ describe('docker provider', () => {
     assert.deepEqual(Object.keys(info.NetworkSettings.Networks), [networkNameOf(owner)])
   })
 
+  it('sweeps owner networks nothing uses any more, and only those', async () => {
+    const labelled = (owner: string) => ({ [LABEL.managed]: 'true', [LABEL.owner]: owner })
+    // Left behind, as by a control plane that died between an owner's last container and its network.
+    const leftOwner = randomUUID()
+    const left = await docker.createNetwork({ Name: networkNameOf(leftOwner), Labels: labelled(leftOwner) })
+    const used = await provider.apply(target(), context())
+    const usedNetwork = (await docker.getContainer(used.instances[0]!.instanceId).inspect()).HostConfig
+      .NetworkMode!
+    const foreign = await docker.createNetwork({ Name: `not-berth-${run.slice(0, 8)}` })
+    const exists = async (id: string) =>
+      docker
+        .getNetwork(id)
+        .inspect()
+        .then(() => true)
+        .catch(() => false)
+    try {
+      // (Older leftovers of other tests on this engine may go; this one is a moment old.)
+      await (await newProvider()).sweepUnused?.()
+      assert.ok(await exists(left.id), 'a network made a moment ago is left alone')
+
+      const sweeper = await newProvider({ networkSweepMinAgeMs: 0 })
+      assert.ok(((await sweeper.sweepUnused?.()) ?? 0) >= 1)
+      assert.equal(await exists(left.id), false)
+      assert.ok(await exists(usedNetwork), 'a network with a container of its owner stays')
+      assert.ok(await exists(foreign.id), 'a network berth did not label stays')
+    } finally {
+      await foreign.remove()
+    }
+  })
+
   it('reports a missing image as a permanent image_pull_failed, leaving nothing behind', async () => {
     const strict = await newProvider({ pullAttempts: 2, pullRetryDelayMs: 10 })
     const t = target({ image: `berth-test/does-not-exist:${run.slice(0, 8)}` })

@@ -4,8 +4,9 @@ import type { DeploymentStore } from './deployment-store.ts'
 
 /**
  * Removes what providers run for berth with no live deployment behind it (its row is gone or
- * deleted), e.g. an instance created by a step whose deployment was deleted meanwhile. Only
- * berth-labelled instances are ever listed, so nothing else is touched.
+ * deleted), e.g. an instance created by a step whose deployment was deleted meanwhile, then what
+ * the providers keep beside instances that nothing uses any more (docker: owner networks). Only
+ * berth-labelled resources are ever listed, so nothing else is touched.
  */
 export async function sweepOrphans(
   providers: ProviderRegistry,
@@ -28,6 +29,12 @@ export async function sweepOrphans(
       removed++
       logger.info({ provider: provider.name, deploymentId: id }, 'removed orphaned instances')
     }
+    // After the instances: removing them may have left something unused.
+    const unused = await provider.sweepUnused?.().catch((error: unknown) => {
+      logger.warn({ provider: provider.name, err: error }, 'orphan sweep could not remove unused resources')
+      return 0
+    })
+    if (unused) logger.info({ provider: provider.name, removed: unused }, 'removed unused provider resources')
   }
   return removed
 }

@@ -90,6 +90,11 @@ export interface Provider {
   /** Everything this provider runs for berth, for adoption and orphan sweeps. */
   list(): Promise<ObservedInstance[]>
   /**
+   * Optional, for the orphan sweep: removes what the provider keeps beside instances (docker: the
+   * owners' networks) once nothing of berth uses it. Returns how many it removed.
+   */
+  sweepUnused?(): Promise<number>
+  /**
    * Optional: follows the backend's changes until `signal` aborts (reconnecting by itself). Only
    * makes the reconciler look sooner; polling stays the mechanism that guarantees convergence.
    */

@@ -8,7 +8,7 @@ import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { inspectContainers, inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { MANAGED_FILTER } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
-import { removeOwnerNetworkIfUnused } from './network.ts'
+import { removeOwnerNetworkIfUnused, removeUnusedOwnerNetworks } from './network.ts'
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
 import type { RegistryAuth } from './registry-auth.ts'
 import { type EngineStats, sumUsage, usageOf } from './stats.ts'
@@ -48,6 +48,8 @@ export interface DockerProviderOptions {
   registryAuths?: RegistryAuth[]
   /** What `remove` does to the deployment's named volumes. Default `delete`. */
   volumeRetention?: 'delete' | 'keep'
+  /** How old an unused owner network must be before the orphan sweep removes it. Default 60 s. */
+  networkSweepMinAgeMs?: number
   /** Reconnect delays of the engine event stream (default 500 ms doubling to 30 s). */
   watchRetry?: WatchOptions
 }
@@ -211,6 +213,8 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
 
     // The event stream lasts as long as it lasts: the untimed client.
     watch: (watcher, signal) => watchContainerEvents(untimed, watcher, signal, options.watchRetry),
+
+    sweepUnused: () => removeUnusedOwnerNetworks(docker, options.networkSweepMinAgeMs ?? 60_000),
 
     async list() {
       const summaries = await translating('list containers', () =>

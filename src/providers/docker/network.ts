@@ -119,12 +119,41 @@ export async function removeOwnerNetworkIfUnused(docker: Docker, ownerId: string
   })
 }
 
-async function removeQuietly(docker: Docker, id: string): Promise<void> {
+/** True when it removed the network. */
+async function removeQuietly(docker: Docker, id: string): Promise<boolean> {
   try {
     await docker.getNetwork(id).remove()
+    return true
   } catch (error) {
     // Gone already, or a container attached meanwhile ("has active endpoints"): leave it.
-    if (isNotFound(error) || isConflict(error) || statusOf(error) === 403) return
+    if (isNotFound(error) || isConflict(error) || statusOf(error) === 403) return false
     throw error
   }
+}
+
+/**
+ * Removes berth's owner networks that none of the owner's containers uses and that are older than
+ * `minAgeMs`: ones left behind when a control plane died between removing an owner's last
+ * container and its network. Each one holds a subnet of the engine's limited address pools. The
+ * age keeps it off a network a deploy has just made and not yet attached to; a deploy that loses
+ * the race anyway finds its network gone and makes it again.
+ */
+export async function removeUnusedOwnerNetworks(docker: Docker, minAgeMs: number): Promise<number> {
+  return translating('sweep owner networks', async () => {
+    const networks = await docker.listNetworks({ filters: { label: [`${LABEL.managed}=true`] } })
+    const containers = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL.managed}=true`] },
+    })
+    const inUse = new Set(containers.map((c) => c.Labels[LABEL.owner]))
+    let removed = 0
+    for (const network of networks) {
+      const owner = network.Labels?.[LABEL.owner]
+      if (!owner || inUse.has(owner)) continue
+      if (Date.now() - Date.parse(network.Created) < minAgeMs) continue
+      forgetOwnerNetwork(docker, owner)
+      if (await removeQuietly(docker, network.Id)) removed++
+    }
+    return removed
+  })
 }
