@@ -3,6 +3,7 @@ import { accessSync, constants, copyFileSync, mkdtempSync, openSync, readFileSyn
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import Docker from 'dockerode'
+import { removeUnusedOwnerNetworks } from '../src/providers/docker/network.ts'
 
 // The Docker engine for tests (DESIGN.md §10): use the one answering on the default socket, or
 // install and start one. The test image is built locally from Debian's static busybox, because no
@@ -171,27 +172,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
 }
 
 /**
- * Removes berth's networks that no container uses on the engine at `socketPath`, if one answers:
- * what earlier test runs left behind (a run killed halfway; a suite whose server stopped before its
- * deletes finished). Left to pile up they use up the engine's address pools (about 30 networks),
- * and every later create of an owner network fails. A network in use is never removed.
+ * Removes berth's owner networks whose owner has no berth container on the engine at
+ * `socketPath`, if one answers: what earlier test runs left behind (a run killed halfway; a suite
+ * whose server stopped before its deletes finished). Left to pile up they use up the engine's
+ * address pools (about 30 networks), and every later create of an owner network fails.
  */
 export async function removeUnusedBerthNetworks(socketPath = DEFAULT_SOCKET): Promise<number> {
   if (!(await engineAnswers(socketPath))) return 0
-  const docker = new Docker({ socketPath })
-  let removed = 0
-  for (const summary of await docker.listNetworks({ filters: { label: ['berth.managed=true'] } })) {
-    const network = docker.getNetwork(summary.Id)
-    const info = (await network.inspect()) as { Containers?: Record<string, unknown> }
-    if (Object.keys(info.Containers ?? {}).length > 0) continue
-    // Refused if a container joined meanwhile: then it is in use and stays.
-    if (
-      await network.remove().then(
-        () => true,
-        () => false,
-      )
-    )
-      removed++
-  }
-  return removed
+  // berth's own orphan sweep, without its minimum age: no test has started yet.
+  return removeUnusedOwnerNetworks(new Docker({ socketPath, host: undefined }), 0)
 }

@@ -36,8 +36,6 @@ export async function serve(options: EntryOptions): Promise<number> {
     logger.fatal({ err: error }, `berth could not start: ${(error as Error).message}`)
     return 1
   }
-  const gcTimer = setTimeout(() => (globalThis as { gc?: () => void }).gc?.(), 2000)
-  gcTimer.unref()
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))

@@ -67,7 +67,8 @@ export function hardeningOf(options: DockerProviderOptions): HardeningOptions {
 }
 
 export function createDockerProvider(options: DockerProviderOptions = {}): Provider {
-  const grace = options.stopGraceSeconds ?? 10
+  const hardening = hardeningOf(options)
+  const grace = hardening.stopGraceSeconds
   const docker = connectDocker(options.engine)
   // A stop waits up to the grace period; pulls and followed logs last as long as they last (the
   // caller's signal ends them).
@@ -76,7 +77,6 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     timeoutMs: (options.engine?.timeoutMs ?? 30_000) + grace * 1000,
   })
   const untimed = connectDocker({ ...options.engine, timeoutMs: 0 })
-  const hardening = hardeningOf(options)
   const hostIp = hardening.hostIp
   const publicHost = options.publicHost ?? (hostIp === '0.0.0.0' ? 'localhost' : hostIp)
   const settings: ApplySettings = {
