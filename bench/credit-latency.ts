@@ -7,6 +7,7 @@ import { createDeploymentStore } from '../src/control/deployment-store.ts'
 import { openDatabase, queryRows } from '../src/db/client.ts'
 import { runMigrations } from '../src/db/migrate.ts'
 import { createEventBus } from '../src/events/bus.ts'
+import { createEventLog } from '../src/events/event-log.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import { createPayments } from '../src/payments/payments.ts'
 import { anvilAccount, mine, startAnvil, walletFor } from '../test/helpers/anvil.ts'
@@ -65,6 +66,7 @@ try {
     const payments = await createPayments({
       database,
       store,
+      events: createEventLog(database, bus),
       config: { ...loadConfig({ env: {} }), networks },
       metrics: createMetrics(async () => []),
       logger: pino({ level: 'silent' }),

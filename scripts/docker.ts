@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path'
 import Docker from 'dockerode'
 import { removeUnusedOwnerNetworks } from '../src/providers/docker/network.ts'
 
-// The Docker engine for tests (DESIGN.md §10): use the one answering on the default socket, or
+// The Docker engine for tests: use the one answering on the default socket, or
 // install and start one. The test image is built locally from Debian's static busybox, because no
 // registry can be reached here; nothing is ever pulled.
 

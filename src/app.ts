@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { serve } from '@hono/node-server'
@@ -14,7 +13,10 @@ import { createReconciler } from './control/reconciler.ts'
 import { createUsageSampler } from './control/usage-sampler.ts'
 import { type Database, openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
+import { createDeployments } from './deployments/deployments.ts'
+import { invalidInput } from './domain/errors.ts'
 import { createEventBus } from './events/bus.ts'
+import { createEventLog } from './events/event-log.ts'
 import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
@@ -24,13 +26,10 @@ import { connectDocker } from './providers/docker/connection.ts'
 import { createDockerProvider } from './providers/docker/docker-provider.ts'
 import { type Provider, ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
+import { packageVersion } from './version.ts'
 
 // The composition root: builds every part from the config, starts them in order, and stops them
 // in reverse. Nothing here runs at import.
-
-export const version: string = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version
 
 export interface RunningBerth {
   url: string
@@ -38,11 +37,23 @@ export interface RunningBerth {
   stop(): Promise<void>
 }
 
-export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
-  return pino({ level: config.logLevel, base: { service: 'berth' } })
+/**
+ * berth's logger: JSON lines, or one readable line per entry for a person at a terminal. The
+ * readable form is written synchronously on this thread (no worker), so a crash loses no line.
+ */
+export async function createLogger(
+  config: Pick<Config, 'logLevel' | 'logFormat'>,
+  output: { terminal: boolean },
+): Promise<Logger> {
+  const options = { level: config.logLevel, base: { service: 'berth' } }
+  const pretty = config.logFormat === 'pretty' || (config.logFormat === 'auto' && output.terminal)
+  if (!pretty) return pino(options)
+  // Loaded only when used: a server logging JSON does not carry the formatter.
+  const { default: pinoPretty } = await import('pino-pretty')
+  return pino(options, pinoPretty({ sync: true, colorize: output.terminal, ignore: 'pid,hostname,service' }))
 }
 
-export async function startBerth(config: Config, logger = createLogger(config)): Promise<RunningBerth> {
+export async function startBerth(config: Config, logger: Logger): Promise<RunningBerth> {
   const stack: Array<() => Promise<void>> = []
   const stop = async () => {
     // Last started, first stopped.
@@ -64,6 +75,7 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     stack.push(() => bus.stop())
 
     const store = createDeploymentStore(database, bus)
+    const events = createEventLog(database, bus)
     const metrics = createMetrics(() => store.countByStatus())
     const registered: Provider[] = []
     if (config.providers.simulated.enabled) {
@@ -80,11 +92,13 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     const providers = new ProviderRegistry(config.providers.default ?? (docker ? docker.name : 'simulated'))
     for (const provider of registered) providers.add(provider)
     if (!providers.get(providers.defaultName)) {
-      throw new Error(`default provider "${providers.defaultName}" is not enabled`)
+      throw invalidInput(
+        `invalid configuration: providers.default: "${providers.defaultName}" is not enabled`,
+      )
     }
 
     const identity = await createIdentity({ db: database.db, config })
-    const payments = await createPayments({ database, store, config, metrics, logger })
+    const payments = await createPayments({ database, store, events, config, metrics, logger })
     const reconciler = createReconciler({
       config,
       store,
@@ -117,21 +131,20 @@ export async function startBerth(config: Config, logger = createLogger(config)):
     )
     stack.push(async () => clearInterval(sweep))
 
+    const deployments = createDeployments({ store, events, bus, providers, nft })
     const { app, injectWebSocket } = createHttpApp({
-      version,
+      version: packageVersion(),
       bodyLimitBytes: config.bodyLimitBytes,
       databaseKind: database.kind,
       pingDatabase: async () => {
         await database.db.execute(sql`select 1`)
         return true
       },
-      store,
-      bus,
+      deployments,
       providers,
       metrics,
-      authenticator: identity.authenticator,
-      identityRouter: identity.router,
-      payments: { config, store, orders: payments.orders, balances: payments.balances },
+      identity,
+      payments: { config, deployments, orders: payments.orders, balances: payments.balances },
       nft,
       logger,
     })

@@ -1,12 +1,13 @@
 import { createLogger, startBerth } from './app.ts'
+import { exitCodeOf, exitCodes } from './cli/exit-codes.ts'
 import { loadConfig } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
-import { BerthError } from './domain/errors.ts'
 
-// Process entries for `berth serve` and `berth migrate`. They resolve with an exit code:
-// 0 ok, 1 unexpected failure, 2 invalid configuration.
+// Process entries for `berth serve` and `berth migrate`. They resolve with an exit code from
+// cli/exit-codes.ts: 0 ok, 2 invalid configuration (a bad file, value or provider choice), 1 any
+// other failure to start.
 
 export interface EntryOptions {
   configFile?: string
@@ -17,24 +18,22 @@ function configOrExit(options: EntryOptions): Config | number {
   try {
     return loadConfig({ ...(options.configFile ? { file: options.configFile } : {}), flags: options.flags })
   } catch (error) {
-    if (error instanceof BerthError) {
-      console.error(`error: ${error.message}`)
-      return 2
-    }
-    throw error
+    console.error(`error: ${(error as Error).message}`)
+    return exitCodeOf(error)
   }
 }
 
 export async function serve(options: EntryOptions): Promise<number> {
   const config = configOrExit(options)
   if (typeof config === 'number') return config
-  const logger = createLogger(config)
+  const logger = await createLogger(config, { terminal: process.stdout.isTTY === true })
   let running: Awaited<ReturnType<typeof startBerth>>
   try {
     running = await startBerth(config, logger)
   } catch (error) {
     logger.fatal({ err: error }, `berth could not start: ${(error as Error).message}`)
-    return 1
+    logger.flush()
+    return exitCodeOf(error)
   }
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'))
@@ -43,7 +42,7 @@ export async function serve(options: EntryOptions): Promise<number> {
   logger.info({ signal }, 'shutting down')
   await running.stop()
   logger.info('stopped')
-  return 0
+  return exitCodes.ok
 }
 
 export async function migrate(options: EntryOptions): Promise<number> {
@@ -56,10 +55,10 @@ export async function migrate(options: EntryOptions): Promise<number> {
   try {
     await runMigrations(database)
     console.log(`migrations applied (${database.kind})`)
-    return 0
+    return exitCodes.ok
   } catch (error) {
     console.error(`error: ${(error as Error).message}`)
-    return 1
+    return exitCodeOf(error)
   } finally {
     await database.close()
   }

@@ -41,7 +41,7 @@ for (const kind of databaseKinds) {
         10_000,
       )
       assert.ok(Date.now() - asked < 10_000, 'well before the pull would have finished')
-      const events = await stack.store.events(row.id, 0, 100)
+      const events = await stack.events.list(row.id, 0, 100)
       assert.ok(
         events.some((e) => e.type === 'deploy_cancelled'),
         events.map((e) => e.type).join(','),

@@ -4,6 +4,7 @@ import { createDeploymentStore, type DeploymentStore } from '../src/control/depl
 import { BerthError } from '../src/domain/errors.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createEventBus, type EventBus } from '../src/events/bus.ts'
+import { createEventLog, type EventLog } from '../src/events/event-log.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { createAccount } from './helpers/stack.ts'
 
@@ -14,6 +15,7 @@ for (const kind of databaseKinds) {
     let database: TestDatabase
     let bus: EventBus
     let store: DeploymentStore
+    let eventLog: EventLog
     let owner: string
 
     before(async () => {
@@ -21,6 +23,7 @@ for (const kind of databaseKinds) {
       bus = createEventBus(database)
       await bus.start()
       store = createDeploymentStore(database, bus)
+      eventLog = createEventLog(database, bus)
       owner = await createAccount(database)
     })
     after(async () => {
@@ -49,7 +52,7 @@ for (const kind of databaseKinds) {
       for (const row of created) {
         assert.equal(row.ownerId, owner)
         assert.equal(row.status, 'pending')
-        const events = await store.events(row.id, 0, 10)
+        const events = await eventLog.list(row.id, 0, 10)
         assert.deepEqual(
           events.map((e) => [e.seq, e.type, e.status]),
           [[1, 'created', 'pending']],

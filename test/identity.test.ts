@@ -14,6 +14,7 @@ import { errorResponse, toBerthError } from '../src/http/errors.ts'
 import { requestId } from '../src/http/middleware/request-id.ts'
 import { requireAuth } from '../src/http/middleware/require-auth.ts'
 import { createRouter } from '../src/http/openapi.ts'
+import { identityRoutes } from '../src/http/routes/identity.ts'
 import { createIdentity } from '../src/identity/create-identity.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 
@@ -68,7 +69,7 @@ async function buildApp(database: TestDatabase, jwksUrl: string, clock: { offset
   const app = createRouter()
   app.use('*', requestId())
   app.use('/v1/*', requireAuth(identity.authenticator))
-  app.route('/', identity.router)
+  app.route('/', identityRoutes(identity))
   app.onError((error, c) => errorResponse(c, toBerthError(error)))
 
   async function call(

@@ -52,7 +52,8 @@ for (const kind of databaseKinds) {
     })
 
     const balances = () => createBalances(database)
-    const billing = () => createBilling({ database, store: stack.store, config: stack.config, now })
+    const billing = () =>
+      createBilling({ database, store: stack.store, events: stack.events, config: stack.config, now })
     const assertBalanced = async () => {
       const { total, unbalancedJournals } = await ledgerImbalance(database.db)
       assert.equal(total, 0n, 'all ledger legs sum to zero')

@@ -48,6 +48,7 @@ for (const kind of databaseKinds) {
       payments = await createPayments({
         database,
         store: stack.store,
+        events: stack.events,
         config: {
           ...stack.config,
           networks: chains.networks({ confirmations: CONFIRMATIONS, maxBlockRange: 4, rpcUrlA: proxy.url }),

@@ -50,6 +50,7 @@ for (const kind of databaseKinds) {
       createPayments({
         database,
         store: stack.store,
+        events: stack.events,
         config: { ...stack.config, networks: options.networks ?? chains.networks() },
         metrics: createMetrics(async () => []),
         logger: pino({ level: 'silent' }),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { eq, sql } from 'drizzle-orm'
-import type { DeploymentRow } from '../src/control/deployment-store.ts'
+import type { DeploymentRow } from '../src/db/deployment-rows.ts'
 import { deploymentEvents, deployments } from '../src/db/schema/index.ts'
 import { LeaseLostError } from '../src/domain/errors.ts'
 import { type DeploymentSpec, deploymentSpecSchema } from '../src/domain/spec.ts'
@@ -41,7 +41,7 @@ for (const kind of databaseKinds) {
     const statusOf = async (id: string) => (await stack.store.get(owner, id)).status
     const until = (id: string, status: string) =>
       waitFor(`${id} to be ${status}`, async () => (await statusOf(id)) === status)
-    const eventsOf = async (id: string) => stack.store.events(id, 0, 1000)
+    const eventsOf = async (id: string) => stack.events.list(id, 0, 1000)
 
     it('takes a new deployment through every stage to running, with gapless events', async () => {
       const { row } = await stack.store.create({

@@ -1,4 +1,5 @@
 import { createPublicClient, http, type PublicClient } from 'viem'
+import { BerthError } from '../domain/errors.ts'
 
 // Clients for one network's RPC endpoints, and reads that count only when every endpoint agrees:
 // a payment is credited on the word of all configured RPCs, never of a single (possibly lying,
@@ -26,12 +27,12 @@ export function createRpcClients(rpcUrls: readonly string[], options: RpcClientO
 }
 
 /** RPC endpoints answered the same question differently. Transient: they usually converge. */
-export class RpcDisagreementError extends Error {
+export class RpcDisagreementError extends BerthError {
   constructor(
     readonly endpoints: string[],
     readonly answers: unknown[],
   ) {
-    super(`RPC endpoints disagree (${endpoints.join(', ')})`)
+    super('provider_unavailable', `RPC endpoints disagree (${endpoints.join(', ')})`)
     this.name = 'RpcDisagreementError'
   }
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { PublicClient } from 'viem'
 import type { Db } from '../db/client.ts'
 import { backoffDelayMs } from '../domain/backoff.ts'
+import { BerthError } from '../domain/errors.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { type Cursor, type CursorStore, createCursorStore } from './cursor-store.ts'
 import { type ChainReader, createChainReader } from './reader.ts'
@@ -56,9 +57,12 @@ export interface TickResult {
 }
 
 /** The chain reorganised deeper than every kept position: someone has to look at it. */
-export class ReorgTooDeepError extends Error {
+export class ReorgTooDeepError extends BerthError {
   constructor(chainId: number, consumer: string, cursor: bigint) {
-    super(`chain ${chainId}: no kept block of consumer ${consumer} at or below ${cursor} is still canonical`)
+    super(
+      'internal',
+      `chain ${chainId}: no kept block of consumer ${consumer} at or below ${cursor} is still canonical`,
+    )
     this.name = 'ReorgTooDeepError'
   }
 }

@@ -16,6 +16,8 @@ describe('exit codes', () => {
       conflict: 3,
       rate_limited: 1,
       provider_unavailable: 1,
+      provider_rejected: 2,
+      unreachable: 1,
       internal: 1,
     }
     for (const code of errorCodes) {

@@ -25,6 +25,9 @@ export const exitCodeOfErrorCode: Record<ErrorCode, ExitCode> = {
   conflict: exitCodes.notFound,
   rate_limited: exitCodes.unexpected,
   provider_unavailable: exitCodes.unexpected,
+  // What was asked cannot run as given (a bad image): the caller has to change it.
+  provider_rejected: exitCodes.usage,
+  unreachable: exitCodes.unexpected,
   internal: exitCodes.unexpected,
 }
 

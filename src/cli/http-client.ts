@@ -23,9 +23,9 @@ export class ApiError extends BerthError {
 }
 
 /** The server could not be reached at all (refused, DNS, reset): not an answer from berth. */
-export class ConnectionError extends Error {
+export class ConnectionError extends BerthError {
   constructor(server: string, cause: unknown) {
-    super(`cannot reach ${server}: ${describeCause(cause)}`, { cause })
+    super('unreachable', `cannot reach ${server}: ${describeCause(cause)}`, { cause })
     this.name = 'ConnectionError'
   }
 }
@@ -43,6 +43,7 @@ const codeByStatus: Record<number, ErrorCode> = {
   409: 'conflict',
   413: 'payload_too_large',
   429: 'rate_limited',
+  422: 'provider_rejected',
   503: 'provider_unavailable',
 }
 

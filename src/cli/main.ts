@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../domain/errors.ts'
+import { packageVersion } from '../version.ts'
 import { registerAuth } from './commands/auth.ts'
 import {
   type Action,
@@ -21,15 +21,6 @@ import { ApiError, ConnectionError } from './http-client.ts'
 
 // `berth`: parses arguments, runs one command, and turns every outcome into an exit code. Never
 // throws and never calls process.exit: bin/berth.js sets process.exitCode from the result.
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
-    return String(pkg.version)
-  } catch {
-    return 'unknown'
-  }
-}
 
 export function createProgram(io: Io, onExit: (code: number, json: boolean) => void): Command {
   const program = new Command('berth')

@@ -1,4 +1,5 @@
 import { setTimeout as delayFor } from 'node:timers/promises'
+import { BerthError } from '../domain/errors.ts'
 import { ApiError, ConnectionError } from './http-client.ts'
 
 // A minimal Server-Sent Events client over fetch streams: the parser follows the WHATWG
@@ -91,9 +92,9 @@ export interface FollowSseOptions {
   delay?: (ms: number, signal?: AbortSignal) => Promise<void>
 }
 
-class IdleTimeout extends Error {
+class IdleTimeout extends BerthError {
   constructor(ms: number) {
-    super(`no data from the event stream for ${ms} ms`)
+    super('unreachable', `no data from the event stream for ${ms} ms`)
     this.name = 'IdleTimeout'
   }
 }

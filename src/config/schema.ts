@@ -50,6 +50,8 @@ export const configSchema = z
     sessionSecret: z.string().min(32, 'must be at least 32 characters').optional(),
     sessionTtlSeconds: int(60, 30 * 86400).default(86400),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `auto`: one readable line per entry on a terminal, JSON lines otherwise (files, collectors). */
+    logFormat: z.enum(['auto', 'json', 'pretty']).default('auto'),
     bodyLimitBytes: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
     siwe: z
       .strictObject({

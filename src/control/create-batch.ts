@@ -1,5 +1,5 @@
 import type { Database } from '../db/client.ts'
-import { columnsOf } from './deployment-rows.ts'
+import { columnsOf } from '../db/deployment-rows.ts'
 
 // Group commit for new deployments. Creates that arrive while earlier ones are being written go
 // to the database together, as one statement: under load most of the cost of a create is its

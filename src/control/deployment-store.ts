@@ -1,62 +1,21 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { and, asc, count, desc, eq, gt, inArray, ne, sql } from 'drizzle-orm'
+import { and, count, desc, eq, inArray, ne, sql } from 'drizzle-orm'
 import { type Database, numberedSql, queryRows } from '../db/client.ts'
+import { type DeploymentRow, fromDriver } from '../db/deployment-rows.ts'
 import { deploymentEvents, deployments, idempotencyKeys } from '../db/schema/index.ts'
 import { conflict, notFound } from '../domain/errors.ts'
-import type { DesiredState, ProgressStage, Status, StopReason } from '../domain/lifecycle.ts'
+import type { DesiredState, Intent, Status, StopReason } from '../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
+import { eventRowsOf } from '../events/event-log.ts'
 import { createInsertBatcher, INSERT_DEPLOYMENTS, insertParamsOf } from './create-batch.ts'
-import { fromDriver } from './deployment-rows.ts'
-import { createFencedWrites } from './leases.ts'
+import { createFencedWrites, type FencedWrites } from './leases.ts'
 
-// Every write to a deployment goes through here: the row change and its events commit together,
-// and event numbers come from the row itself (event_seq), so a deployment's events are 1, 2, 3…
-// with no gaps whoever writes them.
+// The deployments repository: creates, reads, changes of desired state, and the marks that make
+// rows due. A row change and its events commit together (events/event-log.ts numbers them); the
+// reconciler's own writes are fenced by its lease (leases.ts).
 
-export type DeploymentRow = typeof deployments.$inferSelect
-export type EventRow = typeof deploymentEvents.$inferSelect
-
-export interface EventInput {
-  type: string
-  status?: Status
-  stage?: ProgressStage
-  percent?: number
-  message?: string
-  data?: unknown
-}
-
-/** The reconciler's proof that it still holds the lease (fencing). */
-export interface Fence {
-  owner: string
-  token: number
-}
-
-export type DeploymentPatch = Partial<
-  Pick<
-    DeploymentRow,
-    | 'status'
-    | 'desiredState'
-    | 'stage'
-    | 'percent'
-    | 'stopReason'
-    | 'error'
-    | 'endpoints'
-    | 'restartGeneration'
-    | 'appliedRestartGeneration'
-    | 'healthyStreak'
-    | 'unhealthyStreak'
-    | 'restartCount'
-    | 'restartWindowStartedAt'
-    | 'attempts'
-    | 'deployStartedAt'
-    | 'runningSince'
-  >
->
-
-export type Intent = 'stop' | 'start' | 'restart' | 'delete'
-
-export interface DeploymentStore {
+export interface DeploymentStore extends FencedWrites {
   create(input: {
     ownerId: string
     spec: DeploymentSpec
@@ -80,16 +39,6 @@ export interface DeploymentStore {
   ): Promise<DeploymentRow>
   /** The desired state now (for cancelling work it no longer wants); `deleted` when the row is gone. */
   desiredStateOf(id: string): Promise<DesiredState>
-  /** Appends an event that changes nothing else (a warning, a notice). */
-  note(ownerId: string, id: string, event: EventInput): Promise<void>
-  /** Fenced write by the lease holder; `nextInSeconds` schedules the next look and frees the lease. */
-  write(
-    row: DeploymentRow,
-    fence: Fence,
-    change: { patch?: DeploymentPatch; events?: EventInput[]; nextInMs?: number | null; keepLease?: boolean },
-  ): Promise<DeploymentRow>
-  claimDue(owner: string, limit: number, leaseSeconds: number): Promise<DeploymentRow[]>
-  renewLease(id: string, fence: Fence, leaseSeconds: number): Promise<boolean>
   /** Makes every live deployment due now (start-up adoption: observe everything once). */
   markAllDue(): Promise<number>
   /** Makes these deployments due now, if they are meant to be up (a watcher saw them change). */
@@ -98,7 +47,6 @@ export interface DeploymentStore {
   markProviderDue(provider: string): Promise<number>
   /** Drops every lease. Only safe when no other process can hold one (PGlite). */
   clearLeases(): Promise<void>
-  events(id: string, afterSeq: number, limit: number): Promise<EventRow[]>
   countByStatus(): Promise<Array<{ status: string; n: number }>>
   liveIds(ids: string[]): Promise<Set<string>>
 }
@@ -106,19 +54,6 @@ export interface DeploymentStore {
 export function createDeploymentStore(database: Database, bus: EventBus): DeploymentStore {
   const db = database.db
   const inserts = createInsertBatcher(database)
-  const eventRows = (id: string, lastSeq: number, events: EventInput[], fence?: Fence) =>
-    events.map((e, i) => ({
-      deploymentId: id,
-      seq: lastSeq - events.length + i + 1,
-      type: e.type,
-      status: e.status ?? null,
-      stage: e.stage ?? null,
-      percent: e.percent ?? null,
-      message: e.message ?? null,
-      data: e.data ?? null,
-      actor: fence?.owner ?? 'api',
-      leaseToken: fence?.token ?? null,
-    }))
 
   async function get(ownerId: string, id: string): Promise<DeploymentRow> {
     const [row] = await db
@@ -252,27 +187,13 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
       await tx
         .insert(deploymentEvents)
         .values(
-          eventRows(id, updated.eventSeq, [{ type: 'desired_state_changed', message, data: { desired } }]),
+          eventRowsOf(id, updated.eventSeq, [{ type: 'desired_state_changed', message, data: { desired } }]),
         )
       return updated
     })
     bus.changed(row.id, row.ownerId, { intent: true })
     bus.wake()
     return row
-  }
-
-  async function note(ownerId: string, id: string, event: EventInput): Promise<void> {
-    const row = await db.transaction(async (tx) => {
-      const [updated] = await tx
-        .update(deployments)
-        .set({ eventSeq: sql`${deployments.eventSeq} + 1`, updatedAt: sql`now()` })
-        .where(and(eq(deployments.id, id), eq(deployments.ownerId, ownerId)))
-        .returning()
-      if (!updated) throw notFound(`deployment ${id}`)
-      await tx.insert(deploymentEvents).values(eventRows(id, updated.eventSeq, [event]))
-      return updated
-    })
-    bus.changed(row.id, row.ownerId)
   }
 
   async function desiredStateOf(id: string): Promise<DesiredState> {
@@ -285,7 +206,6 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
 
   return {
     ...createFencedWrites(database, bus),
-    note,
     desiredStateOf,
     create,
     get,
@@ -342,15 +262,6 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
         .update(deployments)
         .set({ leaseOwner: null, leaseExpiresAt: null })
         .where(sql`${deployments.leaseOwner} is not null`)
-    },
-
-    events(id, afterSeq, limit) {
-      return db
-        .select()
-        .from(deploymentEvents)
-        .where(and(eq(deploymentEvents.deploymentId, id), gt(deploymentEvents.seq, afterSeq)))
-        .orderBy(asc(deploymentEvents.seq))
-        .limit(limit)
     },
 
     async countByStatus() {

@@ -3,9 +3,9 @@ import { connect } from 'node:net'
 import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { Observed } from '../providers/provider.ts'
 
-// The control plane's own health checks (DESIGN.md §3), run against an instance's published
-// address: HTTP (a GET whose answer is 2xx or 3xx) or TCP (a connection that is accepted and not
-// dropped at once). Each probe is bounded by the check's timeoutSeconds.
+// The control plane's own health checks, for providers that cannot judge health themselves, run
+// against an instance's published address: HTTP (a GET whose answer is 2xx or 3xx) or TCP (a
+// connection that is accepted and not dropped at once). Each is bounded by its timeoutSeconds.
 
 export interface ProbeAddress {
   host: string

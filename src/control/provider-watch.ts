@@ -3,7 +3,8 @@ import type { EventBus } from '../events/bus.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
 import type { DeploymentStore } from './deployment-store.ts'
 
-// Watchers only make rows due; they never act (DESIGN.md §2.2). A provider's change stream (the
+// Watchers only make rows due; they never act: the reconciler alone acts, under its lease, so an
+// event and a poll can never both act on one deployment. A provider's change stream (the
 // Docker events) marks the deployment due now and wakes the reconciler, which then observes and
 // takes the step as it would on its next poll, only sooner.
 

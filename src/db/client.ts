@@ -23,7 +23,8 @@ export interface Database {
   /**
    * Runs one parameterised statement on the driver directly. For the hottest paths only (the
    * reconciler's claim and fenced write), where building the query through drizzle costs more
-   * than running it. Rows come back in driver form: see `fromDriverRow`.
+   * than running it. Rows come back in driver form (snake_case, strings for
+   * dates): db/deployment-rows.ts turns deployment rows into drizzle's shape.
    */
   query<T = Record<string, unknown>>(text: string, params: unknown[]): Promise<T[]>
   /** Runs `fn` while holding a session-level advisory lock. */

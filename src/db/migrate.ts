@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { BerthError } from '../domain/errors.ts'
 import type { Database } from './client.ts'
 
 const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url))
@@ -8,9 +9,9 @@ const migrationsFolder = fileURLToPath(new URL('./migrations', import.meta.url))
 // Arbitrary but fixed: every berth process agrees on it, so only one migrates at a time.
 const MIGRATION_LOCK_KEY = 727_001
 
-export class MigrationError extends Error {
+export class MigrationError extends BerthError {
   constructor(cause: unknown) {
-    super(`database migration failed: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+    super('internal', `database migration failed: ${(cause as Error)?.message ?? String(cause)}`, { cause })
     this.name = 'MigrationError'
   }
 }

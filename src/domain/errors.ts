@@ -1,5 +1,6 @@
-// One error type for everything berth reports on purpose. The HTTP layer maps `code` to a status
-// (http/errors.ts) and the CLI maps it to an exit code (cli/exit-codes.ts); nothing else does.
+// One error type for everything berth reports on purpose: every error class of berth extends
+// BerthError and carries a code. The HTTP layer maps the code to a status (http/errors.ts) and the
+// CLI maps it to an exit code (cli/exit-codes.ts); nothing else does.
 
 export const errorCodes = [
   'invalid_input',
@@ -9,7 +10,12 @@ export const errorCodes = [
   'conflict',
   'payload_too_large',
   'rate_limited',
+  /** A backend berth depends on (a provider, a chain, an issuer's keys) does not answer now. */
   'provider_unavailable',
+  /** A provider refused what it was asked, and will refuse it again (a bad image, no GPU). */
+  'provider_rejected',
+  /** The berth server itself could not be reached (the CLI's side of a connection). */
+  'unreachable',
   'internal',
 ] as const
 export type ErrorCode = (typeof errorCodes)[number]
@@ -35,9 +41,9 @@ export const unauthorized = (message = 'authentication required') => new BerthEr
 export const forbidden = (message: string) => new BerthError('forbidden', message)
 
 /** A write was attempted with a lease that has expired or been taken over (fencing). */
-export class LeaseLostError extends Error {
+export class LeaseLostError extends BerthError {
   constructor(deploymentId: string) {
-    super(`lease on deployment ${deploymentId} was lost; the write was refused`)
+    super('conflict', `lease on deployment ${deploymentId} was lost; the write was refused`)
     this.name = 'LeaseLostError'
   }
 }

@@ -12,7 +12,7 @@ import {
   TransitionRefusedError,
 } from './lifecycle.ts'
 
-// The expectation is written out here independently of the table in lifecycle.ts (DESIGN.md §3),
+// The expectation is written out here independently of the table in lifecycle.ts,
 // so that an edit to the state machine has to be made twice, on purpose.
 const allStatuses = [
   'pending',
@@ -45,7 +45,7 @@ const allowed: Record<Status, readonly Status[]> = {
 }
 
 describe('lifecycle state machine', () => {
-  it('has exactly the twelve statuses of DESIGN.md §3', () => {
+  it('has exactly the twelve statuses of the lifecycle', () => {
     assert.deepEqual([...statuses].sort(), [...allStatuses].sort())
   })
 
@@ -104,7 +104,7 @@ describe('lifecycle state machine', () => {
 })
 
 describe('progress stages', () => {
-  it('have the percents of DESIGN.md §3, in order', () => {
+  it('have the percents shown to users, in order', () => {
     const expected: Array<[ProgressStage, number]> = [
       ['queued', 0],
       ['scheduling', 10],

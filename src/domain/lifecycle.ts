@@ -1,4 +1,6 @@
-// The deployment state machine (DESIGN.md §3) as one explicit table. Anything not listed here is
+import { BerthError } from './errors.ts'
+
+// The deployment state machine as one explicit table. Anything not listed here is
 // refused: `assertTransition` throws and the caller logs the refusal.
 
 export const statuses = [
@@ -19,6 +21,10 @@ export type Status = (typeof statuses)[number]
 
 export const desiredStates = ['running', 'stopped', 'deleted'] as const
 export type DesiredState = (typeof desiredStates)[number]
+
+/** What a user (or berth on its own) can ask of a deployment after creating it. */
+export const intents = ['stop', 'start', 'restart', 'delete'] as const
+export type Intent = (typeof intents)[number]
 
 export const stopReasons = [
   'user',
@@ -52,12 +58,12 @@ export function canTransition(from: Status, to: Status): boolean {
   return transitions[from].includes(to)
 }
 
-export class TransitionRefusedError extends Error {
+export class TransitionRefusedError extends BerthError {
   constructor(
     readonly from: Status,
     readonly to: Status,
   ) {
-    super(`transition ${from} → ${to} is not in the state machine`)
+    super('conflict', `transition ${from} → ${to} is not in the state machine`)
     this.name = 'TransitionRefusedError'
   }
 }

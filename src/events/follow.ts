@@ -1,5 +1,5 @@
-import type { DeploymentStore, EventRow } from '../control/deployment-store.ts'
 import type { EventBus } from './bus.ts'
+import type { EventLog, EventRow } from './event-log.ts'
 
 const PAGE = 500
 
@@ -8,8 +8,8 @@ const PAGE = 500
  * signal aborts. The bus only says "look again"; the database is read every time, so a missed
  * notification costs latency (the `recheckMs` backstop), never an event.
  */
-export async function* followEvents(
-  store: DeploymentStore,
+export async function* followEventLog(
+  events: EventLog,
   bus: EventBus,
   deploymentId: string,
   afterSeq: number,
@@ -37,7 +37,7 @@ export async function* followEvents(
       }
       changed = false
       for (;;) {
-        const page = await store.events(deploymentId, last, PAGE)
+        const page = await events.list(deploymentId, last, PAGE)
         for (const event of page) {
           last = event.seq
           yield event

@@ -1,16 +1,13 @@
 import { createNodeWebSocket } from '@hono/node-ws'
-import type { OpenAPIHono } from '@hono/zod-openapi'
 import { HTTPException } from 'hono/http-exception'
 import type { Logger } from 'pino'
-import type { DeploymentStore } from '../control/deployment-store.ts'
 import type { DatabaseKind } from '../db/client.ts'
+import type { Deployments } from '../deployments/deployments.ts'
 import { BerthError } from '../domain/errors.ts'
-import type { EventBus } from '../events/bus.ts'
-import type { Authenticator } from '../identity/authenticator.ts'
+import type { Identity } from '../identity/create-identity.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import type { Nft } from '../nft/nft.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
-import type { AppEnv } from './context.ts'
 import { renderDocsPage } from './docs-page.ts'
 import { errorResponse, toBerthError } from './errors.ts'
 import { bodyReader } from './middleware/body-reader.ts'
@@ -19,6 +16,7 @@ import { requireAuth } from './middleware/require-auth.ts'
 import { createRouter } from './openapi.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
 import { eventRoutes } from './routes/events.ts'
+import { identityRoutes } from './routes/identity.ts'
 import { logRoutes, mountLogSocket } from './routes/logs.ts'
 import { nftRoutes } from './routes/nfts.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
@@ -30,14 +28,12 @@ export interface HttpDeps {
   bodyLimitBytes: number
   databaseKind: DatabaseKind
   pingDatabase(): Promise<boolean>
-  store: DeploymentStore
-  bus: EventBus
+  deployments: Deployments
   providers: ProviderRegistry
   metrics: Metrics
-  authenticator: Authenticator
-  identityRouter: OpenAPIHono<AppEnv>
+  identity: Identity
   payments: PaymentRoutesDeps
-  nft: Nft
+  nft: Pick<Nft, 'listNotifications'>
   logger: Logger
 }
 
@@ -57,19 +53,23 @@ export function createHttpApp(deps: HttpDeps) {
     )
   })
   app.use('*', bodyReader(deps.bodyLimitBytes))
-  app.use('/v1/*', requireAuth(deps.authenticator))
+  app.use('/v1/*', requireAuth(deps.identity.authenticator))
 
   app.route('/', systemRoutes(deps))
-  app.route('/', deps.identityRouter)
-  app.route('/', deploymentRoutes(deps))
+  app.route('/', identityRoutes(deps.identity))
+  app.route('/', deploymentRoutes(deps.deployments))
   app.route('/', eventRoutes(deps))
-  app.route('/', logRoutes(deps))
+  app.route('/', logRoutes(deps.deployments, deps.logger))
   app.route('/', paymentRoutes(deps.payments))
   app.route('/', nftRoutes(deps))
-  mountEventSocket(app, upgradeWebSocket, deps)
-  mountLogSocket(app, upgradeWebSocket, deps)
+  mountEventSocket(app, upgradeWebSocket, deps.deployments)
+  mountLogSocket(app, upgradeWebSocket, deps.deployments)
 
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' })
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A session token, an API key (berth_…), the operator admin token, or an external JWT',
+  })
   const documentConfig = {
     openapi: '3.1.0',
     info: { title: 'berth', version: deps.version },

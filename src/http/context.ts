@@ -1,13 +1,4 @@
-import type { Account } from '../identity/accounts.ts'
-
-/** What authentication puts on a request. */
-export interface Principal {
-  kind: 'session' | 'api_key' | 'external_jwt' | 'admin'
-  /** Absent only for the operator admin token. */
-  account?: Account
-  /** The session id, for logout. */
-  sessionId?: string
-}
+import type { Principal } from '../identity/principal.ts'
 
 export interface AppEnv {
   Variables: {

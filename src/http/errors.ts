@@ -3,7 +3,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { BerthError, type ErrorCode } from '../domain/errors.ts'
 
 // The one place that maps berth's error codes to HTTP statuses.
-export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
+export const httpStatusOf: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_input: 400,
   unauthorized: 401,
   forbidden: 403,
@@ -12,6 +12,9 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   payload_too_large: 413,
   rate_limited: 429,
   provider_unavailable: 503,
+  provider_rejected: 422,
+  // Only the CLI meets it (it could not reach berth); a server never answers with it.
+  unreachable: 503,
   internal: 500,
 }
 
@@ -28,7 +31,7 @@ export function errorResponse(c: Context, error: BerthError) {
       requestId: c.get('requestId') ?? 'unknown',
     },
   }
-  return c.json(body, statusOf[error.code])
+  return c.json(body, httpStatusOf[error.code])
 }
 
 /** Turns anything thrown into a BerthError; unknown failures become `internal` with no internals. */

@@ -1,15 +1,18 @@
 import type { Context } from 'hono'
-import { forbidden } from '../domain/errors.ts'
+import { unauthorized } from '../domain/errors.ts'
 import type { Account } from '../identity/accounts.ts'
+import { actingAccount, type Principal } from '../identity/principal.ts'
 import type { AppEnv } from './context.ts'
 
-/** The account a request acts for; the operator admin token has none. */
-export function accountOf(c: Context<AppEnv>): Account {
-  const account = c.get('principal')?.account
-  if (!account) throw forbidden('this route acts for an account; use a wallet session, an API key or a JWT')
-  return account
+/** The principal requireAuth put on the request. */
+export function principalOf(c: Context<AppEnv>): Principal {
+  const principal = c.get('principal')
+  // Only reachable on a route mounted without requireAuth in front of it.
+  if (!principal) throw unauthorized('missing bearer token')
+  return principal
 }
 
-export function ownerLabel(account: Account): string {
-  return account.address ?? account.externalSubject ?? account.id
+/** The account the request acts for; the operator admin token has none (403). */
+export function accountOf(c: Context<AppEnv>): Account {
+  return actingAccount(principalOf(c))
 }

@@ -49,8 +49,15 @@ export const eventSchema = z
   })
   .openapi('DeploymentEvent')
 
+/** A JSON response of a route's OpenAPI description. */
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+
+/** The error answers every authenticated route can give, in the one error envelope. */
 export const errorResponses = {
-  400: { description: 'Invalid input', content: { 'application/json': { schema: errorSchema } } },
-  401: { description: 'Not authenticated', content: { 'application/json': { schema: errorSchema } } },
-  404: { description: 'Not found', content: { 'application/json': { schema: errorSchema } } },
+  400: json(errorSchema, 'Invalid input: `{"error":{"code":"invalid_input",…}}` naming the fields'),
+  401: json(errorSchema, 'Missing, invalid, expired or revoked credentials'),
+  404: json(errorSchema, "Not found (another owner's resources answer the same)"),
 } as const

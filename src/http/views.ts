@@ -1,13 +1,14 @@
-import type { DeploymentRow, EventRow } from '../control/deployment-store.ts'
-import type { Status } from '../domain/lifecycle.ts'
+import type { DeploymentRow } from '../db/deployment-rows.ts'
+import type { EventRow } from '../events/event-log.ts'
+import { actingAccount, ownerLabel, type Principal } from '../identity/principal.ts'
 
-/** The public JSON shape of a deployment. */
-export function deploymentView(row: DeploymentRow, ownerAddress: string) {
+/** The public JSON shape of a deployment, as shown to the principal it belongs to. */
+export function deploymentView(row: DeploymentRow, viewer: Principal) {
   return {
     id: row.id,
     name: row.name,
-    owner: ownerAddress,
-    status: row.status as Status,
+    owner: ownerLabel(actingAccount(viewer)),
+    status: row.status,
     desiredState: row.desiredState,
     provider: row.provider,
     spec: row.spec as unknown as Record<string, unknown>,

@@ -1,4 +1,4 @@
-import type { Principal } from '../http/context.ts'
+import type { Principal } from './principal.ts'
 
 /**
  * Turns an `Authorization: Bearer …` value into a principal, or throws `unauthorized`.

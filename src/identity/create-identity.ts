@@ -1,14 +1,11 @@
-import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
-import type { AppEnv } from '../http/context.ts'
-import { createIdentityRouter } from '../http/routes/identity.ts'
-import { createApiKeys } from './api-keys.ts'
+import { type ApiKeys, createApiKeys } from './api-keys.ts'
 import { createAuthenticator } from './authenticate.ts'
 import type { Authenticator } from './authenticator.ts'
 import { createExternalJwtVerifier } from './external-jwt.ts'
-import { createSessions } from './sessions.ts'
-import { createSiwe } from './siwe.ts'
+import { createSessions, type Sessions } from './sessions.ts'
+import { createSiwe, type Siwe } from './siwe.ts'
 
 export interface IdentityOptions {
   db: Db
@@ -17,10 +14,12 @@ export interface IdentityOptions {
   now?: () => Date
 }
 
+/** The identity services; http/ turns them into routes and middleware. */
 export interface Identity {
   authenticator: Authenticator
-  /** The /v1/auth/* and /v1/api-keys routes, with full paths: mount it at `/`. */
-  router: OpenAPIHono<AppEnv>
+  siwe: Siwe
+  sessions: Sessions
+  apiKeys: ApiKeys
 }
 
 /** Reads (or on first start creates) the session secret, so it needs the database. */
@@ -40,6 +39,8 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
   const siwe = createSiwe({ db, config, sessions, now })
   return {
     authenticator: createAuthenticator({ adminToken: config.adminToken, sessions, apiKeys, external }),
-    router: createIdentityRouter({ siwe, sessions, apiKeys }),
+    siwe,
+    sessions,
+    apiKeys,
   }
 }

@@ -55,10 +55,12 @@ export function createNftChains(
     return chain
   }
   const read = async <T>(chainId: number, fn: (c: PublicClient) => Promise<T>): Promise<T> => {
+    const { clients } = chainOf(chainId)
     try {
-      return await readAgreed(chainOf(chainId).clients, fn)
+      return await readAgreed(clients, fn)
     } catch (error) {
-      if (error instanceof BerthError || isRevert(error)) throw error
+      if (isRevert(error)) throw error
+      // Disagreeing endpoints included: their URLs (which may carry API keys) stay out of answers.
       throw unavailable(chainId, error)
     }
   }

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, type Db, queryRows, type Tx } from '../db/client.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
+import type { EventLog } from '../events/event-log.ts'
 import { billingEvent } from './crediting.ts'
 import { balanceOf, ensureHeld, heldFor, lockAccount, postJournal } from './ledger.ts'
 import { basisPoints, percentToBps } from './money.ts'
@@ -23,6 +24,7 @@ import { intervalMicroUsd } from './pricing.ts'
 export interface BillingDeps {
   database: Database
   store: DeploymentStore
+  events: EventLog
   config: Pick<Config, 'payments' | 'pricing'>
   now?: () => Date
   log?: { warn(obj: unknown, msg: string): void }
@@ -50,7 +52,7 @@ function billedRows(db: Db | Tx, id?: string): Promise<BilledRow[]> {
 }
 
 export function createBilling(deps: BillingDeps) {
-  const { database, store, config } = deps
+  const { database, store, events, config } = deps
   const now = deps.now ?? (() => new Date())
   const intervalMs = config.pricing.billingIntervalSeconds * 1000
   const commissionBps = percentToBps(config.payments.commissionPercent)
@@ -72,7 +74,7 @@ export function createBilling(deps: BillingDeps) {
           message: `stopped: out of funds after the ${config.payments.gracePeriodSeconds}s grace period; a top-up starts it again`,
         })
       }
-      for (const event of result.events) await store.note(row.owner_id, row.id, event)
+      for (const event of result.events) await events.note(row.owner_id, row.id, event)
     }
     return { charged, stopped, resumed: await resumeFunded(), released: await releaseIdleHolds() }
   }

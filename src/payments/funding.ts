@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm'
 import type { Config } from '../config/schema.ts'
-import type { DeploymentRow } from '../control/deployment-store.ts'
-import type { Funding } from '../control/reconcile-step.ts'
+import type { Funding } from '../control/step.ts'
 import type { Database } from '../db/client.ts'
+import type { DeploymentRow } from '../db/deployment-rows.ts'
 import { ensureHeld, lockAccount } from './ledger.ts'
 import { intervalMicroUsd } from './pricing.ts'
 

@@ -227,11 +227,12 @@ async function verifyTransaction(access: ChainAccess, txHash: Hex): Promise<Veri
 
 /** A chain read that failed or on which the RPCs disagree: try again later, nothing was decided. */
 function chainUnavailable(network: NetworkConfig, error: unknown): BerthError {
-  if (error instanceof BerthError) return error
-  const why =
-    (error as Error).name === 'RpcDisagreementError'
-      ? 'its RPC endpoints disagree about the transaction'
-      : `its RPC did not answer (${(error as Error).message.split('\n')[0]})`
+  // Disagreeing endpoints are told without their URLs, which may carry API keys.
+  const disagree = (error as Error).name === 'RpcDisagreementError'
+  if (error instanceof BerthError && !disagree) return error
+  const why = disagree
+    ? 'its RPC endpoints disagree about the transaction'
+    : `its RPC did not answer (${(error as Error).message.split('\n')[0]})`
   return new BerthError(
     'provider_unavailable',
     `cannot verify on ${network.name} now: ${why}; submit again later`,

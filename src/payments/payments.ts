@@ -1,8 +1,9 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
-import type { Funding } from '../control/reconcile-step.ts'
+import type { Funding } from '../control/step.ts'
 import type { Database } from '../db/client.ts'
+import type { EventLog } from '../events/event-log.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { createBalances } from './balances.ts'
 import { type Billing, createBilling } from './billing.ts'
@@ -19,6 +20,7 @@ import { createOrders } from './orders.ts'
 export interface PaymentsDeps {
   database: Database
   store: DeploymentStore
+  events: EventLog
   config: Pick<Config, 'payments' | 'pricing' | 'networks'>
   metrics: Pick<Metrics, 'registry' | 'chainCursorLag'>
   logger: Logger
@@ -59,7 +61,14 @@ export async function createPayments(deps: PaymentsDeps) {
   const balances = createBalances(database)
   const funding: Funding | undefined = config.payments.required ? createFunding(database, config) : undefined
   const billing: Billing | undefined = config.payments.required
-    ? createBilling({ database, store: deps.store, config, now: deps.now, log: deps.logger })
+    ? createBilling({
+        database,
+        store: deps.store,
+        events: deps.events,
+        config,
+        now: deps.now,
+        log: deps.logger,
+      })
     : undefined
 
   const watchers = [...chains.values()].map((access) =>

@@ -1,7 +1,8 @@
+import { BerthError } from '../domain/errors.ts'
 import type { ProgressStage } from '../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 
-// The port every compute backend implements (DESIGN.md §5). Every operation is keyed by the
+// The port every compute backend implements (docker today; swarm, the fleet and others later). Every operation is keyed by the
 // deployment id and is idempotent, so a step repeated after a crash never duplicates anything.
 
 export interface ProviderCapabilities {
@@ -82,10 +83,14 @@ export interface Provider {
   stop(deploymentId: string): Promise<void>
   remove(deploymentId: string): Promise<void>
   restart(deploymentId: string): Promise<void>
+  /**
+   * Opens the deployment's log: resolves once the backend has answered (so an outage is an error
+   * the caller can still answer with a status), with the lines to iterate until `signal` aborts.
+   */
   logs(
     deploymentId: string,
     options: { tail: number; follow: boolean; signal: AbortSignal },
-  ): AsyncIterable<LogLine>
+  ): Promise<AsyncIterable<LogLine>>
   stats(deploymentId: string): Promise<Usage>
   /** Everything this provider runs for berth, for adoption and orphan sweeps. */
   list(): Promise<ObservedInstance[]>
@@ -103,15 +108,19 @@ export interface Provider {
 
 /**
  * Errors a provider raises on purpose. `permanent` fails the deployment (a bad image, an injected
- * failure); `transient` and `unavailable` are retried with backoff and never mark it failed.
+ * failure); `transient` and `unavailable` are retried with backoff and never mark it failed. Met
+ * during a request, `permanent` answers 422 `provider_rejected` and the others 503
+ * `provider_unavailable`: try again later.
  */
-export class ProviderError extends Error {
+export class ProviderError extends BerthError {
   constructor(
     readonly kind: 'permanent' | 'transient' | 'unavailable',
     message: string,
     options: { cause?: unknown; eventType?: string } = {},
   ) {
-    super(message, { cause: options.cause })
+    super(kind === 'permanent' ? 'provider_rejected' : 'provider_unavailable', message, {
+      cause: options.cause,
+    })
     this.name = 'ProviderError'
     this.eventType = options.eventType
   }

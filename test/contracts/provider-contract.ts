@@ -132,7 +132,7 @@ export function providerContract(name: string, create: () => Promise<ContractSub
       const t = target()
       await provider.apply(t, context())
       const tail: LogLine[] = []
-      for await (const line of provider.logs(t.id, {
+      for await (const line of await provider.logs(t.id, {
         tail: 1,
         follow: false,
         signal: new AbortController().signal,
@@ -142,7 +142,7 @@ export function providerContract(name: string, create: () => Promise<ContractSub
       assert.ok(tail.length <= 1)
       const abort = new AbortController()
       const followed: LogLine[] = []
-      for await (const line of provider.logs(t.id, { tail: 0, follow: true, signal: abort.signal })) {
+      for await (const line of await provider.logs(t.id, { tail: 0, follow: true, signal: abort.signal })) {
         followed.push(line)
         abort.abort()
       }

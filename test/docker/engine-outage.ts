@@ -88,7 +88,7 @@ export function dockerOutageTests(deps: ReconcileDockerDeps & { socketPath(): Pr
       ).row.id
     const rowOf = (id: string) => stack.store.get(owner, id)
     const eventsOf = async (id: string, type: string) =>
-      (await stack.store.events(id, 0, 1000)).filter((e) => e.type === type)
+      (await stack.events.list(id, 0, 1000)).filter((e) => e.type === type)
 
     it('keeps running deployments running (degraded, said once), waits, and converges when it returns', async () => {
       const running = await create('steady')

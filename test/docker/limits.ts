@@ -57,13 +57,13 @@ export function dockerLimitTests(deps: ReconcileDockerDeps): void {
       await waitFor(
         'an oom_killed event followed by a restart',
         async () => {
-          const events = await stack.store.events(row.id, 0, 1000)
+          const events = await stack.events.list(row.id, 0, 1000)
           const oom = events.findIndex((e) => e.type === 'oom_killed')
           return oom >= 0 && events.slice(oom).some((e) => e.type === 'restarted')
         },
         60_000,
       )
-      const oom = (await stack.store.events(row.id, 0, 1000)).find((e) => e.type === 'oom_killed')!
+      const oom = (await stack.events.list(row.id, 0, 1000)).find((e) => e.type === 'oom_killed')!
       assert.match(oom.message ?? '', /out of memory \(limit 16 MB\)/)
       assert.equal(oom.status, 'unhealthy')
     })

@@ -46,7 +46,7 @@ export function dockerReconcileTests(deps: ReconcileDockerDeps): void {
         })
       ).row.id
     const rowOf = (id: string) => stack.store.get(owner, id)
-    const eventsOf = (id: string) => stack.store.events(id, 0, 1000)
+    const eventsOf = (id: string) => stack.events.list(id, 0, 1000)
 
     it('turns running once TCP and HTTP probes pass on every replica', async () => {
       const ids = [
@@ -142,7 +142,7 @@ export function dockerEventTests(deps: ReconcileDockerDeps): void {
       await waitFor(
         'the killed container restarted and the deployment running again',
         async () => {
-          const events = await stack.store.events(id, 0, 1000)
+          const events = await stack.events.list(id, 0, 1000)
           const current = await stack.store.get(owner, id)
           return events.some((e) => e.type === 'instance_exited') && current.status === 'running'
         },
@@ -152,7 +152,7 @@ export function dockerEventTests(deps: ReconcileDockerDeps): void {
       assert.ok(took < 15_000, `restarted after ${took} ms`)
       const info = await docker.getContainer(container!.Id).inspect()
       assert.equal(info.State.Running, true, 'the same container runs again (restarted, not recreated)')
-      const events = await stack.store.events(id, 0, 1000)
+      const events = await stack.events.list(id, 0, 1000)
       assert.equal(events.filter((e) => e.type === 'restarted').length, 1)
     })
   })

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import type { Database } from '../../src/db/client.ts'
+import { createDeployments } from '../../src/deployments/deployments.ts'
 import { createHttpApp } from '../../src/http/app.ts'
 import { createApiKeys } from '../../src/identity/api-keys.ts'
 import { createIdentity } from '../../src/identity/create-identity.ts'
@@ -39,24 +40,30 @@ export async function createNftApp(database: Database, stack: Stack): Promise<Nf
   const payments = await createPayments({
     database,
     store: stack.store,
+    events: stack.events,
     config: stack.config,
     metrics: stack.metrics,
     logger,
+  })
+  const deployments = createDeployments({
+    store: stack.store,
+    events: stack.events,
+    bus: stack.bus,
+    providers: stack.providers,
+    nft,
   })
   const { app } = createHttpApp({
     version: 'test',
     bodyLimitBytes: 1024 * 1024,
     databaseKind: database.kind,
     pingDatabase: async () => true,
-    store: stack.store,
-    bus: stack.bus,
+    deployments,
     providers: stack.providers,
     metrics: stack.metrics,
-    authenticator: identity.authenticator,
-    identityRouter: identity.router,
+    identity,
     payments: {
       config: stack.config,
-      store: stack.store,
+      deployments,
       orders: payments.orders,
       balances: payments.balances,
     },

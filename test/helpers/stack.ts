@@ -7,11 +7,12 @@ import { loadConfig } from '../../src/config/load.ts'
 import type { Config } from '../../src/config/schema.ts'
 import { createDeploymentStore, type DeploymentStore } from '../../src/control/deployment-store.ts'
 import { startProviderWatches } from '../../src/control/provider-watch.ts'
-import type { Funding } from '../../src/control/reconcile-step.ts'
 import { createReconciler, type Reconciler } from '../../src/control/reconciler.ts'
+import type { Funding } from '../../src/control/step.ts'
 import type { Database } from '../../src/db/client.ts'
 import { accounts } from '../../src/db/schema/index.ts'
 import { createEventBus, type EventBus } from '../../src/events/bus.ts'
+import { createEventLog, type EventLog } from '../../src/events/event-log.ts'
 import { createMetrics, type Metrics } from '../../src/metrics/registry.ts'
 import { type Provider, ProviderRegistry } from '../../src/providers/provider.ts'
 import { createSimulatedProvider } from '../../src/providers/simulated/simulated-provider.ts'
@@ -22,6 +23,7 @@ import { createSimulatedProvider } from '../../src/providers/simulated/simulated
 export interface Stack {
   config: Config
   store: DeploymentStore
+  events: EventLog
   bus: EventBus
   metrics: Metrics
   provider: Provider
@@ -62,6 +64,7 @@ export async function createStack(
   const bus = createEventBus(database)
   await bus.start()
   const store = createDeploymentStore(database, bus)
+  const events = createEventLog(database, bus)
   const metrics = createMetrics(() => store.countByStatus())
   const provider = options.provider ?? createSimulatedProvider({ ...config.providers.simulated, stateDir })
   const providers = new ProviderRegistry(provider.name)
@@ -82,6 +85,7 @@ export async function createStack(
   return {
     config,
     store,
+    events,
     bus,
     metrics,
     provider,

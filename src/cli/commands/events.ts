@@ -3,7 +3,7 @@ import { exitCodes } from '../exit-codes.ts'
 import { type DeploymentEvent, formatEvent } from '../output.ts'
 import type { Action, CommandContext } from './context.ts'
 import { parseCount } from './list.ts'
-import { deploymentPath, followEvents, listEvents, resolveDeployment } from './watch.ts'
+import { deploymentPath, followEventStream, listEvents, resolveDeployment } from './watch.ts'
 
 export function registerEvents(program: Command, action: Action): void {
   program
@@ -32,7 +32,7 @@ async function events(ctx: CommandContext, ref: string, opts: { follow?: boolean
     return exitCodes.ok
   }
   const line = (e: DeploymentEvent) => (ctx.json ? JSON.stringify(e) : formatEvent(e))
-  for await (const event of followEvents(client, id)) {
+  for await (const event of followEventStream(client, id)) {
     out.write(`${line(event)}\n`)
     // Nothing follows deletion.
     if (event.status === 'deleted') break

@@ -12,6 +12,7 @@ interface ServerOptions {
   publicUrl?: string
   databaseUrl?: string
   logLevel?: string
+  logFormat?: string
 }
 
 function parsePort(value: string): number {
@@ -38,6 +39,7 @@ export function registerServer(program: Command, action: Action): void {
     .option('--public-url <url>', 'URL users reach berth at; its host is the sign-in domain')
     .option('--database-url <url>', 'PostgreSQL server URL (default: the embedded database)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .option('--log-format <format>', 'auto (readable on a terminal, else JSON), json or pretty')
     .action(
       action(async (_ctx, opts: ServerOptions) => {
         const { serve } = await import('../../main.ts')

@@ -60,7 +60,7 @@ export interface FollowOptions {
 }
 
 /** History after `after`, then live events, in sequence order, until the caller stops. */
-export async function* followEvents(
+export async function* followEventStream(
   client: HttpClient,
   id: string,
   options: FollowOptions = {},
@@ -126,7 +126,7 @@ export async function waitFor(
   goal: Goal,
   options: WaitOptions = {},
 ): Promise<Outcome> {
-  for await (const event of followEvents(client, id, options)) {
+  for await (const event of followEventStream(client, id, options)) {
     options.onEvent?.(event)
     const outcome = goal(event)
     if (outcome) return outcome

@@ -1,7 +1,7 @@
 import type { Database } from '../../db/client.ts'
 import { ProviderError } from '../../providers/provider.ts'
 
-// Host ports from a configured range, kept in `port_allocations` (issue 3 §4). The database's
+// Host ports from a configured range, kept in `port_allocations`. The database's
 // unique constraints are the guarantee that no two deployments or replicas share a port, across
 // concurrent steps and across control planes: an allocation is one `INSERT … SELECT` of a free
 // port that does nothing on a conflict, and a loser simply tries again.

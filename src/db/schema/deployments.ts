@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm'
 import {
+  type AnyPgColumn,
   bigint,
+  check,
   index,
   integer,
   jsonb,
@@ -11,10 +13,27 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core'
+import {
+  desiredStates,
+  progressStages,
+  type StopReason,
+  statuses,
+  stopReasons,
+} from '../../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../../domain/spec.ts'
 import { accounts } from './accounts.ts'
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
+
+/** A CHECK that keeps a text column to the domain's list, so no writer can store another value. */
+const oneOf = (name: string, column: AnyPgColumn, values: readonly string[]) =>
+  check(
+    name,
+    sql`${column} in (${sql.join(
+      values.map((v) => sql.raw(`'${v}'`)),
+      sql`, `,
+    )})`,
+  )
 
 export interface Endpoint {
   containerPort: number
@@ -32,11 +51,11 @@ export const deployments = pgTable(
     name: text('name').notNull(),
     spec: jsonb('spec').$type<DeploymentSpec>().notNull(),
     provider: text('provider').notNull(),
-    status: text('status').notNull(),
-    desiredState: text('desired_state').notNull(),
-    stage: text('stage').notNull(),
+    status: text('status', { enum: statuses }).notNull(),
+    desiredState: text('desired_state', { enum: desiredStates }).notNull(),
+    stage: text('stage', { enum: progressStages }).notNull(),
     percent: integer('percent').notNull(),
-    stopReason: text('stop_reason'),
+    stopReason: text('stop_reason').$type<StopReason>(),
     error: text('error'),
     endpoints: jsonb('endpoints').$type<Endpoint[]>().notNull().default([]),
     /** Bumped by a user restart; the reconciler restarts instances older than it. */
@@ -62,6 +81,10 @@ export const deployments = pgTable(
     updatedAt: at('updated_at').notNull().defaultNow(),
   },
   (t) => [
+    oneOf('deployments_status_check', t.status, statuses),
+    oneOf('deployments_desired_state_check', t.desiredState, desiredStates),
+    oneOf('deployments_stage_check', t.stage, progressStages),
+    oneOf('deployments_stop_reason_check', t.stopReason, stopReasons),
     // A name is unique per owner among deployments that still exist.
     uniqueIndex('deployments_owner_name_key').on(t.ownerId, t.name).where(sql`${t.status} <> 'deleted'`),
     index('deployments_owner_idx').on(t.ownerId, t.createdAt),
@@ -89,8 +112,8 @@ export const deploymentEvents = pgTable(
     deploymentId: uuid('deployment_id').notNull(),
     seq: integer('seq').notNull(),
     type: text('type').notNull(),
-    status: text('status'),
-    stage: text('stage'),
+    status: text('status', { enum: statuses }),
+    stage: text('stage', { enum: progressStages }),
     percent: integer('percent'),
     message: text('message'),
     data: jsonb('data'),
@@ -99,7 +122,11 @@ export const deploymentEvents = pgTable(
     leaseToken: bigint('lease_token', { mode: 'number' }),
     at: at('at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.deploymentId, t.seq] })],
+  (t) => [
+    primaryKey({ columns: [t.deploymentId, t.seq] }),
+    oneOf('deployment_events_status_check', t.status, statuses),
+    oneOf('deployment_events_stage_check', t.stage, progressStages),
+  ],
 )
 
 export const idempotencyKeys = pgTable(

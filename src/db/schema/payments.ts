@@ -16,7 +16,7 @@ import {
 import { accounts } from './accounts.ts'
 import { deployments } from './deployments.ts'
 
-// Orders, chain payments and the double-entry ledger (issue 4). Token amounts are numeric(78,0)
+// Orders, chain payments and the double-entry ledger. Token amounts are numeric(78,0)
 // (any uint256), micro-USD are bigint, prices are USD per whole token × 10^18 as numeric.
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })

@@ -2,7 +2,7 @@ import { integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from
 import { deployments } from './deployments.ts'
 
 /**
- * Host ports published for deployments (issue 3 §4). The primary key makes one host port one
+ * Host ports published for deployments. The primary key makes one host port one
  * owner's, even when several control planes allocate at once; the unique index makes one
  * container port of one replica get one host port.
  *

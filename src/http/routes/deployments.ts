@@ -1,26 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { DeploymentStore, Intent } from '../../control/deployment-store.ts'
-import { invalidInput } from '../../domain/errors.ts'
-import { statuses } from '../../domain/lifecycle.ts'
+import type { Deployments } from '../../deployments/deployments.ts'
+import { intents, statuses } from '../../domain/lifecycle.ts'
 import { deploymentSpecSchema } from '../../domain/spec.ts'
-import type { Nft } from '../../nft/nft.ts'
-import type { ProviderRegistry } from '../../providers/provider.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf, ownerLabel } from '../principal.ts'
-import { deploymentSchema, errorResponses, errorSchema, idParam } from '../schemas.ts'
+import { principalOf } from '../principal.ts'
+import { deploymentSchema, errorResponses, errorSchema, idParam, json } from '../schemas.ts'
 import { deploymentView } from '../views.ts'
 
-export interface DeploymentRoutesDeps {
-  store: DeploymentStore
-  providers: ProviderRegistry
-  /** Holder checks for NFT-bound deployments; absent: bound specs are refused. */
-  nft?: Pick<Nft, 'prepareCreate' | 'checkIntent'>
-}
-
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
+// Deployments: create, list, read, and the intents (stop, start, restart, delete). The routes
+// parse and map; what is allowed is decided in deployments/.
 
 const createDeployment = createRoute({
   method: 'post',
@@ -64,7 +52,7 @@ const getDeployment = createRoute({
   responses: { 200: json(deploymentSchema, 'The deployment'), ...errorResponses },
 })
 
-const intentRoute = (intent: Intent) =>
+const intentRoute = (intent: (typeof intents)[number]) =>
   createRoute({
     method: intent === 'delete' ? 'delete' : 'post',
     path: intent === 'delete' ? '/v1/deployments/{id}' : `/v1/deployments/{id}/${intent}`,
@@ -79,58 +67,31 @@ const intentRoute = (intent: Intent) =>
     },
   })
 
-export function deploymentRoutes(deps: DeploymentRoutesDeps) {
+export function deploymentRoutes(deployments: Deployments) {
   const router = createRouter()
 
   router.openapi(createDeployment, async (c) => {
-    const account = accountOf(c)
-    let spec = c.req.valid('json')
-    if (spec.nft) {
-      if (!deps.nft)
-        throw invalidInput('NFT-bound deployments are not configured on this server', [
-          { path: 'nft', message: 'no nftCollections configured' },
-        ])
-      spec = await deps.nft.prepareCreate(account, spec)
-    }
-    const provider = spec.provider ?? deps.providers.defaultName
-    if (!deps.providers.get(provider)) {
-      throw invalidInput(`unknown provider "${provider}"; available: ${deps.providers.names().join(', ')}`, [
-        { path: 'provider', message: 'not configured' },
-      ])
-    }
-    const { row } = await deps.store.create({
-      ownerId: account.id,
-      spec,
-      provider,
-      ...(c.req.valid('header')['idempotency-key']
-        ? { idempotencyKey: c.req.valid('header')['idempotency-key'] }
-        : {}),
+    const idempotencyKey = c.req.valid('header')['idempotency-key']
+    const row = await deployments.create(principalOf(c), c.req.valid('json'), {
+      ...(idempotencyKey ? { idempotencyKey } : {}),
     })
-    return c.json(deploymentView(row, ownerLabel(account)), 202)
+    return c.json(deploymentView(row, principalOf(c)), 202)
   })
 
   router.openapi(listDeployments, async (c) => {
-    const account = accountOf(c)
-    const { items, total } = await deps.store.list(account.id, c.req.valid('query'))
-    return c.json({ items: items.map((row) => deploymentView(row, ownerLabel(account))), total }, 200)
+    const { items, total } = await deployments.list(principalOf(c), c.req.valid('query'))
+    return c.json({ items: items.map((row) => deploymentView(row, principalOf(c))), total }, 200)
   })
 
   router.openapi(getDeployment, async (c) => {
-    const account = accountOf(c)
-    const row = await deps.store.get(account.id, c.req.valid('param').id)
-    return c.json(deploymentView(row, ownerLabel(account)), 200)
+    const row = await deployments.get(principalOf(c), c.req.valid('param').id)
+    return c.json(deploymentView(row, principalOf(c)), 200)
   })
 
-  for (const intent of ['stop', 'start', 'restart', 'delete'] as const) {
+  for (const intent of intents) {
     router.openapi(intentRoute(intent), async (c) => {
-      const account = accountOf(c)
-      const { id } = c.req.valid('param')
-      if (deps.nft && (intent === 'start' || intent === 'restart')) {
-        // Only the token's holder may run it; the row answers 404 to anyone it does not belong to.
-        await deps.nft.checkIntent(account, await deps.store.get(account.id, id), intent)
-      }
-      const row = await deps.store.requestIntent(account.id, id, intent)
-      return c.json(deploymentView(row, ownerLabel(account)), 202)
+      const row = await deployments.requestIntent(principalOf(c), c.req.valid('param').id, intent)
+      return c.json(deploymentView(row, principalOf(c)), 202)
     })
   }
 

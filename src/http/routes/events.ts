@@ -1,16 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { streamSSE } from 'hono/streaming'
-import type { DeploymentStore } from '../../control/deployment-store.ts'
-import type { EventBus } from '../../events/bus.ts'
-import { followEvents } from '../../events/follow.ts'
+import type { Deployments } from '../../deployments/deployments.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf } from '../principal.ts'
+import { principalOf } from '../principal.ts'
 import { errorResponses, eventSchema, idParam } from '../schemas.ts'
 import { eventView } from '../views.ts'
 
 export interface EventRoutesDeps {
-  store: DeploymentStore
-  bus: EventBus
+  deployments: Deployments
   keepaliveMs?: number
 }
 
@@ -50,28 +47,28 @@ export function eventRoutes(deps: EventRoutesDeps) {
   const keepaliveMs = deps.keepaliveMs ?? 15_000
 
   router.openapi(listEvents, async (c) => {
-    const account = accountOf(c)
     const { id } = c.req.valid('param')
     const query = c.req.valid('query')
-    await deps.store.get(account.id, id) // 404 for someone else's deployment
     const after = resumeFrom(c.req.header('last-event-id'), query.after)
     const follow =
       query.follow === '1' ||
       query.follow === 'true' ||
       (c.req.header('accept') ?? '').includes('text/event-stream')
     if (!follow) {
-      const items = await deps.store.events(id, after, query.limit)
+      const items = await deps.deployments.events(principalOf(c), id, after, query.limit)
       return c.json({ items: items.map(eventView) }, 200)
     }
+    // Opened before the response starts, so someone else's deployment is a plain 404.
+    const abort = new AbortController()
+    const events = await deps.deployments.followEvents(principalOf(c), id, after, abort.signal)
     return streamSSE(c, async (stream) => {
-      const abort = new AbortController()
       stream.onAbort(() => abort.abort())
       const keepalive = setInterval(
         () => void stream.write(': keepalive\n\n').catch(() => abort.abort()),
         keepaliveMs,
       )
       try {
-        for await (const event of followEvents(deps.store, deps.bus, id, after, abort.signal)) {
+        for await (const event of events) {
           await stream.writeSSE({
             id: String(event.seq),
             event: 'deployment',

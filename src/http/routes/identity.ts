@@ -1,21 +1,20 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import type { Hex } from 'viem'
-import { forbidden, invalidInput, unauthorized } from '../../domain/errors.ts'
+import { forbidden, invalidInput } from '../../domain/errors.ts'
 import type { Account } from '../../identity/accounts.ts'
-import type { ApiKeys } from '../../identity/api-keys.ts'
-import type { Sessions } from '../../identity/sessions.ts'
-import type { Siwe } from '../../identity/siwe.ts'
-import type { AppEnv, Principal } from '../context.ts'
+import type { Identity } from '../../identity/create-identity.ts'
+import type { Principal } from '../../identity/principal.ts'
+import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
+import { principalOf } from '../principal.ts'
+import { errorResponses, errorSchema, json } from '../schemas.ts'
 
 // Sign-in (SIWE), session and API key routes.
 
-const security = [{ bearerAuth: [] }]
-const errorResponses = {
-  400: { description: 'Invalid input: `{"error":{"code":"invalid_input",…}}` naming the fields' },
-  401: { description: 'Missing, invalid, expired or revoked credentials' },
-} as const
+/** The two sign-in steps need no token (the document's default security is the bearer token). */
+const publicRoute = [] as const
+const notForAdmin = json(errorSchema, 'The admin token has no account to own keys')
 
 const ok = z.object({ ok: z.literal(true) }).openapi('AuthOk')
 
@@ -24,6 +23,7 @@ const nonceRoute = createRoute({
   path: '/v1/auth/nonce',
   tags: ['auth'],
   summary: 'Issue a single-use SIWE nonce',
+  security: [...publicRoute],
   responses: {
     200: {
       description: 'A nonce, and the domain and URI the signed message must name',
@@ -43,6 +43,7 @@ const verifyRoute = createRoute({
   path: '/v1/auth/verify',
   tags: ['auth'],
   summary: 'Exchange a signed SIWE (EIP-4361) message for a session token',
+  security: [...publicRoute],
   request: {
     body: {
       required: true,
@@ -83,7 +84,6 @@ const logoutRoute = createRoute({
   path: '/v1/auth/logout',
   tags: ['auth'],
   summary: 'Revoke the current session token',
-  security,
   responses: {
     200: { description: 'Revoked', content: { 'application/json': { schema: ok } } },
     ...errorResponses,
@@ -95,7 +95,6 @@ const meRoute = createRoute({
   path: '/v1/auth/me',
   tags: ['auth'],
   summary: 'Who the bearer token authenticates',
-  security,
   responses: {
     200: {
       description: 'The principal',
@@ -130,7 +129,6 @@ const createApiKeyRoute = createRoute({
   path: '/v1/api-keys',
   tags: ['api-keys'],
   summary: 'Create an API key; the key is returned once and never again',
-  security,
   request: {
     body: {
       required: true,
@@ -159,7 +157,7 @@ const createApiKeyRoute = createRoute({
       },
     },
     ...errorResponses,
-    403: { description: 'The admin token has no account to own keys' },
+    403: notForAdmin,
   },
 })
 
@@ -168,7 +166,6 @@ const listApiKeysRoute = createRoute({
   path: '/v1/api-keys',
   tags: ['api-keys'],
   summary: "List the account's API keys (never the keys themselves)",
-  security,
   responses: {
     200: {
       description: 'Live keys, newest first',
@@ -177,7 +174,7 @@ const listApiKeysRoute = createRoute({
       },
     },
     ...errorResponses,
-    403: { description: 'The admin token has no account to own keys' },
+    403: notForAdmin,
   },
 })
 
@@ -186,29 +183,16 @@ const deleteApiKeyRoute = createRoute({
   path: '/v1/api-keys/{id}',
   tags: ['api-keys'],
   summary: 'Revoke an API key',
-  security,
   request: { params: z.object({ id: z.uuid() }) },
   responses: {
     200: { description: 'Revoked', content: { 'application/json': { schema: ok } } },
     ...errorResponses,
-    403: { description: 'The admin token has no account to own keys' },
-    404: { description: 'No such key on this account' },
+    403: notForAdmin,
   },
 })
 
-export interface RouterParts {
-  siwe: Siwe
-  sessions: Sessions
-  apiKeys: ApiKeys
-}
-
-export function createIdentityRouter({ siwe, sessions, apiKeys }: RouterParts): OpenAPIHono<AppEnv> {
+export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHono<AppEnv> {
   const router = createRouter()
-  router.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
-    type: 'http',
-    scheme: 'bearer',
-    description: 'A session token, an API key (berth_…), the operator admin token, or an external JWT',
-  })
 
   router.openapi(nonceRoute, async (c) => {
     const issued = await siwe.issueNonce()
@@ -280,13 +264,6 @@ export function createIdentityRouter({ siwe, sessions, apiKeys }: RouterParts): 
   })
 
   return router
-}
-
-function principalOf(c: Context<AppEnv>): Principal {
-  const principal = c.get('principal')
-  // Only reachable when the router is mounted without requireAuth in front of it.
-  if (!principal) throw unauthorized('missing bearer token')
-  return principal
 }
 
 function keyOwnerOf(c: Context<AppEnv>): Account {

@@ -2,22 +2,24 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { Hono } from 'hono'
 import { stream, streamSSE } from 'hono/streaming'
 import type { UpgradeWebSocket } from 'hono/ws'
-import type { DeploymentStore } from '../../control/deployment-store.ts'
+import type { Logger } from 'pino'
+import type { Deployments } from '../../deployments/deployments.ts'
 import { describeIssues, invalidInput, summarizeIssues } from '../../domain/errors.ts'
-import type { LogLine, ProviderRegistry } from '../../providers/provider.ts'
+import type { LogLine } from '../../providers/provider.ts'
 import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf } from '../principal.ts'
-import { errorResponses, idParam } from '../schemas.ts'
+import { principalOf } from '../principal.ts'
+import { errorResponses, errorSchema, idParam, json } from '../schemas.ts'
 
 // A deployment's logs, three ways: plain text lines (`<time> <stream> <text>`), Server-Sent
 // Events (`Accept: text/event-stream`, one JSON `{at, stream, text}` per event) and a WebSocket
 // (`/v1/deployments/{id}/logs/ws`, one JSON line per message). Same query everywhere.
 
-export interface LogRoutesDeps {
-  store: DeploymentStore
-  providers: ProviderRegistry
-}
+/**
+ * What a failure in the middle of a log stream tells the reader: the status line is sent by then,
+ * so this is all they learn, and internal detail stays in the server's log.
+ */
+const STREAM_FAILED = 'the log stream broke off; read it again'
 
 const logQuery = z.object({
   tail: z.coerce.number().int().min(0).max(10_000).default(100),
@@ -36,6 +38,7 @@ const getLogs = createRoute({
       content: { 'text/plain': { schema: z.string() }, 'text/event-stream': { schema: z.string() } },
     },
     ...errorResponses,
+    503: json(errorSchema, "The deployment's provider does not answer"),
   },
 })
 
@@ -43,43 +46,36 @@ export const formatLogLine = (line: LogLine) => `${line.at.toISOString()} ${line
 const logLineView = (line: LogLine) => ({ at: line.at.toISOString(), stream: line.stream, text: line.text })
 const following = (follow: string | undefined) => follow === '1' || follow === 'true'
 
-export function logRoutes(deps: LogRoutesDeps) {
+export function logRoutes(deployments: Deployments, logger: Logger) {
   const router = createRouter()
   router.openapi(getLogs, async (c) => {
-    const account = accountOf(c)
-    const row = await deps.store.get(account.id, c.req.valid('param').id)
     const { tail, follow } = c.req.valid('query')
-    const provider = deps.providers.get(row.provider)
-    const options = { tail, follow: following(follow) }
+    const abort = new AbortController()
+    // Opened before the response starts: an unknown deployment is a 404, a provider outage a 503.
+    const lines = await deployments.logs(principalOf(c), c.req.valid('param').id, {
+      tail,
+      follow: following(follow),
+      signal: abort.signal,
+    })
     if ((c.req.header('accept') ?? '').includes('text/event-stream')) {
       return streamSSE(c, async (out) => {
-        if (!provider) return
-        const abort = new AbortController()
         out.onAbort(() => abort.abort())
         try {
-          for await (const line of provider.logs(row.id, { ...options, signal: abort.signal })) {
+          for await (const line of lines) {
             await out.writeSSE({ event: 'log', data: JSON.stringify(logLineView(line)) })
           }
         } catch (error) {
-          // Headers are sent: the failure can only be told in the stream.
-          if (!abort.signal.aborted) {
-            await out.writeSSE({
-              event: 'error',
-              data: JSON.stringify({ message: (error as Error).message }),
-            })
-          }
+          if (abort.signal.aborted) return
+          logger.warn({ err: error, requestId: c.get('requestId') }, 'log stream failed')
+          await out.writeSSE({ event: 'error', data: JSON.stringify({ message: STREAM_FAILED }) })
         }
       }) as never
     }
     c.header('content-type', 'text/plain; charset=utf-8')
     c.header('cache-control', 'no-cache')
     return stream(c, async (out) => {
-      if (!provider) return
-      const abort = new AbortController()
       out.onAbort(() => abort.abort())
-      for await (const line of provider.logs(row.id, { ...options, signal: abort.signal })) {
-        await out.write(formatLogLine(line))
-      }
+      for await (const line of lines) await out.write(formatLogLine(line))
     }) as never
   })
   return router
@@ -93,7 +89,7 @@ export function logRoutes(deps: LogRoutesDeps) {
 export function mountLogSocket(
   app: Hono<AppEnv>,
   upgradeWebSocket: UpgradeWebSocket<unknown>,
-  deps: LogRoutesDeps,
+  deployments: Deployments,
 ): void {
   app.get(
     '/v1/deployments/:id/logs/ws',
@@ -106,7 +102,7 @@ export function mountLogSocket(
         ...(query.success ? [] : describeIssues(query.error.issues)),
       ]
       if (issues.length > 0) throw invalidInput(`invalid request: ${summarizeIssues(issues)}`, issues)
-      await deps.store.get(accountOf(c).id, c.req.param('id'))
+      await deployments.get(principalOf(c), c.req.param('id'))
       await next()
     },
     upgradeWebSocket((c) => {
@@ -117,12 +113,12 @@ export function mountLogSocket(
         onOpen: (_event, ws) => {
           void (async () => {
             try {
-              const row = await deps.store.get(accountOf(c).id, id)
-              const provider = deps.providers.get(row.provider)
-              if (provider) {
-                const lines = provider.logs(id, { tail, follow: following(follow), signal: abort.signal })
-                for await (const line of lines) ws.send(JSON.stringify(logLineView(line)))
-              }
+              const lines = await deployments.logs(principalOf(c), id, {
+                tail,
+                follow: following(follow),
+                signal: abort.signal,
+              })
+              for await (const line of lines) ws.send(JSON.stringify(logLineView(line)))
               ws.close(1000, 'end of log')
             } catch {
               if (!abort.signal.aborted) ws.close(1011, 'log stream failed')

@@ -1,27 +1,19 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { DeploymentStore } from '../../control/deployment-store.ts'
-import { invalidInput } from '../../domain/errors.ts'
+import type { Deployments } from '../../deployments/deployments.ts'
 import { dnsLabel, fitsUint256, TOKEN_ID_PATTERN } from '../../domain/spec.ts'
 import type { Nft } from '../../nft/nft.ts'
-import type { ProviderRegistry } from '../../providers/provider.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf, ownerLabel } from '../principal.ts'
-import { deploymentSchema, errorResponses, errorSchema } from '../schemas.ts'
+import { accountOf, principalOf } from '../principal.ts'
+import { deploymentSchema, errorResponses, errorSchema, json } from '../schemas.ts'
 import { deploymentView } from '../views.ts'
 
 // NFT-bound deployments: the caller's list, "one agent per token" from a collection template, and
 // the notifications an old holder keeps after a transfer took the deployment away.
 
 export interface NftRoutesDeps {
-  store: DeploymentStore
-  providers: ProviderRegistry
-  nft: Pick<Nft, 'templateSpec' | 'listBound' | 'listNotifications'>
+  deployments: Deployments
+  nft: Pick<Nft, 'listNotifications'>
 }
-
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
 
 const tokenParams = z.object({
   chainId: z.coerce
@@ -107,24 +99,19 @@ const routes = {
 export function nftRoutes(deps: NftRoutesDeps) {
   const router = createRouter()
   router.openapi(routes.list, async (c) => {
-    const account = accountOf(c)
-    const rows = await deps.nft.listBound(account.id)
-    return c.json({ items: rows.map((row) => deploymentView(row, ownerLabel(account))) }, 200)
+    const rows = await deps.deployments.listBound(principalOf(c))
+    return c.json({ items: rows.map((row) => deploymentView(row, principalOf(c))) }, 200)
   })
   router.openapi(routes.deploy, async (c) => {
-    const account = accountOf(c)
     const { chainId, contract, tokenId } = c.req.valid('param')
     // The body is optional: no body, or an empty one, is {}.
     const options = (c.req.header('content-type') ?? '').includes('json') ? c.req.valid('json') : {}
-    const spec = await deps.nft.templateSpec(account, { chainId, contract, tokenId }, options ?? {})
-    const provider = spec.provider ?? deps.providers.defaultName
-    if (!deps.providers.get(provider)) {
-      throw invalidInput(`unknown provider "${provider}"; available: ${deps.providers.names().join(', ')}`, [
-        { path: 'provider', message: 'not configured' },
-      ])
-    }
-    const { row } = await deps.store.create({ ownerId: account.id, spec, provider })
-    return c.json(deploymentView(row, ownerLabel(account)), 202)
+    const row = await deps.deployments.createForToken(
+      principalOf(c),
+      { chainId, contract, tokenId },
+      options ?? {},
+    )
+    return c.json(deploymentView(row, principalOf(c)), 202)
   })
   router.openapi(routes.notifications, async (c) => {
     const rows = await deps.nft.listNotifications(accountOf(c).id, c.req.valid('query').limit)

@@ -1,29 +1,25 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Hex } from 'viem'
 import type { Config } from '../../config/schema.ts'
-import type { DeploymentStore } from '../../control/deployment-store.ts'
+import type { Deployments } from '../../deployments/deployments.ts'
 import { forbidden } from '../../domain/errors.ts'
 import type { Balances } from '../../payments/balances.ts'
 import type { Orders } from '../../payments/orders.ts'
 import { hourlyMicroUsd } from '../../payments/pricing.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf } from '../principal.ts'
-import { errorResponses, errorSchema, idParam } from '../schemas.ts'
+import { accountOf, principalOf } from '../principal.ts'
+import { errorResponses, errorSchema, idParam, json } from '../schemas.ts'
 
 // Networks, quotes, orders, payments by hash, balance, ledger, and the operator's credits.
 // Money crosses the API as decimal strings of integers (micro-USD, token base units).
 
 export interface PaymentRoutesDeps {
   config: Pick<Config, 'networks' | 'payments' | 'pricing'>
-  store: DeploymentStore
+  deployments: Pick<Deployments, 'get'>
   orders: Orders
   balances: Balances
 }
 
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
 const body = <T extends z.ZodType>(schema: T) => ({
   required: true,
   content: { 'application/json': { schema } },
@@ -218,15 +214,14 @@ export function paymentRoutes(deps: PaymentRoutesDeps) {
     c.json(await deps.balances.ledger(accountOf(c).id, c.req.valid('query')), 200),
   )
   router.openapi(routes.billing, async (c) => {
-    const row = await deps.store.get(accountOf(c).id, c.req.valid('param').id)
+    const row = await deps.deployments.get(principalOf(c), c.req.valid('param').id)
     return c.json(
       await deps.balances.deploymentBilling(row.id, hourlyMicroUsd(row.spec, deps.config.pricing)),
       200,
     )
   })
   router.openapi(routes.credit, async (c) => {
-    if (c.get('principal').kind !== 'admin')
-      throw forbidden('granting credits needs the operator admin token')
+    if (principalOf(c).kind !== 'admin') throw forbidden('granting credits needs the operator admin token')
     const { amountMicroUsd, reason, kind } = c.req.valid('json')
     return c.json(await deps.balances.credit(c.req.valid('param').address, amountMicroUsd, reason, kind), 200)
   })

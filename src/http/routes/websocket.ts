@@ -1,11 +1,9 @@
 import type { Hono } from 'hono'
 import type { UpgradeWebSocket } from 'hono/ws'
-import type { DeploymentStore } from '../../control/deployment-store.ts'
+import type { Deployments } from '../../deployments/deployments.ts'
 import { invalidInput } from '../../domain/errors.ts'
-import type { EventBus } from '../../events/bus.ts'
-import { followEvents } from '../../events/follow.ts'
 import type { AppEnv } from '../context.ts'
-import { accountOf } from '../principal.ts'
+import { principalOf } from '../principal.ts'
 import { idParam } from '../schemas.ts'
 import { eventView } from '../views.ts'
 import { resumeFrom } from './events.ts'
@@ -18,7 +16,7 @@ import { resumeFrom } from './events.ts'
 export function mountEventSocket(
   app: Hono<AppEnv>,
   upgradeWebSocket: UpgradeWebSocket<unknown>,
-  deps: { store: DeploymentStore; bus: EventBus },
+  deployments: Deployments,
 ): void {
   app.get(
     '/v1/deployments/:id/ws',
@@ -28,7 +26,7 @@ export function mountEventSocket(
       const parsed = idParam.safeParse({ id })
       if (!parsed.success)
         throw invalidInput('invalid request: id: must be a UUID', [{ path: 'id', message: 'must be a UUID' }])
-      await deps.store.get(accountOf(c).id, id)
+      await deployments.get(principalOf(c), id)
       await next()
     },
     upgradeWebSocket((c) => {
@@ -43,7 +41,8 @@ export function mountEventSocket(
         onOpen: (_event, ws) => {
           void (async () => {
             try {
-              for await (const event of followEvents(deps.store, deps.bus, id, after, abort.signal)) {
+              const events = await deployments.followEvents(principalOf(c), id, after, abort.signal)
+              for await (const event of events) {
                 ws.send(JSON.stringify(eventView(event)))
               }
             } catch {

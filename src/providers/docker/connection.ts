@@ -1,7 +1,8 @@
 import Docker from 'dockerode'
 
 // Which engine to talk to, from one config string (the config loader reads DOCKER_HOST, not this
-// module: DESIGN.md §2.9). Explicit options also keep dockerode from reading the environment itself.
+// module: config/load.ts is the only reader of the environment, so what berth runs with is what
+// its config says). Explicit options also keep dockerode from reading the environment itself.
 
 export interface EngineAddress {
   /** `unix:///var/run/docker.sock` (default), `tcp://host:2375`, `https://host:2376` or `ssh://user@host`. */

@@ -79,8 +79,8 @@ export function createOptionsOf(
             })),
           }
         : {}),
-      // The lock-down every container gets (issue 3 §3); a spec can only add back allow-listed
-      // capabilities.
+      // The lock-down every container gets, since its image and command are a stranger's; a spec
+      // can only add back allow-listed capabilities.
       Privileged: false,
       SecurityOpt: ['no-new-privileges'],
       CapDrop: ['ALL'],

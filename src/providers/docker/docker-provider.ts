@@ -14,7 +14,7 @@ import type { RegistryAuth } from './registry-auth.ts'
 import { type EngineStats, sumUsage, usageOf } from './stats.ts'
 import { removeVolumes } from './volumes.ts'
 
-// The `docker` provider: one Docker engine through its API (DESIGN.md §5). Containers are named
+// The `docker` provider: one Docker engine through its API (never the CLI). Containers are named
 // `berth-<deployment>-<replica>` and labelled (see labels.ts); hardening is in container-spec.ts.
 //
 // Read-only root filesystem: off by default (`readOnlyRootfs`), and per deployment with the spec
@@ -158,15 +158,20 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       await options.releasePorts?.(deploymentId)
     },
 
-    async *logs(deploymentId, { tail, follow, signal }) {
+    async logs(deploymentId, { tail, follow, signal }) {
       const infos = await inspect(deploymentId)
       // Our own abort as well as the caller's: a consumer that just stops iterating must still
       // close the engine's streams.
       const done = new AbortController()
       const stop = () => done.abort()
       signal.addEventListener('abort', stop, { once: true })
+      const close = () => {
+        signal.removeEventListener('abort', stop)
+        done.abort()
+      }
+      let sources: Array<AsyncIterable<LogLine>>
       try {
-        const sources = await Promise.all(
+        sources = await Promise.all(
           infos.map(async (info) => {
             const raw = await translating(`read logs of ${info.Name}`, () =>
               untimed.getContainer(info.Id).logs({
@@ -182,19 +187,25 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
             return readLogLines(raw as NodeJS.ReadableStream | Buffer, done.signal)
           }),
         )
-        if (follow) {
-          yield* mergeLines(sources)
-          return
-        }
-        // Not following: the last `tail` lines over all replicas, in time order.
-        const lines: LogLine[] = []
-        for (const source of sources) for await (const line of source) lines.push(line)
-        lines.sort((a, b) => a.at.getTime() - b.at.getTime())
-        yield* lines.slice(Math.max(0, lines.length - tail))
-      } finally {
-        signal.removeEventListener('abort', stop)
-        done.abort()
+      } catch (error) {
+        close()
+        throw error
       }
+      return (async function* () {
+        try {
+          if (follow) {
+            yield* mergeLines(sources)
+            return
+          }
+          // Not following: the last `tail` lines over all replicas, in time order.
+          const lines: LogLine[] = []
+          for (const source of sources) for await (const line of source) lines.push(line)
+          lines.sort((a, b) => a.at.getTime() - b.at.getTime())
+          yield* lines.slice(Math.max(0, lines.length - tail))
+        } finally {
+          close()
+        }
+      })()
     },
 
     async stats(deploymentId) {

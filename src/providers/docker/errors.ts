@@ -1,7 +1,7 @@
 import { ProviderError } from '../provider.ts'
 
-// The one place engine and transport errors become the project's own `ProviderError` kinds
-// (DESIGN.md §2.8). The reconciler retries `transient` and `unavailable` with backoff and fails a
+// The one place engine and transport errors become berth's own `ProviderError` kinds, with the
+// engine's error kept as the cause, so nothing above the adapter knows dockerode's shapes. The reconciler retries `transient` and `unavailable` with backoff and fails a
 // deployment only on `permanent`, so a wrong kind here either loops forever or fails a healthy
 // deployment: the mapping is deliberately narrow.
 
@@ -26,7 +26,7 @@ const TRANSPORT_CODES = new Set([
   'EAI_AGAIN',
 ])
 
-export function statusOf(error: unknown): number | undefined {
+export function engineStatusOf(error: unknown): number | undefined {
   return (error as EngineError | null)?.statusCode
 }
 
@@ -36,16 +36,16 @@ export function engineMessageOf(error: unknown): string {
   return e?.json?.message ?? e?.message ?? String(error)
 }
 
-export const isNotFound = (error: unknown): boolean => statusOf(error) === 404
-export const isConflict = (error: unknown): boolean => statusOf(error) === 409
+export const isNotFound = (error: unknown): boolean => engineStatusOf(error) === 404
+export const isConflict = (error: unknown): boolean => engineStatusOf(error) === 409
 /** 304: already started / already stopped. */
-export const isNotModified = (error: unknown): boolean => statusOf(error) === 304
+export const isNotModified = (error: unknown): boolean => engineStatusOf(error) === 304
 
 export function isUnreachable(error: unknown): boolean {
   const e = error as EngineError | null
   if (e?.code && TRANSPORT_CODES.has(e.code)) return true
   // docker-modem reports its own request timeout without a code.
-  return /timeout/i.test(e?.message ?? '') && statusOf(error) === undefined
+  return /timeout/i.test(e?.message ?? '') && engineStatusOf(error) === undefined
 }
 
 export function isImageMissing(error: unknown): boolean {
@@ -80,7 +80,7 @@ export function toProviderError(error: unknown, what: string): ProviderError {
       eventType: 'image_pull_failed',
     })
   }
-  const status = statusOf(error)
+  const status = engineStatusOf(error)
   // Another control plane created a duplicate owner network a moment ago and is removing it
   // (network.ts): the name resolves again shortly.
   if (/network .* is ambiguous/i.test(engineMessageOf(error))) {

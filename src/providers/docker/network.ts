@@ -1,6 +1,6 @@
 import type Docker from 'dockerode'
 import { ProviderError } from '../provider.ts'
-import { isConflict, isNotFound, statusOf, translating } from './errors.ts'
+import { engineStatusOf, isConflict, isNotFound, translating } from './errors.ts'
 import { LABEL, networkNameOf } from './labels.ts'
 
 // One bridge network per owner: the engine isolates bridge networks from each other, so owners
@@ -126,7 +126,7 @@ async function removeQuietly(docker: Docker, id: string): Promise<boolean> {
     return true
   } catch (error) {
     // Gone already, or a container attached meanwhile ("has active endpoints"): leave it.
-    if (isNotFound(error) || isConflict(error) || statusOf(error) === 403) return false
+    if (isNotFound(error) || isConflict(error) || engineStatusOf(error) === 403) return false
     throw error
   }
 }

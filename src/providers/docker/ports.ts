@@ -2,7 +2,7 @@ import { createServer } from 'node:net'
 
 // Host ports for published container ports. Composed with a database, the control plane
 // allocates them from a configured range (control/ports/port-allocator.ts: unique even across
-// concurrent deployments, issue 3 §4) and frees them on delete. Without one (the provider on its
+// concurrent deployments and control planes) and frees them on delete. Without one (the provider on its
 // own, as in its tests) the OS picks a free port. Either answer can go stale before the engine
 // binds it: the provider then blocks that port, removes the container and reports a transient
 // error, so the next apply gets another port.

@@ -3,7 +3,7 @@ import { type DeploymentTarget, ProviderError } from '../provider.ts'
 import { isNotFound, toProviderError, translating } from './errors.ts'
 import { LABEL } from './labels.ts'
 
-// A deployment's volumes (issue 3 §5): Docker named volumes `berth-<deployment>-<name>`, labelled
+// A deployment's volumes: Docker named volumes `berth-<deployment>-<name>`, labelled
 // like its containers. A recreated container mounts the same volume, so data outlives restarts
 // and stops; only `remove` (a delete) removes the volumes.
 //

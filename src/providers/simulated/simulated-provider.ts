@@ -170,15 +170,17 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
       journal.append(records)
     },
 
-    async *logs(deploymentId, { tail, follow, signal }) {
+    async logs(deploymentId, { tail, follow, signal }) {
       const lines = journal.logs(deploymentId)
-      for (const line of lines.slice(Math.max(0, lines.length - tail))) yield line
-      while (follow && !signal.aborted) {
-        // Nothing runs, so a simulated instance says it is alive once a second while followed.
-        await abortableDelay(1000, signal).catch(() => {})
-        if (signal.aborted) return
-        yield { at: new Date(), stream: 'stdout', text: 'simulated workload is running' }
-      }
+      return (async function* (): AsyncGenerator<LogLine> {
+        for (const line of lines.slice(Math.max(0, lines.length - tail))) yield line
+        while (follow && !signal.aborted) {
+          // Nothing runs, so a simulated instance says it is alive once a second while followed.
+          await abortableDelay(1000, signal).catch(() => {})
+          if (signal.aborted) return
+          yield { at: new Date(), stream: 'stdout', text: 'simulated workload is running' }
+        }
+      })()
     },
 
     async stats(deploymentId) {

@@ -4,12 +4,12 @@ import { eq } from 'drizzle-orm'
 import type { Hex } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { createSiweMessage } from 'viem/siwe'
-import { databaseKinds, openTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
-import { configSchema } from '../config/schema.ts'
-import { authNonces } from '../db/schema/index.ts'
-import { BerthError } from '../domain/errors.ts'
-import { createSessions } from './sessions.ts'
-import { createSiwe, type Siwe } from './siwe.ts'
+import { configSchema } from '../src/config/schema.ts'
+import { authNonces } from '../src/db/schema/index.ts'
+import { BerthError } from '../src/domain/errors.ts'
+import { createSessions } from '../src/identity/sessions.ts'
+import { createSiwe, type Siwe } from '../src/identity/siwe.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 
 // Time-dependent SIWE rules, driven by an injected clock; the HTTP-level cases are in
 // test/identity.test.ts.

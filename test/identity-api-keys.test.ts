@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { eq } from 'drizzle-orm'
-import { databaseKinds, openTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
-import { accounts, apiKeys as apiKeysTable } from '../db/schema/index.ts'
-import { BerthError } from '../domain/errors.ts'
-import { createApiKeys, hashApiKey, isApiKey } from './api-keys.ts'
+import { accounts, apiKeys as apiKeysTable } from '../src/db/schema/index.ts'
+import { BerthError } from '../src/domain/errors.ts'
+import { createApiKeys, hashApiKey, isApiKey } from '../src/identity/api-keys.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 
 for (const kind of databaseKinds) {
   describe(`API keys (${kind})`, () => {

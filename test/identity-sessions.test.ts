@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { eq } from 'drizzle-orm'
-import { databaseKinds, openTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
-import { configSchema } from '../config/schema.ts'
-import { accounts, settings } from '../db/schema/index.ts'
-import { BerthError } from '../domain/errors.ts'
-import { createSessions, loadSessionSecret } from './sessions.ts'
+import { configSchema } from '../src/config/schema.ts'
+import { accounts, settings } from '../src/db/schema/index.ts'
+import { BerthError } from '../src/domain/errors.ts'
+import { createSessions, loadSessionSecret } from '../src/identity/sessions.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 
 async function rejectsWith(promise: Promise<unknown>, pattern: RegExp) {
   await assert.rejects(promise, (error: unknown) => {

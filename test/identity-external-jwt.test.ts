@@ -4,9 +4,9 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { exportJWK, SignJWT } from 'jose'
-import { databaseKinds, openTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
-import { BerthError } from '../domain/errors.ts'
-import { createExternalJwtVerifier, type ExternalJwtVerifier } from './external-jwt.ts'
+import { BerthError } from '../src/domain/errors.ts'
+import { createExternalJwtVerifier, type ExternalJwtVerifier } from '../src/identity/external-jwt.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 
 // A real JWKS endpoint on loopback stands in for an integrator's identity provider.
 

@@ -1,0 +1,65 @@
+import type { Config } from '../config/schema.ts'
+import type { DeploymentRow } from '../db/deployment-rows.ts'
+import { backoffDelayMs } from '../domain/backoff.ts'
+import { canTransition } from '../domain/lifecycle.ts'
+import type { FencedChange } from './leases.ts'
+
+// The pure decision after a step failed: fail the deployment when the failure is permanent, else
+// retry with jittered backoff. Like decide(), it reads no clock; the jitter comes in as a number.
+
+/** Why a step failed, as the executor classifies what was thrown. */
+export interface StepFailure {
+  /**
+   * `permanent`: the provider will refuse this again (a bad image, no GPU); `transient`: try again;
+   * `unavailable`: the backend does not answer; `refused`: the state machine refused a move;
+   * `cancelled`: the desired state changed while a deploy was applied; `internal`: anything else.
+   */
+  kind: 'permanent' | 'transient' | 'unavailable' | 'refused' | 'cancelled' | 'internal'
+  message: string
+  /** The event type a permanent failure is recorded as (`image_pull_failed`, …); `failed` otherwise. */
+  eventType?: string
+}
+
+/** Statuses whose workload is (supposed to be) up: an unreachable provider leaves them `degraded`. */
+const upStatuses = new Set(['starting', 'running', 'unhealthy'])
+
+export function decideAfterFailure(
+  row: DeploymentRow,
+  failure: StepFailure,
+  settings: Pick<Config['reconciler'], 'backoffBaseMs' | 'backoffMaxMs'>,
+  /** A number in [0, 1) that spreads retries of deployments failing together. */
+  jitter: number,
+): FencedChange {
+  if (failure.kind === 'cancelled') {
+    // The next step stops or deletes whatever the cancelled apply created.
+    return { events: [{ type: 'deploy_cancelled', message: failure.message }], nextInMs: 0 }
+  }
+  const canFail = canTransition(row.status, 'failed') && row.desiredState === 'running'
+  if (failure.kind === 'permanent' && canFail) {
+    return {
+      patch: { status: 'failed', stopReason: 'failed', error: failure.message, attempts: 0 },
+      events: [{ type: failure.eventType ?? 'failed', status: 'failed', message: failure.message }],
+      nextInMs: null,
+    }
+  }
+  const attempts = row.attempts + 1
+  const unavailable = failure.kind === 'unavailable'
+  // An unreachable backend is recorded once per outage: a running deployment is `degraded` (it
+  // keeps its status: its containers most likely still run), anything else waits with
+  // `provider_unavailable`. Other errors are recorded on the first attempt and every tenth.
+  const record = unavailable ? attempts === 1 : attempts === 1 || attempts % 10 === 0
+  const type = unavailable
+    ? upStatuses.has(row.status)
+      ? 'degraded'
+      : 'provider_unavailable'
+    : 'reconcile_error'
+  return {
+    patch: { attempts },
+    events: record ? [{ type, message: failure.message, data: { attempt: attempts } }] : [],
+    nextInMs: backoffDelayMs(
+      attempts - 1,
+      { baseMs: settings.backoffBaseMs, maxMs: settings.backoffMaxMs },
+      () => jitter,
+    ),
+  }
+}

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import {
+  drive,
+  instance,
+  minutesAgo,
+  NOW,
+  observedOf,
+  rowOf,
+  unjudged,
+  type World,
+  withCheck,
+} from '../../test/helpers/decide-world.ts'
+import type { DeploymentRow } from '../db/deployment-rows.ts'
+import { canTransition, desiredStates, type Status, statuses } from '../domain/lifecycle.ts'
+
+// decide()'s rules beyond the table: what its writes record, and that no combination of status,
+// desired state, counters and world makes it take a move the state machine refuses.
+
+describe('decide: what it records, and what it never does', () => {
+  it('records why: the exit, the OOM kill, the restart count, the budget', () => {
+    const exited = drive(rowOf({ status: 'running' }), {
+      observed: observedOf(instance({ state: 'exited', exitCode: 137, oomKilled: true })),
+    }).decision
+    assert.ok(exited.kind === 'write')
+    assert.equal(exited.change.events?.at(-1)?.type, 'oom_killed')
+    assert.match(exited.change.events?.at(-1)?.message ?? '', /out of memory \(limit 256 MB\)/)
+
+    const restarted = drive(
+      rowOf({ status: 'unhealthy', restartCount: 1, restartWindowStartedAt: minutesAgo(5) }),
+    ).decision
+    assert.ok(restarted.kind === 'write')
+    assert.equal(restarted.change.events?.at(-1)?.type, 'restarted')
+    assert.equal(restarted.change.patch?.restartCount, 2)
+    assert.deepEqual(restarted.change.patch?.restartWindowStartedAt, minutesAgo(5))
+
+    const spent = drive(
+      rowOf({ status: 'unhealthy', restartCount: 2, restartWindowStartedAt: minutesAgo(5) }),
+    ).decision
+    assert.ok(spent.kind === 'write')
+    assert.equal(spent.change.patch?.stopReason, 'failed')
+    assert.match(spent.change.patch?.error ?? '', /restart budget spent/)
+  })
+
+  it('starts the restart ladder over after a healthy stretch, and counts the deploy time', () => {
+    const settled = drive(
+      rowOf({ status: 'running', restartCount: 2, runningSince: minutesAgo(11) }),
+    ).decision
+    assert.ok(settled.kind === 'write')
+    assert.equal(settled.change.patch?.restartCount, 0)
+    const recent = drive(rowOf({ status: 'running', restartCount: 2, runningSince: minutesAgo(5) })).decision
+    assert.ok(recent.kind === 'write')
+    assert.equal(recent.change.patch?.restartCount, undefined)
+
+    const started = drive(
+      rowOf({ status: 'starting', deployStartedAt: new Date(NOW.getTime() - 2500) }),
+    ).decision
+    assert.ok(started.kind === 'write')
+    assert.equal(started.deployDurationSeconds, 2.5)
+    assert.deepEqual(started.change.patch?.runningSince, NOW)
+  })
+
+  it('never takes a move the state machine refuses, for any status, desired state and world', () => {
+    const worlds: World[] = [
+      {},
+      { funding: { admitted: false, message: 'no funds', retryInMs: 1000 } },
+      { observed: null },
+      { observed: unjudged, probeFails: true },
+      { observed: observedOf(instance({ state: 'exited', exitCode: 1 })) },
+      { applied: unjudged, probeFails: true },
+    ]
+    const counters: Array<Omit<Partial<DeploymentRow>, 'spec'>> = [
+      {},
+      { restartGeneration: 1 },
+      { restartCount: 2, restartWindowStartedAt: minutesAgo(1), unhealthyStreak: 2 },
+    ]
+    let refused = 0
+    for (const status of statuses) {
+      for (const desiredState of desiredStates) {
+        for (const fields of counters) {
+          for (const world of worlds) {
+            const row = rowOf({ status, desiredState, spec: withCheck, ...fields })
+            const { decision, start } = drive(row, world)
+            if (decision.kind === 'refused') {
+              refused++
+              assert.equal(canTransition(decision.from, decision.to), false)
+              continue
+            }
+            assert.ok(decision.kind === 'write')
+            let at: Status = status
+            const path = [
+              ...start,
+              ...(decision.change.events ?? []).flatMap((e) => (e.status ? [e.status] : [])),
+            ]
+            for (const next of path) {
+              assert.ok(canTransition(at, next), `${status}/${desiredState}: ${at} → ${next}`)
+              at = next
+            }
+          }
+        }
+      }
+    }
+    // The one combination that cannot happen: a stop asked of a deployment being deleted.
+    assert.equal(refused, counters.length * worlds.length)
+  })
+})

@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import {
+  instance,
+  minutesAgo,
+  observedOf,
+  outcome,
+  rowOf,
+  unjudged,
+  type World,
+  withCheck,
+} from '../../test/helpers/decide-world.ts'
+import type { DeploymentRow } from '../db/deployment-rows.ts'
+
+// decide() as a table: each row is a deployment (status, desired state, counters), what the
+// executor would find when asked (funding, the provider's observation, a probe, an apply), and
+// the outcome: what was asked, the provider call, the statuses passed through, and the next look.
+
+describe('decide', () => {
+  const table: Array<[string, DeploymentRow, World, string]> = [
+    // desired: deleted
+    [
+      'running, delete asked',
+      rowOf({ status: 'running', desiredState: 'deleted' }),
+      {},
+      '- | - | deleting | now',
+    ],
+    ['deleting', rowOf({ status: 'deleting', desiredState: 'deleted' }), {}, '- | remove | deleted | never'],
+    [
+      'failed, delete asked',
+      rowOf({ status: 'failed', desiredState: 'deleted' }),
+      {},
+      '- | - | deleting | now',
+    ],
+    [
+      'pending, delete asked',
+      rowOf({ status: 'pending', desiredState: 'deleted' }),
+      {},
+      '- | - | deleting | now',
+    ],
+    ['deleted', rowOf({ status: 'deleted', desiredState: 'deleted' }), {}, '- | - | = | never'],
+    // desired: stopped
+    [
+      'running, stop asked',
+      rowOf({ status: 'running', desiredState: 'stopped' }),
+      {},
+      '- | - | stopping | now',
+    ],
+    ['stopping', rowOf({ status: 'stopping', desiredState: 'stopped' }), {}, '- | stop | stopped | never'],
+    ['stopped', rowOf({ status: 'stopped', desiredState: 'stopped' }), {}, '- | - | = | never'],
+    ['failed, stop asked', rowOf({ status: 'failed', desiredState: 'stopped' }), {}, '- | - | = | never'],
+    [
+      'awaiting payment, stop asked',
+      rowOf({ status: 'awaiting_payment', desiredState: 'stopped' }),
+      {},
+      '- | - | stopping | now',
+    ],
+    [
+      'deleting, stop asked (refused)',
+      rowOf({ status: 'deleting', desiredState: 'stopped' }),
+      {},
+      'refused deleting>stopping',
+    ],
+    // desired: running, from rest
+    [
+      'pending, funded, healthy at once',
+      rowOf(),
+      {},
+      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+    ],
+    [
+      'pending, not funded',
+      rowOf(),
+      { funding: { admitted: false, message: 'no funds', retryInMs: 5000 } },
+      'funding | - | awaiting_payment | 5000',
+    ],
+    [
+      'awaiting payment, still not funded',
+      rowOf({ status: 'awaiting_payment' }),
+      { funding: { admitted: false, message: 'no funds', retryInMs: 5000 } },
+      'funding | - | = | 5000',
+    ],
+    [
+      'awaiting payment, funded',
+      rowOf({ status: 'awaiting_payment' }),
+      {},
+      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+    ],
+    [
+      'stopped, start asked',
+      rowOf({ status: 'stopped', stopReason: 'user' }),
+      {},
+      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+    ],
+    [
+      'failed, nothing asked since',
+      rowOf({ status: 'failed', restartGeneration: 1, appliedRestartGeneration: 1 }),
+      {},
+      '- | - | = | never',
+    ],
+    [
+      'failed, start asked',
+      rowOf({ status: 'failed', restartGeneration: 2, appliedRestartGeneration: 1 }),
+      {},
+      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+    ],
+    ['stopping, start asked', rowOf({ status: 'stopping' }), {}, '- | stop | stopped | now'],
+    ['scheduled', rowOf({ status: 'scheduled' }), {}, 'apply | - | deploying>starting>running | 30000'],
+    [
+      'deploying (resumed)',
+      rowOf({ status: 'deploying', deployStartedAt: minutesAgo(1) }),
+      {},
+      'apply | - | starting>running | 30000',
+    ],
+    // the first look after an apply
+    [
+      'applied, a replica not yet running',
+      rowOf(),
+      { applied: observedOf(instance({ state: 'created' })) },
+      'funding+apply | - | scheduled>deploying>starting | now',
+    ],
+    [
+      'applied, the provider says unhealthy',
+      rowOf({ spec: withCheck }),
+      { applied: observedOf(instance({ health: 'unhealthy' })) },
+      'funding+apply | - | scheduled>deploying>starting | now',
+    ],
+    [
+      'applied, probe passes',
+      rowOf({ spec: withCheck }),
+      { applied: unjudged },
+      'funding+apply+probe | - | scheduled>deploying>starting>running | 10000',
+    ],
+    [
+      'applied, probe fails',
+      rowOf({ spec: withCheck }),
+      { applied: unjudged, probeFails: true },
+      'funding+apply+probe | - | scheduled>deploying>starting | now',
+    ],
+    [
+      'applied, two passes needed',
+      rowOf({ spec: { ...withCheck, healthCheck: { ...withCheck.healthCheck!, healthyThreshold: 2 } } }),
+      { applied: unjudged },
+      'funding+apply | - | scheduled>deploying>starting | now',
+    ],
+    // supervising
+    [
+      'running, restart asked',
+      rowOf({ status: 'running', restartGeneration: 1 }),
+      {},
+      '- | restart | starting | now',
+    ],
+    [
+      'unhealthy, budget left',
+      rowOf({ status: 'unhealthy', restartCount: 1, restartWindowStartedAt: minutesAgo(5) }),
+      {},
+      '- | restart | starting | now',
+    ],
+    [
+      'unhealthy, budget spent',
+      rowOf({ status: 'unhealthy', restartCount: 2, restartWindowStartedAt: minutesAgo(5) }),
+      {},
+      '- | - | failed | never',
+    ],
+    [
+      'unhealthy, budget spent long ago',
+      rowOf({ status: 'unhealthy', restartCount: 2, restartWindowStartedAt: minutesAgo(61) }),
+      {},
+      '- | restart | starting | now',
+    ],
+    [
+      'running, healthy',
+      rowOf({ status: 'running', runningSince: minutesAgo(1) }),
+      {},
+      'observe | - | = | 30000',
+    ],
+    [
+      'running, probe passes',
+      rowOf({ status: 'running', spec: withCheck }),
+      { observed: unjudged },
+      'observe+probe | - | = | 10000',
+    ],
+    [
+      'running, probe fails once',
+      rowOf({ status: 'running', spec: withCheck }),
+      { observed: unjudged, probeFails: true },
+      'observe+probe | - | = | 10000',
+    ],
+    [
+      'running, probe fails a third time',
+      rowOf({ status: 'running', spec: withCheck, unhealthyStreak: 2, restartCount: 1 }),
+      { observed: unjudged, probeFails: true },
+      'observe+probe | - | unhealthy | 30000',
+    ],
+    [
+      'running, instances gone',
+      rowOf({ status: 'running' }),
+      { observed: null },
+      'observe | - | deploying | now',
+    ],
+    [
+      'running, a replica missing',
+      rowOf({ status: 'running', spec: { name: 'web', image: 'example/web:1', replicas: 2 } }),
+      {},
+      'observe | - | deploying | now',
+    ],
+    [
+      'running, a replica exited',
+      rowOf({ status: 'running' }),
+      { observed: observedOf(instance({ state: 'exited', exitCode: 1 })) },
+      'observe | - | unhealthy | now',
+    ],
+    ['starting, healthy', rowOf({ status: 'starting' }), {}, 'observe | - | running | 30000'],
+    [
+      'starting, first probe fails',
+      rowOf({ status: 'starting', spec: withCheck }),
+      { observed: unjudged, probeFails: true },
+      'observe+probe | - | = | 100',
+    ],
+    [
+      'unhealthy, but a restart asked',
+      rowOf({ status: 'unhealthy', restartGeneration: 1 }),
+      {},
+      '- | restart | starting | now',
+    ],
+  ]
+  for (const [name, row, world, expected] of table) {
+    it(name, () => assert.equal(outcome(row, world), expected))
+  }
+})

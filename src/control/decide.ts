@@ -1,0 +1,188 @@
+import type { DeploymentPatch, DeploymentRow } from '../db/deployment-rows.ts'
+import { TransitionRefusedError } from '../domain/lifecycle.ts'
+import type { HealthCheckSpec } from '../domain/spec.ts'
+import type { Observed } from '../providers/provider.ts'
+import { supervise } from './decide-health.ts'
+import { type DecideSettings, type Decision, type Facts, move, secondsBetween, settle } from './decision.ts'
+import { assessHealth, nextLookWhenHealthyMs } from './health.ts'
+import { moveChange, type Passage, passage } from './moves.ts'
+
+// The reconciler's decision, as a pure function: given a claimed deployment, what is known about
+// it so far (facts) and the time, what to do next. It reads no clock, calls no provider and
+// writes nothing; the executor (step.ts) gathers the facts it asks for, runs the provider call it
+// names and writes the change it returns. Taking at most one step towards the desired state, and
+// deciding from what is observed, keeps a repeated step harmless.
+
+// Every provider here places a deployment as soon as it is scheduled, so scheduling is passed
+// through in the same write as the move to deploying. (A scheduler that must choose a node will
+// make `scheduled` a step of its own.)
+const scheduling: Passage = { status: 'scheduled', stage: 'scheduling' }
+const deploying: Passage = { status: 'deploying', stage: 'pulling' }
+
+export function decide(row: DeploymentRow, facts: Facts, now: Date, settings: DecideSettings): Decision {
+  try {
+    return decideUnchecked(row, facts, now, settings)
+  } catch (error) {
+    if (error instanceof TransitionRefusedError) return { kind: 'refused', from: error.from, to: error.to }
+    throw error
+  }
+}
+
+function decideUnchecked(row: DeploymentRow, facts: Facts, now: Date, settings: DecideSettings): Decision {
+  const status = row.status
+  if (row.desiredState === 'deleted') {
+    if (status === 'deleted') return settle
+    if (status === 'deleting') {
+      return {
+        kind: 'write',
+        effect: 'remove',
+        change: move(row, 'deleted', { nextInMs: null, patch: { endpoints: [] } }),
+      }
+    }
+    return { kind: 'write', change: move(row, 'deleting') }
+  }
+
+  if (row.desiredState === 'stopped') {
+    if (status === 'stopped' || status === 'failed' || status === 'deleted') return settle
+    if (status === 'stopping') {
+      return {
+        kind: 'write',
+        effect: 'stop',
+        change: move(row, 'stopped', {
+          nextInMs: null,
+          message: row.stopReason ? `stopped (${row.stopReason})` : 'stopped',
+        }),
+      }
+    }
+    return { kind: 'write', change: move(row, 'stopping') }
+  }
+
+  // desired: running
+  if (facts.applied) return afterApply(row, facts, now, settings)
+  switch (status) {
+    case 'pending':
+    case 'awaiting_payment':
+      return begin(row, facts, now, {})
+    case 'stopped':
+      return begin(row, facts, now, { stopReason: null, error: null })
+    case 'failed':
+      // Only a start or restart asked after the failure (a new restart generation) starts it again.
+      if (row.restartGeneration > row.appliedRestartGeneration) {
+        return begin(row, facts, now, {
+          error: null,
+          stopReason: null,
+          restartCount: 0,
+          restartWindowStartedAt: null,
+        })
+      }
+      return settle
+    case 'stopping':
+      // A start arrived while stopping: finish the stop, then start from `stopped`.
+      return { kind: 'write', effect: 'stop', change: move(row, 'stopped') }
+    case 'scheduled':
+      return {
+        kind: 'apply',
+        start: {
+          events: passage(status, [deploying]),
+          patch: { deployStartedAt: now },
+          deployStartedAt: now,
+        },
+      }
+    case 'deploying':
+      return { kind: 'apply', start: { events: [], patch: {}, deployStartedAt: row.deployStartedAt } }
+    case 'starting':
+    case 'running':
+    case 'unhealthy':
+      return supervise(row, facts, now, settings)
+    default:
+      return settle
+  }
+}
+
+/** A start from rest: gated by the payment check, then a deploy through scheduled and deploying. */
+function begin(row: DeploymentRow, facts: Facts, now: Date, patch: DeploymentPatch): Decision {
+  if (!facts.funding) return { kind: 'need-funding' }
+  if (facts.funding.admitted) {
+    return {
+      kind: 'apply',
+      start: {
+        events: passage(row.status, [scheduling, deploying]),
+        patch: { deployStartedAt: now, ...patch },
+        deployStartedAt: now,
+      },
+    }
+  }
+  const { message, retryInMs } = facts.funding
+  if (row.status === 'awaiting_payment') {
+    return { kind: 'write', change: { patch: { attempts: 0 }, nextInMs: retryInMs } }
+  }
+  return {
+    kind: 'write',
+    change: move(row, 'awaiting_payment', { stage: 'queued', message, nextInMs: retryInMs }),
+  }
+}
+
+/**
+ * The move that ends an apply, from `deploying`: straight on to `running` when the provider's own
+ * word on health (or one probe made at once) is all the spec asks for, else `starting`.
+ */
+function afterApply(row: DeploymentRow, facts: Facts, now: Date, settings: DecideSettings): Decision {
+  const { observed, deployStartedAt } = facts.applied!
+  const applied: DeploymentPatch = {
+    endpoints: observed.endpoints,
+    appliedRestartGeneration: row.restartGeneration,
+    unhealthyStreak: 0,
+  }
+  const look = firstLook(observed, row.spec)
+  if (look.kind === 'probe' && !facts.probe) return { kind: 'need-probe', of: observed, check: look.check }
+  const healthy = look.kind === 'healthy' || (look.kind === 'probe' && facts.probe?.failed === null)
+  if (healthy) {
+    return {
+      kind: 'write',
+      change: moveChange({
+        from: 'deploying',
+        to: 'running',
+        through: [{ status: 'starting', stage: 'health-checking' }],
+        stage: 'running',
+        patch: { ...applied, healthyStreak: 1, runningSince: now },
+        nextInMs: nextLookWhenHealthyMs(row.spec, settings.resyncSeconds * 1000),
+      }),
+      ...(deployStartedAt ? { deployDurationSeconds: secondsBetween(deployStartedAt, now) } : {}),
+    }
+  }
+  return {
+    kind: 'write',
+    change: moveChange({
+      from: 'deploying',
+      to: 'starting',
+      stage: 'health-checking',
+      patch: { ...applied, healthyStreak: 0 },
+    }),
+  }
+}
+
+/** The longest the probe right after an apply may take before the deployment is left `starting`. */
+const FIRST_LOOK_TIMEOUT_SECONDS = 1
+
+/**
+ * Whether the instances an apply reports are enough to call the deployment running: every replica
+ * runs, the spec asks for a single passing look, and that look passes: the provider's own word on
+ * health, or (for a provider that cannot judge it) the spec's probe, tried once at once with a
+ * short timeout. Most workloads answer by the time their container has started; one that does
+ * not yet goes on to `starting` and is probed there.
+ */
+function firstLook(
+  observed: Observed,
+  spec: DeploymentRow['spec'],
+): { kind: 'healthy' } | { kind: 'not-yet' } | { kind: 'probe'; check: HealthCheckSpec } {
+  if (assessHealth(observed, spec.replicas) !== 'healthy') return { kind: 'not-yet' }
+  const check = spec.healthCheck
+  if (!check) return { kind: 'healthy' }
+  if (check.healthyThreshold > 1) return { kind: 'not-yet' }
+  if (observed.instances.every((i) => i.health === 'healthy')) return { kind: 'healthy' }
+  if (observed.instances.some((i) => i.health === 'unhealthy')) return { kind: 'not-yet' }
+  return {
+    kind: 'probe',
+    check: { ...check, timeoutSeconds: Math.min(check.timeoutSeconds, FIRST_LOOK_TIMEOUT_SECONDS) },
+  }
+}

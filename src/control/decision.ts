@@ -1,0 +1,72 @@
+import type { Config } from '../config/schema.ts'
+import type { DeploymentPatch, DeploymentRow } from '../db/deployment-rows.ts'
+import type { Status } from '../domain/lifecycle.ts'
+import type { HealthCheckSpec } from '../domain/spec.ts'
+import type { EventInput } from '../events/event-log.ts'
+import type { Observed } from '../providers/provider.ts'
+import type { FencedChange } from './leases.ts'
+import { type Move, moveChange } from './moves.ts'
+
+// The vocabulary of the reconciler's pure decision (decide.ts): what it is told (facts, settings)
+// and what it answers (a decision the executor in step.ts carries out).
+
+export interface DecideSettings {
+  resyncSeconds: number
+  health: Config['health']
+}
+
+export type FundingVerdict = { admitted: true } | { admitted: false; message: string; retryInMs: number }
+
+/** What the executor has found out during this step; each is asked for by a `need-*` decision. */
+export interface Facts {
+  /** The payment gate's answer (always admitted when payments are not required). */
+  funding?: FundingVerdict
+  /** What the provider reports for the deployment (null: nothing there). */
+  observed?: Observed | null
+  /** The outcome of probing the instances named by the last `need-probe`: the first failure, or null. */
+  probe?: { failed: { replica: number; detail: string } | null }
+  /** What an apply left, and when the deploy began. */
+  applied?: { observed: Observed; deployStartedAt: Date | null }
+}
+
+export type ProviderEffect = 'stop' | 'remove' | 'restart'
+
+/**
+ * Where a deploy starts: the events of passing to `deploying` (none when the step resumes a deploy
+ * in `deploying`), what that move sets on the row, and when the deploy began.
+ */
+export interface DeployStart {
+  events: EventInput[]
+  patch: DeploymentPatch
+  deployStartedAt: Date | null
+}
+
+export type Decision =
+  | { kind: 'need-funding' }
+  | { kind: 'need-observation' }
+  | { kind: 'need-probe'; of: Observed; check: HealthCheckSpec }
+  | { kind: 'apply'; start: DeployStart }
+  | {
+      kind: 'write'
+      change: FencedChange
+      /** A provider call to make before the write (the write records its outcome). */
+      effect?: ProviderEffect
+      /** Set when this write makes the deployment `running` after a deploy: how long it took. */
+      deployDurationSeconds?: number
+    }
+  /** The move this would take is not in the state machine: nothing is done. */
+  | { kind: 'refused'; from: Status; to: Status }
+
+/** Nothing to do until something makes the deployment due again. */
+export const settle: Decision = { kind: 'write', change: { patch: { attempts: 0 }, nextInMs: null } }
+
+/** A write moving the deployment from its current status. */
+export function move(
+  row: DeploymentRow,
+  to: Status,
+  m: Omit<Move, 'from' | 'to' | 'stage'> & Partial<Move> = {},
+) {
+  return moveChange({ from: row.status, to, stage: row.stage, ...m })
+}
+
+export const secondsBetween = (from: Date, to: Date) => (to.getTime() - from.getTime()) / 1000

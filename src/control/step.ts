@@ -1,0 +1,193 @@
+import { setMaxListeners } from 'node:events'
+import type { Logger } from 'pino'
+import type { Config } from '../config/schema.ts'
+import type { DeploymentRow, Fence } from '../db/deployment-rows.ts'
+import { LeaseLostError } from '../domain/errors.ts'
+import { type DesiredState, TransitionRefusedError } from '../domain/lifecycle.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import { type Provider, ProviderError } from '../providers/provider.ts'
+import { applyWithProgress } from './apply-progress.ts'
+import { decide } from './decide.ts'
+import { decideAfterFailure, type StepFailure } from './decide-failure.ts'
+import type { Decision, DeployStart, Facts } from './decision.ts'
+import { DeployCancelledError } from './deploy-cancelled.ts'
+import type { FencedChange, FencedWrites } from './leases.ts'
+import { probeInstances } from './probe.ts'
+
+// One reconcile step, the effects around the pure decision: ask decide() what to do, gather the
+// facts it asks for (funding, an observation, a probe), make the provider call it names, and
+// write its change fenced by the lease. Every provider call is idempotent and keyed by the
+// deployment id, so a step repeated after a crash changes nothing. Failures are decided too
+// (decide-failure.ts) and written here, against the row as the step last wrote it.
+
+/** Decides whether a deployment is paid for enough to start (payments.required); see payments/funding.ts. */
+export interface Funding {
+  /** Null when it may start (its first hold is in place); otherwise why not, and when to look again. */
+  admit(row: DeploymentRow): Promise<{ message: string; retryInMs: number } | null>
+}
+
+export interface StepDeps {
+  store: Pick<FencedWrites, 'write'> & { desiredStateOf(id: string): Promise<DesiredState> }
+  /** Undefined when the deployment names a provider this server does not offer. */
+  provider: Provider | undefined
+  funding?: Funding
+  metrics: Metrics
+  logger: Logger
+  config: Pick<Config, 'reconciler' | 'health'>
+  /** Aborts when the reconciler shuts down. */
+  shutdown: AbortSignal
+  /** Subscribes to changes of a deployment's desired state (stop, start, restart, delete). */
+  onIntent(deploymentId: string, fn: () => void): () => void
+  now: () => Date
+  random?: () => number
+}
+
+/** Takes one step. Resolves with the row as written, or null when the lease is lost or berth is stopping. */
+export async function executeStep(
+  row: DeploymentRow,
+  fence: Fence,
+  deps: StepDeps,
+): Promise<DeploymentRow | null> {
+  // The row as this step last wrote it: a failure is recorded against the status it left.
+  let latest = row
+  try {
+    if (!deps.provider) {
+      throw new ProviderError('permanent', `provider "${row.provider}" is not configured`)
+    }
+    const provider = deps.provider
+    const settings = { resyncSeconds: deps.config.reconciler.resyncSeconds, health: deps.config.health }
+    const facts: Facts = {}
+    let unwritten: { events: FencedChange['events']; patch: FencedChange['patch'] } | undefined
+    for (;;) {
+      const decision: Decision = decide(row, facts, deps.now(), settings)
+      switch (decision.kind) {
+        case 'need-funding': {
+          const refusal = deps.funding ? await deps.funding.admit(row) : null
+          facts.funding = refusal ? { admitted: false, ...refusal } : { admitted: true }
+          continue
+        }
+        case 'need-observation':
+          facts.observed = await provider.observe(row.id)
+          continue
+        case 'need-probe':
+          facts.probe = { failed: await probeInstances(decision.of, decision.check) }
+          continue
+        case 'apply': {
+          const applied = await applyCancellable(row, fence, decision.start, provider, deps)
+          latest = applied.latest
+          if (!applied.ok) throw applied.error
+          unwritten = applied.unwritten
+          facts.applied = { observed: applied.observed, deployStartedAt: decision.start.deployStartedAt }
+          continue
+        }
+        case 'refused':
+          throw new TransitionRefusedError(decision.from, decision.to)
+        case 'write': {
+          if (decision.effect) await provider[decision.effect](row.id)
+          const change = unwritten
+            ? {
+                ...decision.change,
+                patch: { ...unwritten.patch, ...decision.change.patch },
+                events: [...(unwritten.events ?? []), ...(decision.change.events ?? [])],
+              }
+            : decision.change
+          const written = await deps.store.write(row, fence, change)
+          if (decision.deployDurationSeconds !== undefined) {
+            deps.metrics.deployDuration.observe(decision.deployDurationSeconds)
+          }
+          return written
+        }
+      }
+    }
+  } catch (error) {
+    return recordFailure(latest, fence, error, deps)
+  }
+}
+
+/**
+ * The apply, cancelled when the desired state stops being `running` meanwhile (a user's stop, an
+ * NFT changing hands): the provider's work is abandoned and the next step stops or deletes what
+ * it created. Also cancelled when the reconciler shuts down.
+ */
+async function applyCancellable(
+  row: DeploymentRow,
+  fence: Fence,
+  start: DeployStart,
+  provider: Provider,
+  deps: StepDeps,
+) {
+  const cancel = new AbortController()
+  setMaxListeners(0, cancel.signal)
+  const relayShutdown = () => cancel.abort(deps.shutdown.reason)
+  deps.shutdown.addEventListener('abort', relayShutdown, { once: true })
+  const unwatch = deps.onIntent(row.id, () => {
+    if (cancel.signal.aborted) return
+    void deps.store.desiredStateOf(row.id).then(
+      (desired) => {
+        if (desired !== 'running') cancel.abort(new DeployCancelledError(desired))
+      },
+      () => {},
+    )
+  })
+  try {
+    const applied = await applyWithProgress(row, fence, start, {
+      store: deps.store,
+      provider,
+      signal: cancel.signal,
+    })
+    // Whatever the provider threw on the way out (or even if it finished), the deploy is abandoned:
+    // a deployment no longer meant to run never becomes `running`.
+    const cancelled = cancel.signal.reason
+    if (cancelled instanceof DeployCancelledError) {
+      return { ok: false as const, error: cancelled, latest: applied.latest }
+    }
+    return applied
+  } finally {
+    unwatch()
+    deps.shutdown.removeEventListener('abort', relayShutdown)
+  }
+}
+
+async function recordFailure(
+  row: DeploymentRow,
+  fence: Fence,
+  error: unknown,
+  deps: StepDeps,
+): Promise<DeploymentRow | null> {
+  const { logger, metrics } = deps
+  if (error instanceof LeaseLostError) {
+    logger.warn({ deploymentId: row.id }, error.message)
+    return null
+  }
+  // Shutting down: the lease expires and another worker (or this one after a restart) resumes.
+  if (deps.shutdown.aborted) return null
+  const failure = failureOf(error)
+  if (failure.kind !== 'cancelled') {
+    metrics.reconcileErrors.inc({ kind: failure.kind })
+    if (error instanceof ProviderError)
+      metrics.providerErrors.inc({ provider: row.provider, kind: failure.kind })
+  }
+  if (error instanceof TransitionRefusedError) {
+    metrics.refusedTransitions.inc()
+    logger.error({ deploymentId: row.id, from: error.from, to: error.to }, error.message)
+  } else if (failure.kind !== 'cancelled') {
+    logger.warn({ deploymentId: row.id, err: error }, 'reconcile step failed')
+  }
+  const change = decideAfterFailure(row, failure, deps.config.reconciler, (deps.random ?? Math.random)())
+  try {
+    return await deps.store.write(row, fence, change)
+  } catch (writeError) {
+    logger.warn({ deploymentId: row.id, err: writeError }, 'could not record a reconcile step failure')
+    return null
+  }
+}
+
+function failureOf(error: unknown): StepFailure {
+  const message = (error as Error)?.message ?? String(error)
+  if (error instanceof DeployCancelledError) return { kind: 'cancelled', message }
+  if (error instanceof TransitionRefusedError) return { kind: 'refused', message }
+  if (error instanceof ProviderError) {
+    return { kind: error.kind, message, ...(error.eventType ? { eventType: error.eventType } : {}) }
+  }
+  return { kind: 'internal', message }
+}

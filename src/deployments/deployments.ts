@@ -1,0 +1,142 @@
+import type { DeploymentStore } from '../control/deployment-store.ts'
+import type { DeploymentRow } from '../db/deployment-rows.ts'
+import { invalidInput } from '../domain/errors.ts'
+import type { Intent, Status } from '../domain/lifecycle.ts'
+import type { DeploymentSpec, NftBinding } from '../domain/spec.ts'
+import type { EventBus } from '../events/bus.ts'
+import type { EventLog, EventRow } from '../events/event-log.ts'
+import { followEventLog } from '../events/follow.ts'
+import { actingAccount, type Principal } from '../identity/principal.ts'
+import type { Nft } from '../nft/nft.ts'
+import type { LogLine, ProviderRegistry } from '../providers/provider.ts'
+
+// The deployments use cases: what a principal may do with deployments, in one place between the
+// HTTP routes and the store. Each takes the principal it acts for and returns domain results;
+// ownership, NFT holder checks and the choice of provider are decided here and nowhere else, so
+// every way in (REST, WebSocket, later the CLI's own server calls) gets the same rules.
+
+export interface DeploymentsDeps {
+  store: DeploymentStore
+  events: EventLog
+  bus: EventBus
+  providers: ProviderRegistry
+  /** Holder checks and templates for NFT-bound deployments; absent: bound specs are refused. */
+  nft?: Pick<Nft, 'prepareCreate' | 'checkIntent' | 'templateSpec' | 'listBound'>
+}
+
+export interface LogOptions {
+  tail: number
+  follow: boolean
+  signal: AbortSignal
+}
+
+export type TokenRef = Omit<NftBinding, 'standard'>
+
+export function createDeployments(deps: DeploymentsDeps) {
+  const { store, events, providers } = deps
+
+  /** The provider a spec asks for, or the default; refused when this server does not offer it. */
+  function providerFor(spec: DeploymentSpec): string {
+    const name = spec.provider ?? providers.defaultName
+    if (!providers.get(name)) {
+      throw invalidInput(`unknown provider "${name}"; available: ${providers.names().join(', ')}`, [
+        { path: 'provider', message: 'not configured' },
+      ])
+    }
+    return name
+  }
+
+  function nftOrRefuse() {
+    if (!deps.nft) {
+      throw invalidInput('NFT-bound deployments are not configured on this server', [
+        { path: 'nft', message: 'no nftCollections configured' },
+      ])
+    }
+    return deps.nft
+  }
+
+  /** A deployment of the principal's account; another owner's answers exactly like a missing one. */
+  function get(principal: Principal, id: string): Promise<DeploymentRow> {
+    return store.get(actingAccount(principal).id, id)
+  }
+
+  return {
+    get,
+
+    async create(
+      principal: Principal,
+      input: DeploymentSpec,
+      options: { idempotencyKey?: string } = {},
+    ): Promise<DeploymentRow> {
+      const account = actingAccount(principal)
+      // A bound spec needs the caller to hold the token; it then carries the NFT's env.
+      const spec = input.nft ? await nftOrRefuse().prepareCreate(account, input) : input
+      const { row } = await store.create({
+        ownerId: account.id,
+        spec,
+        provider: providerFor(spec),
+        ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+      })
+      return row
+    },
+
+    /** "One agent per token": the collection's template, filled in for a token the caller holds. */
+    async createForToken(
+      principal: Principal,
+      token: TokenRef,
+      options: { name?: string; provider?: string },
+    ): Promise<DeploymentRow> {
+      const account = actingAccount(principal)
+      const spec = await nftOrRefuse().templateSpec(account, token, options)
+      const { row } = await store.create({ ownerId: account.id, spec, provider: providerFor(spec) })
+      return row
+    },
+
+    list(principal: Principal, filter: { status?: Status; limit: number; offset: number }) {
+      return store.list(actingAccount(principal).id, filter)
+    },
+
+    async listBound(principal: Principal): Promise<DeploymentRow[]> {
+      const account = actingAccount(principal)
+      return deps.nft ? deps.nft.listBound(account.id) : []
+    },
+
+    async requestIntent(principal: Principal, id: string, intent: Intent): Promise<DeploymentRow> {
+      const account = actingAccount(principal)
+      if (deps.nft && (intent === 'start' || intent === 'restart')) {
+        // Only the token's holder may run it.
+        await deps.nft.checkIntent(account, await get(principal, id), intent)
+      }
+      return store.requestIntent(account.id, id, intent)
+    },
+
+    async events(principal: Principal, id: string, afterSeq: number, limit: number): Promise<EventRow[]> {
+      await get(principal, id)
+      return events.list(id, afterSeq, limit)
+    },
+
+    /** The events after `afterSeq`, then each new one as it is committed, until `signal` aborts. */
+    async followEvents(
+      principal: Principal,
+      id: string,
+      afterSeq: number,
+      signal: AbortSignal,
+    ): Promise<AsyncIterable<EventRow>> {
+      await get(principal, id)
+      return followEventLog(events, deps.bus, id, afterSeq, signal)
+    },
+
+    /**
+     * Opens the deployment's log on its provider. Rejects (a provider outage: 503) before any line
+     * is sent, so the caller can still answer with an error status.
+     */
+    async logs(principal: Principal, id: string, options: LogOptions): Promise<AsyncIterable<LogLine>> {
+      const row = await get(principal, id)
+      const provider = providers.get(row.provider)
+      if (!provider) return (async function* () {})()
+      return provider.logs(row.id, options)
+    },
+  }
+}
+
+export type Deployments = ReturnType<typeof createDeployments>
