@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { sql } from 'drizzle-orm'
 import { queryRows } from '../src/db/client.ts'
 import { databaseKinds, openTestDatabase } from './helpers/db.ts'
+import { createAccount } from './helpers/stack.ts'
 
 for (const kind of databaseKinds) {
   describe(`database (${kind})`, () => {
@@ -33,6 +35,34 @@ for (const kind of databaseKinds) {
               where table_schema = 'public' and data_type = 'timestamp without time zone'`,
         )
         assert.equal(columns?.n, 0, 'every timestamp is timestamptz')
+      } finally {
+        await database.dispose()
+      }
+    })
+
+    it('refuses a status, desired state, stage or stop reason the lifecycle does not know', async () => {
+      const database = await openTestDatabase(kind)
+      try {
+        const owner = await createAccount(database)
+        const insert = (fields: { status?: string; desired?: string; stage?: string; stopReason?: string }) =>
+          database.db.execute(
+            sql`insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, stop_reason)
+                values (gen_random_uuid(), ${owner}, ${`d-${randomUUID()}`}, '{}'::jsonb, 'simulated',
+                        ${fields.status ?? 'pending'}, ${fields.desired ?? 'running'}, ${fields.stage ?? 'queued'}, 0,
+                        ${fields.stopReason ?? null})`,
+          )
+        await insert({})
+        await insert({ status: 'stopped', desired: 'stopped', stopReason: 'out_of_funds' })
+        const refused = async (fields: Parameters<typeof insert>[0], constraint: string) =>
+          assert.rejects(insert(fields), (error: unknown) => {
+            const text = `${(error as Error).message} ${String((error as { cause?: Error }).cause?.message)}`
+            assert.match(text, new RegExp(constraint))
+            return true
+          })
+        await refused({ status: 'up' }, 'deployments_status_check')
+        await refused({ desired: 'paused' }, 'deployments_desired_state_check')
+        await refused({ stage: 'downloading' }, 'deployments_stage_check')
+        await refused({ stopReason: 'bored' }, 'deployments_stop_reason_check')
       } finally {
         await database.dispose()
       }

@@ -143,10 +143,24 @@ describe('live streams and operations (e2e)', () => {
       metrics,
       /^berth_http_request_duration_seconds_count\{method="POST",route="\/v1\/deployments",status="202"\} 1$/m,
     )
-    const doc = await api(server.url).get<{ openapi: string; paths: Record<string, unknown> }>(
-      '/openapi.json',
-    )
+    const doc = await api(server.url).get<{
+      openapi: string
+      paths: Record<string, Record<string, { security?: unknown[] }>>
+      components: { securitySchemes: Record<string, unknown> }
+      security: unknown[]
+    }>('/openapi.json')
     assert.equal(doc.body.openapi, '3.1.0')
+    // One way to authenticate, required everywhere but on the routes that need no token.
+    assert.deepEqual(Object.keys(doc.body.components.securitySchemes), ['bearer'])
+    assert.deepEqual(doc.body.security, [{ bearer: [] }])
+    for (const [path, method] of [
+      ['/v1/auth/nonce', 'post'],
+      ['/v1/auth/verify', 'post'],
+      ['/health', 'get'],
+    ] as const) {
+      assert.deepEqual(doc.body.paths[path]?.[method]?.security, [], `${path} needs no token`)
+    }
+    assert.equal(doc.body.paths['/v1/deployments']?.post?.security, undefined)
     for (const path of [
       '/v1/deployments',
       '/v1/deployments/{id}',

@@ -7,7 +7,7 @@ import { createSimulatedProvider } from '../src/providers/simulated/simulated-pr
 import { mine, publicClientFor, reorg, rpc } from './helpers/anvil.ts'
 import { nft721Abi } from './helpers/contracts.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
-import { createNftApp, type NftApp, type Reply, startMetadataServer } from './helpers/nft-app.ts'
+import { createTestApp, type Reply, startMetadataServer, type TestApp } from './helpers/http-app.ts'
 import { type NftChain, startNftChain } from './helpers/nft-fixture.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -41,7 +41,7 @@ for (const [k, kind] of databaseKinds.entries()) {
   describe(`NFT-bound deployments (${kind})`, () => {
     let database: TestDatabase
     let stack: Stack
-    let app: NftApp
+    let app: TestApp
     let a: Call
     let b: Call
     let c: Call
@@ -89,7 +89,7 @@ for (const [k, kind] of databaseKinds.entries()) {
         }),
         name: 'slow',
       })
-      app = await createNftApp(database, stack)
+      app = await createTestApp(database, stack)
       a = await app.user(chain.addressOf(A))
       b = await app.user(chain.addressOf(B))
       c = await app.user(chain.addressOf(C))

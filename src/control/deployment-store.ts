@@ -146,7 +146,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     const current = await get(ownerId, id)
     if (current.desiredState === 'deleted') throw conflict('the deployment is deleted or being deleted')
     const patch: Partial<DeploymentRow> = {}
-    let desired: DesiredState = current.desiredState as DesiredState
+    let desired: DesiredState = current.desiredState
     let message: string
     if (intent === 'stop') {
       desired = 'stopped'
@@ -201,7 +201,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
       .select({ desired: deployments.desiredState })
       .from(deployments)
       .where(eq(deployments.id, id))
-    return (row?.desired as DesiredState | undefined) ?? 'deleted'
+    return row?.desired ?? 'deleted'
   }
 
   return {

@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics/registry.ts'
 import type { Nft } from '../nft/nft.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
 import { renderDocsPage } from './docs-page.ts'
-import { errorResponse, toBerthError } from './errors.ts'
+import { errorResponse, hidesDetail, toBerthError } from './errors.ts'
 import { bodyReader } from './middleware/body-reader.ts'
 import { requestId } from './middleware/request-id.ts'
 import { requireAuth } from './middleware/require-auth.ts'
@@ -91,10 +91,11 @@ export function createHttpApp(deps: HttpDeps) {
         new BerthError(code, message.replace(/^Malformed JSON.*/i, 'malformed JSON in request body')),
       )
     }
-    const berthError = toBerthError(error)
-    if (berthError.code === 'internal')
-      deps.logger.error({ err: error, requestId: c.get('requestId') }, 'request failed')
-    return errorResponse(c, berthError)
+    const shown = toBerthError(error)
+    if (hidesDetail(shown, error)) {
+      deps.logger.error({ err: error, requestId: c.get('requestId'), code: shown.code }, 'request failed')
+    }
+    return errorResponse(c, shown)
   })
 
   return { app, injectWebSocket }

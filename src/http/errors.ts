@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { BerthError, type ErrorCode } from '../domain/errors.ts'
+import { ProviderError } from '../providers/provider.ts'
 
 // The one place that maps berth's error codes to HTTP statuses.
 export const httpStatusOf: Record<ErrorCode, ContentfulStatusCode> = {
@@ -34,8 +35,24 @@ export function errorResponse(c: Context, error: BerthError) {
   return c.json(body, httpStatusOf[error.code])
 }
 
-/** Turns anything thrown into a BerthError; unknown failures become `internal` with no internals. */
+/**
+ * Turns anything thrown into the BerthError a client is shown. Unknown failures become `internal`
+ * with no internals; a provider's own text (an engine's message, a socket path) is replaced by a
+ * plain sentence, since it describes berth's inside, not the caller's request.
+ */
 export function toBerthError(error: unknown): BerthError {
+  if (error instanceof ProviderError) {
+    const message =
+      error.code === 'provider_unavailable'
+        ? "the deployment's provider does not answer now; try again later"
+        : "the deployment's provider refused the operation"
+    return new BerthError(error.code, message, { cause: error })
+  }
   if (error instanceof BerthError) return error
   return new BerthError('internal', 'internal error', { cause: error })
+}
+
+/** Whether the client was not told what went wrong, so the log must say it (with the request id). */
+export function hidesDetail(shown: BerthError, thrown: unknown): boolean {
+  return shown !== thrown
 }

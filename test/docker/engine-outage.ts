@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { deploymentSpecSchema } from '../../src/domain/spec.ts'
 import { openTestDatabase, type TestDatabase } from '../helpers/db.ts'
+import { createTestApp, type Reply } from '../helpers/http-app.ts'
 import { createAccount, createStack, type Stack } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
 import type { ReconcileDockerDeps } from './reconcile-docker.ts'
@@ -55,6 +56,7 @@ export function dockerOutageTests(deps: ReconcileDockerDeps & { socketPath(): Pr
     let image: string
     let relay: ReturnType<typeof engineRelay>
     let dir: string
+    let user: (method: string, path: string, body?: unknown) => Promise<Reply>
 
     before(async () => {
       ;({ image } = await deps.setUp())
@@ -70,6 +72,7 @@ export function dockerOutageTests(deps: ReconcileDockerDeps & { socketPath(): Pr
         flags: { reconciler: { resyncSeconds: 1, backoffBaseMs: 100, backoffMaxMs: 500 } },
       })
       owner = await createAccount(database)
+      user = await (await createTestApp(database, stack)).user('0x00000000000000000000000000000000000000aa')
     })
     after(async () => {
       await stack?.stop()
@@ -92,7 +95,16 @@ export function dockerOutageTests(deps: ReconcileDockerDeps & { socketPath(): Pr
 
     it('keeps running deployments running (degraded, said once), waits, and converges when it returns', async () => {
       const running = await create('steady')
+      const created = await user('POST', '/v1/deployments', { name: 'served', image, provider: 'docker' })
+      assert.equal(created.status, 202)
+      const served: string = created.body.id
       await waitFor('running', async () => (await rowOf(running)).status === 'running', 30_000)
+      await waitFor(
+        'served running',
+        async () => (await user('GET', `/v1/deployments/${served}`)).body.status === 'running',
+        30_000,
+      )
+      assert.equal((await user('GET', `/v1/deployments/${served}/logs?tail=5`)).status, 200)
 
       await relay.stop()
       assert.equal(await stack.provider.ping(), false)
@@ -101,6 +113,14 @@ export function dockerOutageTests(deps: ReconcileDockerDeps & { socketPath(): Pr
       // Several failed looks at each, at 1 s resyncs and sub-second backoff.
       await waitFor('repeated failed looks', async () => (await rowOf(running)).attempts >= 4, 20_000)
       await waitFor('the new one waiting', async () => (await rowOf(waiting)).attempts >= 2, 20_000)
+      // A request that needs the engine answers 503 with a plain sentence (no socket path, no engine
+      // text); one that needs only the database still answers.
+      const logs = await user('GET', `/v1/deployments/${served}/logs?tail=5`)
+      assert.equal(logs.status, 503)
+      assert.equal(logs.body.error.code, 'provider_unavailable')
+      assert.doesNotMatch(logs.body.error.message, /docker|sock|ENOENT|ECONNREFUSED/i)
+      assert.ok(logs.body.error.requestId)
+      assert.equal((await user('GET', `/v1/deployments/${served}`)).status, 200)
       assert.equal((await rowOf(running)).status, 'running', 'an unreachable engine is not a failure')
       assert.equal((await eventsOf(running, 'degraded')).length, 1, 'degraded is said once per outage')
       assert.equal((await eventsOf(running, 'failed')).length, 0)

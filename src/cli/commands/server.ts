@@ -1,8 +1,8 @@
 import { type Command, InvalidArgumentError } from 'commander'
 import type { Action } from './context.ts'
 
-// `serve` and `migrate` run the control plane in this process. src/main.ts is imported only here,
-// when asked, so client commands never load the server.
+// `serve` and `migrate` run the control plane in this process. cli/serve-entry.ts is imported only
+// here, when asked, so client commands never load the server.
 
 interface ServerOptions {
   config?: string
@@ -42,7 +42,7 @@ export function registerServer(program: Command, action: Action): void {
     .option('--log-format <format>', 'auto (readable on a terminal, else JSON), json or pretty')
     .action(
       action(async (_ctx, opts: ServerOptions) => {
-        const { serve } = await import('../../main.ts')
+        const { serve } = await import('../serve-entry.ts')
         return serve({ configFile: opts.config, flags: serverFlags(opts) })
       }),
     )
@@ -56,7 +56,7 @@ export function registerServer(program: Command, action: Action): void {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(
       action(async (_ctx, opts: ServerOptions) => {
-        const { migrate } = await import('../../main.ts')
+        const { migrate } = await import('../serve-entry.ts')
         return migrate({ configFile: opts.config, flags: serverFlags(opts) })
       }),
     )

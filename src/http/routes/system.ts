@@ -16,6 +16,7 @@ const health = createRoute({
   method: 'get',
   path: '/health',
   tags: ['system'],
+  security: [],
   responses: {
     200: {
       description: 'Health of berth, its database and its providers',

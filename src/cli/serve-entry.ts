@@ -1,13 +1,14 @@
-import { createLogger, startBerth } from './app.ts'
-import { exitCodeOf, exitCodes } from './cli/exit-codes.ts'
-import { loadConfig } from './config/load.ts'
-import type { Config } from './config/schema.ts'
-import { openDatabase } from './db/client.ts'
-import { runMigrations } from './db/migrate.ts'
+import { createLogger, startBerth } from '../app.ts'
+import { loadConfig } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
+import { openDatabase } from '../db/client.ts'
+import { runMigrations } from '../db/migrate.ts'
+import { exitCodeOf, exitCodes } from './exit-codes.ts'
 
-// Process entries for `berth serve` and `berth migrate`. They resolve with an exit code from
-// cli/exit-codes.ts: 0 ok, 2 invalid configuration (a bad file, value or provider choice), 1 any
-// other failure to start.
+// The process entries of `berth serve` and `berth migrate`: the control plane runs in this
+// process. Loaded only when one of them is asked for, so client commands never load the server.
+// They resolve with an exit code: 0 ok, 2 invalid configuration (a bad file, value or provider
+// choice), 1 any other failure to start.
 
 export interface EntryOptions {
   configFile?: string

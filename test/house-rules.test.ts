@@ -3,22 +3,27 @@ import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { describe, it } from 'node:test'
 
-// Modules of src/ import each other in one direction only: no file reaches itself again through
-// its imports. A circle makes the order of module initialisation depend on which file is loaded
-// first, and ties modules that should change alone. Type-only imports count too: they tie the
-// modules' designs together just the same.
+// Rules of the house for src/, checked on every run:
+// - Modules import each other in one direction only: no file reaches itself again through its
+//   imports. A circle makes the order of module initialisation depend on which file is loaded
+//   first, and ties modules that should change alone. Type-only imports count too: they tie the
+//   modules' designs together just the same.
+// - No file is over 400 lines: a file past that is a module waiting to be split.
+
+const MAX_LINES = 400
 
 const srcDir = resolve(import.meta.dirname, '..', 'src')
 
-function sourceFiles(dir: string): string[] {
+function typescriptFiles(dir: string): string[] {
   const out: string[] = []
   for (const entry of readdirSync(dir)) {
     const path = join(dir, entry)
-    if (statSync(path).isDirectory()) out.push(...sourceFiles(path))
-    else if (entry.endsWith('.ts') && !entry.endsWith('.test.ts')) out.push(path)
+    if (statSync(path).isDirectory()) out.push(...typescriptFiles(path))
+    else if (entry.endsWith('.ts')) out.push(path)
   }
   return out
 }
+const sourceFiles = (dir: string) => typescriptFiles(dir).filter((f) => !f.endsWith('.test.ts'))
 
 /** Relative imports of a file: static imports, re-exports and import() with a literal path. */
 export function importsOf(text: string): string[] {
@@ -64,7 +69,7 @@ export function findCircles(graph: Map<string, string[]>): string[][] {
   return circles
 }
 
-describe('import circles', () => {
+describe('house rules', () => {
   it('finds a circle when there is one, and none in a line', () => {
     const circle = new Map([
       ['a', ['b']],
@@ -91,7 +96,7 @@ describe('import circles', () => {
     )
   })
 
-  it('has none in src/', () => {
+  it('has no import circle in src/', () => {
     const files = sourceFiles(srcDir)
     const graph = new Map<string, string[]>()
     for (const file of files) {
@@ -101,5 +106,15 @@ describe('import circles', () => {
     }
     const circles = findCircles(graph).map((c) => c.map((f) => relative(srcDir, f)))
     assert.deepEqual(circles, [], `import circles:\n${circles.map((c) => c.join(' → ')).join('\n')}`)
+  })
+
+  it('has no file in src/ over 400 lines', () => {
+    const long = typescriptFiles(srcDir)
+      .map((file) => ({
+        file: relative(srcDir, file),
+        lines: readFileSync(file, 'utf8').split('\n').length - 1,
+      }))
+      .filter(({ lines }) => lines > MAX_LINES)
+    assert.deepEqual(long, [])
   })
 })

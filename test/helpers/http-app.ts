@@ -20,14 +20,14 @@ export interface Reply<T = any> {
   body: T
 }
 
-export interface NftApp {
+export interface TestApp {
   nft: Nft
   /** Creates an account for the wallet and returns a caller acting with one of its API keys. */
   user(address: string): Promise<(method: string, path: string, body?: unknown) => Promise<Reply>>
   metricsText(): Promise<string>
 }
 
-export async function createNftApp(database: Database, stack: Stack): Promise<NftApp> {
+export async function createTestApp(database: Database, stack: Stack): Promise<TestApp> {
   const logger = pino({ level: 'silent' })
   const nft = await createNft({
     database,
@@ -86,7 +86,8 @@ export async function createNftApp(database: Database, stack: Stack): Promise<Nf
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         })
         const text = await res.text()
-        return { status: res.status, body: text ? JSON.parse(text) : undefined }
+        const isJson = (res.headers.get('content-type') ?? '').includes('json')
+        return { status: res.status, body: isJson && text ? JSON.parse(text) : text || undefined }
       }
     },
     async metricsText() {
