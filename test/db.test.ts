@@ -53,16 +53,26 @@ for (const kind of databaseKinds) {
           )
         await insert({})
         await insert({ status: 'stopped', desired: 'stopped', stopReason: 'out_of_funds' })
-        const refused = async (fields: Parameters<typeof insert>[0], constraint: string) =>
-          assert.rejects(insert(fields), (error: unknown) => {
+        const rejectsNaming = (write: Promise<unknown>, constraint: string) =>
+          assert.rejects(write, (error: unknown) => {
             const text = `${(error as Error).message} ${String((error as { cause?: Error }).cause?.message)}`
             assert.match(text, new RegExp(constraint))
             return true
           })
+        const refused = (fields: Parameters<typeof insert>[0], constraint: string) =>
+          rejectsNaming(insert(fields), constraint)
         await refused({ status: 'up' }, 'deployments_status_check')
         await refused({ desired: 'paused' }, 'deployments_desired_state_check')
         await refused({ stage: 'downloading' }, 'deployments_stage_check')
         await refused({ stopReason: 'bored' }, 'deployments_stop_reason_check')
+        const event = (status: string | null, stage: string | null) =>
+          database.db.execute(
+            sql`insert into deployment_events (deployment_id, seq, type, status, stage)
+                values (gen_random_uuid(), 1, 'progress', ${status}, ${stage})`,
+          )
+        await event(null, 'pulling')
+        await rejectsNaming(event('up', null), 'deployment_events_status_check')
+        await rejectsNaming(event(null, 'downloading'), 'deployment_events_stage_check')
       } finally {
         await database.dispose()
       }

@@ -21,7 +21,10 @@ describe('berth serve at start (e2e)', () => {
   const serve = (args: string[], env: Record<string, string> = {}) =>
     runCli('http://127.0.0.1:1', ['serve', '--port', '0', '--data-dir', join(dir, 'data'), ...args], env)
 
-  it('exits 2 for a config file it cannot parse, naming the file', async () => {
+  // A server that accepted what it should refuse would run on: each case is bounded.
+  const bounded = { timeout: 90_000 }
+
+  it('exits 2 for a config file it cannot parse, naming the file', bounded, async () => {
     const file = join(dir, 'broken.yaml')
     writeFileSync(file, 'port: [8080\nreconciler: {')
     const result = await serve(['--config', file])
@@ -29,7 +32,7 @@ describe('berth serve at start (e2e)', () => {
     assert.match(result.stderr, /cannot parse config file .*broken\.yaml/)
   })
 
-  it('exits 2 for a config file with a bad value, naming the key', async () => {
+  it('exits 2 for a config file with a bad value, naming the key', bounded, async () => {
     const file = join(dir, 'bad-value.yaml')
     writeFileSync(file, 'reconciler:\n  leaseSeconds: forever\n')
     const result = await serve(['--config', file])
@@ -37,13 +40,13 @@ describe('berth serve at start (e2e)', () => {
     assert.match(result.stderr, /reconciler\.leaseSeconds/)
   })
 
-  it('exits 2 for a config file that is not there', async () => {
+  it('exits 2 for a config file that is not there', bounded, async () => {
     const result = await serve(['--config', join(dir, 'missing.yaml')])
     assert.equal(result.code, 2, result.stderr)
     assert.match(result.stderr, /cannot read config file/)
   })
 
-  it('exits 2 when the default provider it names is not enabled', async () => {
+  it('exits 2 when the default provider it names is not enabled', bounded, async () => {
     const result = await serve([], {
       BERTH_PROVIDERS__DEFAULT: 'docker',
       BERTH_PROVIDERS__DOCKER__ENABLED: 'false',
@@ -53,34 +56,38 @@ describe('berth serve at start (e2e)', () => {
   })
 
   for (const format of ['json', 'pretty'] as const) {
-    it(`logs ${format === 'json' ? 'JSON lines' : 'one readable line per entry'} with --log-format ${format}, and stops cleanly`, async () => {
-      const child = spawn(
-        process.execPath,
-        [berthBin, 'serve', '--port', '0', '--data-dir', join(dir, 'data'), '--log-format', format],
-        {
-          cwd: repoRoot,
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      )
-      let stdout = ''
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString()
-      })
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-      try {
-        await waitFor('berth is listening', async () => stdout.includes('berth is listening'), 60_000)
-      } finally {
-        child.kill('SIGTERM')
-      }
-      assert.equal(await exited, 0)
-      const listening = stdout.split('\n').find((line) => line.includes('berth is listening'))!
-      if (format === 'json') {
-        assert.equal(JSON.parse(listening).msg, 'berth is listening')
-      } else {
-        assert.throws(() => JSON.parse(listening))
-        assert.match(listening, /INFO.*berth is listening/)
-      }
-    })
+    it(
+      `logs ${format === 'json' ? 'JSON lines' : 'one readable line per entry'} with --log-format ${format}, and stops cleanly`,
+      bounded,
+      async () => {
+        const child = spawn(
+          process.execPath,
+          [berthBin, 'serve', '--port', '0', '--data-dir', join(dir, 'data'), '--log-format', format],
+          {
+            cwd: repoRoot,
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        )
+        let stdout = ''
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString()
+        })
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+        try {
+          await waitFor('berth is listening', async () => stdout.includes('berth is listening'), 60_000)
+        } finally {
+          child.kill('SIGTERM')
+        }
+        assert.equal(await exited, 0)
+        const listening = stdout.split('\n').find((line) => line.includes('berth is listening'))!
+        if (format === 'json') {
+          assert.equal(JSON.parse(listening).msg, 'berth is listening')
+        } else {
+          assert.throws(() => JSON.parse(listening))
+          assert.match(listening, /INFO.*berth is listening/)
+        }
+      },
+    )
   }
 })

@@ -17,7 +17,7 @@ import { registerList } from './commands/list.ts'
 import { registerPay } from './commands/pay.ts'
 import { registerServer } from './commands/server.ts'
 import { exitCodeOf, exitCodes } from './exit-codes.ts'
-import { ApiError, ConnectionError } from './http-client.ts'
+import { ApiError } from './http-client.ts'
 
 // `berth`: parses arguments, runs one command, and turns every outcome into an exit code. Never
 // throws and never calls process.exit: bin/berth.js sets process.exitCode from the result.
@@ -117,6 +117,5 @@ function errorBody(error: unknown): unknown {
       },
     }
   }
-  if (error instanceof ConnectionError) return { error: { code: 'unreachable', message: error.message } }
   return { error: { code: 'internal', message: (error as Error)?.message ?? String(error) } }
 }

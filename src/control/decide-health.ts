@@ -13,7 +13,7 @@ import { assessHealth, ladderDelaySeconds, nextLookWhenHealthyMs } from './healt
  * intervalSeconds, so it turns running as soon as it answers. It still gets the same time before
  * it counts as unhealthy: the failure threshold grows by the same factor.
  */
-export const STARTING_PROBE_MS = 100
+const STARTING_PROBE_MS = 100
 
 export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings: DecideSettings): Decision {
   const health = settings.health

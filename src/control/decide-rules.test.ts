@@ -2,17 +2,20 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   drive,
+  healthy,
   instance,
   minutesAgo,
   NOW,
   observedOf,
   rowOf,
+  settings,
   unjudged,
   type World,
   withCheck,
 } from '../../test/helpers/decide-world.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
 import { canTransition, desiredStates, type Status, statuses } from '../domain/lifecycle.ts'
+import { decide } from './decide.ts'
 
 // decide()'s rules beyond the table: what its writes record, and that no combination of status,
 // desired state, counters and world makes it take a move the state machine refuses.
@@ -60,6 +63,40 @@ describe('decide: what it records, and what it never does', () => {
     assert.deepEqual(started.change.patch?.runningSince, NOW)
   })
 
+  it('clears what a start leaves behind, and keeps what an apply found', () => {
+    const fromStopped = decide(
+      rowOf({ status: 'stopped', stopReason: 'user', error: 'old' }),
+      { funding: { admitted: true } },
+      NOW,
+      settings,
+    )
+    assert.ok(fromStopped.kind === 'apply')
+    assert.deepEqual(fromStopped.start.patch, { deployStartedAt: NOW, stopReason: null, error: null })
+    // What the move to `deploying` sets travels with the apply, written with its first write.
+    const started = decide(
+      rowOf({ status: 'failed', restartGeneration: 2, appliedRestartGeneration: 1, restartCount: 2 }),
+      { funding: { admitted: true } },
+      NOW,
+      settings,
+    )
+    assert.ok(started.kind === 'apply')
+    assert.deepEqual(started.start.patch, {
+      deployStartedAt: NOW,
+      error: null,
+      stopReason: null,
+      restartCount: 0,
+      restartWindowStartedAt: null,
+    })
+    const endpoints = [{ containerPort: 80, protocol: 'tcp' as const, url: 'http://127.0.0.1:19000' }]
+    const applied = drive(rowOf({ status: 'scheduled', restartGeneration: 3 }), {
+      applied: { ...healthy, endpoints },
+    }).decision
+    assert.ok(applied.kind === 'write')
+    assert.deepEqual(applied.change.patch?.endpoints, endpoints)
+    assert.equal(applied.change.patch?.appliedRestartGeneration, 3)
+    assert.equal(applied.change.patch?.status, 'running')
+  })
+
   it('never takes a move the state machine refuses, for any status, desired state and world', () => {
     const worlds: World[] = [
       {},
@@ -96,6 +133,10 @@ describe('decide: what it records, and what it never does', () => {
               assert.ok(canTransition(at, next), `${status}/${desiredState}: ${at} → ${next}`)
               at = next
             }
+            // The row's new status is the last one its events record: none changes unrecorded.
+            const written = decision.change.patch?.status
+            if (written !== undefined) assert.equal(written, path.at(-1), `${status}/${desiredState}`)
+            else assert.equal(path.filter((p) => !start.includes(p)).length, 0)
           }
         }
       }

@@ -218,6 +218,12 @@ describe('decide', () => {
       'observe+probe | - | = | 100',
     ],
     [
+      'starting, restart asked',
+      rowOf({ status: 'starting', restartGeneration: 1 }),
+      {},
+      '- | restart | = | now',
+    ],
+    [
       'unhealthy, but a restart asked',
       rowOf({ status: 'unhealthy', restartGeneration: 1 }),
       {},

@@ -4,8 +4,7 @@ import type { Status } from '../domain/lifecycle.ts'
 import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { EventInput } from '../events/event-log.ts'
 import type { Observed } from '../providers/provider.ts'
-import type { FencedChange } from './leases.ts'
-import { type Move, moveChange } from './moves.ts'
+import { type FencedChange, type Move, moveChange } from './moves.ts'
 
 // The vocabulary of the reconciler's pure decision (decide.ts): what it is told (facts, settings)
 // and what it answers (a decision the executor in step.ts carries out).

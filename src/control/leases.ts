@@ -1,32 +1,16 @@
 import { and, eq, gt, sql } from 'drizzle-orm'
 import type { Database } from '../db/client.ts'
-import {
-  columnByKey,
-  columnsOf,
-  type DeploymentPatch,
-  type DeploymentRow,
-  type Fence,
-  fromDriver,
-} from '../db/deployment-rows.ts'
+import { columnByKey, columnsOf, type DeploymentRow, type Fence, fromDriver } from '../db/deployment-rows.ts'
 import { deployments } from '../db/schema/index.ts'
 import { LeaseLostError } from '../domain/errors.ts'
 import type { EventBus } from '../events/bus.ts'
-import type { EventInput } from '../events/event-log.ts'
+import type { FencedChange } from './moves.ts'
 
 // The reconciler's side of the deployments table: claiming due rows under a lease, and writes
 // fenced by that lease. These are the hottest statements in berth, so they are plain SQL run on
 // the driver, not built through drizzle on every call.
 
 const NEVER = new Date('9999-12-31T00:00:00Z')
-
-export interface FencedChange {
-  patch?: DeploymentPatch
-  events?: EventInput[]
-  /** When to look next: in this many ms (0: at once), or null for never (until something makes it due). */
-  nextInMs?: number | null
-  /** Keep holding the lease after the write (the worker goes straight on to the next step). */
-  keepLease?: boolean
-}
 
 export interface FencedWrites {
   /** Fenced write by the lease holder: refused with LeaseLostError once the lease has passed. */

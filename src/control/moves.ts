@@ -1,11 +1,20 @@
 import type { DeploymentPatch } from '../db/deployment-rows.ts'
 import { assertTransition, type ProgressStage, type Status, stagePercent } from '../domain/lifecycle.ts'
 import type { EventInput } from '../events/event-log.ts'
-import type { FencedChange } from './leases.ts'
 
 // How a status move becomes one fenced write: the new status and stage on the row, and one event
 // per status passed through, each transition checked against the state machine. Pure: a refused
 // transition throws TransitionRefusedError before anything is written.
+
+/** One fenced write of a reconcile step (leases.ts carries it out). */
+export interface FencedChange {
+  patch?: DeploymentPatch
+  events?: EventInput[]
+  /** When to look next: in this many ms (0: at once), or null for never (until something makes it due). */
+  nextInMs?: number | null
+  /** Keep holding the lease after the write (the worker goes straight on to the next step). */
+  keepLease?: boolean
+}
 
 /** A status passed through on the way to another, needing no provider work of its own. */
 export interface Passage {

@@ -6,12 +6,13 @@ import { LeaseLostError } from '../domain/errors.ts'
 import { type DesiredState, TransitionRefusedError } from '../domain/lifecycle.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { type Provider, ProviderError } from '../providers/provider.ts'
-import { applyWithProgress } from './apply-progress.ts'
+import { type AppliedWithProgress, applyWithProgress } from './apply-progress.ts'
 import { decide } from './decide.ts'
 import { decideAfterFailure, type StepFailure } from './decide-failure.ts'
 import type { Decision, DeployStart, Facts } from './decision.ts'
 import { DeployCancelledError } from './deploy-cancelled.ts'
-import type { FencedChange, FencedWrites } from './leases.ts'
+import type { FencedWrites } from './leases.ts'
+import type { FencedChange } from './moves.ts'
 import { probeInstances } from './probe.ts'
 
 // One reconcile step, the effects around the pure decision: ask decide() what to do, gather the
@@ -39,7 +40,6 @@ export interface StepDeps {
   /** Subscribes to changes of a deployment's desired state (stop, start, restart, delete). */
   onIntent(deploymentId: string, fn: () => void): () => void
   now: () => Date
-  random?: () => number
 }
 
 /** Takes one step. Resolves with the row as written, or null when the lease is lost or berth is stopping. */
@@ -50,6 +50,7 @@ export async function executeStep(
 ): Promise<DeploymentRow | null> {
   // The row as this step last wrote it: a failure is recorded against the status it left.
   let latest = row
+  const cancel = watchForCancel(row, deps)
   try {
     if (!deps.provider) {
       throw new ProviderError('permanent', `provider "${row.provider}" is not configured`)
@@ -73,7 +74,7 @@ export async function executeStep(
           facts.probe = { failed: await probeInstances(decision.of, decision.check) }
           continue
         case 'apply': {
-          const applied = await applyCancellable(row, fence, decision.start, provider, deps)
+          const applied = await applyCancellable(row, fence, decision.start, provider, cancel.signal, deps)
           latest = applied.latest
           if (!applied.ok) throw applied.error
           unwritten = applied.unwritten
@@ -101,51 +102,62 @@ export async function executeStep(
     }
   } catch (error) {
     return recordFailure(latest, fence, error, deps)
+  } finally {
+    cancel.dispose()
   }
 }
 
 /**
- * The apply, cancelled when the desired state stops being `running` meanwhile (a user's stop, an
- * NFT changing hands): the provider's work is abandoned and the next step stops or deletes what
- * it created. Also cancelled when the reconciler shuts down.
+ * A signal for the whole step that aborts when berth shuts down, or when the desired state stops
+ * being `running` meanwhile (a user's stop, an NFT changing hands: DeployCancelledError).
+ */
+function watchForCancel(row: DeploymentRow, deps: StepDeps) {
+  const cancel = new AbortController()
+  setMaxListeners(0, cancel.signal)
+  const relayShutdown = () => cancel.abort(deps.shutdown.reason)
+  if (deps.shutdown.aborted) relayShutdown()
+  deps.shutdown.addEventListener('abort', relayShutdown, { once: true })
+  const unwatch =
+    row.desiredState === 'running'
+      ? deps.onIntent(row.id, () => {
+          if (cancel.signal.aborted) return
+          void deps.store.desiredStateOf(row.id).then(
+            (desired) => {
+              if (desired !== 'running') cancel.abort(new DeployCancelledError(desired))
+            },
+            () => {},
+          )
+        })
+      : () => {}
+  return {
+    signal: cancel.signal,
+    dispose() {
+      unwatch()
+      deps.shutdown.removeEventListener('abort', relayShutdown)
+    },
+  }
+}
+
+/**
+ * The apply, abandoned when the step is cancelled (see watchForCancel): the next step stops or
+ * deletes whatever it created. A deploy cancelled before it began is not begun.
  */
 async function applyCancellable(
   row: DeploymentRow,
   fence: Fence,
   start: DeployStart,
   provider: Provider,
+  signal: AbortSignal,
   deps: StepDeps,
-) {
-  const cancel = new AbortController()
-  setMaxListeners(0, cancel.signal)
-  const relayShutdown = () => cancel.abort(deps.shutdown.reason)
-  deps.shutdown.addEventListener('abort', relayShutdown, { once: true })
-  const unwatch = deps.onIntent(row.id, () => {
-    if (cancel.signal.aborted) return
-    void deps.store.desiredStateOf(row.id).then(
-      (desired) => {
-        if (desired !== 'running') cancel.abort(new DeployCancelledError(desired))
-      },
-      () => {},
-    )
-  })
-  try {
-    const applied = await applyWithProgress(row, fence, start, {
-      store: deps.store,
-      provider,
-      signal: cancel.signal,
-    })
-    // Whatever the provider threw on the way out (or even if it finished), the deploy is abandoned:
-    // a deployment no longer meant to run never becomes `running`.
-    const cancelled = cancel.signal.reason
-    if (cancelled instanceof DeployCancelledError) {
-      return { ok: false as const, error: cancelled, latest: applied.latest }
-    }
-    return applied
-  } finally {
-    unwatch()
-    deps.shutdown.removeEventListener('abort', relayShutdown)
+): Promise<AppliedWithProgress> {
+  if (signal.reason instanceof DeployCancelledError) return { ok: false, error: signal.reason, latest: row }
+  const applied = await applyWithProgress(row, fence, start, { store: deps.store, provider, signal })
+  // Whatever the provider threw on the way out (or even if it finished), the deploy is abandoned:
+  // a deployment no longer meant to run never becomes `running`.
+  if (signal.reason instanceof DeployCancelledError) {
+    return { ok: false, error: signal.reason, latest: applied.latest }
   }
+  return applied
 }
 
 async function recordFailure(
@@ -173,7 +185,7 @@ async function recordFailure(
   } else if (failure.kind !== 'cancelled') {
     logger.warn({ deploymentId: row.id, err: error }, 'reconcile step failed')
   }
-  const change = decideAfterFailure(row, failure, deps.config.reconciler, (deps.random ?? Math.random)())
+  const change = decideAfterFailure(row, failure, deps.config.reconciler, Math.random())
   try {
     return await deps.store.write(row, fence, change)
   } catch (writeError) {

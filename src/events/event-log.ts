@@ -1,6 +1,5 @@
 import { and, asc, eq, gt, sql } from 'drizzle-orm'
 import type { Database } from '../db/client.ts'
-import type { Fence } from '../db/deployment-rows.ts'
 import { deploymentEvents, deployments } from '../db/schema/index.ts'
 import { notFound } from '../domain/errors.ts'
 import type { ProgressStage, Status } from '../domain/lifecycle.ts'
@@ -29,10 +28,10 @@ export interface EventLog {
 }
 
 /**
- * The rows to insert for `events`, numbered up to `lastSeq` (the row's event_seq after the bump).
- * `writer` is the reconciler's lease when a reconcile step writes them; requests are `api`.
+ * The rows to insert for `events` written on a request's behalf (the reconciler inserts its own in
+ * its fenced statement, leases.ts), numbered up to `lastSeq`, the row's event_seq after the bump.
  */
-export function eventRowsOf(deploymentId: string, lastSeq: number, events: EventInput[], writer?: Fence) {
+export function eventRowsOf(deploymentId: string, lastSeq: number, events: EventInput[]) {
   return events.map((e, i) => ({
     deploymentId,
     seq: lastSeq - events.length + i + 1,
@@ -42,8 +41,8 @@ export function eventRowsOf(deploymentId: string, lastSeq: number, events: Event
     percent: e.percent ?? null,
     message: e.message ?? null,
     data: e.data ?? null,
-    actor: writer?.owner ?? 'api',
-    leaseToken: writer?.token ?? null,
+    actor: 'api',
+    leaseToken: null,
   }))
 }
 

@@ -92,7 +92,7 @@ export function createHttpApp(deps: HttpDeps) {
       )
     }
     const shown = toBerthError(error)
-    if (hidesDetail(shown, error)) {
+    if (shown.code === 'internal' || hidesDetail(shown, error)) {
       deps.logger.error({ err: error, requestId: c.get('requestId'), code: shown.code }, 'request failed')
     }
     return errorResponse(c, shown)
