@@ -39,6 +39,7 @@ before(async () => {
     configFile,
     JSON.stringify({
       networks: [chain.network({ confirmations: CONFIRMATIONS, pollIntervalMs: 100 })],
+      outbound: { allow: [new URL(metadata.url).host] },
       nftCollections: [
         {
           chainId: chain.anvil.chainId,

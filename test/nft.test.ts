@@ -53,6 +53,8 @@ for (const [k, kind] of databaseKinds.entries()) {
       stack = await createStack(database, {
         flags: {
           networks: [chain.network({ confirmations: CONFIRMATIONS })],
+          // The token metadata server is on loopback: the guarded client reaches it only when allowed.
+          outbound: { allow: [new URL(metadata.url).host] },
           nftCollections: [
             {
               chainId: chain.anvil.chainId,
@@ -461,7 +463,8 @@ for (const [k, kind] of databaseKinds.entries()) {
         [200, 'not json', 400, /not valid JSON/],
         [200, JSON.stringify([1, 2]), 400, /not a JSON object/],
         [200, JSON.stringify({ name: 'x'.repeat(300 * 1024) }), 400, /larger than/],
-        [500, '{}', 503, /answered 500/],
+        // The host's own answer is not told (it could be anybody's): the same words as no answer.
+        [500, '{}', 503, /^token metadata could not be fetched$/],
       ]
       for (const [status, body, expected, pattern] of cases) {
         const id = tokenId()
@@ -471,6 +474,23 @@ for (const [k, kind] of databaseKinds.entries()) {
         const res = await b('POST', `/v1/nfts/${chain.anvil.chainId}/${chain.nft721}/${id}/deploy`)
         assert.equal(res.status, expected, `${body.slice(0, 40)} → ${JSON.stringify(res.body).slice(0, 200)}`)
         assert.match(res.body.error.message, pattern)
+      }
+      // A token whose metadata points inside (here: a loopback port berth is not allowed to reach)
+      // is refused with the same words, and the inside host is never asked.
+      const inside = await startMetadataServer()
+      try {
+        await chain.setBaseURI(`${inside.url}/meta/`)
+        const id = tokenId()
+        await chain.mint721(B, id)
+        await mine(chain.anvil, CONFIRMATIONS)
+        inside.set(`/meta/${id}`, 200, JSON.stringify({ name: 'secret' }))
+        const res = await b('POST', `/v1/nfts/${chain.anvil.chainId}/${chain.nft721}/${id}/deploy`)
+        assert.equal(res.status, 503)
+        assert.equal(res.body.error.message, 'token metadata could not be fetched')
+        assert.equal(inside.requests(), 0)
+      } finally {
+        await chain.setBaseURI(`${metadata.url}/meta/`)
+        await inside.stop()
       }
       for (const path of [
         `/v1/nfts/0/${chain.nft721}/1/deploy`,

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { invalidAllowEntries } from '../outbound/address-policy.ts'
 import { nftCollectionsSchema, nftSchema } from './nft-schema.ts'
 import { networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
 import { bool, int } from './zod-helpers.ts'
@@ -147,6 +148,31 @@ export const configSchema = z
             path: ['portRangeEnd'],
           })
           .prefault({}),
+      })
+      .prefault({}),
+    outbound: z
+      .strictObject({
+        /**
+         * CIDs and host[:port] that requests to user-influenced URLs may reach although they are
+         * not public (a local IPFS gateway, a test receiver); env: comma-separated.
+         */
+        allow: z
+          .preprocess(
+            (v) =>
+              typeof v === 'string'
+                ? v
+                    .split(',')
+                    .map((x) => x.trim())
+                    .filter(Boolean)
+                : v,
+            z.array(z.string().min(1).max(256)).max(256),
+          )
+          .default([])
+          .superRefine((entries, ctx) => {
+            for (const entry of invalidAllowEntries(entries)) {
+              ctx.addIssue({ code: 'custom', message: `not a CIDR or host[:port]: ${entry}` })
+            }
+          }),
       })
       .prefault({}),
     payments: paymentsSchema,

@@ -3,14 +3,18 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { BerthError } from '../domain/errors.ts'
+import { createOutboundClient } from '../outbound/guarded-client.ts'
 import { fetchMetadata, fillPlaceholders, needsMetadata, resolveUri, substituteId } from './metadata.ts'
 
 // Token metadata: URI forms, the size and time limits, validation, and template placeholders.
-// HTTP and the IPFS gateway are served by a loopback server of this test's own.
+// HTTP and the IPFS gateway are served by a loopback server of this test's own, which the guarded
+// outbound client reaches because the test allows exactly its address and port.
+
+const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 
 let base: string
 const server = createServer((req, res) => {
-  if (req.url === '/ipfs/bafy123/7.json') return res.end(JSON.stringify({ name: 'from ipfs' }))
+  if (req.url === `/ipfs/${CID}/7.json`) return res.end(JSON.stringify({ name: 'from ipfs' }))
   if (req.url === '/chunked-big') {
     // No content-length: the limit must hold while reading.
     res.writeHead(200, { 'content-type': 'application/json' })
@@ -30,7 +34,11 @@ after(() => {
   server.close()
 })
 
-const options = () => ({ ipfsGateway: `${base}/ipfs/`, timeoutMs: 300, maxBytes: 8 * 1024 })
+const options = () => ({
+  ipfsGateway: `${base}/ipfs/`,
+  maxBytes: 8 * 1024,
+  client: createOutboundClient({ allow: [new URL(base).host], timeoutMs: 300, maxBytes: 8 * 1024 }),
+})
 const failsWith = async (uri: string, code: string, pattern: RegExp) => {
   await assert.rejects(fetchMetadata(uri, options()), (error: unknown) => {
     assert.ok(error instanceof BerthError)
@@ -58,14 +66,30 @@ describe('token metadata', () => {
     assert.deepEqual(await fetchMetadata(`data:application/json;utf8,${json}`, options()), JSON.parse(json))
   })
 
-  test('ipfs:// goes through the configured gateway', async () => {
-    assert.deepEqual(resolveUri('ipfs://bafy123/7.json', 'https://gw.example/ipfs/'), {
-      url: 'https://gw.example/ipfs/bafy123/7.json',
+  test('ipfs:// goes through the configured gateway, from a valid CID and a plain path only', async () => {
+    assert.deepEqual(resolveUri(`ipfs://${CID}/7.json`, 'https://gw.example/ipfs/'), {
+      url: `https://gw.example/ipfs/${CID}/7.json`,
     })
-    assert.deepEqual(resolveUri('ipfs://ipfs/bafy123/7.json', 'https://gw.example/ipfs'), {
-      url: 'https://gw.example/ipfs/bafy123/7.json',
+    assert.deepEqual(resolveUri(`ipfs://ipfs/${CID}/a%20b/7.json`, 'https://gw.example/ipfs'), {
+      url: `https://gw.example/ipfs/${CID}/a%20b/7.json`,
     })
-    assert.deepEqual(await fetchMetadata('ipfs://bafy123/7.json', options()), { name: 'from ipfs' })
+    const v0 = 'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG'
+    assert.deepEqual(resolveUri(`ipfs://${v0}`, 'https://gw.example/ipfs/'), {
+      url: `https://gw.example/ipfs/${v0}`,
+    })
+    for (const uri of [
+      'ipfs://bafy123/7.json',
+      'ipfs://evil.example/x',
+      `ipfs://${CID}/../../admin`,
+      `ipfs://${CID}/%2e%2e/%2E%2e/admin`,
+      `ipfs://${CID}/a%2fb`,
+      `ipfs://${CID}/7.json?x=1`,
+      `ipfs://${CID}/7.json#frag`,
+      `ipfs://${CID}@evil.example/`,
+    ]) {
+      assert.throws(() => resolveUri(uri, 'https://gw.example/ipfs/'), /bad ipfs URI/, uri)
+    }
+    assert.deepEqual(await fetchMetadata(`ipfs://${CID}/7.json`, options()), { name: 'from ipfs' })
   })
 
   test('bad metadata is refused with a message naming the problem', async () => {
@@ -84,7 +108,8 @@ describe('token metadata', () => {
   test('size and time limits hold over HTTP', async () => {
     await failsWith(`${base}/chunked-big`, 'invalid_input', /larger than 8192 bytes/)
     await failsWith(`${base}/silent`, 'provider_unavailable', /could not be fetched/)
-    await failsWith(`${base}/missing`, 'provider_unavailable', /answered 404/)
+    // Whatever the host answered is not told: the same words as for one that never answered.
+    await failsWith(`${base}/missing`, 'provider_unavailable', /^token metadata could not be fetched$/)
   })
 
   test('placeholders fill from the token; a missing trait is empty', () => {

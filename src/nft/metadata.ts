@@ -1,13 +1,16 @@
 import { z } from 'zod'
 import { BerthError, describeIssues, invalidInput, summarizeIssues } from '../domain/errors.ts'
+import type { OutboundClient } from '../outbound/guarded-client.ts'
 
 // Token metadata (the JSON a tokenURI / uri points at), fetched from http(s), from ipfs:// through
 // the configured gateway, or decoded from a data: URI; bounded in size and time, and checked
-// before any of it reaches a deployment's environment.
+// before any of it reaches a deployment's environment. A token's URI is whatever its contract
+// says, so it is fetched only through the guarded outbound client (no internal addresses).
 
 export interface MetadataOptions {
   ipfsGateway: string
-  timeoutMs: number
+  /** The guarded outbound client, bounded in time and to `maxBytes`. */
+  client: OutboundClient
   maxBytes: number
 }
 
@@ -34,13 +37,42 @@ export function substituteId(uri: string, tokenId: string): string {
 /** The URL to fetch for a token URI, or the decoded body of a data: URI. */
 export function resolveUri(uri: string, gateway: string): { url: string } | { body: string } {
   if (uri.startsWith('data:')) return { body: decodeDataUri(uri) }
-  if (uri.startsWith('ipfs://')) {
-    const path = uri.slice('ipfs://'.length).replace(/^ipfs\//, '')
-    if (!path || path.includes('..')) throw bad(`bad ipfs URI ${uri}`)
-    return { url: `${gateway.endsWith('/') ? gateway : `${gateway}/`}${path}` }
-  }
+  if (uri.startsWith('ipfs://')) return { url: gatewayUrl(uri, gateway) }
   if (/^https?:\/\//i.test(uri)) return { url: uri }
   throw bad(`unsupported URI scheme in ${uri.slice(0, 64)} (http, https, ipfs and data only)`)
+}
+
+/** A CID in the forms gateways take: CIDv0 (base58btc `Qm…`) or CIDv1 in base32, base58btc, base36 or base16. */
+const CID =
+  /^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{50,120}|z[1-9A-HJ-NP-Za-km-z]{40,100}|k[0-9a-z]{40,100}|f[0-9a-f]{40,160})$/
+/** A path segment: URL-safe characters and percent escapes only. */
+const SEGMENT = /^[A-Za-z0-9._~!$&'()*+,;=:@-]*(%[0-9A-Fa-f]{2}[A-Za-z0-9._~!$&'()*+,;=:@-]*)*$/
+
+/** A segment that stays a segment: not `.` or `..` even once decoded (URL parsers resolve `%2e%2e`). */
+function isPlainSegment(segment: string): boolean {
+  if (!SEGMENT.test(segment)) return false
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(segment)
+  } catch {
+    return false
+  }
+  return decoded !== '.' && decoded !== '..' && !/[/\\]/.test(decoded)
+}
+
+/**
+ * `ipfs://<cid>[/path]` as a path under the operator's gateway, from a validated CID and path only:
+ * nothing of the URI can name another host, a query or a way out of the gateway's /ipfs/ tree.
+ */
+function gatewayUrl(uri: string, gateway: string): string {
+  const [cid, ...segments] = uri
+    .slice('ipfs://'.length)
+    .replace(/^ipfs\//, '')
+    .split('/')
+  if (!cid || !CID.test(cid)) throw bad(`bad ipfs URI ${uri.slice(0, 128)}: not a CID`)
+  if (!segments.every(isPlainSegment)) throw bad(`bad ipfs URI ${uri.slice(0, 128)}: bad path`)
+  const base = gateway.endsWith('/') ? gateway : `${gateway}/`
+  return `${base}${[cid, ...segments].join('/')}`
 }
 
 function decodeDataUri(uri: string): string {
@@ -60,47 +92,12 @@ function decodeDataUri(uri: string): string {
 }
 
 async function fetchText(url: string, options: MetadataOptions): Promise<string> {
-  let response: Response
-  try {
-    response = await fetch(url, { signal: AbortSignal.timeout(options.timeoutMs), redirect: 'follow' })
-  } catch (cause) {
-    throw new BerthError(
-      'provider_unavailable',
-      `token metadata could not be fetched from ${new URL(url).origin}`,
-      {
-        cause,
-      },
-    )
+  const response = await options.client.fetch(url, { what: 'token metadata' })
+  // The answer's status is not told: it would say what the host is and how it answers.
+  if (response.status < 200 || response.status > 299) {
+    throw new BerthError('provider_unavailable', 'token metadata could not be fetched')
   }
-  if (!response.ok) {
-    await response.body?.cancel()
-    throw new BerthError('provider_unavailable', `token metadata answered ${response.status}`)
-  }
-  const declared = Number(response.headers.get('content-length') ?? '0')
-  if (declared > options.maxBytes) {
-    await response.body?.cancel()
-    throw bad(`larger than ${options.maxBytes} bytes`)
-  }
-  // Read with a running count: a missing or lying content-length cannot make us hold more.
-  const chunks: Uint8Array[] = []
-  let size = 0
-  const reader = response.body!.getReader()
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      size += value.byteLength
-      if (size > options.maxBytes) {
-        await reader.cancel()
-        throw bad(`larger than ${options.maxBytes} bytes`)
-      }
-      chunks.push(value)
-    }
-  } catch (error) {
-    if (error instanceof BerthError) throw error
-    throw new BerthError('provider_unavailable', 'token metadata could not be read in time', { cause: error })
-  }
-  return Buffer.concat(chunks).toString('utf8')
+  return response.body.toString('utf8')
 }
 
 /** Fetches and validates the metadata at `uri`. */

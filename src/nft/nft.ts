@@ -12,6 +12,7 @@ import { type DeploymentSpec, deploymentSpecSchema, type NftBinding } from '../d
 import type { EventBus } from '../events/bus.ts'
 import type { Account } from '../identity/accounts.ts'
 import type { Metrics } from '../metrics/registry.ts'
+import { createOutboundClient, type OutboundOptions } from '../outbound/guarded-client.ts'
 import { checkHolders } from './backstop.ts'
 import type { NftChains } from './chain.ts'
 import {
@@ -32,11 +33,13 @@ import type { AppliedChange } from './transfer.ts'
 export interface NftDeps {
   database: Database
   bus: EventBus
-  config: Pick<Config, 'networks' | 'nft' | 'nftCollections'>
+  config: Pick<Config, 'networks' | 'nft' | 'nftCollections' | 'outbound'>
   metrics: Pick<Metrics, 'registry' | 'chainCursorLag'>
   logger?: Logger
   /** For tests: RPC clients per network instead of ones built from rpcUrls. */
   chains?: NftChains
+  /** For tests: name resolution for token metadata URLs, instead of the system's. */
+  resolve?: OutboundOptions['resolve']
 }
 
 /** Without collections nothing can be bound (specs naming one are refused first), so no chain is read. */
@@ -70,6 +73,12 @@ export async function createNft(deps: NftDeps) {
     chains,
     collections,
     cacheSeconds: config.nft.ownershipCacheSeconds,
+  })
+  const metadataClient = createOutboundClient({
+    allow: config.outbound.allow,
+    timeoutMs: config.nft.metadataTimeoutMs,
+    maxBytes: config.nft.metadataMaxBytes,
+    ...(deps.resolve ? { resolve: deps.resolve } : {}),
   })
   const stops = new Counter({
     name: 'berth_nft_stops_total',
@@ -161,7 +170,7 @@ export async function createNft(deps: NftDeps) {
       const uri = full.standard === 'erc1155' ? substituteId(raw, full.tokenId) : raw
       metadata = await fetchMetadata(uri, {
         ipfsGateway: config.nft.ipfsGateway,
-        timeoutMs: config.nft.metadataTimeoutMs,
+        client: metadataClient,
         maxBytes: config.nft.metadataMaxBytes,
       })
     }

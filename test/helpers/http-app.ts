@@ -100,10 +100,14 @@ export async function createTestApp(database: Database, stack: Stack): Promise<T
 export async function startMetadataServer(): Promise<{
   url: string
   set(path: string, status: number, body: string): void
+  /** How many requests it has received. */
+  requests(): number
   stop(): Promise<void>
 }> {
   const answers = new Map<string, { status: number; body: string }>()
+  let received = 0
   const server: Server = createServer((req, res) => {
+    received++
     const answer = answers.get(req.url ?? '')
     res.writeHead(answer?.status ?? 404, { 'content-type': 'application/json' })
     res.end(answer?.body ?? '{}')
@@ -113,6 +117,7 @@ export async function startMetadataServer(): Promise<{
   return {
     url: `http://127.0.0.1:${port}`,
     set: (path, status, body) => answers.set(path, { status, body }),
+    requests: () => received,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   }
 }
