@@ -134,6 +134,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     const deployments = createDeployments({ store, events, bus, providers, nft })
     const { app, injectWebSocket } = createHttpApp({
       version: packageVersion(),
+      metricsToken: config.metrics.token,
       bodyLimitBytes: config.bodyLimitBytes,
       databaseKind: database.kind,
       pingDatabase: async () => {

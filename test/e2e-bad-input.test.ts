@@ -231,6 +231,11 @@ function deploymentCases(): Case[] {
     invalid('replicas 0', p, spec({ replicas: 0 }), /replicas/),
     invalid('replicas 101', p, spec({ replicas: 101 }), /replicas/),
     invalid('bad env name', p, spec({ env: { '1BAD': 'x' } }), /env/),
+    // PostgreSQL stores no NUL in text or jsonb: refused at the edge, naming where it is.
+    invalid('NUL in an env value', p, spec({ env: { A: 'x\u0000y' } }), /env\.A: NUL/),
+    invalid('NUL in an env name', p, spec({ env: { 'A\u0000B': 'x' } }), /NUL/),
+    invalid('NUL in a command argument', p, spec({ command: ['sh', '\u0000'] }), /command\.1: NUL/),
+    invalid('NUL in a label', p, spec({ labels: { team: 'a\u0000' } }), /labels\.team: NUL/),
     invalid('unknown provider', p, spec({ provider: 'nope' }), /provider/),
     invalid(
       'Idempotency-Key too long',
@@ -343,6 +348,7 @@ function apiKeyCases(): Case[] {
     invalid('key name is a number', p, { json: { name: 42 } }, /name/),
     invalid('key name missing', p, { json: {} }, /name/),
     invalid('key unknown field', p, { json: { name: 'x', scope: 'admin' } }, /scope/),
+    invalid('key name with NUL', p, { json: { name: 'a\u0000b' } }, /name: NUL/),
     invalid('key revoke malformed id', `${p}/not-a-uuid`, {}, /id/, 'DELETE'),
     {
       label: 'key revoke missing id',

@@ -75,9 +75,9 @@ async function buildApp(database: TestDatabase, jwksUrl: string, clock: { offset
   async function call(
     method: string,
     path: string,
-    options: { token?: string; body?: unknown } = {},
+    options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
   ): Promise<Reply> {
-    const headers: Record<string, string> = {}
+    const headers: Record<string, string> = { ...options.headers }
     if (options.token) headers.authorization = `Bearer ${options.token}`
     if (options.body !== undefined) headers['content-type'] = 'application/json'
     const res = await app.request(path, {
@@ -301,11 +301,22 @@ for (const kind of databaseKinds) {
         assertError(await app.call('GET', '/v1/auth/me', { token: forged }), 401, 'unauthorized', /signature/)
       })
 
-      it('accepts the token as the access_token query parameter', async () => {
+      it('takes the access_token query parameter only where a browser cannot send a header', async () => {
         const token = await app.signIn(newWallet())
-        const reply = await app.call('GET', `/v1/auth/me?access_token=${encodeURIComponent(token)}`)
-        assert.equal(reply.status, 200)
-        assert.equal(reply.body.kind, 'session')
+        const query = `access_token=${encodeURIComponent(token)}`
+        // An EventSource asks for text/event-stream; a WebSocket upgrade is on a /ws path.
+        const stream = await app.call('GET', `/v1/auth/me?${query}`, {
+          headers: { accept: 'text/event-stream' },
+        })
+        assert.equal(stream.status, 200)
+        assert.equal(stream.body.kind, 'session')
+        // Anywhere else it is ignored: a token in a URL ends up in logs and history.
+        assertError(
+          await app.call('GET', `/v1/auth/me?${query}`),
+          401,
+          'unauthorized',
+          /missing bearer token/,
+        )
       })
     })
 
@@ -333,6 +344,15 @@ for (const kind of databaseKinds) {
         const me = await app.call('GET', '/v1/auth/me', { token: key })
         assert.equal(me.status, 200)
         assert.equal(me.body.kind, 'api_key')
+        // A key cannot make keys, nor revoke them: only a signed-in person can.
+        assertError(
+          await app.call('POST', '/v1/api-keys', { token: key, body: { name: 'spawned' } }),
+          403,
+          'forbidden',
+          /with a wallet session, not with an API key/,
+        )
+        assertError(await app.call('DELETE', `/v1/api-keys/${id}`, { token: key }), 403, 'forbidden')
+        assert.equal((await app.call('GET', '/v1/api-keys', { token: key })).body.items.length, 1)
         assert.equal(
           (await app.call('GET', '/v1/api-keys', { token })).body.items[0].lastUsedAt !== null,
           true,

@@ -150,6 +150,12 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    metrics: z
+      .strictObject({
+        /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+      })
+      .prefault({}),
     outbound: z
       .strictObject({
         /**

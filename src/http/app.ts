@@ -26,6 +26,7 @@ import { mountEventSocket } from './routes/websocket.ts'
 export interface HttpDeps {
   version: string
   bodyLimitBytes: number
+  metricsToken?: string | undefined
   databaseKind: DatabaseKind
   pingDatabase(): Promise<boolean>
   deployments: Deployments

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Context, MiddlewareHandler } from 'hono'
-import { BerthError } from '../../domain/errors.ts'
+import { BerthError, invalidInput } from '../../domain/errors.ts'
 import type { AppEnv } from '../context.ts'
 
 // Reads a request's body once, up to a limit, and leaves it where the validators read it (as text,
@@ -39,10 +39,53 @@ export function bodyReader(maxBytes: number): MiddlewareHandler<AppEnv> {
     }
     // TextDecoder, as Request.text() would: UTF-8, a leading BOM dropped. (hono types the cache's
     // entries as values; it keeps promises of them.)
+    const text = new TextDecoder().decode(Buffer.concat(chunks))
+    refuseNul(text)
     const cache = c.req.bodyCache as { text?: Promise<string> }
-    cache.text = Promise.resolve(new TextDecoder().decode(Buffer.concat(chunks)))
+    cache.text = Promise.resolve(text)
     return next()
   }
+}
+
+/**
+ * PostgreSQL cannot store a NUL character in text or jsonb, so a body carrying one (as the JSON
+ * escape \u0000; a raw one is not valid JSON anyway) is refused here, naming where it is, rather
+ * than failing at the database. The body is parsed for this only when the escape appears in it.
+ */
+function refuseNul(text: string): void {
+  if (!text.includes('\\u0000') && !text.includes('\0')) return
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    return // the validator reports malformed JSON
+  }
+  const path = nulPath(body, [])
+  if (path) {
+    throw invalidInput(`invalid request: ${path}: NUL characters (\\u0000) are not allowed`, [
+      { path, message: 'NUL characters (\\u0000) are not allowed' },
+    ])
+  }
+}
+
+function nulPath(value: unknown, at: string[]): string | undefined {
+  const here = () => at.join('.') || '(root)'
+  if (typeof value === 'string') return value.includes('\0') ? here() : undefined
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = nulPath(item, [...at, String(index)])
+      if (found) return found
+    }
+    return undefined
+  }
+  if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.includes('\0')) return [...at, key.replaceAll('\0', '\\u0000')].join('.')
+      const found = nulPath(item, [...at, key])
+      if (found) return found
+    }
+  }
+  return undefined
 }
 
 function tooLarge(c: Context, maxBytes: number): never {

@@ -1,14 +1,24 @@
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import type { Authenticator } from '../../identity/authenticator.ts'
 import type { AppEnv } from '../context.ts'
 
 /** Every /v1 route needs a principal, except the two SIWE sign-in steps. */
 const publicPaths = new Set(['/v1/auth/nonce', '/v1/auth/verify'])
 
+/**
+ * `?access_token=` is taken only where a browser cannot send a header: a WebSocket upgrade or an
+ * EventSource (which asks for text/event-stream). Anywhere else a token in the URL would end up in
+ * proxy logs and browser history for no reason, so it is ignored there.
+ */
+function streamingRequest(c: Context<AppEnv>): boolean {
+  return c.req.path.endsWith('/ws') || (c.req.header('accept') ?? '').includes('text/event-stream')
+}
+
 export function requireAuth(auth: Authenticator): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (publicPaths.has(c.req.path)) return next()
-    const principal = await auth.authenticate(c.req.header('authorization'), c.req.query('access_token'))
+    const queryToken = streamingRequest(c) ? c.req.query('access_token') : undefined
+    const principal = await auth.authenticate(c.req.header('authorization'), queryToken)
     c.set('principal', principal)
     await next()
   }

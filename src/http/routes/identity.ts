@@ -14,7 +14,10 @@ import { errorResponses, errorSchema, json } from '../schemas.ts'
 
 /** The two sign-in steps need no token (the document's default security is the bearer token). */
 const publicRoute = [] as const
-const notForAdmin = json(errorSchema, 'The admin token has no account to own keys')
+const notForAdmin = json(
+  errorSchema,
+  'The admin token has no account to own keys; keys are created and revoked with a session, not a key',
+)
 
 const ok = z.object({ ok: z.literal(true) }).openapi('AuthOk')
 
@@ -230,7 +233,7 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
   })
 
   router.openapi(createApiKeyRoute, async (c) => {
-    const account = keyOwnerOf(c)
+    const account = keyManagerOf(c)
     const created = await apiKeys.create(account.id, c.req.valid('json').name)
     return c.json(
       {
@@ -259,7 +262,7 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
   })
 
   router.openapi(deleteApiKeyRoute, async (c) => {
-    await apiKeys.revoke(keyOwnerOf(c).id, c.req.valid('param').id)
+    await apiKeys.revoke(keyManagerOf(c).id, c.req.valid('param').id)
     return c.json({ ok: true as const }, 200)
   })
 
@@ -269,6 +272,18 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
 function keyOwnerOf(c: Context<AppEnv>): Account {
   const { account } = principalOf(c)
   if (!account) throw forbidden('API keys belong to an account, and the admin token has none')
+  return account
+}
+
+/**
+ * Keys are made and revoked by a person signed in (a wallet session, or an external JWT), never by
+ * another key: a leaked key must not be able to mint keys that outlive its own revocation.
+ */
+function keyManagerOf(c: Context<AppEnv>): Account {
+  const account = keyOwnerOf(c)
+  if (principalOf(c).kind === 'api_key') {
+    throw forbidden('API keys are created and revoked with a wallet session, not with an API key')
+  }
   return account
 }
 

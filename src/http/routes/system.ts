@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { DatabaseKind } from '../../db/client.ts'
+import { unauthorized } from '../../domain/errors.ts'
+import { tokenMatcher } from '../../identity/token-match.ts'
 import type { Metrics } from '../../metrics/registry.ts'
 import type { ProviderRegistry } from '../../providers/provider.ts'
 import { createRouter } from '../openapi.ts'
@@ -10,6 +12,8 @@ export interface SystemRoutesDeps {
   pingDatabase(): Promise<boolean>
   providers: ProviderRegistry
   metrics: Metrics
+  /** `metrics.token`: when set, /metrics answers only to it. */
+  metricsToken?: string | undefined
 }
 
 const health = createRoute({
@@ -67,7 +71,12 @@ export function systemRoutes(deps: SystemRoutesDeps) {
       200,
     )
   })
+  const isMetricsToken = deps.metricsToken === undefined ? undefined : tokenMatcher(deps.metricsToken)
   router.get('/metrics', async (c) => {
+    if (isMetricsToken) {
+      const bearer = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? ''
+      if (!isMetricsToken(bearer)) throw unauthorized('/metrics needs its bearer token')
+    }
     c.header('content-type', deps.metrics.registry.contentType)
     return c.body(await deps.metrics.registry.metrics())
   })
