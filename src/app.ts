@@ -132,8 +132,9 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     stack.push(async () => clearInterval(sweep))
 
     const deployments = createDeployments({ store, events, bus, providers, nft })
-    const { app, injectWebSocket } = createHttpApp({
+    const { app, injectWebSocket, streams } = createHttpApp({
       version: packageVersion(),
+      limits: config,
       metricsToken: config.metrics.token,
       bodyLimitBytes: config.bodyLimitBytes,
       databaseKind: database.kind,
@@ -154,6 +155,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       s.once('error', reject)
     })
     injectWebSocket(server)
+    stack.push(async () => streams.stop())
     stack.push(
       () =>
         new Promise<void>((resolveClose) => {

@@ -6,10 +6,13 @@ import { repoRoot } from './helpers/server.ts'
 
 // The README's config reference is what operators read: every key berth has must be in it.
 
-/** Dotted paths of the leaves of a config (an array or an empty object is a leaf). */
+/**
+ * Dotted paths of the leaves of a config (an array is a leaf). An empty object is a section whose
+ * keys are all optional without a default (`metrics`): it has no leaf of its own to list.
+ */
 function leafKeys(value: unknown, path: string[] = []): string[] {
   const isBranch = value !== null && typeof value === 'object' && !Array.isArray(value)
-  if (!isBranch || Object.keys(value).length === 0) return [path.join('.')]
+  if (!isBranch) return [path.join('.')]
   return Object.entries(value).flatMap(([key, child]) => leafKeys(child, [...path, key]))
 }
 

@@ -97,6 +97,8 @@ function routesOnAsIds(): Array<{
   method: string
   path: string
   headers?: Record<string, string>
+  /** What an API key gets instead of 404, where keys may not act at all (it says nothing of A's). */
+  forKeys?: { status: number; code: string }
 }> {
   const d = `/v1/deployments/${deploymentId}`
   return [
@@ -116,7 +118,12 @@ function routesOnAsIds(): Array<{
     { label: 'start', method: 'POST', path: `${d}/start` },
     { label: 'restart', method: 'POST', path: `${d}/restart` },
     { label: 'delete', method: 'DELETE', path: d },
-    { label: 'delete API key', method: 'DELETE', path: `/v1/api-keys/${apiKeyId}` },
+    {
+      label: 'delete API key',
+      method: 'DELETE',
+      path: `/v1/api-keys/${apiKeyId}`,
+      forKeys: { status: 403, code: 'forbidden' },
+    },
   ]
 }
 
@@ -199,7 +206,11 @@ describe('isolation between wallets (e2e)', () => {
         // A refused WebSocket upgrade is answered by @hono/node-ws with the status and an empty
         // body (no client can read a body there); every other refusal carries the error JSON.
         const refusedUpgrade = route.headers === wsHeaders && reply.body === ''
-        if (reply.status !== 404 || (!refusedUpgrade && reply.body?.error?.code !== 'not_found')) {
+        const expected = (who === 'B with an API key' && route.forKeys) || { status: 404, code: 'not_found' }
+        if (
+          reply.status !== expected.status ||
+          (!refusedUpgrade && reply.body?.error?.code !== expected.code)
+        ) {
           wrong.push(`${route.label}: ${reply.status} ${JSON.stringify(reply.body).slice(0, 200)}`)
         } else {
           // The answer must not differ from a missing deployment's, or it leaks that the id exists.

@@ -20,7 +20,16 @@ let origin: string
 
 before(async () => {
   // A known session secret lets the test forge tokens (expired ones) exactly as the server would.
-  berth = await startBerth({ env: { BERTH_SESSION_SECRET: SESSION_SECRET, BERTH_LOG_LEVEL: 'warn' } })
+  berth = await startBerth({
+    env: {
+      BERTH_SESSION_SECRET: SESSION_SECRET,
+      BERTH_LOG_LEVEL: 'warn',
+      // These tests sign in hundreds of times from one address on purpose (replays, races);
+      // the limit itself is tested in e2e-limits.test.ts.
+      BERTH_RATE_LIMITS__SIGN_IN_PER_MINUTE: '100000',
+      BERTH_RATE_LIMITS__SIGN_IN_BURST: '100000',
+    },
+  })
   const url = new URL(berth.url)
   domain = url.host
   origin = url.origin
@@ -334,7 +343,13 @@ describe('SIWE races on a PostgreSQL server (e2e)', () => {
   let server: RunningBerth
 
   before(async () => {
-    server = await startBerthOnPostgres({ env: { BERTH_LOG_LEVEL: 'warn' } })
+    server = await startBerthOnPostgres({
+      env: {
+        BERTH_LOG_LEVEL: 'warn',
+        BERTH_RATE_LIMITS__SIGN_IN_PER_MINUTE: '100000',
+        BERTH_RATE_LIMITS__SIGN_IN_BURST: '100000',
+      },
+    })
   })
 
   after(async () => {

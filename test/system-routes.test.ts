@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { pino } from 'pino'
+import { configSchema } from '../src/config/schema.ts'
 import { createHttpApp } from '../src/http/app.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import { ProviderRegistry } from '../src/providers/provider.ts'
@@ -12,6 +13,7 @@ describe('system routes', () => {
     createHttpApp({
       version: 'test',
       bodyLimitBytes: 1024,
+      limits: configSchema.parse({}),
       metricsToken,
       databaseKind: 'pglite',
       pingDatabase: async () => true,

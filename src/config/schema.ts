@@ -54,6 +54,31 @@ export const configSchema = z
     /** `auto`: one readable line per entry on a terminal, JSON lines otherwise (files, collectors). */
     logFormat: z.enum(['auto', 'json', 'pretty']).default('auto'),
     bodyLimitBytes: int(1024, 50 * 1024 * 1024).default(1024 * 1024),
+    /**
+     * Proxies of the operator's in front of berth: the client address is then the one the
+     * outermost of them saw in X-Forwarded-For (0: the socket's peer; a client can forge the header).
+     */
+    trustProxyHops: int(0, 10).default(0),
+    rateLimits: z
+      .strictObject({
+        /** Sign-in requests (nonce, verify) per client address. */
+        signInPerMinute: int(1, 1_000_000).default(60),
+        signInBurst: int(1, 1_000_000).default(60),
+        /** Nonces issued per minute for all clients together: bounds the nonce table (× nonceTtlSeconds). */
+        noncesPerMinute: int(1, 1_000_000).default(3000),
+        /** Writes (creates, intents, quotes, payments, keys) per account. */
+        writesPerMinute: int(1, 10_000_000).default(1200),
+        writeBurst: int(1, 10_000_000).default(200),
+      })
+      .prefault({}),
+    streams: z
+      .strictObject({
+        /** SSE and WebSocket streams open at once per account (on each replica). */
+        perAccount: int(1, 10_000).default(32),
+        /** How often an open stream's credential and deployment are checked again. */
+        recheckSeconds: int(1, 5).default(2),
+      })
+      .prefault({}),
     siwe: z
       .strictObject({
         clockSkewSeconds: int(0, 3600).default(60),

@@ -1,6 +1,7 @@
 import { createNodeWebSocket } from '@hono/node-ws'
 import { HTTPException } from 'hono/http-exception'
 import type { Logger } from 'pino'
+import type { Config } from '../config/schema.ts'
 import type { DatabaseKind } from '../db/client.ts'
 import type { Deployments } from '../deployments/deployments.ts'
 import { BerthError } from '../domain/errors.ts'
@@ -11,6 +12,7 @@ import type { ProviderRegistry } from '../providers/provider.ts'
 import { renderDocsPage } from './docs-page.ts'
 import { errorResponse, hidesDetail, toBerthError } from './errors.ts'
 import { bodyReader } from './middleware/body-reader.ts'
+import { mountRateLimits } from './middleware/limits.ts'
 import { requestId } from './middleware/request-id.ts'
 import { requireAuth } from './middleware/require-auth.ts'
 import { createRouter } from './openapi.ts'
@@ -22,8 +24,10 @@ import { nftRoutes } from './routes/nfts.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { systemRoutes } from './routes/system.ts'
 import { mountEventSocket } from './routes/websocket.ts'
+import { createStreamGuard } from './streams.ts'
 
 export interface HttpDeps {
+  limits: Pick<Config, 'rateLimits' | 'trustProxyHops' | 'streams'>
   version: string
   bodyLimitBytes: number
   metricsToken?: string | undefined
@@ -38,9 +42,22 @@ export interface HttpDeps {
   logger: Logger
 }
 
+/** The largest message a client may send on a WebSocket. */
+const MAX_CLIENT_MESSAGE_BYTES = 4096
+
 export function createHttpApp(deps: HttpDeps) {
   const app = createRouter()
-  const { upgradeWebSocket, injectWebSocket } = createNodeWebSocket({ app })
+  const { upgradeWebSocket, injectWebSocket, wss } = createNodeWebSocket({ app })
+  // berth's sockets only send; what a client sends is never read, so it may be tiny (ws reads
+  // the option for each connection it accepts; a larger frame closes the socket with 1009).
+  wss.options.maxPayload = MAX_CLIENT_MESSAGE_BYTES
+  const streams = createStreamGuard({
+    settings: deps.limits.streams,
+    authenticator: deps.identity.authenticator,
+    deployments: deps.deployments,
+    logger: deps.logger,
+  })
+  const live = { deployments: deps.deployments, streams }
 
   app.use('*', requestId())
   app.use('*', async (c, next) => {
@@ -54,17 +71,17 @@ export function createHttpApp(deps: HttpDeps) {
     )
   })
   app.use('*', bodyReader(deps.bodyLimitBytes))
-  app.use('/v1/*', requireAuth(deps.identity.authenticator))
+  mountRateLimits(app, deps.limits, () => app.use('/v1/*', requireAuth(deps.identity.authenticator)))
 
   app.route('/', systemRoutes(deps))
   app.route('/', identityRoutes(deps.identity))
   app.route('/', deploymentRoutes(deps.deployments))
-  app.route('/', eventRoutes(deps))
-  app.route('/', logRoutes(deps.deployments, deps.logger))
+  app.route('/', eventRoutes(live))
+  app.route('/', logRoutes(deps.deployments, streams, deps.logger))
   app.route('/', paymentRoutes(deps.payments))
   app.route('/', nftRoutes(deps))
-  mountEventSocket(app, upgradeWebSocket, deps.deployments)
-  mountLogSocket(app, upgradeWebSocket, deps.deployments)
+  mountEventSocket(app, upgradeWebSocket, live)
+  mountLogSocket(app, upgradeWebSocket, live)
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
@@ -99,5 +116,5 @@ export function createHttpApp(deps: HttpDeps) {
     return errorResponse(c, shown)
   })
 
-  return { app, injectWebSocket }
+  return { app, injectWebSocket, streams }
 }

@@ -4,5 +4,16 @@ export interface AppEnv {
   Variables: {
     requestId: string
     principal: Principal
+    /** The credential as presented, for checking a long-lived stream's principal again later. */
+    credential: { authorization: string | undefined; queryToken: string | undefined }
+    /** A long-lived stream's hold, taken before a WebSocket upgrade. */
+    stream: OpenStream | undefined
   }
+}
+
+/** A long-lived stream (SSE, WebSocket, a followed log) counted against its account's cap. */
+export interface OpenStream {
+  /** Aborts when the stream must close; the reason says why. */
+  signal: AbortSignal
+  release(): void
 }

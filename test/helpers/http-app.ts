@@ -55,6 +55,7 @@ export async function createTestApp(database: Database, stack: Stack): Promise<T
   const { app } = createHttpApp({
     version: 'test',
     bodyLimitBytes: 1024 * 1024,
+    limits: stack.config,
     databaseKind: database.kind,
     pingDatabase: async () => true,
     deployments,

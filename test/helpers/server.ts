@@ -31,6 +31,8 @@ export interface RunningBerth {
   url: string
   port: number
   dataDir: string
+  /** The PostgreSQL database it runs on, when it is not the embedded one. */
+  databaseUrl?: string
   /** The current process (replaced by restart()). */
   child: ChildProcess
   /** Everything the process wrote to stdout and stderr (the tail, for failure messages). */
@@ -269,6 +271,7 @@ export async function startBerthOnPostgres(
   })
   return {
     ...server,
+    databaseUrl: database.url,
     get child() {
       return server.child
     },

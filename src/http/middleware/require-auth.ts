@@ -18,8 +18,10 @@ export function requireAuth(auth: Authenticator): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (publicPaths.has(c.req.path)) return next()
     const queryToken = streamingRequest(c) ? c.req.query('access_token') : undefined
-    const principal = await auth.authenticate(c.req.header('authorization'), queryToken)
+    const authorization = c.req.header('authorization')
+    const principal = await auth.authenticate(authorization, queryToken)
     c.set('principal', principal)
+    c.set('credential', { authorization, queryToken })
     await next()
   }
 }

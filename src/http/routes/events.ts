@@ -4,10 +4,12 @@ import type { Deployments } from '../../deployments/deployments.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf } from '../principal.ts'
 import { errorResponses, eventSchema, idParam } from '../schemas.ts'
+import type { StreamGuard } from '../streams.ts'
 import { eventView } from '../views.ts'
 
 export interface EventRoutesDeps {
   deployments: Deployments
+  streams: StreamGuard
   keepaliveMs?: number
 }
 
@@ -61,6 +63,8 @@ export function eventRoutes(deps: EventRoutesDeps) {
     // Opened before the response starts, so someone else's deployment is a plain 404.
     const abort = new AbortController()
     const events = await deps.deployments.followEvents(principalOf(c), id, after, abort.signal)
+    const held = deps.streams.open(c, id)
+    held.signal.addEventListener('abort', () => abort.abort(), { once: true })
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => abort.abort())
       const keepalive = setInterval(
@@ -77,6 +81,7 @@ export function eventRoutes(deps: EventRoutesDeps) {
         }
       } finally {
         clearInterval(keepalive)
+        held.release()
       }
     }) as never
   })

@@ -10,6 +10,8 @@ import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf } from '../principal.ts'
 import { errorResponses, errorSchema, idParam, json } from '../schemas.ts'
+import type { StreamGuard } from '../streams.ts'
+import { mountStreamSocket } from './socket.ts'
 
 // A deployment's logs, three ways: plain text lines (`<time> <stream> <text>`), Server-Sent
 // Events (`Accept: text/event-stream`, one JSON `{at, stream, text}` per event) and a WebSocket
@@ -46,17 +48,26 @@ export const formatLogLine = (line: LogLine) => `${line.at.toISOString()} ${line
 const logLineView = (line: LogLine) => ({ at: line.at.toISOString(), stream: line.stream, text: line.text })
 const following = (follow: string | undefined) => follow === '1' || follow === 'true'
 
-export function logRoutes(deployments: Deployments, logger: Logger) {
+export function logRoutes(deployments: Deployments, streams: StreamGuard, logger: Logger) {
   const router = createRouter()
   router.openapi(getLogs, async (c) => {
     const { tail, follow } = c.req.valid('query')
+    const { id } = c.req.valid('param')
+    const held = streams.open(c, id)
     const abort = new AbortController()
-    // Opened before the response starts: an unknown deployment is a 404, a provider outage a 503.
-    const lines = await deployments.logs(principalOf(c), c.req.valid('param').id, {
-      tail,
-      follow: following(follow),
-      signal: abort.signal,
-    })
+    held.signal.addEventListener('abort', () => abort.abort(), { once: true })
+    let lines: AsyncIterable<LogLine>
+    try {
+      // Opened before the response starts: an unknown deployment is a 404, a provider outage a 503.
+      lines = await deployments.logs(principalOf(c), id, {
+        tail,
+        follow: following(follow),
+        signal: abort.signal,
+      })
+    } catch (error) {
+      held.release()
+      throw error
+    }
     if ((c.req.header('accept') ?? '').includes('text/event-stream')) {
       return streamSSE(c, async (out) => {
         out.onAbort(() => abort.abort())
@@ -68,6 +79,8 @@ export function logRoutes(deployments: Deployments, logger: Logger) {
           if (abort.signal.aborted) return
           logger.warn({ err: error, requestId: c.get('requestId') }, 'log stream failed')
           await out.writeSSE({ event: 'error', data: JSON.stringify({ message: STREAM_FAILED }) })
+        } finally {
+          held.release()
         }
       }) as never
     }
@@ -75,7 +88,11 @@ export function logRoutes(deployments: Deployments, logger: Logger) {
     c.header('cache-control', 'no-cache')
     return stream(c, async (out) => {
       out.onAbort(() => abort.abort())
-      for await (const line of lines) await out.write(formatLogLine(line))
+      try {
+        for await (const line of lines) await out.write(formatLogLine(line))
+      } finally {
+        held.release()
+      }
     }) as never
   })
   return router
@@ -83,18 +100,15 @@ export function logRoutes(deployments: Deployments, logger: Logger) {
 
 /**
  * `GET /v1/deployments/{id}/logs/ws?tail=&follow=`: one JSON `{at, stream, text}` per message;
- * the socket closes (1000) when a log without `follow` has been sent. `?access_token=` works as for
- * the event socket, since browsers cannot set headers on a WebSocket.
+ * the socket closes (1000) when a log without `follow` has been sent.
  */
 export function mountLogSocket(
   app: Hono<AppEnv>,
   upgradeWebSocket: UpgradeWebSocket<unknown>,
-  deployments: Deployments,
+  deps: { deployments: Deployments; streams: StreamGuard },
 ): void {
-  app.get(
-    '/v1/deployments/:id/logs/ws',
-    async (c, next) => {
-      // Validated, and ownership checked, before the upgrade: bad input gets a plain 400 or 404.
+  mountStreamSocket(app, upgradeWebSocket, deps, '/v1/deployments/:id/logs/ws', {
+    validate(c) {
       const params = idParam.safeParse({ id: c.req.param('id') })
       const query = logQuery.safeParse(c.req.query())
       const issues = [
@@ -102,32 +116,16 @@ export function mountLogSocket(
         ...(query.success ? [] : describeIssues(query.error.issues)),
       ]
       if (issues.length > 0) throw invalidInput(`invalid request: ${summarizeIssues(issues)}`, issues)
-      await deployments.get(principalOf(c), c.req.param('id'))
-      await next()
     },
-    upgradeWebSocket((c) => {
-      const id = c.req.param('id')!
+    async run(c, send, signal) {
       const { tail, follow } = logQuery.parse(c.req.query())
-      const abort = new AbortController()
-      return {
-        onOpen: (_event, ws) => {
-          void (async () => {
-            try {
-              const lines = await deployments.logs(principalOf(c), id, {
-                tail,
-                follow: following(follow),
-                signal: abort.signal,
-              })
-              for await (const line of lines) ws.send(JSON.stringify(logLineView(line)))
-              ws.close(1000, 'end of log')
-            } catch {
-              if (!abort.signal.aborted) ws.close(1011, 'log stream failed')
-            }
-          })()
-        },
-        onClose: () => abort.abort(),
-        onError: () => abort.abort(),
-      }
-    }),
-  )
+      const lines = await deps.deployments.logs(principalOf(c), c.req.param('id')!, {
+        tail,
+        follow: following(follow),
+        signal,
+      })
+      for await (const line of lines) send(JSON.stringify(logLineView(line)))
+    },
+    endReason: 'end of log',
+  })
 }

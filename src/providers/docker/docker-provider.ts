@@ -169,6 +169,9 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
         signal.removeEventListener('abort', stop)
         done.abort()
       }
+      // The tail is shared out over the replicas, so what one request reads is capped whatever the
+      // replica count (each replica's own tail, times a hundred replicas, would be a lot to hold).
+      const perReplica = Math.ceil(tail / Math.max(1, infos.length))
       let sources: Array<AsyncIterable<LogLine>>
       try {
         sources = await Promise.all(
@@ -178,7 +181,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
                 stdout: true,
                 stderr: true,
                 timestamps: true,
-                tail,
+                tail: perReplica,
                 // The engine types `follow` as a literal per overload; both are the same call.
                 follow: follow as true,
                 abortSignal: done.signal,
