@@ -18,13 +18,13 @@ const strangerKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
 
 function sign(
   claims: Record<string, unknown>,
-  options: { privateKey?: KeyObject; kid?: string; exp?: number } = {},
+  options: { privateKey?: KeyObject; kid?: string; exp?: number | null } = {},
 ) {
-  return new SignJWT(claims)
+  const jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: 'RS256', kid: options.kid ?? 'k1' })
     .setIssuedAt(T0 / 1000)
-    .setExpirationTime(options.exp ?? T0 / 1000 + 300)
-    .sign(options.privateKey ?? key.privateKey)
+  if (options.exp !== null) jwt.setExpirationTime(options.exp ?? T0 / 1000 + 300)
+  return jwt.sign(options.privateKey ?? key.privateKey)
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp) {
@@ -84,10 +84,14 @@ for (const kind of databaseKinds) {
         'unauthorized',
         /"iss"/,
       )
+      await rejectsWith(verifier.verify(await sign({ iss: ISSUER, aud: 'berth' })), 'unauthorized', /"sub"/)
+    })
+
+    it('refuses a token that never expires', async () => {
       await rejectsWith(
-        verifier.verify(await sign({ iss: ISSUER, aud: 'berth' })),
+        verifier.verify(await sign({ iss: ISSUER, sub: 'a', aud: 'berth' }, { exp: null })),
         'unauthorized',
-        /no "sub"/,
+        /"exp"/,
       )
     })
 

@@ -148,6 +148,7 @@ for (const [k, kind] of databaseKinds.entries()) {
       await chain.mint721(A, id)
       const early = await a('POST', '/v1/deployments', { name: 'early', image: 'agent:1', nft: binding(id) })
       assert.equal(early.status, 403, 'the mint is not confirmed yet')
+      assert.match(early.body.error.message, /not yet confirmed/)
       await mine(chain.anvil, CONFIRMATIONS)
       const stranger = await b('POST', '/v1/deployments', {
         name: 'theirs',

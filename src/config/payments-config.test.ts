@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { loadConfig } from './load.ts'
+import { paymentNetworks } from './payments-schema.ts'
 
 const token = {
   symbol: 'USDC',
@@ -23,6 +24,20 @@ describe('payments config', () => {
     assert.equal(config.payments.quoteTtlSeconds, 900)
     assert.equal(config.pricing.billingIntervalSeconds, 60)
     assert.deepEqual(config.networks, [])
+  })
+
+  it('takes a network used only for NFT collections without tokens or treasury', () => {
+    const config = loadConfig({
+      env: {},
+      flags: { networks: [{ chainId: 1, name: 'mainnet', rpcUrls: ['http://127.0.0.1:8545'] }] },
+    })
+    assert.deepEqual(config.networks[0]?.tokens, [])
+    assert.equal(config.networks[0]?.treasury, undefined)
+    assert.deepEqual(paymentNetworks(config.networks), [])
+    assert.throws(
+      () => loadConfig({ env: {}, flags: { networks: [{ ...network, treasury: undefined }] } }),
+      /networks\.0\.treasury: required when the network takes payments/,
+    )
   })
 
   it('reads payments and pricing keys from the environment', () => {

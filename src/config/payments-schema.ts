@@ -67,13 +67,21 @@ const network = z
     confirmations: z.union([z.literal('finalized'), int(0, 10_000)]).default(10),
     pollIntervalMs: int(50, 600_000).default(2000),
     maxBlockRange: int(1, 100_000).default(2000),
-    /** Where payments go. */
-    treasury: address,
+    /** Where payments go; needed when the network has tokens (one used only for NFTs has none). */
+    treasury: address.optional(),
     /** The first block the watcher scans; defaults to the head when berth first sees the network. */
     startBlock: int(0, Number.MAX_SAFE_INTEGER).optional(),
-    tokens: z.array(token).min(1),
+    /** Tokens accepted for payment here; none for a network used only for NFT collections. */
+    tokens: z.array(token).default([]),
   })
   .superRefine((n, ctx) => {
+    if (n.tokens.length > 0 && n.treasury === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'required when the network takes payments (has tokens)',
+        path: ['treasury'],
+      })
+    }
     const symbols = n.tokens.map((t) => t.symbol.toUpperCase())
     const addresses = n.tokens.map((t) => t.address)
     symbols.forEach((s, i) => {
@@ -86,6 +94,12 @@ const network = z
     })
   })
 export type NetworkConfig = z.output<typeof network>
+/** A network that takes payments: it has tokens, and so a treasury. */
+export type PaymentNetwork = NetworkConfig & { treasury: `0x${string}` }
+
+export function paymentNetworks(networks: readonly NetworkConfig[]): PaymentNetwork[] {
+  return networks.filter((n): n is PaymentNetwork => n.tokens.length > 0 && n.treasury !== undefined)
+}
 
 export const paymentsSchema = z
   .strictObject({

@@ -37,6 +37,9 @@ export function createExternalJwtVerifier(options: ExternalJwtOptions): External
           ...(settings.audience ? { audience: settings.audience } : {}),
           currentDate: now(),
           clockTolerance: clockSkewSeconds,
+          // A token that never expires would be a key nobody can revoke; one without a subject
+          // names no account.
+          requiredClaims: ['exp', 'sub'],
         })
         subject = payload.sub
         issuer = payload.iss

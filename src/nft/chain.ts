@@ -1,4 +1,10 @@
-import { BaseError, ContractFunctionRevertedError, type PublicClient, parseAbi } from 'viem'
+import {
+  BaseError,
+  ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
+  type PublicClient,
+  parseAbi,
+} from 'viem'
 import { createRpcClients, readAgreed } from '../chain/rpc.ts'
 import type { NetworkConfig } from '../config/payments-schema.ts'
 import { BerthError } from '../domain/errors.ts'
@@ -26,6 +32,8 @@ export interface NftChain {
 export interface NftChains {
   get(chainId: number): NftChain | undefined
   confirmedBlock(chainId: number): Promise<bigint>
+  /** The newest block every RPC has (not yet confirmed). */
+  headBlock(chainId: number): Promise<bigint>
   /** ERC-721: the holder at `block` (lower-case), or null when the token does not exist (burned, never minted). */
   ownerOf(binding: NftBinding, block: bigint): Promise<string | null>
   /** ERC-1155: how many of the token `owner` holds at `block`. */
@@ -37,9 +45,20 @@ export interface NftChains {
 const unavailable = (chainId: number, cause: unknown) =>
   new BerthError('provider_unavailable', `chain ${chainId} could not be read; try again`, { cause })
 
-/** A contract call the token contract refused (e.g. ownerOf of a burned token), as opposed to an RPC failure. */
+/**
+ * A contract call the token contract refused (e.g. ownerOf of a burned token), or a call to an
+ * address with no code yet at that block (a collection deployed after it): as opposed to an RPC
+ * failure, either means the token does not exist there.
+ */
 export function isRevert(error: unknown): boolean {
-  return error instanceof BaseError && Boolean(error.walk((e) => e instanceof ContractFunctionRevertedError))
+  return (
+    error instanceof BaseError &&
+    Boolean(
+      error.walk(
+        (e) => e instanceof ContractFunctionRevertedError || e instanceof ContractFunctionZeroDataError,
+      ),
+    )
+  )
 }
 
 export function createNftChains(
@@ -90,6 +109,15 @@ export function createNftChains(
         const head = heads.sort(ascending)[0]!
         const confirmed = head - BigInt(network.confirmations)
         return confirmed < 0n ? 0n : confirmed
+      } catch (error) {
+        throw unavailable(chainId, error)
+      }
+    },
+    async headBlock(chainId) {
+      const { clients } = chainOf(chainId)
+      try {
+        const heads = await Promise.all(clients.map((c) => c.getBlockNumber({ cacheTime: 0 })))
+        return heads.sort(ascending)[0]!
       } catch (error) {
         throw unavailable(chainId, error)
       }

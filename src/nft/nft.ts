@@ -48,6 +48,9 @@ const noChains: NftChains = {
   confirmedBlock: async (chainId) => {
     throw invalidInput(`chain ${chainId} has no NFT collections configured`)
   },
+  headBlock: async (chainId) => {
+    throw invalidInput(`chain ${chainId} has no NFT collections configured`)
+  },
   ownerOf: async (binding) => {
     throw invalidInput(`chain ${binding.chainId} has no NFT collections configured`)
   },

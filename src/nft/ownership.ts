@@ -38,12 +38,15 @@ export function createOwnership(deps: OwnershipDeps) {
     return collection
   }
 
+  async function holdsAt(binding: NftBinding, address: string, block: bigint): Promise<boolean> {
+    if (binding.standard === 'erc721') return (await chains.ownerOf(binding, block)) === address
+    return (await chains.balanceOf(binding, address, block)) > 0n
+  }
+
   /** Whether `address` holds the token at the confirmed block, and that block. */
   async function holds(binding: NftBinding, address: string): Promise<{ holds: boolean; block: bigint }> {
     const block = await chains.confirmedBlock(binding.chainId)
-    if (binding.standard === 'erc721')
-      return { holds: (await chains.ownerOf(binding, block)) === address, block }
-    return { holds: (await chains.balanceOf(binding, address, block)) > 0n, block }
+    return { holds: await holdsAt(binding, address, block), block }
   }
 
   async function assertHolder(binding: NftBinding, wallet: string | null): Promise<CollectionConfig> {
@@ -58,10 +61,18 @@ export function createOwnership(deps: OwnershipDeps) {
     )
     if (cached) return collection
     const { holds: ok, block } = await holds(binding, address)
-    if (!ok)
+    if (!ok) {
+      // Held at the head but not yet at the confirmed block: a mint or transfer still settling.
+      const head = await chains.headBlock(binding.chainId)
+      if (head > block && (await holdsAt(binding, address, head))) {
+        throw forbidden(
+          `${address} holds token ${binding.tokenId} of ${binding.contract}, but it is not yet confirmed on chain ${binding.chainId} (held at block ${head}, confirmed up to ${block}); try again in a few blocks`,
+        )
+      }
       throw forbidden(
         `${address} does not hold token ${binding.tokenId} of ${binding.contract} on chain ${binding.chainId} (as of block ${block})`,
       )
+    }
     await db.execute(
       sql`insert into nft_ownership (chain_id, contract, token_id, owner, block_number, verified_at)
           values (${binding.chainId}, ${binding.contract}, ${binding.tokenId}, ${address}, ${String(block)}, now())

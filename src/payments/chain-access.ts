@@ -1,12 +1,12 @@
 import type { PublicClient } from 'viem'
 import { createRpcClients, readAgreed } from '../chain/rpc.ts'
-import type { NetworkConfig } from '../config/payments-schema.ts'
+import type { PaymentNetwork } from '../config/payments-schema.ts'
 import { ascending } from './money.ts'
 import type { ChainAccess } from './verify.ts'
 
 /** How payments read one network: every read agreed by all its RPCs; the head is the lowest they report. */
 export function createChainAccess(
-  network: NetworkConfig,
+  network: PaymentNetwork,
   clients?: PublicClient[],
 ): ChainAccess & { clients: PublicClient[] } {
   const all = clients ?? createRpcClients(network.rpcUrls)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import type { Hex } from 'viem'
-import type { NetworkConfig } from '../config/payments-schema.ts'
+import { type PaymentNetwork, paymentNetworks } from '../config/payments-schema.ts'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, queryRows } from '../db/client.ts'
@@ -79,10 +79,11 @@ interface OrderRow {
 }
 
 export function findToken(config: Pick<Config, 'networks'>, chainId: number, token: string) {
-  const network = config.networks.find((n) => n.chainId === chainId)
+  const accepted = paymentNetworks(config.networks)
+  const network = accepted.find((n) => n.chainId === chainId)
   if (!network) {
-    const known = config.networks.map((n) => `${n.chainId} (${n.name})`).join(', ') || 'none'
-    throw invalidInput(`chain ${chainId} is not accepted; accepted chains: ${known}`)
+    const known = accepted.map((n) => `${n.chainId} (${n.name})`).join(', ') || 'none'
+    throw invalidInput(`chain ${chainId} is not accepted for payments; accepted chains: ${known}`)
   }
   const wanted = token.toLowerCase()
   const found = network.tokens.find((t) => t.symbol.toLowerCase() === wanted || t.address === wanted)
@@ -201,7 +202,7 @@ export function createOrders(deps: OrdersDeps) {
   }
 
   /** A hash that is not on the order's chain: say where it is if it is on another accepted chain. */
-  async function notOnChain(network: NetworkConfig, txHash: Hex): Promise<BerthError> {
+  async function notOnChain(network: PaymentNetwork, txHash: Hex): Promise<BerthError> {
     for (const [chainId, other] of deps.chains) {
       if (chainId === network.chainId) continue
       const found = await verifyTransaction(other, txHash).catch(() => null)
@@ -226,7 +227,7 @@ async function verifyTransaction(access: ChainAccess, txHash: Hex): Promise<Veri
 }
 
 /** A chain read that failed or on which the RPCs disagree: try again later, nothing was decided. */
-function chainUnavailable(network: NetworkConfig, error: unknown): BerthError {
+function chainUnavailable(network: PaymentNetwork, error: unknown): BerthError {
   // Disagreeing endpoints are told without their URLs, which may carry API keys.
   const disagree = (error as Error).name === 'RpcDisagreementError'
   if (error instanceof BerthError && !disagree) return error

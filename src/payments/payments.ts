@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { paymentNetworks } from '../config/payments-schema.ts'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import type { Funding } from '../control/step.ts'
@@ -29,11 +30,13 @@ export interface PaymentsDeps {
 
 export async function createPayments(deps: PaymentsDeps) {
   const { database, config } = deps
+  // Networks used only for NFT collections take no payments: no treasury to watch.
+  const networks = paymentNetworks(config.networks)
   // The chain code, and viem with it (~31 MB), is loaded only when there is a network to read.
-  const chainCode = config.networks.length > 0 ? await import('./chain-access.ts') : undefined
-  const watcherCode = config.networks.length > 0 ? await import('./watcher.ts') : undefined
+  const chainCode = networks.length > 0 ? await import('./chain-access.ts') : undefined
+  const watcherCode = networks.length > 0 ? await import('./watcher.ts') : undefined
   const chains = new Map<number, ReturnType<typeof createChainAccess>>(
-    config.networks.map((n) => [n.chainId, chainCode!.createChainAccess(n)]),
+    networks.map((n) => [n.chainId, chainCode!.createChainAccess(n)]),
   )
   const oracle = new PriceOracle({
     clientFor: (chainId) => {

@@ -1,5 +1,5 @@
 import { type Hex, type PublicClient, parseAbiItem } from 'viem'
-import type { NetworkConfig, TokenConfig } from '../config/payments-schema.ts'
+import type { PaymentNetwork, TokenConfig } from '../config/payments-schema.ts'
 
 // Reads a transaction from the chain and says which transfers to the treasury it made, measured
 // by what arrived. Every read goes through `agreed`, which asks each configured RPC and answers
@@ -11,7 +11,7 @@ export const TRANSFER_TOPIC: Hex = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163
 export type AgreedRead = <T>(read: (client: PublicClient) => Promise<T>) => Promise<T>
 
 export interface ChainAccess {
-  network: NetworkConfig
+  network: PaymentNetwork
   agreed: AgreedRead
   /** The lowest head among the network's RPCs (or its finalized block when confirmations is `finalized`). */
   confirmedHead(): Promise<{ head: bigint; finalized?: bigint }>

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Hex } from 'viem'
+import { paymentNetworks } from '../../config/payments-schema.ts'
 import type { Config } from '../../config/schema.ts'
 import type { Deployments } from '../../deployments/deployments.ts'
 import { forbidden } from '../../domain/errors.ts'
@@ -188,7 +189,7 @@ export function paymentRoutes(deps: PaymentRoutesDeps) {
   router.openapi(routes.networks, (c) =>
     c.json({
       paymentsRequired: deps.config.payments.required,
-      items: deps.config.networks.map((n) => ({
+      items: paymentNetworks(deps.config.networks).map((n) => ({
         chainId: n.chainId,
         name: n.name,
         confirmations: n.confirmations,

@@ -68,13 +68,21 @@ describe('container create options', () => {
     assert.deepEqual(options.HostConfig?.CapAdd, ['NET_BIND_SERVICE'])
   })
 
-  it('labels the container with its identity and drops spec labels in berth’s namespace', () => {
+  it('labels the container with its identity, the spec’s labels under user., none in berth’s namespace', () => {
     const options = createOptionsOf(
-      plan({ labels: { team: 'a', 'berth.managed': 'false', [READ_ONLY_ROOTFS_LABEL]: 'true' } }),
+      plan({
+        labels: {
+          team: 'a',
+          'traefik.http.routers.x.rule': 'Host(`bank.example`)',
+          'berth.managed': 'false',
+          [READ_ONLY_ROOTFS_LABEL]: 'true',
+        },
+      }),
       hardening,
     )
     assert.deepEqual(options.Labels, {
-      team: 'a',
+      'user.team': 'a',
+      'user.traefik.http.routers.x.rule': 'Host(`bank.example`)',
       [LABEL.managed]: 'true',
       [LABEL.deployment]: deploymentId,
       [LABEL.owner]: ownerId,
@@ -84,7 +92,7 @@ describe('container create options', () => {
     assert.deepEqual(identityOf(options.Labels), { deploymentId, ownerId, replica: 1, restartGeneration: 3 })
   })
 
-  it('makes the root filesystem read-only, with a tmpfs /tmp, by label or by default', () => {
+  it('makes the root filesystem read-only, with a tmpfs /tmp, by label or by default; a label cannot undo the default', () => {
     const byLabel = createOptionsOf(plan({ labels: { [READ_ONLY_ROOTFS_LABEL]: 'true' } }), hardening)
     assert.equal(byLabel.HostConfig!.ReadonlyRootfs, true)
     assert.match(byLabel.HostConfig!.Tmpfs!['/tmp']!, /size=/)
@@ -94,7 +102,9 @@ describe('container create options', () => {
       ...hardening,
       readOnlyRootfs: true,
     })
-    assert.equal(optedOut.HostConfig!.ReadonlyRootfs, false)
+    assert.equal(optedOut.HostConfig!.ReadonlyRootfs, true, 'the operator’s read-only default holds')
+    const notAsked = createOptionsOf(plan(), hardening)
+    assert.equal(notAsked.HostConfig!.ReadonlyRootfs, false)
   })
 
   it('publishes each port on its allocated host port, bound to the host IP', () => {

@@ -32,12 +32,12 @@ export interface ContainerPlan {
   volumes?: VolumeMount[]
 }
 
-/** Whether this deployment gets a read-only root filesystem: its spec label, else the provider default. */
-export function wantsReadOnlyRootfs(spec: DeploymentSpec, fallback: boolean): boolean {
-  const value = spec.labels?.[READ_ONLY_ROOTFS_LABEL]
-  if (value === 'true') return true
-  if (value === 'false') return false
-  return fallback
+/**
+ * Whether this deployment gets a read-only root filesystem: always when the operator says so, and
+ * also when its spec label asks for it. A spec can only tighten the operator's hardening.
+ */
+export function wantsReadOnlyRootfs(spec: DeploymentSpec, operatorDefault: boolean): boolean {
+  return operatorDefault || spec.labels?.[READ_ONLY_ROOTFS_LABEL] === 'true'
 }
 
 export function createOptionsOf(
@@ -105,12 +105,19 @@ export function createOptionsOf(
   }
 }
 
+/** The prefix a spec's own labels get on the engine. */
+export const USER_LABEL_PREFIX = 'user.'
+
 /**
- * The spec's own labels plus berth's. A spec label in berth's namespace is configuration for berth
- * (e.g. the read-only switch), never copied: a workload must not be able to forge `berth.managed`.
+ * The spec's own labels, under `user.`, plus berth's. Unprefixed, a tenant's label could speak to
+ * whatever reads labels on this engine (a reverse proxy's routing rules, a log shipper, berth's
+ * own `berth.managed`). A spec label in berth's namespace is configuration for berth (the
+ * read-only switch), never copied.
  */
 export function labelsOf(plan: ContainerPlan): Record<string, string> {
-  const own = Object.entries(plan.spec.labels ?? {}).filter(([key]) => !key.startsWith('berth.'))
+  const own = Object.entries(plan.spec.labels ?? {})
+    .filter(([key]) => !key.startsWith('berth.'))
+    .map(([key, value]) => [`${USER_LABEL_PREFIX}${key}`, value])
   return {
     ...Object.fromEntries(own),
     [LABEL.managed]: 'true',

@@ -17,8 +17,8 @@ import { removeVolumes } from './volumes.ts'
 // The `docker` provider: one Docker engine through its API (never the CLI). Containers are named
 // `berth-<deployment>-<replica>` and labelled (see labels.ts); hardening is in container-spec.ts.
 //
-// Read-only root filesystem: off by default (`readOnlyRootfs`), and per deployment with the spec
-// label `berth.docker/read-only-rootfs: "true" | "false"`; it always comes with a tmpfs /tmp.
+// Read-only root filesystem: for every container when the operator sets `readOnlyRootfs`, else per
+// deployment with the spec label `berth.docker/read-only-rootfs: "true"`; with a tmpfs /tmp.
 // Networks: an owner's network is removed with the owner's last container. Volumes are kept on
 // stop and removed, with the deployment's host ports, on `remove` (volumes.ts, ports.ts).
 
