@@ -150,6 +150,57 @@ for (const kind of databaseKinds) {
       await assertBalanced()
     })
 
+    test('within its quote an order is valued at the quoted rate up to its amount, the surplus at the lower rate', async () => {
+      const order = await payments.orders.quote(accountId, {
+        creditsMicroUsd: 1_000_000n,
+        chainId: chains.a.chainId,
+        token: 'ETH',
+      })
+      const quoted = parseUsdE18(order.rate)
+      // The market drops while the quote still holds; the payer sends twice what was asked.
+      await chains.setEthPrice(2000_00000000n)
+      try {
+        const before = await available()
+        const hash = await chains.payNative(chains.a, BigInt(order.amount) * 2n)
+        await mine(chains.a, 3)
+        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash)
+        assert.equal(paid.status, 'success')
+        const expected =
+          tokenToMicroUsd(BigInt(order.amount), 18, quoted) +
+          tokenToMicroUsd(BigInt(order.amount), 18, parseUsdE18('2000'))
+        assert.equal((await available()) - before, expected)
+        assert.ok(
+          expected < tokenToMicroUsd(BigInt(order.amount) * 2n, 18, quoted),
+          'less than all at the quote',
+        )
+        await assertBalanced()
+      } finally {
+        await chains.setEthPrice(3000_00000000n)
+      }
+    })
+
+    test('a transaction that paid one order, submitted for another, is refused naming the order it paid', async () => {
+      const first = await quoteUsdc(1_000_000n)
+      const second = await quoteUsdc(1_000_000n)
+      const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(first.amount))
+      await mine(chains.a, 3)
+      assert.equal((await payments.orders.submitPayment(accountId, first.orderId, hash)).status, 'success')
+      const before = await available()
+      await assert.rejects(
+        payments.orders.submitPayment(accountId, second.orderId, hash),
+        (error: unknown) => {
+          assert.ok(error instanceof BerthError)
+          assert.equal(error.code, 'conflict')
+          assert.match(error.message, new RegExp(`already paid order ${first.orderId}`))
+          return true
+        },
+      )
+      assert.equal((await payments.orders.get(accountId, second.orderId)).status, 'init')
+      assert.equal(await available(), before)
+      // The same order again is fine: submitting twice changes nothing.
+      assert.equal((await payments.orders.submitPayment(accountId, first.orderId, hash)).status, 'success')
+    })
+
     test('wrong chain, wrong token, a foreign payer, a failed transfer and a phantom transfer are refused', async () => {
       const order = await quoteUsdc(1_000_000n)
       const before = await available()

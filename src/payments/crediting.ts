@@ -48,13 +48,17 @@ export async function recordTransfer(
   options: { confirmed: boolean; orderId?: string },
 ): Promise<RecordOutcome> {
   const now = deps.now ?? (() => new Date())
-  // The rate is read before the transaction: a slow price source must not hold the account lock.
+  // The current rate is read before the transaction when the order in view needs it, so that a
+  // slow price source does not hold the account lock (it is read inside only if another payment
+  // changed the order meanwhile).
   let rateNow: PriceE18 | undefined
-  const rateFor = async (order: OrderRow | undefined): Promise<PriceE18> => {
-    if (order && transfer.blockTime.getTime() <= new Date(order.expires_at).getTime())
-      return BigInt(order.rate_e18)
+  const currentRate = async () => {
     rateNow ??= await deps.currentRate(transfer.chainId, transfer.token)
     return rateNow
+  }
+  if (options.confirmed) {
+    const inView = await pickOrder(deps.database.db, transfer, options.orderId ?? null, { lock: false })
+    if (valuation(inView, transfer).needsCurrentRate) await currentRate()
   }
 
   const outcome = await deps.database.db.transaction(async (tx) => {
@@ -88,9 +92,13 @@ export async function recordTransfer(
     }
 
     await lockAccount(tx, account.id)
-    const order = await pickOrder(tx, account.id, transfer, payment.order_id)
-    const rate = await rateFor(order)
-    const microUsd = tokenToMicroUsd(transfer.amount, transfer.token.decimals, rate)
+    const order = await pickOrder(tx, transfer, payment.order_id, { lock: true, accountId: account.id })
+    const value = valuation(order, transfer)
+    const rate = value.quotedRate ?? (await currentRate())
+    const surplusRate = value.surplus > 0n ? min(rate, await currentRate()) : rate
+    const microUsd =
+      tokenToMicroUsd(transfer.amount - value.surplus, transfer.token.decimals, rate) +
+      tokenToMicroUsd(value.surplus, transfer.token.decimals, surplusRate)
     const flipped = await queryRows<{ id: string }>(
       tx,
       sql`update chain_payments
@@ -125,6 +133,9 @@ export async function recordTransfer(
       {
         paymentId: payment.id,
         orderId: order?.id ?? null,
+        ...(value.surplus > 0n && value.quotedRate !== undefined
+          ? { surplus: value.surplus.toString(), surplusRateE18: surplusRate.toString() }
+          : {}),
       },
     )
     return { kind: 'credited', paymentId: payment.id, microUsd, orderId: order?.id ?? null } as const
@@ -135,24 +146,48 @@ export async function recordTransfer(
   return outcome
 }
 
-/** The order a transfer pays: the one it was submitted for, else the account's oldest open order for this token. */
+/**
+ * The order a transfer pays: the one it was submitted for, else the account's oldest open order
+ * for this token. Without the lock (and without the account, found from the payer) it is a look
+ * ahead, to know whether the current rate will be needed.
+ */
 async function pickOrder(
-  tx: Tx,
-  accountId: string,
+  db: Tx | Database['db'],
   transfer: VerifiedTransfer,
   submittedFor: string | null,
+  options: { lock: boolean; accountId?: string },
 ): Promise<OrderRow | undefined> {
+  const lock = options.lock ? sql`for update` : sql``
+  const account = options.accountId
+    ? sql`${options.accountId}`
+    : sql`(select id from accounts where address = ${transfer.payer})`
   const [order] = await queryRows<OrderRow>(
-    tx,
+    db,
     submittedFor
-      ? sql`select * from orders where id = ${submittedFor} for update`
+      ? sql`select * from orders where id = ${submittedFor} ${lock}`
       : sql`select * from orders
-             where account_id = ${accountId} and chain_id = ${transfer.chainId} and token_address = ${transfer.token.address}
+             where account_id = ${account} and chain_id = ${transfer.chainId} and token_address = ${transfer.token.address}
                and (status in ('init', 'processing') or (status = 'expired' and received = 0))
-             order by created_at limit 1 for update`,
+             order by created_at limit 1 ${lock}`,
   )
   return order
 }
+
+/**
+ * How a transfer is valued. Within its quote's validity it is valued at the quoted rate, but only
+ * up to what the order still asks for: the quote promised that much, no more. The rest (a
+ * surplus) is valued at the lower of the quoted and the current rate, so paying more than asked
+ * never buys credits at a rate the market has left. Without an open quote, all at the current rate.
+ */
+function valuation(order: OrderRow | undefined, transfer: VerifiedTransfer) {
+  const inQuote = order !== undefined && transfer.blockTime.getTime() <= new Date(order.expires_at).getTime()
+  if (!inQuote) return { quotedRate: undefined, surplus: 0n, needsCurrentRate: true }
+  const stillAsked = BigInt(order.amount) - BigInt(order.received)
+  const surplus = transfer.amount > stillAsked ? transfer.amount - (stillAsked > 0n ? stillAsked : 0n) : 0n
+  return { quotedRate: BigInt(order.rate_e18), surplus, needsCurrentRate: surplus > 0n }
+}
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b)
 
 async function applyToOrder(
   tx: Tx,

@@ -5,7 +5,7 @@ import { type PaymentNetwork, paymentNetworks } from '../config/payments-schema.
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, queryRows } from '../db/client.ts'
-import { BerthError, invalidInput, notFound } from '../domain/errors.ts'
+import { BerthError, conflict, invalidInput, notFound } from '../domain/errors.ts'
 import { type CreditingDeps, type RecordOutcome, recordTransfer } from './crediting.ts'
 import { formatE18, microUsdToToken } from './money.ts'
 import type { PriceOracle, SourceReading } from './oracle.ts'
@@ -188,6 +188,23 @@ export function createOrders(deps: OrdersDeps) {
     if (foreign) {
       throw invalidInput(
         `the payer ${foreign.payer} of transaction ${txHash} is not your wallet ${account.address}`,
+      )
+    }
+    // A transaction pays one order: one that already paid another is refused, naming that order,
+    // rather than answered as if this order had been paid.
+    const [earlier] = await queryRows<{ order_id: string | null }>(
+      database.db,
+      sql`select order_id from chain_payments
+           where chain_id = ${network.chainId} and tx_hash = ${txHash.toLowerCase()}
+             and (order_id is distinct from ${orderId}) and (order_id is not null or status = 'credited')
+           limit 1`,
+    )
+    if (earlier) {
+      throw conflict(
+        earlier.order_id
+          ? `transaction ${txHash} already paid order ${earlier.order_id}`
+          : `transaction ${txHash} was already credited to your balance, without an order`,
+        { paidOrder: earlier.order_id },
       )
     }
     let outcome: RecordOutcome['kind'] = 'duplicate'
