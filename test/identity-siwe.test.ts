@@ -112,8 +112,26 @@ for (const kind of databaseKinds) {
       await rejectsWith(siwe.verify(elsewhere.message, elsewhere.signature), 'unauthorized', /URI/)
     })
 
+    it('accepts only the chain IDs the operator lists, when it lists any', async () => {
+      const sessions = await createSessions({ db: database.db, config, now })
+      const limited = createSiwe({
+        db: database.db,
+        config: configSchema.parse({ ...config, siwe: { ...config.siwe, chainIds: [1, 10] } }),
+        sessions,
+        now,
+      })
+      const { message, signature } = await sign({ chainId: 8453 })
+      await rejectsWith(
+        limited.verify(message, signature),
+        'unauthorized',
+        /chain ID 8453 is not accepted here \(accepted: 1, 10\)/,
+      )
+      const other = await sign({ chainId: 10 })
+      assert.match((await limited.verify(other.message, other.signature)).token, /^ey/)
+    })
+
     it('calls a message that is not EIP-4361 invalid input', async () => {
-      await rejectsWith(siwe.verify('please let me in', '0x00'), 'invalid_input', /missing domain, address/)
+      await rejectsWith(siwe.verify('please let me in', '0x00'), 'invalid_input', /not an EIP-4361 message/)
     })
   })
 }

@@ -83,6 +83,19 @@ export const configSchema = z
       .strictObject({
         clockSkewSeconds: int(0, 3600).default(60),
         nonceTtlSeconds: int(30, 86400).default(600),
+        /** Chain IDs a sign-in message may name; any when unset. Env: comma-separated. */
+        chainIds: z
+          .preprocess(
+            (v) =>
+              typeof v === 'string'
+                ? v
+                    .split(',')
+                    .map((x) => x.trim())
+                    .filter(Boolean)
+                : v,
+            z.array(int(1, Number.MAX_SAFE_INTEGER)).min(1),
+          )
+          .optional(),
       })
       .prefault({}),
     externalJwt: z

@@ -5,9 +5,10 @@ import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
 import { authNonces } from '../db/schema/index.ts'
-import { invalidInput, unauthorized } from '../domain/errors.ts'
+import { unauthorized } from '../domain/errors.ts'
 import { findOrCreateAccountByAddress } from './accounts.ts'
 import type { IssuedSession, Sessions } from './sessions.ts'
+import { parseSiweMessage, type SiweFields } from './siwe-message.ts'
 
 // Sign-In with Ethereum (EIP-4361). The server issues a single-use nonce, the wallet signs a
 // message naming this server's domain and that nonce, and a valid signature buys a session.
@@ -65,9 +66,14 @@ export function createSiwe(options: SiweOptions): Siwe {
     },
 
     async verify(message, signature) {
-      const { verifyMessage, parseSiweMessage } = await loadViem()
-      const fields = parseFields(parseSiweMessage(message))
+      const { verifyMessage, checksumAddress } = await loadViem()
+      const fields = parseSiweMessage(message, (address) => checksumAddress(address as Hex) === address)
       checkAudience(fields, publicUrl)
+      if (config.siwe.chainIds && !config.siwe.chainIds.includes(fields.chainId)) {
+        throw unauthorized(
+          `chain ID ${fields.chainId} is not accepted here (accepted: ${config.siwe.chainIds.join(', ')})`,
+        )
+      }
       checkTimes(fields, now().getTime(), skewMs)
 
       let valid = false
@@ -108,53 +114,19 @@ export function createSiwe(options: SiweOptions): Siwe {
 let viemModules:
   | Promise<{
       verifyMessage: typeof import('viem').verifyMessage
-      parseSiweMessage: typeof import('viem/siwe').parseSiweMessage
+      checksumAddress: typeof import('viem').checksumAddress
     }>
   | undefined
 function loadViem() {
-  viemModules ??= Promise.all([import('viem'), import('viem/siwe')]).then(([viem, siwe]) => ({
+  viemModules ??= import('viem').then((viem) => ({
     verifyMessage: viem.verifyMessage,
-    parseSiweMessage: siwe.parseSiweMessage,
+    checksumAddress: viem.checksumAddress,
   }))
   return viemModules
 }
 
-interface Fields {
-  domain: string
-  address: Hex
-  uri: string
-  chainId: number
-  nonce: string
-  scheme?: string
-  issuedAt: Date
-  expirationTime?: Date
-  notBefore?: Date
-}
-
-/** A message that is not EIP-4361 at all is bad input; one that is but fails a check is 401. */
-function parseFields(parsed: ReturnType<typeof import('viem/siwe').parseSiweMessage>): Fields {
-  const missing = (['domain', 'address', 'uri', 'version', 'chainId', 'nonce', 'issuedAt'] as const).filter(
-    (field) => parsed[field] === undefined,
-  )
-  if (missing.length > 0) {
-    throw invalidInput(`message is not an EIP-4361 message: missing ${missing.join(', ')}`, [
-      { path: 'message', message: `missing ${missing.join(', ')}` },
-    ])
-  }
-  if (parsed.version !== '1') throw invalidInput(`message version must be 1, got ${parsed.version}`)
-  for (const field of ['issuedAt', 'expirationTime', 'notBefore'] as const) {
-    if (parsed[field] && Number.isNaN(parsed[field].getTime())) {
-      throw invalidInput(`message ${field} is not an RFC 3339 date-time`)
-    }
-  }
-  if (!Number.isSafeInteger(parsed.chainId) || parsed.chainId! <= 0) {
-    throw invalidInput(`message chain ID must be a positive integer, got ${parsed.chainId}`)
-  }
-  return parsed as Fields
-}
-
 /** The message must be meant for this server, or a signature given to another site could be replayed here. */
-function checkAudience(fields: Fields, publicUrl: URL): void {
+function checkAudience(fields: SiweFields, publicUrl: URL): void {
   if (fields.domain.toLowerCase() !== publicUrl.host.toLowerCase()) {
     throw unauthorized(`message domain "${fields.domain}" is not this server's domain "${publicUrl.host}"`)
   }
@@ -172,7 +144,7 @@ function checkAudience(fields: Fields, publicUrl: URL): void {
   }
 }
 
-function checkTimes(fields: Fields, nowMs: number, skewMs: number): void {
+function checkTimes(fields: SiweFields, nowMs: number, skewMs: number): void {
   if (fields.issuedAt.getTime() > nowMs + skewMs) {
     throw unauthorized(`message is issued in the future (${fields.issuedAt.toISOString()})`)
   }
