@@ -1,9 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process'
-import { accessSync, constants, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { copyFileSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import Docker from 'dockerode'
 import { removeUnusedOwnerNetworks } from '../src/providers/docker/network.ts'
+import { aptInstall, onPath } from './apt.ts'
 
 // The Docker engine for tests: use the one answering on the default socket, or
 // install and start one. The test image is built locally from Debian's static busybox, because no
@@ -112,31 +113,6 @@ export async function buildTestImage(socketPath = DEFAULT_SOCKET): Promise<strin
   } finally {
     rmSync(context, { recursive: true, force: true })
   }
-}
-
-function onPath(command: string): boolean {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    try {
-      accessSync(join(dir, command), constants.X_OK)
-      return true
-    } catch {
-      // not in this directory
-    }
-  }
-  return false
-}
-
-let aptUpdated = false
-function aptInstall(packages: string[]): void {
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  if (!aptUpdated) {
-    execFileSync('apt-get', ['update'], { stdio: 'inherit', env })
-    aptUpdated = true
-  }
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], {
-    stdio: 'inherit',
-    env,
-  })
 }
 
 /** A static ELF has no PT_INTERP program header (no dynamic loader); read the header, not `file`. */

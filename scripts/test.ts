@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { ensurePromtool } from './apt.ts'
 import { removeUnusedBerthNetworks } from './docker.ts'
 import { startPostgres } from './postgres.ts'
 
@@ -37,6 +38,8 @@ async function main(): Promise<number> {
     console.log('» build')
     if ((await run(process.execPath, ['--import', 'tsx', join('scripts', 'build.ts')])) !== 0) return 1
   }
+  // Installed here, once, not by the tests that use it: two test files at once would both run apt.
+  ensurePromtool()
   const leftovers = await removeUnusedBerthNetworks()
   if (leftovers > 0) console.log(`» removed ${leftovers} unused berth networks left on the Docker engine`)
   console.log('» starting a throwaway PostgreSQL server')

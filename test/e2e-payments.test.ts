@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { anvilAccount, anvilPrivateKey, mine } from './helpers/anvil.ts'
 import { PAYER, type PaymentChains, startPaymentChains } from './helpers/payments-fixture.ts'
+import { promtoolProblems } from './helpers/promtool.ts'
 import { api, type RunningBerth, runCli, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -180,12 +181,13 @@ describe('payments end to end', () => {
     const text = (await api(berth.url).get<string>('/metrics')).body
     for (const name of [
       'berth_payments{status="credited"} 1',
-      'berth_credits_charged_micro_usd_total',
-      'berth_refunds_micro_usd_total',
+      'berth_credits_charged_micro_usd',
+      'berth_refunds_micro_usd',
       'berth_payment_confirmation_lag_seconds_count',
       'berth_chain_cursor_lag_blocks{network="anvil-a",consumer="payments"}',
     ]) {
       assert.ok(text.includes(name), `missing ${name}`)
     }
+    assert.equal(promtoolProblems(text), '', 'promtool check metrics finds nothing')
   })
 })

@@ -52,11 +52,11 @@ export function createMetrics(
         'Memory of a running deployment (without page cache)',
       ),
       networkRxBytes: usageGauge(
-        'berth_deployment_network_rx_bytes_total',
+        'berth_deployment_network_rx_bytes',
         'Bytes received by a running deployment since its containers started',
       ),
       networkTxBytes: usageGauge(
-        'berth_deployment_network_tx_bytes_total',
+        'berth_deployment_network_tx_bytes',
         'Bytes sent by a running deployment since its containers started',
       ),
     },

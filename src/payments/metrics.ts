@@ -27,7 +27,7 @@ export function registerPaymentMetrics(registry: Registry, database: Database): 
     },
   })
   new Gauge({
-    name: 'berth_credits_charged_micro_usd_total',
+    name: 'berth_credits_charged_micro_usd',
     help: 'Credits charged for running deployments, in micro-USD',
     registers: [registry],
     async collect() {
@@ -37,7 +37,7 @@ export function registerPaymentMetrics(registry: Registry, database: Database): 
     },
   })
   new Gauge({
-    name: 'berth_refunds_micro_usd_total',
+    name: 'berth_refunds_micro_usd',
     help: 'Credits refunded by the operator, in micro-USD',
     registers: [registry],
     async collect() {

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import WebSocket from 'ws'
 import { createPostgresDatabase } from '../helpers/db.ts'
+import { promtoolProblems } from '../helpers/promtool.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -129,12 +130,13 @@ export function dockerLogsAndUsageTests(setUp: () => Promise<{ image: string; so
       // received (the network's own chatter): wait for a sample with traffic both ways.
       const metrics = await waitFor('usage gauges with traffic', async () => {
         const text = (await client.get<string>('/metrics')).body
-        const rx = gauge(text, 'berth_deployment_network_rx_bytes_total') ?? 0
-        const tx = gauge(text, 'berth_deployment_network_tx_bytes_total') ?? 0
+        const rx = gauge(text, 'berth_deployment_network_rx_bytes') ?? 0
+        const tx = gauge(text, 'berth_deployment_network_tx_bytes') ?? 0
         return rx > 0 && tx > 0 ? text : undefined
       })
       assert.ok((gauge(metrics, 'berth_deployment_memory_bytes') ?? 0) > 0)
       assert.ok((gauge(metrics, 'berth_deployment_cpu_percent') ?? -1) >= 0)
+      assert.equal(promtoolProblems(metrics), '', 'promtool check metrics finds nothing')
 
       const db = new pg.Client({ connectionString: database.url })
       await db.connect()
