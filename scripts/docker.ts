@@ -39,7 +39,10 @@ export async function ensureDockerEngine(
     aptInstall(['docker.io'])
   }
   const logFile = join(mkdtempSync(join(tmpdir(), 'berth-dockerd-')), 'dockerd.log')
-  const child = spawn('dockerd', ['--host', `unix://${socketPath}`], {
+  // Owner networks come from this pool: /24s give room for 256 of them at once (the engine's
+  // default pools hold about 30), and a range of its own keeps clear of bridges another engine left.
+  const addressPool = 'base=10.213.0.0/16,size=24'
+  const child = spawn('dockerd', ['--host', `unix://${socketPath}`, '--default-address-pool', addressPool], {
     stdio: ['ignore', openSync(logFile, 'a'), openSync(logFile, 'a')],
     // Its own process group, so a Ctrl-C meant for the test runner does not kill it mid-cleanup.
     detached: true,

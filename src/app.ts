@@ -131,7 +131,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     )
     stack.push(async () => clearInterval(sweep))
 
-    const deployments = createDeployments({ store, events, bus, providers, nft })
+    const deployments = createDeployments({ limits: config, store, events, bus, providers, nft })
     const { app, injectWebSocket, streams } = createHttpApp({
       version: packageVersion(),
       limits: config,

@@ -70,16 +70,22 @@ describe('berth serve at start (e2e)', () => {
           },
         )
         let stdout = ''
+        let stderr = ''
         child.stdout.on('data', (chunk: Buffer) => {
           stdout += chunk.toString()
+        })
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString()
         })
         const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
         try {
           await waitFor('berth is listening', async () => stdout.includes('berth is listening'), 60_000)
+        } catch (error) {
+          throw new Error(`${(error as Error).message}\nstdout:\n${stdout}\nstderr:\n${stderr}`)
         } finally {
           child.kill('SIGTERM')
         }
-        assert.equal(await exited, 0)
+        assert.equal(await exited, 0, `${stdout}\n${stderr}`)
         const listening = stdout.split('\n').find((line) => line.includes('berth is listening'))!
         if (format === 'json') {
           assert.equal(JSON.parse(listening).msg, 'berth is listening')

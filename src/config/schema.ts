@@ -116,6 +116,8 @@ export const configSchema = z
         backoffMaxMs: int(100, 3_600_000).default(300_000),
         /** How often labelled instances with no live deployment are removed. */
         sweepIntervalSeconds: int(1, 86400).default(60),
+        /** A deployment whose steps keep failing (not an unreachable provider) fails after this long. */
+        maxRetrySeconds: int(10, 30 * 86400).default(1800),
       })
       .prefault({}),
     health: z
@@ -132,6 +134,15 @@ export const configSchema = z
         /** More restarts than this within the window and the deployment is failed. */
         maxRestarts: int(0, 1000).default(5),
         restartWindowSeconds: int(1, 7 * 86400).default(3600),
+      })
+      .prefault({}),
+    billing: z
+      .strictObject({
+        /**
+         * Longest a deployment may be `starting` (its containers up, not yet billed) per start;
+         * past it the start fails as unhealthy. Starts are bounded by health.maxRestarts per window.
+         */
+        maxUnbilledStartSeconds: int(10, 86400).default(600),
       })
       .prefault({}),
     usage: z

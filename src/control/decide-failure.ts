@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
 import { backoffDelayMs } from '../domain/backoff.ts'
 import { canTransition } from '../domain/lifecycle.ts'
-import type { FencedChange } from './moves.ts'
+import { type FencedChange, SUCCEEDED } from './moves.ts'
 
 // The pure decision after a step failed: fail the deployment when the failure is permanent, else
 // retry with jittered backoff. Like decide(), it reads no clock; the jitter comes in as a number.
@@ -26,7 +26,8 @@ const upStatuses = new Set(['starting', 'running', 'unhealthy'])
 export function decideAfterFailure(
   row: DeploymentRow,
   failure: StepFailure,
-  settings: Pick<Config['reconciler'], 'backoffBaseMs' | 'backoffMaxMs'>,
+  now: Date,
+  settings: Pick<Config['reconciler'], 'backoffBaseMs' | 'backoffMaxMs' | 'maxRetrySeconds'>,
   /** A number in [0, 1) that spreads retries of deployments failing together. */
   jitter: number,
 ): FencedChange {
@@ -35,12 +36,25 @@ export function decideAfterFailure(
     return { events: [{ type: 'deploy_cancelled', message: failure.message }], nextInMs: 0 }
   }
   const canFail = canTransition(row.status, 'failed') && row.desiredState === 'running'
-  if (failure.kind === 'permanent' && canFail) {
-    return {
-      patch: { status: 'failed', stopReason: 'failed', error: failure.message, attempts: 0 },
-      events: [{ type: failure.eventType ?? 'failed', status: 'failed', message: failure.message }],
-      nextInMs: null,
-    }
+  const fail = (message: string, eventType = 'failed'): FencedChange => ({
+    // The start that failed is used up: only a new start or restart (a new generation) tries again.
+    patch: {
+      status: 'failed',
+      stopReason: 'failed',
+      error: message,
+      appliedRestartGeneration: row.restartGeneration,
+      ...SUCCEEDED,
+    },
+    events: [{ type: eventType, status: 'failed', message }],
+    // At once: the next step rolls it back (its instances removed, host ports freed).
+    nextInMs: 0,
+  })
+  if (failure.kind === 'permanent' && canFail) return fail(failure.message, failure.eventType)
+  // Errors that keep coming (not a provider that does not answer: that is an outage, which a
+  // running deployment waits out) are retried only so long, then fail with the last reason.
+  const retryingFor = row.retryingSince ? (now.getTime() - row.retryingSince.getTime()) / 1000 : 0
+  if (failure.kind !== 'unavailable' && canFail && retryingFor > settings.maxRetrySeconds) {
+    return fail(`still failing after ${Math.round(retryingFor)}s of retries: ${failure.message}`)
   }
   const attempts = row.attempts + 1
   const unavailable = failure.kind === 'unavailable'
@@ -54,7 +68,7 @@ export function decideAfterFailure(
       : 'provider_unavailable'
     : 'reconcile_error'
   return {
-    patch: { attempts },
+    patch: { attempts, ...(row.retryingSince === null ? { retryingSince: now } : {}) },
     events: record ? [{ type, message: failure.message, data: { attempt: attempts } }] : [],
     nextInMs: backoffDelayMs(
       attempts - 1,

@@ -1,7 +1,14 @@
 import type { DeploymentRow } from '../db/deployment-rows.ts'
 import type { Observed, ObservedInstance } from '../providers/provider.ts'
 import { type DecideSettings, type Decision, type Facts, move, secondsBetween } from './decision.ts'
-import { assessHealth, ladderDelaySeconds, nextLookWhenHealthyMs } from './health.ts'
+import {
+  assessHealth,
+  countStart,
+  ladderDelaySeconds,
+  nextLookWhenHealthyMs,
+  startsInWindow,
+} from './health.ts'
+import { SUCCEEDED } from './moves.ts'
 
 // The pure decision for a deployment whose instances are meant to be up (starting, running,
 // unhealthy): restart on request, restart an unhealthy one along the backoff ladder until the
@@ -20,10 +27,13 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
   const resyncMs = settings.resyncSeconds * 1000
 
   if (row.restartGeneration > row.appliedRestartGeneration) {
+    // A user's restart is a start like any other: it counts against the restart budget.
     const restarted = {
       appliedRestartGeneration: row.restartGeneration,
       healthyStreak: 0,
       unhealthyStreak: 0,
+      startingSince: now,
+      ...countStart(row, now, health),
     }
     if (row.status === 'starting') {
       // Already starting: restart the instances and start counting passes again, in `starting`.
@@ -31,7 +41,7 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
         kind: 'write',
         effect: 'restart',
         change: {
-          patch: { ...restarted, attempts: 0 },
+          patch: { ...restarted, ...SUCCEEDED },
           events: [{ type: 'restarted', message: 'restarted on request' }],
           nextInMs: 0,
           keepLease: true,
@@ -50,9 +60,7 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
   }
 
   if (row.status === 'unhealthy') {
-    const windowStart = row.restartWindowStartedAt
-    const inWindow = windowStart !== null && secondsBetween(windowStart, now) < health.restartWindowSeconds
-    const restarts = inWindow ? row.restartCount : 0
+    const restarts = startsInWindow(row, now, health)
     if (restarts >= health.maxRestarts) {
       return {
         kind: 'write',
@@ -60,7 +68,8 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
           eventType: 'failed',
           message: `unhealthy after ${restarts} restarts within ${health.restartWindowSeconds}s`,
           patch: { stopReason: 'failed', error: `restart budget spent: ${restarts} restarts` },
-          nextInMs: null,
+          // At once: the next step rolls it back (its instances removed).
+          nextInMs: 0,
         }),
       }
     }
@@ -71,12 +80,25 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
         stage: 'health-checking',
         eventType: 'restarted',
         message: `restart ${restarts + 1} of at most ${health.maxRestarts}`,
-        patch: {
-          restartCount: restarts + 1,
-          restartWindowStartedAt: inWindow ? windowStart : now,
-          healthyStreak: 0,
-          unhealthyStreak: 0,
-        },
+        patch: { ...countStart(row, now, health), healthyStreak: 0, unhealthyStreak: 0, startingSince: now },
+      }),
+    }
+  }
+
+  // A start is unbilled until it turns `running`; it may stay `starting` only so long. Past it,
+  // the start fails as unhealthy, and the restart ladder (and its budget) takes over.
+  if (
+    row.status === 'starting' &&
+    row.startingSince !== null &&
+    secondsBetween(row.startingSince, now) >= settings.maxUnbilledStartSeconds
+  ) {
+    const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
+    return {
+      kind: 'write',
+      change: move(row, 'unhealthy', {
+        message: `not healthy within ${settings.maxUnbilledStartSeconds}s of starting (the longest a start may run unbilled); restart in ${delay}s`,
+        patch: { healthyStreak: 0, unhealthyStreak: 0, runningSince: null },
+        nextInMs: delay * 1000,
       }),
     }
   }
@@ -154,7 +176,7 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
     }
     return {
       kind: 'write',
-      change: { patch: { healthyStreak: 0, unhealthyStreak: streak, attempts: 0 }, nextInMs: intervalMs },
+      change: { patch: { healthyStreak: 0, unhealthyStreak: streak, ...SUCCEEDED }, nextInMs: intervalMs },
     }
   }
 
@@ -174,7 +196,7 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
     }
     return {
       kind: 'write',
-      change: { patch: { healthyStreak: streak, unhealthyStreak: 0, attempts: 0 }, nextInMs: intervalMs },
+      change: { patch: { healthyStreak: streak, unhealthyStreak: 0, ...SUCCEEDED }, nextInMs: intervalMs },
     }
   }
   // running and healthy: the restart ladder starts over once it has stayed healthy long enough.
@@ -188,7 +210,7 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
       patch: {
         healthyStreak: streak,
         unhealthyStreak: 0,
-        attempts: 0,
+        ...SUCCEEDED,
         ...(resetLadder ? { restartCount: 0, restartWindowStartedAt: null } : {}),
       },
       nextInMs: nextLookWhenHealthyMs(row.spec, resyncMs),

@@ -71,7 +71,13 @@ describe('decide: what it records, and what it never does', () => {
       settings,
     )
     assert.ok(fromStopped.kind === 'apply')
-    assert.deepEqual(fromStopped.start.patch, { deployStartedAt: NOW, stopReason: null, error: null })
+    assert.deepEqual(fromStopped.start.patch, {
+      deployStartedAt: NOW,
+      stopReason: null,
+      error: null,
+      restartCount: 1,
+      restartWindowStartedAt: NOW,
+    })
     // What the move to `deploying` sets travels with the apply, written with its first write.
     const started = decide(
       rowOf({ status: 'failed', restartGeneration: 2, appliedRestartGeneration: 1, restartCount: 2 }),
@@ -80,12 +86,13 @@ describe('decide: what it records, and what it never does', () => {
       settings,
     )
     assert.ok(started.kind === 'apply')
+    // A start after a failure counts against the restart budget (here: a new window opens).
     assert.deepEqual(started.start.patch, {
       deployStartedAt: NOW,
       error: null,
       stopReason: null,
-      restartCount: 0,
-      restartWindowStartedAt: null,
+      restartCount: 1,
+      restartWindowStartedAt: NOW,
     })
     const endpoints = [{ containerPort: 80, protocol: 'tcp' as const, url: 'http://127.0.0.1:19000' }]
     const applied = drive(rowOf({ status: 'scheduled', restartGeneration: 3 }), {

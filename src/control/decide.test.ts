@@ -48,7 +48,13 @@ describe('decide', () => {
     ],
     ['stopping', rowOf({ status: 'stopping', desiredState: 'stopped' }), {}, '- | stop | stopped | never'],
     ['stopped', rowOf({ status: 'stopped', desiredState: 'stopped' }), {}, '- | - | = | never'],
-    ['failed, stop asked', rowOf({ status: 'failed', desiredState: 'stopped' }), {}, '- | - | = | never'],
+    // A failed deployment is rolled back: its instances removed, their ports freed.
+    [
+      'failed, stop asked',
+      rowOf({ status: 'failed', desiredState: 'stopped' }),
+      {},
+      '- | release | = | never',
+    ],
     [
       'awaiting payment, stop asked',
       rowOf({ status: 'awaiting_payment', desiredState: 'stopped' }),
@@ -96,7 +102,7 @@ describe('decide', () => {
       'failed, nothing asked since',
       rowOf({ status: 'failed', restartGeneration: 1, appliedRestartGeneration: 1 }),
       {},
-      '- | - | = | never',
+      '- | release | = | never',
     ],
     [
       'failed, start asked',
@@ -160,7 +166,7 @@ describe('decide', () => {
       'unhealthy, budget spent',
       rowOf({ status: 'unhealthy', restartCount: 2, restartWindowStartedAt: minutesAgo(5) }),
       {},
-      '- | - | failed | never',
+      '- | - | failed | now',
     ],
     [
       'unhealthy, budget spent long ago',
@@ -222,6 +228,19 @@ describe('decide', () => {
       rowOf({ status: 'starting', restartGeneration: 1 }),
       {},
       '- | restart | = | now',
+    ],
+    // The longest a start may run unbilled (600 s here): past it, the start fails as unhealthy.
+    [
+      'starting past the unbilled window',
+      rowOf({ status: 'starting', startingSince: minutesAgo(10) }),
+      {},
+      '- | - | unhealthy | now',
+    ],
+    [
+      'starting within the unbilled window',
+      rowOf({ status: 'starting', startingSince: minutesAgo(9) }),
+      {},
+      'observe | - | running | 30000',
     ],
     [
       'unhealthy, but a restart asked',

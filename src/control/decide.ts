@@ -4,8 +4,8 @@ import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { Observed } from '../providers/provider.ts'
 import { supervise } from './decide-health.ts'
 import { type DecideSettings, type Decision, type Facts, move, secondsBetween, settle } from './decision.ts'
-import { assessHealth, nextLookWhenHealthyMs } from './health.ts'
-import { moveChange, type Passage, passage } from './moves.ts'
+import { assessHealth, countStart, nextLookWhenHealthyMs } from './health.ts'
+import { moveChange, type Passage, passage, SUCCEEDED } from './moves.ts'
 
 // The reconciler's decision, as a pure function: given a claimed deployment, what is known about
 // it so far (facts) and the time, what to do next. It reads no clock, calls no provider and
@@ -43,7 +43,8 @@ function decideUnchecked(row: DeploymentRow, facts: Facts, now: Date, settings: 
   }
 
   if (row.desiredState === 'stopped') {
-    if (status === 'stopped' || status === 'failed' || status === 'deleted') return settle
+    if (status === 'failed') return rollBack
+    if (status === 'stopped' || status === 'deleted') return settle
     if (status === 'stopping') {
       return {
         kind: 'write',
@@ -64,18 +65,22 @@ function decideUnchecked(row: DeploymentRow, facts: Facts, now: Date, settings: 
     case 'awaiting_payment':
       return begin(row, facts, now, {})
     case 'stopped':
-      return begin(row, facts, now, { stopReason: null, error: null })
+      return begin(row, facts, now, {
+        stopReason: null,
+        error: null,
+        ...countStart(row, now, settings.health),
+      })
     case 'failed':
-      // Only a start or restart asked after the failure (a new restart generation) starts it again.
+      // Only a start or restart asked after the failure (a new restart generation) starts it again;
+      // it counts against the restart budget like any other start.
       if (row.restartGeneration > row.appliedRestartGeneration) {
         return begin(row, facts, now, {
           error: null,
           stopReason: null,
-          restartCount: 0,
-          restartWindowStartedAt: null,
+          ...countStart(row, now, settings.health),
         })
       }
-      return settle
+      return rollBack
     case 'stopping':
       // A start arrived while stopping: finish the stop, then start from `stopped`.
       return { kind: 'write', effect: 'stop', change: move(row, 'stopped') }
@@ -114,7 +119,7 @@ function begin(row: DeploymentRow, facts: Facts, now: Date, patch: DeploymentPat
   }
   const { message, retryInMs } = facts.funding
   if (row.status === 'awaiting_payment') {
-    return { kind: 'write', change: { patch: { attempts: 0 }, nextInMs: retryInMs } }
+    return { kind: 'write', change: { patch: { ...SUCCEEDED }, nextInMs: retryInMs } }
   }
   return {
     kind: 'write',
@@ -144,7 +149,7 @@ function afterApply(row: DeploymentRow, facts: Facts, now: Date, settings: Decid
         to: 'running',
         through: [{ status: 'starting', stage: 'health-checking' }],
         stage: 'running',
-        patch: { ...applied, healthyStreak: 1, runningSince: now },
+        patch: { ...applied, healthyStreak: 1, runningSince: now, startingSince: now },
         nextInMs: nextLookWhenHealthyMs(row.spec, settings.resyncSeconds * 1000),
       }),
       ...(deployStartedAt ? { deployDurationSeconds: secondsBetween(deployStartedAt, now) } : {}),
@@ -156,9 +161,20 @@ function afterApply(row: DeploymentRow, facts: Facts, now: Date, settings: Decid
       from: 'deploying',
       to: 'starting',
       stage: 'health-checking',
-      patch: { ...applied, healthyStreak: 0 },
+      patch: { ...applied, healthyStreak: 0, startingSince: now },
     }),
   }
+}
+
+/**
+ * A failed deployment is rolled back: its instances removed and their host ports freed (volumes
+ * kept until it is deleted), so what failed holds nothing. Looked at again only when something
+ * makes it due; releasing again then finds nothing to remove.
+ */
+const rollBack: Decision = {
+  kind: 'write',
+  effect: 'release',
+  change: { patch: { ...SUCCEEDED, endpoints: [] }, nextInMs: null },
 }
 
 /** The longest the probe right after an apply may take before the deployment is left `starting`. */

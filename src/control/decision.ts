@@ -4,7 +4,7 @@ import type { Status } from '../domain/lifecycle.ts'
 import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { EventInput } from '../events/event-log.ts'
 import type { Observed } from '../providers/provider.ts'
-import { type FencedChange, type Move, moveChange } from './moves.ts'
+import { type FencedChange, type Move, moveChange, SUCCEEDED } from './moves.ts'
 
 // The vocabulary of the reconciler's pure decision (decide.ts): what it is told (facts, settings)
 // and what it answers (a decision the executor in step.ts carries out).
@@ -12,6 +12,8 @@ import { type FencedChange, type Move, moveChange } from './moves.ts'
 export interface DecideSettings {
   resyncSeconds: number
   health: Config['health']
+  /** The longest a start may stay `starting` (unbilled) before it fails as unhealthy. */
+  maxUnbilledStartSeconds: number
 }
 
 export type FundingVerdict = { admitted: true } | { admitted: false; message: string; retryInMs: number }
@@ -28,7 +30,7 @@ export interface Facts {
   applied?: { observed: Observed; deployStartedAt: Date | null }
 }
 
-export type ProviderEffect = 'stop' | 'remove' | 'restart'
+export type ProviderEffect = 'stop' | 'remove' | 'restart' | 'release'
 
 /**
  * Where a deploy starts: the events of passing to `deploying` (none when the step resumes a deploy
@@ -57,7 +59,7 @@ export type Decision =
   | { kind: 'refused'; from: Status; to: Status }
 
 /** Nothing to do until something makes the deployment due again. */
-export const settle: Decision = { kind: 'write', change: { patch: { attempts: 0 }, nextInMs: null } }
+export const settle: Decision = { kind: 'write', change: { patch: { ...SUCCEEDED }, nextInMs: null } }
 
 /** A write moving the deployment from its current status. */
 export function move(

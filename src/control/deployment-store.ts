@@ -171,6 +171,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
           ...patch,
           desiredState: desired,
           attempts: 0,
+          retryingSince: null,
           nextReconcileAt: sql`now()`,
           eventSeq: sql`${deployments.eventSeq} + 1`,
           updatedAt: sql`now()`,

@@ -30,3 +30,33 @@ export function ladderDelaySeconds(ladder: readonly number[], restartCount: numb
 export function nextLookWhenHealthyMs(spec: DeploymentRow['spec'], resyncMs: number): number {
   return spec.healthCheck ? Math.min(resyncMs, spec.healthCheck.intervalSeconds * 1000) : resyncMs
 }
+
+type HealthSettings = { maxRestarts: number; restartWindowSeconds: number }
+type StartCounters = Pick<DeploymentRow, 'restartCount' | 'restartWindowStartedAt'>
+
+/** Starts counted in the restart window that is open at `now` (none when it has passed). */
+export function startsInWindow(row: StartCounters, now: Date, health: HealthSettings): number {
+  const windowStart = row.restartWindowStartedAt
+  const open =
+    windowStart !== null && (now.getTime() - windowStart.getTime()) / 1000 < health.restartWindowSeconds
+  return open ? row.restartCount : 0
+}
+
+/**
+ * The counters after one more start: every start after the first (a restart on the ladder, a
+ * user's restart, a start after a stop or a failure) counts against the restart budget, since
+ * each gives the workload another unbilled start window.
+ */
+export function countStart(row: StartCounters, now: Date, health: HealthSettings): StartCounters {
+  const counted = startsInWindow(row, now, health)
+  return {
+    restartCount: counted + 1,
+    restartWindowStartedAt: counted > 0 ? row.restartWindowStartedAt : now,
+  }
+}
+
+/** When the open window's starts are spent, the time a start is possible again; else null. */
+export function startBudgetSpentUntil(row: StartCounters, now: Date, health: HealthSettings): Date | null {
+  if (startsInWindow(row, now, health) < health.maxRestarts) return null
+  return new Date(row.restartWindowStartedAt!.getTime() + health.restartWindowSeconds * 1000)
+}

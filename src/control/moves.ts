@@ -6,6 +6,9 @@ import type { EventInput } from '../events/event-log.ts'
 // per status passed through, each transition checked against the state machine. Pure: a refused
 // transition throws TransitionRefusedError before anything is written.
 
+/** What every write after a successful look sets: the run of failed attempts is over. */
+export const SUCCEEDED = { attempts: 0, retryingSince: null } satisfies DeploymentPatch
+
 /** One fenced write of a reconcile step (leases.ts carries it out). */
 export interface FencedChange {
   patch?: DeploymentPatch
@@ -65,7 +68,7 @@ export function moveChange(move: Move): FencedChange {
   }
   const nextInMs = move.nextInMs === undefined ? 0 : move.nextInMs
   return {
-    patch: { status: move.to, stage: move.stage, percent, attempts: 0, ...move.patch },
+    patch: { status: move.to, stage: move.stage, percent, ...SUCCEEDED, ...move.patch },
     events: [...passed, event],
     nextInMs,
     // Work due at once stays with this worker, which goes straight on to the next step.

@@ -26,7 +26,7 @@ export interface Reconciler {
 }
 
 export interface ReconcilerDeps {
-  config: Pick<Config, 'reconciler' | 'health'>
+  config: Pick<Config, 'reconciler' | 'health' | 'billing'>
   store: DeploymentStore
   providers: ProviderRegistry
   bus: EventBus

@@ -34,7 +34,7 @@ export interface StepDeps {
   funding?: Funding
   metrics: Metrics
   logger: Logger
-  config: Pick<Config, 'reconciler' | 'health'>
+  config: Pick<Config, 'reconciler' | 'health' | 'billing'>
   /** Aborts when the reconciler shuts down. */
   shutdown: AbortSignal
   /** Subscribes to changes of a deployment's desired state (stop, start, restart, delete). */
@@ -56,7 +56,11 @@ export async function executeStep(
       throw new ProviderError('permanent', `provider "${row.provider}" is not configured`)
     }
     const provider = deps.provider
-    const settings = { resyncSeconds: deps.config.reconciler.resyncSeconds, health: deps.config.health }
+    const settings = {
+      resyncSeconds: deps.config.reconciler.resyncSeconds,
+      health: deps.config.health,
+      maxUnbilledStartSeconds: deps.config.billing.maxUnbilledStartSeconds,
+    }
     const facts: Facts = {}
     let unwritten: { events: FencedChange['events']; patch: FencedChange['patch'] } | undefined
     for (;;) {
@@ -185,7 +189,7 @@ async function recordFailure(
   } else if (failure.kind !== 'cancelled') {
     logger.warn({ deploymentId: row.id, err: error }, 'reconcile step failed')
   }
-  const change = decideAfterFailure(row, failure, deps.config.reconciler, Math.random())
+  const change = decideAfterFailure(row, failure, deps.now(), deps.config.reconciler, Math.random())
   try {
     return await deps.store.write(row, fence, change)
   } catch (writeError) {

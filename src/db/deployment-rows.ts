@@ -25,6 +25,8 @@ export type DeploymentPatch = Partial<
     | 'restartCount'
     | 'restartWindowStartedAt'
     | 'attempts'
+    | 'retryingSince'
+    | 'startingSince'
     | 'deployStartedAt'
     | 'runningSince'
   >

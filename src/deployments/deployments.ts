@@ -1,6 +1,8 @@
+import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
+import { startBudgetSpentUntil } from '../control/health.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
-import { invalidInput } from '../domain/errors.ts'
+import { conflict, invalidInput } from '../domain/errors.ts'
 import type { Intent, Status } from '../domain/lifecycle.ts'
 import type { DeploymentSpec, NftBinding } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
@@ -16,6 +18,9 @@ import type { LogLine, ProviderRegistry } from '../providers/provider.ts'
 // every way in (REST, WebSocket, later the CLI's own server calls) gets the same rules.
 
 export interface DeploymentsDeps {
+  /** What bounds a deployment's unbilled time: the start window and the restart budget. */
+  limits: Pick<Config, 'health' | 'billing'>
+  now?: () => Date
   store: DeploymentStore
   events: EventLog
   bus: EventBus
@@ -33,7 +38,25 @@ export interface LogOptions {
 export type TokenRef = Omit<NftBinding, 'standard'>
 
 export function createDeployments(deps: DeploymentsDeps) {
-  const { store, events, providers } = deps
+  const { store, events, providers, limits } = deps
+  const now = deps.now ?? (() => new Date())
+
+  /**
+   * A health check that cannot pass within the unbilled start window would run unbilled and then
+   * fail every time: refused at once, naming the limit.
+   */
+  function checkStartWindow(spec: DeploymentSpec): void {
+    const check = spec.healthCheck
+    if (!check) return
+    const needs = check.healthyThreshold * check.intervalSeconds
+    const limit = limits.billing.maxUnbilledStartSeconds
+    if (needs > limit) {
+      throw invalidInput(
+        `healthCheck: healthyThreshold × intervalSeconds is ${needs}s, more than billing.maxUnbilledStartSeconds (${limit}s), the longest a start may take before it must be healthy`,
+        [{ path: 'healthCheck', message: `at most ${limit}s of healthyThreshold × intervalSeconds` }],
+      )
+    }
+  }
 
   /** The provider a spec asks for, or the default; refused when this server does not offer it. */
   function providerFor(spec: DeploymentSpec): string {
@@ -55,6 +78,28 @@ export function createDeployments(deps: DeploymentsDeps) {
     return deps.nft
   }
 
+  /**
+   * Every start gives a workload another unbilled start window, so a deployment that has used its
+   * restart budget in the open window is not started again before that window ends. (A running
+   * deployment asked to "start" is already started: that is not refused.)
+   */
+  function refuseSpentStartBudget(row: DeploymentRow, intent: Intent): void {
+    if (
+      intent === 'start' &&
+      row.status !== 'stopped' &&
+      row.status !== 'failed' &&
+      row.status !== 'stopping'
+    )
+      return
+    const until = startBudgetSpentUntil(row, now(), limits.health)
+    if (until) {
+      throw conflict(
+        `the restart budget is spent: ${limits.health.maxRestarts} starts within ${limits.health.restartWindowSeconds}s; it can ${intent} again at ${until.toISOString()}`,
+        { retryAt: until.toISOString() },
+      )
+    }
+  }
+
   /** A deployment of the principal's account; another owner's answers exactly like a missing one. */
   function get(principal: Principal, id: string): Promise<DeploymentRow> {
     return store.get(actingAccount(principal).id, id)
@@ -69,6 +114,7 @@ export function createDeployments(deps: DeploymentsDeps) {
       options: { idempotencyKey?: string } = {},
     ): Promise<DeploymentRow> {
       const account = actingAccount(principal)
+      checkStartWindow(input)
       // A bound spec needs the caller to hold the token; it then carries the NFT's env.
       const spec = input.nft ? await nftOrRefuse().prepareCreate(account, input) : input
       const { row } = await store.create({
@@ -88,6 +134,7 @@ export function createDeployments(deps: DeploymentsDeps) {
     ): Promise<DeploymentRow> {
       const account = actingAccount(principal)
       const spec = await nftOrRefuse().templateSpec(account, token, options)
+      checkStartWindow(spec)
       const { row } = await store.create({ ownerId: account.id, spec, provider: providerFor(spec) })
       return row
     },
@@ -103,9 +150,11 @@ export function createDeployments(deps: DeploymentsDeps) {
 
     async requestIntent(principal: Principal, id: string, intent: Intent): Promise<DeploymentRow> {
       const account = actingAccount(principal)
-      if (deps.nft && (intent === 'start' || intent === 'restart')) {
+      if (intent === 'start' || intent === 'restart') {
+        const row = await get(principal, id)
+        refuseSpentStartBudget(row, intent)
         // Only the token's holder may run it.
-        await deps.nft.checkIntent(account, await get(principal, id), intent)
+        if (deps.nft) await deps.nft.checkIntent(account, row, intent)
       }
       return store.requestIntent(account.id, id, intent)
     },

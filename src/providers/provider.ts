@@ -81,7 +81,13 @@ export interface Provider {
   apply(target: DeploymentTarget, ctx: ApplyContext): Promise<Observed>
   observe(deploymentId: string): Promise<Observed | null>
   stop(deploymentId: string): Promise<void>
+  /** Removes the instances and everything, volumes included (a delete). */
   remove(deploymentId: string): Promise<void>
+  /**
+   * Removes the instances and frees what they held (host ports), keeping volumes: what a failed
+   * deployment is rolled back to. A later start creates the instances again on the same volumes.
+   */
+  release(deploymentId: string): Promise<void>
   restart(deploymentId: string): Promise<void>
   /**
    * Opens the deployment's log: resolves once the backend has answered (so an outage is an error

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../../src/domain/spec.ts'
 import type { createDockerProvider } from '../../src/providers/docker/docker-provider.ts'
+import { LABEL } from '../../src/providers/docker/labels.ts'
 import type { Provider } from '../../src/providers/provider.ts'
 import { openTestDatabase, type TestDatabase } from '../helpers/db.ts'
 import { createAccount, createStack, type Stack } from '../helpers/stack.ts'
@@ -22,9 +23,10 @@ export function dockerReconcileTests(deps: ReconcileDockerDeps): void {
     let stack: Stack
     let owner: string
     let image: string
+    let docker: Docker
 
     before(async () => {
-      ;({ image } = await deps.setUp())
+      ;({ image, docker } = await deps.setUp())
       database = await openTestDatabase('pglite')
       stack = await createStack(database, {
         provider: await deps.newProvider(),
@@ -97,6 +99,15 @@ export function dockerReconcileTests(deps: ReconcileDockerDeps): void {
       assert.equal(events.filter((e) => e.type === 'restarted').length, 2)
       assert.ok(events.some((e) => e.status === 'unhealthy' && /answered 404/.test(e.message ?? '')))
       assert.ok(!events.some((e) => e.status === 'running'), 'a failing check never counts as running')
+      // Rolled back: what failed holds no container (and so no host port) any more.
+      await waitFor('its containers removed', async () => {
+        const left = await docker.listContainers({
+          all: true,
+          filters: { label: [`${LABEL.deployment}=${id}`] },
+        })
+        return left.length === 0
+      })
+      assert.equal(await stack.provider.observe(id), null)
     })
   })
 }

@@ -20,6 +20,7 @@ export const settings: DecideSettings = {
     maxRestarts: 2,
     restartWindowSeconds: 3600,
   },
+  maxUnbilledStartSeconds: 600,
 }
 
 export const withCheck: DeploymentSpecInput = {
@@ -54,6 +55,8 @@ export function rowOf(
     restartCount: 0,
     restartWindowStartedAt: null,
     attempts: 0,
+    retryingSince: null,
+    startingSince: null,
     nextReconcileAt: NOW,
     leaseOwner: 'w-test',
     leaseToken: 1,

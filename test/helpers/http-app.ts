@@ -27,7 +27,11 @@ export interface TestApp {
   metricsText(): Promise<string>
 }
 
-export async function createTestApp(database: Database, stack: Stack): Promise<TestApp> {
+export async function createTestApp(
+  database: Database,
+  stack: Stack,
+  options: { now?: () => Date } = {},
+): Promise<TestApp> {
   const logger = pino({ level: 'silent' })
   const nft = await createNft({
     database,
@@ -46,6 +50,8 @@ export async function createTestApp(database: Database, stack: Stack): Promise<T
     logger,
   })
   const deployments = createDeployments({
+    limits: stack.config,
+    ...(options.now ? { now: options.now } : {}),
     store: stack.store,
     events: stack.events,
     bus: stack.bus,

@@ -71,6 +71,10 @@ export const deployments = pgTable(
     restartWindowStartedAt: at('restart_window_started_at'),
     /** Consecutive failed reconcile attempts; drives the retry backoff. */
     attempts: integer('attempts').notNull().default(0),
+    /** When the current run of failed attempts began: past reconciler.maxRetrySeconds it fails. */
+    retryingSince: at('retrying_since'),
+    /** When the deployment last entered `starting`: its unbilled time runs from here. */
+    startingSince: at('starting_since'),
     nextReconcileAt: at('next_reconcile_at').notNull().defaultNow(),
     leaseOwner: text('lease_owner'),
     leaseToken: bigint('lease_token', { mode: 'number' }).notNull().default(0),

@@ -111,6 +111,14 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     return infos
   }
 
+  /** The deployment's containers, then its owner's network if nothing else uses it. */
+  async function removeContainers(deploymentId: string): Promise<void> {
+    const infos = await inspect(deploymentId)
+    for (const info of infos) await removeContainer(docker, info.Id)
+    const owners = new Set(infos.map((i) => i.Config.Labels?.['berth.owner']).filter((o) => o !== undefined))
+    for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner)
+  }
+
   return {
     name: options.name ?? 'docker',
     capabilities: { gpu: false, volumes: true, replicas: true },
@@ -146,15 +154,15 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     async remove(deploymentId) {
-      const infos = await inspect(deploymentId)
-      for (const info of infos) await removeContainer(docker, info.Id)
-      const owners = new Set(
-        infos.map((i) => i.Config.Labels?.['berth.owner']).filter((o) => o !== undefined),
-      )
-      for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner)
+      await removeContainers(deploymentId)
       // Volumes and ports go only after the containers: a failure above is retried with them intact.
       // An operator who keeps volumes (volumeRetention: keep) removes them by hand, by label.
       if (options.volumeRetention !== 'keep') await removeVolumes(docker, deploymentId)
+      await options.releasePorts?.(deploymentId)
+    },
+
+    async release(deploymentId) {
+      await removeContainers(deploymentId)
       await options.releasePorts?.(deploymentId)
     },
 

@@ -156,6 +156,11 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
       if (journal.table().has(deploymentId)) journal.append([{ op: 'remove', deploymentId }])
     },
 
+    // Simulated instances have no volumes or ports to keep: releasing them is removing them.
+    async release(deploymentId) {
+      if (journal.table().has(deploymentId)) journal.append([{ op: 'remove', deploymentId }])
+    },
+
     async restart(deploymentId) {
       const records: JournalRecord[] = []
       for (const instance of instancesOf(deploymentId)) {
