@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { startPostgres } from '../scripts/postgres.ts'
-import { type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+import { LIFTED_QUOTAS, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
 import { cpuPer, cpuSnapshot } from './cpu-account.ts'
 import { leanClient } from './lean-client.ts'
 
@@ -24,6 +24,7 @@ const env = {
   // per-account write limit (a tenant's fair share in production) is lifted here.
   BERTH_RATE_LIMITS__WRITES_PER_MINUTE: '100000000',
   BERTH_RATE_LIMITS__WRITE_BURST: '100000000',
+  ...LIFTED_QUOTAS,
 }
 
 function percentile(values: number[], p: number): number {

@@ -26,6 +26,7 @@ import { connectDocker } from './providers/docker/connection.ts'
 import { createDockerProvider } from './providers/docker/docker-provider.ts'
 import { type Provider, ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
+import { createQuotas } from './quotas/quotas.ts'
 import { packageVersion } from './version.ts'
 
 // The composition root: builds every part from the config, starts them in order, and stops them
@@ -97,7 +98,8 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       )
     }
 
-    const identity = await createIdentity({ db: database.db, config })
+    const quotas = createQuotas(database.db, config.quotas)
+    const identity = await createIdentity({ db: database.db, config, quotas })
     const payments = await createPayments({ database, store, events, config, metrics, logger })
     const reconciler = createReconciler({
       config,
@@ -131,7 +133,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     )
     stack.push(async () => clearInterval(sweep))
 
-    const deployments = createDeployments({ limits: config, store, events, bus, providers, nft })
+    const deployments = createDeployments({ limits: config, store, events, bus, providers, quotas, nft })
     const { app, injectWebSocket, streams } = createHttpApp({
       version: packageVersion(),
       limits: config,
@@ -146,6 +148,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       providers,
       metrics,
       identity,
+      quotas,
       payments: { config, deployments, orders: payments.orders, balances: payments.balances },
       nft,
       logger,

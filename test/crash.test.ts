@@ -6,6 +6,7 @@ import { createPostgresDatabase } from './helpers/db.ts'
 import {
   api,
   crashAtRandomMoments,
+  LIFTED_QUOTAS,
   type RunningBerth,
   signIn,
   startBerth,
@@ -37,6 +38,7 @@ describe('crash recovery (kill -9, PostgreSQL)', () => {
     server = await startBerth({
       databaseUrl: database.url,
       env: {
+        ...LIFTED_QUOTAS,
         BERTH_LOG_LEVEL: 'warn',
         BERTH_RECONCILER__LEASE_SECONDS: '2',
         BERTH_RECONCILER__POLL_INTERVAL_MS: '100',

@@ -16,6 +16,7 @@ import { requireAuth } from '../src/http/middleware/require-auth.ts'
 import { createRouter } from '../src/http/openapi.ts'
 import { identityRoutes } from '../src/http/routes/identity.ts'
 import { createIdentity } from '../src/identity/create-identity.ts'
+import { createQuotas } from '../src/quotas/quotas.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 
 // The identity routes through HTTP, as the server mounts them, on both databases.
@@ -65,7 +66,8 @@ async function buildApp(database: TestDatabase, jwksUrl: string, clock: { offset
     externalJwt: { issuer: EXTERNAL_ISSUER, jwksUrl, audience: 'berth' },
   })
   const now = () => new Date(Date.now() + clock.offsetMs)
-  const identity = await createIdentity({ db: database.db, config, now })
+  const quotas = createQuotas(database.db, config.quotas)
+  const identity = await createIdentity({ db: database.db, config, quotas, now })
   const app = createRouter()
   app.use('*', requestId())
   app.use('/v1/*', requireAuth(identity.authenticator))

@@ -21,6 +21,7 @@ describe('system routes', () => {
       providers: new ProviderRegistry('simulated'),
       metrics: createMetrics(async () => []),
       identity: { authenticator: { authenticate: async () => ({ kind: 'admin' }) } } as never,
+      quotas: {} as never,
       payments: {} as never,
       nft: {} as never,
       logger: pino({ level: 'silent' }),

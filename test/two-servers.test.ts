@@ -7,7 +7,7 @@ import pg from 'pg'
 import { generatePrivateKey } from 'viem/accounts'
 import { readInstanceTable } from '../src/providers/simulated/journal.ts'
 import { createPostgresDatabase } from './helpers/db.ts'
-import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
+import { api, LIFTED_QUOTAS, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // Two `berth serve` processes on one PostgreSQL database (and one shared simulated provider, as
@@ -26,6 +26,7 @@ describe('two control planes on one PostgreSQL', () => {
     database = await createPostgresDatabase()
     stateDir = mkdtempSync(join(tmpdir(), 'berth-shared-sim-'))
     const env = {
+      ...LIFTED_QUOTAS,
       BERTH_LOG_LEVEL: 'warn',
       BERTH_SESSION_SECRET: 'two-servers-share-one-session-secret-0123456789',
       BERTH_PROVIDERS__SIMULATED__STATE_DIR: stateDir,

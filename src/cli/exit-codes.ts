@@ -24,6 +24,8 @@ export const exitCodeOfErrorCode: Record<ErrorCode, ExitCode> = {
   not_found: exitCodes.notFound,
   conflict: exitCodes.notFound,
   rate_limited: exitCodes.unexpected,
+  // Not allowed more: the operator or the account's own deletes have to make room.
+  quota_exceeded: exitCodes.auth,
   provider_unavailable: exitCodes.unexpected,
   // What was asked cannot run as given (a bad image): the caller has to change it.
   provider_rejected: exitCodes.usage,

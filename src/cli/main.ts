@@ -15,6 +15,7 @@ import { registerEvents } from './commands/events.ts'
 import { registerLifecycle } from './commands/lifecycle.ts'
 import { registerList } from './commands/list.ts'
 import { registerPay } from './commands/pay.ts'
+import { registerQuota } from './commands/quota.ts'
 import { registerServer } from './commands/server.ts'
 import { exitCodeOf, exitCodes } from './exit-codes.ts'
 import { ApiError } from './http-client.ts'
@@ -57,6 +58,7 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
   registerEvents(program, action)
   registerLifecycle(program, action)
   registerPay(program, action)
+  registerQuota(program, action)
   return program
 }
 

@@ -71,6 +71,19 @@ export const configSchema = z
         writeBurst: int(1, 10_000_000).default(200),
       })
       .prefault({}),
+    /** What one account may hold at once; the operator overrides them per account. */
+    quotas: z
+      .strictObject({
+        deployments: int(0, 1_000_000_000).default(50),
+        replicas: int(0, 1_000_000_000).default(100),
+        hostPorts: int(0, 1_000_000_000).default(100),
+        cpus: z.coerce.number().min(0).max(1_000_000).default(32),
+        memoryMb: int(0, 1_000_000_000).default(65_536),
+        diskMb: int(0, 1_000_000_000).default(262_144),
+        volumes: int(0, 1_000_000_000).default(64),
+        apiKeys: int(0, 1_000_000_000).default(25),
+      })
+      .prefault({}),
     streams: z
       .strictObject({
         /** SSE and WebSocket streams open at once per account (on each replica). */

@@ -21,6 +21,7 @@ export interface DeploymentStore extends FencedWrites {
     spec: DeploymentSpec
     provider: string
     idempotencyKey?: string
+    admit?: () => Promise<() => void>
   }): Promise<{ row: DeploymentRow; replayed: boolean }>
   get(ownerId: string, id: string): Promise<DeploymentRow>
   list(
@@ -70,6 +71,11 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     spec: DeploymentSpec
     provider: string
     idempotencyKey?: string
+    /**
+     * Admission (the account's quotas), asked after a replay is ruled out and before anything is
+     * written; what it returns is called once the write has landed or failed.
+     */
+    admit?: () => Promise<() => void>
   }): Promise<{ row: DeploymentRow; replayed: boolean }> {
     // Only a keyed create is compared with an earlier one; hashing every spec would be waste.
     const requestHash = input.idempotencyKey
@@ -91,6 +97,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     }
     const earlier = await replay()
     if (earlier) return earlier
+    const release = await input.admit?.()
     const id = randomUUID()
     const fresh = {
       id,
@@ -134,6 +141,8 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
         throw conflict('this NFT is already bound to a live deployment', { field: 'nft' })
       }
       throw error
+    } finally {
+      release?.()
     }
   }
 

@@ -11,6 +11,7 @@ import { followEventLog } from '../events/follow.ts'
 import { actingAccount, type Principal } from '../identity/principal.ts'
 import type { Nft } from '../nft/nft.ts'
 import type { LogLine, ProviderRegistry } from '../providers/provider.ts'
+import type { Quotas } from '../quotas/quotas.ts'
 
 // The deployments use cases: what a principal may do with deployments, in one place between the
 // HTTP routes and the store. Each takes the principal it acts for and returns domain results;
@@ -25,6 +26,8 @@ export interface DeploymentsDeps {
   events: EventLog
   bus: EventBus
   providers: ProviderRegistry
+  /** Admission of new deployments against the owner's quotas. */
+  quotas: Pick<Quotas, 'admitDeployment'>
   /** Holder checks and templates for NFT-bound deployments; absent: bound specs are refused. */
   nft?: Pick<Nft, 'prepareCreate' | 'checkIntent' | 'templateSpec' | 'listBound'>
 }
@@ -122,6 +125,7 @@ export function createDeployments(deps: DeploymentsDeps) {
         spec,
         provider: providerFor(spec),
         ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+        admit: () => deps.quotas.admitDeployment(account.id, spec),
       })
       return row
     },
@@ -135,7 +139,12 @@ export function createDeployments(deps: DeploymentsDeps) {
       const account = actingAccount(principal)
       const spec = await nftOrRefuse().templateSpec(account, token, options)
       checkStartWindow(spec)
-      const { row } = await store.create({ ownerId: account.id, spec, provider: providerFor(spec) })
+      const { row } = await store.create({
+        ownerId: account.id,
+        spec,
+        provider: providerFor(spec),
+        admit: () => deps.quotas.admitDeployment(account.id, spec),
+      })
       return row
     },
 

@@ -10,6 +10,8 @@ export const errorCodes = [
   'conflict',
   'payload_too_large',
   'rate_limited',
+  /** Over one of the account's quotas; details name the limit, its value and the current use. */
+  'quota_exceeded',
   /** A backend berth depends on (a provider, a chain, an issuer's keys) does not answer now. */
   'provider_unavailable',
   /** A provider refused what it was asked, and will refuse it again (a bad image, no GPU). */

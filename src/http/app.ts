@@ -9,6 +9,7 @@ import type { Identity } from '../identity/create-identity.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import type { Nft } from '../nft/nft.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
+import type { Quotas } from '../quotas/quotas.ts'
 import { renderDocsPage } from './docs-page.ts'
 import { errorResponse, hidesDetail, toBerthError } from './errors.ts'
 import { bodyReader } from './middleware/body-reader.ts'
@@ -22,6 +23,7 @@ import { identityRoutes } from './routes/identity.ts'
 import { logRoutes, mountLogSocket } from './routes/logs.ts'
 import { nftRoutes } from './routes/nfts.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
+import { quotaRoutes } from './routes/quotas.ts'
 import { systemRoutes } from './routes/system.ts'
 import { mountEventSocket } from './routes/websocket.ts'
 import { createStreamGuard } from './streams.ts'
@@ -37,6 +39,7 @@ export interface HttpDeps {
   providers: ProviderRegistry
   metrics: Metrics
   identity: Identity
+  quotas: Quotas
   payments: PaymentRoutesDeps
   nft: Pick<Nft, 'listNotifications'>
   logger: Logger
@@ -79,6 +82,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', eventRoutes(live))
   app.route('/', logRoutes(deps.deployments, streams, deps.logger))
   app.route('/', paymentRoutes(deps.payments))
+  app.route('/', quotaRoutes(deps.quotas))
   app.route('/', nftRoutes(deps))
   mountEventSocket(app, upgradeWebSocket, live)
   mountLogSocket(app, upgradeWebSocket, live)

@@ -12,6 +12,7 @@ export const httpStatusOf: Record<ErrorCode, ContentfulStatusCode> = {
   conflict: 409,
   payload_too_large: 413,
   rate_limited: 429,
+  quota_exceeded: 403,
   provider_unavailable: 503,
   provider_rejected: 422,
   // Only the CLI meets it (it could not reach berth); a server never answers with it.

@@ -44,7 +44,12 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex')
 }
 
-export function createApiKeys(options: { db: Db; now: () => Date }): ApiKeys {
+export function createApiKeys(options: {
+  db: Db
+  now: () => Date
+  /** The account's API key quota: refuses, or admits until the key is written. */
+  admit?: (accountId: string) => Promise<() => void>
+}): ApiKeys {
   const { db, now } = options
   const info = {
     id: apiKeys.id,
@@ -57,6 +62,7 @@ export function createApiKeys(options: { db: Db; now: () => Date }): ApiKeys {
   return {
     async create(accountId, name) {
       const key = API_KEY_PREFIX + randomBytes(32).toString('base64url')
+      const release = await options.admit?.(accountId)
       const [row] = await db
         .insert(apiKeys)
         .values({
@@ -68,6 +74,7 @@ export function createApiKeys(options: { db: Db; now: () => Date }): ApiKeys {
           createdAt: now(),
         })
         .returning(info)
+        .finally(() => release?.())
       return { ...row!, key }
     },
 

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
+import type { Quotas } from '../quotas/quotas.ts'
 import { type ApiKeys, createApiKeys } from './api-keys.ts'
 import { createAuthenticator } from './authenticate.ts'
 import type { Authenticator } from './authenticator.ts'
@@ -10,6 +11,8 @@ import { createSiwe, type Siwe } from './siwe.ts'
 export interface IdentityOptions {
   db: Db
   config: Config
+  /** Admission of a new API key against the account's quota. */
+  quotas: Pick<Quotas, 'admitApiKey'>
   /** The clock for every expiry decision; tests move it instead of sleeping. */
   now?: () => Date
 }
@@ -27,7 +30,7 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
   const { db, config } = options
   const now = options.now ?? (() => new Date())
   const sessions = await createSessions({ db, config, now })
-  const apiKeys = createApiKeys({ db, now })
+  const apiKeys = createApiKeys({ db, now, admit: (accountId) => options.quotas.admitApiKey(accountId) })
   const external = config.externalJwt
     ? createExternalJwtVerifier({
         db,

@@ -6,6 +6,7 @@ import { createPostgresDatabase } from '../helpers/db.ts'
 import {
   api,
   crashAtRandomMoments,
+  LIFTED_QUOTAS,
   type RunningBerth,
   signIn,
   startBerth,
@@ -45,6 +46,7 @@ export function dockerCrashTests(
         databaseUrl: database.url,
         dockerSocket: ready.socketPath,
         env: {
+          ...LIFTED_QUOTAS,
           BERTH_LOG_LEVEL: 'warn',
           BERTH_RECONCILER__LEASE_SECONDS: '2',
           BERTH_RECONCILER__POLL_INTERVAL_MS: '200',

@@ -8,6 +8,7 @@ import { createApiKeys } from '../../src/identity/api-keys.ts'
 import { createIdentity } from '../../src/identity/create-identity.ts'
 import { createNft, type Nft } from '../../src/nft/nft.ts'
 import { createPayments } from '../../src/payments/payments.ts'
+import { createQuotas } from '../../src/quotas/quotas.ts'
 import { createAccount, type Stack } from './stack.ts'
 
 // berth's HTTP app in-process on a test stack, with the NFT service built but not started (tests
@@ -20,10 +21,14 @@ export interface Reply<T = any> {
   body: T
 }
 
+export type Caller = (method: string, path: string, body?: unknown) => Promise<Reply>
+
 export interface TestApp {
   nft: Nft
   /** Creates an account for the wallet and returns a caller acting with one of its API keys. */
-  user(address: string): Promise<(method: string, path: string, body?: unknown) => Promise<Reply>>
+  user(address: string): Promise<Caller>
+  /** A caller acting with the operator's admin token (the stack's config must set adminToken). */
+  admin(): Caller
   metricsText(): Promise<string>
 }
 
@@ -40,7 +45,8 @@ export async function createTestApp(
     metrics: stack.metrics,
     logger,
   })
-  const identity = await createIdentity({ db: database.db, config: stack.config })
+  const quotas = createQuotas(database.db, stack.config.quotas)
+  const identity = await createIdentity({ db: database.db, config: stack.config, quotas })
   const payments = await createPayments({
     database,
     store: stack.store,
@@ -56,6 +62,7 @@ export async function createTestApp(
     events: stack.events,
     bus: stack.bus,
     providers: stack.providers,
+    quotas,
     nft,
   })
   const { app } = createHttpApp({
@@ -68,6 +75,7 @@ export async function createTestApp(
     providers: stack.providers,
     metrics: stack.metrics,
     identity,
+    quotas,
     payments: {
       config: stack.config,
       deployments,
@@ -78,24 +86,31 @@ export async function createTestApp(
     logger,
   })
   const keys = createApiKeys({ db: database.db, now: () => new Date() })
+  const callerWith =
+    (bearer: string): Caller =>
+    async (method, path, body) => {
+      const res = await app.request(path, {
+        method,
+        headers: {
+          authorization: `Bearer ${bearer}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      })
+      const text = await res.text()
+      const isJson = (res.headers.get('content-type') ?? '').includes('json')
+      return { status: res.status, body: isJson && text ? JSON.parse(text) : text || undefined }
+    }
   return {
     nft,
     async user(address) {
       const accountId = await createAccount(database, address.toLowerCase())
       const { key } = await keys.create(accountId, 'test')
-      return async (method, path, body) => {
-        const res = await app.request(path, {
-          method,
-          headers: {
-            authorization: `Bearer ${key}`,
-            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        })
-        const text = await res.text()
-        const isJson = (res.headers.get('content-type') ?? '').includes('json')
-        return { status: res.status, body: isJson && text ? JSON.parse(text) : text || undefined }
-      }
+      return callerWith(key)
+    },
+    admin() {
+      if (!stack.config.adminToken) throw new Error('the test stack has no adminToken')
+      return callerWith(stack.config.adminToken)
     },
     async metricsText() {
       return (await app.request('/metrics')).text()

@@ -15,6 +15,17 @@ import { waitFor } from './wait.ts'
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 export const berthBin = join(repoRoot, 'bin', 'berth.js')
 
+/**
+ * Quotas lifted for tests and benches where one account creates hundreds of deployments: what
+ * they measure is the control plane under load, not a tenant's fair share.
+ */
+export const LIFTED_QUOTAS: Record<string, string> = Object.fromEntries(
+  ['DEPLOYMENTS', 'REPLICAS', 'HOST_PORTS', 'CPUS', 'MEMORY_MB', 'DISK_MB', 'VOLUMES'].map((key) => [
+    `BERTH_QUOTAS__${key}`,
+    '1000000',
+  ]),
+)
+
 export interface StartOptions {
   env?: Record<string, string>
   args?: string[]

@@ -1,0 +1,100 @@
+import { and, eq, isNull, sql } from 'drizzle-orm'
+import type { Db } from '../db/client.ts'
+import { queryRows } from '../db/client.ts'
+import { accountQuotas, apiKeys } from '../db/schema/index.ts'
+import {
+  limitsOf,
+  type QuotaLimits,
+  type QuotaUsage,
+  type QuotaValues,
+  quotaValuesSchema,
+} from './quota-limits.ts'
+
+// Quotas in the database: what an account holds now (summed from its deployments that are not yet
+// deleted, and its live API keys) and the operator's overrides of the config's defaults.
+
+const usageSql = (accountId: string) => sql`
+  select
+    count(*)::int as deployments,
+    coalesce(sum(r.replicas), 0)::int as replicas,
+    coalesce(sum(r.replicas * jsonb_array_length(coalesce(d.spec->'ports', '[]'::jsonb))), 0)::int as host_ports,
+    coalesce(sum(r.replicas * ceil((d.spec->'resources'->>'cpus')::numeric * 1000)), 0)::bigint as cpus,
+    coalesce(sum(r.replicas * (d.spec->'resources'->>'memoryMb')::bigint), 0)::bigint as memory_mb,
+    coalesce(sum(r.replicas * (d.spec->'resources'->>'diskMb')::bigint + (
+      select coalesce(sum(coalesce((v->>'sizeMb')::bigint, 0)), 0)
+      from jsonb_array_elements(coalesce(d.spec->'volumes', '[]'::jsonb)) v
+    )), 0)::bigint as disk_mb,
+    coalesce(sum(jsonb_array_length(coalesce(d.spec->'volumes', '[]'::jsonb))), 0)::int as volumes
+  from deployments d, lateral (select (d.spec->>'replicas')::int as replicas) r
+  where d.owner_id = ${accountId} and d.status <> 'deleted'`
+
+interface UsageRow {
+  deployments: number
+  replicas: number
+  host_ports: number
+  cpus: string | number
+  memory_mb: string | number
+  disk_mb: string | number
+  volumes: number
+}
+
+export function createQuotaStore(db: Db, defaults: QuotaValues) {
+  async function overridesOf(accountId: string): Promise<Partial<QuotaValues>> {
+    const [row] = await db.select().from(accountQuotas).where(eq(accountQuotas.accountId, accountId))
+    return row ? quotaValuesSchema.partial().parse(row.overrides) : {}
+  }
+
+  return {
+    overridesOf,
+
+    async limitsOf(accountId: string): Promise<QuotaLimits> {
+      return limitsOf({ ...defaults, ...(await overridesOf(accountId)) })
+    },
+
+    async usageOf(accountId: string): Promise<QuotaUsage> {
+      const [row] = await queryRows<UsageRow>(db, usageSql(accountId))
+      const [keys] = await db
+        .select({ count: sql<number>`count(*)::int` })
+        .from(apiKeys)
+        .where(and(eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
+      return {
+        deployments: Number(row!.deployments),
+        replicas: Number(row!.replicas),
+        hostPorts: Number(row!.host_ports),
+        cpus: Number(row!.cpus),
+        memoryMb: Number(row!.memory_mb),
+        diskMb: Number(row!.disk_mb),
+        volumes: Number(row!.volumes),
+        apiKeys: Number(keys!.count),
+      }
+    },
+
+    /**
+     * Replaces the account's overrides: a key set to null goes back to the default. Returns the
+     * overrides now in force.
+     */
+    async setOverrides(
+      accountId: string,
+      changes: { [K in keyof QuotaValues]?: QuotaValues[K] | null },
+    ): Promise<Partial<QuotaValues>> {
+      const entries = Object.entries(changes)
+      const set = Object.fromEntries(entries.filter(([, value]) => value !== null))
+      const reset = entries.filter(([, value]) => value === null).map(([key]) => key)
+      // One statement, so two operators changing different limits at once both land.
+      const [row] = await db
+        .insert(accountQuotas)
+        .values({ accountId, overrides: set })
+        .onConflictDoUpdate({
+          target: accountQuotas.accountId,
+          set: {
+            overrides: sql`(${accountQuotas.overrides} || excluded.overrides) - ${sql.param(reset)}::text[]`,
+            updatedAt: sql`now()`,
+          },
+        })
+        .returning()
+      return quotaValuesSchema.partial().parse(row!.overrides)
+    },
+  }
+}
+
+export type QuotaStore = ReturnType<typeof createQuotaStore>
