@@ -208,10 +208,19 @@ describe('berth CLI end to end', { timeout: 180_000 }, () => {
   it('shows the account quota with what the deployment uses of it', async () => {
     const table = await user.run(['quota'])
     expectCode(table, 0)
-    const rows = table.stdout.trimEnd().split('\n').map((line) => line.trim().split(/\s+/))
+    const rows = table.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
     assert.deepEqual(rows[0], ['QUOTA', 'USED', 'LIMIT'])
-    assert.deepEqual(rows.find((row) => row[0] === 'deployments'), ['deployments', '1', '50'])
-    assert.deepEqual(rows.find((row) => row[0] === 'hostPorts'), ['hostPorts', '1', '100'])
+    assert.deepEqual(
+      rows.find((row) => row[0] === 'deployments'),
+      ['deployments', '1', '50'],
+    )
+    assert.deepEqual(
+      rows.find((row) => row[0] === 'hostPorts'),
+      ['hostPorts', '1', '100'],
+    )
   })
 
   it('shows the events with the stages in order', async () => {
