@@ -19,6 +19,7 @@ import { dockerOutageTests } from './docker/engine-outage.ts'
 import { exec } from './docker/exec.ts'
 import { dockerLimitTests, dockerOptionTests } from './docker/limits.ts'
 import { dockerLogsAndUsageTests } from './docker/logs-usage.ts'
+import { dockerNftHandoverTests } from './docker/nft-handover.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -322,6 +323,10 @@ dockerLogsAndUsageTests(async () => {
   return { image, socketPath: engine.socketPath }
 })
 dockerCrashTests(async () => {
+  const { engine, docker, image } = await setUp()
+  return { docker, image, socketPath: engine.socketPath }
+})
+dockerNftHandoverTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }
 })

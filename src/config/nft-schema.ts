@@ -31,6 +31,12 @@ const collection = z.strictObject({
   standard: z.enum(nftStandards),
   /** Keep the env values named in a spec's secretEnv when the token changes hands (default: drop them). */
   carrySecrets: z.boolean().default(false),
+  /**
+   * Hand the deployment's volumes to the new holder when the token changes hands (default: the new
+   * holder starts with empty volumes, and the old ones are deleted as the provider's volume
+   * retention says).
+   */
+  carryVolumes: z.boolean().default(false),
   template: template.optional(),
 })
 export type CollectionConfig = z.output<typeof collection>

@@ -84,7 +84,13 @@ export async function applyWithProgress(
   let observed: Observed
   try {
     observed = await deps.provider.apply(
-      { id: row.id, ownerId: row.ownerId, spec: row.spec, restartGeneration: row.restartGeneration },
+      {
+        id: row.id,
+        ownerId: row.ownerId,
+        spec: row.spec,
+        restartGeneration: row.restartGeneration,
+        volumeGeneration: row.volumeGeneration,
+      },
       ctx,
     )
   } catch (error) {

@@ -55,6 +55,44 @@ describe('decide', () => {
       {},
       '- | release | = | never',
     ],
+    // After the bound NFT changed hands, the previous holder's instances are removed, never started
+    // again: with their volumes, or keeping them when the collection carries volumes over.
+    [
+      'stopping after an NFT handover',
+      rowOf({ status: 'stopping', desiredState: 'stopped', handover: 'fresh' }),
+      {},
+      '- | remove | stopped | never',
+    ],
+    [
+      'stopping after an NFT handover carrying volumes',
+      rowOf({ status: 'stopping', desiredState: 'stopped', handover: 'carry' }),
+      {},
+      '- | release | stopped | never',
+    ],
+    [
+      'stopped when the NFT changed hands',
+      rowOf({ status: 'stopped', desiredState: 'stopped', handover: 'fresh' }),
+      {},
+      '- | remove | = | now',
+    ],
+    [
+      'failed when the NFT changed hands, volumes carried',
+      rowOf({ status: 'failed', desiredState: 'stopped', handover: 'carry' }),
+      {},
+      '- | release | = | now',
+    ],
+    [
+      'the new holder starts before the handover was done',
+      rowOf({ status: 'stopped', desiredState: 'running', handover: 'fresh' }),
+      {},
+      '- | remove | = | now',
+    ],
+    [
+      'a start arrived while stopping for a handover',
+      rowOf({ status: 'stopping', desiredState: 'running', handover: 'fresh' }),
+      {},
+      '- | remove | stopped | now',
+    ],
     [
       'awaiting payment, stop asked',
       rowOf({ status: 'awaiting_payment', desiredState: 'stopped' }),

@@ -1,9 +1,17 @@
 import type { DeploymentPatch, DeploymentRow } from '../db/deployment-rows.ts'
-import { TransitionRefusedError } from '../domain/lifecycle.ts'
+import { type Handover, TransitionRefusedError } from '../domain/lifecycle.ts'
 import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { Observed } from '../providers/provider.ts'
 import { supervise } from './decide-health.ts'
-import { type DecideSettings, type Decision, type Facts, move, secondsBetween, settle } from './decision.ts'
+import {
+  type DecideSettings,
+  type Decision,
+  type Facts,
+  move,
+  type ProviderEffect,
+  secondsBetween,
+  settle,
+} from './decision.ts'
 import { assessHealth, countStart, nextLookWhenHealthyMs } from './health.ts'
 import { moveChange, type Passage, passage, SUCCEEDED } from './moves.ts'
 
@@ -42,16 +50,24 @@ function decideUnchecked(row: DeploymentRow, facts: Facts, now: Date, settings: 
     return { kind: 'write', change: move(row, 'deleting') }
   }
 
+  // Whatever is wanted next, nothing of a previous NFT holder's run is left to the new one.
+  if (row.handover && (status === 'stopped' || status === 'failed')) {
+    return handOver(row as DeploymentRow & { handover: Handover })
+  }
+
   if (row.desiredState === 'stopped') {
     if (status === 'failed') return rollBack
     if (status === 'stopped' || status === 'deleted') return settle
     if (status === 'stopping') {
+      const { effect, patch } = endOfStop(row)
+      const stopped = row.stopReason ? `stopped (${row.stopReason})` : 'stopped'
       return {
         kind: 'write',
-        effect: 'stop',
+        effect,
         change: move(row, 'stopped', {
           nextInMs: null,
-          message: row.stopReason ? `stopped (${row.stopReason})` : 'stopped',
+          message: row.handover ? `${stopped}; ${handoverMessage[row.handover]}` : stopped,
+          patch,
         }),
       }
     }
@@ -81,9 +97,11 @@ function decideUnchecked(row: DeploymentRow, facts: Facts, now: Date, settings: 
         })
       }
       return rollBack
-    case 'stopping':
+    case 'stopping': {
       // A start arrived while stopping: finish the stop, then start from `stopped`.
-      return { kind: 'write', effect: 'stop', change: move(row, 'stopped') }
+      const { effect, patch } = endOfStop(row)
+      return { kind: 'write', effect, change: move(row, 'stopped', { patch }) }
+    }
     case 'scheduled':
       return {
         kind: 'apply',
@@ -175,6 +193,39 @@ const rollBack: Decision = {
   kind: 'write',
   effect: 'release',
   change: { patch: { ...SUCCEEDED, endpoints: [] }, nextInMs: null },
+}
+
+/**
+ * The provider call that ends a stop: a plain stop keeps the instances for a later start; after an
+ * NFT changed hands they are removed instead (with the volumes unless they are carried over).
+ */
+function endOfStop(row: DeploymentRow): { effect: ProviderEffect; patch: DeploymentPatch } {
+  if (!row.handover) return { effect: 'stop', patch: {} }
+  return { effect: handoverEffect[row.handover], patch: { handover: null, endpoints: [] } }
+}
+
+const handoverEffect: Record<Handover, ProviderEffect> = { fresh: 'remove', carry: 'release' }
+const handoverMessage: Record<Handover, string> = {
+  fresh: "the previous holder's instances and volumes were removed",
+  carry: "the previous holder's instances were removed; its volumes are kept for the new holder",
+}
+
+/** A deployment at rest when its NFT changed hands: the previous holder's instances go now. */
+function handOver(row: DeploymentRow & { handover: Handover }): Decision {
+  return {
+    kind: 'write',
+    effect: handoverEffect[row.handover],
+    change: {
+      patch: { ...SUCCEEDED, handover: null, endpoints: [] },
+      events: [
+        {
+          type: 'handover_completed',
+          message: handoverMessage[row.handover],
+        },
+      ],
+      nextInMs: 0,
+    },
+  }
 }
 
 /** The longest the probe right after an apply may take before the deployment is left `starting`. */

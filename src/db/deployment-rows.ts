@@ -26,6 +26,7 @@ export type DeploymentPatch = Partial<
     | 'restartWindowStartedAt'
     | 'attempts'
     | 'retryingSince'
+    | 'handover'
     | 'startingSince'
     | 'deployStartedAt'
     | 'runningSince'

@@ -168,9 +168,11 @@ export function createDeployments(deps: DeploymentsDeps) {
       return store.requestIntent(account.id, id, intent)
     },
 
+    // Events written while an earlier NFT holder had the deployment are not shown to the current
+    // one (handoverSeq); its own start at the transfer.
     async events(principal: Principal, id: string, afterSeq: number, limit: number): Promise<EventRow[]> {
-      await get(principal, id)
-      return events.list(id, afterSeq, limit)
+      const row = await get(principal, id)
+      return events.list(id, Math.max(afterSeq, row.handoverSeq), limit)
     },
 
     /** The events after `afterSeq`, then each new one as it is committed, until `signal` aborts. */
@@ -180,8 +182,8 @@ export function createDeployments(deps: DeploymentsDeps) {
       afterSeq: number,
       signal: AbortSignal,
     ): Promise<AsyncIterable<EventRow>> {
-      await get(principal, id)
-      return followEventLog(events, deps.bus, id, afterSeq, signal)
+      const row = await get(principal, id)
+      return followEventLog(events, deps.bus, id, Math.max(afterSeq, row.handoverSeq), signal)
     },
 
     /**
@@ -191,7 +193,8 @@ export function createDeployments(deps: DeploymentsDeps) {
     async logs(principal: Principal, id: string, options: LogOptions): Promise<AsyncIterable<LogLine>> {
       const row = await get(principal, id)
       const provider = providers.get(row.provider)
-      if (!provider) return (async function* () {})()
+      // Until a handover has removed them, the instances there are an earlier NFT holder's.
+      if (!provider || row.handover) return (async function* () {})()
       return provider.logs(row.id, options)
     },
   }

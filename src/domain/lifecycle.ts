@@ -36,6 +36,13 @@ export const stopReasons = [
 ] as const
 export type StopReason = (typeof stopReasons)[number]
 
+/**
+ * What is left to do after a bound NFT changed hands: remove the previous holder's instances and
+ * volumes (`fresh`), or remove the instances and keep the volumes for the new holder (`carry`).
+ */
+export const handoverKinds = ['fresh', 'carry'] as const
+export type Handover = (typeof handoverKinds)[number]
+
 export const transitions: Readonly<Record<Status, readonly Status[]>> = {
   pending: ['awaiting_payment', 'scheduled', 'stopping', 'deleting', 'failed'],
   awaiting_payment: ['scheduled', 'stopping', 'deleting', 'failed'],

@@ -64,7 +64,7 @@ export async function checkHolders(
         applyHolderChange(
           tx,
           { ...binding, to, burned, source, blockNumber: block },
-          { carrySecrets: collection.carrySecrets },
+          { carrySecrets: collection.carrySecrets, carryVolumes: collection.carryVolumes },
         ),
       )
       if (change) applied.push(change)

@@ -8,7 +8,9 @@ import { forgetOwnership } from './ownership.ts'
 // (the watcher's, which also moves its cursor; or a backstop's): the deployment is stopped with
 // reason nft_transferred, the old holder gets an event and a notification they can still read,
 // the record moves to the new holder (created by address if new to berth) with the old holder's
-// secret env values dropped, and the cached ownership of the token is forgotten.
+// secret env values dropped, and the cached ownership of the token is forgotten. What ran for the
+// old holder is then removed by the reconciler (see `handover` on the row): the new holder's start
+// creates new instances, on its own network, with its env and (unless carried) empty volumes.
 //
 // A burn (transfer to the zero address), or a holder the backstop cannot name (ERC-1155, where
 // balances do not say who has the token now), stops the deployment and leaves it with the old
@@ -50,7 +52,7 @@ interface BoundRow {
 export async function applyHolderChange(
   tx: Tx,
   change: HolderChange,
-  options: { carrySecrets: boolean },
+  options: { carrySecrets: boolean; carryVolumes: boolean },
 ): Promise<AppliedChange | null> {
   const { chainId, contract, tokenId } = change
   await forgetOwnership(tx, chainId, contract, tokenId)
@@ -122,12 +124,20 @@ export async function applyHolderChange(
         ]
       : []),
   ]
+  // A new holder gets a fresh run: the previous holder's instances are removed before anything
+  // starts again, the events so far are no longer shown (only this transfer's on), and the volumes
+  // start empty under a new generation unless the collection carries them over.
+  const handover = moves
+    ? sql`handover = ${options.carryVolumes ? 'carry' : 'fresh'}, handover_seq = event_seq,
+          volume_generation = volume_generation + ${options.carryVolumes ? 0 : 1},`
+    : sql``
   // The row change and its events in one statement, numbered from event_seq like every other write.
   await tx.execute(sql`
     with u as (
       update deployments
          set desired_state = case when desired_state = 'running' then 'stopped' else desired_state end,
              stop_reason = case when desired_state = 'running' then 'nft_transferred' else stop_reason end,
+             ${handover}
              owner_id = ${toOwnerId}, name = ${name}, spec = ${JSON.stringify(nextSpec)}::jsonb,
              attempts = 0, next_reconcile_at = now(), event_seq = event_seq + ${events.length}, updated_at = now()
        where id = ${row.id}

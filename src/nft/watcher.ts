@@ -149,7 +149,7 @@ export function createNftWatcher(deps: NftWatcherDeps) {
               txHash: log.transactionHash,
               blockNumber: log.blockNumber,
             },
-            { carrySecrets: move.collection.carrySecrets },
+            { carrySecrets: move.collection.carrySecrets, carryVolumes: move.collection.carryVolumes },
           )
           if (change) applied.set(`${log.transactionHash}:${log.logIndex}:${move.tokenId}`, change)
         }

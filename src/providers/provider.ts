@@ -17,6 +17,8 @@ export interface DeploymentTarget {
   spec: DeploymentSpec
   /** Instances started before this generation are restarted by `apply`. */
   restartGeneration: number
+  /** Volumes belong to a generation (0 when absent); a new one starts with empty volumes. */
+  volumeGeneration?: number
 }
 
 export type InstanceState = 'created' | 'running' | 'exited' | 'stopped'

@@ -15,6 +15,7 @@ import {
 } from 'drizzle-orm/pg-core'
 import {
   desiredStates,
+  handoverKinds,
   progressStages,
   type StopReason,
   statuses,
@@ -75,6 +76,15 @@ export const deployments = pgTable(
     retryingSince: at('retrying_since'),
     /** When the deployment last entered `starting`: its unbilled time runs from here. */
     startingSince: at('starting_since'),
+    /**
+     * Set when the bound NFT changed hands: the previous holder's instances are still to be removed,
+     * with their volumes (`fresh`) or keeping them for the new holder (`carry`).
+     */
+    handover: text('handover', { enum: handoverKinds }),
+    /** Events up to this sequence number were written under an earlier holder: not shown now. */
+    handoverSeq: integer('handover_seq').notNull().default(0),
+    /** Volumes are named by generation; a handover without carried volumes starts a new one. */
+    volumeGeneration: integer('volume_generation').notNull().default(0),
     nextReconcileAt: at('next_reconcile_at').notNull().defaultNow(),
     leaseOwner: text('lease_owner'),
     leaseToken: bigint('lease_token', { mode: 'number' }).notNull().default(0),
@@ -89,6 +99,7 @@ export const deployments = pgTable(
     oneOf('deployments_desired_state_check', t.desiredState, desiredStates),
     oneOf('deployments_stage_check', t.stage, progressStages),
     oneOf('deployments_stop_reason_check', t.stopReason, stopReasons),
+    oneOf('deployments_handover_check', t.handover, handoverKinds),
     // A name is unique per owner among deployments that still exist.
     uniqueIndex('deployments_owner_name_key').on(t.ownerId, t.name).where(sql`${t.status} <> 'deleted'`),
     index('deployments_owner_idx').on(t.ownerId, t.createdAt),

@@ -25,8 +25,13 @@ export interface VolumeMount {
 const SIZE_LABEL = 'berth.volume-size-mb'
 const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/
 
-export function volumeNameOf(deploymentId: string, name: string): string {
-  return `berth-${deploymentId}-${name}`
+/**
+ * The engine's name of a deployment's volume. A new generation (a new NFT holder who does not get
+ * the old holder's data) gets new names; `_` cannot occur in a volume's own name, so no name of
+ * one generation can be read as another's.
+ */
+export function volumeNameOf(deploymentId: string, name: string, generation = 0): string {
+  return generation === 0 ? `berth-${deploymentId}-${name}` : `berth-${deploymentId}_${generation}-${name}`
 }
 
 /**
@@ -64,7 +69,7 @@ export function volumesOf(spec: DeploymentTarget['spec']): VolumeSpec[] {
 export async function ensureVolumes(docker: Docker, target: DeploymentTarget): Promise<VolumeMount[]> {
   const mounts: VolumeMount[] = []
   for (const volume of volumesOf(target.spec)) {
-    const source = volumeNameOf(target.id, volume.name)
+    const source = volumeNameOf(target.id, volume.name, target.volumeGeneration ?? 0)
     let info = await inspectVolume(docker, source)
     if (!info) {
       // Creating an existing name returns that volume, so a concurrent create is harmless; the
@@ -84,7 +89,9 @@ export async function ensureVolumes(docker: Docker, target: DeploymentTarget): P
       info = await inspectVolume(docker, source)
       if (!info) throw new ProviderError('transient', `volume ${source} vanished while being created`)
     }
-    if (info.Labels?.[LABEL.deployment] !== target.id || info.Labels?.[LABEL.owner] !== target.ownerId) {
+    // The deployment, not the owner: volumes carried over to a new NFT holder keep the label of
+    // the holder who created them.
+    if (info.Labels?.[LABEL.deployment] !== target.id) {
       throw new ProviderError('permanent', `a volume named ${source} exists and is not this deployment's`, {
         eventType: 'volume_conflict',
       })
