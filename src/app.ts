@@ -196,9 +196,8 @@ async function dockerProviderOf(
   })
   const provider = createDockerProvider({
     ...options,
-    registryAuths: registryAuths.map(({ registry, username, password, passwordFile }) => ({
-      registry,
-      username,
+    registryAuths: registryAuths.map(({ password, passwordFile, ...auth }) => ({
+      ...auth,
       password: password ?? readSecretFile('providers.docker.registryAuths[].passwordFile', passwordFile!),
     })),
     engine: host ? { host } : {},

@@ -22,6 +22,7 @@ import { dockerLogsAndUsageTests } from './docker/logs-usage.ts'
 import { dockerNftHandoverTests } from './docker/nft-handover.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
+import { dockerRegistryAccessTests } from './docker/registry-access.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // The provider contract and Docker-specific guarantees, against the real engine (started here if
@@ -244,13 +245,16 @@ describe('docker provider', () => {
     }
   })
 
-  it('reports a missing image as a permanent image_pull_failed, leaving nothing behind', async () => {
+  it('reports an image it cannot pull as a permanent image_pull_failed with a short reason, leaving nothing behind', async () => {
     const strict = await newProvider({ pullAttempts: 2, pullRetryDelayMs: 10 })
-    const t = target({ image: `berth-test/does-not-exist:${run.slice(0, 8)}` })
+    // A registry on loopback where nothing listens: the pull fails without leaving this machine.
+    const image = `127.0.0.1:1/berth-test/does-not-exist:${run.slice(0, 8)}`
+    const t = target({ image })
     await assert.rejects(strict.apply(t, context()), (error: unknown) => {
       assert.ok(error instanceof ProviderError)
       assert.equal(error.kind, 'permanent')
       assert.equal(error.eventType, 'image_pull_failed')
+      assert.equal(error.message, `pulling ${image} failed: unreachable`)
       assert.ok(error.cause, 'the engine error is kept as the cause')
       return true
     })
@@ -327,6 +331,10 @@ dockerCrashTests(async () => {
   return { docker, image, socketPath: engine.socketPath }
 })
 dockerNftHandoverTests(async () => {
+  const { engine, docker, image } = await setUp()
+  return { docker, image, socketPath: engine.socketPath }
+})
+dockerRegistryAccessTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }
 })

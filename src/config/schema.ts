@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { invalidAllowEntries } from '../outbound/address-policy.ts'
 import { nftCollectionsSchema, nftSchema } from './nft-schema.ts'
-import { networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
+import { address, networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
 import { bool, int } from './zod-helpers.ts'
 
 // The one config schema. Every key has a default so `berth serve` runs with no config at all;
@@ -16,6 +16,22 @@ const parseJson = (text: string): unknown => {
   }
 }
 
+/** Registry hosts, as a list or (env) comma-separated: `ghcr.io`, `registry.example:5000`. */
+const registryList = z
+  .preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    z
+      .array(z.string().regex(/^[a-zA-Z0-9.-]+(:\d{1,5})?$/, 'must be a registry host such as ghcr.io'))
+      .max(256),
+  )
+  .default([])
+
 const registryAuth = z
   .strictObject({
     /** A registry host, with a port if it has one: `ghcr.io`, `registry.example:5000`, `docker.io`. */
@@ -29,6 +45,21 @@ const registryAuth = z
     password: z.string().min(1).optional(),
     /** A file holding the password (a mounted secret); read at start. */
     passwordFile: z.string().min(1).optional(),
+    /** Repositories served: `acme/agent`, or `acme/*` for all under acme/ (absent: every one). */
+    repositories: z
+      .array(
+        z.string().regex(/^[a-z0-9._/-]+(\/\*)?$|^\*$/, 'must be a repository such as acme/agent or acme/*'),
+      )
+      .min(1)
+      .max(256)
+      .optional(),
+    /**
+     * Who may run images these credentials serve: `templates` (the operator's NFT collection
+     * templates only; the default), `all`, or a list of wallet addresses.
+     */
+    allowedFor: z
+      .union([z.enum(['templates', 'all']), z.array(address).min(1).max(10_000)])
+      .default('templates'),
   })
   .refine((a) => (a.password === undefined) !== (a.passwordFile === undefined), {
     message: 'give exactly one of password and passwordFile',
@@ -199,6 +230,10 @@ export const configSchema = z
             registryAuths: z
               .preprocess((v) => (typeof v === 'string' ? parseJson(v) : v), z.array(registryAuth).max(64))
               .default([]),
+            /** Only images from these registries (empty: any public one; listed ones may be private hosts). */
+            allowedRegistries: registryList,
+            /** Never images from these registries. */
+            deniedRegistries: registryList,
             /** What deleting a deployment does to its named volumes. */
             volumeRetention: z.enum(['delete', 'keep']).default('delete'),
             /** Host ports are allocated from this range, inclusive. */

@@ -8,6 +8,7 @@ import type { DeploymentSpec, NftBinding } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { EventLog, EventRow } from '../events/event-log.ts'
 import { followEventLog } from '../events/follow.ts'
+import type { Account } from '../identity/accounts.ts'
 import { actingAccount, type Principal } from '../identity/principal.ts'
 import type { Nft } from '../nft/nft.ts'
 import type { LogLine, ProviderRegistry } from '../providers/provider.ts'
@@ -29,7 +30,7 @@ export interface DeploymentsDeps {
   /** Admission of new deployments against the owner's quotas. */
   quotas: Pick<Quotas, 'admitDeployment'>
   /** Holder checks and templates for NFT-bound deployments; absent: bound specs are refused. */
-  nft?: Pick<Nft, 'prepareCreate' | 'checkIntent' | 'templateSpec' | 'listBound'>
+  nft?: Pick<Nft, 'prepareCreate' | 'checkIntent' | 'templateSpec' | 'usesTemplateImage' | 'listBound'>
 }
 
 export interface LogOptions {
@@ -61,15 +62,27 @@ export function createDeployments(deps: DeploymentsDeps) {
     }
   }
 
-  /** The provider a spec asks for, or the default; refused when this server does not offer it. */
-  function providerFor(spec: DeploymentSpec): string {
+  /**
+   * The provider a spec asks for, or the default; refused when this server does not offer it, or
+   * when that provider does not run the spec's image for this account.
+   */
+  async function providerFor(spec: DeploymentSpec, account: Account): Promise<string> {
     const name = spec.provider ?? providers.defaultName
-    if (!providers.get(name)) {
+    const provider = providers.get(name)
+    if (!provider) {
       throw invalidInput(`unknown provider "${name}"; available: ${providers.names().join(', ')}`, [
         { path: 'provider', message: 'not configured' },
       ])
     }
+    await checkImage(provider.name, spec, account)
     return name
+  }
+
+  async function checkImage(providerName: string, spec: DeploymentSpec, account: Account): Promise<void> {
+    await providers.get(providerName)?.checkImage?.(spec.image, {
+      ownerAddress: account.address?.toLowerCase() ?? null,
+      fromTemplate: deps.nft?.usesTemplateImage(spec) ?? false,
+    })
   }
 
   function nftOrRefuse() {
@@ -123,7 +136,7 @@ export function createDeployments(deps: DeploymentsDeps) {
       const { row } = await store.create({
         ownerId: account.id,
         spec,
-        provider: providerFor(spec),
+        provider: await providerFor(spec, account),
         ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
         admit: () => deps.quotas.admitDeployment(account.id, spec),
       })
@@ -142,7 +155,7 @@ export function createDeployments(deps: DeploymentsDeps) {
       const { row } = await store.create({
         ownerId: account.id,
         spec,
-        provider: providerFor(spec),
+        provider: await providerFor(spec, account),
         admit: () => deps.quotas.admitDeployment(account.id, spec),
       })
       return row
@@ -162,8 +175,10 @@ export function createDeployments(deps: DeploymentsDeps) {
       if (intent === 'start' || intent === 'restart') {
         const row = await get(principal, id)
         refuseSpentStartBudget(row, intent)
-        // Only the token's holder may run it.
+        // Only the token's holder may run it, and only an image it may run (a deployment that
+        // changed hands, or a policy that changed since it was created, is checked again).
         if (deps.nft) await deps.nft.checkIntent(account, row, intent)
+        await checkImage(row.provider, row.spec, account)
       }
       return store.requestIntent(account.id, id, intent)
     },

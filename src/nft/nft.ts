@@ -148,6 +148,20 @@ export async function createNft(deps: NftDeps) {
     await ownership.assertHolder(row.spec.nft, account.address)
   }
 
+  /**
+   * Whether a spec runs its NFT collection's template image: what the operator chose, which may
+   * use the registry credentials kept for templates. (A spec written by hand with that image could
+   * have been made from the template anyway.)
+   */
+  function usesTemplateImage(spec: DeploymentSpec): boolean {
+    const binding = spec.nft
+    if (!binding) return false
+    const collection = collections.find(
+      (c) => c.chainId === binding.chainId && c.contract === binding.contract,
+    )
+    return collection?.template?.image === spec.image
+  }
+
   /** The collection's template for one token, with its metadata filled in, for the caller. */
   async function templateSpec(
     account: Account,
@@ -246,6 +260,7 @@ export async function createNft(deps: NftDeps) {
     prepareCreate,
     checkIntent,
     templateSpec,
+    usesTemplateImage,
     listBound,
     listNotifications,
     async start() {

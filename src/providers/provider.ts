@@ -74,11 +74,22 @@ export interface ProviderWatcher {
   disconnected?(error: unknown): void
 }
 
+/** Who asks to run an image: the owner's wallet, and whether the spec is an operator's template. */
+export interface ImageRequester {
+  ownerAddress: string | null
+  fromTemplate: boolean
+}
+
 export interface Provider {
   readonly name: string
   readonly capabilities: ProviderCapabilities
   /** Whether the backend answers right now (for /health). */
   ping(): Promise<boolean>
+  /**
+   * Refuses (403, naming why) an image this requester may not run here, before anything is
+   * created or pulled. Absent: every image may run.
+   */
+  checkImage?(image: string, requester: ImageRequester): Promise<void>
   /** Creates what is missing and converges what exists; returns what is there afterwards. */
   apply(target: DeploymentTarget, ctx: ApplyContext): Promise<Observed>
   observe(deploymentId: string): Promise<Observed | null>

@@ -5,6 +5,7 @@ import { connectDocker, type EngineAddress } from './connection.ts'
 import type { HardeningOptions } from './container-spec.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
 import { type WatchOptions, watchContainerEvents } from './events.ts'
+import { createImagePolicy } from './image-policy.ts'
 import { inspectContainers, inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { MANAGED_FILTER } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
@@ -44,8 +45,13 @@ export interface DockerProviderOptions {
   /** Pull tries before `image_pull_failed`. Default 3, 1s apart then doubling. */
   pullAttempts?: number
   pullRetryDelayMs?: number
-  /** Credentials used when pulling from these registries. */
+  /** Credentials used when pulling from these registries, and who may use them. */
   registryAuths?: RegistryAuth[]
+  /** Only these registries (empty: any public one); listed hosts may be on private addresses. */
+  allowedRegistries?: string[]
+  deniedRegistries?: string[]
+  /** Resolves registry hosts for the private-address check; tests inject one. */
+  resolveRegistry?: (host: string) => Promise<string[]>
   /** What `remove` does to the deployment's named volumes. Default `delete`. */
   volumeRetention?: 'delete' | 'keep'
   /** How old an unused owner network must be before the orphan sweep removes it. Default 60 s. */
@@ -87,6 +93,13 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     pullRetryDelayMs: options.pullRetryDelayMs ?? 1000,
     registryAuths: options.registryAuths ?? [],
   }
+
+  const images = createImagePolicy({
+    allowedRegistries: options.allowedRegistries ?? [],
+    deniedRegistries: options.deniedRegistries ?? [],
+    registryAuths: options.registryAuths ?? [],
+    ...(options.resolveRegistry ? { resolve: options.resolveRegistry } : {}),
+  })
 
   const inspect = (deploymentId: string) =>
     translating(`inspect deployment ${deploymentId}`, () => inspectDeployment(docker, deploymentId))
@@ -131,6 +144,8 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
         return false
       }
     },
+
+    checkImage: (image, requester) => images.check(image, requester),
 
     async apply(target: DockerDeploymentTarget, ctx) {
       const ids = await applyDeployment({ docker, untimed }, settings, target, ctx)

@@ -5,8 +5,10 @@ import { engineMessageOf, isNotFound, isUnreachable, toProviderError } from './e
 import type { AuthConfig } from './registry-auth.ts'
 
 // Images are pulled only when the engine does not have them. Pull failures are retried a few
-// times (a registry hiccup), then reported as `image_pull_failed` with the engine's message: the
-// reconciler fails the deployment with that event rather than retrying a bad reference forever.
+// times (a registry hiccup), then reported as `image_pull_failed` with a short reason (not found,
+// unauthorized, unreachable): the engine's own text names registries, addresses and credentials
+// helpers, so it goes to the log (the error's cause), not to the tenant. The reconciler fails the
+// deployment with that event rather than retrying a bad reference forever.
 
 export interface PullOptions {
   attempts: number
@@ -43,10 +45,32 @@ export async function ensureImage(docker: Docker, image: string, options: PullOp
     if (attempt < options.attempts)
       await abortableDelay(options.retryDelayMs * 2 ** (attempt - 1), options.signal)
   }
-  throw new ProviderError('permanent', `pulling ${image} failed: ${engineMessageOf(last)}`, {
-    cause: last,
-    eventType: 'image_pull_failed',
-  })
+  throw new ProviderError(
+    'permanent',
+    `pulling ${image} failed: ${pullFailureReason(engineMessageOf(last))}`,
+    {
+      cause: last,
+      eventType: 'image_pull_failed',
+    },
+  )
+}
+
+/** The engine's pull error, said in a few words a tenant can act on. */
+export function pullFailureReason(
+  engineMessage: string,
+): 'not found' | 'unauthorized' | 'unreachable' | 'failed' {
+  const text = engineMessage.toLowerCase()
+  if (/unauthorized|authentication required|denied|forbidden|no basic auth/.test(text)) return 'unauthorized'
+  if (/not found|manifest unknown|does not exist|no such image|invalid reference/.test(text))
+    return 'not found'
+  if (
+    /timeout|timed out|no such host|connection refused|dial tcp|i\/o|tls|network is unreachable|lookup/.test(
+      text,
+    )
+  ) {
+    return 'unreachable'
+  }
+  return 'failed'
 }
 
 async function pullOnce(docker: Docker, image: string, signal: AbortSignal, auth?: AuthConfig) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { authFor, normalizeRegistry, registryOf } from './registry-auth.ts'
+import { authFor, normalizeRegistry, registryOf, repositoryOf } from './registry-auth.ts'
 
 describe('registry credentials', () => {
   it('finds the registry an image is pulled from, as docker does', () => {
@@ -43,5 +43,23 @@ describe('registry credentials', () => {
     assert.equal(authFor('registry.example:5001/x', auths), undefined)
     assert.equal(authFor('ghcr.io.evil.example/a', auths), undefined)
     assert.equal(authFor('quay.io/a/b', auths), undefined)
+  })
+  it('names the repository without registry, tag or digest, as Docker Hub does', () => {
+    assert.equal(repositoryOf('nginx:1.27'), 'library/nginx')
+    assert.equal(repositoryOf('someone/app'), 'someone/app')
+    assert.equal(repositoryOf('ghcr.io/Acme/Agent:2'), 'acme/agent')
+    assert.equal(repositoryOf(`registry.example:5000/a/b/c@sha256:${'a'.repeat(64)}`), 'a/b/c')
+    assert.equal(repositoryOf('localhost:5000/app:1'), 'app')
+  })
+
+  it('passes credentials only for the repositories they serve', () => {
+    const auths = [
+      { registry: 'ghcr.io', username: 'gh', password: 'p1', repositories: ['acme/*', 'solo/app'] },
+    ]
+    assert.equal(authFor('ghcr.io/acme/agent:1', auths)?.username, 'gh')
+    assert.equal(authFor('ghcr.io/acme/team/agent', auths)?.username, 'gh')
+    assert.equal(authFor('ghcr.io/solo/app:3', auths)?.username, 'gh')
+    assert.equal(authFor('ghcr.io/solo/app-two', auths), undefined)
+    assert.equal(authFor('ghcr.io/acmeish/agent', auths), undefined)
   })
 })
