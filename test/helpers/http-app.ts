@@ -27,6 +27,10 @@ export interface TestApp {
   nft: Nft
   /** Creates an account for the wallet and returns a caller acting with one of its API keys. */
   user(address: string): Promise<Caller>
+  /** Creates an account for the wallet and returns one of its API keys. */
+  userKey(address: string): Promise<string>
+  /** A raw request to the app, for callers that set every header themselves. */
+  fetch(path: string, init: RequestInit): Promise<Response>
   /** A caller acting with the operator's admin token (the stack's config must set adminToken). */
   admin(): Caller
   metricsText(): Promise<string>
@@ -86,6 +90,10 @@ export async function createTestApp(
     logger,
   })
   const keys = createApiKeys({ db: database.db, now: () => new Date() })
+  const userKey = async (address: string) => {
+    const accountId = await createAccount(database, address.toLowerCase())
+    return (await keys.create(accountId, 'test')).key
+  }
   const callerWith =
     (bearer: string): Caller =>
     async (method, path, body) => {
@@ -103,11 +111,9 @@ export async function createTestApp(
     }
   return {
     nft,
-    async user(address) {
-      const accountId = await createAccount(database, address.toLowerCase())
-      const { key } = await keys.create(accountId, 'test')
-      return callerWith(key)
-    },
+    user: async (address) => callerWith(await userKey(address)),
+    userKey,
+    fetch: async (path, init) => app.request(path, init),
     admin() {
       if (!stack.config.adminToken) throw new Error('the test stack has no adminToken')
       return callerWith(stack.config.adminToken)
