@@ -250,8 +250,8 @@ export function requestsFor(
       })
       const headerValues: Record<string, string> = {}
       headerParams.forEach((p, i) => {
-        // Header values cannot carry control characters; the client would refuse to send them.
-        if (headers[i] !== undefined && !/[\u0000-\u001f\u007f-\uffff]/.test(headers[i]!)) {
+        // Header values are printable ASCII here; the client would refuse to send anything else.
+        if (headers[i] !== undefined && /^[ -~]*$/.test(headers[i]!)) {
           headerValues[p.name] = headers[i]!
         }
       })
