@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm'
 import { type Logger, pino } from 'pino'
 import { publicUrlOf, readSecretFile } from './config/load.ts'
 import type { Config } from './config/schema.ts'
+import { createCapacity } from './control/capacity.ts'
 import { createDeploymentStore } from './control/deployment-store.ts'
 import { sweepOrphans } from './control/orphan-sweep.ts'
 import { createPortAllocator } from './control/ports/port-allocator.ts'
@@ -99,6 +100,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     }
 
     const quotas = createQuotas(database.db, config.quotas)
+    const capacity = createCapacity(database, providers)
     const identity = await createIdentity({ db: database.db, config, quotas })
     const payments = await createPayments({ database, store, events, config, metrics, logger })
     const reconciler = createReconciler({
@@ -110,6 +112,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       logger,
       exclusiveDatabase: database.kind === 'pglite',
       funding: payments.funding,
+      capacity,
     })
     await reconciler.start()
     stack.push(() => reconciler.stop())
@@ -133,7 +136,16 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     )
     stack.push(async () => clearInterval(sweep))
 
-    const deployments = createDeployments({ limits: config, store, events, bus, providers, quotas, nft })
+    const deployments = createDeployments({
+      limits: config,
+      store,
+      events,
+      bus,
+      providers,
+      capacity,
+      quotas,
+      nft,
+    })
     const { app, injectWebSocket, streams } = createHttpApp({
       version: packageVersion(),
       limits: config,

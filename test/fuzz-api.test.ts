@@ -70,7 +70,7 @@ describe('API fuzz (schema-driven, two accounts)', () => {
   })
   after(async () => {
     await stack.stop()
-    await database.close()
+    await database.dispose()
   })
 
   async function send(

@@ -28,7 +28,7 @@ for (const kind of databaseKinds) {
     })
     after(async () => {
       await stack.stop()
-      await database.close()
+      await database.dispose()
     })
 
     async function boundRunning(tokenId: string) {

@@ -13,6 +13,7 @@ import {
   ProviderError,
 } from '../src/providers/provider.ts'
 import { providerContract } from './contracts/provider-contract.ts'
+import { dockerCapacityTests } from './docker/capacity-docker.ts'
 import { dockerCrashTests } from './docker/crash-docker.ts'
 import { dockerDefaultProviderTests } from './docker/default-provider.ts'
 import { dockerOutageTests } from './docker/engine-outage.ts'
@@ -335,6 +336,10 @@ dockerNftHandoverTests(async () => {
   return { docker, image, socketPath: engine.socketPath }
 })
 dockerRegistryAccessTests(async () => {
+  const { engine, docker, image } = await setUp()
+  return { docker, image, socketPath: engine.socketPath }
+})
+dockerCapacityTests(async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }
 })

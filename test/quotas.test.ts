@@ -48,7 +48,7 @@ for (const kind of databaseKinds) {
     })
     after(async () => {
       await stack.stop()
-      await database.close()
+      await database.dispose()
     })
 
     it('refuses a create over the host port quota, naming it, and writes nothing', async () => {

@@ -15,6 +15,7 @@ describe('exit codes', () => {
       not_found: 3,
       conflict: 3,
       rate_limited: 1,
+      quota_exceeded: 4,
       provider_unavailable: 1,
       provider_rejected: 2,
       unreachable: 1,

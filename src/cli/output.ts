@@ -25,8 +25,16 @@ export interface Deployment {
   endpoints: Endpoint[]
   stopReason?: string | null
   error?: unknown
+  waiting?: { reason: string; place?: number }
   createdAt: string
   updatedAt: string
+}
+
+/** `pending (waiting for capacity, #2 in the queue)` for a start that waits; the status otherwise. */
+function statusOf(d: Deployment): string {
+  if (!d.waiting) return d.status
+  const why = d.waiting.reason === 'insufficient_capacity' ? 'waiting for capacity' : d.waiting.reason
+  return `${d.status} (${why}${d.waiting.place === undefined ? '' : `, #${d.waiting.place} in the queue`})`
 }
 
 export interface DeploymentEvent {
@@ -107,7 +115,7 @@ export function formatDeploymentRow(d: Deployment, now: Date): string[] {
   return [
     shortId(d.id),
     d.name,
-    d.status,
+    statusOf(d),
     `${d.progress?.percent ?? 0}%`,
     d.provider,
     formatAge(d.createdAt, now),
@@ -122,7 +130,9 @@ export function formatDeployment(d: Deployment, now: Date = new Date()): string 
     ['Name', d.name],
     [
       'Status',
-      d.desiredState && d.desiredState !== d.status ? `${d.status} (desired: ${d.desiredState})` : d.status,
+      d.desiredState && d.desiredState !== d.status && !d.waiting
+        ? `${d.status} (desired: ${d.desiredState})`
+        : statusOf(d),
     ],
     ['Progress', d.progress ? formatProgress(d.progress.percent, d.progress.stage) : undefined],
     ['Provider', d.provider],

@@ -208,6 +208,9 @@ export const configSchema = z
             pullMs: int(0, 600_000).default(300),
             createMs: int(0, 600_000).default(200),
             startMs: int(0, 600_000).default(300),
+            /** The simulated machine's size, for capacity admission; absent: room for everything. */
+            cpus: z.coerce.number().positive().max(100_000).optional(),
+            memoryMb: int(1, 1_000_000_000).optional(),
           })
           .prefault({}),
         docker: z
@@ -230,6 +233,11 @@ export const configSchema = z
             registryAuths: z
               .preprocess((v) => (typeof v === 'string' ? parseJson(v) : v), z.array(registryAuth).max(64))
               .default([]),
+            /**
+             * Starts are admitted while the deployments on the engine ask for at most its CPUs
+             * and memory times this (1: never more than the machine has).
+             */
+            overcommit: z.coerce.number().min(0.1).max(100).default(1),
             /** Only images from these registries (empty: any public one; listed ones may be private hosts). */
             allowedRegistries: registryList,
             /** Never images from these registries. */

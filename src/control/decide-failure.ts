@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
 import { backoffDelayMs } from '../domain/backoff.ts'
 import { canTransition } from '../domain/lifecycle.ts'
-import { type FencedChange, SUCCEEDED } from './moves.ts'
+import { capacityAt, type FencedChange, SUCCEEDED } from './moves.ts'
 
 // The pure decision after a step failed: fail the deployment when the failure is permanent, else
 // retry with jittered backoff. Like decide(), it reads no clock; the jitter comes in as a number.
@@ -44,6 +44,7 @@ export function decideAfterFailure(
       error: message,
       appliedRestartGeneration: row.restartGeneration,
       ...SUCCEEDED,
+      ...capacityAt('failed'),
     },
     events: [{ type: eventType, status: 'failed', message }],
     // At once: the next step rolls it back (its instances removed, host ports freed).

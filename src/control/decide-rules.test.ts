@@ -66,22 +66,25 @@ describe('decide: what it records, and what it never does', () => {
   it('clears what a start leaves behind, and keeps what an apply found', () => {
     const fromStopped = decide(
       rowOf({ status: 'stopped', stopReason: 'user', error: 'old' }),
-      { funding: { admitted: true } },
+      { funding: { admitted: true }, capacity: { admitted: true } },
       NOW,
       settings,
     )
     assert.ok(fromStopped.kind === 'apply')
+    // Admitted: no longer waiting for the provider's capacity.
     assert.deepEqual(fromStopped.start.patch, {
       deployStartedAt: NOW,
       stopReason: null,
       error: null,
       restartCount: 1,
       restartWindowStartedAt: NOW,
+      waitReason: null,
+      queuedAt: null,
     })
     // What the move to `deploying` sets travels with the apply, written with its first write.
     const started = decide(
       rowOf({ status: 'failed', restartGeneration: 2, appliedRestartGeneration: 1, restartCount: 2 }),
-      { funding: { admitted: true } },
+      { funding: { admitted: true }, capacity: { admitted: true } },
       NOW,
       settings,
     )
@@ -93,6 +96,8 @@ describe('decide: what it records, and what it never does', () => {
       stopReason: null,
       restartCount: 1,
       restartWindowStartedAt: NOW,
+      waitReason: null,
+      queuedAt: null,
     })
     const endpoints = [{ containerPort: 80, protocol: 'tcp' as const, url: 'http://127.0.0.1:19000' }]
     const applied = drive(rowOf({ status: 'scheduled', restartGeneration: 3 }), {
@@ -150,5 +155,41 @@ describe('decide: what it records, and what it never does', () => {
     }
     // The one combination that cannot happen: a stop asked of a deployment being deleted.
     assert.equal(refused, counters.length * worlds.length)
+  })
+
+  it('queues a start the provider has no room for once, keeping its place, and gives the room back at rest', () => {
+    const noRoom = { admitted: false as const, message: 'no room', place: 1, retryInMs: 2000 }
+    const first = decide(
+      rowOf({ status: 'pending' }),
+      { funding: { admitted: true }, capacity: noRoom },
+      NOW,
+      settings,
+    )
+    assert.ok(first.kind === 'write')
+    assert.equal(first.change.patch?.waitReason, 'insufficient_capacity')
+    assert.deepEqual(first.change.patch?.queuedAt, NOW)
+    assert.deepEqual(
+      first.change.events?.map((e) => [e.type, e.message]),
+      [['waiting_for_capacity', 'no room']],
+    )
+    const queuedAt = minutesAgo(3)
+    const again = decide(
+      rowOf({ status: 'pending', waitReason: 'insufficient_capacity', queuedAt }),
+      { funding: { admitted: true }, capacity: noRoom },
+      NOW,
+      settings,
+    )
+    assert.ok(again.kind === 'write')
+    assert.deepEqual(again.change.patch?.queuedAt, queuedAt, 'the place in the queue is kept')
+    assert.deepEqual(again.change.events, [], 'said once')
+
+    const stopped = decide(
+      rowOf({ status: 'stopping', desiredState: 'stopped', holdsCapacity: true }),
+      {},
+      NOW,
+      settings,
+    )
+    assert.ok(stopped.kind === 'write')
+    assert.equal(stopped.change.patch?.holdsCapacity, false)
   })
 })

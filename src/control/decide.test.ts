@@ -110,7 +110,7 @@ describe('decide', () => {
       'pending, funded, healthy at once',
       rowOf(),
       {},
-      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+      'funding+capacity+apply | - | scheduled>deploying>starting>running | 30000',
     ],
     [
       'pending, not funded',
@@ -124,17 +124,36 @@ describe('decide', () => {
       { funding: { admitted: false, message: 'no funds', retryInMs: 5000 } },
       'funding | - | = | 5000',
     ],
+    // Paid for, but the provider has no room: the start waits in pending, in its queue.
+    [
+      'pending, no room on the provider',
+      rowOf({ status: 'pending' }),
+      { capacity: { admitted: false, message: 'no room', place: 2, retryInMs: 2000 } },
+      'funding+capacity | - | = | 2000',
+    ],
+    [
+      'stopped, started with no room on the provider',
+      rowOf({ status: 'stopped' }),
+      { capacity: { admitted: false, message: 'no room', place: 1, retryInMs: 2000 } },
+      'funding+capacity | - | pending | 2000',
+    ],
+    [
+      'awaiting payment, paid, no room on the provider',
+      rowOf({ status: 'awaiting_payment' }),
+      { capacity: { admitted: false, message: 'no room', place: 1, retryInMs: 2000 } },
+      'funding+capacity | - | pending | 2000',
+    ],
     [
       'awaiting payment, funded',
       rowOf({ status: 'awaiting_payment' }),
       {},
-      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+      'funding+capacity+apply | - | scheduled>deploying>starting>running | 30000',
     ],
     [
       'stopped, start asked',
       rowOf({ status: 'stopped', stopReason: 'user' }),
       {},
-      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+      'funding+capacity+apply | - | scheduled>deploying>starting>running | 30000',
     ],
     [
       'failed, nothing asked since',
@@ -146,7 +165,7 @@ describe('decide', () => {
       'failed, start asked',
       rowOf({ status: 'failed', restartGeneration: 2, appliedRestartGeneration: 1 }),
       {},
-      'funding+apply | - | scheduled>deploying>starting>running | 30000',
+      'funding+capacity+apply | - | scheduled>deploying>starting>running | 30000',
     ],
     ['stopping, start asked', rowOf({ status: 'stopping' }), {}, '- | stop | stopped | now'],
     ['scheduled', rowOf({ status: 'scheduled' }), {}, 'apply | - | deploying>starting>running | 30000'],
@@ -161,31 +180,31 @@ describe('decide', () => {
       'applied, a replica not yet running',
       rowOf(),
       { applied: observedOf(instance({ state: 'created' })) },
-      'funding+apply | - | scheduled>deploying>starting | now',
+      'funding+capacity+apply | - | scheduled>deploying>starting | now',
     ],
     [
       'applied, the provider says unhealthy',
       rowOf({ spec: withCheck }),
       { applied: observedOf(instance({ health: 'unhealthy' })) },
-      'funding+apply | - | scheduled>deploying>starting | now',
+      'funding+capacity+apply | - | scheduled>deploying>starting | now',
     ],
     [
       'applied, probe passes',
       rowOf({ spec: withCheck }),
       { applied: unjudged },
-      'funding+apply+probe | - | scheduled>deploying>starting>running | 10000',
+      'funding+capacity+apply+probe | - | scheduled>deploying>starting>running | 10000',
     ],
     [
       'applied, probe fails',
       rowOf({ spec: withCheck }),
       { applied: unjudged, probeFails: true },
-      'funding+apply+probe | - | scheduled>deploying>starting | now',
+      'funding+capacity+apply+probe | - | scheduled>deploying>starting | now',
     ],
     [
       'applied, two passes needed',
       rowOf({ spec: { ...withCheck, healthCheck: { ...withCheck.healthCheck!, healthyThreshold: 2 } } }),
       { applied: unjudged },
-      'funding+apply | - | scheduled>deploying>starting | now',
+      'funding+capacity+apply | - | scheduled>deploying>starting | now',
     ],
     // supervising
     [

@@ -126,11 +126,13 @@ function decideUnchecked(row: DeploymentRow, facts: Facts, now: Date, settings: 
 function begin(row: DeploymentRow, facts: Facts, now: Date, patch: DeploymentPatch): Decision {
   if (!facts.funding) return { kind: 'need-funding' }
   if (facts.funding.admitted) {
+    if (!facts.capacity) return { kind: 'need-capacity' }
+    if (!facts.capacity.admitted) return waitForCapacity(row, facts.capacity, now, patch)
     return {
       kind: 'apply',
       start: {
         events: passage(row.status, [scheduling, deploying]),
-        patch: { deployStartedAt: now, ...patch },
+        patch: { deployStartedAt: now, ...patch, waitReason: null, queuedAt: null },
         deployStartedAt: now,
       },
     }
@@ -142,6 +144,39 @@ function begin(row: DeploymentRow, facts: Facts, now: Date, patch: DeploymentPat
   return {
     kind: 'write',
     change: move(row, 'awaiting_payment', { stage: 'queued', message, nextInMs: retryInMs }),
+  }
+}
+
+/**
+ * A paid-for start waits in `pending` while its provider has no room, in the order starts began
+ * to wait (queued_at); it says so once, when it begins to wait.
+ */
+function waitForCapacity(
+  row: DeploymentRow,
+  verdict: { message: string; retryInMs: number },
+  now: Date,
+  patch: DeploymentPatch,
+): Decision {
+  const waiting: DeploymentPatch = { waitReason: 'insufficient_capacity', queuedAt: row.queuedAt ?? now }
+  if (row.status === 'pending') {
+    return {
+      kind: 'write',
+      change: {
+        patch: { ...SUCCEEDED, ...patch, ...waiting },
+        events: row.waitReason ? [] : [{ type: 'waiting_for_capacity', message: verdict.message }],
+        nextInMs: verdict.retryInMs,
+      },
+    }
+  }
+  return {
+    kind: 'write',
+    change: move(row, 'pending', {
+      stage: 'queued',
+      eventType: 'waiting_for_capacity',
+      message: verdict.message,
+      patch: { ...patch, ...waiting },
+      nextInMs: verdict.retryInMs,
+    }),
   }
 }
 

@@ -18,10 +18,17 @@ export interface DecideSettings {
 
 export type FundingVerdict = { admitted: true } | { admitted: false; message: string; retryInMs: number }
 
+/** Whether the provider has room to start the deployment now; if not, its place in the queue. */
+export type CapacityVerdict =
+  | { admitted: true }
+  | { admitted: false; message: string; place: number; retryInMs: number }
+
 /** What the executor has found out during this step; each is asked for by a `need-*` decision. */
 export interface Facts {
   /** The payment gate's answer (always admitted when payments are not required). */
   funding?: FundingVerdict
+  /** The provider's capacity admission (always admitted for a provider that does not know its size). */
+  capacity?: CapacityVerdict
   /** What the provider reports for the deployment (null: nothing there). */
   observed?: Observed | null
   /** The outcome of probing the instances named by the last `need-probe`: the first failure, or null. */
@@ -44,6 +51,7 @@ export interface DeployStart {
 
 export type Decision =
   | { kind: 'need-funding' }
+  | { kind: 'need-capacity' }
   | { kind: 'need-observation' }
   | { kind: 'need-probe'; of: Observed; check: HealthCheckSpec }
   | { kind: 'apply'; start: DeployStart }

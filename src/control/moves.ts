@@ -1,5 +1,11 @@
 import type { DeploymentPatch } from '../db/deployment-rows.ts'
-import { assertTransition, type ProgressStage, type Status, stagePercent } from '../domain/lifecycle.ts'
+import {
+  assertTransition,
+  type ProgressStage,
+  restingStatuses,
+  type Status,
+  stagePercent,
+} from '../domain/lifecycle.ts'
 import type { EventInput } from '../events/event-log.ts'
 
 // How a status move becomes one fenced write: the new status and stage on the row, and one event
@@ -54,6 +60,11 @@ export function passage(from: Status, through: Passage[]): EventInput[] {
   })
 }
 
+/** At rest a deployment gives back its provider's capacity (it is admitted again to start). */
+export function capacityAt(status: Status): DeploymentPatch {
+  return (restingStatuses as readonly Status[]).includes(status) ? { holdsCapacity: false } : {}
+}
+
 export function moveChange(move: Move): FencedChange {
   const passed = passage(move.from, move.through ?? [])
   assertTransition(passed.at(-1)?.status ?? move.from, move.to)
@@ -68,7 +79,14 @@ export function moveChange(move: Move): FencedChange {
   }
   const nextInMs = move.nextInMs === undefined ? 0 : move.nextInMs
   return {
-    patch: { status: move.to, stage: move.stage, percent, ...SUCCEEDED, ...move.patch },
+    patch: {
+      status: move.to,
+      stage: move.stage,
+      percent,
+      ...SUCCEEDED,
+      ...capacityAt(move.to),
+      ...move.patch,
+    },
     events: [...passed, event],
     nextInMs,
     // Work due at once stays with this worker, which goes straight on to the next step.

@@ -7,6 +7,7 @@ import { abortableDelay } from '../domain/delay.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
+import type { Capacity } from './capacity.ts'
 import type { DeploymentStore } from './deployment-store.ts'
 import { executeStep, type Funding } from './step.ts'
 
@@ -36,6 +37,8 @@ export interface ReconcilerDeps {
   exclusiveDatabase: boolean
   /** The payment gate before a start, when payments are required. */
   funding?: Funding
+  /** Admission of starts against the providers' capacity. */
+  capacity?: Pick<Capacity, 'admit'>
   /** The clock for timestamps the steps write (tests inject one). */
   now?: () => Date
 }
@@ -105,6 +108,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       store,
       provider: deps.providers.get(row.provider),
       funding: deps.funding,
+      capacity: deps.capacity,
       metrics,
       logger,
       config,

@@ -7,6 +7,7 @@ import { type DesiredState, TransitionRefusedError } from '../domain/lifecycle.t
 import type { Metrics } from '../metrics/registry.ts'
 import { type Provider, ProviderError } from '../providers/provider.ts'
 import { type AppliedWithProgress, applyWithProgress } from './apply-progress.ts'
+import type { Capacity } from './capacity.ts'
 import { decide } from './decide.ts'
 import { decideAfterFailure, type StepFailure } from './decide-failure.ts'
 import type { Decision, DeployStart, Facts } from './decision.ts'
@@ -32,6 +33,8 @@ export interface StepDeps {
   /** Undefined when the deployment names a provider this server does not offer. */
   provider: Provider | undefined
   funding?: Funding
+  /** Admission against the provider's capacity; absent: every start is admitted. */
+  capacity?: Pick<Capacity, 'admit'>
   metrics: Metrics
   logger: Logger
   config: Pick<Config, 'reconciler' | 'health' | 'billing'>
@@ -71,6 +74,9 @@ export async function executeStep(
           facts.funding = refusal ? { admitted: false, ...refusal } : { admitted: true }
           continue
         }
+        case 'need-capacity':
+          facts.capacity = deps.capacity ? await deps.capacity.admit(row, fence) : { admitted: true }
+          continue
         case 'need-observation':
           facts.observed = await provider.observe(row.id)
           continue

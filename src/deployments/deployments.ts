@@ -1,9 +1,11 @@
 import type { Config } from '../config/schema.ts'
+import type { Capacity } from '../control/capacity.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { startBudgetSpentUntil } from '../control/health.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
-import { conflict, invalidInput } from '../domain/errors.ts'
+import { BerthError, conflict, invalidInput } from '../domain/errors.ts'
 import type { Intent, Status } from '../domain/lifecycle.ts'
+import { describeDemand, resourceDemandOf } from '../domain/resources.ts'
 import type { DeploymentSpec, NftBinding } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { EventLog, EventRow } from '../events/event-log.ts'
@@ -11,7 +13,7 @@ import { followEventLog } from '../events/follow.ts'
 import type { Account } from '../identity/accounts.ts'
 import { actingAccount, type Principal } from '../identity/principal.ts'
 import type { Nft } from '../nft/nft.ts'
-import type { LogLine, ProviderRegistry } from '../providers/provider.ts'
+import type { LogLine, Provider, ProviderRegistry } from '../providers/provider.ts'
 import type { Quotas } from '../quotas/quotas.ts'
 
 // The deployments use cases: what a principal may do with deployments, in one place between the
@@ -27,6 +29,8 @@ export interface DeploymentsDeps {
   events: EventLog
   bus: EventBus
   providers: ProviderRegistry
+  /** The queue of starts waiting for their provider's capacity. */
+  capacity: Pick<Capacity, 'placesOf'>
   /** Admission of new deployments against the owner's quotas. */
   quotas: Pick<Quotas, 'admitDeployment'>
   /** Holder checks and templates for NFT-bound deployments; absent: bound specs are refused. */
@@ -75,7 +79,20 @@ export function createDeployments(deps: DeploymentsDeps) {
       ])
     }
     await checkImage(provider.name, spec, account)
+    await refuseWhatNeverFits(provider, spec)
     return name
+  }
+
+  /** A spec larger than its provider can ever run would wait in its queue forever: refused now. */
+  async function refuseWhatNeverFits(provider: Provider, spec: DeploymentSpec): Promise<void> {
+    const size = await provider.capacity?.()
+    const need = resourceDemandOf(spec)
+    if (size && (need.milliCpus > size.milliCpus || need.memoryMb > size.memoryMb)) {
+      throw new BerthError(
+        'provider_rejected',
+        `the deployment needs ${describeDemand(need)}; ${provider.name} can run at most ${describeDemand(size)} at once`,
+      )
+    }
   }
 
   async function checkImage(providerName: string, spec: DeploymentSpec, account: Account): Promise<void> {
@@ -123,6 +140,9 @@ export function createDeployments(deps: DeploymentsDeps) {
 
   return {
     get,
+
+    /** Where each waiting deployment among `rows` stands in its provider's queue. */
+    queuePlaces: (rows: readonly DeploymentRow[]) => deps.capacity.placesOf(rows),
 
     async create(
       principal: Principal,

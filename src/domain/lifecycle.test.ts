@@ -31,15 +31,16 @@ const allStatuses = [
 
 const allowed: Record<Status, readonly Status[]> = {
   pending: ['awaiting_payment', 'scheduled', 'stopping', 'deleting', 'failed'],
-  awaiting_payment: ['scheduled', 'stopping', 'deleting', 'failed'],
+  // Paid for, but the provider has no room: the start waits in pending.
+  awaiting_payment: ['scheduled', 'pending', 'stopping', 'deleting', 'failed'],
   scheduled: ['deploying', 'stopping', 'deleting', 'failed'],
   deploying: ['starting', 'stopping', 'deleting', 'failed'],
   starting: ['running', 'unhealthy', 'deploying', 'stopping', 'deleting', 'failed'],
   running: ['unhealthy', 'starting', 'deploying', 'stopping', 'deleting', 'failed'],
   unhealthy: ['running', 'starting', 'deploying', 'stopping', 'deleting', 'failed'],
   stopping: ['stopped', 'deleting', 'failed'],
-  stopped: ['scheduled', 'awaiting_payment', 'deleting'],
-  failed: ['scheduled', 'awaiting_payment', 'deleting'],
+  stopped: ['scheduled', 'awaiting_payment', 'pending', 'deleting'],
+  failed: ['scheduled', 'awaiting_payment', 'pending', 'deleting'],
   deleting: ['deleted'],
   deleted: [],
 }

@@ -43,9 +43,17 @@ export type StopReason = (typeof stopReasons)[number]
 export const handoverKinds = ['fresh', 'carry'] as const
 export type Handover = (typeof handoverKinds)[number]
 
+/** Why a deployment that should start waits in `pending`. */
+export const waitReasons = ['insufficient_capacity'] as const
+export type WaitReason = (typeof waitReasons)[number]
+
+/** Statuses in which a deployment holds none of its provider's capacity. */
+export const restingStatuses = ['stopped', 'failed', 'deleted'] as const
+
 export const transitions: Readonly<Record<Status, readonly Status[]>> = {
+  // pending is also where a start waits for its provider's capacity (wait_reason).
   pending: ['awaiting_payment', 'scheduled', 'stopping', 'deleting', 'failed'],
-  awaiting_payment: ['scheduled', 'stopping', 'deleting', 'failed'],
+  awaiting_payment: ['scheduled', 'pending', 'stopping', 'deleting', 'failed'],
   scheduled: ['deploying', 'stopping', 'deleting', 'failed'],
   // deploying → starting once the provider has created and started every replica.
   deploying: ['starting', 'stopping', 'deleting', 'failed'],
@@ -55,8 +63,8 @@ export const transitions: Readonly<Record<Status, readonly Status[]>> = {
   running: ['unhealthy', 'starting', 'deploying', 'stopping', 'deleting', 'failed'],
   unhealthy: ['running', 'starting', 'deploying', 'stopping', 'deleting', 'failed'],
   stopping: ['stopped', 'deleting', 'failed'],
-  stopped: ['scheduled', 'awaiting_payment', 'deleting'],
-  failed: ['scheduled', 'awaiting_payment', 'deleting'],
+  stopped: ['scheduled', 'awaiting_payment', 'pending', 'deleting'],
+  failed: ['scheduled', 'awaiting_payment', 'pending', 'deleting'],
   deleting: ['deleted'],
   deleted: [],
 }

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi'
-import { statuses } from '../domain/lifecycle.ts'
+import { statuses, waitReasons } from '../domain/lifecycle.ts'
 
 // Response and parameter schemas shared by routes (request bodies live with their route).
 
@@ -31,6 +31,8 @@ export const deploymentSchema = z
     endpoints: z.array(z.object({ containerPort: z.number(), protocol: z.string(), url: z.string() })),
     stopReason: z.string().optional(),
     error: z.string().optional(),
+    /** Why a start waits in `pending`, and its place in the provider's queue (1: next). */
+    waiting: z.object({ reason: z.enum(waitReasons), place: z.number().optional() }).optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
   })

@@ -2,8 +2,11 @@ import type { DeploymentRow } from '../db/deployment-rows.ts'
 import type { EventRow } from '../events/event-log.ts'
 import { actingAccount, ownerLabel, type Principal } from '../identity/principal.ts'
 
-/** The public JSON shape of a deployment, as shown to the principal it belongs to. */
-export function deploymentView(row: DeploymentRow, viewer: Principal) {
+/**
+ * The public JSON shape of a deployment, as shown to the principal it belongs to; `place` is its
+ * place in its provider's queue when it waits for capacity (and the caller looked it up).
+ */
+export function deploymentView(row: DeploymentRow, viewer: Principal, place?: number) {
   return {
     id: row.id,
     name: row.name,
@@ -16,6 +19,9 @@ export function deploymentView(row: DeploymentRow, viewer: Principal) {
     endpoints: row.endpoints,
     ...(row.stopReason ? { stopReason: row.stopReason } : {}),
     ...(row.error ? { error: row.error } : {}),
+    ...(row.waitReason
+      ? { waiting: { reason: row.waitReason, ...(place === undefined ? {} : { place }) } }
+      : {}),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   }

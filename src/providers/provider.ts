@@ -1,5 +1,6 @@
 import { BerthError } from '../domain/errors.ts'
 import type { ProgressStage } from '../domain/lifecycle.ts'
+import type { ResourceDemand } from '../domain/resources.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 
 // The port every compute backend implements (docker today; swarm, the fleet and others later). Every operation is keyed by the
@@ -90,6 +91,11 @@ export interface Provider {
    * created or pulled. Absent: every image may run.
    */
   checkImage?(image: string, requester: ImageRequester): Promise<void>
+  /**
+   * How much the provider can run at once (overcommit included), for admitting starts; absent or
+   * null: it does not know, and every start is admitted.
+   */
+  capacity?(): Promise<ResourceDemand | null>
   /** Creates what is missing and converges what exists; returns what is there afterwards. */
   apply(target: DeploymentTarget, ctx: ApplyContext): Promise<Observed>
   observe(deploymentId: string): Promise<Observed | null>

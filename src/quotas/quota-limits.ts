@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { BerthError } from '../domain/errors.ts'
+import { resourceDemandOf } from '../domain/resources.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 
 // What one account may hold at once, and what a deployment spec takes of it. Pure: the database
@@ -71,13 +72,14 @@ export const noUsage = (): QuotaUsage => ({
 export function demandOf(spec: DeploymentSpec): QuotaUsage {
   const replicas = spec.replicas
   const volumes = spec.volumes ?? []
+  const { milliCpus, memoryMb } = resourceDemandOf(spec)
   return {
     ...noUsage(),
     deployments: 1,
     replicas,
     hostPorts: replicas * (spec.ports?.length ?? 0),
-    cpus: replicas * Math.ceil(spec.resources.cpus * 1000),
-    memoryMb: replicas * spec.resources.memoryMb,
+    cpus: milliCpus,
+    memoryMb,
     diskMb: replicas * spec.resources.diskMb + volumes.reduce((sum, v) => sum + (v.sizeMb ?? 0), 0),
     volumes: volumes.length,
   }

@@ -52,6 +52,8 @@ export function dockerCrashTests(
           BERTH_RECONCILER__POLL_INTERVAL_MS: '200',
           BERTH_RECONCILER__RESYNC_SECONDS: '5',
           BERTH_PROVIDERS__DOCKER__STOP_GRACE_SECONDS: '1',
+          // Fifty idle test workloads ask for far more CPU than they use: all are let in at once.
+          BERTH_PROVIDERS__DOCKER__OVERCOMMIT: '100',
         },
       })
     })

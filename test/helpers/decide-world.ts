@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { decide } from '../../src/control/decide.ts'
-import type { DecideSettings, Decision, Facts, FundingVerdict } from '../../src/control/decision.ts'
+import type {
+  CapacityVerdict,
+  DecideSettings,
+  Decision,
+  Facts,
+  FundingVerdict,
+} from '../../src/control/decision.ts'
 import type { DeploymentRow } from '../../src/db/deployment-rows.ts'
 import type { Status } from '../../src/domain/lifecycle.ts'
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../../src/domain/spec.ts'
@@ -60,6 +66,9 @@ export function rowOf(
     handover: null,
     handoverSeq: 0,
     volumeGeneration: 0,
+    waitReason: null,
+    queuedAt: null,
+    holdsCapacity: false,
     nextReconcileAt: NOW,
     leaseOwner: 'w-test',
     leaseToken: 1,
@@ -97,6 +106,7 @@ export interface World {
   observed?: Observed | null
   probeFails?: boolean
   applied?: Observed
+  capacity?: CapacityVerdict
 }
 
 /** Runs decide() as the executor does, answering each question from `world`, to the final decision. */
@@ -112,6 +122,9 @@ export function drive(
     if (decision.kind === 'need-funding') {
       asked.push('funding')
       facts.funding = world.funding ?? { admitted: true }
+    } else if (decision.kind === 'need-capacity') {
+      asked.push('capacity')
+      facts.capacity = world.capacity ?? { admitted: true }
     } else if (decision.kind === 'need-observation') {
       asked.push('observe')
       facts.observed = world.observed === undefined ? healthy : world.observed

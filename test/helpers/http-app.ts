@@ -66,6 +66,7 @@ export async function createTestApp(
     events: stack.events,
     bus: stack.bus,
     providers: stack.providers,
+    capacity: stack.capacity,
     quotas,
     nft,
   })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { loadConfig } from '../../src/config/load.ts'
 import type { Config } from '../../src/config/schema.ts'
+import { type Capacity, createCapacity } from '../../src/control/capacity.ts'
 import { createDeploymentStore, type DeploymentStore } from '../../src/control/deployment-store.ts'
 import { startProviderWatches } from '../../src/control/provider-watch.ts'
 import { createReconciler, type Reconciler } from '../../src/control/reconciler.ts'
@@ -29,6 +30,7 @@ export interface Stack {
   provider: Provider
   providers: ProviderRegistry
   reconciler: Reconciler
+  capacity: Capacity
   stateDir: string
   stop(): Promise<void>
 }
@@ -69,6 +71,7 @@ export async function createStack(
   const provider = options.provider ?? createSimulatedProvider({ ...config.providers.simulated, stateDir })
   const providers = new ProviderRegistry(provider.name)
   providers.add(provider)
+  const capacity = createCapacity(database, providers)
   const reconciler = createReconciler({
     config,
     store,
@@ -78,6 +81,7 @@ export async function createStack(
     logger: pino({ level: 'silent' }),
     exclusiveDatabase: database.kind === 'pglite',
     funding: options.funding,
+    capacity,
     now: options.now,
   })
   if (options.start !== false) await reconciler.start()
@@ -91,6 +95,7 @@ export async function createStack(
     provider,
     providers,
     reconciler,
+    capacity,
     stateDir,
     async stop() {
       await watches.stop()

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm'
 import {
   type AnyPgColumn,
   bigint,
+  boolean,
   check,
   index,
   integer,
@@ -20,6 +21,7 @@ import {
   type StopReason,
   statuses,
   stopReasons,
+  waitReasons,
 } from '../../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../../domain/spec.ts'
 import { accounts } from './accounts.ts'
@@ -85,6 +87,11 @@ export const deployments = pgTable(
     handoverSeq: integer('handover_seq').notNull().default(0),
     /** Volumes are named by generation; a handover without carried volumes starts a new one. */
     volumeGeneration: integer('volume_generation').notNull().default(0),
+    /** Why a start waits in `pending` (its provider has no room yet), and since when (its place). */
+    waitReason: text('wait_reason', { enum: waitReasons }),
+    queuedAt: at('queued_at'),
+    /** Admitted against its provider's capacity, and counted in it until it stops, fails or goes. */
+    holdsCapacity: boolean('holds_capacity').notNull().default(false),
     nextReconcileAt: at('next_reconcile_at').notNull().defaultNow(),
     leaseOwner: text('lease_owner'),
     leaseToken: bigint('lease_token', { mode: 'number' }).notNull().default(0),
@@ -100,6 +107,9 @@ export const deployments = pgTable(
     oneOf('deployments_stage_check', t.stage, progressStages),
     oneOf('deployments_stop_reason_check', t.stopReason, stopReasons),
     oneOf('deployments_handover_check', t.handover, handoverKinds),
+    oneOf('deployments_wait_reason_check', t.waitReason, waitReasons),
+    // Capacity admission sums what the deployments of one provider hold.
+    index('deployments_capacity_idx').on(t.provider).where(sql`${t.holdsCapacity}`),
     // A name is unique per owner among deployments that still exist.
     uniqueIndex('deployments_owner_name_key').on(t.ownerId, t.name).where(sql`${t.status} <> 'deleted'`),
     index('deployments_owner_idx').on(t.ownerId, t.createdAt),

@@ -80,12 +80,17 @@ export function deploymentRoutes(deployments: Deployments) {
 
   router.openapi(listDeployments, async (c) => {
     const { items, total } = await deployments.list(principalOf(c), c.req.valid('query'))
-    return c.json({ items: items.map((row) => deploymentView(row, principalOf(c))), total }, 200)
+    const places = await deployments.queuePlaces(items)
+    return c.json(
+      { items: items.map((row) => deploymentView(row, principalOf(c), places.get(row.id))), total },
+      200,
+    )
   })
 
   router.openapi(getDeployment, async (c) => {
     const row = await deployments.get(principalOf(c), c.req.valid('param').id)
-    return c.json(deploymentView(row, principalOf(c)), 200)
+    const places = await deployments.queuePlaces([row])
+    return c.json(deploymentView(row, principalOf(c), places.get(row.id)), 200)
   })
 
   for (const intent of intents) {

@@ -3,6 +3,7 @@ import type { LogLine, Provider } from '../provider.ts'
 import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
 import { connectDocker, type EngineAddress } from './connection.ts'
 import type { HardeningOptions } from './container-spec.ts'
+import { createEngineSize } from './engine-size.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
 import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { createImagePolicy } from './image-policy.ts'
@@ -50,6 +51,8 @@ export interface DockerProviderOptions {
   /** Only these registries (empty: any public one); listed hosts may be on private addresses. */
   allowedRegistries?: string[]
   deniedRegistries?: string[]
+  /** Starts are admitted up to the engine's CPUs and memory times this. Default 1. */
+  overcommit?: number
   /** Resolves registry hosts for the private-address check; tests inject one. */
   resolveRegistry?: (host: string) => Promise<string[]>
   /** What `remove` does to the deployment's named volumes. Default `delete`. */
@@ -101,6 +104,8 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     ...(options.resolveRegistry ? { resolve: options.resolveRegistry } : {}),
   })
 
+  const engineSize = createEngineSize(docker, options.overcommit ?? 1)
+
   const inspect = (deploymentId: string) =>
     translating(`inspect deployment ${deploymentId}`, () => inspectDeployment(docker, deploymentId))
   const observe = async (deploymentId: string) =>
@@ -146,6 +151,8 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     checkImage: (image, requester) => images.check(image, requester),
+
+    capacity: () => engineSize.get(),
 
     async apply(target: DockerDeploymentTarget, ctx) {
       const ids = await applyDeployment({ docker, untimed }, settings, target, ctx)

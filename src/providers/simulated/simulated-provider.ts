@@ -29,6 +29,9 @@ export interface SimulatedProviderOptions {
   pullMs: number
   createMs: number
   startMs: number
+  /** The simulated machine's size for capacity admission; absent: room for everything. */
+  cpus?: number | undefined
+  memoryMb?: number | undefined
 }
 
 export const FAIL_AT_LABEL = 'berth.simulate/fail-at'
@@ -157,6 +160,14 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
     },
 
     // Simulated instances have no volumes or ports to keep: releasing them is removing them.
+    async capacity() {
+      if (options.cpus === undefined && options.memoryMb === undefined) return null
+      return {
+        milliCpus: options.cpus === undefined ? Number.MAX_SAFE_INTEGER : Math.floor(options.cpus * 1000),
+        memoryMb: options.memoryMb ?? Number.MAX_SAFE_INTEGER,
+      }
+    },
+
     async release(deploymentId) {
       if (journal.table().has(deploymentId)) journal.append([{ op: 'remove', deploymentId }])
     },
