@@ -327,26 +327,16 @@ dockerLogsAndUsageTests(async () => {
   const { engine, image } = await setUp()
   return { image, socketPath: engine.socketPath }
 })
-dockerCrashTests(async () => {
+/** The engine as the end-to-end tests (a spawned `berth serve`) use it. */
+const e2eEngine = async () => {
   const { engine, docker, image } = await setUp()
   return { docker, image, socketPath: engine.socketPath }
-})
-dockerNftHandoverTests(async () => {
-  const { engine, docker, image } = await setUp()
-  return { docker, image, socketPath: engine.socketPath }
-})
-dockerRegistryAccessTests(async () => {
-  const { engine, docker, image } = await setUp()
-  return { docker, image, socketPath: engine.socketPath }
-})
-dockerCapacityTests(async () => {
-  const { engine, docker, image } = await setUp()
-  return { docker, image, socketPath: engine.socketPath }
-})
-dockerDefaultProviderTests(async () => {
-  const { engine, docker, image } = await setUp()
-  return { docker, image, socketPath: engine.socketPath }
-})
+}
+dockerCrashTests(e2eEngine)
+dockerNftHandoverTests(e2eEngine)
+dockerRegistryAccessTests(e2eEngine)
+dockerCapacityTests(e2eEngine)
+dockerDefaultProviderTests(e2eEngine)
 
 /** Whether an HTTP GET from inside `from` to `ip`:80 gets the test page (busybox wget crashes there). */
 async function httpProbe(from: Docker.Container, ip: string): Promise<boolean> {

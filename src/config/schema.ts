@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { invalidAllowEntries } from '../outbound/address-policy.ts'
 import { nftCollectionsSchema, nftSchema } from './nft-schema.ts'
 import { address, networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
-import { bool, int } from './zod-helpers.ts'
+import { bool, commaList, int } from './zod-helpers.ts'
 
 // The one config schema. Every key has a default so `berth serve` runs with no config at all;
 // README.md lists each key with its env var and default (test/config-reference.test.ts keeps them in step).
@@ -17,20 +17,10 @@ const parseJson = (text: string): unknown => {
 }
 
 /** Registry hosts, as a list or (env) comma-separated: `ghcr.io`, `registry.example:5000`. */
-const registryList = z
-  .preprocess(
-    (v) =>
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean)
-        : v,
-    z
-      .array(z.string().regex(/^[a-zA-Z0-9.-]+(:\d{1,5})?$/, 'must be a registry host such as ghcr.io'))
-      .max(256),
-  )
-  .default([])
+const registryList = commaList(
+  z.string().regex(/^[a-zA-Z0-9.-]+(:\d{1,5})?$/, 'must be a registry host such as ghcr.io'),
+  { max: 256 },
+).default([])
 
 const registryAuth = z
   .strictObject({
@@ -128,18 +118,7 @@ export const configSchema = z
         clockSkewSeconds: int(0, 3600).default(60),
         nonceTtlSeconds: int(30, 86400).default(600),
         /** Chain IDs a sign-in message may name; any when unset. Env: comma-separated. */
-        chainIds: z
-          .preprocess(
-            (v) =>
-              typeof v === 'string'
-                ? v
-                    .split(',')
-                    .map((x) => x.trim())
-                    .filter(Boolean)
-                : v,
-            z.array(int(1, Number.MAX_SAFE_INTEGER)).min(1),
-          )
-          .optional(),
+        chainIds: commaList(int(1, Number.MAX_SAFE_INTEGER), { min: 1 }).optional(),
       })
       .prefault({}),
     externalJwt: z
@@ -167,12 +146,7 @@ export const configSchema = z
     health: z
       .strictObject({
         /** Delay before the 1st, 2nd, … restart of an unhealthy deployment; the last one repeats. */
-        restartLadderSeconds: z
-          .preprocess(
-            (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v),
-            z.array(int(0, 86400)).min(1),
-          )
-          .default([0, 30, 300, 900, 1800]),
+        restartLadderSeconds: commaList(int(0, 86400), { min: 1 }).default([0, 30, 300, 900, 1800]),
         /** Healthy this long after a restart and the ladder starts again from its first rung. */
         ladderResetSeconds: int(1, 86400).default(600),
         /** More restarts than this within the window and the deployment is failed. */
@@ -267,17 +241,7 @@ export const configSchema = z
          * CIDs and host[:port] that requests to user-influenced URLs may reach although they are
          * not public (a local IPFS gateway, a test receiver); env: comma-separated.
          */
-        allow: z
-          .preprocess(
-            (v) =>
-              typeof v === 'string'
-                ? v
-                    .split(',')
-                    .map((x) => x.trim())
-                    .filter(Boolean)
-                : v,
-            z.array(z.string().min(1).max(256)).max(256),
-          )
+        allow: commaList(z.string().min(1).max(256), { max: 256 })
           .default([])
           .superRefine((entries, ctx) => {
             for (const entry of invalidAllowEntries(entries)) {

@@ -10,3 +10,16 @@ export const bool = z.preprocess((value) => {
 }, z.boolean())
 
 export const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+/** A list, or (from an env variable) the same comma-separated. */
+export const commaList = <T extends z.ZodType>(item: T, { min = 0, max = 1000 } = {}) =>
+  z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item).min(min).max(max),
+  )

@@ -4,6 +4,7 @@ import type Docker from 'dockerode'
 import { createPostgresDatabase } from '../helpers/db.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { type DockerTestEngine, deleteAndWait, onDocker } from './berth-on-docker.ts'
 
 // Capacity admission on the real engine: berth reads the engine's CPUs (docker info) and admits
 // starts up to them times providers.docker.overcommit. Here the overcommit makes room for about
@@ -16,9 +17,7 @@ interface View {
   waiting?: { reason: string; place?: number }
 }
 
-export function dockerCapacityTests(
-  setUp: () => Promise<{ docker: Docker; image: string; socketPath: string }>,
-) {
+export function dockerCapacityTests(setUp: () => Promise<DockerTestEngine>) {
   describe('capacity admission on docker (e2e)', () => {
     let server: RunningBerth
     let database: Awaited<ReturnType<typeof createPostgresDatabase>>
@@ -38,24 +37,14 @@ export function dockerCapacityTests(
       server = await startBerth({
         databaseUrl: database.url,
         env: {
-          BERTH_PROVIDERS__DEFAULT: 'docker',
-          BERTH_PROVIDERS__DOCKER__ENABLED: 'true',
-          BERTH_PROVIDERS__DOCKER__HOST: `unix://${engine.socketPath}`,
+          ...onDocker(engine.socketPath),
           BERTH_PROVIDERS__DOCKER__OVERCOMMIT: String(overcommit),
-          BERTH_RECONCILER__SWEEP_INTERVAL_SECONDS: '86400',
         },
       })
       client = api(server.url, (await signIn(server.url)).token)
     })
     after(async () => {
-      for (const id of created) await client.del(`/v1/deployments/${id}`)
-      for (const id of created) {
-        await waitFor(
-          'deleted',
-          async () => (await client.get<View>(`/v1/deployments/${id}`)).body.status === 'deleted',
-          30_000,
-        ).catch(() => {})
-      }
+      await deleteAndWait(client, created)
       await server?.stop()
       await database?.drop()
     })

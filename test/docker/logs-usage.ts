@@ -6,6 +6,7 @@ import { createPostgresDatabase } from '../helpers/db.ts'
 import { promtoolProblems } from '../helpers/promtool.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { deleteAndWait, onDocker } from './berth-on-docker.ts'
 
 // `berth serve` on docker: logs as SSE and over a WebSocket (stdout and stderr apart, dated), and
 // usage sampled into /metrics and the usage_samples table. Registered from providers-docker.test.ts.
@@ -30,10 +31,7 @@ export function dockerLogsAndUsageTests(setUp: () => Promise<{ image: string; so
       server = await startBerth({
         databaseUrl: database.url,
         env: {
-          BERTH_PROVIDERS__DEFAULT: 'docker',
-          BERTH_PROVIDERS__DOCKER__ENABLED: 'true',
-          BERTH_PROVIDERS__DOCKER__HOST: `unix://${socketPath}`,
-          BERTH_RECONCILER__SWEEP_INTERVAL_SECONDS: '86400',
+          ...onDocker(socketPath),
           BERTH_USAGE__SAMPLE_INTERVAL_SECONDS: '1',
         },
       })
@@ -57,15 +55,7 @@ export function dockerLogsAndUsageTests(setUp: () => Promise<{ image: string; so
       )
     })
     after(async () => {
-      if (id) {
-        await client.del(`/v1/deployments/${id}`)
-        await waitFor(
-          'deleted',
-          async () =>
-            (await client.get<{ status: string }>(`/v1/deployments/${id}`)).body.status === 'deleted',
-          30_000,
-        ).catch(() => {})
-      }
+      if (id) await deleteAndWait(client, [id])
       await server?.stop()
       await database?.drop()
     })

@@ -10,6 +10,7 @@ import { createPostgresDatabase } from '../helpers/db.ts'
 import { type NftChain, startNftChain } from '../helpers/nft-fixture.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { type DockerTestEngine, deleteAndWait, onDocker } from './berth-on-docker.ts'
 
 // An NFT-bound deployment on the real engine changes hands on a real chain (anvil): nothing of the
 // old holder's run reaches the new holder. The old container is removed (not restarted for the new
@@ -32,9 +33,7 @@ interface Deployment {
   status: string
 }
 
-export function dockerNftHandoverTests(
-  setUp: () => Promise<{ docker: Docker; image: string; socketPath: string }>,
-) {
+export function dockerNftHandoverTests(setUp: () => Promise<DockerTestEngine>) {
   describe('NFT handover on docker (e2e, anvil)', () => {
     let chain: NftChain
     let server: RunningBerth
@@ -63,10 +62,7 @@ export function dockerNftHandoverTests(
         args: ['--config', configFile],
         databaseUrl: database.url,
         env: {
-          BERTH_PROVIDERS__DEFAULT: 'docker',
-          BERTH_PROVIDERS__DOCKER__ENABLED: 'true',
-          BERTH_PROVIDERS__DOCKER__HOST: `unix://${engine.socketPath}`,
-          BERTH_RECONCILER__SWEEP_INTERVAL_SECONDS: '86400',
+          ...onDocker(engine.socketPath),
         },
       })
       holderA = api(server.url, (await signIn(server.url, anvilPrivateKey(A))).token)
@@ -75,14 +71,7 @@ export function dockerNftHandoverTests(
       await mine(chain.anvil, CONFIRMATIONS)
     })
     after(async () => {
-      if (id) {
-        await holderB.del(`/v1/deployments/${id}`)
-        await waitFor(
-          'deleted',
-          async () => (await holderB.get<Deployment>(`/v1/deployments/${id}`)).body.status === 'deleted',
-          30_000,
-        ).catch(() => {})
-      }
+      if (id) await deleteAndWait(holderB, [id])
       await server?.stop()
       await database?.drop()
       await chain?.stop()

@@ -5,6 +5,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { createPostgresDatabase } from '../helpers/db.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { type DockerTestEngine, deleteAndWait, onDocker } from './berth-on-docker.ts'
 
 // The operator's registry credentials on the real engine: an image of a private repository is
 // already in the engine's cache (here: the test image, tagged as if pulled from a private registry
@@ -20,9 +21,7 @@ interface Deployment {
   status: string
 }
 
-export function dockerRegistryAccessTests(
-  setUp: () => Promise<{ docker: Docker; image: string; socketPath: string }>,
-) {
+export function dockerRegistryAccessTests(setUp: () => Promise<DockerTestEngine>) {
   describe('private registry credentials on docker (e2e)', () => {
     let server: RunningBerth
     let database: Awaited<ReturnType<typeof createPostgresDatabase>>
@@ -40,10 +39,7 @@ export function dockerRegistryAccessTests(
       server = await startBerth({
         databaseUrl: database.url,
         env: {
-          BERTH_PROVIDERS__DEFAULT: 'docker',
-          BERTH_PROVIDERS__DOCKER__ENABLED: 'true',
-          BERTH_PROVIDERS__DOCKER__HOST: `unix://${engine.socketPath}`,
-          BERTH_RECONCILER__SWEEP_INTERVAL_SECONDS: '86400',
+          ...onDocker(engine.socketPath),
           // Listed, so berth does not look the (made-up) registry host up.
           BERTH_PROVIDERS__DOCKER__ALLOWED_REGISTRIES: `${REGISTRY},docker.io`,
           BERTH_PROVIDERS__DOCKER__REGISTRY_AUTHS: JSON.stringify([
@@ -59,14 +55,7 @@ export function dockerRegistryAccessTests(
       })
     })
     after(async () => {
-      for (const { client, id } of created) await client.del(`/v1/deployments/${id}`)
-      for (const { client, id } of created) {
-        await waitFor(
-          'deleted',
-          async () => (await client.get<Deployment>(`/v1/deployments/${id}`)).body.status === 'deleted',
-          30_000,
-        ).catch(() => {})
-      }
+      for (const { client, id } of created) await deleteAndWait(client, [id])
       await server?.stop()
       await database?.drop()
       await docker
