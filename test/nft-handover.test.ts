@@ -55,10 +55,16 @@ for (const kind of databaseKinds) {
     it('removes the old instances, starts a new volume generation, and hides the earlier history', async () => {
       const row = await boundRunning('1')
       const userB = await app.user(wallets.b)
+      // The old holder spent restarts and left an error: none of it is the new holder's.
+      await database.query(`update deployments set restart_count = 2, error = 'old trouble' where id = $1`, [
+        row.id,
+      ])
       const applied = await transfer('1', wallets.b, false)
       assert.ok(applied)
       const moved = await stack.store.get(applied.toOwnerId, row.id)
       assert.equal(moved.volumeGeneration, 1)
+      assert.equal(moved.restartCount, 0)
+      assert.equal(moved.error, null)
       assert.ok(moved.handoverSeq >= row.eventSeq, 'the history up to the transfer is the old holder’s')
       await waitFor('handed over', async () => {
         const now = await stack.store.get(applied.toOwnerId, row.id)

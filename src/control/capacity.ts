@@ -37,6 +37,7 @@ export function createCapacity(database: Database, providers: ProviderRegistry) 
   return {
     /** Admits the start of `row` (recording that it holds its share), or says why it waits. */
     async admit(row: DeploymentRow, fence: Fence): Promise<CapacityVerdict> {
+      // A provider that does not know its size (now) admits every start.
       const total = await providers.get(row.provider)?.capacity?.()
       if (!total || row.holdsCapacity) return { admitted: true }
       const need = resourceDemandOf(row.spec)
@@ -44,12 +45,16 @@ export function createCapacity(database: Database, providers: ProviderRegistry) 
         await tx.execute(
           sql`select pg_advisory_xact_lock(hashtextextended(${`capacity/${row.provider}`}, 0))`,
         )
+        // Ahead in the queue: the waiting starts that began to wait earlier and could ever fit (one
+        // larger than the whole provider must not hold everyone up behind it).
         const [queue] = await queryRows<{ ahead: number }>(
           tx,
           sql`select count(*)::int as ahead from deployments
                where provider = ${row.provider} and id <> ${row.id} and wait_reason is not null
                  and status = 'pending' and desired_state = 'running'
-                 and queued_at < ${(row.queuedAt ?? new Date()).toISOString()}::timestamptz`,
+                 and queued_at < ${row.queuedAt ? sql`${row.queuedAt.toISOString()}::timestamptz` : sql`now()`}
+                 and (spec->>'replicas')::int * ceil((spec->'resources'->>'cpus')::numeric * 1000) <= ${total.milliCpus}
+                 and (spec->>'replicas')::int * (spec->'resources'->>'memoryMb')::bigint <= ${total.memoryMb}`,
         )
         const held = await heldOn(row.provider, tx)
         const ahead = queue!.ahead

@@ -86,19 +86,30 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
   }
 
   // A start is unbilled until it turns `running`; it may stay `starting` only so long. Past it,
-  // the start fails as unhealthy, and the restart ladder (and its budget) takes over.
+  // the start fails and is rolled back: it is not restarted by the ladder, whose waits would run
+  // the same containers on, unbilled. Starting it again is the owner's call, and counts against
+  // the restart budget like every start.
   if (
     row.status === 'starting' &&
     row.startingSince !== null &&
     secondsBetween(row.startingSince, now) >= settings.maxUnbilledStartSeconds
   ) {
-    const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
+    const message = `not healthy within ${settings.maxUnbilledStartSeconds}s of starting (the longest a start may run unbilled)`
     return {
       kind: 'write',
-      change: move(row, 'unhealthy', {
-        message: `not healthy within ${settings.maxUnbilledStartSeconds}s of starting (the longest a start may run unbilled); restart in ${delay}s`,
-        patch: { healthyStreak: 0, unhealthyStreak: 0, runningSince: null },
-        nextInMs: delay * 1000,
+      change: move(row, 'failed', {
+        eventType: 'unhealthy',
+        message,
+        patch: {
+          stopReason: 'failed',
+          error: message,
+          appliedRestartGeneration: row.restartGeneration,
+          healthyStreak: 0,
+          unhealthyStreak: 0,
+          runningSince: null,
+        },
+        // At once: the next step rolls it back (its instances removed, host ports freed).
+        nextInMs: 0,
       }),
     }
   }

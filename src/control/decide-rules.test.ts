@@ -191,5 +191,15 @@ describe('decide: what it records, and what it never does', () => {
     )
     assert.ok(stopped.kind === 'write')
     assert.equal(stopped.change.patch?.holdsCapacity, false)
+    // A waiting start that is stopped leaves the queue: started again later, it queues anew.
+    const leaves = decide(
+      rowOf({ status: 'pending', desiredState: 'stopped', waitReason: 'insufficient_capacity', queuedAt }),
+      {},
+      NOW,
+      settings,
+    )
+    assert.ok(leaves.kind === 'write')
+    assert.equal(leaves.change.patch?.waitReason, null)
+    assert.equal(leaves.change.patch?.queuedAt, null)
   })
 })

@@ -88,6 +88,12 @@ describe('decide', () => {
       '- | remove | = | now',
     ],
     [
+      'running for the previous holder, the new holder already asked to start',
+      rowOf({ status: 'running', desiredState: 'running', handover: 'fresh' }),
+      {},
+      '- | - | stopping | now',
+    ],
+    [
       'a start arrived while stopping for a handover',
       rowOf({ status: 'stopping', desiredState: 'running', handover: 'fresh' }),
       {},
@@ -286,12 +292,13 @@ describe('decide', () => {
       {},
       '- | restart | = | now',
     ],
-    // The longest a start may run unbilled (600 s here): past it, the start fails as unhealthy.
+    // The longest a start may run unbilled (600 s here): past it, the start fails (rolled back
+    // next, never restarted by the ladder, whose waits would run it on unbilled).
     [
       'starting past the unbilled window',
       rowOf({ status: 'starting', startingSince: minutesAgo(10) }),
       {},
-      '- | - | unhealthy | now',
+      '- | - | failed | now',
     ],
     [
       'starting within the unbilled window',

@@ -50,9 +50,17 @@ function decideUnchecked(row: DeploymentRow, facts: Facts, now: Date, settings: 
     return { kind: 'write', change: move(row, 'deleting') }
   }
 
-  // Whatever is wanted next, nothing of a previous NFT holder's run is left to the new one.
-  if (row.handover && (status === 'stopped' || status === 'failed')) {
-    return handOver(row as DeploymentRow & { handover: Handover })
+  // Whatever is wanted next, nothing of a previous NFT holder's run is left to the new one: what
+  // still runs is stopped and removed first, even if the new holder asked to start it meanwhile.
+  if (row.handover) {
+    if (status === 'stopped' || status === 'failed')
+      return handOver(row as DeploymentRow & { handover: Handover })
+    if (status !== 'stopping') {
+      return {
+        kind: 'write',
+        change: move(row, 'stopping', { message: "stopping the previous holder's run" }),
+      }
+    }
   }
 
   if (row.desiredState === 'stopped') {

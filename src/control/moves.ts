@@ -60,9 +60,16 @@ export function passage(from: Status, through: Passage[]): EventInput[] {
   })
 }
 
-/** At rest a deployment gives back its provider's capacity (it is admitted again to start). */
+/**
+ * At rest a deployment gives back its provider's capacity (it is admitted again to start); and one
+ * that stops or goes while waiting for capacity leaves the queue (a later start queues anew).
+ */
 export function capacityAt(status: Status): DeploymentPatch {
-  return (restingStatuses as readonly Status[]).includes(status) ? { holdsCapacity: false } : {}
+  if ((restingStatuses as readonly Status[]).includes(status)) {
+    return { holdsCapacity: false, waitReason: null, queuedAt: null }
+  }
+  if (status === 'stopping' || status === 'deleting') return { waitReason: null, queuedAt: null }
+  return {}
 }
 
 export function moveChange(move: Move): FencedChange {

@@ -149,9 +149,10 @@ export async function createNft(deps: NftDeps) {
   }
 
   /**
-   * Whether a spec runs its NFT collection's template image: what the operator chose, which may
-   * use the registry credentials kept for templates. (A spec written by hand with that image could
-   * have been made from the template anyway.)
+   * Whether a spec runs its NFT collection's template as the operator made it, which may use the
+   * registry credentials kept for templates: the template's image with the template's command and
+   * no added capabilities. (Env may differ: templates fill it from each token's metadata.) A spec
+   * that runs the image with a command of its own could read the image out, so it is not one.
    */
   function usesTemplateImage(spec: DeploymentSpec): boolean {
     const binding = spec.nft
@@ -159,7 +160,13 @@ export async function createNft(deps: NftDeps) {
     const collection = collections.find(
       (c) => c.chainId === binding.chainId && c.contract === binding.contract,
     )
-    return collection?.template?.image === spec.image
+    const template = collection?.template
+    return (
+      template !== undefined &&
+      template.image === spec.image &&
+      JSON.stringify(template.command ?? null) === JSON.stringify(spec.command ?? null) &&
+      (spec.capAdd ?? []).length === 0
+    )
   }
 
   /** The collection's template for one token, with its metadata filled in, for the caller. */

@@ -125,11 +125,13 @@ export async function applyHolderChange(
       : []),
   ]
   // A new holder gets a fresh run: the previous holder's instances are removed before anything
-  // starts again, the events so far are no longer shown (only this transfer's on), and the volumes
-  // start empty under a new generation unless the collection carries them over.
+  // starts again, the events so far are no longer shown (only this transfer's on), the volumes
+  // start empty under a new generation unless the collection carries them over, and nothing of
+  // the previous holder's run counts against the new one (its restart budget, its last error).
   const handover = moves
     ? sql`handover = ${options.carryVolumes ? 'carry' : 'fresh'}, handover_seq = event_seq,
-          volume_generation = volume_generation + ${options.carryVolumes ? 0 : 1},`
+          volume_generation = volume_generation + ${options.carryVolumes ? 0 : 1},
+          restart_count = 0, restart_window_started_at = null, error = null,`
     : sql``
   // The row change and its events in one statement, numbered from event_seq like every other write.
   await tx.execute(sql`

@@ -93,9 +93,10 @@ export function createPortAllocator(database: Database, options: PortAllocatorOp
     async allocate(request) {
       const had = await existing(request)
       if (had !== undefined) return had
+      // Expired blocks go first (`<=`: a block of 0 ms is over at once, even within the same tick).
       await database.query(
         `DELETE FROM port_allocations
-         WHERE deployment_id IS NULL AND created_at < now() - $1 * interval '1 millisecond'`,
+         WHERE deployment_id IS NULL AND created_at <= now() - $1 * interval '1 millisecond'`,
         [blockedForMs],
       )
       let skip = 0

@@ -14,6 +14,7 @@ const hostAddresses: Record<string, string[]> = {
   'registry.inside.example': ['10.0.0.7'],
   'metadata.inside.example': ['169.254.169.254'],
   'mixed.example': ['93.184.216.34', '127.0.0.1'],
+  intranet: ['10.9.9.9'],
 }
 const resolve = async (host: string) => {
   const addresses = hostAddresses[host]
@@ -90,6 +91,22 @@ describe('image policy', () => {
     }
     await policy.check('registry.public.example/app', tenant(alice))
     await policy.check('busybox', tenant(alice))
+  })
+
+  it('refuses names the engine would read as an image id, and upper-case hosts it would pull from', async () => {
+    const policy = policyWith({ registryAuths: auths })
+    for (const image of ['0', 'a', '4f1a2b', `sha256:${'c'.repeat(64)}`, 'ABC123']) {
+      await refused(policy.check(image, tenant(alice)), /looks like an image id/)
+    }
+    // `Intranet/app` is pulled from the host Intranet, not from Docker Hub's intranet/app.
+    await refused(policy.check('Intranet/app:1', tenant(alice)), /private address/)
+    await refused(
+      policyWith({ deniedRegistries: ['registry.inside.example'] }).check(
+        'Registry.Inside.Example/x',
+        tenant(alice),
+      ),
+      /not allowed/,
+    )
   })
 
   it('lets the operator allow a registry on a private address', async () => {

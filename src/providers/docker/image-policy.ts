@@ -7,7 +7,8 @@ import { authsServing, normalizeRegistry, type RegistryAuth, registryOf } from '
 
 // Which images a tenant may run on this engine. Decided by the image's name before anything is
 // pulled, so an image already in the engine's cache (pulled for someone else, with the operator's
-// credentials) is refused to a tenant exactly as a pull would be:
+// credentials) is refused to a tenant just as a pull for it would be; names that the engine would
+// read as an image id are refused, since an id finds a cached image whatever its name:
 //
 // - a registry in `deniedRegistries` is refused; with `allowedRegistries` set, only those are used;
 // - a registry host on a loopback, private, link-local (or otherwise not public) address is refused
@@ -25,6 +26,8 @@ export interface ImagePolicySettings {
 }
 
 const DOCKER_HUB = 'docker.io'
+/** A bare image id, or a prefix of one, with or without its `sha256:`. */
+const IMAGE_ID = /^(sha256:)?[a-f0-9]+$/i
 /** How long a registry host's addresses are trusted before they are looked up again. */
 const RESOLVED_TTL_MS = 60_000
 
@@ -67,6 +70,11 @@ export function createImagePolicy(settings: ImagePolicySettings) {
   return {
     /** Resolves when `requester` may run `image` here; rejects with 403 naming the registry. */
     async check(image: string, requester: ImageRequester): Promise<void> {
+      // The engine looks a bare hex name up as an image id (or a prefix of one) too: that would run
+      // whatever image it has, whoever pulled it. Images are named, never addressed by id.
+      if (IMAGE_ID.test(image)) {
+        throw forbidden(`${image} looks like an image id; name the image (repository and tag or digest)`)
+      }
       const registry = registryOf(image)
       if (denied.has(registry)) throw forbidden(`images from ${registry} are not allowed on this server`)
       if (allowed.size > 0 && !allowed.has(registry)) {

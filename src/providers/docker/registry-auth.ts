@@ -1,7 +1,7 @@
 // Credentials for private registries: which one an image is pulled from, which of the operator's
 // credentials serve it, and the engine's `authconfig`. Docker's own rule decides the registry: the
-// first path component is a registry host when it has a dot or a port, or is `localhost`;
-// otherwise the image is on Docker Hub.
+// first path component is a registry host when it has a dot or a port, is `localhost`, or has an
+// upper-case letter (a repository path cannot); otherwise the image is on Docker Hub.
 
 /** Who may run images the credentials serve: the operator's NFT templates, some wallets, or all. */
 export type AllowedFor = 'templates' | 'all' | readonly string[]
@@ -61,7 +61,7 @@ export function repositoryOf(image: string): string {
 }
 
 const registryComponent = (first: string) =>
-  first.includes('.') || first.includes(':') || first === 'localhost'
+  first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase()
 
 function servesRepository(auth: RegistryAuth, repository: string): boolean {
   if (!auth.repositories) return true
