@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { and, count, desc, eq, inArray, ne, sql } from 'drizzle-orm'
-import { type Database, numberedSql, queryRows } from '../db/client.ts'
+import { type Database, numberedSql, queryRows, uniqueViolation } from '../db/client.ts'
 import { type DeploymentRow, fromDriver } from '../db/deployment-rows.ts'
 import { deploymentEvents, deployments, idempotencyKeys } from '../db/schema/index.ts'
 import { conflict, notFound } from '../domain/errors.ts'
@@ -294,11 +294,3 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
 
 /** Statuses in which a deployment's instances are supposed to be up, so a change must be looked at. */
 const watchedStatuses: Status[] = ['deploying', 'starting', 'running', 'unhealthy']
-
-function uniqueViolation(error: unknown): string | undefined {
-  for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {
-    const candidate = e as { code?: string; constraint?: string }
-    if (candidate.code === '23505') return candidate.constraint ?? 'unknown'
-  }
-  return undefined
-}

@@ -132,6 +132,15 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   }
 }
 
+/** The unique constraint a write broke (SQLSTATE 23505), looking through wrapped causes. */
+export function uniqueViolation(error: unknown): string | undefined {
+  for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {
+    const candidate = e as { code?: string; constraint?: string }
+    if (candidate.code === '23505') return candidate.constraint ?? 'unknown'
+  }
+  return undefined
+}
+
 /** Runs raw SQL and returns its rows; both drivers answer with `{ rows }`. */
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as { rows: T[] }

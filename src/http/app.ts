@@ -12,6 +12,7 @@ import type { ProviderRegistry } from '../providers/provider.ts'
 import type { Quotas } from '../quotas/quotas.ts'
 import { renderDocsPage } from './docs-page.ts'
 import { errorResponse, hidesDetail, toBerthError } from './errors.ts'
+import { actingOrg } from './middleware/acting-org.ts'
 import { bodyReader } from './middleware/body-reader.ts'
 import { mountRateLimits } from './middleware/limits.ts'
 import { requestId } from './middleware/request-id.ts'
@@ -22,6 +23,7 @@ import { eventRoutes } from './routes/events.ts'
 import { identityRoutes } from './routes/identity.ts'
 import { logRoutes, mountLogSocket } from './routes/logs.ts'
 import { nftRoutes } from './routes/nfts.ts'
+import { orgRoutes } from './routes/orgs.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { quotaRoutes } from './routes/quotas.ts'
 import { systemRoutes } from './routes/system.ts'
@@ -57,6 +59,7 @@ export function createHttpApp(deps: HttpDeps) {
   const streams = createStreamGuard({
     settings: deps.limits.streams,
     authenticator: deps.identity.authenticator,
+    orgs: deps.identity.orgs,
     deployments: deps.deployments,
     logger: deps.logger,
   })
@@ -74,10 +77,14 @@ export function createHttpApp(deps: HttpDeps) {
     )
   })
   app.use('*', bodyReader(deps.bodyLimitBytes))
-  mountRateLimits(app, deps.limits, () => app.use('/v1/*', requireAuth(deps.identity.authenticator)))
+  mountRateLimits(app, deps.limits, () => {
+    app.use('/v1/*', requireAuth(deps.identity.authenticator))
+    app.use('/v1/*', actingOrg(deps.identity.orgs))
+  })
 
   app.route('/', systemRoutes(deps))
   app.route('/', identityRoutes(deps.identity))
+  app.route('/', orgRoutes(deps.identity.orgs))
   app.route('/', deploymentRoutes(deps.deployments))
   app.route('/', eventRoutes(live))
   app.route('/', logRoutes(deps.deployments, streams, deps.logger))

@@ -5,7 +5,7 @@ export interface AppEnv {
     requestId: string
     principal: Principal
     /** The credential as presented, for checking a long-lived stream's principal again later. */
-    credential: { authorization: string | undefined; queryToken: string | undefined }
+    credential: { authorization: string | undefined; queryToken: string | undefined; orgRef?: string }
     /** A long-lived stream's hold, taken before a WebSocket upgrade. */
     stream: OpenStream | undefined
   }

@@ -3,9 +3,11 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/schema.ts'
 import type { Deployments } from '../deployments/deployments.ts'
 import type { Authenticator } from '../identity/authenticator.ts'
-import type { Principal } from '../identity/principal.ts'
+import type { Orgs } from '../identity/orgs.ts'
+import { actingAccount, type Principal } from '../identity/principal.ts'
 import type { AppEnv, OpenStream } from './context.ts'
 
+import { actingFor } from './middleware/acting-org.ts'
 import { rateLimited } from './middleware/rate-limit.ts'
 import { accountOf } from './principal.ts'
 
@@ -20,6 +22,8 @@ interface Registered {
   deploymentId: string
   authorization: string | undefined
   queryToken: string | undefined
+  /** The organisation the stream acts for (Berth-Org), checked again with the credential. */
+  orgRef: string | undefined
   abort: AbortController
 }
 
@@ -34,6 +38,7 @@ export interface StreamGuard {
 export function createStreamGuard(deps: {
   settings: Config['streams']
   authenticator: Authenticator
+  orgs: Pick<Orgs, 'membership'>
   deployments: Pick<Deployments, 'get'>
   logger: Logger
 }): StreamGuard {
@@ -44,12 +49,14 @@ export function createStreamGuard(deps: {
     let principal: Principal
     try {
       principal = await deps.authenticator.authenticate(stream.authorization, stream.queryToken)
+      // A member removed from the organisation loses its streams too.
+      principal = await actingFor(deps.orgs, principal, stream.orgRef)
     } catch {
       stream.abort.abort(new Error('the stream’s credentials are no longer valid'))
       return
     }
     try {
-      if (principal.account?.id !== stream.accountId) throw new Error('another account')
+      if (actingAccount(principal).id !== stream.accountId) throw new Error('another account')
       await deps.deployments.get(principal, stream.deploymentId)
     } catch {
       stream.abort.abort(new Error('the deployment is no longer this account’s'))
@@ -77,6 +84,7 @@ export function createStreamGuard(deps: {
         deploymentId,
         authorization: credential?.authorization,
         queryToken: credential?.queryToken,
+        orgRef: credential?.orgRef,
         abort: new AbortController(),
       }
       open.add(stream)

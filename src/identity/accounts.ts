@@ -7,6 +7,8 @@ export interface Account {
   id: string
   address: string | null
   externalSubject: string | null
+  /** Set for an organisation only. */
+  slug?: string | null
 }
 
 /** Addresses are stored lower-case so that checksum casing never splits one wallet into two. */

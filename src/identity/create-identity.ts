@@ -5,6 +5,7 @@ import { type ApiKeys, createApiKeys } from './api-keys.ts'
 import { createAuthenticator } from './authenticate.ts'
 import type { Authenticator } from './authenticator.ts'
 import { createExternalJwtVerifier } from './external-jwt.ts'
+import { createOrgs, type Orgs } from './orgs.ts'
 import { createSessions, type Sessions } from './sessions.ts'
 import { createSiwe, type Siwe } from './siwe.ts'
 
@@ -23,6 +24,7 @@ export interface Identity {
   siwe: Siwe
   sessions: Sessions
   apiKeys: ApiKeys
+  orgs: Orgs
 }
 
 /** Reads (or on first start creates) the session secret, so it needs the database. */
@@ -45,5 +47,6 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
     siwe,
     sessions,
     apiKeys,
+    orgs: createOrgs(db),
   }
 }

@@ -1,4 +1,5 @@
 import { forbidden } from '../domain/errors.ts'
+import { type OrgRole, roleScopes, rolesWith, type Scope } from '../domain/roles.ts'
 import type { Account } from './accounts.ts'
 
 /** Who a request (or a use case) acts as: what authentication established. */
@@ -8,17 +9,33 @@ export interface Principal {
   account?: Account
   /** The session id, for logout. */
   sessionId?: string
+  /** The organisation the request acts for (Berth-Org), and the caller's role in it. */
+  org?: { account: Account & { slug: string }; role: OrgRole }
 }
 
-/** The account a principal acts for; the operator admin token has none. */
+/** The owner a principal acts for: its organisation, else its own account; the operator has none. */
 export function actingAccount(principal: Principal): Account {
+  if (principal.org) return principal.org.account
   if (!principal.account) {
     throw forbidden('this route acts for an account; use a wallet session, an API key or a JWT')
   }
   return principal.account
 }
 
-/** How an account is shown as a deployment's owner: its wallet, else its external subject. */
+/**
+ * Refuses (403, naming the roles that would do) what the caller's role in the organisation it acts
+ * for does not allow. Acting for oneself, everything is allowed.
+ */
+export function requireScope(principal: Principal, scope: Scope): void {
+  const org = principal.org
+  if (!org || roleScopes[org.role].includes(scope)) return
+  throw forbidden(
+    `this needs the ${rolesWith(scope).join(' or ')} role in ${org.account.slug} (${scope}); you are ${org.role}`,
+  )
+}
+
+/** How an account is shown as a deployment's owner: its wallet, its external subject, or org:<slug>. */
 export function ownerLabel(account: Account): string {
+  if (account.slug) return `org:${account.slug}`
   return account.address ?? account.externalSubject ?? account.id
 }

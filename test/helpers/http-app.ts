@@ -21,7 +21,12 @@ export interface Reply<T = any> {
   body: T
 }
 
-export type Caller = (method: string, path: string, body?: unknown) => Promise<Reply>
+export type Caller = (
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+) => Promise<Reply>
 
 export interface TestApp {
   nft: Nft
@@ -97,12 +102,13 @@ export async function createTestApp(
   }
   const callerWith =
     (bearer: string): Caller =>
-    async (method, path, body) => {
+    async (method, path, body, headers = {}) => {
       const res = await app.request(path, {
         method,
         headers: {
           authorization: `Bearer ${bearer}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       })

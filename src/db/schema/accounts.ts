@@ -1,15 +1,26 @@
 import { sql } from 'drizzle-orm'
-import { index, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { check, index, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { orgRoles } from '../../domain/roles.ts'
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
 
-/** A wallet (address) or an external identity (issuer subject); deployments belong to one. */
+/**
+ * An owner: a personal account (a wallet address, or an external identity's subject) or an
+ * organisation (a name and a slug; its members act for it). Deployments, balances, quotas, keys
+ * and notifications belong to one.
+ */
 export const accounts = pgTable(
   'accounts',
   {
     id: uuid('id').primaryKey(),
+    kind: text('kind', { enum: ['personal', 'org'] })
+      .notNull()
+      .default('personal'),
     address: text('address'),
     externalSubject: text('external_subject'),
+    /** An organisation's display name and its slug (unique, used in URLs and Berth-Org). */
+    name: text('name'),
+    slug: text('slug'),
     createdAt: at('created_at').notNull().defaultNow(),
   },
   (t) => [
@@ -17,6 +28,34 @@ export const accounts = pgTable(
     uniqueIndex('accounts_external_subject_key')
       .on(t.externalSubject)
       .where(sql`${t.externalSubject} is not null`),
+    uniqueIndex('accounts_slug_key').on(t.slug).where(sql`${t.slug} is not null`),
+    check('accounts_kind_check', sql`${t.kind} in ('personal', 'org')`),
+    // An organisation has a name and a slug and no wallet of its own; a person has no slug.
+    check(
+      'accounts_org_shape_check',
+      sql`(${t.kind} = 'org') = (${t.slug} is not null and ${t.name} is not null and ${t.address} is null and ${t.externalSubject} is null)`,
+    ),
+  ],
+)
+
+/**
+ * Members of an organisation, by wallet address: someone may be added before ever signing in.
+ * Their role says what they may do when acting for the organisation.
+ */
+export const orgMembers = pgTable(
+  'org_members',
+  {
+    orgId: uuid('org_id')
+      .notNull()
+      .references(() => accounts.id),
+    address: text('address').notNull(),
+    role: text('role', { enum: orgRoles }).notNull(),
+    addedAt: at('added_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.orgId, t.address] }),
+    index('org_members_address_idx').on(t.address),
+    check('org_members_role_check', sql`${t.role} in (${sql.raw(orgRoles.map((r) => `'${r}'`).join(', '))})`),
   ],
 )
 

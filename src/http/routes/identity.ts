@@ -270,8 +270,11 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
 }
 
 function keyOwnerOf(c: Context<AppEnv>): Account {
-  const { account } = principalOf(c)
+  const { account, org } = principalOf(c)
   if (!account) throw forbidden('API keys belong to an account, and the admin token has none')
+  // A key acting for an organisation must be bound to its creator's role and scopes; until keys
+  // carry those, keys are personal only.
+  if (org) throw forbidden('API keys are personal: send this request without Berth-Org')
   return account
 }
 

@@ -1,0 +1,64 @@
+import type { Scope } from '../domain/roles.ts'
+
+// The scope each route needs when a request acts for an organisation: a member's role grants
+// scopes (domain/roles.ts), and a route not listed here cannot be used for an organisation at all.
+// `self` routes are about the caller in person (its sign-in, its organisations) and need none;
+// the operator's admin routes need the admin token instead. A test checks that every operation of
+// the API document is listed, and the README's role matrix is this table.
+
+export type RouteScope = Scope | 'self' | 'operator'
+
+export const routeScopes: ReadonlyArray<readonly [method: string, path: string, scope: RouteScope]> = [
+  ['GET', '/health', 'self'],
+  ['POST', '/v1/auth/nonce', 'self'],
+  ['POST', '/v1/auth/verify', 'self'],
+  ['POST', '/v1/auth/logout', 'self'],
+  ['GET', '/v1/auth/me', 'self'],
+  ['GET', '/v1/orgs', 'self'],
+  ['POST', '/v1/orgs', 'self'],
+  // An organisation's own routes name it in the path and check the caller's role there.
+  ['GET', '/v1/orgs/{org}', 'self'],
+  ['GET', '/v1/orgs/{org}/members', 'self'],
+  ['POST', '/v1/orgs/{org}/members', 'self'],
+  ['PATCH', '/v1/orgs/{org}/members/{address}', 'self'],
+  ['DELETE', '/v1/orgs/{org}/members/{address}', 'self'],
+  ['GET', '/v1/deployments', 'deployments:read'],
+  ['GET', '/v1/deployments/{id}', 'deployments:read'],
+  ['GET', '/v1/deployments/{id}/events', 'deployments:read'],
+  ['GET', '/v1/deployments/{id}/ws', 'deployments:read'],
+  ['GET', '/v1/nfts', 'deployments:read'],
+  ['GET', '/v1/notifications', 'deployments:read'],
+  ['GET', '/v1/quotas', 'deployments:read'],
+  ['GET', '/v1/networks', 'deployments:read'],
+  ['GET', '/v1/deployments/{id}/logs', 'logs:read'],
+  ['GET', '/v1/deployments/{id}/logs/ws', 'logs:read'],
+  ['POST', '/v1/deployments', 'deployments:write'],
+  ['DELETE', '/v1/deployments/{id}', 'deployments:write'],
+  ['POST', '/v1/deployments/{id}/stop', 'deployments:write'],
+  ['POST', '/v1/deployments/{id}/start', 'deployments:write'],
+  ['POST', '/v1/deployments/{id}/restart', 'deployments:write'],
+  ['POST', '/v1/nfts/{chainId}/{contract}/{tokenId}/deploy', 'deployments:write'],
+  ['GET', '/v1/balance', 'payments:read'],
+  ['GET', '/v1/ledger', 'payments:read'],
+  ['GET', '/v1/orders/{id}', 'payments:read'],
+  ['GET', '/v1/deployments/{id}/billing', 'payments:read'],
+  ['POST', '/v1/quotes', 'payments:write'],
+  ['POST', '/v1/orders/{id}/payments', 'payments:write'],
+  ['GET', '/v1/api-keys', 'org:admin'],
+  ['POST', '/v1/api-keys', 'org:admin'],
+  ['DELETE', '/v1/api-keys/{id}', 'org:admin'],
+  ['POST', '/v1/admin/accounts/{address}/credits', 'operator'],
+  ['GET', '/v1/admin/accounts/{address}/quotas', 'operator'],
+  ['PUT', '/v1/admin/accounts/{address}/quotas', 'operator'],
+]
+
+const matchers = routeScopes.map(([method, path, scope]) => ({
+  method,
+  pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+  scope,
+}))
+
+/** The scope a request needs, or undefined for a route not in the table. */
+export function scopeOf(method: string, path: string): RouteScope | undefined {
+  return matchers.find((m) => m.method === method && m.pattern.test(path))?.scope
+}
