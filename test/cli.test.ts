@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { berthBin, type RunningBerth, repoRoot, startBerth } from './helpers/server.ts'
+import { children, createUser } from './helpers/cli-user.ts'
+import { type RunningBerth, startBerth } from './helpers/server.ts'
 
 // The real `berth` CLI process against a real `berth serve`, as a user would run them.
 
@@ -26,53 +27,6 @@ interface Event {
 }
 
 const stages = ['queued', 'scheduling', 'pulling', 'creating', 'starting', 'health-checking', 'running']
-
-// Every CLI process a test starts, so none outlives the suite even when a test fails midway.
-const children = new Set<ChildProcess>()
-const commandTimeoutMs = 60_000
-
-/** A user's shell: their own config dir and wallet key, nothing inherited from berth's test env. */
-function createUser(env: Record<string, string> = {}) {
-  const home = mkdtempSync(join(tmpdir(), 'berth-cli-home-'))
-  const baseEnv: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, 'config'),
-    ...env,
-  }
-  const spawnCli = (args: string[], extra: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, [berthBin, ...args], {
-      cwd: repoRoot,
-      env: { ...baseEnv, ...extra },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    children.add(child)
-    child.once('exit', () => children.delete(child))
-    return child
-  }
-  /** Runs `berth <args>` to completion; one that hangs is killed and reported as such. */
-  const run = (args: string[], extra: Record<string, string> = {}) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawnCli(args, extra)
-      let stdout = ''
-      let stderr = ''
-      const timer = setTimeout(() => {
-        stderr += `\n[test: berth ${args.join(' ')} still running after ${commandTimeoutMs} ms; killed]`
-        child.kill('SIGKILL')
-      }, commandTimeoutMs)
-      child.stdout?.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString()
-      })
-      child.stderr?.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString()
-      })
-      child.on('close', (code) => {
-        clearTimeout(timer)
-        resolve({ code, stdout, stderr })
-      })
-    })
-  return { home, configDir: join(home, 'config', 'berth'), run, spawnCli }
-}
 
 /** Collects a running process's output; `until` resolves once stdout satisfies a condition. */
 function watchOutput(child: ChildProcess) {

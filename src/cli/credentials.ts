@@ -5,6 +5,7 @@ import { BerthError } from '../domain/errors.ts'
 
 // Sessions saved by `berth login`, one per server, in <configDir>/credentials.json (mode 0600).
 // `current` is the server of the latest login: the default for commands given no --server.
+// `orgs` is the organisation `berth org use` chose per server: commands act for it by default.
 
 const credentialSchema = z.object({
   server: z.string(),
@@ -17,6 +18,7 @@ export type Credential = z.infer<typeof credentialSchema>
 const fileSchema = z.object({
   current: z.string().optional(),
   servers: z.record(z.string(), credentialSchema).default({}),
+  orgs: z.record(z.string(), z.string()).default({}),
 })
 type CredentialsFile = z.infer<typeof fileSchema>
 
@@ -29,6 +31,10 @@ export interface CredentialStore {
   save(credential: Credential): void
   /** Forgets a server's session; returns whether there was one. */
   remove(server: string): boolean
+  /** The organisation commands act for on this server by default (`berth org use`). */
+  org(server: string): string | undefined
+  /** Sets (or, with undefined, clears) that organisation. */
+  useOrg(server: string, org: string | undefined): void
 }
 
 /** Server URLs as keys: no trailing slash, so `http://h:1/` and `http://h:1` are the same server. */
@@ -52,7 +58,7 @@ export function createCredentialStore(configDir: string): CredentialStore {
     try {
       text = readFileSync(path, 'utf8')
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { servers: {} }
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { servers: {}, orgs: {} }
       throw new BerthError('invalid_input', `cannot read ${path}: ${(error as Error).message}`, {
         cause: error,
       })
@@ -89,10 +95,19 @@ export function createCredentialStore(configDir: string): CredentialStore {
       const key = normalizeServer(server)
       const file = read()
       if (!file.servers[key]) return false
+      delete file.orgs[key]
       delete file.servers[key]
       if (file.current === key) file.current = Object.keys(file.servers)[0]
       write(file)
       return true
+    },
+    org: (server) => read().orgs[normalizeServer(server)],
+    useOrg(server, org) {
+      const key = normalizeServer(server)
+      const file = read()
+      if (org === undefined) delete file.orgs[key]
+      else file.orgs[key] = org
+      write(file)
     },
   }
 }

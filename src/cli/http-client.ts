@@ -72,6 +72,8 @@ export interface HttpClient {
 export interface HttpClientOptions {
   server: string
   token?: string
+  /** The organisation every request acts for (Berth-Org); absent: the personal account. */
+  org?: string
   fetch?: typeof fetch
 }
 
@@ -86,6 +88,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     }
     const headers: Record<string, string> = { accept: 'application/json', ...opts.headers }
     if (options.token) headers.authorization = `Bearer ${options.token}`
+    if (options.org) headers['berth-org'] = options.org
     let body: string | undefined
     if (opts.body !== undefined) {
       headers['content-type'] = 'application/json'

@@ -14,6 +14,7 @@ import { registerDeploy } from './commands/deploy.ts'
 import { registerEvents } from './commands/events.ts'
 import { registerLifecycle } from './commands/lifecycle.ts'
 import { registerList } from './commands/list.ts'
+import { registerOrg } from './commands/org.ts'
 import { registerPay } from './commands/pay.ts'
 import { registerQuota } from './commands/quota.ts'
 import { registerServer } from './commands/server.ts'
@@ -31,6 +32,10 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
     .option(
       '--server <url>',
       'berth server (default: $BERTH_SERVER, the last login, or http://localhost:8080)',
+    )
+    .option(
+      '--org <slug>',
+      "act for this organisation (default: $BERTH_ORG, or `berth org use`'s; '' for yourself)",
     )
     .configureHelp({ showGlobalOptions: true })
     .configureOutput({
@@ -59,6 +64,7 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
   registerLifecycle(program, action)
   registerPay(program, action)
   registerQuota(program, action)
+  registerOrg(program, action)
   return program
 }
 

@@ -30,6 +30,7 @@ export function processIo(): Io {
 export interface GlobalOptions {
   json?: boolean
   server?: string
+  org?: string
 }
 
 export interface CommandContext {
@@ -39,6 +40,11 @@ export interface CommandContext {
   credentials(): CredentialStore
   /** --server, else BERTH_SERVER, else the server of the latest login, else localhost:8080. */
   server(): string
+  /**
+   * The organisation requests act for: --org, else BERTH_ORG, else the one `berth org use` chose
+   * for this server; undefined for the personal account (`--org ''` asks for it explicitly).
+   */
+  org(): string | undefined
   /** A client for the server; `auth: true` (the default) requires a token. */
   client(options?: { auth?: boolean; token?: string }): HttpClient
   /** Prints `data` as JSON with --json, else what `human` returns. */
@@ -63,10 +69,15 @@ export function createContext(io: Io, globals: GlobalOptions): CommandContext {
       normalizeServer(
         globals.server ?? ctx.config().server ?? ctx.credentials().currentServer() ?? defaultServer,
       ),
+    org: () => {
+      const chosen = globals.org ?? io.env.BERTH_ORG ?? ctx.credentials().org(ctx.server())
+      return chosen === '' ? undefined : chosen
+    },
     client(options = {}) {
       const server = ctx.server()
       const token = options.token ?? (options.auth === false ? undefined : resolveToken(ctx, server))
-      return createHttpClient({ server, token, fetch: io.fetch })
+      const org = options.auth === false ? undefined : ctx.org()
+      return createHttpClient({ server, token, fetch: io.fetch, ...(org ? { org } : {}) })
     },
     print(data, human) {
       io.stdout.write(ctx.json ? `${JSON.stringify(data, null, 2)}\n` : human())
