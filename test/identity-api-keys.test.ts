@@ -25,7 +25,7 @@ for (const kind of databaseKinds) {
 
     it('stores only the hash and a short prefix', async () => {
       const keys = createApiKeys({ db: database.db, now })
-      const created = await keys.create(await newAccount(), 'deploy bot')
+      const created = await keys.create(await newAccount(), { name: 'deploy bot' })
       assert.ok(isApiKey(created.key))
       const [row] = await database.db.select().from(apiKeysTable).where(eq(apiKeysTable.id, created.id))
       assert.equal(row?.keyHash, hashApiKey(created.key))
@@ -36,9 +36,9 @@ for (const kind of databaseKinds) {
     it('lists live keys newest first and revokes only its own', async () => {
       const keys = createApiKeys({ db: database.db, now })
       const owner = await newAccount()
-      const older = await keys.create(owner, 'older')
+      const older = await keys.create(owner, { name: 'older' })
       nowMs += 1000
-      const newer = await keys.create(owner, 'newer')
+      const newer = await keys.create(owner, { name: 'newer' })
       assert.deepEqual(
         (await keys.list(owner)).map((k) => k.name),
         ['newer', 'older'],
@@ -55,11 +55,11 @@ for (const kind of databaseKinds) {
     it('records use at most once a minute', async () => {
       const keys = createApiKeys({ db: database.db, now })
       const owner = await newAccount()
-      const { key, id } = await keys.create(owner, 'reader')
+      const { key, id } = await keys.create(owner, { name: 'reader' })
       const lastUsed = async () =>
         (await database.db.select().from(apiKeysTable).where(eq(apiKeysTable.id, id)))[0]?.lastUsedAt
       const first = nowMs
-      assert.equal((await keys.authenticate(key)).id, owner)
+      assert.equal((await keys.authenticate(key)).account.id, owner)
       assert.equal((await lastUsed())?.getTime(), first)
       nowMs += 30_000
       await keys.authenticate(key)

@@ -195,15 +195,18 @@ for (const kind of databaseKinds) {
       const accountId = await createAccount(database, wallet(8))
       const quota = createQuotas(database.db, stack.config.quotas)
       const identity = await createIdentity({ db: database.db, config: stack.config, quotas: quota })
-      const first = await identity.apiKeys.create(accountId, 'a')
-      await identity.apiKeys.create(accountId, 'b')
-      await assert.rejects(identity.apiKeys.create(accountId, 'c'), (error: Error & { code?: string }) => {
-        assert.equal(error.code, 'quota_exceeded')
-        assert.match(error.message, /API keys limit is 2, 2 in use/)
-        return true
-      })
+      const first = await identity.apiKeys.create(accountId, { name: 'a' })
+      await identity.apiKeys.create(accountId, { name: 'b' })
+      await assert.rejects(
+        identity.apiKeys.create(accountId, { name: 'c' }),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'quota_exceeded')
+          assert.match(error.message, /API keys limit is 2, 2 in use/)
+          return true
+        },
+      )
       await identity.apiKeys.revoke(accountId, first.id)
-      await identity.apiKeys.create(accountId, 'c')
+      await identity.apiKeys.create(accountId, { name: 'c' })
       assert.equal((await identity.apiKeys.list(accountId)).length, 2)
     })
 

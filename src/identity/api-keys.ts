@@ -3,6 +3,7 @@ import { and, desc, eq, isNull } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { accounts, apiKeys } from '../db/schema/index.ts'
 import { notFound, unauthorized } from '../domain/errors.ts'
+import type { Scope } from '../domain/roles.ts'
 import type { Account } from './accounts.ts'
 
 // Only a SHA-256 of each key is stored: the keys are 256 random bits, so a fast unsalted hash is
@@ -17,8 +18,27 @@ export interface ApiKeyInfo {
   id: string
   name: string
   prefix: string
+  /** What the key may do; null: all its owner may. */
+  scopes: Scope[] | null
+  expiresAt: Date | null
+  /** The member who made an organisation's key. */
+  createdBy: string | null
   createdAt: Date
   lastUsedAt: Date | null
+}
+
+export interface NewApiKey {
+  name: string
+  scopes?: Scope[]
+  expiresAt?: Date
+  createdBy?: string
+}
+
+/** Who a key acts as: its owner, what it may do, and (an organisation's key) who made it. */
+export interface KeyIdentity {
+  account: Account
+  scopes: Scope[] | null
+  createdBy: string | null
 }
 
 export interface CreatedApiKey extends ApiKeyInfo {
@@ -27,13 +47,13 @@ export interface CreatedApiKey extends ApiKeyInfo {
 }
 
 export interface ApiKeys {
-  create(accountId: string, name: string): Promise<CreatedApiKey>
+  create(accountId: string, key: NewApiKey): Promise<CreatedApiKey>
   /** The account's live keys, newest first, without key or hash. */
   list(accountId: string): Promise<ApiKeyInfo[]>
   /** Revokes the account's key; another account's key is `not_found`, like an absent one. */
   revoke(accountId: string, id: string): Promise<void>
-  /** The key's account, or `unauthorized` saying why the key is refused. */
-  authenticate(key: string): Promise<Account>
+  /** The key's owner and limits, or `unauthorized` saying why the key is refused. */
+  authenticate(key: string): Promise<KeyIdentity>
 }
 
 export function isApiKey(bearer: string): boolean {
@@ -55,12 +75,15 @@ export function createApiKeys(options: {
     id: apiKeys.id,
     name: apiKeys.name,
     prefix: apiKeys.prefix,
+    scopes: apiKeys.scopes,
+    expiresAt: apiKeys.expiresAt,
+    createdBy: apiKeys.createdBy,
     createdAt: apiKeys.createdAt,
     lastUsedAt: apiKeys.lastUsedAt,
   }
 
   return {
-    async create(accountId, name) {
+    async create(accountId, { name, scopes, expiresAt, createdBy }) {
       const key = API_KEY_PREFIX + randomBytes(32).toString('base64url')
       const release = await options.admit?.(accountId)
       const [row] = await db
@@ -71,6 +94,9 @@ export function createApiKeys(options: {
           name,
           prefix: key.slice(0, SHOWN_PREFIX_LENGTH),
           keyHash: hashApiKey(key),
+          scopes: scopes ?? null,
+          expiresAt: expiresAt ?? null,
+          createdBy: createdBy ?? null,
           createdAt: now(),
         })
         .returning(info)
@@ -105,12 +131,17 @@ export function createApiKeys(options: {
       if (!row) throw unauthorized('unknown API key')
       if (row.key.revokedAt) throw unauthorized('API key revoked')
       const at = now()
+      if (row.key.expiresAt && row.key.expiresAt <= at) throw unauthorized('API key expired')
       const lastUsed = row.key.lastUsedAt
       if (!lastUsed || at.getTime() - lastUsed.getTime() >= LAST_USED_RESOLUTION_MS) {
         await db.update(apiKeys).set({ lastUsedAt: at }).where(eq(apiKeys.id, row.key.id))
       }
-      const { id, address, externalSubject } = row.account
-      return { id, address, externalSubject }
+      const { id, address, externalSubject, slug } = row.account
+      return {
+        account: { id, address, externalSubject, slug },
+        scopes: row.key.scopes,
+        createdBy: row.key.createdBy,
+      }
     },
   }
 }

@@ -1,9 +1,11 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { BerthError, unauthorized } from '../domain/errors.ts'
-import type { ApiKeys } from './api-keys.ts'
+import type { ApiKeys, KeyIdentity } from './api-keys.ts'
 import { isApiKey } from './api-keys.ts'
 import type { Authenticator } from './authenticator.ts'
 import type { ExternalJwtVerifier } from './external-jwt.ts'
+import type { Orgs } from './orgs.ts'
+import type { Principal } from './principal.ts'
 import type { Sessions } from './sessions.ts'
 import { tokenMatcher } from './token-match.ts'
 
@@ -11,6 +13,7 @@ export interface AuthenticatorParts {
   adminToken: string | undefined
   sessions: Sessions
   apiKeys: ApiKeys
+  orgs: Pick<Orgs, 'roleOf'>
   external: ExternalJwtVerifier | undefined
 }
 
@@ -18,11 +21,24 @@ export function createAuthenticator(parts: AuthenticatorParts): Authenticator {
   const { sessions, apiKeys, external } = parts
   const isAdminToken = parts.adminToken === undefined ? undefined : tokenMatcher(parts.adminToken)
 
+  /**
+   * A key acts for its owner within its scopes. An organisation's key acts with the role its
+   * maker has now: never more, and not at all once the maker has left.
+   */
+  async function keyPrincipal(key: KeyIdentity): Promise<Principal> {
+    const scoped = key.scopes ? { scopes: key.scopes } : {}
+    if (!key.createdBy || !key.account.slug) return { kind: 'api_key', account: key.account, ...scoped }
+    const role = await parts.orgs.roleOf(key.account.id, key.createdBy)
+    if (!role) throw unauthorized('the member who made this API key is no longer in the organisation')
+    const org = { ...key.account, slug: key.account.slug }
+    return { kind: 'api_key', account: org, org: { account: org, role }, ...scoped }
+  }
+
   return {
     async authenticate(authorization, queryToken) {
       const bearer = bearerOf(authorization, queryToken)
       if (isAdminToken?.(bearer)) return { kind: 'admin' }
-      if (isApiKey(bearer)) return { kind: 'api_key', account: await apiKeys.authenticate(bearer) }
+      if (isApiKey(bearer)) return keyPrincipal(await apiKeys.authenticate(bearer))
       const { issuer, algorithm } = peekJwt(bearer)
       // Our own tokens are HS256; the algorithm check keeps an external issuer configured with
       // our own URL from being verified with the session secret.

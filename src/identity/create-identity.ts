@@ -42,11 +42,12 @@ export async function createIdentity(options: IdentityOptions): Promise<Identity
       })
     : undefined
   const siwe = createSiwe({ db, config, sessions, now })
+  const orgs = createOrgs(db)
   return {
-    authenticator: createAuthenticator({ adminToken: config.adminToken, sessions, apiKeys, external }),
+    authenticator: createAuthenticator({ adminToken: config.adminToken, sessions, apiKeys, orgs, external }),
     siwe,
     sessions,
     apiKeys,
-    orgs: createOrgs(db),
+    orgs,
   }
 }

@@ -94,6 +94,15 @@ export function createOrgs(db: Db) {
       return rows.map((r) => ({ id: r.id, name: r.name!, slug: r.slug!, role: r.role }))
     },
 
+    /** The role of `address` in the organisation, or null when it is not a member. */
+    async roleOf(orgId: string, address: string): Promise<OrgRole | null> {
+      const [row] = await db
+        .select({ role: orgMembers.role })
+        .from(orgMembers)
+        .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, normalizeAddress(address))))
+      return row?.role ?? null
+    },
+
     async members(orgId: string): Promise<Member[]> {
       return db
         .select({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })

@@ -9,8 +9,10 @@ export interface Principal {
   account?: Account
   /** The session id, for logout. */
   sessionId?: string
-  /** The organisation the request acts for (Berth-Org), and the caller's role in it. */
+  /** The organisation the request acts for (Berth-Org, or an organisation's key), and the role. */
   org?: { account: Account & { slug: string }; role: OrgRole }
+  /** An API key's scopes; absent: everything the owner (or the role) allows. */
+  scopes?: readonly Scope[]
 }
 
 /** The owner a principal acts for: its organisation, else its own account; the operator has none. */
@@ -23,10 +25,15 @@ export function actingAccount(principal: Principal): Account {
 }
 
 /**
- * Refuses (403, naming the roles that would do) what the caller's role in the organisation it acts
- * for does not allow. Acting for oneself, everything is allowed.
+ * Refuses (403, naming what is missing) what the caller's API key scopes, or its role in the
+ * organisation it acts for, do not allow. Acting for oneself with a session, everything is allowed.
  */
 export function requireScope(principal: Principal, scope: Scope): void {
+  if (principal.scopes && !principal.scopes.includes(scope)) {
+    throw forbidden(
+      `this API key does not have the ${scope} scope (it has ${principal.scopes.join(', ') || 'none'})`,
+    )
+  }
   const org = principal.org
   if (!org || roleScopes[org.role].includes(scope)) return
   throw forbidden(

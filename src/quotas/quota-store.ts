@@ -78,7 +78,7 @@ export function createQuotaStore(db: Db, defaults: QuotaValues) {
       changes: { [K in keyof QuotaValues]?: QuotaValues[K] | null },
     ): Promise<Partial<QuotaValues>> {
       const entries = Object.entries(changes)
-      const set = Object.fromEntries(entries.filter(([, value]) => value !== null))
+      const set = Object.fromEntries(entries.filter((entry): entry is [string, number] => entry[1] !== null))
       const reset = entries.filter(([, value]) => value === null).map(([key]) => key)
       // One statement, so two operators changing different limits at once both land.
       const [row] = await db

@@ -34,6 +34,10 @@ export interface TestApp {
   user(address: string): Promise<Caller>
   /** Creates an account for the wallet and returns one of its API keys. */
   userKey(address: string): Promise<string>
+  /** A caller with a wallet session (what creating API keys needs), for a wallet with an account. */
+  session(address: string): Promise<Caller>
+  /** A caller with this bearer token (an API key the test made). */
+  bearer(token: string): Caller
   /** A raw request to the app, for callers that set every header themselves. */
   fetch(path: string, init: RequestInit): Promise<Response>
   /** A caller acting with the operator's admin token (the stack's config must set adminToken). */
@@ -98,7 +102,7 @@ export async function createTestApp(
   const keys = createApiKeys({ db: database.db, now: () => new Date() })
   const userKey = async (address: string) => {
     const accountId = await createAccount(database, address.toLowerCase())
-    return (await keys.create(accountId, 'test')).key
+    return (await keys.create(accountId, { name: 'test' })).key
   }
   const callerWith =
     (bearer: string): Caller =>
@@ -119,6 +123,14 @@ export async function createTestApp(
   return {
     nft,
     user: async (address) => callerWith(await userKey(address)),
+    async session(address) {
+      const [account] = await database.query<{ id: string }>(`select id from accounts where address = $1`, [
+        address.toLowerCase(),
+      ])
+      if (!account) throw new Error(`no account for ${address}`)
+      return callerWith((await identity.sessions.create(account.id)).token)
+    },
+    bearer: (token) => callerWith(token),
     userKey,
     fetch: async (path, init) => app.request(path, init),
     admin() {

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import { check, index, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
-import { orgRoles } from '../../domain/roles.ts'
+import { orgRoles, type Scope } from '../../domain/roles.ts'
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
 
@@ -92,6 +92,14 @@ export const apiKeys = pgTable(
     /** The first characters of the key, shown in listings so a user can tell keys apart. */
     prefix: text('prefix').notNull(),
     keyHash: text('key_hash').notNull(),
+    /** What the key may do; null: everything its owner may (keys made before scopes existed). */
+    scopes: text('scopes').array().$type<Scope[]>(),
+    expiresAt: at('expires_at'),
+    /**
+     * For an organisation's key: the member who made it. The key never does more than that
+     * member's role allows now, and stops when the member leaves.
+     */
+    createdBy: text('created_by'),
     createdAt: at('created_at').notNull().defaultNow(),
     lastUsedAt: at('last_used_at'),
     revokedAt: at('revoked_at'),

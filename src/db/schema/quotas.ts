@@ -1,5 +1,4 @@
 import { jsonb, pgTable, timestamp, uuid } from 'drizzle-orm/pg-core'
-import type { QuotaValues } from '../../quotas/quota-limits.ts'
 import { accounts } from './accounts.ts'
 
 /** The operator's per-account quota overrides; a limit not named here is the config's default. */
@@ -7,6 +6,7 @@ export const accountQuotas = pgTable('account_quotas', {
   accountId: uuid('account_id')
     .primaryKey()
     .references(() => accounts.id),
-  overrides: jsonb('overrides').$type<Partial<QuotaValues>>().notNull(),
+  /** Limit name → value; quotas/quota-store.ts validates it on every read. */
+  overrides: jsonb('overrides').$type<Record<string, number>>().notNull(),
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 })

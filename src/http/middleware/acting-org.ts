@@ -16,11 +16,17 @@ export async function actingFor(
   orgs: Pick<Orgs, 'membership'>,
   principal: Principal,
   ref: string | undefined,
-) {
+): Promise<Principal> {
   if (!ref) return principal
+  // An organisation's key acts for that organisation and no other.
+  if (principal.org) {
+    const { account } = principal.org
+    if (ref === account.id || ref === account.slug) return principal
+    throw forbidden(`this API key acts for ${account.slug} only`)
+  }
   if (!principal.account) throw forbidden('the operator token does not act for organisations')
   const { org, role } = await orgs.membership(principal.account, ref)
-  return { ...principal, org: { account: org, role } } satisfies Principal
+  return { ...principal, org: { account: org, role } }
 }
 
 export function actingOrg(orgs: Pick<Orgs, 'membership'>): MiddlewareHandler<AppEnv> {
@@ -31,12 +37,15 @@ export function actingOrg(orgs: Pick<Orgs, 'membership'>): MiddlewareHandler<App
     const acting = await actingFor(orgs, principal, ref)
     c.set('principal', acting)
     if (ref) c.set('credential', { ...c.get('credential'), orgRef: ref })
-    if (acting.org) {
+    // Acting for an organisation, or with a scoped key: every route needs its scope.
+    if (acting.org || acting.scopes) {
       const scope = scopeOf(c.req.method, c.req.path)
-      if (scope === undefined || scope === 'operator') {
-        throw forbidden(`${c.req.method} ${c.req.path} cannot be used for an organisation`)
+      if (scope === undefined || (scope === 'operator' && acting.org)) {
+        throw forbidden(
+          `${c.req.method} ${c.req.path} cannot be used for an organisation or with a scoped key`,
+        )
       }
-      if (scope !== 'self') requireScope(acting, scope)
+      if (scope !== 'self' && scope !== 'operator') requireScope(acting, scope)
     }
     await next()
   }

@@ -2,9 +2,10 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import type { Hex } from 'viem'
 import { forbidden, invalidInput } from '../../domain/errors.ts'
+import { roleScopes, scopes } from '../../domain/roles.ts'
 import type { Account } from '../../identity/accounts.ts'
 import type { Identity } from '../../identity/create-identity.ts'
-import type { Principal } from '../../identity/principal.ts'
+import { actingAccount, type Principal } from '../../identity/principal.ts'
 import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf } from '../principal.ts'
@@ -122,6 +123,12 @@ const apiKeyInfo = z
     id: z.uuid(),
     name: z.string(),
     prefix: z.string().openapi({ description: 'The first 12 characters of the key' }),
+    scopes: z.array(z.enum(scopes)).nullable().openapi({ description: 'null: all its owner may do' }),
+    expiresAt: z.iso.datetime().nullable(),
+    createdBy: z
+      .string()
+      .nullable()
+      .openapi({ description: "An organisation's key: the member who made it" }),
     createdAt: z.iso.datetime(),
     lastUsedAt: z.iso.datetime().nullable(),
   })
@@ -137,7 +144,14 @@ const createApiKeyRoute = createRoute({
       required: true,
       content: {
         'application/json': {
-          schema: z.strictObject({ name: z.string().min(1).max(64) }).openapi('ApiKeyCreateRequest'),
+          schema: z
+            .strictObject({
+              name: z.string().min(1).max(64),
+              /** Absent: all its owner may do (for an organisation: the maker's role). */
+              scopes: z.array(z.enum(scopes)).min(1).max(scopes.length).optional(),
+              expiresAt: z.iso.datetime({ offset: true }).optional(),
+            })
+            .openapi('ApiKeyCreateRequest'),
         },
       },
     },
@@ -234,7 +248,24 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
 
   router.openapi(createApiKeyRoute, async (c) => {
     const account = keyManagerOf(c)
-    const created = await apiKeys.create(account.id, c.req.valid('json').name)
+    const { name, scopes: asked, expiresAt } = c.req.valid('json')
+    const expiry = expiresAt === undefined ? undefined : new Date(expiresAt)
+    if (expiry && expiry.getTime() <= Date.now()) {
+      throw invalidInput('expiresAt: must be in the future', [{ path: 'expiresAt', message: 'in the past' }])
+    }
+    // An organisation's key never does more than its maker's role allows (now, and later).
+    const { org } = principalOf(c)
+    if (org && asked) {
+      const beyond = asked.filter((scope) => !roleScopes[org.role].includes(scope))
+      if (beyond.length)
+        throw forbidden(`as ${org.role} of ${org.account.slug} you cannot give ${beyond.join(', ')}`)
+    }
+    const created = await apiKeys.create(account.id, {
+      name,
+      ...(asked ? { scopes: asked } : {}),
+      ...(expiry ? { expiresAt: expiry } : {}),
+      ...(org ? { createdBy: principalOf(c).account!.address! } : {}),
+    })
     return c.json(
       {
         id: created.id,
@@ -253,6 +284,7 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
       {
         items: items.map((key) => ({
           ...key,
+          expiresAt: key.expiresAt?.toISOString() ?? null,
           createdAt: key.createdAt.toISOString(),
           lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
         })),
@@ -269,13 +301,11 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
   return router
 }
 
+/** Keys belong to the owner the request acts for: the caller's own account, or its organisation. */
 function keyOwnerOf(c: Context<AppEnv>): Account {
-  const { account, org } = principalOf(c)
-  if (!account) throw forbidden('API keys belong to an account, and the admin token has none')
-  // A key acting for an organisation must be bound to its creator's role and scopes; until keys
-  // carry those, keys are personal only.
-  if (org) throw forbidden('API keys are personal: send this request without Berth-Org')
-  return account
+  const principal = principalOf(c)
+  if (!principal.account) throw forbidden('API keys belong to an account, and the admin token has none')
+  return actingAccount(principal)
 }
 
 /**
