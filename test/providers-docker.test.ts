@@ -6,6 +6,7 @@ import { buildTestImage, type DockerEngine, ensureDockerEngine } from '../script
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createDockerProvider } from '../src/providers/docker/docker-provider.ts'
 import { LABEL, networkNameOf, READ_ONLY_ROOTFS_LABEL } from '../src/providers/docker/labels.ts'
+import { removeUnusedOwnerNetworks } from '../src/providers/docker/network.ts'
 import {
   type ApplyContext,
   type DeploymentTarget,
@@ -28,9 +29,11 @@ import { waitFor } from './helpers/wait.ts'
 
 // The provider contract and Docker-specific guarantees, against the real engine (started here if
 // it is not running) and the locally built busybox test image. Everything created carries the
-// label `berth-test.run=<this run>`, and is removed by that label at the end, even on failure.
+// label `berth-test.run=<this run>` (a spec label, so on the engine `user.berth-test.run`: spec
+// labels reach it under `user.` only), and is removed by that label at the end, even on failure.
 
 const RUN_LABEL = 'berth-test.run'
+const ENGINE_RUN_LABEL = `user.${RUN_LABEL}`
 const run = randomUUID()
 
 let ready: Promise<{ engine: DockerEngine; docker: Docker; image: string }> | undefined
@@ -38,7 +41,10 @@ const setUp = () => {
   ready ??= (async () => {
     const engine = await ensureDockerEngine()
     const image = await buildTestImage(engine.socketPath)
-    return { engine, docker: new Docker({ socketPath: engine.socketPath }), image }
+    const docker = new Docker({ socketPath: engine.socketPath })
+    // An engine restarted keeps the networks it had: owner networks an earlier run left go first.
+    await removeUnusedOwnerNetworks(docker, 0)
+    return { engine, docker, image }
   })()
   return ready
 }
@@ -69,7 +75,10 @@ const newProvider = async (options: Parameters<typeof createDockerProvider>[0] =
 after(async () => {
   if (!ready) return
   const { engine, docker } = await ready
-  const leftovers = await docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${run}`] } })
+  const leftovers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${ENGINE_RUN_LABEL}=${run}`] },
+  })
   const owners = new Set(leftovers.map((c) => c.Labels[LABEL.owner]).filter((o) => o !== undefined))
   for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true, v: true })
   for (const owner of owners) {
@@ -80,6 +89,9 @@ after(async () => {
         .catch(() => {})
     }
   }
+  // Every owner network the tests' deployments left with nothing attached (the engine would keep
+  // them across restarts, and its address pools would run out over many runs).
+  await removeUnusedOwnerNetworks(docker, 0)
   await engine.stop()
 })
 
