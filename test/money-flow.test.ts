@@ -9,6 +9,7 @@ import { createFunding } from '../src/payments/funding.ts'
 import { balanceOf, bookTotal, ledgerImbalance } from '../src/payments/ledger.ts'
 import { FAIL_AT_LABEL } from '../src/providers/simulated/simulated-provider.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { testPricing } from './helpers/payments-fixture.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -18,13 +19,7 @@ import { waitFor } from './helpers/wait.ts'
 // balances after every step.
 
 const HOUR = 3600_000
-const pricing = {
-  cpuHourMicroUsd: 1_000_000,
-  memoryGibHourMicroUsd: 0,
-  diskGibMonthMicroUsd: 0,
-  gpuHourMicroUsd: 0,
-  billingIntervalSeconds: 3600,
-}
+const pricing = testPricing
 const payments = {
   required: true,
   commissionPercent: 10,

@@ -79,17 +79,8 @@ after(async () => {
     all: true,
     filters: { label: [`${ENGINE_RUN_LABEL}=${run}`] },
   })
-  const owners = new Set(leftovers.map((c) => c.Labels[LABEL.owner]).filter((o) => o !== undefined))
   for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true, v: true })
-  for (const owner of owners) {
-    for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.owner}=${owner}`] } })) {
-      await docker
-        .getNetwork(n.Id)
-        .remove()
-        .catch(() => {})
-    }
-  }
-  // Every owner network the tests' deployments left with nothing attached (the engine would keep
+  // Then every owner network left with nothing attached, theirs included (the engine would keep
   // them across restarts, and its address pools would run out over many runs).
   await removeUnusedOwnerNetworks(docker, 0)
   await engine.stop()

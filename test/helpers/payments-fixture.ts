@@ -18,6 +18,15 @@ import {
 // (USDC), a fee-on-transfer token, one that returns false, one that logs transfers it never makes,
 // and native ETH priced by an on-chain feed; on the second, another plain ERC-20 (USDT).
 
+/** Pricing for money tests: 1 USD per CPU-hour, nothing else, billed hourly. */
+export const testPricing = {
+  cpuHourMicroUsd: 1_000_000,
+  memoryGibHourMicroUsd: 0,
+  diskGibMonthMicroUsd: 0,
+  gpuHourMicroUsd: 0,
+  billingIntervalSeconds: 3600,
+}
+
 export const PAYER = 1
 export const STRANGER = 2
 export const treasury = anvilAccount(9).address.toLowerCase() as Address

@@ -135,17 +135,16 @@ export function orgRoutes(orgs: Orgs) {
     const { org, address: member } = c.req.valid('param')
     const membership = await memberOf(c, org)
     const { role } = c.req.valid('json')
-    const current = (await orgs.members(membership.org.id)).find((m) => m.address === member.toLowerCase())
-    manage(c, membership, role === 'owner' || current?.role === 'owner')
+    const current = await orgs.roleOf(membership.org.id, member)
+    manage(c, membership, role === 'owner' || current === 'owner')
     return c.json(memberView(await orgs.changeRole(membership.org.id, member, role)), 200)
   })
   router.openapi(routes.remove, async (c) => {
     const { org, address: member } = c.req.valid('param')
     const membership = await memberOf(c, org)
-    const current = (await orgs.members(membership.org.id)).find((m) => m.address === member.toLowerCase())
     // Anyone may leave; removing someone else is managing the members.
     const leaving = member.toLowerCase() === actingAccount(personal(c)).address
-    if (!leaving) manage(c, membership, current?.role === 'owner')
+    if (!leaving) manage(c, membership, (await orgs.roleOf(membership.org.id, member)) === 'owner')
     await orgs.removeMember(membership.org.id, member)
     return c.body(null, 204)
   })
