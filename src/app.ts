@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { serve } from '@hono/node-server'
 import { sql } from 'drizzle-orm'
 import { type Logger, pino } from 'pino'
+import { createAudit } from './audit/audit.ts'
 import { publicUrlOf, readSecretFile } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { createCapacity } from './control/capacity.ts'
@@ -163,6 +164,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       quotas,
       payments: { config, deployments, orders: payments.orders, balances: payments.balances },
       nft,
+      audit: createAudit(database.db),
       logger,
     })
     const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { systemSource } from '../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
@@ -28,13 +29,14 @@ for (const kind of databaseKinds) {
 
     it('a stop during a slow pull cancels it, and the deployment is stopped without ever running', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: owner,
         spec: deploymentSpecSchema.parse({ name: 'slow', image: 'app:1' }),
         provider: 'simulated',
       })
       await waitFor('deploying', async () => (await stack.store.get(owner, row.id)).status === 'deploying')
       const asked = Date.now()
-      await stack.store.requestIntent(owner, row.id, 'stop')
+      await stack.store.requestIntent(owner, row.id, 'stop', { source: systemSource('test') })
       await waitFor(
         'stopped',
         async () => (await stack.store.get(owner, row.id)).status === 'stopped',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createDeploymentStore, type DeploymentStore } from '../src/control/deployment-store.ts'
+import { systemSource } from '../src/domain/actor.ts'
 import { BerthError } from '../src/domain/errors.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createEventBus, type EventBus } from '../src/events/bus.ts'
@@ -36,7 +37,12 @@ for (const kind of databaseKinds) {
       const names = Array.from({ length: 40 }, (_, i) => `batch-${i}`)
       const outcomes = await Promise.allSettled(
         [...names, 'batch-7'].map((name) =>
-          store.create({ ownerId: owner, spec: spec(name), provider: 'simulated' }),
+          store.create({
+            source: systemSource('test'),
+            ownerId: owner,
+            spec: spec(name),
+            provider: 'simulated',
+          }),
         ),
       )
       const created = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value.row)

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { eq } from 'drizzle-orm'
 import { accounts, apiKeys as apiKeysTable } from '../src/db/schema/index.ts'
+import { systemSource } from '../src/domain/actor.ts'
 import { BerthError } from '../src/domain/errors.ts'
 import { createApiKeys, hashApiKey, isApiKey } from '../src/identity/api-keys.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
@@ -25,7 +26,7 @@ for (const kind of databaseKinds) {
 
     it('stores only the hash and a short prefix', async () => {
       const keys = createApiKeys({ db: database.db, now })
-      const created = await keys.create(await newAccount(), { name: 'deploy bot' })
+      const created = await keys.create(await newAccount(), { name: 'deploy bot' }, systemSource('test'))
       assert.ok(isApiKey(created.key))
       const [row] = await database.db.select().from(apiKeysTable).where(eq(apiKeysTable.id, created.id))
       assert.equal(row?.keyHash, hashApiKey(created.key))
@@ -36,15 +37,17 @@ for (const kind of databaseKinds) {
     it('lists live keys newest first and revokes only its own', async () => {
       const keys = createApiKeys({ db: database.db, now })
       const owner = await newAccount()
-      const older = await keys.create(owner, { name: 'older' })
+      const older = await keys.create(owner, { name: 'older' }, systemSource('test'))
       nowMs += 1000
-      const newer = await keys.create(owner, { name: 'newer' })
+      const newer = await keys.create(owner, { name: 'newer' }, systemSource('test'))
       assert.deepEqual(
         (await keys.list(owner)).map((k) => k.name),
         ['newer', 'older'],
       )
-      await assert.rejects(keys.revoke(await newAccount(), older.id), { code: 'not_found' })
-      await keys.revoke(owner, older.id)
+      await assert.rejects(keys.revoke(await newAccount(), older.id, systemSource('test')), {
+        code: 'not_found',
+      })
+      await keys.revoke(owner, older.id, systemSource('test'))
       assert.deepEqual(
         (await keys.list(owner)).map((k) => k.id),
         [newer.id],
@@ -55,7 +58,7 @@ for (const kind of databaseKinds) {
     it('records use at most once a minute', async () => {
       const keys = createApiKeys({ db: database.db, now })
       const owner = await newAccount()
-      const { key, id } = await keys.create(owner, { name: 'reader' })
+      const { key, id } = await keys.create(owner, { name: 'reader' }, systemSource('test'))
       const lastUsed = async () =>
         (await database.db.select().from(apiKeysTable).where(eq(apiKeysTable.id, id)))[0]?.lastUsedAt
       const first = nowMs

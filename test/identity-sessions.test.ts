@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { eq } from 'drizzle-orm'
 import { configSchema } from '../src/config/schema.ts'
 import { accounts, settings } from '../src/db/schema/index.ts'
+import { systemSource } from '../src/domain/actor.ts'
 import { BerthError } from '../src/domain/errors.ts'
 import { createSessions, loadSessionSecret } from '../src/identity/sessions.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
@@ -50,8 +51,8 @@ for (const kind of databaseKinds) {
       const verified = await second.verify(issued.token)
       assert.equal(verified.sessionId, issued.sessionId)
       assert.equal(verified.account.id, accountId)
-      await second.revoke(issued.sessionId)
-      await second.revoke(issued.sessionId)
+      await second.revoke(accountId, issued.sessionId, systemSource('test'))
+      await second.revoke(accountId, issued.sessionId, systemSource('test'))
       await rejectsWith(first.verify(issued.token), /session revoked/)
     })
 

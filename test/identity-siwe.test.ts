@@ -67,24 +67,28 @@ for (const kind of databaseKinds) {
 
     it('tolerates clock skew on issuedAt, and no more', async () => {
       const ahead = await sign({ issuedAt: new Date(nowMs + 59_000) })
-      const signedIn = await siwe.verify(ahead.message, ahead.signature)
+      const signedIn = await siwe.verify(ahead.message, ahead.signature, {})
       assert.equal(signedIn.address, ahead.wallet.address.toLowerCase())
       const tooFar = await sign({ issuedAt: new Date(nowMs + 61_000) })
-      await rejectsWith(siwe.verify(tooFar.message, tooFar.signature), 'unauthorized', /issued in the future/)
+      await rejectsWith(
+        siwe.verify(tooFar.message, tooFar.signature, {}),
+        'unauthorized',
+        /issued in the future/,
+      )
     })
 
     it('tolerates clock skew on expirationTime and notBefore', async () => {
       const justExpired = await sign({ expirationTime: new Date(nowMs - 30_000) })
-      await siwe.verify(justExpired.message, justExpired.signature)
+      await siwe.verify(justExpired.message, justExpired.signature, {})
       const almostValid = await sign({ notBefore: new Date(nowMs + 30_000) })
-      await siwe.verify(almostValid.message, almostValid.signature)
+      await siwe.verify(almostValid.message, almostValid.signature, {})
     })
 
     it('refuses a nonce whose time to live has passed', async () => {
       const signed = await sign()
       nowMs += 300_000
       await rejectsWith(
-        siwe.verify(signed.message, signed.signature),
+        siwe.verify(signed.message, signed.signature, {}),
         'unauthorized',
         /nonce is unknown, expired/,
       )
@@ -100,16 +104,16 @@ for (const kind of databaseKinds) {
     it('does not burn the nonce when the signature is wrong', async () => {
       const signed = await sign()
       const wrong = (signed.signature.slice(0, -2) + (signed.signature.endsWith('1b') ? '1c' : '1b')) as Hex
-      await rejectsWith(siwe.verify(signed.message, wrong), 'unauthorized', /signature does not match/)
-      await rejectsWith(siwe.verify(signed.message, '0x1234'), 'unauthorized', /signature does not match/)
-      await siwe.verify(signed.message, signed.signature)
+      await rejectsWith(siwe.verify(signed.message, wrong, {}), 'unauthorized', /signature does not match/)
+      await rejectsWith(siwe.verify(signed.message, '0x1234', {}), 'unauthorized', /signature does not match/)
+      await siwe.verify(signed.message, signed.signature, {})
     })
 
     it('refuses another scheme, and a URI on another origin', async () => {
       const http = await sign({ scheme: 'http' })
-      await rejectsWith(siwe.verify(http.message, http.signature), 'unauthorized', /scheme "http"/)
+      await rejectsWith(siwe.verify(http.message, http.signature, {}), 'unauthorized', /scheme "http"/)
       const elsewhere = await sign({ uri: 'https://berth.example.evil.test/' })
-      await rejectsWith(siwe.verify(elsewhere.message, elsewhere.signature), 'unauthorized', /URI/)
+      await rejectsWith(siwe.verify(elsewhere.message, elsewhere.signature, {}), 'unauthorized', /URI/)
     })
 
     it('accepts only the chain IDs the operator lists, when it lists any', async () => {
@@ -122,16 +126,20 @@ for (const kind of databaseKinds) {
       })
       const { message, signature } = await sign({ chainId: 8453 })
       await rejectsWith(
-        limited.verify(message, signature),
+        limited.verify(message, signature, {}),
         'unauthorized',
         /chain ID 8453 is not accepted here \(accepted: 1, 10\)/,
       )
       const other = await sign({ chainId: 10 })
-      assert.match((await limited.verify(other.message, other.signature)).token, /^ey/)
+      assert.match((await limited.verify(other.message, other.signature, {})).token, /^ey/)
     })
 
     it('calls a message that is not EIP-4361 invalid input', async () => {
-      await rejectsWith(siwe.verify('please let me in', '0x00'), 'invalid_input', /not an EIP-4361 message/)
+      await rejectsWith(
+        siwe.verify('please let me in', '0x00', {}),
+        'invalid_input',
+        /not an EIP-4361 message/,
+      )
     })
   })
 }

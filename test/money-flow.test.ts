@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { sql } from 'drizzle-orm'
 import { queryRows } from '../src/db/client.ts'
+import { systemSource } from '../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createBalances } from '../src/payments/balances.ts'
 import { createBilling } from '../src/payments/billing.ts'
@@ -73,13 +74,18 @@ for (const kind of databaseKinds) {
       ).map((e) => e.type)
 
     test('hold → charges → low balance → out of funds → grace → stop → top-up → resume', async () => {
-      const account = await balances().credit(address, 0n, 'open the account', 'grant')
+      const account = await balances().credit(address, 0n, 'open the account', 'grant', systemSource('test'))
       const ownerId = await accountIdOf(account.address)
       const spec = deploymentSpecSchema.parse({ name: 'paid', image: 'app:1', resources: { cpus: 1 } })
-      const { row } = await stack.store.create({ ownerId: ownerId, spec, provider: 'simulated' })
+      const { row } = await stack.store.create({
+        source: systemSource('test'),
+        ownerId: ownerId,
+        spec,
+        provider: 'simulated',
+      })
 
       await waitFor('awaiting payment', async () => (await statusOf(row.id)).status === 'awaiting_payment')
-      await balances().credit(address, 2_500_000n, 'top-up', 'grant')
+      await balances().credit(address, 2_500_000n, 'top-up', 'grant', systemSource('test'))
       await waitFor('running once funded', async () => (await statusOf(row.id)).status === 'running')
       assert.deepEqual(await balanceOf(database.db, ownerId), { available: 1_500_000n, held: 1_000_000n })
       await assertBalanced()
@@ -113,7 +119,7 @@ for (const kind of databaseKinds) {
       assert.equal((await statusOf(row.id)).stop_reason, 'out_of_funds')
       await assertBalanced()
 
-      await balances().credit(address, 3_000_000n, 'top-up', 'grant')
+      await balances().credit(address, 3_000_000n, 'top-up', 'grant', systemSource('test'))
       assert.equal((await billing().pass()).resumed, 1)
       await waitFor('running after the top-up', async () => (await statusOf(row.id)).status === 'running')
       assert.deepEqual(await balanceOf(database.db, ownerId), { available: 2_500_000n, held: 1_000_000n })
@@ -122,7 +128,7 @@ for (const kind of databaseKinds) {
 
     test('a deployment that fails before running gets its whole hold back and is never charged', async () => {
       const who = `0x${'cd'.repeat(20)}`
-      await balances().credit(who, 5_000_000n, 'grant', 'grant')
+      await balances().credit(who, 5_000_000n, 'grant', 'grant', systemSource('test'))
       const ownerId = await accountIdOf(who)
       const spec = deploymentSpecSchema.parse({
         name: 'broken',
@@ -130,7 +136,12 @@ for (const kind of databaseKinds) {
         resources: { cpus: 1 },
         labels: { [FAIL_AT_LABEL]: 'starting' },
       })
-      const { row } = await stack.store.create({ ownerId: ownerId, spec, provider: 'simulated' })
+      const { row } = await stack.store.create({
+        source: systemSource('test'),
+        ownerId: ownerId,
+        spec,
+        provider: 'simulated',
+      })
       await waitFor('failed', async () => (await statusOf(row.id)).status === 'failed')
       clock = new Date(clock.getTime() + 5 * HOUR)
       await billing().pass()

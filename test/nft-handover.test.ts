@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { systemSource } from '../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { applyHolderChange } from '../src/nft/transfer.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
@@ -38,7 +39,12 @@ for (const kind of databaseKinds) {
         image: 'agent:1',
         nft: { chainId: 1, contract, tokenId, standard: 'erc721' },
       })
-      const { row } = await stack.store.create({ ownerId, spec, provider: 'simulated' })
+      const { row } = await stack.store.create({
+        source: systemSource('test'),
+        ownerId,
+        spec,
+        provider: 'simulated',
+      })
       await waitFor('running', async () => (await stack.store.get(ownerId, row.id)).status === 'running')
       return row
     }

@@ -3,6 +3,7 @@ import { after, before, beforeEach, describe, test } from 'node:test'
 import { sql } from 'drizzle-orm'
 import { pino } from 'pino'
 import { queryRows } from '../src/db/client.ts'
+import { systemSource } from '../src/domain/actor.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
 import { balanceOf, ledgerImbalance } from '../src/payments/ledger.ts'
 import { createPayments, type Payments } from '../src/payments/payments.ts'
@@ -80,11 +81,15 @@ for (const kind of databaseKinds) {
     }
 
     test('a transfer from a known wallet pays its open order at the depth, with no hash submitted', async () => {
-      const order = await payments.orders.quote(accountId, {
-        creditsMicroUsd: 3_000_000n,
-        chainId: chains.a.chainId,
-        token: 'USDC',
-      })
+      const order = await payments.orders.quote(
+        accountId,
+        {
+          creditsMicroUsd: 3_000_000n,
+          chainId: chains.a.chainId,
+          token: 'USDC',
+        },
+        systemSource('test'),
+      )
       await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount))
       await watcherA().tick()
       await mineAndTick(CONFIRMATIONS - 1)

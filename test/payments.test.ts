@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
 import type { Hex } from 'viem'
 import type { NetworkConfig } from '../src/config/payments-schema.ts'
+import { systemSource } from '../src/domain/actor.ts'
 import { BerthError } from '../src/domain/errors.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createMetrics } from '../src/metrics/registry.ts'
@@ -63,7 +64,7 @@ for (const kind of databaseKinds) {
     }
     const available = async () => (await balanceOf(database.db, accountId)).available
     const quoteUsdc = (credits: bigint, token = 'USDC', chainId = chains.a.chainId) =>
-      payments.orders.quote(accountId, { creditsMicroUsd: credits, chainId, token })
+      payments.orders.quote(accountId, { creditsMicroUsd: credits, chainId, token }, systemSource('test'))
     const rejects = async (promise: Promise<unknown>, pattern: RegExp) => {
       await assert.rejects(promise, (error: unknown) => {
         assert.ok(error instanceof BerthError, String(error))
@@ -81,14 +82,16 @@ for (const kind of databaseKinds) {
       const before = await available()
       const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount))
 
-      const early = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      const early = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
       assert.equal(early.status, 'processing')
       assert.equal(early.payments[0]?.status, 'pending')
       assert.equal(await available(), before, 'nothing credited before the confirmation depth')
 
       await mine(chains.a, 3)
       const results = await Promise.all(
-        Array.from({ length: 20 }, () => payments.orders.submitPayment(accountId, order.orderId, hash)),
+        Array.from({ length: 20 }, () =>
+          payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test')),
+        ),
       )
       assert.equal(
         results.filter((r) => r.payment === 'credited').length,
@@ -106,16 +109,22 @@ for (const kind of databaseKinds) {
     test('each payment submitted 1 to 20 times at once is credited once, exact to the wei', async () => {
       await mine(chains.a, 1)
       for (const times of [1, 2, 7, 20]) {
-        const order = await payments.orders.quote(accountId, {
-          creditsMicroUsd: 1_000_000n,
-          chainId: chains.a.chainId,
-          token: 'ETH',
-        })
+        const order = await payments.orders.quote(
+          accountId,
+          {
+            creditsMicroUsd: 1_000_000n,
+            chainId: chains.a.chainId,
+            token: 'ETH',
+          },
+          systemSource('test'),
+        )
         const hash = await chains.payNative(chains.a, BigInt(order.amount))
         await mine(chains.a, 3)
         const before = await available()
         const results = await Promise.all(
-          Array.from({ length: times }, () => payments.orders.submitPayment(accountId, order.orderId, hash)),
+          Array.from({ length: times }, () =>
+            payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test')),
+          ),
         )
         assert.equal(results.filter((r) => r.payment === 'credited').length, 1)
         const paid = await payments.orders.get(accountId, order.orderId)
@@ -132,7 +141,7 @@ for (const kind of databaseKinds) {
       const before = await available()
       const hash = await chains.payToken(chains.a, chains.tokens.usdc, half)
       await mine(chains.a, 3)
-      const after = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      const after = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
       assert.equal(after.status, 'processing')
       assert.equal(after.shortfall, (BigInt(order.amount) - half).toString())
       assert.ok((await available()) - before > 0n)
@@ -144,18 +153,22 @@ for (const kind of databaseKinds) {
       const before = await available()
       const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount) * 3n)
       await mine(chains.a, 3)
-      const after = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      const after = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
       assert.equal(after.status, 'success')
       assert.ok((await available()) - before >= 3_000_000n)
       await assertBalanced()
     })
 
     test('within its quote an order is valued at the quoted rate up to its amount, the surplus at the lower rate', async () => {
-      const order = await payments.orders.quote(accountId, {
-        creditsMicroUsd: 1_000_000n,
-        chainId: chains.a.chainId,
-        token: 'ETH',
-      })
+      const order = await payments.orders.quote(
+        accountId,
+        {
+          creditsMicroUsd: 1_000_000n,
+          chainId: chains.a.chainId,
+          token: 'ETH',
+        },
+        systemSource('test'),
+      )
       const quoted = parseUsdE18(order.rate)
       // The market drops while the quote still holds; the payer sends twice what was asked.
       await chains.setEthPrice(2000_00000000n)
@@ -163,7 +176,7 @@ for (const kind of databaseKinds) {
         const before = await available()
         const hash = await chains.payNative(chains.a, BigInt(order.amount) * 2n)
         await mine(chains.a, 3)
-        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash)
+        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
         assert.equal(paid.status, 'success')
         const expected =
           tokenToMicroUsd(BigInt(order.amount), 18, quoted) +
@@ -184,10 +197,13 @@ for (const kind of databaseKinds) {
       const second = await quoteUsdc(1_000_000n)
       const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(first.amount))
       await mine(chains.a, 3)
-      assert.equal((await payments.orders.submitPayment(accountId, first.orderId, hash)).status, 'success')
+      assert.equal(
+        (await payments.orders.submitPayment(accountId, first.orderId, hash, systemSource('test'))).status,
+        'success',
+      )
       const before = await available()
       await assert.rejects(
-        payments.orders.submitPayment(accountId, second.orderId, hash),
+        payments.orders.submitPayment(accountId, second.orderId, hash, systemSource('test')),
         (error: unknown) => {
           assert.ok(error instanceof BerthError)
           assert.equal(error.code, 'conflict')
@@ -198,7 +214,10 @@ for (const kind of databaseKinds) {
       assert.equal((await payments.orders.get(accountId, second.orderId)).status, 'init')
       assert.equal(await available(), before)
       // The same order again is fine: submitting twice changes nothing.
-      assert.equal((await payments.orders.submitPayment(accountId, first.orderId, hash)).status, 'success')
+      assert.equal(
+        (await payments.orders.submitPayment(accountId, first.orderId, hash, systemSource('test'))).status,
+        'success',
+      )
     })
 
     test('wrong chain, wrong token, a foreign payer, a failed transfer and a phantom transfer are refused', async () => {
@@ -208,7 +227,7 @@ for (const kind of databaseKinds) {
       const onB = await chains.payToken(chains.b, chains.tokens.usdt, 1_000_000n)
       await mine(chains.b, 3)
       await rejects(
-        payments.orders.submitPayment(accountId, order.orderId, onB),
+        payments.orders.submitPayment(accountId, order.orderId, onB, systemSource('test')),
         /wrong chain: .* is on chain 31338/,
       )
 
@@ -217,12 +236,15 @@ for (const kind of databaseKinds) {
       const falsy = await chains.payToken(chains.a, chains.tokens.falsy, 2_000_000n)
       await mine(chains.a, 3)
       await rejects(
-        payments.orders.submitPayment(accountId, order.orderId, otherToken),
+        payments.orders.submitPayment(accountId, order.orderId, otherToken, systemSource('test')),
         /wrong token: .* paid FUSD/,
       )
-      await rejects(payments.orders.submitPayment(accountId, order.orderId, stranger), /is not your wallet/)
       await rejects(
-        payments.orders.submitPayment(accountId, order.orderId, falsy),
+        payments.orders.submitPayment(accountId, order.orderId, stranger, systemSource('test')),
+        /is not your wallet/,
+      )
+      await rejects(
+        payments.orders.submitPayment(accountId, order.orderId, falsy, systemSource('test')),
         /sends no USDC to the treasury/,
       )
 
@@ -230,12 +252,15 @@ for (const kind of databaseKinds) {
       const phantom = await chains.payToken(chains.a, chains.tokens.phantom, BigInt(phantomOrder.amount))
       await mine(chains.a, 3)
       await rejects(
-        payments.orders.submitPayment(accountId, phantomOrder.orderId, phantom),
+        payments.orders.submitPayment(accountId, phantomOrder.orderId, phantom, systemSource('test')),
         /balance did not grow/,
       )
 
       const unknown = `0x${'12'.repeat(32)}` as Hex
-      await rejects(payments.orders.submitPayment(accountId, order.orderId, unknown), /not found/)
+      await rejects(
+        payments.orders.submitPayment(accountId, order.orderId, unknown, systemSource('test')),
+        /not found/,
+      )
       assert.equal(await available(), before, 'nothing credited')
       assert.equal((await payments.orders.get(accountId, order.orderId)).status, 'init')
       await assertBalanced()
@@ -246,7 +271,7 @@ for (const kind of databaseKinds) {
       const before = await available()
       const hash = await chains.payToken(chains.a, chains.tokens.fee, BigInt(order.amount))
       await mine(chains.a, 3)
-      const after = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      const after = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
       // The token keeps 1% (rounded down) of every transfer.
       const arrived = BigInt(order.amount) - BigInt(order.amount) / 100n
       assert.equal(after.received, arrived.toString())
@@ -259,18 +284,22 @@ for (const kind of databaseKinds) {
     test('a payment confirmed after its quote expired is credited at the price then, never the stale one', async () => {
       // Quoted an hour ago (an injected clock), so the quote has long expired when the payment lands.
       const anHourAgo = await paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
-      const order = await anHourAgo.orders.quote(accountId, {
-        creditsMicroUsd: 1_000_000n,
-        chainId: chains.a.chainId,
-        token: 'ETH',
-      })
+      const order = await anHourAgo.orders.quote(
+        accountId,
+        {
+          creditsMicroUsd: 1_000_000n,
+          chainId: chains.a.chainId,
+          token: 'ETH',
+        },
+        systemSource('test'),
+      )
       assert.equal(order.rate, formatE18((parseUsdE18('3000') * 10_000n) / 10_200n))
       await chains.setEthPrice(2000_00000000n)
       try {
         const before = await available()
         const hash = await chains.payNative(chains.a, BigInt(order.amount))
         await mine(chains.a, 3)
-        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash)
+        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
         assert.equal(paid.payment, 'credited')
         assert.equal(
           (await available()) - before,
@@ -285,21 +314,26 @@ for (const kind of databaseKinds) {
 
     test('paying a deployment for some hours holds that much for it and sets paidUntil; a later order extends it', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: accountId,
         spec: deploymentSpecSchema.parse({ name: `prepaid-${kind}`, image: 'app:1' }),
         provider: 'simulated',
       })
       const billing = async () => payments.balances.deploymentBilling(row.id, 0n)
       const payFor = async (hours: number) => {
-        const order = await payments.orders.quote(accountId, {
-          deploymentId: row.id,
-          hours,
-          chainId: chains.b.chainId,
-          token: 'USDT',
-        })
+        const order = await payments.orders.quote(
+          accountId,
+          {
+            deploymentId: row.id,
+            hours,
+            chainId: chains.b.chainId,
+            token: 'USDT',
+          },
+          systemSource('test'),
+        )
         const hash = await chains.payToken(chains.b, chains.tokens.usdt, BigInt(order.amount))
         await mine(chains.b, 3)
-        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash)
+        const paid = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
         assert.equal(paid.status, 'success')
         return BigInt(order.valueMicroUsd)
       }
@@ -324,16 +358,20 @@ for (const kind of databaseKinds) {
         const twoRpcs = await paymentsWith({
           networks: [{ ...network!, rpcUrls: [chains.a.rpcUrl, other.rpcUrl] }, ...rest],
         })
-        const order = await twoRpcs.orders.quote(accountId, {
-          creditsMicroUsd: 1_000_000n,
-          chainId: chains.a.chainId,
-          token: 'USDC',
-        })
+        const order = await twoRpcs.orders.quote(
+          accountId,
+          {
+            creditsMicroUsd: 1_000_000n,
+            chainId: chains.a.chainId,
+            token: 'USDC',
+          },
+          systemSource('test'),
+        )
         const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount))
         await mine(chains.a, 3)
         const before = await available()
         await assert.rejects(
-          twoRpcs.orders.submitPayment(accountId, order.orderId, hash),
+          twoRpcs.orders.submitPayment(accountId, order.orderId, hash, systemSource('test')),
           (error: unknown) => {
             assert.ok(error instanceof BerthError && error.code === 'provider_unavailable', String(error))
             assert.match(error.message, /RPC endpoints disagree/)
@@ -348,13 +386,17 @@ for (const kind of databaseKinds) {
 
     test('an order whose payment was seen but had not arrived by its deadline fails; the late payment still counts', async () => {
       const anHourAgo = await paymentsWith({ now: () => new Date(Date.now() - 3600_000) })
-      const order = await anHourAgo.orders.quote(accountId, {
-        creditsMicroUsd: 1_000_000n,
-        chainId: chains.b.chainId,
-        token: 'USDT',
-      })
+      const order = await anHourAgo.orders.quote(
+        accountId,
+        {
+          creditsMicroUsd: 1_000_000n,
+          chainId: chains.b.chainId,
+          token: 'USDT',
+        },
+        systemSource('test'),
+      )
       const hash = await chains.payToken(chains.b, chains.tokens.usdt, BigInt(order.amount))
-      const seen = await anHourAgo.orders.submitPayment(accountId, order.orderId, hash)
+      const seen = await anHourAgo.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
       assert.equal(seen.status, 'processing', 'seen, not yet at the depth')
       assert.equal(
         (await payments.orders.get(accountId, order.orderId)).status,
@@ -362,7 +404,7 @@ for (const kind of databaseKinds) {
         'past its deadline with nothing arrived',
       )
       await mine(chains.b, 3)
-      const late = await payments.orders.submitPayment(accountId, order.orderId, hash)
+      const late = await payments.orders.submitPayment(accountId, order.orderId, hash, systemSource('test'))
       assert.equal(late.payment, 'credited')
       assert.equal(late.status, 'success')
       await assertBalanced()
@@ -370,6 +412,7 @@ for (const kind of databaseKinds) {
 
     test('a quote for a deployment prices its resources for the hours asked', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: accountId,
         spec: {
           ...(await import('../src/domain/spec.ts')).deploymentSpecSchema.parse({
@@ -379,21 +422,33 @@ for (const kind of databaseKinds) {
         },
         provider: 'simulated',
       })
-      const order = await payments.orders.quote(accountId, {
-        deploymentId: row.id,
-        hours: 10,
-        chainId: chains.b.chainId,
-        token: 'usdt',
-      })
+      const order = await payments.orders.quote(
+        accountId,
+        {
+          deploymentId: row.id,
+          hours: 10,
+          chainId: chains.b.chainId,
+          token: 'usdt',
+        },
+        systemSource('test'),
+      )
       assert.equal(order.hours, 10)
       assert.equal(order.deploymentId, row.id)
       assert.ok(BigInt(order.valueMicroUsd) > 0n)
       await rejects(
-        payments.orders.quote(accountId, { creditsMicroUsd: 1n, chainId: 999, token: 'USDC' }),
+        payments.orders.quote(
+          accountId,
+          { creditsMicroUsd: 1n, chainId: 999, token: 'USDC' },
+          systemSource('test'),
+        ),
         /chain 999 is not accepted/,
       )
       await rejects(
-        payments.orders.quote(accountId, { creditsMicroUsd: 1n, chainId: chains.a.chainId, token: 'DOGE' }),
+        payments.orders.quote(
+          accountId,
+          { creditsMicroUsd: 1n, chainId: chains.a.chainId, token: 'DOGE' },
+          systemSource('test'),
+        ),
         /token DOGE is not accepted/,
       )
     })

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { systemSource } from '../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { createIdentity } from '../src/identity/create-identity.ts'
 import { addUsage, demandOf, valuesOf } from '../src/quotas/quota-limits.ts'
@@ -195,18 +196,18 @@ for (const kind of databaseKinds) {
       const accountId = await createAccount(database, wallet(8))
       const quota = createQuotas(database.db, stack.config.quotas)
       const identity = await createIdentity({ db: database.db, config: stack.config, quotas: quota })
-      const first = await identity.apiKeys.create(accountId, { name: 'a' })
-      await identity.apiKeys.create(accountId, { name: 'b' })
+      const first = await identity.apiKeys.create(accountId, { name: 'a' }, systemSource('test'))
+      await identity.apiKeys.create(accountId, { name: 'b' }, systemSource('test'))
       await assert.rejects(
-        identity.apiKeys.create(accountId, { name: 'c' }),
+        identity.apiKeys.create(accountId, { name: 'c' }, systemSource('test')),
         (error: Error & { code?: string }) => {
           assert.equal(error.code, 'quota_exceeded')
           assert.match(error.message, /API keys limit is 2, 2 in use/)
           return true
         },
       )
-      await identity.apiKeys.revoke(accountId, first.id)
-      await identity.apiKeys.create(accountId, { name: 'c' })
+      await identity.apiKeys.revoke(accountId, first.id, systemSource('test'))
+      await identity.apiKeys.create(accountId, { name: 'c' }, systemSource('test'))
       assert.equal((await identity.apiKeys.list(accountId)).length, 2)
     })
 
@@ -226,7 +227,13 @@ for (const kind of databaseKinds) {
         }),
         spec('c', { replicas: 2, resources: { cpus: 1.25, memoryMb: 64, diskMb: 0 } }),
       ].map((s) => deploymentSpecSchema.parse(s))
-      for (const s of specs) await stack.store.create({ ownerId: accountId, spec: s, provider: 'simulated' })
+      for (const s of specs)
+        await stack.store.create({
+          source: systemSource('test'),
+          ownerId: accountId,
+          spec: s,
+          provider: 'simulated',
+        })
       const usage = await createQuotaStore(database.db, stack.config.quotas).usageOf(accountId)
       assert.deepEqual(valuesOf(usage), valuesOf(addUsage(...specs.map(demandOf))))
     })

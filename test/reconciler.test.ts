@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { eq, sql } from 'drizzle-orm'
 import type { DeploymentRow } from '../src/db/deployment-rows.ts'
 import { deploymentEvents, deployments } from '../src/db/schema/index.ts'
+import { systemSource } from '../src/domain/actor.ts'
 import { LeaseLostError } from '../src/domain/errors.ts'
 import { type DeploymentSpec, deploymentSpecSchema } from '../src/domain/spec.ts'
 import { FAIL_AT_LABEL } from '../src/providers/simulated/simulated-provider.ts'
@@ -45,6 +46,7 @@ for (const kind of databaseKinds) {
 
     it('takes a new deployment through every stage to running, with gapless events', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: owner,
         spec: spec('web', { replicas: 2 }),
         provider: 'simulated',
@@ -77,31 +79,40 @@ for (const kind of databaseKinds) {
     })
 
     it('stops, starts, restarts and deletes on request', async () => {
-      const { row } = await stack.store.create({ ownerId: owner, spec: spec('cycle'), provider: 'simulated' })
+      const { row } = await stack.store.create({
+        source: systemSource('test'),
+        ownerId: owner,
+        spec: spec('cycle'),
+        provider: 'simulated',
+      })
       await until(row.id, 'running')
-      await stack.store.requestIntent(owner, row.id, 'stop')
+      await stack.store.requestIntent(owner, row.id, 'stop', { source: systemSource('test') })
       await until(row.id, 'stopped')
       assert.equal((await stack.store.get(owner, row.id)).stopReason, 'user')
       assert.equal((await stack.provider.observe(row.id))?.instances[0]?.state, 'stopped')
 
-      await stack.store.requestIntent(owner, row.id, 'start')
+      await stack.store.requestIntent(owner, row.id, 'start', { source: systemSource('test') })
       await until(row.id, 'running')
       const startedAt = (await stack.provider.observe(row.id))?.instances[0]?.startedAt
-      await stack.store.requestIntent(owner, row.id, 'restart')
+      await stack.store.requestIntent(owner, row.id, 'restart', { source: systemSource('test') })
       await waitFor('a restarted instance', async () => {
         const instance = (await stack.provider.observe(row.id))?.instances[0]
         return instance?.startedAt && startedAt && instance.startedAt > startedAt
       })
       await until(row.id, 'running')
 
-      await stack.store.requestIntent(owner, row.id, 'delete')
+      await stack.store.requestIntent(owner, row.id, 'delete', { source: systemSource('test') })
       await until(row.id, 'deleted')
       assert.equal(await stack.provider.observe(row.id), null)
-      await assert.rejects(stack.store.requestIntent(owner, row.id, 'start'), /deleted/)
+      await assert.rejects(
+        stack.store.requestIntent(owner, row.id, 'start', { source: systemSource('test') }),
+        /deleted/,
+      )
     })
 
     it('fails a deployment whose provider step fails permanently, with the reason', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: owner,
         spec: spec('broken', { labels: { [FAIL_AT_LABEL]: 'creating' } }),
         provider: 'simulated',
@@ -113,7 +124,7 @@ for (const kind of databaseKinds) {
       assert.ok((await eventsOf(row.id)).some((e) => e.type === 'creating_failed'))
 
       // Started again, it fails again at once, instead of retrying a permanent failure forever.
-      await stack.store.requestIntent(owner, row.id, 'start')
+      await stack.store.requestIntent(owner, row.id, 'start', { source: systemSource('test') })
       await waitFor(
         'a second failure',
         async () => (await eventsOf(row.id)).filter((e) => e.type === 'creating_failed').length === 2,
@@ -126,6 +137,7 @@ for (const kind of databaseKinds) {
 
     it('restarts an unhealthy deployment and fails it once the restart budget is spent', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: owner,
         spec: spec('sick', { labels: { [FAIL_AT_LABEL]: 'health-checking' } }),
         provider: 'simulated',
@@ -142,6 +154,7 @@ for (const kind of databaseKinds) {
 
     it('re-applies a deployment whose instance vanished', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: owner,
         spec: spec('vanish'),
         provider: 'simulated',
@@ -160,6 +173,7 @@ for (const kind of databaseKinds) {
       const paused = await createStack(database, { start: false })
       try {
         const { row } = await paused.store.create({
+          source: systemSource('test'),
           ownerId: owner,
           spec: spec('fenced'),
           provider: 'simulated',
@@ -224,6 +238,7 @@ for (const kind of databaseKinds) {
           return dueInSeconds(id)
         }
         const { row: quiet } = await paused.store.create({
+          source: systemSource('test'),
           ownerId: owner,
           spec: spec('quiet'),
           provider: 'simulated',
@@ -234,6 +249,7 @@ for (const kind of databaseKinds) {
         )
 
         const { row: marked } = await paused.store.create({
+          source: systemSource('test'),
           ownerId: owner,
           spec: spec('marked'),
           provider: 'simulated',
@@ -245,13 +261,15 @@ for (const kind of databaseKinds) {
         )
 
         const { row: stopped } = await paused.store.create({
+          source: systemSource('test'),
           ownerId: owner,
           spec: spec('stopped'),
           provider: 'simulated',
         })
         assert.ok(
-          (await stepWithLongDelay(stopped.id, () => paused.store.requestIntent(owner, stopped.id, 'stop'))) <
-            5,
+          (await stepWithLongDelay(stopped.id, () =>
+            paused.store.requestIntent(owner, stopped.id, 'stop', { source: systemSource('test') }),
+          )) < 5,
           'the stop wins',
         )
       } finally {
@@ -276,6 +294,7 @@ for (const kind of databaseKinds) {
         const ids: string[] = []
         for (let i = 0; i < 40; i++) {
           const { row } = await stack.store.create({
+            source: systemSource('test'),
             ownerId: owner,
             spec: spec(`pair-${i}`),
             provider: 'simulated',

@@ -24,6 +24,7 @@ describe('system routes', () => {
       quotas: {} as never,
       payments: {} as never,
       nft: {} as never,
+      audit: {} as never,
       logger: pino({ level: 'silent' }),
     }).app
 

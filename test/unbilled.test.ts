@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { systemSource } from '../src/domain/actor.ts'
 import { createBalances } from '../src/payments/balances.ts'
 import { createBilling } from '../src/payments/billing.ts'
 import { createFunding } from '../src/payments/funding.ts'
@@ -49,7 +50,7 @@ for (const kind of databaseKinds) {
       })
       stack = await createStack(database, { flags, now, funding })
       call = await (await createTestApp(database, stack, { now })).user(address)
-      await createBalances(database).credit(address, 5_000_000n, 'grant', 'grant')
+      await createBalances(database).credit(address, 5_000_000n, 'grant', 'grant', systemSource('test'))
     })
     after(async () => {
       await stack.stop()

@@ -1,5 +1,8 @@
-import type { Database } from '../db/client.ts'
+import { type AuditRecord, appendAudit } from '../audit/audit-log.ts'
+import { type Database, numberedSql, queryRows } from '../db/client.ts'
 import { columnsOf } from '../db/deployment-rows.ts'
+import { actorLabel, type ChangeSource } from '../domain/actor.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
 
 // Group commit for new deployments. Creates that arrive while earlier ones are being written go
 // to the database together, as one statement: under load most of the cost of a create is its
@@ -8,14 +11,15 @@ import { columnsOf } from '../db/deployment-rows.ts'
 //
 // A batch is one statement, so one bad row (a name already taken) fails all of it. The batch is
 // then written again one row at a time, so each create gets its own answer: the good ones land,
-// the bad one gets its own error.
+// the bad one gets its own error. The batch's audit entries are written in the same transaction.
 
 export interface NewDeployment {
   id: string
   ownerId: string
   name: string
-  spec: unknown
+  spec: DeploymentSpec
   provider: string
+  source: ChangeSource
 }
 
 /** At most this many rows per statement: the statement's JSON parameter stays small. */
@@ -82,7 +86,25 @@ export function createInsertBatcher(database: Database) {
 }
 
 function insertRows(database: Database, rows: NewDeployment[]): Promise<Array<Record<string, unknown>>> {
-  return database.query(INSERT_DEPLOYMENTS, insertParamsOf(rows))
+  return database.db.transaction(async (tx) => {
+    const inserted = await queryRows<Record<string, unknown>>(
+      tx,
+      numberedSql(INSERT_DEPLOYMENTS, insertParamsOf(rows)),
+    )
+    await appendAudit(tx, rows.map(createAuditRecord))
+    return inserted
+  })
+}
+
+/** The audit entry of a new deployment (what it runs, never its environment). */
+export function createAuditRecord(row: NewDeployment): AuditRecord {
+  return {
+    ownerId: row.ownerId,
+    source: row.source,
+    action: 'deployment.create',
+    target: `deployment:${row.id}`,
+    detail: { name: row.name, image: row.spec.image, provider: row.provider },
+  }
 }
 
 /** The parameters of INSERT_DEPLOYMENTS: the rows as one JSON array. */
@@ -93,6 +115,7 @@ export function insertParamsOf(rows: NewDeployment[]): unknown[] {
     name: r.name,
     spec: r.spec,
     provider: r.provider,
+    actor: actorLabel(r.source.actor),
   }))
   return [JSON.stringify(records)]
 }
@@ -101,12 +124,12 @@ export function insertParamsOf(rows: NewDeployment[]): unknown[] {
 export const INSERT_DEPLOYMENTS = `
   with input as (
     select * from jsonb_to_recordset($1::jsonb)
-      as x(id uuid, owner_id uuid, name text, spec jsonb, provider text)),
+      as x(id uuid, owner_id uuid, name text, spec jsonb, provider text, actor text)),
   d as (
     insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, event_seq)
     select id, owner_id, name, spec, provider, 'pending', 'running', 'queued', 0, 1 from input
     returning *),
   e as (
     insert into deployment_events (deployment_id, seq, type, status, stage, percent, actor)
-    select id, 1, 'created', 'pending', 'queued', 0, 'api' from d)
+    select d.id, 1, 'created', 'pending', 'queued', 0, input.actor from d join input on input.id = d.id)
   select ${columnsOf('d')} from d`

@@ -1,14 +1,16 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { and, count, desc, eq, inArray, ne, sql } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
 import { type Database, numberedSql, queryRows, uniqueViolation } from '../db/client.ts'
 import { type DeploymentRow, fromDriver } from '../db/deployment-rows.ts'
 import { deploymentEvents, deployments, idempotencyKeys } from '../db/schema/index.ts'
+import { actorLabel, type ChangeSource } from '../domain/actor.ts'
 import { conflict, notFound } from '../domain/errors.ts'
 import type { DesiredState, Intent, Status, StopReason } from '../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
 import { eventRowsOf } from '../events/event-log.ts'
-import { createInsertBatcher, INSERT_DEPLOYMENTS, insertParamsOf } from './create-batch.ts'
+import { createAuditRecord, createInsertBatcher, INSERT_DEPLOYMENTS, insertParamsOf } from './create-batch.ts'
 import { createFencedWrites, type FencedWrites } from './leases.ts'
 
 // The deployments repository: creates, reads, changes of desired state, and the marks that make
@@ -16,13 +18,7 @@ import { createFencedWrites, type FencedWrites } from './leases.ts'
 // reconciler's own writes are fenced by its lease (leases.ts).
 
 export interface DeploymentStore extends FencedWrites {
-  create(input: {
-    ownerId: string
-    spec: DeploymentSpec
-    provider: string
-    idempotencyKey?: string
-    admit?: () => Promise<() => void>
-  }): Promise<{ row: DeploymentRow; replayed: boolean }>
+  create(input: NewDeploymentInput): Promise<{ row: DeploymentRow; replayed: boolean }>
   get(ownerId: string, id: string): Promise<DeploymentRow>
   list(
     ownerId: string,
@@ -32,12 +28,7 @@ export interface DeploymentStore extends FencedWrites {
     total: number
   }>
   /** A change of desired state; berth itself (billing, NFT watcher) names its reason and message. */
-  requestIntent(
-    ownerId: string,
-    id: string,
-    intent: Intent,
-    options?: { reason?: StopReason; message?: string },
-  ): Promise<DeploymentRow>
+  requestIntent(ownerId: string, id: string, intent: Intent, options: IntentOptions): Promise<DeploymentRow>
   /** The desired state now (for cancelling work it no longer wants); `deleted` when the row is gone. */
   desiredStateOf(id: string): Promise<DesiredState>
   /** Makes every live deployment due now (start-up adoption: observe everything once). */
@@ -50,6 +41,27 @@ export interface DeploymentStore extends FencedWrites {
   clearLeases(): Promise<void>
   countByStatus(): Promise<Array<{ status: string; n: number }>>
   liveIds(ids: string[]): Promise<Set<string>>
+}
+
+export interface NewDeploymentInput {
+  ownerId: string
+  spec: DeploymentSpec
+  provider: string
+  /** Who asks, for the audit log and the deployment's first event. */
+  source: ChangeSource
+  idempotencyKey?: string
+  /**
+   * Admission (the account's quotas), asked after a replay is ruled out and before anything is
+   * written; what it returns is called once the write has landed or failed.
+   */
+  admit?: () => Promise<() => void>
+}
+
+export interface IntentOptions {
+  /** Who asks: a request's principal, berth itself (billing), or the chain (an NFT transfer). */
+  source: ChangeSource
+  reason?: StopReason
+  message?: string
 }
 
 export function createDeploymentStore(database: Database, bus: EventBus): DeploymentStore {
@@ -66,17 +78,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     return row
   }
 
-  async function create(input: {
-    ownerId: string
-    spec: DeploymentSpec
-    provider: string
-    idempotencyKey?: string
-    /**
-     * Admission (the account's quotas), asked after a replay is ruled out and before anything is
-     * written; what it returns is called once the write has landed or failed.
-     */
-    admit?: () => Promise<() => void>
-  }): Promise<{ row: DeploymentRow; replayed: boolean }> {
+  async function create(input: NewDeploymentInput): Promise<{ row: DeploymentRow; replayed: boolean }> {
     // Only a keyed create is compared with an earlier one; hashing every spec would be waste.
     const requestHash = input.idempotencyKey
       ? createHash('sha256').update(JSON.stringify(input.spec)).digest('hex')
@@ -105,6 +107,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
       name: input.spec.name,
       spec: input.spec,
       provider: input.provider,
+      source: input.source,
     }
     try {
       const outcome = input.idempotencyKey
@@ -126,6 +129,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
             await tx
               .insert(idempotencyKeys)
               .values({ accountId: input.ownerId, key, requestHash, deploymentId: id })
+            await appendAudit(tx, [createAuditRecord(fresh)])
             return { row: fromDriver(inserted!) }
           })
         : { row: fromDriver(await inserts.insert(fresh)) }
@@ -150,7 +154,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     ownerId: string,
     id: string,
     intent: Intent,
-    options: { reason?: StopReason; message?: string } = {},
+    options: IntentOptions,
   ): Promise<DeploymentRow> {
     const current = await get(ownerId, id)
     if (current.desiredState === 'deleted') throw conflict('the deployment is deleted or being deleted')
@@ -197,8 +201,19 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
       await tx
         .insert(deploymentEvents)
         .values(
-          eventRowsOf(id, updated.eventSeq, [{ type: 'desired_state_changed', message, data: { desired } }]),
+          eventRowsOf(id, updated.eventSeq, actorLabel(options.source.actor), [
+            { type: 'desired_state_changed', message, data: { desired } },
+          ]),
         )
+      await appendAudit(tx, [
+        {
+          ownerId,
+          source: options.source,
+          action: `deployment.${intent}`,
+          target: `deployment:${id}`,
+          detail: { name: updated.name, ...(options.reason ? { reason: options.reason } : {}) },
+        },
+      ])
       return updated
     })
     bus.changed(row.id, row.ownerId, { intent: true })

@@ -1,7 +1,9 @@
 import { and, eq, gt, sql } from 'drizzle-orm'
-import type { Database } from '../db/client.ts'
+import { appendAudit } from '../audit/audit-log.ts'
+import { type Database, numberedSql, queryRows } from '../db/client.ts'
 import { columnByKey, columnsOf, type DeploymentRow, type Fence, fromDriver } from '../db/deployment-rows.ts'
 import { deployments } from '../db/schema/index.ts'
+import { actorLabel, systemSource } from '../domain/actor.ts'
 import { LeaseLostError } from '../domain/errors.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { FencedChange } from './moves.ts'
@@ -70,11 +72,29 @@ export function createFencedWrites(database: Database, bus: EventBus): FencedWri
             (deployment_id, seq, type, status, stage, percent, message, data, actor, lease_token)
           select u.id, u.event_seq - ${events.length} + ev.ord, ev.v->>'type', ev.v->>'status', ev.v->>'stage',
                  (ev.v->>'percent')::int, ev.v->>'message', ev.v->'data',
-                 ${param(fence.owner)}::text, ${param(fence.token)}::bigint
+                 ${param(actorLabel(systemSource(fence.owner).actor))}::text, ${param(fence.token)}::bigint
             from u cross join jsonb_array_elements(${param(JSON.stringify(events))}::jsonb) with ordinality as ev(v, ord)
           returning 1)
         select ${columnsOf('u')} from u`
-      const [raw] = await database.query(text, params)
+      // A deployment failing is one of the things berth does on its own that its owner's audit log
+      // records; that (rare) write takes a transaction, every other one stays a single statement.
+      const failing = change.patch?.status === 'failed' && row.status !== 'failed'
+      const [raw] = failing
+        ? await database.db.transaction(async (tx) => {
+            const rows = await queryRows<Record<string, unknown>>(tx, numberedSql(text, params))
+            if (rows.length === 0) return rows
+            await appendAudit(tx, [
+              {
+                ownerId: row.ownerId,
+                source: systemSource(fence.owner),
+                action: 'deployment.failed',
+                target: `deployment:${row.id}`,
+                detail: { name: row.name, error: change.patch?.error ?? null },
+              },
+            ])
+            return rows
+          })
+        : await database.query(text, params)
       if (!raw) throw new LeaseLostError(row.id)
       const updated = fromDriver(raw)
       if (events.length > 0 || change.patch) bus.changed(updated.id, updated.ownerId)

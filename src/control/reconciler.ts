@@ -46,7 +46,7 @@ export interface ReconcilerDeps {
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const { config, store, logger, metrics } = deps
   const settings = config.reconciler
-  const workerId = `w-${randomUUID().slice(0, 8)}`
+  const workerId = `reconciler-${randomUUID().slice(0, 8)}`
   const inFlight = new Set<Promise<void>>()
   const abort = new AbortController()
   // Every step in flight listens for shutdown on this one signal (up to `concurrency` at once).

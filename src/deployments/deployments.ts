@@ -11,7 +11,7 @@ import type { EventBus } from '../events/bus.ts'
 import type { EventLog, EventRow } from '../events/event-log.ts'
 import { followEventLog } from '../events/follow.ts'
 import type { Account } from '../identity/accounts.ts'
-import { actingAccount, type Principal } from '../identity/principal.ts'
+import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
 import type { Nft } from '../nft/nft.ts'
 import type { LogLine, Provider, ProviderRegistry } from '../providers/provider.ts'
 import type { Quotas } from '../quotas/quotas.ts'
@@ -157,6 +157,7 @@ export function createDeployments(deps: DeploymentsDeps) {
         ownerId: account.id,
         spec,
         provider: await providerFor(spec, account),
+        source: sourceOf(principal),
         ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
         admit: () => deps.quotas.admitDeployment(account.id, spec),
       })
@@ -176,6 +177,7 @@ export function createDeployments(deps: DeploymentsDeps) {
         ownerId: account.id,
         spec,
         provider: await providerFor(spec, account),
+        source: sourceOf(principal),
         admit: () => deps.quotas.admitDeployment(account.id, spec),
       })
       return row
@@ -200,7 +202,7 @@ export function createDeployments(deps: DeploymentsDeps) {
         if (deps.nft) await deps.nft.checkIntent(account, row, intent)
         await checkImage(row.provider, row.spec, account)
       }
-      return store.requestIntent(account.id, id, intent)
+      return store.requestIntent(account.id, id, intent, { source: sourceOf(principal) })
     },
 
     // Events written while an earlier NFT holder had the deployment are not shown to the current

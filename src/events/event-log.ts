@@ -1,6 +1,7 @@
 import { and, asc, eq, gt, sql } from 'drizzle-orm'
 import type { Database } from '../db/client.ts'
 import { deploymentEvents, deployments } from '../db/schema/index.ts'
+import { type Actor, actorLabel } from '../domain/actor.ts'
 import { notFound } from '../domain/errors.ts'
 import type { ProgressStage, Status } from '../domain/lifecycle.ts'
 import type { EventBus } from './bus.ts'
@@ -23,15 +24,16 @@ export interface EventInput {
 export interface EventLog {
   /** Events after `afterSeq`, oldest first. */
   list(deploymentId: string, afterSeq: number, limit: number): Promise<EventRow[]>
-  /** Appends an event that changes nothing else (a warning, a notice). */
-  note(ownerId: string, deploymentId: string, event: EventInput): Promise<void>
+  /** Appends an event that changes nothing else (a warning, a notice) on `actor`'s behalf. */
+  note(ownerId: string, deploymentId: string, actor: Actor, event: EventInput): Promise<void>
 }
 
 /**
- * The rows to insert for `events` written on a request's behalf (the reconciler inserts its own in
+ * The rows to insert for `events` written on someone's behalf (the reconciler inserts its own in
  * its fenced statement, leases.ts), numbered up to `lastSeq`, the row's event_seq after the bump.
+ * `actor` names who: `account:0x…`, `key:<id>`, `system:billing` (domain/actor.ts).
  */
-export function eventRowsOf(deploymentId: string, lastSeq: number, events: EventInput[]) {
+export function eventRowsOf(deploymentId: string, lastSeq: number, actor: string, events: EventInput[]) {
   return events.map((e, i) => ({
     deploymentId,
     seq: lastSeq - events.length + i + 1,
@@ -41,7 +43,7 @@ export function eventRowsOf(deploymentId: string, lastSeq: number, events: Event
     percent: e.percent ?? null,
     message: e.message ?? null,
     data: e.data ?? null,
-    actor: 'api',
+    actor,
     leaseToken: null,
   }))
 }
@@ -58,7 +60,7 @@ export function createEventLog(database: Database, bus: EventBus): EventLog {
         .limit(limit)
     },
 
-    async note(ownerId, deploymentId, event) {
+    async note(ownerId, deploymentId, actor, event) {
       const row = await db.transaction(async (tx) => {
         const [updated] = await tx
           .update(deployments)
@@ -66,7 +68,9 @@ export function createEventLog(database: Database, bus: EventBus): EventLog {
           .where(and(eq(deployments.id, deploymentId), eq(deployments.ownerId, ownerId)))
           .returning()
         if (!updated) throw notFound(`deployment ${deploymentId}`)
-        await tx.insert(deploymentEvents).values(eventRowsOf(deploymentId, updated.eventSeq, [event]))
+        await tx
+          .insert(deploymentEvents)
+          .values(eventRowsOf(deploymentId, updated.eventSeq, actorLabel(actor), [event]))
         return updated
       })
       bus.changed(row.id, row.ownerId)

@@ -1,6 +1,7 @@
 import { createNodeWebSocket } from '@hono/node-ws'
 import { HTTPException } from 'hono/http-exception'
 import type { Logger } from 'pino'
+import type { Audit } from '../audit/audit.ts'
 import type { Config } from '../config/schema.ts'
 import type { DatabaseKind } from '../db/client.ts'
 import type { Deployments } from '../deployments/deployments.ts'
@@ -13,11 +14,14 @@ import type { Quotas } from '../quotas/quotas.ts'
 import { renderDocsPage } from './docs-page.ts'
 import { errorResponse, hidesDetail, toBerthError } from './errors.ts'
 import { actingOrg } from './middleware/acting-org.ts'
+import { auditDenied } from './middleware/audit-denied.ts'
 import { bodyReader } from './middleware/body-reader.ts'
 import { mountRateLimits } from './middleware/limits.ts'
+import { clientAddress } from './middleware/rate-limit.ts'
 import { requestId } from './middleware/request-id.ts'
 import { requireAuth } from './middleware/require-auth.ts'
 import { createRouter } from './openapi.ts'
+import { auditRoutes } from './routes/audit.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
 import { eventRoutes } from './routes/events.ts'
 import { identityRoutes } from './routes/identity.ts'
@@ -44,6 +48,7 @@ export interface HttpDeps {
   quotas: Quotas
   payments: PaymentRoutesDeps
   nft: Pick<Nft, 'listNotifications'>
+  audit: Audit
   logger: Logger
 }
 
@@ -67,6 +72,10 @@ export function createHttpApp(deps: HttpDeps) {
 
   app.use('*', requestId())
   app.use('*', async (c, next) => {
+    c.set('clientIp', clientAddress(c, deps.limits.trustProxyHops))
+    await next()
+  })
+  app.use('*', async (c, next) => {
     const started = performance.now()
     await next()
     // The matched route pattern, not the raw path, keeps label cardinality bounded.
@@ -79,6 +88,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.use('*', bodyReader(deps.bodyLimitBytes))
   mountRateLimits(app, deps.limits, () => {
     app.use('/v1/*', requireAuth(deps.identity.authenticator))
+    app.use('/v1/*', auditDenied(deps.audit))
     app.use('/v1/*', actingOrg(deps.identity.orgs))
   })
 
@@ -90,6 +100,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', logRoutes(deps.deployments, streams, deps.logger))
   app.route('/', paymentRoutes(deps.payments))
   app.route('/', quotaRoutes(deps.quotas))
+  app.route('/', auditRoutes(deps.audit))
   app.route('/', nftRoutes(deps))
   mountEventSocket(app, upgradeWebSocket, live)
   mountLogSocket(app, upgradeWebSocket, live)

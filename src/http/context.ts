@@ -3,6 +3,8 @@ import type { Principal } from '../identity/principal.ts'
 export interface AppEnv {
   Variables: {
     requestId: string
+    /** The client's address (http/middleware/rate-limit.ts says how it is found behind proxies). */
+    clientIp: string
     principal: Principal
     /** The credential as presented, for checking a long-lived stream's principal again later. */
     credential: { authorization: string | undefined; queryToken: string | undefined; orgRef?: string }

@@ -1,7 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { and, desc, eq, isNull } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
 import type { Db } from '../db/client.ts'
 import { accounts, apiKeys } from '../db/schema/index.ts'
+import type { ChangeSource } from '../domain/actor.ts'
 import { notFound, unauthorized } from '../domain/errors.ts'
 import type { Scope } from '../domain/roles.ts'
 import type { Account } from './accounts.ts'
@@ -11,7 +13,10 @@ import type { Account } from './accounts.ts'
 
 export const API_KEY_PREFIX = 'berth_'
 const SHOWN_PREFIX_LENGTH = 12
-/** `last_used_at` is advisory; writing it on every request would turn each read into a write. */
+/**
+ * `last_used_at` is advisory; writing it on every request would turn each read into a write. It is
+ * written at most once a minute, or at once when the key is used from another address.
+ */
 const LAST_USED_RESOLUTION_MS = 60_000
 
 export interface ApiKeyInfo {
@@ -25,6 +30,8 @@ export interface ApiKeyInfo {
   createdBy: string | null
   createdAt: Date
   lastUsedAt: Date | null
+  /** The client address of the last use. */
+  lastUsedIp: string | null
 }
 
 export interface NewApiKey {
@@ -36,6 +43,7 @@ export interface NewApiKey {
 
 /** Who a key acts as: its owner, what it may do, and (an organisation's key) who made it. */
 export interface KeyIdentity {
+  id: string
   account: Account
   scopes: Scope[] | null
   createdBy: string | null
@@ -47,13 +55,13 @@ export interface CreatedApiKey extends ApiKeyInfo {
 }
 
 export interface ApiKeys {
-  create(accountId: string, key: NewApiKey): Promise<CreatedApiKey>
+  create(accountId: string, key: NewApiKey, source: ChangeSource): Promise<CreatedApiKey>
   /** The account's live keys, newest first, without key or hash. */
   list(accountId: string): Promise<ApiKeyInfo[]>
   /** Revokes the account's key; another account's key is `not_found`, like an absent one. */
-  revoke(accountId: string, id: string): Promise<void>
+  revoke(accountId: string, id: string, source: ChangeSource): Promise<void>
   /** The key's owner and limits, or `unauthorized` saying why the key is refused. */
-  authenticate(key: string): Promise<KeyIdentity>
+  authenticate(key: string, clientIp?: string): Promise<KeyIdentity>
 }
 
 export function isApiKey(bearer: string): boolean {
@@ -80,28 +88,43 @@ export function createApiKeys(options: {
     createdBy: apiKeys.createdBy,
     createdAt: apiKeys.createdAt,
     lastUsedAt: apiKeys.lastUsedAt,
+    lastUsedIp: apiKeys.lastUsedIp,
   }
 
   return {
-    async create(accountId, { name, scopes, expiresAt, createdBy }) {
+    async create(accountId, { name, scopes, expiresAt, createdBy }, source) {
       const key = API_KEY_PREFIX + randomBytes(32).toString('base64url')
       const release = await options.admit?.(accountId)
-      const [row] = await db
-        .insert(apiKeys)
-        .values({
-          id: randomUUID(),
-          accountId,
-          name,
-          prefix: key.slice(0, SHOWN_PREFIX_LENGTH),
-          keyHash: hashApiKey(key),
-          scopes: scopes ?? null,
-          expiresAt: expiresAt ?? null,
-          createdBy: createdBy ?? null,
-          createdAt: now(),
+      const row = await db
+        .transaction(async (tx) => {
+          const [inserted] = await tx
+            .insert(apiKeys)
+            .values({
+              id: randomUUID(),
+              accountId,
+              name,
+              prefix: key.slice(0, SHOWN_PREFIX_LENGTH),
+              keyHash: hashApiKey(key),
+              scopes: scopes ?? null,
+              expiresAt: expiresAt ?? null,
+              createdBy: createdBy ?? null,
+              createdAt: now(),
+            })
+            .returning(info)
+          const detail = { name, scopes: scopes ?? null, expiresAt: expiresAt?.toISOString() ?? null }
+          await appendAudit(tx, [
+            {
+              ownerId: accountId,
+              source,
+              action: 'api_key.create',
+              target: `api_key:${inserted!.id}`,
+              detail,
+            },
+          ])
+          return inserted!
         })
-        .returning(info)
         .finally(() => release?.())
-      return { ...row!, key }
+      return { ...row, key }
     },
 
     list(accountId) {
@@ -112,17 +135,22 @@ export function createApiKeys(options: {
         .orderBy(desc(apiKeys.createdAt), apiKeys.id)
     },
 
-    async revoke(accountId, id) {
+    async revoke(accountId, id, source) {
       // Kept as a revoked row rather than deleted, so that using the key later says "revoked".
-      const revoked = await db
-        .update(apiKeys)
-        .set({ revokedAt: now() })
-        .where(and(eq(apiKeys.id, id), eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
-        .returning({ id: apiKeys.id })
-      if (revoked.length === 0) throw notFound(`API key ${id}`)
+      await db.transaction(async (tx) => {
+        const [revoked] = await tx
+          .update(apiKeys)
+          .set({ revokedAt: now() })
+          .where(and(eq(apiKeys.id, id), eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
+          .returning({ name: apiKeys.name })
+        if (!revoked) throw notFound(`API key ${id}`)
+        await appendAudit(tx, [
+          { ownerId: accountId, source, action: 'api_key.revoke', target: `api_key:${id}`, detail: revoked },
+        ])
+      })
     },
 
-    async authenticate(key) {
+    async authenticate(key, clientIp) {
       const [row] = await db
         .select({ key: apiKeys, account: accounts })
         .from(apiKeys)
@@ -133,11 +161,17 @@ export function createApiKeys(options: {
       const at = now()
       if (row.key.expiresAt && row.key.expiresAt <= at) throw unauthorized('API key expired')
       const lastUsed = row.key.lastUsedAt
-      if (!lastUsed || at.getTime() - lastUsed.getTime() >= LAST_USED_RESOLUTION_MS) {
-        await db.update(apiKeys).set({ lastUsedAt: at }).where(eq(apiKeys.id, row.key.id))
+      const ip = clientIp ?? row.key.lastUsedIp
+      if (
+        !lastUsed ||
+        at.getTime() - lastUsed.getTime() >= LAST_USED_RESOLUTION_MS ||
+        ip !== row.key.lastUsedIp
+      ) {
+        await db.update(apiKeys).set({ lastUsedAt: at, lastUsedIp: ip }).where(eq(apiKeys.id, row.key.id))
       }
       const { id, address, externalSubject, slug } = row.account
       return {
+        id: row.key.id,
         account: { id, address, externalSubject, slug },
         scopes: row.key.scopes,
         createdBy: row.key.createdBy,

@@ -26,7 +26,7 @@ export function createAuthenticator(parts: AuthenticatorParts): Authenticator {
    * maker has now: never more, and not at all once the maker has left.
    */
   async function keyPrincipal(key: KeyIdentity): Promise<Principal> {
-    const scoped = key.scopes ? { scopes: key.scopes } : {}
+    const scoped = { keyId: key.id, ...(key.scopes ? { scopes: key.scopes } : {}) }
     if (!key.createdBy || !key.account.slug) return { kind: 'api_key', account: key.account, ...scoped }
     const role = await parts.orgs.roleOf(key.account.id, key.createdBy)
     if (!role) throw unauthorized('the member who made this API key is no longer in the organisation')
@@ -35,10 +35,10 @@ export function createAuthenticator(parts: AuthenticatorParts): Authenticator {
   }
 
   return {
-    async authenticate(authorization, queryToken) {
+    async authenticate(authorization, queryToken, clientIp) {
       const bearer = bearerOf(authorization, queryToken)
       if (isAdminToken?.(bearer)) return { kind: 'admin' }
-      if (isApiKey(bearer)) return keyPrincipal(await apiKeys.authenticate(bearer))
+      if (isApiKey(bearer)) return keyPrincipal(await apiKeys.authenticate(bearer, clientIp))
       const { issuer, algorithm } = peekJwt(bearer)
       // Our own tokens are HS256; the algorithm check keeps an external issuer configured with
       // our own URL from being verified with the session secret.

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, eq, or, sql } from 'drizzle-orm'
+import { and, asc, eq, isNull, or, sql } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
 import { type Db, queryRows, type Tx, uniqueViolation } from '../db/client.ts'
-import { accounts, orgMembers } from '../db/schema/index.ts'
+import { accounts, apiKeys, orgMembers } from '../db/schema/index.ts'
+import type { ChangeSource } from '../domain/actor.ts'
 import { conflict, forbidden, notFound } from '../domain/errors.ts'
 import type { OrgRole } from '../domain/roles.ts'
 import { type Account, normalizeAddress } from './accounts.ts'
@@ -11,7 +13,8 @@ import { type Account, normalizeAddress } from './accounts.ts'
 // balance, quotas, notifications, its own Docker network) works for it unchanged.
 //
 // Someone who is not a member learns nothing of an organisation: it answers like a missing one.
-// An organisation always keeps at least one owner.
+// An organisation always keeps at least one owner. Every change is written to the organisation's
+// audit log in its own transaction.
 
 export interface Org {
   id: string
@@ -41,13 +44,28 @@ export function createOrgs(db: Db) {
       .select({ org: accounts, role: orgMembers.role })
       .from(accounts)
       .innerJoin(orgMembers, eq(orgMembers.orgId, accounts.id))
-      .where(and(eq(accounts.kind, 'org'), byRef, eq(orgMembers.address, normalizeAddress(account.address))))
+      .where(
+        and(
+          eq(accounts.kind, 'org'),
+          isNull(accounts.deletedAt),
+          byRef,
+          eq(orgMembers.address, normalizeAddress(account.address)),
+        ),
+      )
     if (!row) throw notFound('organisation')
     return { org: { ...row.org, name: row.org.name!, slug: row.org.slug! }, role: row.role }
   }
 
-  /** Refuses (409) a change that would leave the organisation without an owner. */
-  async function keepAnOwner(tx: Tx, orgId: string, address: string, nextRole: OrgRole | null) {
+  /**
+   * Refuses (409) a change that would leave the organisation without an owner; returns the
+   * member's role before the change (null for a non-member).
+   */
+  async function keepAnOwner(
+    tx: Tx,
+    orgId: string,
+    address: string,
+    nextRole: OrgRole | null,
+  ): Promise<OrgRole | null> {
     // The members' rows are locked, so two changes at once cannot each remove "the other" owner.
     const rows = await queryRows<{ address: string; role: string }>(
       tx,
@@ -57,21 +75,35 @@ export function createOrgs(db: Db) {
     if (owners.length === 1 && owners[0] === address && nextRole !== 'owner') {
       throw conflict('an organisation keeps at least one owner: make another member owner first')
     }
+    return (rows.find((m) => m.address === address)?.role as OrgRole | undefined) ?? null
   }
+
+  const audit = (
+    tx: Tx,
+    orgId: string,
+    source: ChangeSource,
+    action: string,
+    target: string,
+    detail?: Record<string, unknown>,
+  ) => appendAudit(tx, [{ ownerId: orgId, source, action, target, ...(detail ? { detail } : {}) }])
 
   return {
     membership,
 
     /** A new organisation, with its creator (a wallet) as owner. */
-    async create(creator: Account, input: { name: string; slug: string }): Promise<Membership> {
+    async create(
+      creator: Account,
+      input: { name: string; slug: string },
+      source: ChangeSource,
+    ): Promise<Membership> {
       if (!creator.address) throw forbidden('organisations are made and joined by wallets')
       const id = randomUUID()
+      const owner = normalizeAddress(creator.address)
       try {
         await db.transaction(async (tx) => {
           await tx.insert(accounts).values({ id, kind: 'org', name: input.name, slug: input.slug })
-          await tx
-            .insert(orgMembers)
-            .values({ orgId: id, address: normalizeAddress(creator.address!), role: 'owner' })
+          await tx.insert(orgMembers).values({ orgId: id, address: owner, role: 'owner' })
+          await audit(tx, id, source, 'org.create', `org:${input.slug}`, { name: input.name, owner })
         })
       } catch (error) {
         if (uniqueViolation(error) === 'accounts_slug_key') {
@@ -111,39 +143,75 @@ export function createOrgs(db: Db) {
         .orderBy(asc(orgMembers.addedAt), asc(orgMembers.address))
     },
 
-    async addMember(orgId: string, address: string, role: OrgRole): Promise<Member> {
-      const [row] = await db
-        .insert(orgMembers)
-        .values({ orgId, address: normalizeAddress(address), role })
-        .onConflictDoNothing()
-        .returning({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })
-      if (!row) throw conflict(`${normalizeAddress(address)} is already a member`)
-      return row
-    },
-
-    async changeRole(orgId: string, address: string, role: OrgRole): Promise<Member> {
+    async addMember(orgId: string, address: string, role: OrgRole, source: ChangeSource): Promise<Member> {
       const member = normalizeAddress(address)
       return db.transaction(async (tx) => {
-        await keepAnOwner(tx, orgId, member, role)
+        const [row] = await tx
+          .insert(orgMembers)
+          .values({ orgId, address: member, role })
+          .onConflictDoNothing()
+          .returning({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })
+        if (!row) throw conflict(`${member} is already a member`)
+        await audit(tx, orgId, source, 'org.member_add', `member:${member}`, { role })
+        return row
+      })
+    },
+
+    async changeRole(orgId: string, address: string, role: OrgRole, source: ChangeSource): Promise<Member> {
+      const member = normalizeAddress(address)
+      return db.transaction(async (tx) => {
+        const before = await keepAnOwner(tx, orgId, member, role)
         const [row] = await tx
           .update(orgMembers)
           .set({ role })
           .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, member)))
           .returning({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })
         if (!row) throw notFound('member')
+        await audit(tx, orgId, source, 'org.member_role', `member:${member}`, { from: before, to: role })
         return row
       })
     },
 
-    async removeMember(orgId: string, address: string): Promise<void> {
+    async removeMember(orgId: string, address: string, source: ChangeSource): Promise<void> {
       const member = normalizeAddress(address)
       await db.transaction(async (tx) => {
-        await keepAnOwner(tx, orgId, member, null)
+        const before = await keepAnOwner(tx, orgId, member, null)
         const removed = await tx
           .delete(orgMembers)
           .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, member)))
           .returning({ address: orgMembers.address })
         if (removed.length === 0) throw notFound('member')
+        await audit(tx, orgId, source, 'org.member_remove', `member:${member}`, { role: before })
+      })
+    },
+
+    /**
+     * Deletes the organisation: its members are removed and its keys revoked, so it answers like a
+     * missing one from then on. Refused while it still has deployments or money, which would
+     * otherwise be left with nobody able to reach them.
+     */
+    async remove(org: Org, source: ChangeSource): Promise<void> {
+      await db.transaction(async (tx) => {
+        await tx.execute(sql`select id from accounts where id = ${org.id} for update`)
+        const [left] = await queryRows<{ deployments: number; balance: string }>(
+          tx,
+          sql`select (select count(*)::int from deployments where owner_id = ${org.id} and status <> 'deleted') as deployments,
+                     (select coalesce(sum(amount_micro_usd), 0)::text from ledger_postings
+                       where account_id = ${org.id} and book in ('available', 'held')) as balance`,
+        )
+        if (left!.deployments > 0) {
+          throw conflict(`${org.slug} still has ${left!.deployments} deployment(s): delete them first`)
+        }
+        if (BigInt(left!.balance) !== 0n) {
+          throw conflict(`${org.slug} still has a balance of ${left!.balance} micro-USD`)
+        }
+        await tx.update(accounts).set({ deletedAt: sql`now()` }).where(eq(accounts.id, org.id))
+        await tx.delete(orgMembers).where(eq(orgMembers.orgId, org.id))
+        await tx
+          .update(apiKeys)
+          .set({ revokedAt: sql`now()` })
+          .where(and(eq(apiKeys.accountId, org.id), isNull(apiKeys.revokedAt)))
+        await audit(tx, org.id, source, 'org.delete', `org:${org.slug}`)
       })
     },
   }

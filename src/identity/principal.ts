@@ -1,3 +1,4 @@
+import type { Actor, ChangeSource } from '../domain/actor.ts'
 import { forbidden } from '../domain/errors.ts'
 import { type OrgRole, roleScopes, rolesWith, type Scope } from '../domain/roles.ts'
 import type { Account } from './accounts.ts'
@@ -13,6 +14,27 @@ export interface Principal {
   org?: { account: Account & { slug: string }; role: OrgRole }
   /** An API key's scopes; absent: everything the owner (or the role) allows. */
   scopes?: readonly Scope[]
+  /** The API key's id, for a request made with one. */
+  keyId?: string
+  /** Where the request came from: its client address and request id, for the audit log. */
+  via?: { ip: string; requestId: string }
+}
+
+/** Who the principal is, as the audit log and deployment events name it. */
+export function actorOf(principal: Principal): Actor {
+  if (principal.kind === 'admin') return { type: 'operator', id: 'admin' }
+  if (principal.keyId) return { type: 'key', id: principal.keyId }
+  const account = principal.account!
+  return { type: 'account', id: account.address ?? account.externalSubject ?? account.id }
+}
+
+/** The principal as the source of a change it asks for. */
+export function sourceOf(principal: Principal): ChangeSource {
+  return {
+    actor: actorOf(principal),
+    ip: principal.via?.ip ?? null,
+    requestId: principal.via?.requestId ?? null,
+  }
 }
 
 /** The owner a principal acts for: its organisation, else its own account; the operator has none. */

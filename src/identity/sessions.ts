@@ -1,10 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { and, eq, isNull } from 'drizzle-orm'
 import { errors, jwtVerify, SignJWT } from 'jose'
+import { appendAudit } from '../audit/audit-log.ts'
 import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
 import { accounts, sessions, settings } from '../db/schema/index.ts'
+import type { ChangeSource } from '../domain/actor.ts'
 import { unauthorized } from '../domain/errors.ts'
 import type { Account } from './accounts.ts'
 
@@ -42,8 +44,8 @@ export interface Sessions {
   create(accountId: string, db?: Db): Promise<IssuedSession>
   /** Returns the session's account, or throws `unauthorized` saying why the token is refused. */
   verify(token: string): Promise<VerifiedSession>
-  /** Marks the session revoked; revoking twice is harmless. */
-  revoke(sessionId: string): Promise<void>
+  /** Marks the account's session revoked; revoking twice is harmless. */
+  revoke(accountId: string, sessionId: string, source: ChangeSource): Promise<void>
 }
 
 export interface SessionsOptions {
@@ -114,11 +116,20 @@ export async function createSessions(options: SessionsOptions): Promise<Sessions
       return session
     },
 
-    async revoke(sessionId) {
-      await db
-        .update(sessions)
-        .set({ revokedAt: now() })
-        .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+    async revoke(accountId, sessionId, source) {
+      await db.transaction(async (tx) => {
+        const revoked = await tx
+          .update(sessions)
+          .set({ revokedAt: now() })
+          .where(
+            and(eq(sessions.id, sessionId), eq(sessions.accountId, accountId), isNull(sessions.revokedAt)),
+          )
+          .returning({ id: sessions.id })
+        if (revoked.length === 0) return
+        await appendAudit(tx, [
+          { ownerId: accountId, source, action: 'session.revoke', target: `session:${sessionId}` },
+        ])
+      })
       // After the row: a verify racing the update cannot cache the session as still valid.
       for (const [token, entry] of cache) if (entry.session.sessionId === sessionId) cache.delete(token)
     },

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { and, eq, gt, inArray, isNull, lt } from 'drizzle-orm'
 import type { Hex } from 'viem'
+import { appendAudit } from '../audit/audit-log.ts'
 import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
 import { authNonces } from '../db/schema/index.ts'
+import type { RequestOrigin } from '../domain/actor.ts'
 import { unauthorized } from '../domain/errors.ts'
 import { findOrCreateAccountByAddress } from './accounts.ts'
 import type { IssuedSession, Sessions } from './sessions.ts'
@@ -31,7 +33,8 @@ export interface SignedIn extends IssuedSession {
 
 export interface Siwe {
   issueNonce(): Promise<IssuedNonce>
-  verify(message: string, signature: Hex): Promise<SignedIn>
+  /** Signs in; `via` is where the request came from, for the audit log. */
+  verify(message: string, signature: Hex, via: RequestOrigin): Promise<SignedIn>
 }
 
 export interface SiweOptions {
@@ -65,7 +68,7 @@ export function createSiwe(options: SiweOptions): Siwe {
       return { nonce, expiresAt, domain: publicUrl.host, uri: publicUrl.origin }
     },
 
-    async verify(message, signature) {
+    async verify(message, signature, via) {
       const { verifyMessage, checksumAddress } = await loadViem()
       const fields = parseSiweMessage(message, (address) => checksumAddress(address as Hex) === address)
       checkAudience(fields, publicUrl)
@@ -104,6 +107,14 @@ export function createSiwe(options: SiweOptions): Siwe {
         if (consumed.length === 0) throw unauthorized('nonce is unknown, expired or already used')
         const account = await findOrCreateAccountByAddress(tx, fields.address)
         const session = await sessions.create(account.id, tx)
+        await appendAudit(tx, [
+          {
+            ownerId: account.id,
+            source: { actor: { type: 'account', id: account.address! }, ...via },
+            action: 'session.create',
+            target: `session:${session.sessionId}`,
+          },
+        ])
         return { ...session, address: account.address! }
       })
     },

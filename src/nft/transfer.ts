@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
 import { queryRows, type Tx } from '../db/client.ts'
+import { type ChangeSource as AuditSource, actorLabel } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
 import { forgetOwnership } from './ownership.ts'
@@ -112,6 +114,10 @@ export async function applyHolderChange(
     ...(change.blockNumber !== undefined ? { blockNumber: String(change.blockNumber) } : {}),
     ...(dropped.length ? { secretEnvDropped: dropped } : {}),
   }
+  // The chain did it (the transfer's transaction); a recheck or sweep that found it is berth's doing.
+  const by: AuditSource = change.txHash
+    ? { actor: { type: 'chain', id: change.txHash } }
+    : { actor: { type: 'system', id: `nft-${change.source}` } }
   const events = [
     { type: change.burned ? 'nft_burned' : 'nft_transferred', message, data },
     ...(stopping
@@ -145,11 +151,36 @@ export async function applyHolderChange(
        where id = ${row.id}
       returning id, event_seq)
     insert into deployment_events (deployment_id, seq, type, message, data, actor)
-    select u.id, u.event_seq - ${events.length} + ev.ord, ev.v->>'type', ev.v->>'message', ev.v->'data', 'nft-watcher'
+    select u.id, u.event_seq - ${events.length} + ev.ord, ev.v->>'type', ev.v->>'message', ev.v->'data', ${actorLabel(by.actor)}
       from u cross join jsonb_array_elements(${JSON.stringify(events)}::jsonb) with ordinality as ev(v, ord)`)
   await tx.execute(
     sql`insert into notifications (account_id, type, message, deployment_id, data)
         values (${row.owner_id}, ${events[0]!.type}, ${message}, ${row.id}, ${JSON.stringify(data)}::jsonb)`,
+  )
+  // Both holders' logs say it: the one who lost the deployment and the one who got it.
+  const detail = {
+    name,
+    chainId,
+    contract,
+    tokenId,
+    from,
+    to: change.burned ? null : change.to,
+    stopped: stopping,
+  }
+  const action = change.burned
+    ? 'deployment.nft_burned'
+    : moves
+      ? 'deployment.handover'
+      : 'deployment.nft_lost'
+  await appendAudit(
+    tx,
+    [...new Set([row.owner_id, toOwnerId])].map((ownerId) => ({
+      ownerId,
+      source: by,
+      action,
+      target: `deployment:${row.id}`,
+      detail,
+    })),
   )
   return {
     deploymentId: row.id,

@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
 import { type Database, queryRows } from '../db/client.ts'
+import type { ChangeSource } from '../domain/actor.ts'
 import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
 import { balanceOf, heldFor, lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
 
@@ -59,7 +61,13 @@ export function createBalances(database: Database) {
   }
 
   /** The operator gives credits (a grant) or returns money it owes (a refund) to a wallet. */
-  async function credit(address: string, amountMicroUsd: bigint, reason: string, kind: 'grant' | 'refund') {
+  async function credit(
+    address: string,
+    amountMicroUsd: bigint,
+    reason: string,
+    kind: 'grant' | 'refund',
+    source: ChangeSource,
+  ) {
     return database.db.transaction(async (tx) => {
       const account = await findOrCreateAccountByAddress(tx, address)
       await lockAccount(tx, account.id)
@@ -74,6 +82,15 @@ export function createBalances(database: Database) {
       })
       const { available, held } = await balanceOf(tx, account.id)
       await wakeAwaitingPayment(tx, account.id)
+      await appendAudit(tx, [
+        {
+          ownerId: account.id,
+          source,
+          action: `billing.${kind}`,
+          target: `account:${account.address}`,
+          detail: { microUsd: amountMicroUsd.toString(), reason },
+        },
+      ])
       return {
         address: account.address!,
         availableMicroUsd: available.toString(),

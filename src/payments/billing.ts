@@ -1,7 +1,9 @@
 import { sql } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, type Db, queryRows, type Tx } from '../db/client.ts'
+import { systemSource } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventLog } from '../events/event-log.ts'
 import { billingEvent } from './crediting.ts'
@@ -20,6 +22,10 @@ import { intervalMicroUsd } from './pricing.ts'
 //   no longer possible the grace period starts; at its end the deployment is stopped with reason
 //   `out_of_funds` (its data kept). A top-up ends the grace period, or restarts what was stopped.
 // - A deployment that is not running and not about to (stopped, failed, deleted) gets its hold back.
+//
+// What a pass does is berth's own doing: the audit log and the events name `system:billing`.
+
+const BILLING = systemSource('billing')
 
 export interface BillingDeps {
   database: Database
@@ -70,11 +76,12 @@ export function createBilling(deps: BillingDeps) {
       if (result.stop) {
         stopped++
         await store.requestIntent(row.owner_id, row.id, 'stop', {
+          source: BILLING,
           reason: 'out_of_funds',
           message: `stopped: out of funds after the ${config.payments.gracePeriodSeconds}s grace period; a top-up starts it again`,
         })
       }
-      for (const event of result.events) await events.note(row.owner_id, row.id, event)
+      for (const event of result.events) await events.note(row.owner_id, row.id, BILLING.actor, event)
     }
     return { charged, stopped, resumed: await resumeFunded(), released: await releaseIdleHolds() }
   }
@@ -93,9 +100,8 @@ export function createBilling(deps: BillingDeps) {
       let from = Math.max(runningSince, billedThrough)
       let charged = 0
       while (at.getTime() - from >= intervalMs) {
-        await charge(tx, row, cost, new Date(from))
+        if (await charge(tx, row, cost, new Date(from))) charged++
         from += intervalMs
-        charged++
       }
       await tx.execute(
         sql`update deployment_billing set billed_through = ${new Date(from)}, updated_at = ${at} where deployment_id = ${row.id}`,
@@ -135,16 +141,34 @@ export function createBilling(deps: BillingDeps) {
                set funds_exhausted_at = ${stop ? null : newExhaustedAt}, low_balance_warned = ${low}
              where deployment_id = ${row.id}`,
       )
+      if (charged > 0) {
+        await appendAudit(tx, [
+          {
+            ownerId: row.owner_id,
+            source: BILLING,
+            action: 'billing.charge',
+            target: `deployment:${row.id}`,
+            detail: {
+              intervals: charged,
+              microUsd: (cost * BigInt(charged)).toString(),
+              through: new Date(from).toISOString(),
+            },
+          },
+        ])
+      }
       return { charged, stop, events }
     })
   }
 
-  /** Charges one interval from the deployment's hold, then from the balance (which may go below zero during grace). */
-  async function charge(tx: Tx, row: BilledRow, cost: bigint, intervalStart: Date): Promise<void> {
+  /**
+   * Charges one interval from the deployment's hold, then from the balance (which may go below zero
+   * during grace); false when that interval was already charged.
+   */
+  async function charge(tx: Tx, row: BilledRow, cost: bigint, intervalStart: Date): Promise<boolean> {
     const held = await heldFor(tx, row.id)
     const fromHeld = held >= cost ? cost : held > 0n ? held : 0n
     const commission = basisPoints(cost, commissionBps)
-    await postJournal(tx, {
+    const journal = await postJournal(tx, {
       cause: 'charge',
       memo: `${config.pricing.billingIntervalSeconds}s of deployment ${row.id} from ${intervalStart.toISOString()}`,
       accountId: row.owner_id,
@@ -157,6 +181,7 @@ export function createBilling(deps: BillingDeps) {
         { book: 'operator_payable', amount: cost - commission },
       ],
     })
+    return journal !== null
   }
 
   /** Deployments stopped for lack of funds start again once the balance covers an interval. */
@@ -171,6 +196,7 @@ export function createBilling(deps: BillingDeps) {
       const { available } = await balanceOf(database.db, row.owner_id)
       if (available < intervalMicroUsd(row.spec, config.pricing)) continue
       await store.requestIntent(row.owner_id, row.id, 'start', {
+        source: BILLING,
         message: 'balance topped up: starting again',
       })
       resumed++

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
+import { type AuditRecord, appendAudit } from '../audit/audit-log.ts'
 import type { TokenConfig } from '../config/payments-schema.ts'
 import { type Database, queryRows, type Tx } from '../db/client.ts'
+import type { RequestOrigin } from '../domain/actor.ts'
 import { holdForDeployment, lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
 import type { PaymentMetrics } from './metrics.ts'
 import { type PriceE18, tokenToMicroUsd } from './money.ts'
@@ -45,7 +47,8 @@ interface OrderRow {
 export async function recordTransfer(
   deps: CreditingDeps,
   transfer: VerifiedTransfer,
-  options: { confirmed: boolean; orderId?: string },
+  /** `via`: the request that submitted the transaction, when one did (not the watcher). */
+  options: { confirmed: boolean; orderId?: string; via?: RequestOrigin },
 ): Promise<RecordOutcome> {
   const now = deps.now ?? (() => new Date())
   // The current rate is read before the transaction when the order in view needs it, so that a
@@ -138,6 +141,22 @@ export async function recordTransfer(
           : {}),
       },
     )
+    // The chain paid it (the transaction); the request that pointed berth at it, if any, is noted.
+    await appendAudit(tx, [
+      {
+        ownerId: account.id,
+        source: { actor: { type: 'chain', id: transfer.txHash }, ...options.via },
+        action: 'payment.credit',
+        target: `payment:${payment.id}`,
+        detail: {
+          microUsd: microUsd.toString(),
+          chainId: transfer.chainId,
+          token: transfer.token.symbol,
+          amount: transfer.amount.toString(),
+          orderId: order?.id ?? null,
+        },
+      },
+    ])
     return { kind: 'credited', paymentId: payment.id, microUsd, orderId: order?.id ?? null } as const
   })
   if (outcome.kind === 'credited') {
@@ -252,6 +271,7 @@ export async function reversePaymentsFrom(
           order by block_number for update`,
   )
   let reversed = 0
+  const audit: AuditRecord[] = []
   for (const payment of orphaned) {
     if (payment.status === 'credited') {
       reversed++
@@ -290,6 +310,13 @@ export async function reversePaymentsFrom(
           incident: true,
         },
       )
+      audit.push({
+        ownerId: payment.account_id,
+        source: { actor: { type: 'system', id: 'chain-reorg' } },
+        action: 'payment.reverse',
+        target: `payment:${payment.id}`,
+        detail: { microUsd: microUsd.toString(), chainId, txHash: payment.tx_hash },
+      })
     }
     await tx.execute(
       sql`update chain_payments set status = 'pending', block_number = null, block_hash = null,
@@ -297,6 +324,7 @@ export async function reversePaymentsFrom(
            where id = ${payment.id}`,
     )
   }
+  await appendAudit(tx, audit)
   return reversed
 }
 

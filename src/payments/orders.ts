@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import type { Hex } from 'viem'
+import { appendAudit } from '../audit/audit-log.ts'
 import { type PaymentNetwork, paymentNetworks } from '../config/payments-schema.ts'
 import type { Config } from '../config/schema.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { type Database, queryRows } from '../db/client.ts'
+import type { ChangeSource } from '../domain/actor.ts'
 import { BerthError, conflict, invalidInput, notFound } from '../domain/errors.ts'
 import { type CreditingDeps, type RecordOutcome, recordTransfer } from './crediting.ts'
 import { formatE18, microUsdToToken } from './money.ts'
@@ -99,7 +101,7 @@ export function createOrders(deps: OrdersDeps) {
   const { database } = deps
   const now = deps.now ?? (() => new Date())
 
-  async function quote(accountId: string, input: QuoteInput): Promise<OrderView> {
+  async function quote(accountId: string, input: QuoteInput, source: ChangeSource): Promise<OrderView> {
     const { network, token } = findToken(deps.config, input.chainId, input.token)
     let value: bigint
     let deploymentId: string | null = null
@@ -117,13 +119,25 @@ export function createOrders(deps: OrdersDeps) {
     const amount = microUsdToToken(value, token.decimals, price.rate)
     const id = randomUUID()
     const expiresAt = new Date(now().getTime() + deps.config.payments.quoteTtlSeconds * 1000)
-    await database.db.execute(
-      sql`insert into orders (id, account_id, deployment_id, hours, value_micro_usd, chain_id, token_symbol, token_address,
-                              decimals, amount, pay_to, rate_e18, sources, expires_at, created_at, updated_at)
-          values (${id}, ${accountId}, ${deploymentId}, ${hours}, ${value.toString()}, ${network.chainId}, ${token.symbol},
-                  ${token.address}, ${token.decimals}, ${amount.toString()}, ${network.treasury}, ${price.rate.toString()},
-                  ${JSON.stringify(price.sources)}::jsonb, ${expiresAt}, ${now()}, ${now()})`,
-    )
+    await database.db.transaction(async (tx) => {
+      await tx.execute(
+        sql`insert into orders (id, account_id, deployment_id, hours, value_micro_usd, chain_id, token_symbol, token_address,
+                                decimals, amount, pay_to, rate_e18, sources, expires_at, created_at, updated_at)
+            values (${id}, ${accountId}, ${deploymentId}, ${hours}, ${value.toString()}, ${network.chainId}, ${token.symbol},
+                    ${token.address}, ${token.decimals}, ${amount.toString()}, ${network.treasury}, ${price.rate.toString()},
+                    ${JSON.stringify(price.sources)}::jsonb, ${expiresAt}, ${now()}, ${now()})`,
+      )
+      const detail = {
+        microUsd: value.toString(),
+        chainId: network.chainId,
+        token: token.symbol,
+        amount: amount.toString(),
+        deploymentId,
+      }
+      await appendAudit(tx, [
+        { ownerId: accountId, source, action: 'order.create', target: `order:${id}`, detail },
+      ])
+    })
     return get(accountId, id)
   }
 
@@ -154,6 +168,7 @@ export function createOrders(deps: OrdersDeps) {
     accountId: string,
     orderId: string,
     txHash: Hex,
+    source: ChangeSource,
   ): Promise<OrderView & { payment: RecordOutcome['kind'] }> {
     const order = await get(accountId, orderId)
     const [account] = await queryRows<{ address: string | null }>(
@@ -212,6 +227,7 @@ export function createOrders(deps: OrdersDeps) {
       const result = await recordTransfer(deps.crediting, transfer, {
         confirmed: verification.confirmed,
         orderId,
+        via: source,
       })
       if (result.kind !== 'duplicate') outcome = result.kind
     }

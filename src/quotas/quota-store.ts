@@ -1,7 +1,9 @@
 import { and, eq, isNull, sql } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
 import type { Db } from '../db/client.ts'
 import { queryRows } from '../db/client.ts'
 import { accountQuotas, apiKeys } from '../db/schema/index.ts'
+import type { ChangeSource } from '../domain/actor.ts'
 import {
   limitsOf,
   type QuotaLimits,
@@ -76,23 +78,36 @@ export function createQuotaStore(db: Db, defaults: QuotaValues) {
     async setOverrides(
       accountId: string,
       changes: { [K in keyof QuotaValues]?: QuotaValues[K] | null },
+      source: ChangeSource,
     ): Promise<Partial<QuotaValues>> {
       const entries = Object.entries(changes)
       const set = Object.fromEntries(entries.filter((entry): entry is [string, number] => entry[1] !== null))
       const reset = entries.filter(([, value]) => value === null).map(([key]) => key)
       // One statement, so two operators changing different limits at once both land.
-      const [row] = await db
-        .insert(accountQuotas)
-        .values({ accountId, overrides: set })
-        .onConflictDoUpdate({
-          target: accountQuotas.accountId,
-          set: {
-            overrides: sql`(${accountQuotas.overrides} || excluded.overrides) - ${sql.param(reset)}::text[]`,
-            updatedAt: sql`now()`,
+      const row = await db.transaction(async (tx) => {
+        const [upserted] = await tx
+          .insert(accountQuotas)
+          .values({ accountId, overrides: set })
+          .onConflictDoUpdate({
+            target: accountQuotas.accountId,
+            set: {
+              overrides: sql`(${accountQuotas.overrides} || excluded.overrides) - ${sql.param(reset)}::text[]`,
+              updatedAt: sql`now()`,
+            },
+          })
+          .returning()
+        await appendAudit(tx, [
+          {
+            ownerId: accountId,
+            source,
+            action: 'quota.set',
+            target: `account:${accountId}`,
+            detail: changes,
           },
-        })
-        .returning()
-      return quotaValuesSchema.partial().parse(row!.overrides)
+        ])
+        return upserted!
+      })
+      return quotaValuesSchema.partial().parse(row.overrides)
     },
   }
 }

@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { accounts } from '../db/schema/index.ts'
+import type { ChangeSource } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { type Account, findOrCreateAccountByAddress, normalizeAddress } from '../identity/accounts.ts'
 import { createQuotaAdmission, type Release } from './admission.ts'
@@ -53,9 +54,10 @@ export function createQuotas(db: Db, defaults: QuotaValues) {
     async override(
       address: string,
       changes: { [K in keyof QuotaValues]?: QuotaValues[K] | null },
+      source: ChangeSource,
     ): Promise<QuotaView> {
       const account = await findOrCreateAccountByAddress(db, address)
-      await store.setOverrides(account.id, changes)
+      await store.setOverrides(account.id, changes, source)
       return viewOf(account)
     },
   }

@@ -4,6 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { systemSource } from '../../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../../src/domain/spec.ts'
 import { openTestDatabase, type TestDatabase } from '../helpers/db.ts'
 import { createTestApp, type Reply } from '../helpers/http-app.ts'
@@ -84,6 +85,7 @@ export function dockerOutageTests(deps: ReconcileDockerDeps & { socketPath(): Pr
     const create = async (name: string) =>
       (
         await stack.store.create({
+          source: systemSource('test'),
           ownerId: owner,
           spec: deploymentSpecSchema.parse({ name, image }),
           provider: 'docker',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
+import { systemSource } from '../../src/domain/actor.ts'
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../../src/domain/spec.ts'
 import { LABEL } from '../../src/providers/docker/labels.ts'
 import { volumeNameOf } from '../../src/providers/docker/volumes.ts'
@@ -46,6 +47,7 @@ export function dockerLimitTests(deps: ReconcileDockerDeps): void {
 
     it('OOM-kills a memory hog at its limit, says so (oom_killed) and restarts it', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: owner,
         // Doubles a shell variable until the 16 MB limit stops it.
         spec: spec({

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
+import { systemSource } from '../../src/domain/actor.ts'
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../../src/domain/spec.ts'
 import type { createDockerProvider } from '../../src/providers/docker/docker-provider.ts'
 import { LABEL } from '../../src/providers/docker/labels.ts'
@@ -42,6 +43,7 @@ export function dockerReconcileTests(deps: ReconcileDockerDeps): void {
     const create = async (spec: Partial<DeploymentSpecInput>) =>
       (
         await stack.store.create({
+          source: systemSource('test'),
           ownerId: owner,
           spec: deploymentSpecSchema.parse({ name: `d${Date.now() % 100000}`, image, ...spec }),
           provider: 'docker',
@@ -141,6 +143,7 @@ export function dockerEventTests(deps: ReconcileDockerDeps): void {
 
     it('restarts a container killed outside berth within seconds, through the event stream', async () => {
       const { row } = await stack.store.create({
+        source: systemSource('test'),
         ownerId: owner,
         spec: deploymentSpecSchema.parse({ name: 'killed', image }),
         provider: 'docker',

@@ -1,8 +1,10 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
+import { createAudit } from '../../src/audit/audit.ts'
 import type { Database } from '../../src/db/client.ts'
 import { createDeployments } from '../../src/deployments/deployments.ts'
+import { systemSource } from '../../src/domain/actor.ts'
 import { createHttpApp } from '../../src/http/app.ts'
 import { createApiKeys } from '../../src/identity/api-keys.ts'
 import { createIdentity } from '../../src/identity/create-identity.ts'
@@ -97,12 +99,13 @@ export async function createTestApp(
       balances: payments.balances,
     },
     nft,
+    audit: createAudit(database.db),
     logger,
   })
   const keys = createApiKeys({ db: database.db, now: () => new Date() })
   const userKey = async (address: string) => {
     const accountId = await createAccount(database, address.toLowerCase())
-    return (await keys.create(accountId, { name: 'test' })).key
+    return (await keys.create(accountId, { name: 'test' }, systemSource('test'))).key
   }
   const callerWith =
     (bearer: string): Caller =>

@@ -22,6 +22,11 @@ export const accounts = pgTable(
     name: text('name'),
     slug: text('slug'),
     createdAt: at('created_at').notNull().defaultNow(),
+    /**
+     * When an organisation was deleted. Its row stays (its ledger and audit log refer to it) and
+     * its slug stays taken, so nobody can later pose as the deleted organisation under its name.
+     */
+    deletedAt: at('deleted_at'),
   },
   (t) => [
     uniqueIndex('accounts_address_key').on(t.address).where(sql`${t.address} is not null`),
@@ -102,6 +107,8 @@ export const apiKeys = pgTable(
     createdBy: text('created_by'),
     createdAt: at('created_at').notNull().defaultNow(),
     lastUsedAt: at('last_used_at'),
+    /** The client address of that last use. */
+    lastUsedIp: text('last_used_ip'),
     revokedAt: at('revoked_at'),
   },
   (t) => [uniqueIndex('api_keys_key_hash_key').on(t.keyHash), index('api_keys_account_idx').on(t.accountId)],

@@ -1,9 +1,7 @@
 import { sql } from 'drizzle-orm'
 import {
-  type AnyPgColumn,
   bigint,
   boolean,
-  check,
   index,
   integer,
   jsonb,
@@ -25,18 +23,9 @@ import {
 } from '../../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../../domain/spec.ts'
 import { accounts } from './accounts.ts'
+import { oneOf } from './checks.ts'
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
-
-/** A CHECK that keeps a text column to the domain's list, so no writer can store another value. */
-const oneOf = (name: string, column: AnyPgColumn, values: readonly string[]) =>
-  check(
-    name,
-    sql`${column} in (${sql.join(
-      values.map((v) => sql.raw(`'${v}'`)),
-      sql`, `,
-    )})`,
-  )
 
 export interface Endpoint {
   containerPort: number

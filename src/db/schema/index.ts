@@ -1,4 +1,5 @@
 export * from './accounts.ts'
+export * from './audit.ts'
 export * from './chain.ts'
 export * from './deployments.ts'
 export * from './nft.ts'

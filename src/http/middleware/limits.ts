@@ -2,7 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import type { Config } from '../../config/schema.ts'
 import type { AppEnv } from '../context.ts'
-import { clientAddress, rateLimit, TokenBuckets } from './rate-limit.ts'
+import { rateLimit, TokenBuckets } from './rate-limit.ts'
 
 // Which requests are limited, and by what key. Sign-in is open to anybody, so it is limited per
 // client address, and nonces (each a row until it expires) for everybody together as well, which
@@ -12,14 +12,14 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 export function mountRateLimits(
   app: OpenAPIHono<AppEnv>,
-  limits: Pick<Config, 'rateLimits' | 'trustProxyHops'>,
+  limits: Pick<Config, 'rateLimits'>,
   mountAuthentication: () => void,
 ): void {
   const settings = limits.rateLimits
   const signIns = new TokenBuckets({ perMinute: settings.signInPerMinute, burst: settings.signInBurst })
   const nonces = new TokenBuckets({ perMinute: settings.noncesPerMinute, burst: settings.noncesPerMinute })
   const writes = new TokenBuckets({ perMinute: settings.writesPerMinute, burst: settings.writeBurst })
-  const address = (c: Context<AppEnv>) => clientAddress(c, limits.trustProxyHops)
+  const address = (c: Context<AppEnv>) => c.get('clientIp')
 
   for (const path of ['/v1/auth/nonce', '/v1/auth/verify']) {
     app.use(path, rateLimit(signIns, address, 'sign-in requests from this address'))

@@ -19,8 +19,9 @@ export function requireAuth(auth: Authenticator): MiddlewareHandler<AppEnv> {
     if (publicPaths.has(c.req.path)) return next()
     const queryToken = streamingRequest(c) ? c.req.query('access_token') : undefined
     const authorization = c.req.header('authorization')
-    const principal = await auth.authenticate(authorization, queryToken)
-    c.set('principal', principal)
+    const ip = c.get('clientIp')
+    const principal = await auth.authenticate(authorization, queryToken, ip)
+    c.set('principal', { ...principal, via: { ip, requestId: c.get('requestId') } })
     c.set('credential', { authorization, queryToken })
     await next()
   }

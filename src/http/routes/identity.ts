@@ -8,7 +8,7 @@ import type { Identity } from '../../identity/create-identity.ts'
 import { actingAccount, type Principal } from '../../identity/principal.ts'
 import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
-import { principalOf } from '../principal.ts'
+import { principalOf, sourceOfRequest } from '../principal.ts'
 import { errorResponses, errorSchema, json } from '../schemas.ts'
 
 // Sign-in (SIWE), session and API key routes.
@@ -131,6 +131,7 @@ const apiKeyInfo = z
       .openapi({ description: "An organisation's key: the member who made it" }),
     createdAt: z.iso.datetime(),
     lastUsedAt: z.iso.datetime().nullable(),
+    lastUsedIp: z.string().nullable().openapi({ description: 'The client address of that last use' }),
   })
   .openapi('ApiKey')
 
@@ -218,7 +219,10 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
 
   router.openapi(verifyRoute, async (c) => {
     const { message, signature } = c.req.valid('json')
-    const signedIn = await siwe.verify(message, signature as Hex)
+    const signedIn = await siwe.verify(message, signature as Hex, {
+      ip: c.get('clientIp'),
+      requestId: c.get('requestId'),
+    })
     return c.json(
       {
         token: signedIn.token,
@@ -237,7 +241,7 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
         `logout ends a session, but this request is authenticated by ${describeKind(principal.kind)}`,
       )
     }
-    await sessions.revoke(principal.sessionId)
+    await sessions.revoke(principal.account!.id, principal.sessionId, sourceOfRequest(c))
     return c.json({ ok: true as const }, 200)
   })
 
@@ -260,12 +264,16 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
       if (beyond.length)
         throw forbidden(`as ${org.role} of ${org.account.slug} you cannot give ${beyond.join(', ')}`)
     }
-    const created = await apiKeys.create(account.id, {
-      name,
-      ...(asked ? { scopes: asked } : {}),
-      ...(expiry ? { expiresAt: expiry } : {}),
-      ...(org ? { createdBy: principalOf(c).account!.address! } : {}),
-    })
+    const created = await apiKeys.create(
+      account.id,
+      {
+        name,
+        ...(asked ? { scopes: asked } : {}),
+        ...(expiry ? { expiresAt: expiry } : {}),
+        ...(org ? { createdBy: principalOf(c).account!.address! } : {}),
+      },
+      sourceOfRequest(c),
+    )
     return c.json(
       {
         id: created.id,
@@ -294,7 +302,7 @@ export function identityRoutes({ siwe, sessions, apiKeys }: Identity): OpenAPIHo
   })
 
   router.openapi(deleteApiKeyRoute, async (c) => {
-    await apiKeys.revoke(keyManagerOf(c).id, c.req.valid('param').id)
+    await apiKeys.revoke(keyManagerOf(c).id, c.req.valid('param').id, sourceOfRequest(c))
     return c.json({ ok: true as const }, 200)
   })
 

@@ -5,12 +5,13 @@ import type { Membership, Orgs } from '../../identity/orgs.ts'
 import { actingAccount, requireScope } from '../../identity/principal.ts'
 import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
-import { principalOf } from '../principal.ts'
+import { principalOf, sourceOfRequest } from '../principal.ts'
 import { errorResponses, json } from '../schemas.ts'
 
 // Organisations and their members. A caller who is not a member gets 404 for the organisation and
 // everything under it; managing members needs the admin or owner role, and only an owner may
-// make or unmake owners. The last owner can be neither removed nor demoted.
+// make or unmake owners. The last owner can be neither removed nor demoted. Only an owner may
+// delete the organisation.
 
 const orgSchema = z
   .object({ id: z.string(), name: z.string(), slug: z.string(), role: z.enum(orgRoles) })
@@ -63,6 +64,14 @@ const routes = {
     request: { params: orgParam },
     responses: { 200: json(orgSchema, 'The organisation'), ...errorResponses },
   }),
+  delete: createRoute({
+    method: 'delete',
+    path: '/v1/orgs/{org}',
+    tags: ['orgs'],
+    summary: 'Delete an organisation (owner only; it must have no deployments and no balance left)',
+    request: { params: orgParam },
+    responses: { 204: { description: 'Deleted' }, ...errorResponses },
+  }),
   members: createRoute({
     method: 'get',
     path: '/v1/orgs/{org}/members',
@@ -114,13 +123,19 @@ export function orgRoutes(orgs: Orgs) {
   }
 
   router.openapi(routes.create, async (c) => {
-    const membership = await orgs.create(actingAccount(personal(c)), c.req.valid('json'))
+    const membership = await orgs.create(actingAccount(personal(c)), c.req.valid('json'), sourceOfRequest(c))
     return c.json(orgView(membership), 201)
   })
   router.openapi(routes.list, async (c) =>
     c.json({ items: await orgs.listFor(actingAccount(personal(c))) }, 200),
   )
   router.openapi(routes.get, async (c) => c.json(orgView(await memberOf(c, c.req.valid('param').org)), 200))
+  router.openapi(routes.delete, async (c) => {
+    const membership = await memberOf(c, c.req.valid('param').org)
+    manage(c, membership, true)
+    await orgs.remove(membership.org, sourceOfRequest(c))
+    return c.body(null, 204)
+  })
   router.openapi(routes.members, async (c) => {
     const membership = await memberOf(c, c.req.valid('param').org)
     return c.json({ items: (await orgs.members(membership.org.id)).map(memberView) }, 200)
@@ -129,7 +144,7 @@ export function orgRoutes(orgs: Orgs) {
     const membership = await memberOf(c, c.req.valid('param').org)
     const { address: member, role } = c.req.valid('json')
     manage(c, membership, role === 'owner')
-    return c.json(memberView(await orgs.addMember(membership.org.id, member, role)), 201)
+    return c.json(memberView(await orgs.addMember(membership.org.id, member, role, sourceOfRequest(c))), 201)
   })
   router.openapi(routes.change, async (c) => {
     const { org, address: member } = c.req.valid('param')
@@ -137,7 +152,7 @@ export function orgRoutes(orgs: Orgs) {
     const { role } = c.req.valid('json')
     const current = await orgs.roleOf(membership.org.id, member)
     manage(c, membership, role === 'owner' || current === 'owner')
-    return c.json(memberView(await orgs.changeRole(membership.org.id, member, role)), 200)
+    return c.json(memberView(await orgs.changeRole(membership.org.id, member, role, sourceOfRequest(c))), 200)
   })
   router.openapi(routes.remove, async (c) => {
     const { org, address: member } = c.req.valid('param')
@@ -145,7 +160,7 @@ export function orgRoutes(orgs: Orgs) {
     // Anyone may leave; removing someone else is managing the members.
     const leaving = member.toLowerCase() === actingAccount(personal(c)).address
     if (!leaving) manage(c, membership, (await orgs.roleOf(membership.org.id, member)) === 'owner')
-    await orgs.removeMember(membership.org.id, member)
+    await orgs.removeMember(membership.org.id, member, sourceOfRequest(c))
     return c.body(null, 204)
   })
   return router

@@ -8,7 +8,7 @@ import type { Balances } from '../../payments/balances.ts'
 import type { Orders } from '../../payments/orders.ts'
 import { hourlyMicroUsd } from '../../payments/pricing.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf, principalOf } from '../principal.ts'
+import { accountOf, principalOf, sourceOfRequest } from '../principal.ts'
 import { errorResponses, errorSchema, idParam, json } from '../schemas.ts'
 
 // Networks, quotes, orders, payments by hash, balance, ledger, and the operator's credits.
@@ -200,7 +200,7 @@ export function paymentRoutes(deps: PaymentRoutesDeps) {
   )
   router.openapi(routes.quote, async (c) => {
     const input = c.req.valid('json')
-    return c.json(await deps.orders.quote(accountOf(c).id, input), 201)
+    return c.json(await deps.orders.quote(accountOf(c).id, input, sourceOfRequest(c)), 201)
   })
   router.openapi(routes.order, async (c) =>
     c.json(await deps.orders.get(accountOf(c).id, c.req.valid('param').id), 200),
@@ -208,7 +208,11 @@ export function paymentRoutes(deps: PaymentRoutesDeps) {
   router.openapi(routes.pay, async (c) => {
     const { id } = c.req.valid('param')
     const { txHash } = c.req.valid('json')
-    return c.json(await deps.orders.submitPayment(accountOf(c).id, id, txHash.toLowerCase() as Hex), 200)
+    const source = sourceOfRequest(c)
+    return c.json(
+      await deps.orders.submitPayment(accountOf(c).id, id, txHash.toLowerCase() as Hex, source),
+      200,
+    )
   })
   router.openapi(routes.balance, async (c) => c.json(await deps.balances.balance(accountOf(c).id), 200))
   router.openapi(routes.ledger, async (c) =>
@@ -224,7 +228,9 @@ export function paymentRoutes(deps: PaymentRoutesDeps) {
   router.openapi(routes.credit, async (c) => {
     if (principalOf(c).kind !== 'admin') throw forbidden('granting credits needs the operator admin token')
     const { amountMicroUsd, reason, kind } = c.req.valid('json')
-    return c.json(await deps.balances.credit(c.req.valid('param').address, amountMicroUsd, reason, kind), 200)
+    const { address } = c.req.valid('param')
+    const source = sourceOfRequest(c)
+    return c.json(await deps.balances.credit(address, amountMicroUsd, reason, kind, source), 200)
   })
   return router
 }

@@ -3,7 +3,7 @@ import { forbidden } from '../../domain/errors.ts'
 import { quotaValuesSchema } from '../../quotas/quota-limits.ts'
 import type { Quotas } from '../../quotas/quotas.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf, principalOf } from '../principal.ts'
+import { accountOf, principalOf, sourceOfRequest } from '../principal.ts'
 import { errorResponses, json } from '../schemas.ts'
 
 // Quotas: an account sees its own limits and use; the operator sees and overrides anyone's.
@@ -83,7 +83,8 @@ export function quotaRoutes(quotas: Quotas) {
   })
   router.openapi(routes.put, async (c) => {
     operatorOnly(principalOf(c).kind)
-    return c.json(await quotas.override(c.req.valid('param').address, c.req.valid('json')), 200)
+    const { address } = c.req.valid('param')
+    return c.json(await quotas.override(address, c.req.valid('json'), sourceOfRequest(c)), 200)
   })
   return router
 }
