@@ -63,4 +63,47 @@ describe('berth CLI with organisations (e2e)', { timeout: 180_000 }, () => {
     assert.equal(personal.stdout, 'acting for your own account\n')
     assert.deepEqual(JSON.parse((await mate.run(['ls', '--json'])).stdout).items, [])
   })
+
+  it('shows the audit log, checks its chain, changes roles, removes members and deletes the organisation', async () => {
+    const mateAddress = privateKeyToAccount(mateKey).address.toLowerCase()
+    const log = await owner.run(['audit', 'ls', '--org', 'team'])
+    assert.equal(log.code, 0, log.stderr)
+    // Newest first: the mate's refused attempt to add a member, then its deploy, from this
+    // machine, as the mate's wallet (a session).
+    const [, refusedAdd, deploy] = log.stdout.split('\n')
+    const byMate = `account:${mateAddress}\\s+`
+    assert.match(
+      refusedAdd!,
+      new RegExp(
+        `${byMate}POST /v1/orgs/\\{org\\}/members\\s+/v1/orgs/team/members\\s+denied\\s+127\\.0\\.0\\.1`,
+      ),
+    )
+    assert.match(
+      deploy!,
+      new RegExp(`${byMate}deployment\\.create\\s+deployment:\\S+\\s+ok\\s+127\\.0\\.0\\.1`),
+    )
+    assert.match(log.stdout, /org\.create\s+org:team/)
+    const verified = await owner.run(['audit', 'verify', '--org', 'team'])
+    assert.equal(verified.code, 0, verified.stderr)
+    assert.match(verified.stdout, /^the audit log is intact: \d+ entries/)
+    // Only admins and owners read it.
+    assert.equal((await mate.run(['audit', 'ls', '--org', 'team'])).code, 4)
+
+    const demoted = await owner.run(['org', 'role', mateAddress, 'viewer', '--org', 'team'])
+    assert.equal(demoted.code, 0, demoted.stderr)
+    assert.equal(demoted.stdout, `${mateAddress} is now viewer of team\n`)
+    assert.equal((await mate.run(['rm', 'shared', '--org', 'team'])).code, 4)
+    const removed = await owner.run(['org', 'remove', mateAddress, '--org', 'team'])
+    assert.equal(removed.code, 0, removed.stderr)
+    assert.match((await mate.run(['org', 'ls'])).stdout, /^no organisations/)
+
+    // Not while it still has a deployment; then gone for everyone.
+    const refused = await owner.run(['org', 'delete', 'team'])
+    assert.equal(refused.code, 3)
+    assert.match(refused.stderr, /still has 1 deployment/)
+    assert.equal((await owner.run(['rm', 'shared', '--org', 'team'])).code, 0)
+    const deleted = await owner.run(['org', 'delete', 'team'])
+    assert.equal(deleted.code, 0, deleted.stderr)
+    assert.equal((await owner.run(['org', 'members', 'team'])).code, 3)
+  })
 })

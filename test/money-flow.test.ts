@@ -9,6 +9,7 @@ import { createBilling } from '../src/payments/billing.ts'
 import { createFunding } from '../src/payments/funding.ts'
 import { balanceOf, bookTotal, ledgerImbalance } from '../src/payments/ledger.ts'
 import { FAIL_AT_LABEL } from '../src/providers/simulated/simulated-provider.ts'
+import { auditLines, auditOf } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { testPricing } from './helpers/payments-fixture.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
@@ -124,6 +125,20 @@ for (const kind of databaseKinds) {
       await waitFor('running after the top-up', async () => (await statusOf(row.id)).status === 'running')
       assert.deepEqual(await balanceOf(database.db, ownerId), { available: 2_500_000n, held: 1_000_000n })
       await assertBalanced()
+
+      // Each money decision is in the owner's audit log, berth's own ones as system:billing.
+      assert.deepEqual(await auditLines(database, ownerId), [
+        'system:test billing.grant',
+        'system:test deployment.create',
+        'system:test billing.grant',
+        'system:billing billing.charge',
+        'system:billing billing.charge',
+        'system:billing deployment.stop',
+        'system:test billing.grant',
+        'system:billing deployment.start',
+      ])
+      const stop = (await auditOf(database, ownerId)).find((e) => e.action === 'deployment.stop')
+      assert.equal(stop?.detail?.reason, 'out_of_funds')
     })
 
     test('a deployment that fails before running gets its whole hold back and is never charged', async () => {

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { systemSource } from '../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { applyHolderChange } from '../src/nft/transfer.ts'
+import { auditLines } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { createTestApp, type TestApp } from './helpers/http-app.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
@@ -49,11 +50,12 @@ for (const kind of databaseKinds) {
       return row
     }
 
+    const TRANSFER_TX = `0x${'ab'.repeat(32)}`
     const transfer = (tokenId: string, to: string, carryVolumes: boolean) =>
       database.db.transaction((tx) =>
         applyHolderChange(
           tx,
-          { chainId: 1, contract, tokenId, to, burned: false, source: 'transfer' },
+          { chainId: 1, contract, tokenId, to, burned: false, source: 'transfer', txHash: TRANSFER_TX },
           { carrySecrets: false, carryVolumes },
         ),
       )
@@ -80,10 +82,16 @@ for (const kind of databaseKinds) {
       const events = (await userB('GET', `/v1/deployments/${row.id}/events`)).body.items as Array<{
         type: string
         message: string
+        actor: string
       }>
       assert.equal(events[0]?.type, 'nft_transferred')
       assert.ok(events.some((e) => /previous holder's instances and volumes were removed/.test(e.message)))
       assert.ok(!events.some((e) => e.type === 'running'), 'none of the old holder’s run is shown')
+      // Both holders' audit logs say the chain moved it, naming the transfer's transaction.
+      for (const ownerId of [applied.fromOwnerId, applied.toOwnerId]) {
+        assert.ok((await auditLines(database, ownerId)).includes(`chain:${TRANSFER_TX} deployment.handover`))
+      }
+      assert.equal(events[0]?.actor, `chain:${TRANSFER_TX}`)
     })
 
     it('keeps the volume generation when the collection carries volumes over', async () => {

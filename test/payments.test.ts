@@ -11,6 +11,7 @@ import { balanceOf, ledgerImbalance } from '../src/payments/ledger.ts'
 import { formatE18, parseUsdE18, tokenToMicroUsd } from '../src/payments/money.ts'
 import { createPayments, type Payments } from '../src/payments/payments.ts'
 import { anvilAccount, mine, startAnvil } from './helpers/anvil.ts'
+import { auditLines } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { PAYER, type PaymentChains, STRANGER, startPaymentChains } from './helpers/payments-fixture.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
@@ -104,6 +105,13 @@ for (const kind of databaseKinds) {
       assert.equal(paid.shortfall, '0')
       assert.equal((await available()) - before, 5_000_000n)
       await assertBalanced()
+      // The audit log has the order and one credit, made by the chain's transaction.
+      const lines = await auditLines(database, accountId)
+      assert.ok(lines.includes('system:test order.create'))
+      assert.deepEqual(
+        lines.filter((l) => l.endsWith('payment.credit')),
+        [`chain:${hash} payment.credit`],
+      )
     })
 
     test('each payment submitted 1 to 20 times at once is credited once, exact to the wei', async () => {

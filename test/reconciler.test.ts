@@ -7,6 +7,7 @@ import { systemSource } from '../src/domain/actor.ts'
 import { LeaseLostError } from '../src/domain/errors.ts'
 import { type DeploymentSpec, deploymentSpecSchema } from '../src/domain/spec.ts'
 import { FAIL_AT_LABEL } from '../src/providers/simulated/simulated-provider.ts'
+import { auditOf } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -122,6 +123,12 @@ for (const kind of databaseKinds) {
       assert.equal(failed.stopReason, 'failed')
       assert.match(failed.error ?? '', /creating/)
       assert.ok((await eventsOf(row.id)).some((e) => e.type === 'creating_failed'))
+      // The owner's audit log says berth failed it (which reconciler), and why.
+      const failure = (await auditOf(database, owner)).find((e) => e.action === 'deployment.failed')
+      assert.equal(failure?.target, `deployment:${row.id}`)
+      assert.equal(failure?.actor.type, 'system')
+      assert.match(failure?.actor.id ?? '', /^reconciler-/)
+      assert.match(String(failure?.detail?.error), /creating/)
 
       // Started again, it fails again at once, instead of retrying a permanent failure forever.
       await stack.store.requestIntent(owner, row.id, 'start', { source: systemSource('test') })

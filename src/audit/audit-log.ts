@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, gte, like, lt, type SQL, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, gte, like, lt, type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows, type Tx } from '../db/client.ts'
 import { auditEntries, auditHeads } from '../db/schema/index.ts'
 import type { Actor, ChangeSource } from '../domain/actor.ts'
@@ -93,12 +93,14 @@ export interface AuditFilter {
   /** `type:id`, as events show it. */
   actor?: Actor
   target?: string
-  /** Entries after this id (the previous page's cursor). */
+  /** Entries past this id in the listing's order (the previous page's cursor). */
   after?: bigint
+  /** Oldest first (the default), or newest first. */
+  newestFirst?: boolean
   limit: number
 }
 
-/** Entries oldest first, and the cursor of the next page when there may be more. */
+/** Entries in the order asked, and the cursor of the next page when there may be more. */
 export async function listAudit(
   db: Db,
   filter: AuditFilter,
@@ -117,12 +119,14 @@ export async function listAudit(
     where.push(eq(auditEntries.actorType, filter.actor.type), eq(auditEntries.actorId, filter.actor.id))
   }
   if (filter.target) where.push(eq(auditEntries.target, filter.target))
-  if (filter.after !== undefined) where.push(gt(auditEntries.id, filter.after))
+  if (filter.after !== undefined) {
+    where.push(filter.newestFirst ? lt(auditEntries.id, filter.after) : gt(auditEntries.id, filter.after))
+  }
   const rows = await db
     .select()
     .from(auditEntries)
     .where(and(...where))
-    .orderBy(asc(auditEntries.id))
+    .orderBy(filter.newestFirst ? desc(auditEntries.id) : asc(auditEntries.id))
     .limit(filter.limit + 1)
   const items = rows.slice(0, filter.limit).map(entryOf)
   return { items, nextCursor: rows.length > filter.limit ? items.at(-1)!.id : null }

@@ -64,10 +64,14 @@ export function chainProblems(
     }
     previous = { seq: entry.seq, hash: entry.hash }
   }
+  // The head may be older than the last entry (read before newer entries landed), never newer.
   if (head && head.seq > previous.seq) {
     problems.push(`entries ${previous.seq + 1}…${head.seq} are missing at the end (deleted?)`)
-  } else if (head && head.seq === previous.seq && head.hash !== previous.hash) {
-    problems.push(`the last entry (${head.seq}) is not the one the chain's head recorded`)
+  } else if (head && head.seq > 0) {
+    const atHead = entries.find((e) => e.seq === head.seq)
+    if (atHead && atHead.hash !== head.hash) {
+      problems.push(`entry ${head.seq} is not the one the chain's head recorded`)
+    }
   }
   return problems
 }

@@ -12,6 +12,8 @@ export const exitCodes = {
   notFound: 3,
   /** Not logged in, a rejected token, or not allowed. */
   auth: 4,
+  /** `berth audit verify` found the audit log altered: entries edited or deleted. */
+  tampered: 5,
 } as const
 export type ExitCode = (typeof exitCodes)[keyof typeof exitCodes]
 

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../domain/errors.ts'
 import { packageVersion } from '../version.ts'
+import { registerAudit } from './commands/audit.ts'
 import { registerAuth } from './commands/auth.ts'
 import {
   type Action,
@@ -65,6 +66,7 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
   registerPay(program, action)
   registerQuota(program, action)
   registerOrg(program, action)
+  registerAudit(program, action)
   return program
 }
 

@@ -56,11 +56,20 @@ export const routeScopes: ReadonlyArray<readonly [method: string, path: string, 
 
 const matchers = routeScopes.map(([method, path, scope]) => ({
   method,
+  path,
   pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
   scope,
 }))
 
+const routeOf = (method: string, path: string) =>
+  matchers.find((m) => m.method === method && m.pattern.test(path))
+
 /** The scope a request needs, or undefined for a route not in the table. */
 export function scopeOf(method: string, path: string): RouteScope | undefined {
-  return matchers.find((m) => m.method === method && m.pattern.test(path))?.scope
+  return routeOf(method, path)?.scope
+}
+
+/** The route a request is for, as the API document writes it (`POST /v1/deployments/{id}/stop`). */
+export function routeNameOf(method: string, path: string): string {
+  return `${method} ${routeOf(method, path)?.path ?? path}`
 }

@@ -47,6 +47,9 @@ export const eventSchema = z
     percent: z.number().optional(),
     message: z.string().optional(),
     data: z.unknown().optional(),
+    actor: z.string().optional().openapi({
+      description: 'Who caused it: account:0x…, key:<id>, operator:admin, system:<part of berth>, chain:<tx hash>',
+    }),
     at: z.string(),
   })
   .openapi('DeploymentEvent')

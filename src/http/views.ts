@@ -36,6 +36,7 @@ export function eventView(event: EventRow) {
     ...(event.percent !== null ? { percent: event.percent } : {}),
     ...(event.message ? { message: event.message } : {}),
     ...(event.data !== null && event.data !== undefined ? { data: event.data } : {}),
+    ...(event.actor ? { actor: event.actor } : {}),
     at: event.at.toISOString(),
   }
 }

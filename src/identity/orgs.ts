@@ -187,15 +187,15 @@ export function createOrgs(db: Db) {
 
     /**
      * Deletes the organisation: its members are removed and its keys revoked, so it answers like a
-     * missing one from then on. Refused while it still has deployments or money, which would
-     * otherwise be left with nobody able to reach them.
+     * missing one from then on. Refused while it still has deployments (not already being
+     * deleted) or money, which would otherwise be left with nobody able to reach them.
      */
     async remove(org: Org, source: ChangeSource): Promise<void> {
       await db.transaction(async (tx) => {
         await tx.execute(sql`select id from accounts where id = ${org.id} for update`)
         const [left] = await queryRows<{ deployments: number; balance: string }>(
           tx,
-          sql`select (select count(*)::int from deployments where owner_id = ${org.id} and status <> 'deleted') as deployments,
+          sql`select (select count(*)::int from deployments where owner_id = ${org.id} and desired_state <> 'deleted') as deployments,
                      (select coalesce(sum(amount_micro_usd), 0)::text from ledger_postings
                        where account_id = ${org.id} and book in ('available', 'held')) as balance`,
         )

@@ -145,7 +145,11 @@ export async function recordTransfer(
     await appendAudit(tx, [
       {
         ownerId: account.id,
-        source: { actor: { type: 'chain', id: transfer.txHash }, ...options.via },
+        source: {
+          actor: { type: 'chain', id: transfer.txHash },
+          ip: options.via?.ip ?? null,
+          requestId: options.via?.requestId ?? null,
+        },
         action: 'payment.credit',
         target: `payment:${payment.id}`,
         detail: {

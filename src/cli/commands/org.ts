@@ -103,8 +103,7 @@ export function registerOrg(program: Command, action: Action): void {
     .requiredOption('--role <role>', 'owner, admin, deployer, billing or viewer')
     .action(
       action(async (ctx, address: string, opts: { role: string }) => {
-        const ref = ctx.org()
-        if (!ref) throw invalidInput('choose the organisation with --org or `berth org use`')
+        const ref = currentOrg(ctx.org())
         const added = await ctx
           .client()
           .post<Member>(`/v1/orgs/${encodeURIComponent(ref)}/members`, { address, role: opts.role })
@@ -112,4 +111,55 @@ export function registerOrg(program: Command, action: Action): void {
         return exitCodes.ok
       }),
     )
+
+  org
+    .command('role')
+    .description("change a member's role")
+    .argument('<address>', "the member's wallet address")
+    .argument('<role>', 'owner, admin, deployer, billing or viewer')
+    .action(
+      action(async (ctx, address: string, role: string) => {
+        const ref = currentOrg(ctx.org())
+        const changed = await ctx
+          .client()
+          .request<Member>('PATCH', memberPath(ref, address), { body: { role } })
+        ctx.print(changed, () => `${changed.address} is now ${changed.role} of ${ref}\n`)
+        return exitCodes.ok
+      }),
+    )
+
+  org
+    .command('remove')
+    .description('remove a member (your own address: leave the organisation)')
+    .argument('<address>', "the member's wallet address")
+    .action(
+      action(async (ctx, address: string) => {
+        const ref = currentOrg(ctx.org())
+        await ctx.client().del(memberPath(ref, address))
+        ctx.print({ removed: address }, () => `${address} is no longer a member of ${ref}\n`)
+        return exitCodes.ok
+      }),
+    )
+
+  org
+    .command('delete')
+    .description('delete an organisation (owners only; it must have no deployments and no balance)')
+    .argument('<slug>', 'the organisation, named in full as a confirmation')
+    .action(
+      action(async (ctx, slug: string) => {
+        await ctx.client().del(`/v1/orgs/${encodeURIComponent(slug)}`)
+        const server = ctx.server()
+        if (ctx.credentials().org(server) === slug) ctx.credentials().useOrg(server, undefined)
+        ctx.print({ deleted: slug }, () => `deleted ${slug}\n`)
+        return exitCodes.ok
+      }),
+    )
 }
+
+function currentOrg(ref: string | undefined): string {
+  if (!ref) throw invalidInput('choose the organisation with --org or `berth org use`')
+  return ref
+}
+
+const memberPath = (org: string, address: string) =>
+  `/v1/orgs/${encodeURIComponent(org)}/members/${encodeURIComponent(address)}`

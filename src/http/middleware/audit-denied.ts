@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import type { Audit } from '../../audit/audit.ts'
 import { sourceOf } from '../../identity/principal.ts'
 import type { AppEnv } from '../context.ts'
+import { routeNameOf } from '../route-scopes.ts'
 
 // A change refused for want of a role or scope (403) is itself worth knowing: it goes to the
 // audit log of the owner the request acted for, with outcome `denied`. Reads are not recorded,
@@ -19,7 +20,7 @@ export function auditDenied(audit: Pick<Audit, 'recordDenied'>): MiddlewareHandl
     await audit.recordDenied({
       ownerId: owner.id,
       source: sourceOf(principal),
-      action: `${c.req.method} ${c.req.routePath}`,
+      action: routeNameOf(c.req.method, c.req.path),
       target: c.req.path,
     })
   }

@@ -8,7 +8,7 @@ import { principalOf } from '../principal.ts'
 import { errorResponses, json } from '../schemas.ts'
 
 // The audit log: an owner's own entries (an organisation's need its admin or owner role), or the
-// operator's view of everyone's. Oldest first, paged by an opaque cursor. Without filters the
+// operator's view of everyone's. Oldest (or newest) first, paged by an opaque cursor. Without filters the
 // answer also gives the owner's head, so that a client can check the whole chain itself.
 
 const entrySchema = z
@@ -46,6 +46,7 @@ const query = z.object({
     .regex(/^\d{1,18}$/, 'must be the nextCursor of an earlier page')
     .optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
+  order: z.enum(['asc', 'desc']).default('asc').openapi({ description: 'asc: oldest first; desc: newest first' }),
   owner: z
     .string()
     .max(100)
@@ -69,7 +70,7 @@ const route = createRoute({
           .nullable()
           .openapi({ description: "The owner's last entry, for checking the chain's end" }),
       }),
-      'Entries, oldest first',
+      'Entries, in the order asked',
     ),
     ...errorResponses,
   },
@@ -107,6 +108,7 @@ export function auditRoutes(audit: Audit) {
       ...(q.actor ? { actor: actorOf(q.actor) } : {}),
       ...(q.target ? { target: q.target } : {}),
       ...(q.cursor ? { after: BigInt(q.cursor) } : {}),
+      newestFirst: q.order === 'desc',
       limit: q.limit,
     })
     const head = ownerId ? await audit.head(ownerId) : null

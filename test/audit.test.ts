@@ -1,0 +1,248 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import type { AuditEntry } from '../src/audit/audit-log.ts'
+import { chainProblems } from '../src/audit/chain-hash.ts'
+import { runCli } from '../src/cli/main.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
+import { createStack, type Stack } from './helpers/stack.ts'
+
+// The audit log: each change writes an entry naming who (account, key, operator), from where and
+// in which request; a refused change is logged as denied; an organisation's log is for its admins
+// and owners; and the hash chain shows an entry edited or deleted behind berth's back.
+
+const ADMIN_TOKEN = 'audit-test-admin-token-0123456789'
+const wallet = (n: number) => `0x${n.toString(16).padStart(2, '0').repeat(20)}`
+const org = { 'berth-org': 'ledgerco' }
+
+for (const kind of databaseKinds) {
+  describe(`audit log (${kind})`, () => {
+    let database: TestDatabase
+    let stack: Stack
+    let app: TestApp
+    let owner: Caller
+    let deployer: Caller
+    let viewer: Caller
+
+    /** Every entry of the caller's log (or the organisation's, with its header), oldest first. */
+    async function entriesOf(caller: Caller, headers: Record<string, string> = {}) {
+      const items: AuditEntry[] = []
+      let cursor = ''
+      let head: { seq: number; hash: string } | null = null
+      for (;;) {
+        const page = await caller(
+          'GET',
+          `/v1/audit?limit=7${cursor ? `&cursor=${cursor}` : ''}`,
+          undefined,
+          headers,
+        )
+        assert.equal(page.status, 200, JSON.stringify(page.body))
+        items.push(...page.body.items)
+        head = page.body.head
+        if (!page.body.nextCursor) return { items, head }
+        cursor = page.body.nextCursor
+      }
+    }
+
+    before(async () => {
+      database = await openTestDatabase(kind)
+      stack = await createStack(database, { flags: { adminToken: ADMIN_TOKEN } })
+      app = await createTestApp(database, stack)
+      owner = await app.user(wallet(0x51))
+      assert.equal((await owner('POST', '/v1/orgs', { name: 'Ledger Co', slug: 'ledgerco' })).status, 201)
+      for (const [n, role] of [
+        [0x52, 'deployer'],
+        [0x53, 'viewer'],
+      ] as const) {
+        assert.equal(
+          (await owner('POST', '/v1/orgs/ledgerco/members', { address: wallet(n), role })).status,
+          201,
+        )
+      }
+      deployer = await app.user(wallet(0x52))
+      viewer = await app.user(wallet(0x53))
+    })
+    after(async () => {
+      await stack.stop()
+      await database.dispose()
+    })
+
+    it('writes an entry for each change, naming the actor and the request it came in', async () => {
+      const made = await deployer(
+        'POST',
+        '/v1/deployments',
+        { name: 'api', image: 'app:1' },
+        {
+          ...org,
+          'x-request-id': 'req-create-api',
+        },
+      )
+      assert.equal(made.status, 202, JSON.stringify(made.body))
+      assert.equal(
+        (await deployer('POST', `/v1/deployments/${made.body.id}/stop`, undefined, org)).status,
+        202,
+      )
+      assert.equal(
+        (await owner('PATCH', `/v1/orgs/ledgerco/members/${wallet(0x53)}`, { role: 'billing' })).status,
+        200,
+      )
+      assert.equal(
+        (await owner('PATCH', `/v1/orgs/ledgerco/members/${wallet(0x53)}`, { role: 'viewer' })).status,
+        200,
+      )
+
+      const { items, head } = await entriesOf(owner, org)
+      assert.deepEqual(
+        items.map((e) => `${e.action} ${e.target}`),
+        [
+          'org.create org:ledgerco',
+          `org.member_add member:${wallet(0x52)}`,
+          `org.member_add member:${wallet(0x53)}`,
+          `deployment.create deployment:${made.body.id}`,
+          `deployment.stop deployment:${made.body.id}`,
+          `org.member_role member:${wallet(0x53)}`,
+          `org.member_role member:${wallet(0x53)}`,
+        ],
+      )
+      const create = items[3]!
+      const deployerKeys = await deployer('GET', '/v1/api-keys')
+      assert.deepEqual(create.actor, { type: 'key', id: deployerKeys.body.items[0].id })
+      assert.equal(create.requestId, 'req-create-api')
+      assert.equal(create.outcome, 'ok')
+      assert.deepEqual(create.detail, { name: 'api', image: 'app:1', provider: 'simulated' })
+      assert.deepEqual(items[5]!.detail, { from: 'viewer', to: 'billing' })
+      assert.deepEqual(
+        items.map((e) => e.seq),
+        [1, 2, 3, 4, 5, 6, 7],
+      )
+      assert.deepEqual(chainProblems(items, head ?? undefined), [])
+
+      // The deployment's own events name the same actor, not a generic "api".
+      const events = await deployer('GET', `/v1/deployments/${made.body.id}/events`, undefined, org)
+      assert.equal(events.body.items[0].actor, `key:${deployerKeys.body.items[0].id}`)
+    })
+
+    it("keeps an organisation's log to its admins and owners, and everyone else's to themselves", async () => {
+      const asViewer = await viewer('GET', '/v1/audit', undefined, org)
+      assert.equal(asViewer.status, 403)
+      assert.match(asViewer.body.error.message, /admin or owner role/)
+      assert.equal((await deployer('GET', '/v1/audit', undefined, org)).status, 403)
+      const stranger = await app.user(wallet(0x54))
+      assert.equal((await stranger('GET', '/v1/audit', undefined, org)).status, 404)
+      // Without the header a member reads their own log, which has none of the organisation's.
+      const orgId = (await viewer('GET', '/v1/orgs/ledgerco')).body.id
+      const own = await viewer('GET', '/v1/audit')
+      assert.equal(own.status, 200)
+      assert.ok(own.body.items.length > 0)
+      assert.ok(own.body.items.every((e: AuditEntry) => e.owner !== orgId))
+      assert.equal((await viewer('GET', '/v1/audit?owner=ledgerco')).status, 403)
+
+      // The operator reads anyone's, by slug or address, and filters.
+      const operator = app.admin()
+      const byOperator = await operator('GET', '/v1/audit?owner=ledgerco&action=org.*')
+      assert.equal(byOperator.status, 200, JSON.stringify(byOperator.body))
+      assert.ok(byOperator.body.items.length >= 5)
+      assert.ok(byOperator.body.items.every((e: AuditEntry) => e.action.startsWith('org.')))
+      const bad = await operator('GET', '/v1/audit?actor=nobody')
+      assert.equal(bad.status, 400)
+      assert.match(bad.body.error.message, /type:id/)
+      assert.equal((await operator('GET', '/v1/audit?owner=no-such-org')).status, 404)
+    })
+
+    it('logs a change refused for want of a role as denied, and changes nothing', async () => {
+      const refused = await viewer('POST', '/v1/deployments', { name: 'sneaky', image: 'app:1' }, org)
+      assert.equal(refused.status, 403)
+      const { items } = await entriesOf(owner, org)
+      const denied = items.at(-1)!
+      assert.equal(denied.outcome, 'denied')
+      assert.equal(denied.action, 'POST /v1/deployments')
+      const viewerKeys = await viewer('GET', '/v1/api-keys')
+      assert.deepEqual(denied.actor, { type: 'key', id: viewerKeys.body.items[0].id })
+      const listed = await owner('GET', '/v1/deployments', undefined, org)
+      assert.ok(!listed.body.items.some((d: { name: string }) => d.name === 'sneaky'))
+    })
+
+    it('keeps one unbroken chain when many changes of one owner commit at once', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 16 }, (_, i) =>
+          deployer('POST', '/v1/deployments', { name: `burst-${i}`, image: 'app:1' }, org),
+        ),
+      )
+      assert.ok(results.every((r) => r.status === 202))
+      const { items, head } = await entriesOf(owner, org)
+      assert.equal(items.filter((e) => e.action === 'deployment.create').length, 17)
+      assert.deepEqual(chainProblems(items, head ?? undefined), [])
+    })
+
+    /** `berth audit verify` run against this server with the key, as a user would run it. */
+    async function verifyWithCli(key: string) {
+      let stdout = ''
+      const code = await runCli(['audit', 'verify', '--server', 'http://berth.test'], {
+        stdout: { write: (text: string) => (stdout += text) },
+        stderr: { write: (text: string) => (stdout += text) },
+        env: {
+          BERTH_TOKEN: key,
+          HOME: '/nonexistent',
+          XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'berth-xdg-')),
+        },
+        fetch: async (url, init) => {
+          const { pathname, search } = new URL(String(url))
+          return app.fetch(`${pathname}${search}`, init ?? {})
+        },
+        now: () => new Date(),
+      })
+      return { code, stdout }
+    }
+
+    it('shows an entry edited, deleted in the middle or deleted at the end', async () => {
+      const key = await app.userKey(wallet(0x55))
+      const tenant = app.bearer(key)
+      for (const name of ['a', 'b', 'c', 'd']) {
+        assert.equal((await tenant('POST', '/v1/deployments', { name, image: 'app:1' })).status, 202)
+      }
+      const before = await entriesOf(tenant)
+      assert.deepEqual(chainProblems(before.items, before.head ?? undefined), [])
+      const intact = await verifyWithCli(key)
+      assert.equal(intact.code, 0, intact.stdout)
+      assert.match(intact.stdout, /^the audit log is intact: 5 entries, the last 5 /)
+      const [, second, third, , last] = before.items
+      // berth's own database role cannot rewrite history…
+      await assert.rejects(
+        database.query(`update audit_entries set target = 'deployment:elsewhere' where id = $1`, [
+          second!.id,
+        ]),
+        /append-only/,
+      )
+      // …so the tampering below is someone who turned that off.
+      await database.query('alter table audit_entries disable trigger audit_entries_no_change', [])
+      try {
+        await database.query(`update audit_entries set target = 'deployment:elsewhere' where id = $1`, [
+          second!.id,
+        ])
+        const edited = await entriesOf(tenant)
+        assert.deepEqual(chainProblems(edited.items, edited.head ?? undefined), [
+          `entry ${second!.seq} was changed after it was written (its hash does not match)`,
+        ])
+        const caught = await verifyWithCli(key)
+        assert.equal(caught.code, 5)
+        assert.equal(
+          caught.stdout,
+          `the audit log was altered:\n  entry ${second!.seq} was changed after it was written (its hash does not match)\n`,
+        )
+        await database.query('delete from audit_entries where id = $1', [third!.id])
+        await database.query('delete from audit_entries where id = $1', [last!.id])
+        const deleted = await entriesOf(tenant)
+        assert.deepEqual(chainProblems(deleted.items, deleted.head ?? undefined), [
+          `entry ${second!.seq} was changed after it was written (its hash does not match)`,
+          `entries ${third!.seq}…${third!.seq} are missing (deleted?)`,
+          `entries ${last!.seq}…${last!.seq} are missing at the end (deleted?)`,
+        ])
+      } finally {
+        await database.query('alter table audit_entries enable trigger audit_entries_no_change', [])
+      }
+    })
+  })
+}
