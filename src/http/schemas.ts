@@ -48,7 +48,8 @@ export const eventSchema = z
     message: z.string().optional(),
     data: z.unknown().optional(),
     actor: z.string().optional().openapi({
-      description: 'Who caused it: account:0x…, key:<id>, operator:admin, system:<part of berth>, chain:<tx hash>',
+      description:
+        'Who caused it: account:0x…, key:<id>, operator:admin, system:<part of berth>, chain:<tx hash>',
     }),
     at: z.string(),
   })

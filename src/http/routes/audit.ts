@@ -46,7 +46,10 @@ const query = z.object({
     .regex(/^\d{1,18}$/, 'must be the nextCursor of an earlier page')
     .optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  order: z.enum(['asc', 'desc']).default('asc').openapi({ description: 'asc: oldest first; desc: newest first' }),
+  order: z
+    .enum(['asc', 'desc'])
+    .default('asc')
+    .openapi({ description: 'asc: oldest first; desc: newest first' }),
   owner: z
     .string()
     .max(100)
