@@ -49,7 +49,8 @@ for (const kind of databaseKinds) {
 
     before(async () => {
       database = await openTestDatabase(kind)
-      stack = await createStack(database, { flags: { adminToken: ADMIN_TOKEN } })
+      // One proxy in front: the client address is the one it adds to X-Forwarded-For.
+      stack = await createStack(database, { flags: { adminToken: ADMIN_TOKEN, trustProxyHops: 1 } })
       app = await createTestApp(database, stack)
       owner = await app.user(wallet(0x51))
       assert.equal((await owner('POST', '/v1/orgs', { name: 'Ledger Co', slug: 'ledgerco' })).status, 201)
@@ -125,6 +126,25 @@ for (const kind of databaseKinds) {
       assert.equal(events.body.items[0].actor, `key:${deployerKeys.body.items[0].id}`)
     })
 
+    it('records the client address in each entry and as the last use of each API key', async () => {
+      const from = (ip: string) => ({ ...org, 'x-forwarded-for': ip })
+      const made = await deployer(
+        'POST',
+        '/v1/deployments',
+        { name: 'addressed', image: 'app:1' },
+        from('127.0.0.9'),
+      )
+      assert.equal(made.status, 202)
+      const { items } = await entriesOf(owner, org)
+      assert.equal(items.find((e) => e.target === `deployment:${made.body.id}`)?.ip, '127.0.0.9')
+      const seen = await deployer('GET', '/v1/api-keys', undefined, { 'x-forwarded-for': '127.0.0.9' })
+      assert.equal(seen.body.items[0].lastUsedIp, '127.0.0.9')
+      assert.ok(Date.now() - Date.parse(seen.body.items[0].lastUsedAt) < 60_000)
+      // A use from another address is recorded at once, not a minute later.
+      const moved = await deployer('GET', '/v1/api-keys', undefined, { 'x-forwarded-for': '127.0.0.10' })
+      assert.equal(moved.body.items[0].lastUsedIp, '127.0.0.10')
+    })
+
     it("keeps an organisation's log to its admins and owners, and everyone else's to themselves", async () => {
       const asViewer = await viewer('GET', '/v1/audit', undefined, org)
       assert.equal(asViewer.status, 403)
@@ -173,7 +193,7 @@ for (const kind of databaseKinds) {
       )
       assert.ok(results.every((r) => r.status === 202))
       const { items, head } = await entriesOf(owner, org)
-      assert.equal(items.filter((e) => e.action === 'deployment.create').length, 17)
+      assert.equal(items.filter((e) => String(e.detail?.name).startsWith('burst-')).length, 16)
       assert.deepEqual(chainProblems(items, head ?? undefined), [])
     })
 
