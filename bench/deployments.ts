@@ -3,11 +3,13 @@ import { startPostgres } from '../scripts/postgres.ts'
 import { LIFTED_QUOTAS, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
 import { cpuPer, cpuSnapshot } from './cpu-account.ts'
 import { leanClient } from './lean-client.ts'
+import { orgOverhead } from './org-overhead.ts'
 
 // Throughput of the whole control plane: N deployments created through the API on the simulated
 // provider with zero latency, timed until every one is running, on PGlite and on PostgreSQL.
 // Alongside: p50/p99 of GET /v1/deployments/{id} under that load, against GET /health on the same
-// server at the same time as the baseline, and the idle resident memory of `berth serve`.
+// server at the same time as the baseline, the idle resident memory of `berth serve`, and what
+// acting for an organisation costs against acting for oneself (org-overhead.ts).
 // Not a test: it prints figures and ratios. Usage: npm run bench [-- <count>]
 
 const COUNT = Number(process.argv[2] ?? 10_000)
@@ -22,8 +24,8 @@ const env = {
   BERTH_RECONCILER__RESYNC_SECONDS: '600',
   // One account creates everything as fast as berth takes it: that is the measurement, so the
   // per-account write limit (a tenant's fair share in production) is lifted here.
-  BERTH_RATE_LIMITS__WRITES_PER_MINUTE: '100000000',
-  BERTH_RATE_LIMITS__WRITE_BURST: '100000000',
+  BERTH_RATE_LIMITS__WRITES_PER_MINUTE: '10000000',
+  BERTH_RATE_LIMITS__WRITE_BURST: '10000000',
   ...LIFTED_QUOTAS,
 }
 
@@ -144,6 +146,7 @@ await idleMemory('PGlite')
 const pglite = await startBerth({ env })
 try {
   await run('PGlite', pglite)
+  await orgOverhead('PGlite', pglite)
 } finally {
   await pglite.stop()
 }
@@ -153,6 +156,7 @@ try {
   const server = await startBerth({ env, databaseUrl: postgres.url })
   try {
     await run('PostgreSQL', server)
+    await orgOverhead('PostgreSQL', server)
   } finally {
     await server.stop()
   }

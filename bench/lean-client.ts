@@ -9,7 +9,12 @@ export interface LeanClient {
   close(): void
 }
 
-export function leanClient(baseUrl: string, token: string, sockets: number): LeanClient {
+export function leanClient(
+  baseUrl: string,
+  token: string,
+  sockets: number,
+  extraHeaders: Record<string, string> = {},
+): LeanClient {
   const agent = new Agent({ keepAlive: true, maxSockets: sockets })
   const { hostname, port } = new URL(baseUrl)
   return {
@@ -25,6 +30,7 @@ export function leanClient(baseUrl: string, token: string, sockets: number): Lea
             path,
             headers: {
               authorization: `Bearer ${token}`,
+              ...extraHeaders,
               ...(payload
                 ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
                 : {}),

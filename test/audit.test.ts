@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { AuditEntry } from '../src/audit/audit-log.ts'
-import { chainProblems } from '../src/audit/chain-hash.ts'
+import { chainProblems, entryHash } from '../src/audit/chain-hash.ts'
 import { runCli } from '../src/cli/main.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
@@ -183,6 +183,27 @@ for (const kind of databaseKinds) {
       assert.deepEqual(denied.actor, { type: 'key', id: viewerKeys.body.items[0].id })
       const listed = await owner('GET', '/v1/deployments', undefined, org)
       assert.ok(!listed.body.items.some((d: { name: string }) => d.name === 'sneaky'))
+
+      // Refused on a route that names the organisation in its path: still the organisation's log.
+      assert.equal((await viewer('DELETE', '/v1/orgs/ledgerco')).status, 403)
+      // A path no client would send (a NUL in it) is refused, and recorded, like any other.
+      assert.equal((await viewer('POST', '/v1/deployments/%00/stop', undefined, org)).status, 403)
+      const [byPath, odd] = (await entriesOf(owner, org)).items.slice(-2)
+      assert.deepEqual([byPath!.action, byPath!.outcome], ['DELETE /v1/orgs/{org}', 'denied'])
+      assert.deepEqual(
+        [odd!.action, odd!.target],
+        ['POST /v1/deployments/{id}/stop', '/v1/deployments//stop'],
+      )
+    })
+
+    it('keeps text it cannot store as it came (a lone surrogate) without failing the change', async () => {
+      const made = await owner('POST', '/v1/orgs', { name: 'odd \ud800 name', slug: 'odd-name' })
+      assert.equal(made.status, 201, JSON.stringify(made.body))
+      const { items } = await entriesOf(owner, { 'berth-org': 'odd-name' })
+      assert.equal(items[0]?.detail?.name, 'odd \ufffd name')
+      const far = await owner('GET', '/v1/audit?from=0000-01-01T00:00:00Z', undefined, org)
+      assert.equal(far.status, 400)
+      assert.match(far.body.error.message, /years 1 to 9999/)
     })
 
     it('keeps one unbroken chain when many changes of one owner commit at once', async () => {
@@ -198,7 +219,7 @@ for (const kind of databaseKinds) {
     })
 
     /** `berth audit verify` run against this server with the key, as a user would run it. */
-    async function verifyWithCli(key: string) {
+    async function verifyWithCli(key: string, configDir = mkdtempSync(join(tmpdir(), 'berth-xdg-'))) {
       let stdout = ''
       const code = await runCli(['audit', 'verify', '--server', 'http://berth.test'], {
         stdout: { write: (text: string) => (stdout += text) },
@@ -206,7 +227,7 @@ for (const kind of databaseKinds) {
         env: {
           BERTH_TOKEN: key,
           HOME: '/nonexistent',
-          XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'berth-xdg-')),
+          XDG_CONFIG_HOME: configDir,
         },
         fetch: async (url, init) => {
           const { pathname, search } = new URL(String(url))
@@ -263,6 +284,56 @@ for (const kind of databaseKinds) {
       } finally {
         await database.query('alter table audit_entries enable trigger audit_entries_no_change', [])
       }
+    })
+
+    it('catches a history rewritten hashes and all, by the entry verify saw intact before', async () => {
+      const key = await app.userKey(wallet(0x56))
+      const tenant = app.bearer(key)
+      for (const name of ['x', 'y']) {
+        assert.equal((await tenant('POST', '/v1/deployments', { name, image: 'app:1' })).status, 202)
+      }
+      const configDir = mkdtempSync(join(tmpdir(), 'berth-xdg-'))
+      assert.equal((await verifyWithCli(key, configDir)).code, 0)
+      // Someone with the database rewrites the first deployment's entry and every hash after it.
+      const { items } = await entriesOf(tenant)
+      await database.query('alter table audit_entries disable trigger audit_entries_no_change', [])
+      try {
+        let prevHash = items[0]!.prevHash
+        for (const entry of items) {
+          const forged = {
+            ...entry,
+            prevHash,
+            target: entry.seq === 2 ? 'deployment:elsewhere' : entry.target,
+          }
+          prevHash = entryHash(forged)
+          await database.query(
+            'update audit_entries set target = $1, prev_hash = $2, hash = $3 where id = $4',
+            [forged.target, forged.prevHash, prevHash, entry.id],
+          )
+        }
+        await database.query('update audit_heads set hash = $1 where owner_id = $2', [
+          prevHash,
+          items[0]!.owner,
+        ])
+      } finally {
+        await database.query('alter table audit_entries enable trigger audit_entries_no_change', [])
+      }
+      const rewritten = await entriesOf(tenant)
+      assert.deepEqual(
+        chainProblems(rewritten.items, rewritten.head ?? undefined),
+        [],
+        'the chain alone holds',
+      )
+      const caught = await verifyWithCli(key, configDir)
+      assert.equal(caught.code, 5)
+      assert.match(
+        caught.stdout,
+        new RegExp(
+          `entry ${items.at(-1)!.seq} is not the one verified at .*: the log up to it was rewritten`,
+        ),
+      )
+      // A client that never saw the log before cannot tell.
+      assert.equal((await verifyWithCli(key)).code, 0)
     })
   })
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { appendAudit } from '../src/audit/audit-log.ts'
 import { systemSource } from '../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
 import { applyHolderChange } from '../src/nft/transfer.ts'
@@ -52,13 +53,15 @@ for (const kind of databaseKinds) {
 
     const TRANSFER_TX = `0x${'ab'.repeat(32)}`
     const transfer = (tokenId: string, to: string, carryVolumes: boolean) =>
-      database.db.transaction((tx) =>
-        applyHolderChange(
+      database.db.transaction(async (tx) => {
+        const applied = await applyHolderChange(
           tx,
           { chainId: 1, contract, tokenId, to, burned: false, source: 'transfer', txHash: TRANSFER_TX },
           { carrySecrets: false, carryVolumes },
-        ),
-      )
+        )
+        await appendAudit(tx, applied?.audit ?? [])
+        return applied
+      })
 
     it('removes the old instances, starts a new volume generation, and hides the earlier history', async () => {
       const row = await boundRunning('1')

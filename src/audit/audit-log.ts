@@ -32,6 +32,23 @@ interface HeadRow {
   hash: string
 }
 
+/**
+ * What the database and canonical JSON can hold, for text that came from outside (a path, a
+ * name, an operator's reason): a lone surrogate becomes U+FFFD and a NUL is dropped, neither of
+ * which PostgreSQL stores or RFC 8785 hashes.
+ */
+function storable<T>(value: T): T {
+  if (typeof value === 'string') {
+    return value.replace(LONE_SURROGATE, '\uFFFD').replaceAll('\u0000', '') as T
+  }
+  if (Array.isArray(value)) return value.map(storable) as T
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), storable(v)])) as T
+  }
+  return value
+}
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
 /** Appends the records, chained per owner, in the caller's transaction. */
 export async function appendAudit(tx: Tx, records: AuditRecord[], at = new Date()): Promise<void> {
   if (records.length === 0) return
@@ -47,7 +64,7 @@ export async function appendAudit(tx: Tx, records: AuditRecord[], at = new Date(
             returning owner_id, seq, hash`,
   )
   const tip = new Map(heads.map((h) => [h.owner_id, { seq: Number(h.seq), hash: h.hash }]))
-  const rows = records.map((record) => {
+  const rows = records.map(storable).map((record) => {
     const previous = tip.get(record.ownerId)!
     const entry: ChainedEntry = {
       owner: record.ownerId,

@@ -75,3 +75,22 @@ export function chainProblems(
   }
   return problems
 }
+
+/**
+ * Whether an entry verified intact earlier (its number and hash) is still in the owner's entries,
+ * unchanged. A log whose history was rewritten, hashes and all, passes `chainProblems` but not
+ * this: the client remembers what it saw.
+ */
+export function checkpointProblems(
+  entries: Array<{ seq: number; hash: string }>,
+  checkpoint: { seq: number; hash: string; at: string },
+): string[] {
+  const entry = entries.find((e) => e.seq === checkpoint.seq)
+  if (!entry) return [`entry ${checkpoint.seq}, verified at ${checkpoint.at}, is gone`]
+  if (entry.hash !== checkpoint.hash) {
+    return [
+      `entry ${checkpoint.seq} is not the one verified at ${checkpoint.at}: the log up to it was rewritten`,
+    ]
+  }
+  return []
+}

@@ -6,6 +6,9 @@ import { BerthError } from '../domain/errors.ts'
 // Sessions saved by `berth login`, one per server, in <configDir>/credentials.json (mode 0600).
 // `current` is the server of the latest login: the default for commands given no --server.
 // `orgs` is the organisation `berth org use` chose per server: commands act for it by default.
+// `auditCheckpoints` is, per server and owner, the last audit entry `berth audit verify` found
+// intact: the next verify checks that it is still there, unchanged, so that a history rewritten
+// wholesale on the server (hashes recomputed) does not pass either.
 
 const credentialSchema = z.object({
   server: z.string(),
@@ -19,6 +22,9 @@ const fileSchema = z.object({
   current: z.string().optional(),
   servers: z.record(z.string(), credentialSchema).default({}),
   orgs: z.record(z.string(), z.string()).default({}),
+  auditCheckpoints: z
+    .record(z.string(), z.record(z.string(), z.object({ seq: z.number(), hash: z.string(), at: z.string() })))
+    .default({}),
 })
 type CredentialsFile = z.infer<typeof fileSchema>
 
@@ -35,6 +41,16 @@ export interface CredentialStore {
   org(server: string): string | undefined
   /** Sets (or, with undefined, clears) that organisation. */
   useOrg(server: string, org: string | undefined): void
+  /** The audit entry last verified intact for this owner on this server. */
+  auditCheckpoint(server: string, owner: string): AuditCheckpoint | undefined
+  saveAuditCheckpoint(server: string, owner: string, checkpoint: AuditCheckpoint): void
+}
+
+export interface AuditCheckpoint {
+  seq: number
+  hash: string
+  /** When it was verified. */
+  at: string
 }
 
 /** Server URLs as keys: no trailing slash, so `http://h:1/` and `http://h:1` are the same server. */
@@ -58,7 +74,8 @@ export function createCredentialStore(configDir: string): CredentialStore {
     try {
       text = readFileSync(path, 'utf8')
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { servers: {}, orgs: {} }
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        return { servers: {}, orgs: {}, auditCheckpoints: {} }
       throw new BerthError('invalid_input', `cannot read ${path}: ${(error as Error).message}`, {
         cause: error,
       })
@@ -107,6 +124,13 @@ export function createCredentialStore(configDir: string): CredentialStore {
       const file = read()
       if (org === undefined) delete file.orgs[key]
       else file.orgs[key] = org
+      write(file)
+    },
+    auditCheckpoint: (server, owner) => read().auditCheckpoints[normalizeServer(server)]?.[owner],
+    saveAuditCheckpoint(server, owner, checkpoint) {
+      const key = normalizeServer(server)
+      const file = read()
+      file.auditCheckpoints[key] = { ...file.auditCheckpoints[key], [owner]: checkpoint }
       write(file)
     },
   }

@@ -88,9 +88,11 @@ export function createHttpApp(deps: HttpDeps) {
   app.use('*', bodyReader(deps.bodyLimitBytes))
   mountRateLimits(app, deps.limits, () => {
     app.use('/v1/*', requireAuth(deps.identity.authenticator))
-    app.use('/v1/*', auditDenied(deps.audit))
-    app.use('/v1/*', actingOrg(deps.identity.orgs))
   })
+  // After the write limit: a refused change is written to the audit log, so each one counts
+  // against the caller's writes like any other.
+  app.use('/v1/*', auditDenied(deps.audit, deps.logger))
+  app.use('/v1/*', actingOrg(deps.identity.orgs))
 
   app.route('/', systemRoutes(deps))
   app.route('/', identityRoutes(deps.identity))

@@ -3,6 +3,8 @@ import type { Principal } from '../identity/principal.ts'
 export interface AppEnv {
   Variables: {
     requestId: string
+    /** The owner whose audit log a refusal of this request belongs to, when not the acting one. */
+    auditOwner: string | undefined
     /** The client's address (http/middleware/rate-limit.ts says how it is found behind proxies). */
     clientIp: string
     principal: Principal

@@ -70,6 +70,7 @@ export function scopeOf(method: string, path: string): RouteScope | undefined {
 }
 
 /** The route a request is for, as the API document writes it (`POST /v1/deployments/{id}/stop`). */
-export function routeNameOf(method: string, path: string): string {
-  return `${method} ${routeOf(method, path)?.path ?? path}`
+export function routeNameOf(method: string, path: string): string | undefined {
+  const route = routeOf(method, path)
+  return route && `${method} ${route.path}`
 }

@@ -121,7 +121,7 @@ export function createOrgs(db: Db) {
         .select({ id: accounts.id, name: accounts.name, slug: accounts.slug, role: orgMembers.role })
         .from(orgMembers)
         .innerJoin(accounts, eq(accounts.id, orgMembers.orgId))
-        .where(eq(orgMembers.address, normalizeAddress(account.address)))
+        .where(and(eq(orgMembers.address, normalizeAddress(account.address)), isNull(accounts.deletedAt)))
         .orderBy(asc(accounts.slug))
       return rows.map((r) => ({ id: r.id, name: r.name!, slug: r.slug!, role: r.role }))
     },
@@ -146,6 +146,12 @@ export function createOrgs(db: Db) {
     async addMember(orgId: string, address: string, role: OrgRole, source: ChangeSource): Promise<Member> {
       const member = normalizeAddress(address)
       return db.transaction(async (tx) => {
+        // Shares the lock a deletion takes: a member is never added to an organisation being deleted.
+        const [org] = await queryRows<{ deleted_at: Date | null }>(
+          tx,
+          sql`select deleted_at from accounts where id = ${orgId} for share`,
+        )
+        if (!org || org.deleted_at) throw notFound('organisation')
         const [row] = await tx
           .insert(orgMembers)
           .values({ orgId, address: member, role })

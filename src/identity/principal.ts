@@ -28,11 +28,14 @@ export function actorOf(principal: Principal): Actor {
   return { type: 'account', id: account.address ?? account.externalSubject ?? account.id }
 }
 
-/** The principal as the source of a change it asks for. */
+/**
+ * The principal as the source of a change it asks for. The operator's own address is left out:
+ * its changes land in tenants' logs, which tenants read.
+ */
 export function sourceOf(principal: Principal): ChangeSource {
   return {
     actor: actorOf(principal),
-    ip: principal.via?.ip ?? null,
+    ip: principal.kind === 'admin' ? null : (principal.via?.ip ?? null),
     requestId: principal.via?.requestId ?? null,
   }
 }

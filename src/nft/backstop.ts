@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { Logger } from 'pino'
+import { appendAudit } from '../audit/audit-log.ts'
 import type { CollectionConfig } from '../config/nft-schema.ts'
 import { type Database, queryRows } from '../db/client.ts'
 import type { DeploymentSpec, NftBinding } from '../domain/spec.ts'
@@ -60,13 +61,15 @@ export async function checkHolders(
       }
       // Nothing to stop and nobody to hand it to: already dealt with.
       if ((burned || to === null) && row.desired_state !== 'running') continue
-      const change = await deps.database.db.transaction((tx) =>
-        applyHolderChange(
+      const change = await deps.database.db.transaction(async (tx) => {
+        const applied = await applyHolderChange(
           tx,
           { ...binding, to, burned, source, blockNumber: block },
           { carrySecrets: collection.carrySecrets, carryVolumes: collection.carryVolumes },
-        ),
-      )
+        )
+        await appendAudit(tx, applied?.audit ?? [])
+        return applied
+      })
       if (change) applied.push(change)
     } catch (error) {
       // One unreadable token (or chain) must not keep the others from being checked.

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { appendAudit } from '../audit/audit-log.ts'
+import type { AuditRecord } from '../audit/audit-log.ts'
 import { queryRows, type Tx } from '../db/client.ts'
 import { type ChangeSource as AuditSource, actorLabel } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
@@ -40,6 +40,12 @@ export interface AppliedChange {
   /** Whether this change stopped a deployment meant to run. */
   stopped: boolean
   burned: boolean
+  /**
+   * The entries for both holders' audit logs. The caller appends them (appendAudit) as the last
+   * statement of its transaction, after every change of its batch, so that owners' audit heads
+   * are never held while more deployment rows are locked.
+   */
+  audit: AuditRecord[]
 }
 
 interface BoundRow {
@@ -172,21 +178,19 @@ export async function applyHolderChange(
     : moves
       ? 'deployment.handover'
       : 'deployment.nft_lost'
-  await appendAudit(
-    tx,
-    [...new Set([row.owner_id, toOwnerId])].map((ownerId) => ({
-      ownerId,
-      source: by,
-      action,
-      target: `deployment:${row.id}`,
-      detail,
-    })),
-  )
+  const audit = [...new Set([row.owner_id, toOwnerId])].map((ownerId) => ({
+    ownerId,
+    source: by,
+    action,
+    target: `deployment:${row.id}`,
+    detail,
+  }))
   return {
     deploymentId: row.id,
     fromOwnerId: row.owner_id,
     toOwnerId,
     stopped: stopping,
     burned: change.burned,
+    audit,
   }
 }

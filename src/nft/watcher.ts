@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Logger } from 'pino'
 import { decodeEventLog, type Hex, parseAbi, toEventSelector } from 'viem'
+import { type AuditRecord, appendAudit } from '../audit/audit-log.ts'
 import { ChainScanner } from '../chain/scanner.ts'
 import type { ChainConsumer, ChainLog, Tx } from '../chain/types.ts'
 import type { CollectionConfig } from '../config/nft-schema.ts'
@@ -115,6 +116,7 @@ export function createNftWatcher(deps: NftWatcherDeps) {
       nativeTo: [],
     }),
     async onConfirmed(tx, batch) {
+      const audit: AuditRecord[] = []
       for (const log of batch.logs) {
         for (const move of movesOf(log)) {
           if (move.from === ZERO_ADDRESS) continue // a mint takes the token from nobody
@@ -151,9 +153,12 @@ export function createNftWatcher(deps: NftWatcherDeps) {
             },
             { carrySecrets: move.collection.carrySecrets, carryVolumes: move.collection.carryVolumes },
           )
-          if (change) applied.set(`${log.transactionHash}:${log.logIndex}:${move.tokenId}`, change)
+          if (!change) continue
+          applied.set(`${log.transactionHash}:${log.logIndex}:${move.tokenId}`, change)
+          audit.push(...change.audit)
         }
       }
+      await appendAudit(tx, audit)
     },
     // Nothing to undo: a stop already applied stays (the holder can start again if the reorg gave
     // the token back, the holder check will say so), and the scanner re-delivers the new blocks.

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { AuditEntry } from '../../audit/audit-log.ts'
-import { chainProblems } from '../../audit/chain-hash.ts'
+import { chainProblems, checkpointProblems } from '../../audit/chain-hash.ts'
 import { invalidInput } from '../../domain/errors.ts'
 import { exitCodes } from '../exit-codes.ts'
 import type { HttpClient } from '../http-client.ts'
@@ -78,16 +78,37 @@ export function registerAudit(program: Command, action: Action): void {
 
   audit
     .command('verify')
-    .description('fetch the whole log and check its hash chain: exits 5 if an entry was edited or deleted')
+    .description(
+      'fetch the whole log and check its hash chain, and that what was verified last time is unchanged: exits 5 if not',
+    )
     .option('--owner <owner>', 'operator only: whose log (account id, wallet address or organisation slug)')
     .action(
       action(async (ctx, opts: { owner?: string }) => {
+        const server = ctx.server()
         const { items, head } = await wholeLog(ctx.client(), opts.owner)
-        const problems = chainProblems(items, head ?? undefined)
+        const owners = [...new Set(items.map((e) => e.owner))]
+        const problems: string[] = []
+        for (const owner of owners) {
+          const entries = items.filter((e) => e.owner === owner)
+          const saved = ctx.credentials().auditCheckpoint(server, owner)
+          const found = [
+            ...chainProblems(entries, owners.length === 1 ? (head ?? undefined) : undefined),
+            ...(saved ? checkpointProblems(entries, saved) : []),
+          ]
+          problems.push(...(owners.length === 1 ? found : found.map((p) => `owner ${owner}: ${p}`)))
+          const last = entries.at(-1)
+          if (found.length === 0 && last) {
+            ctx.credentials().saveAuditCheckpoint(server, owner, {
+              seq: last.seq,
+              hash: last.hash,
+              at: ctx.io.now().toISOString(),
+            })
+          }
+        }
         const last = items.at(-1)
-        ctx.print({ entries: items.length, head, problems }, () =>
+        ctx.print({ entries: items.length, owners: owners.length, head, problems }, () =>
           problems.length === 0
-            ? `the audit log is intact: ${items.length} entries${last ? `, the last ${last.seq} (${last.hash.slice(0, 16)}…)` : ''}\n`
+            ? `the audit log is intact: ${items.length} entries${owners.length === 1 && last ? `, the last ${last.seq} (${last.hash.slice(0, 16)}…)` : ` of ${owners.length} owners`}\n`
             : `the audit log was altered:\n${problems.map((p) => `  ${p}\n`).join('')}`,
         )
         return problems.length === 0 ? exitCodes.ok : exitCodes.tampered

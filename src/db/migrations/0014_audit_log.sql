@@ -26,10 +26,11 @@ CREATE TABLE "audit_heads" (
 ALTER TABLE "accounts" ADD COLUMN "deleted_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "api_keys" ADD COLUMN "last_used_ip" text;--> statement-breakpoint
 CREATE UNIQUE INDEX "audit_entries_owner_seq_key" ON "audit_entries" USING btree ("owner_id","seq");--> statement-breakpoint
+CREATE INDEX "audit_entries_owner_id_idx" ON "audit_entries" USING btree ("owner_id","id");--> statement-breakpoint
 CREATE INDEX "audit_entries_owner_at_idx" ON "audit_entries" USING btree ("owner_id","at");--> statement-breakpoint
 -- Audit entries are never changed or removed by berth; the database refuses it too, so a bug or a
--- stray statement cannot rewrite history (someone able to drop this trigger is what the hash
--- chain is for).
+-- stray statement cannot rewrite history. Someone able to drop this trigger is what the hash chain
+-- and the checkpoints `berth audit verify` keeps on the client are for.
 CREATE FUNCTION "audit_entries_append_only"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION 'audit entries are append-only';

@@ -41,6 +41,8 @@ export const auditEntries = pgTable(
   },
   (t) => [
     uniqueIndex('audit_entries_owner_seq_key').on(t.ownerId, t.seq),
+    // An owner's entries in order, page by page (the listing's cursor is the id).
+    index('audit_entries_owner_id_idx').on(t.ownerId, t.id),
     index('audit_entries_owner_at_idx').on(t.ownerId, t.at),
     oneOf('audit_entries_actor_type_check', t.actorType, actorTypes),
     oneOf('audit_entries_outcome_check', t.outcome, ['ok', 'denied']),

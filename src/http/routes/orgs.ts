@@ -115,7 +115,12 @@ const memberView = (m: { address: string; role: (typeof orgRoles)[number]; added
 export function orgRoutes(orgs: Orgs) {
   const router = createRouter()
   /** The caller's membership of the organisation in the path; 404 for anyone else. */
-  const memberOf = (c: Context<AppEnv>, ref: string) => orgs.membership(actingAccount(personal(c)), ref)
+  const memberOf = async (c: Context<AppEnv>, ref: string) => {
+    const membership = await orgs.membership(actingAccount(personal(c)), ref)
+    // A member refused here (adding members, deleting it) shows up in the organisation's log.
+    c.set('auditOwner', membership.org.id)
+    return membership
+  }
   /** Managing members: admin or owner; and only an owner touches the owner role. */
   const manage = (c: Context<AppEnv>, membership: Membership, touchesOwner: boolean) => {
     const acting = { ...principalOf(c), org: { account: membership.org, role: membership.role } }
