@@ -6,7 +6,7 @@ import { leanClient } from './lean-client.ts'
 // then looks up the membership and checks the role's scope). Rounds alternate, so that drift
 // (a growing table, a warming cache) falls on both sides alike; the medians are compared.
 
-const ROUNDS = 6
+const ROUNDS = 10
 const PER_ROUND = 500
 const CONCURRENCY = 32
 
@@ -33,7 +33,9 @@ export async function orgOverhead(label: string, server: RunningBerth): Promise<
   const rates = { personal: [] as number[], org: [] as number[] }
   let n = 0
   for (let round = 0; round < ROUNDS; round++) {
-    for (const side of ['personal', 'org'] as const) {
+    // Each side goes first in every other round, so neither always meets the larger tables.
+    const sides = round % 2 === 0 ? (['personal', 'org'] as const) : (['org', 'personal'] as const)
+    for (const side of sides) {
       const client = side === 'org' ? forOrg : personal
       let left = PER_ROUND
       const started = performance.now()

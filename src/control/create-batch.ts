@@ -3,6 +3,7 @@ import { type Database, numberedSql, queryRows } from '../db/client.ts'
 import { columnsOf } from '../db/deployment-rows.ts'
 import { actorLabel, type ChangeSource } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
+import { demandOf } from '../quotas/quota-limits.ts'
 
 // Group commit for new deployments. Creates that arrive while earlier ones are being written go
 // to the database together, as one statement: under load most of the cost of a create is its
@@ -109,14 +110,23 @@ export function createAuditRecord(row: NewDeployment): AuditRecord {
 
 /** The parameters of INSERT_DEPLOYMENTS: the rows as one JSON array. */
 export function insertParamsOf(rows: NewDeployment[]): unknown[] {
-  const records = rows.map((r) => ({
-    id: r.id,
-    owner_id: r.ownerId,
-    name: r.name,
-    spec: r.spec,
-    provider: r.provider,
-    actor: actorLabel(r.source.actor),
-  }))
+  const records = rows.map((r) => {
+    const demand = demandOf(r.spec)
+    return {
+      id: r.id,
+      owner_id: r.ownerId,
+      name: r.name,
+      spec: r.spec,
+      provider: r.provider,
+      actor: actorLabel(r.source.actor),
+      replicas: demand.replicas,
+      host_ports: demand.hostPorts,
+      milli_cpus: demand.cpus,
+      memory_mb: demand.memoryMb,
+      disk_mb: demand.diskMb,
+      volumes: demand.volumes,
+    }
+  })
   return [JSON.stringify(records)]
 }
 
@@ -124,10 +134,13 @@ export function insertParamsOf(rows: NewDeployment[]): unknown[] {
 export const INSERT_DEPLOYMENTS = `
   with input as (
     select * from jsonb_to_recordset($1::jsonb)
-      as x(id uuid, owner_id uuid, name text, spec jsonb, provider text, actor text)),
+      as x(id uuid, owner_id uuid, name text, spec jsonb, provider text, actor text, replicas int,
+           host_ports int, milli_cpus bigint, memory_mb bigint, disk_mb bigint, volumes int)),
   d as (
-    insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, event_seq)
-    select id, owner_id, name, spec, provider, 'pending', 'running', 'queued', 0, 1 from input
+    insert into deployments (id, owner_id, name, spec, provider, status, desired_state, stage, percent, event_seq,
+                             quota_replicas, quota_host_ports, quota_milli_cpus, quota_memory_mb, quota_disk_mb, quota_volumes)
+    select id, owner_id, name, spec, provider, 'pending', 'running', 'queued', 0, 1,
+           replicas, host_ports, milli_cpus, memory_mb, disk_mb, volumes from input
     returning *),
   e as (
     insert into deployment_events (deployment_id, seq, type, status, stage, percent, actor)

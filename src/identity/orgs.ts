@@ -35,24 +35,47 @@ export interface Member {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+/**
+ * Memberships and roles looked up in the last second are reused: acting for an organisation is
+ * then no dearer than acting for oneself on a busy account. A change of members in this process
+ * clears them at once; another replica sees it within the second (as with sessions).
+ */
+const CACHE_MS = 1000
+const CACHE_MAX = 10_000
+
 export function createOrgs(db: Db) {
+  const cache = new Map<string, { value: Membership | OrgRole | null; at: number }>()
+  async function cached<T extends Membership | OrgRole | null>(
+    key: string,
+    load: () => Promise<T>,
+  ): Promise<T> {
+    const hit = cache.get(key)
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value as T
+    const value = await load()
+    if (cache.size >= CACHE_MAX) cache.clear()
+    cache.set(key, { value, at: Date.now() })
+    return value
+  }
+
   /** The membership of `account` in the organisation `ref` (its id or slug), or not_found. */
   async function membership(account: Account, ref: string): Promise<Membership> {
     if (!account.address) throw notFound('organisation')
+    const address = normalizeAddress(account.address)
+    const found = await cached(`m:${address}:${ref}`, () => lookUpMembership(address, ref))
+    if (!found) throw notFound('organisation')
+    return found
+  }
+
+  async function lookUpMembership(address: string, ref: string): Promise<Membership | null> {
     const byRef = UUID.test(ref) ? or(eq(accounts.id, ref), eq(accounts.slug, ref)) : eq(accounts.slug, ref)
     const [row] = await db
       .select({ org: accounts, role: orgMembers.role })
       .from(accounts)
       .innerJoin(orgMembers, eq(orgMembers.orgId, accounts.id))
       .where(
-        and(
-          eq(accounts.kind, 'org'),
-          isNull(accounts.deletedAt),
-          byRef,
-          eq(orgMembers.address, normalizeAddress(account.address)),
-        ),
+        and(eq(accounts.kind, 'org'), isNull(accounts.deletedAt), byRef, eq(orgMembers.address, address)),
       )
-    if (!row) throw notFound('organisation')
+    if (!row) return null
     return { org: { ...row.org, name: row.org.name!, slug: row.org.slug! }, role: row.role }
   }
 
@@ -78,6 +101,15 @@ export function createOrgs(db: Db) {
     return (rows.find((m) => m.address === address)?.role as OrgRole | undefined) ?? null
   }
 
+  /** Changes members: what was cached of anyone's membership is looked up afresh. */
+  async function changingMembers<T>(change: () => Promise<T>): Promise<T> {
+    try {
+      return await change()
+    } finally {
+      cache.clear()
+    }
+  }
+
   const audit = (
     tx: Tx,
     orgId: string,
@@ -100,11 +132,13 @@ export function createOrgs(db: Db) {
       const id = randomUUID()
       const owner = normalizeAddress(creator.address)
       try {
-        await db.transaction(async (tx) => {
-          await tx.insert(accounts).values({ id, kind: 'org', name: input.name, slug: input.slug })
-          await tx.insert(orgMembers).values({ orgId: id, address: owner, role: 'owner' })
-          await audit(tx, id, source, 'org.create', `org:${input.slug}`, { name: input.name, owner })
-        })
+        await changingMembers(() =>
+          db.transaction(async (tx) => {
+            await tx.insert(accounts).values({ id, kind: 'org', name: input.name, slug: input.slug })
+            await tx.insert(orgMembers).values({ orgId: id, address: owner, role: 'owner' })
+            await audit(tx, id, source, 'org.create', `org:${input.slug}`, { name: input.name, owner })
+          }),
+        )
       } catch (error) {
         if (uniqueViolation(error) === 'accounts_slug_key') {
           throw conflict(`the slug "${input.slug}" is taken`, { field: 'slug' })
@@ -128,11 +162,14 @@ export function createOrgs(db: Db) {
 
     /** The role of `address` in the organisation, or null when it is not a member. */
     async roleOf(orgId: string, address: string): Promise<OrgRole | null> {
-      const [row] = await db
-        .select({ role: orgMembers.role })
-        .from(orgMembers)
-        .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, normalizeAddress(address))))
-      return row?.role ?? null
+      const member = normalizeAddress(address)
+      return cached(`r:${orgId}:${member}`, async () => {
+        const [row] = await db
+          .select({ role: orgMembers.role })
+          .from(orgMembers)
+          .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, member)))
+        return row?.role ?? null
+      })
     },
 
     async members(orgId: string): Promise<Member[]> {
@@ -145,50 +182,56 @@ export function createOrgs(db: Db) {
 
     async addMember(orgId: string, address: string, role: OrgRole, source: ChangeSource): Promise<Member> {
       const member = normalizeAddress(address)
-      return db.transaction(async (tx) => {
-        // Shares the lock a deletion takes: a member is never added to an organisation being deleted.
-        const [org] = await queryRows<{ deleted_at: Date | null }>(
-          tx,
-          sql`select deleted_at from accounts where id = ${orgId} for share`,
-        )
-        if (!org || org.deleted_at) throw notFound('organisation')
-        const [row] = await tx
-          .insert(orgMembers)
-          .values({ orgId, address: member, role })
-          .onConflictDoNothing()
-          .returning({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })
-        if (!row) throw conflict(`${member} is already a member`)
-        await audit(tx, orgId, source, 'org.member_add', `member:${member}`, { role })
-        return row
-      })
+      return changingMembers(() =>
+        db.transaction(async (tx) => {
+          // Shares the lock a deletion takes: a member is never added to an organisation being deleted.
+          const [org] = await queryRows<{ deleted_at: Date | null }>(
+            tx,
+            sql`select deleted_at from accounts where id = ${orgId} for share`,
+          )
+          if (!org || org.deleted_at) throw notFound('organisation')
+          const [row] = await tx
+            .insert(orgMembers)
+            .values({ orgId, address: member, role })
+            .onConflictDoNothing()
+            .returning({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })
+          if (!row) throw conflict(`${member} is already a member`)
+          await audit(tx, orgId, source, 'org.member_add', `member:${member}`, { role })
+          return row
+        }),
+      )
     },
 
     async changeRole(orgId: string, address: string, role: OrgRole, source: ChangeSource): Promise<Member> {
       const member = normalizeAddress(address)
-      return db.transaction(async (tx) => {
-        const before = await keepAnOwner(tx, orgId, member, role)
-        const [row] = await tx
-          .update(orgMembers)
-          .set({ role })
-          .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, member)))
-          .returning({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })
-        if (!row) throw notFound('member')
-        await audit(tx, orgId, source, 'org.member_role', `member:${member}`, { from: before, to: role })
-        return row
-      })
+      return changingMembers(() =>
+        db.transaction(async (tx) => {
+          const before = await keepAnOwner(tx, orgId, member, role)
+          const [row] = await tx
+            .update(orgMembers)
+            .set({ role })
+            .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, member)))
+            .returning({ address: orgMembers.address, role: orgMembers.role, addedAt: orgMembers.addedAt })
+          if (!row) throw notFound('member')
+          await audit(tx, orgId, source, 'org.member_role', `member:${member}`, { from: before, to: role })
+          return row
+        }),
+      )
     },
 
     async removeMember(orgId: string, address: string, source: ChangeSource): Promise<void> {
       const member = normalizeAddress(address)
-      await db.transaction(async (tx) => {
-        const before = await keepAnOwner(tx, orgId, member, null)
-        const removed = await tx
-          .delete(orgMembers)
-          .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, member)))
-          .returning({ address: orgMembers.address })
-        if (removed.length === 0) throw notFound('member')
-        await audit(tx, orgId, source, 'org.member_remove', `member:${member}`, { role: before })
-      })
+      await changingMembers(() =>
+        db.transaction(async (tx) => {
+          const before = await keepAnOwner(tx, orgId, member, null)
+          const removed = await tx
+            .delete(orgMembers)
+            .where(and(eq(orgMembers.orgId, orgId), eq(orgMembers.address, member)))
+            .returning({ address: orgMembers.address })
+          if (removed.length === 0) throw notFound('member')
+          await audit(tx, orgId, source, 'org.member_remove', `member:${member}`, { role: before })
+        }),
+      )
     },
 
     /**
@@ -197,28 +240,30 @@ export function createOrgs(db: Db) {
      * deleted) or money, which would otherwise be left with nobody able to reach them.
      */
     async remove(org: Org, source: ChangeSource): Promise<void> {
-      await db.transaction(async (tx) => {
-        await tx.execute(sql`select id from accounts where id = ${org.id} for update`)
-        const [left] = await queryRows<{ deployments: number; balance: string }>(
-          tx,
-          sql`select (select count(*)::int from deployments where owner_id = ${org.id} and desired_state <> 'deleted') as deployments,
+      await changingMembers(() =>
+        db.transaction(async (tx) => {
+          await tx.execute(sql`select id from accounts where id = ${org.id} for update`)
+          const [left] = await queryRows<{ deployments: number; balance: string }>(
+            tx,
+            sql`select (select count(*)::int from deployments where owner_id = ${org.id} and desired_state <> 'deleted') as deployments,
                      (select coalesce(sum(amount_micro_usd), 0)::text from ledger_postings
                        where account_id = ${org.id} and book in ('available', 'held')) as balance`,
-        )
-        if (left!.deployments > 0) {
-          throw conflict(`${org.slug} still has ${left!.deployments} deployment(s): delete them first`)
-        }
-        if (BigInt(left!.balance) !== 0n) {
-          throw conflict(`${org.slug} still has a balance of ${left!.balance} micro-USD`)
-        }
-        await tx.update(accounts).set({ deletedAt: sql`now()` }).where(eq(accounts.id, org.id))
-        await tx.delete(orgMembers).where(eq(orgMembers.orgId, org.id))
-        await tx
-          .update(apiKeys)
-          .set({ revokedAt: sql`now()` })
-          .where(and(eq(apiKeys.accountId, org.id), isNull(apiKeys.revokedAt)))
-        await audit(tx, org.id, source, 'org.delete', `org:${org.slug}`)
-      })
+          )
+          if (left!.deployments > 0) {
+            throw conflict(`${org.slug} still has ${left!.deployments} deployment(s): delete them first`)
+          }
+          if (BigInt(left!.balance) !== 0n) {
+            throw conflict(`${org.slug} still has a balance of ${left!.balance} micro-USD`)
+          }
+          await tx.update(accounts).set({ deletedAt: sql`now()` }).where(eq(accounts.id, org.id))
+          await tx.delete(orgMembers).where(eq(orgMembers.orgId, org.id))
+          await tx
+            .update(apiKeys)
+            .set({ revokedAt: sql`now()` })
+            .where(and(eq(apiKeys.accountId, org.id), isNull(apiKeys.revokedAt)))
+          await audit(tx, org.id, source, 'org.delete', `org:${org.slug}`)
+        }),
+      )
     },
   }
 }

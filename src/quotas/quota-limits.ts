@@ -66,8 +66,8 @@ export const noUsage = (): QuotaUsage => ({
 
 /**
  * What a deployment holds while it exists. Replicas each get the spec's resources and publish each
- * of its ports on a host port; volumes are shared by the replicas. Kept in step with the SQL sum
- * in quota-store.ts (a test compares the two).
+ * of its ports on a host port; volumes are shared by the replicas. Stored on the deployment's row
+ * when it is created (control/create-batch.ts), which is what quota-store.ts sums.
  */
 export function demandOf(spec: DeploymentSpec): QuotaUsage {
   const replicas = spec.replicas

@@ -15,20 +15,18 @@ import {
 // Quotas in the database: what an account holds now (summed from its deployments that are not yet
 // deleted, and its live API keys) and the operator's overrides of the config's defaults.
 
+/** What an owner's deployments hold, from what each was found to hold when it was created. */
 const usageSql = (accountId: string) => sql`
   select
     count(*)::int as deployments,
-    coalesce(sum(r.replicas), 0)::int as replicas,
-    coalesce(sum(r.replicas * jsonb_array_length(coalesce(d.spec->'ports', '[]'::jsonb))), 0)::int as host_ports,
-    coalesce(sum(r.replicas * ceil((d.spec->'resources'->>'cpus')::numeric * 1000)), 0)::bigint as cpus,
-    coalesce(sum(r.replicas * (d.spec->'resources'->>'memoryMb')::bigint), 0)::bigint as memory_mb,
-    coalesce(sum(r.replicas * (d.spec->'resources'->>'diskMb')::bigint + (
-      select coalesce(sum(coalesce((v->>'sizeMb')::bigint, 0)), 0)
-      from jsonb_array_elements(coalesce(d.spec->'volumes', '[]'::jsonb)) v
-    )), 0)::bigint as disk_mb,
-    coalesce(sum(jsonb_array_length(coalesce(d.spec->'volumes', '[]'::jsonb))), 0)::int as volumes
-  from deployments d, lateral (select (d.spec->>'replicas')::int as replicas) r
-  where d.owner_id = ${accountId} and d.status <> 'deleted'`
+    coalesce(sum(quota_replicas), 0)::int as replicas,
+    coalesce(sum(quota_host_ports), 0)::int as host_ports,
+    coalesce(sum(quota_milli_cpus), 0)::bigint as cpus,
+    coalesce(sum(quota_memory_mb), 0)::bigint as memory_mb,
+    coalesce(sum(quota_disk_mb), 0)::bigint as disk_mb,
+    coalesce(sum(quota_volumes), 0)::int as volumes
+  from deployments
+  where owner_id = ${accountId} and status <> 'deleted'`
 
 interface UsageRow {
   deployments: number

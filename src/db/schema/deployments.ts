@@ -55,6 +55,17 @@ export const deployments = pgTable(
     appliedRestartGeneration: integer('applied_restart_generation').notNull().default(0),
     /** Last event sequence number; events are numbered 1, 2, 3… with no gaps. */
     eventSeq: integer('event_seq').notNull().default(0),
+    /**
+     * What the deployment holds against its owner's quotas (quotas/quota-limits.ts demandOf),
+     * worked out once when it is created, so that summing an owner's usage reads a few integers
+     * per row instead of each spec.
+     */
+    quotaReplicas: integer('quota_replicas').notNull().default(0),
+    quotaHostPorts: integer('quota_host_ports').notNull().default(0),
+    quotaMilliCpus: bigint('quota_milli_cpus', { mode: 'number' }).notNull().default(0),
+    quotaMemoryMb: bigint('quota_memory_mb', { mode: 'number' }).notNull().default(0),
+    quotaDiskMb: bigint('quota_disk_mb', { mode: 'number' }).notNull().default(0),
+    quotaVolumes: integer('quota_volumes').notNull().default(0),
     /** Consecutive passed / failed health checks (the stability window and the failure threshold). */
     healthyStreak: integer('healthy_streak').notNull().default(0),
     unhealthyStreak: integer('unhealthy_streak').notNull().default(0),
