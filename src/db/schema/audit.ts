@@ -1,18 +1,6 @@
-import {
-  bigint,
-  bigserial,
-  index,
-  jsonb,
-  pgTable,
-  text,
-  timestamp,
-  uniqueIndex,
-  uuid,
-} from 'drizzle-orm/pg-core'
+import { bigint, bigserial, index, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 import { actorTypes } from '../../domain/actor.ts'
-import { oneOf } from './checks.ts'
-
-const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
+import { at, oneOf } from './columns.ts'
 
 /**
  * The audit log: append-only. Each owner's entries are numbered 1, 2, 3… and each carries the

@@ -8,7 +8,6 @@ import {
   pgTable,
   primaryKey,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core'
@@ -23,9 +22,7 @@ import {
 } from '../../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../../domain/spec.ts'
 import { accounts } from './accounts.ts'
-import { oneOf } from './checks.ts'
-
-const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
+import { at, oneOf } from './columns.ts'
 
 export interface Endpoint {
   containerPort: number

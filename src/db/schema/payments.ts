@@ -9,17 +9,16 @@ import {
   numeric,
   pgTable,
   text,
-  timestamp,
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core'
 import { accounts } from './accounts.ts'
+import { at } from './columns.ts'
 import { deployments } from './deployments.ts'
 
 // Orders, chain payments and the double-entry ledger. Token amounts are numeric(78,0)
 // (any uint256), micro-USD are bigint, prices are USD per whole token × 10^18 as numeric.
 
-const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
 const uint256 = (name: string) => numeric(name, { precision: 78, scale: 0 })
 const micro = (name: string) => bigint(name, { mode: 'bigint' })
 

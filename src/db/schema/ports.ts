@@ -1,4 +1,5 @@
-import { integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { integer, pgTable, primaryKey, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { at } from './columns.ts'
 import { deployments } from './deployments.ts'
 
 /**
@@ -18,7 +19,7 @@ export const portAllocations = pgTable(
     deploymentId: uuid('deployment_id').references(() => deployments.id, { onDelete: 'cascade' }),
     replica: integer('replica'),
     containerPort: integer('container_port'),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: at('created_at').notNull().defaultNow(),
   },
   (t) => [
     primaryKey({ columns: [t.hostIp, t.hostPort, t.protocol] }),

@@ -1,5 +1,6 @@
-import { jsonb, pgTable, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { jsonb, pgTable, uuid } from 'drizzle-orm/pg-core'
 import { accounts } from './accounts.ts'
+import { at } from './columns.ts'
 
 /** The operator's per-account quota overrides; a limit not named here is the config's default. */
 export const accountQuotas = pgTable('account_quotas', {
@@ -8,5 +9,5 @@ export const accountQuotas = pgTable('account_quotas', {
     .references(() => accounts.id),
   /** Limit name → value; quotas/quota-store.ts validates it on every read. */
   overrides: jsonb('overrides').$type<Record<string, number>>().notNull(),
-  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  updatedAt: at('updated_at').notNull().defaultNow(),
 })

@@ -1,4 +1,5 @@
-import { bigint, doublePrecision, pgTable, primaryKey, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { bigint, doublePrecision, pgTable, primaryKey, uuid } from 'drizzle-orm/pg-core'
+import { at } from './columns.ts'
 
 /**
  * What a running deployment used, sampled periodically (control/usage-sampler.ts), kept for
@@ -10,7 +11,7 @@ export const usageSamples = pgTable(
   'usage_samples',
   {
     deploymentId: uuid('deployment_id').notNull(),
-    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    at: at('at').notNull().defaultNow(),
     cpuPercent: doublePrecision('cpu_percent').notNull(),
     memoryBytes: bigint('memory_bytes', { mode: 'number' }).notNull(),
     rxBytes: bigint('rx_bytes', { mode: 'number' }).notNull(),
