@@ -131,11 +131,13 @@ for (const kind of databaseKinds) {
         'system:test billing.grant',
         'system:test deployment.create',
         'system:test billing.grant',
+        'system:billing billing.hold',
         'system:billing billing.charge',
         'system:billing billing.charge',
         'system:billing deployment.stop',
         'system:test billing.grant',
         'system:billing deployment.start',
+        'system:billing billing.hold',
       ])
       const stop = (await auditOf(database, ownerId)).find((e) => e.action === 'deployment.stop')
       assert.equal(stop?.detail?.reason, 'out_of_funds')
@@ -167,6 +169,17 @@ for (const kind of databaseKinds) {
       assert.equal(charges.length, 0)
       assert.deepEqual(await balanceOf(database.db, ownerId), { available: 5_000_000n, held: 0n })
       await assertBalanced()
+      // The hold and its return are in the owner's audit log, as billing's doing.
+      const money = (await auditOf(database, ownerId)).filter(
+        (e) => e.action.startsWith('billing.h') || e.action === 'billing.release',
+      )
+      assert.deepEqual(
+        money.map((e) => [e.action, e.detail?.microUsd]),
+        [
+          ['billing.hold', '1000000'],
+          ['billing.release', '1000000'],
+        ],
+      )
     })
   })
 }

@@ -234,6 +234,15 @@ export function createBilling(deps: BillingDeps) {
             { book: 'available', accountId, amount: held },
           ],
         })
+        await appendAudit(tx, [
+          {
+            ownerId: accountId,
+            source: BILLING,
+            action: 'billing.release',
+            target: `deployment:${deploymentId}`,
+            detail: { microUsd: held.toString(), status: still.status },
+          },
+        ])
       })
     }
     return idle.length

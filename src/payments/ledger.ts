@@ -156,9 +156,9 @@ export async function holdForDeployment(
 export async function ensureHeld(
   tx: Tx,
   hold: { accountId: string; deploymentId: string; need: bigint; memo: string },
-): Promise<{ covered: true } | { covered: false; available: bigint }> {
+): Promise<{ covered: true; added: bigint } | { covered: false; available: bigint }> {
   const held = await heldFor(tx, hold.deploymentId)
-  if (held >= hold.need) return { covered: true }
+  if (held >= hold.need) return { covered: true, added: 0n }
   const { available } = await balanceOf(tx, hold.accountId)
   const missing = hold.need - held
   if (available < missing) return { covered: false, available }
@@ -168,5 +168,5 @@ export async function ensureHeld(
     amount: missing,
     memo: hold.memo,
   })
-  return { covered: true }
+  return { covered: true, added: missing }
 }
