@@ -73,6 +73,8 @@ async function run(label: string, server: RunningBerth) {
       healthLatencies.push(await timed(() => client.call('GET', '/health')))
     }
   })()
+  // Should the writers fail, their error is the one to see, not the readers' when the server stops.
+  readers.catch(() => {})
   await Promise.all(
     Array.from({ length: CREATE_CONCURRENCY }, async () => {
       while (next < COUNT) {
