@@ -20,7 +20,8 @@ const elsewhere: Record<string, string> = {
   'POST /v1/auth/nonce': 'a sign-in challenge: no owner yet, nothing of anyone changes',
   'POST /v1/quotes': 'order.create, in test/payments.test.ts (needs the payment networks)',
   'POST /v1/orders/{id}/payments': 'payment.credit, in test/payments.test.ts (needs a chain)',
-  'POST /v1/nfts/{chainId}/{contract}/{tokenId}/deploy': 'deployment.create, through the same store as POST /v1/deployments',
+  'POST /v1/nfts/{chainId}/{contract}/{tokenId}/deploy':
+    'deployment.create, through the same store as POST /v1/deployments',
 }
 
 for (const kind of databaseKinds) {
@@ -106,7 +107,12 @@ for (const kind of databaseKinds) {
         me,
         'api_key.create',
       )
-      await expectEntry('DELETE /v1/api-keys/{id}', () => session('DELETE', `/v1/api-keys/${keyId}`), me, 'api_key.revoke')
+      await expectEntry(
+        'DELETE /v1/api-keys/{id}',
+        () => session('DELETE', `/v1/api-keys/${keyId}`),
+        me,
+        'api_key.revoke',
+      )
 
       let deploymentId = ''
       await expectEntry(
@@ -160,10 +166,20 @@ for (const kind of databaseKinds) {
         () => orgId,
         'org.member_role',
       )
-      await expectEntry('DELETE /v1/orgs/{org}/members/{address}', () => session('DELETE', path), () => orgId, 'org.member_remove')
+      await expectEntry(
+        'DELETE /v1/orgs/{org}/members/{address}',
+        () => session('DELETE', path),
+        () => orgId,
+        'org.member_remove',
+      )
       // An organisation's own change lands in its log, not in the member's.
       assert.equal((await session('GET', '/v1/audit', undefined, org)).body.items.length, 4)
-      await expectEntry('DELETE /v1/orgs/{org}', () => session('DELETE', '/v1/orgs/trail'), () => orgId, 'org.delete')
+      await expectEntry(
+        'DELETE /v1/orgs/{org}',
+        () => session('DELETE', '/v1/orgs/trail'),
+        () => orgId,
+        'org.delete',
+      )
 
       const operator = app.admin()
       const address = signer.address.toLowerCase()
@@ -175,14 +191,23 @@ for (const kind of databaseKinds) {
       )
       await expectEntry(
         'POST /v1/admin/accounts/{address}/credits',
-        () => operator('POST', `/v1/admin/accounts/${address}/credits`, { amountMicroUsd: '1000000', reason: 'welcome' }),
+        () =>
+          operator('POST', `/v1/admin/accounts/${address}/credits`, {
+            amountMicroUsd: '1000000',
+            reason: 'welcome',
+          }),
         me,
         'billing.grant',
       )
       const byOperator = (await auditOf(database, accountId)).at(-1)!
       assert.deepEqual([byOperator.actor, byOperator.ip], [{ type: 'operator', id: 'admin' }, null])
 
-      await expectEntry('POST /v1/auth/logout', () => session('POST', '/v1/auth/logout'), me, 'session.revoke')
+      await expectEntry(
+        'POST /v1/auth/logout',
+        () => session('POST', '/v1/auth/logout'),
+        me,
+        'session.revoke',
+      )
     })
 
     it('leaves no route that changes something unaccounted for', () => {
