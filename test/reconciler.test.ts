@@ -298,16 +298,19 @@ for (const kind of databaseKinds) {
     it('never lets two reconcilers act on one deployment at once', async () => {
       const second = await createStack(database, { stateDir: stack.stateDir })
       try {
-        const ids: string[] = []
-        for (let i = 0; i < 40; i++) {
-          const { row } = await stack.store.create({
-            source: systemSource('test'),
-            ownerId: owner,
-            spec: spec(`pair-${i}`),
-            provider: 'simulated',
-          })
-          ids.push(row.id)
-        }
+        // All at once (one batch): forty due together are more than either reconciler takes in one
+        // claim, so both have work, rather than the one beside the creates taking each as it comes.
+        const created = await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            stack.store.create({
+              source: systemSource('test'),
+              ownerId: owner,
+              spec: spec(`pair-${i}`),
+              provider: 'simulated',
+            }),
+          ),
+        )
+        const ids = created.map(({ row }) => row.id)
         for (const id of ids) await until(id, 'running')
         const events = await database.db
           .select()
