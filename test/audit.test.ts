@@ -8,6 +8,7 @@ import { chainProblems, entryHash } from '../src/audit/chain-hash.ts'
 import { runCli } from '../src/cli/main.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
+import { createOrg } from './helpers/orgs.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 
 // The audit log: each change writes an entry naming who (account, key, operator), from where and
@@ -53,16 +54,10 @@ for (const kind of databaseKinds) {
       stack = await createStack(database, { flags: { adminToken: ADMIN_TOKEN, trustProxyHops: 1 } })
       app = await createTestApp(database, stack)
       owner = await app.user(wallet(0x51))
-      assert.equal((await owner('POST', '/v1/orgs', { name: 'Ledger Co', slug: 'ledgerco' })).status, 201)
-      for (const [n, role] of [
-        [0x52, 'deployer'],
-        [0x53, 'viewer'],
-      ] as const) {
-        assert.equal(
-          (await owner('POST', '/v1/orgs/ledgerco/members', { address: wallet(n), role })).status,
-          201,
-        )
-      }
+      await createOrg(owner, { name: 'Ledger Co', slug: 'ledgerco' }, [
+        [wallet(0x52), 'deployer'],
+        [wallet(0x53), 'viewer'],
+      ])
       deployer = await app.user(wallet(0x52))
       viewer = await app.user(wallet(0x53))
     })

@@ -5,6 +5,7 @@ import { type OrgRole, orgRoles, roleScopes, type Scope } from '../src/domain/ro
 import { type RouteScope, routeScopes } from '../src/http/route-scopes.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
+import { createOrg } from './helpers/orgs.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 
 // Every route of the API, called for an organisation by someone who is not a member and by a
@@ -72,17 +73,11 @@ for (const kind of databaseKinds) {
       app = await createTestApp(database, stack)
       const owner = await signedIn(wallet(0x60))
       callers.set('owner', owner)
-      assert.equal((await owner('POST', '/v1/orgs', { name: 'Isolated', slug: ORG })).status, 201)
-      for (const [i, role] of orgRoles.entries()) {
-        if (role === 'owner') continue
-        const address = wallet(0x61 + i)
-        assert.equal((await owner('POST', `/v1/orgs/${ORG}/members`, { address, role })).status, 201)
-        callers.set(role, await signedIn(address))
-      }
-      assert.equal(
-        (await owner('POST', `/v1/orgs/${ORG}/members`, { address: TARGET, role: 'viewer' })).status,
-        201,
-      )
+      const members = orgRoles
+        .filter((role) => role !== 'owner')
+        .map((role, i) => [wallet(0x61 + i), role] as const)
+      await createOrg(owner, { name: 'Isolated', slug: ORG }, [...members, [TARGET, 'viewer']])
+      for (const [address, role] of members) callers.set(role, await signedIn(address))
       callers.set('stranger', await signedIn(wallet(0x6e)))
       const made = await owner(
         'POST',

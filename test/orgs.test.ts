@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
+import { createOrg } from './helpers/orgs.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 
 // Organisations: wallets that act together. A request with Berth-Org acts for the organisation
@@ -28,17 +29,11 @@ for (const kind of databaseKinds) {
       app = await createTestApp(database, stack)
       owner = await app.user(wallet(0x11))
       stranger = await app.user(wallet(0x44))
-      const created = await owner('POST', '/v1/orgs', { name: 'Acme', slug: 'acme' })
-      assert.equal(created.status, 201, JSON.stringify(created.body))
-      assert.equal(created.body.role, 'owner')
       // Members are added by address, before they ever sign in.
-      for (const [n, role] of [
-        [0x22, 'deployer'],
-        [0x33, 'viewer'],
-      ] as const) {
-        const added = await owner('POST', '/v1/orgs/acme/members', { address: wallet(n), role })
-        assert.equal(added.status, 201, JSON.stringify(added.body))
-      }
+      await createOrg(owner, { name: 'Acme', slug: 'acme' }, [
+        [wallet(0x22), 'deployer'],
+        [wallet(0x33), 'viewer'],
+      ])
       deployer = await app.user(wallet(0x22))
       viewer = await app.user(wallet(0x33))
     })

@@ -64,7 +64,7 @@ for (const kind of databaseKinds) {
       assert.deepEqual(unbalancedJournals, [])
     }
     const available = async () => (await balanceOf(database.db, accountId)).available
-    const quoteUsdc = (credits: bigint, token = 'USDC', chainId = chains.a.chainId) =>
+    const quoteFor = (credits: bigint, token = 'USDC', chainId = chains.a.chainId) =>
       payments.orders.quote(accountId, { creditsMicroUsd: credits, chainId, token }, systemSource('test'))
     const rejects = async (promise: Promise<unknown>, pattern: RegExp) => {
       await assert.rejects(promise, (error: unknown) => {
@@ -75,7 +75,7 @@ for (const kind of databaseKinds) {
     }
 
     test('a quote asks for the credits plus the buffer; paying it is credited only at the depth, once', async () => {
-      const order = await quoteUsdc(5_000_000n)
+      const order = await quoteFor(5_000_000n)
       assert.equal(order.status, 'init')
       assert.equal(order.payTo, chains.networks()[0]!.treasury)
       // 2% buffer: $5 of USDC at $1 asks for 5.1 USDC (rounded up).
@@ -117,15 +117,7 @@ for (const kind of databaseKinds) {
     test('each payment submitted 1 to 20 times at once is credited once, exact to the wei', async () => {
       await mine(chains.a, 1)
       for (const times of [1, 2, 7, 20]) {
-        const order = await payments.orders.quote(
-          accountId,
-          {
-            creditsMicroUsd: 1_000_000n,
-            chainId: chains.a.chainId,
-            token: 'ETH',
-          },
-          systemSource('test'),
-        )
+        const order = await quoteFor(1_000_000n, 'ETH')
         const hash = await chains.payNative(chains.a, BigInt(order.amount))
         await mine(chains.a, 3)
         const before = await available()
@@ -144,7 +136,7 @@ for (const kind of databaseKinds) {
     })
 
     test('an underpaid order stays processing with its shortfall; what arrived is credited', async () => {
-      const order = await quoteUsdc(2_000_000n)
+      const order = await quoteFor(2_000_000n)
       const half = BigInt(order.amount) / 2n
       const before = await available()
       const hash = await chains.payToken(chains.a, chains.tokens.usdc, half)
@@ -157,7 +149,7 @@ for (const kind of databaseKinds) {
     })
 
     test('an overpaid order succeeds and the surplus goes to the balance', async () => {
-      const order = await quoteUsdc(1_000_000n)
+      const order = await quoteFor(1_000_000n)
       const before = await available()
       const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(order.amount) * 3n)
       await mine(chains.a, 3)
@@ -168,15 +160,7 @@ for (const kind of databaseKinds) {
     })
 
     test('within its quote an order is valued at the quoted rate up to its amount, the surplus at the lower rate', async () => {
-      const order = await payments.orders.quote(
-        accountId,
-        {
-          creditsMicroUsd: 1_000_000n,
-          chainId: chains.a.chainId,
-          token: 'ETH',
-        },
-        systemSource('test'),
-      )
+      const order = await quoteFor(1_000_000n, 'ETH')
       const quoted = parseUsdE18(order.rate)
       // The market drops while the quote still holds; the payer sends twice what was asked.
       await chains.setEthPrice(2000_00000000n)
@@ -201,8 +185,8 @@ for (const kind of databaseKinds) {
     })
 
     test('a transaction that paid one order, submitted for another, is refused naming the order it paid', async () => {
-      const first = await quoteUsdc(1_000_000n)
-      const second = await quoteUsdc(1_000_000n)
+      const first = await quoteFor(1_000_000n)
+      const second = await quoteFor(1_000_000n)
       const hash = await chains.payToken(chains.a, chains.tokens.usdc, BigInt(first.amount))
       await mine(chains.a, 3)
       assert.equal(
@@ -229,7 +213,7 @@ for (const kind of databaseKinds) {
     })
 
     test('wrong chain, wrong token, a foreign payer, a failed transfer and a phantom transfer are refused', async () => {
-      const order = await quoteUsdc(1_000_000n)
+      const order = await quoteFor(1_000_000n)
       const before = await available()
 
       const onB = await chains.payToken(chains.b, chains.tokens.usdt, 1_000_000n)
@@ -256,7 +240,7 @@ for (const kind of databaseKinds) {
         /sends no USDC to the treasury/,
       )
 
-      const phantomOrder = await quoteUsdc(1_000_000n, 'PUSD')
+      const phantomOrder = await quoteFor(1_000_000n, 'PUSD')
       const phantom = await chains.payToken(chains.a, chains.tokens.phantom, BigInt(phantomOrder.amount))
       await mine(chains.a, 3)
       await rejects(
@@ -275,7 +259,7 @@ for (const kind of databaseKinds) {
     })
 
     test('a fee-on-transfer token is credited only what reached the treasury', async () => {
-      const order = await quoteUsdc(10_000_000n, 'FUSD')
+      const order = await quoteFor(10_000_000n, 'FUSD')
       const before = await available()
       const hash = await chains.payToken(chains.a, chains.tokens.fee, BigInt(order.amount))
       await mine(chains.a, 3)

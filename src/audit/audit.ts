@@ -2,14 +2,12 @@ import { eq } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { accounts } from '../db/schema/index.ts'
 import { notFound } from '../domain/errors.ts'
+import { isUuid, isWalletAddress } from '../domain/ids.ts'
 import { type AuditFilter, type AuditRecord, appendAudit, auditHead, listAudit } from './audit-log.ts'
 
 // The audit log as the HTTP layer uses it: reading an owner's entries (or, for the operator,
 // everyone's), and recording a refused request, which changes nothing else and so is written on
 // its own.
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-const ADDRESS = /^0x[0-9a-f]{40}$/i
 
 export function createAudit(db: Db) {
   return {
@@ -22,9 +20,9 @@ export function createAudit(db: Db) {
 
     /** The owner the operator names: an account id, a wallet address or an organisation's slug. */
     async ownerIdOf(ref: string): Promise<string> {
-      const where = UUID.test(ref)
+      const where = isUuid(ref)
         ? eq(accounts.id, ref)
-        : ADDRESS.test(ref)
+        : isWalletAddress(ref)
           ? eq(accounts.address, ref.toLowerCase())
           : eq(accounts.slug, ref)
       const [row] = await db.select({ id: accounts.id }).from(accounts).where(where)

@@ -3,6 +3,9 @@ import { statuses, waitReasons } from '../domain/lifecycle.ts'
 
 // Response and parameter schemas shared by routes (request bodies live with their route).
 
+/** A wallet (or contract) address as it may be written: 0x and 40 hex digits, in any case. */
+export const hexAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
+
 export const idParam = z.object({
   id: z.uuid({ message: 'must be a UUID' }).openapi({ param: { name: 'id', in: 'path' } }),
 })

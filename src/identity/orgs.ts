@@ -5,6 +5,7 @@ import { type Db, queryRows, type Tx, uniqueViolation } from '../db/client.ts'
 import { accounts, apiKeys, orgMembers } from '../db/schema/index.ts'
 import type { ChangeSource } from '../domain/actor.ts'
 import { conflict, forbidden, notFound } from '../domain/errors.ts'
+import { isUuid } from '../domain/ids.ts'
 import type { OrgRole } from '../domain/roles.ts'
 import { type Account, normalizeAddress } from './accounts.ts'
 
@@ -32,8 +33,6 @@ export interface Member {
   role: OrgRole
   addedAt: Date
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
  * Memberships and roles looked up in the last second are reused: acting for an organisation is
@@ -67,7 +66,7 @@ export function createOrgs(db: Db) {
   }
 
   async function lookUpMembership(address: string, ref: string): Promise<Membership | null> {
-    const byRef = UUID.test(ref) ? or(eq(accounts.id, ref), eq(accounts.slug, ref)) : eq(accounts.slug, ref)
+    const byRef = isUuid(ref) ? or(eq(accounts.id, ref), eq(accounts.slug, ref)) : eq(accounts.slug, ref)
     const [row] = await db
       .select({ org: accounts, role: orgMembers.role })
       .from(accounts)

@@ -48,15 +48,7 @@ export function registerAudit(program: Command, action: Action): void {
           throw invalidInput('--limit: must be a positive whole number')
         const { from, to, action: act, actor, target, owner } = opts
         const query = { from, to, action: act, actor, target, owner, order: 'desc' }
-        const items: AuditEntry[] = []
-        let cursor: string | undefined
-        do {
-          const page = await ctx.client().get<AuditPage>('/v1/audit', {
-            query: { ...query, cursor, limit: Math.min(PAGE, limit - items.length) },
-          })
-          items.push(...page.items)
-          cursor = page.nextCursor ?? undefined
-        } while (cursor && items.length < limit)
+        const { items } = await fetchAudit(ctx.client(), query, limit)
         ctx.print({ items }, () =>
           items.length === 0
             ? 'no audit entries\n'
@@ -85,7 +77,7 @@ export function registerAudit(program: Command, action: Action): void {
     .action(
       action(async (ctx, opts: { owner?: string }) => {
         const server = ctx.server()
-        const { items, head } = await wholeLog(ctx.client(), opts.owner)
+        const { items, head } = await fetchAudit(ctx.client(), { owner: opts.owner })
         const owners = [...new Set(items.map((e) => e.owner))]
         const problems: string[] = []
         for (const owner of owners) {
@@ -116,16 +108,25 @@ export function registerAudit(program: Command, action: Action): void {
     )
 }
 
-async function wholeLog(client: HttpClient, owner: string | undefined) {
+/**
+ * Entries page by page, up to `max`, with the owner's head as the first page gave it (entries
+ * written while paging come after it).
+ */
+async function fetchAudit(
+  client: HttpClient,
+  query: Record<string, string | undefined>,
+  max = Number.POSITIVE_INFINITY,
+): Promise<{ items: AuditEntry[]; head: AuditPage['head'] }> {
   const items: AuditEntry[] = []
   let cursor: string | undefined
   let head: AuditPage['head'] = null
   do {
-    const page = await client.get<AuditPage>('/v1/audit', { query: { owner, cursor, limit: PAGE } })
+    const page = await client.get<AuditPage>('/v1/audit', {
+      query: { ...query, cursor, limit: Math.min(PAGE, max - items.length) },
+    })
     items.push(...page.items)
-    // The head as of the first page: entries written while paging come after it.
     if (!cursor) head = page.head
     cursor = page.nextCursor ?? undefined
-  } while (cursor)
+  } while (cursor && items.length < max)
   return { items, head }
 }

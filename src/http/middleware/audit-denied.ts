@@ -4,13 +4,13 @@ import type { Audit } from '../../audit/audit.ts'
 import { sourceOf } from '../../identity/principal.ts'
 import type { AppEnv } from '../context.ts'
 import { routeNameOf } from '../route-scopes.ts'
+import { READS } from './limits.ts'
 
 // A change refused for want of a role or scope (403) is itself worth knowing: it goes to the
 // audit log of the owner the request was for (the organisation in the path, or the one it acted
 // for), with outcome `denied`. Reads are not recorded, nor requests for no route at all; this
 // runs after the per-account write limit, which bounds how many of these one caller can cause.
 
-const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 /** Enough for any of berth's own paths; what is longer is somebody's padding. */
 const MAX_TARGET = 300
 

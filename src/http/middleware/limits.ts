@@ -8,7 +8,8 @@ import { rateLimit, TokenBuckets } from './rate-limit.ts'
 // client address, and nonces (each a row until it expires) for everybody together as well, which
 // bounds the nonce table whoever asks. Writes are limited per account, after authentication.
 
-const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** Methods that change nothing: not limited as writes, not recorded when refused. */
+export const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 export function mountRateLimits(
   app: OpenAPIHono<AppEnv>,

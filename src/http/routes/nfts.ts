@@ -4,7 +4,7 @@ import { dnsLabel, fitsUint256, TOKEN_ID_PATTERN } from '../../domain/spec.ts'
 import type { Nft } from '../../nft/nft.ts'
 import { createRouter } from '../openapi.ts'
 import { accountOf, principalOf } from '../principal.ts'
-import { deploymentSchema, errorResponses, errorSchema, json } from '../schemas.ts'
+import { deploymentSchema, errorResponses, errorSchema, hexAddress, json } from '../schemas.ts'
 import { deploymentView } from '../views.ts'
 
 // NFT-bound deployments: the caller's list, "one agent per token" from a collection template, and
@@ -22,9 +22,7 @@ const tokenParams = z.object({
     .min(1)
     .max(2 ** 31 - 1)
     .openapi({ param: { name: 'chainId', in: 'path' } }),
-  contract: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
+  contract: hexAddress
     .transform((a) => a.toLowerCase() as `0x${string}`)
     .openapi({ param: { name: 'contract', in: 'path' } }),
   tokenId: z

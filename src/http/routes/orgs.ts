@@ -6,7 +6,7 @@ import { actingAccount, requireScope } from '../../identity/principal.ts'
 import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf, sourceOfRequest } from '../principal.ts'
-import { errorResponses, json } from '../schemas.ts'
+import { errorResponses, hexAddress, json } from '../schemas.ts'
 
 // Organisations and their members. A caller who is not a member gets 404 for the organisation and
 // everything under it; managing members needs the admin or owner role, and only an owner may
@@ -24,7 +24,6 @@ const slug = z
   .min(2)
   .max(40)
   .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be lower-case letters, digits and "-", as in a URL')
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
 const orgParam = z.object({
   org: z
     .string()
@@ -33,7 +32,7 @@ const orgParam = z.object({
     .openapi({ param: { name: 'org', in: 'path' } }),
 })
 const memberParams = orgParam.extend({
-  address: address.openapi({ param: { name: 'address', in: 'path' } }),
+  address: hexAddress.openapi({ param: { name: 'address', in: 'path' } }),
 })
 const body = <T extends z.ZodType>(schema: T) => ({
   required: true,
@@ -85,7 +84,10 @@ const routes = {
     path: '/v1/orgs/{org}/members',
     tags: ['orgs'],
     summary: 'Add a member by wallet address (it need not have signed in yet)',
-    request: { params: orgParam, body: body(z.strictObject({ address, role: z.enum(orgRoles) })) },
+    request: {
+      params: orgParam,
+      body: body(z.strictObject({ address: hexAddress, role: z.enum(orgRoles) })),
+    },
     responses: { 201: json(memberSchema, 'The member'), ...errorResponses },
   }),
   change: createRoute({

@@ -9,7 +9,7 @@ import type { Orders } from '../../payments/orders.ts'
 import { hourlyMicroUsd } from '../../payments/pricing.ts'
 import { createRouter } from '../openapi.ts'
 import { accountOf, principalOf, sourceOfRequest } from '../principal.ts'
-import { errorResponses, errorSchema, idParam, json } from '../schemas.ts'
+import { errorResponses, errorSchema, hexAddress, idParam, json } from '../schemas.ts'
 
 // Networks, quotes, orders, payments by hash, balance, ledger, and the operator's credits.
 // Money crosses the API as decimal strings of integers (micro-USD, token base units).
@@ -164,10 +164,7 @@ const routes = {
     summary: 'Grant credits to a wallet (operator token only)',
     request: {
       params: z.object({
-        address: z
-          .string()
-          .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
-          .openapi({ param: { name: 'address', in: 'path' } }),
+        address: hexAddress.openapi({ param: { name: 'address', in: 'path' } }),
       }),
       body: body(
         z.strictObject({

@@ -4,7 +4,7 @@ import { quotaValuesSchema } from '../../quotas/quota-limits.ts'
 import type { Quotas } from '../../quotas/quotas.ts'
 import { createRouter } from '../openapi.ts'
 import { accountOf, principalOf, sourceOfRequest } from '../principal.ts'
-import { errorResponses, json } from '../schemas.ts'
+import { errorResponses, hexAddress, json } from '../schemas.ts'
 
 // Quotas: an account sees its own limits and use; the operator sees and overrides anyone's.
 
@@ -25,10 +25,7 @@ const quotaView = z
   .openapi('Quotas')
 
 const addressParam = z.object({
-  address: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address')
-    .openapi({ param: { name: 'address', in: 'path' } }),
+  address: hexAddress.openapi({ param: { name: 'address', in: 'path' } }),
 })
 
 /** Each limit to set, or null to go back to the config's default; limits left out are unchanged. */
