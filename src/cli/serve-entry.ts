@@ -28,6 +28,12 @@ export async function serve(options: EntryOptions): Promise<number> {
   const config = configOrExit(options)
   if (typeof config === 'number') return config
   const logger = await createLogger(config, { terminal: process.stdout.isTTY === true })
+  // Listen for signals before starting: a supervisor that sees "berth is listening" may signal at
+  // once, and a signal arriving before a listener exists would kill the process uncleanly.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
   let running: Awaited<ReturnType<typeof startBerth>>
   try {
     running = await startBerth(config, logger)
@@ -36,10 +42,7 @@ export async function serve(options: EntryOptions): Promise<number> {
     logger.flush()
     return exitCodeOf(error)
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'))
-    process.once('SIGINT', () => resolve('SIGINT'))
-  })
+  const signal = await signalled
   logger.info({ signal }, 'shutting down')
   await running.stop()
   logger.info('stopped')
