@@ -19,6 +19,7 @@ import { createDeployments } from './deployments/deployments.ts'
 import { invalidInput } from './domain/errors.ts'
 import { createEventBus } from './events/bus.ts'
 import { createEventLog } from './events/event-log.ts'
+import { createFleet } from './fleet/fleet.ts'
 import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
@@ -137,6 +138,10 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     )
     stack.push(async () => clearInterval(sweep))
 
+    const fleet = createFleet({ database, config, siwe: identity.siwe, metrics, logger })
+    fleet.start()
+    stack.push(() => fleet.stop())
+
     const deployments = createDeployments({
       limits: config,
       store,
@@ -165,6 +170,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       payments: { config, deployments, orders: payments.orders, balances: payments.balances },
       nft,
       audit: createAudit(database.db),
+      fleet,
       logger,
     })
     const server = await new Promise<ReturnType<typeof serve>>((resolveServer, reject) => {

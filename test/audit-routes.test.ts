@@ -5,6 +5,7 @@ import { createSiweMessage } from 'viem/siwe'
 import { routeScopes } from '../src/http/route-scopes.ts'
 import { auditOf } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { enrollTestNode, type TestNode } from './helpers/fleet.ts'
 import { type Caller, createTestApp, type Reply, type TestApp } from './helpers/http-app.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 
@@ -22,6 +23,10 @@ const elsewhere: Record<string, string> = {
   'POST /v1/orders/{id}/payments': 'payment.credit, in test/payments.test.ts (needs a chain)',
   'POST /v1/nfts/{chainId}/{contract}/{tokenId}/deploy':
     'deployment.create, through the same store as POST /v1/deployments',
+  'POST /v1/fleet/heartbeats':
+    "a node's liveness, thousands a second: kept as its uptime sessions; what it changes (node.recovered) is logged, in test/fleet-heartbeats.test.ts",
+  'POST /v1/admin/fleet/join-tokens':
+    "the operator's own fleet setting, no owner's: the enrollment that uses a token logs its id (node.enroll)",
 }
 
 for (const kind of databaseKinds) {
@@ -207,6 +212,47 @@ for (const kind of databaseKinds) {
         () => session('POST', '/v1/auth/logout'),
         me,
         'session.revoke',
+      )
+    })
+
+    it("writes one for each change to a fleet node, in its node operator's log", async () => {
+      const operator = app.admin()
+      const joinToken = (await operator('POST', '/v1/admin/fleet/join-tokens', {})).body.token
+      let node: TestNode | undefined
+      let nodeOperatorId = ''
+      await expectEntry(
+        'POST /v1/fleet/enroll',
+        async () => {
+          node = await enrollTestNode(app, { joinToken })
+          const [row] = await database.query<{ operator_id: string }>(
+            'select operator_id from fleet_nodes where id = $1',
+            [node.nodeId],
+          )
+          nodeOperatorId = row!.operator_id
+          return { status: 200, body: node.answer }
+        },
+        () => nodeOperatorId,
+        'node.enroll',
+      )
+      const id = node!.nodeId
+      for (const [verb, action] of [
+        ['cordon', 'node.cordon'],
+        ['uncordon', 'node.uncordon'],
+        ['drain', 'node.drain'],
+      ] as const) {
+        await expectEntry(
+          `POST /v1/nodes/{id}/${verb}`,
+          () => operator('POST', `/v1/nodes/${id}/${verb}`),
+          () => nodeOperatorId,
+          action,
+          new RegExp(`^node:${id}$`),
+        )
+      }
+      await expectEntry(
+        'DELETE /v1/nodes/{id}',
+        () => operator('DELETE', `/v1/nodes/${id}`),
+        () => nodeOperatorId,
+        'node.remove',
       )
     })
 

@@ -25,6 +25,7 @@ describe('system routes', () => {
       payments: {} as never,
       nft: {} as never,
       audit: {} as never,
+      fleet: { nodes: {} } as never,
       logger: pino({ level: 'silent' }),
     }).app
 

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { BerthError } from '../domain/errors.ts'
 import { packageVersion } from '../version.ts'
+import { registerAgent } from './commands/agent.ts'
 import { registerAudit } from './commands/audit.ts'
 import { registerAuth } from './commands/auth.ts'
 import {
@@ -15,6 +16,7 @@ import { registerDeploy } from './commands/deploy.ts'
 import { registerEvents } from './commands/events.ts'
 import { registerLifecycle } from './commands/lifecycle.ts'
 import { registerList } from './commands/list.ts'
+import { registerNodes } from './commands/nodes.ts'
 import { registerOrg } from './commands/org.ts'
 import { registerPay } from './commands/pay.ts'
 import { registerQuota } from './commands/quota.ts'
@@ -67,6 +69,8 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
   registerQuota(program, action)
   registerOrg(program, action)
   registerAudit(program, action)
+  registerAgent(program, action)
+  registerNodes(program, action)
   return program
 }
 

@@ -229,6 +229,24 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    fleet: z
+      .strictObject({
+        /** Any wallet may enroll a node; false: enrollment needs a join token from the operator. */
+        open: bool.default(false),
+        /** How often agents send a signed heartbeat. */
+        heartbeatSeconds: int(1, 3600).default(10),
+        /** How far a heartbeat's time may be from the control plane's clock. */
+        clockSkewSeconds: int(1, 3600).default(30),
+        /** A silence longer than this closes a node's uptime session; the next heartbeat opens one. */
+        sessionGapSeconds: int(1, 7 * 86400).default(1800),
+        /** Beyond three missed heartbeats, how long a silent node has before it counts as lost. */
+        lossGraceSeconds: int(0, 86400).default(5),
+        /** Nodes below this uptime over 7 days get no new replicas (new nodes: see the README). */
+        minUptimePercent: z.coerce.number().min(0).max(100).default(95),
+        /** How long after a node is lost its replicas are placed elsewhere (grows on repeated loss). */
+        rescheduleDelaySeconds: int(0, 86400).default(30),
+      })
+      .prefault({}),
     metrics: z
       .strictObject({
         /** When set, GET /metrics needs `Authorization: Bearer <token>`. */

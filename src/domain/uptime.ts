@@ -54,9 +54,12 @@ export interface LossRule {
   lossGraceSeconds: number
 }
 
+/** How long a node may be silent before it counts as lost. */
+export const lossBudgetMs = (rule: LossRule) => (3 * rule.heartbeatSeconds + rule.lossGraceSeconds) * 1000
+
 /** When a node last heard from at `lastSeenAt` counts as lost, given when the control plane started. */
 export function lostAt(lastSeenAt: Date, controlPlaneStartedAt: Date, rule: LossRule): Date {
-  const budgetMs = (3 * rule.heartbeatSeconds + rule.lossGraceSeconds) * 1000
+  const budgetMs = lossBudgetMs(rule)
   const since = Math.max(lastSeenAt.getTime(), controlPlaneStartedAt.getTime())
   return new Date(since + budgetMs)
 }

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts'
 import type { DatabaseKind } from '../db/client.ts'
 import type { Deployments } from '../deployments/deployments.ts'
 import { BerthError } from '../domain/errors.ts'
+import type { Fleet } from '../fleet/fleet.ts'
 import type { Identity } from '../identity/create-identity.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import type { Nft } from '../nft/nft.ts'
@@ -24,9 +25,11 @@ import { createRouter } from './openapi.ts'
 import { auditRoutes } from './routes/audit.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
 import { eventRoutes } from './routes/events.ts'
+import { fleetRoutes } from './routes/fleet.ts'
 import { identityRoutes } from './routes/identity.ts'
 import { logRoutes, mountLogSocket } from './routes/logs.ts'
 import { nftRoutes } from './routes/nfts.ts'
+import { nodeRoutes } from './routes/nodes.ts'
 import { orgRoutes } from './routes/orgs.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { quotaRoutes } from './routes/quotas.ts'
@@ -49,6 +52,7 @@ export interface HttpDeps {
   payments: PaymentRoutesDeps
   nft: Pick<Nft, 'listNotifications'>
   audit: Audit
+  fleet: Fleet
   logger: Logger
 }
 
@@ -104,6 +108,8 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', quotaRoutes(deps.quotas))
   app.route('/', auditRoutes(deps.audit))
   app.route('/', nftRoutes(deps))
+  app.route('/', fleetRoutes(deps.fleet))
+  app.route('/', nodeRoutes(deps.fleet.nodes))
   mountEventSocket(app, upgradeWebSocket, live)
   mountLogSocket(app, upgradeWebSocket, live)
 

@@ -58,6 +58,12 @@ export const eventSchema = z
   })
   .openapi('DeploymentEvent')
 
+/** A required JSON request body of a route's OpenAPI description. */
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { 'application/json': { schema } },
+})
+
 /** A JSON response of a route's OpenAPI description. */
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,

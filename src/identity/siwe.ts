@@ -4,10 +4,11 @@ import type { Hex } from 'viem'
 import { appendAudit } from '../audit/audit-log.ts'
 import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
-import type { Db } from '../db/client.ts'
+import type { Db, Tx } from '../db/client.ts'
 import { authNonces } from '../db/schema/index.ts'
 import type { RequestOrigin } from '../domain/actor.ts'
 import { unauthorized } from '../domain/errors.ts'
+import { AGENT_KEY_RESOURCE } from '../domain/node.ts'
 import { findOrCreateAccountByAddress } from './accounts.ts'
 import type { IssuedSession, Sessions } from './sessions.ts'
 import { parseSiweMessage, type SiweFields } from './siwe-message.ts'
@@ -35,6 +36,16 @@ export interface Siwe {
   issueNonce(): Promise<IssuedNonce>
   /** Signs in; `via` is where the request came from, for the audit log. */
   verify(message: string, signature: Hex, via: RequestOrigin): Promise<SignedIn>
+  /**
+   * Checks a signed message as a sign-in is checked (audience, chain, times, signature), then
+   * consumes its nonce and runs `then` in one transaction: for other acts a wallet signs
+   * (enrolling a fleet node), whose caller checks what the message says.
+   */
+  verifySigned<T>(
+    message: string,
+    signature: Hex,
+    then: (tx: Tx, fields: SiweFields) => Promise<T>,
+  ): Promise<T>
 }
 
 export interface SiweOptions {
@@ -49,7 +60,7 @@ export function createSiwe(options: SiweOptions): Siwe {
   const publicUrl = publicUrlOf(config)
   const skewMs = config.siwe.clockSkewSeconds * 1000
 
-  return {
+  const siwe: Siwe = {
     async issueNonce() {
       const at = now()
       // viem's generateSiweNonce draws from Math.random; a nonce guards against replay, so it
@@ -69,6 +80,25 @@ export function createSiwe(options: SiweOptions): Siwe {
     },
 
     async verify(message, signature, via) {
+      return siwe.verifySigned(message, signature, async (tx, fields) => {
+        if (fields.resources?.some((r) => r.startsWith(AGENT_KEY_RESOURCE))) {
+          throw unauthorized('this message enrolls a fleet node; it does not sign in')
+        }
+        const account = await findOrCreateAccountByAddress(tx, fields.address)
+        const session = await sessions.create(account.id, tx)
+        await appendAudit(tx, [
+          {
+            ownerId: account.id,
+            source: { actor: { type: 'account', id: account.address! }, ...via },
+            action: 'session.create',
+            target: `session:${session.sessionId}`,
+          },
+        ])
+        return { ...session, address: account.address! }
+      })
+    },
+
+    async verifySigned(message, signature, then) {
       const { verifyMessage, checksumAddress } = await loadViem()
       const fields = parseSiweMessage(message, (address) => checksumAddress(address as Hex) === address)
       checkAudience(fields, publicUrl)
@@ -92,7 +122,8 @@ export function createSiwe(options: SiweOptions): Siwe {
       }
 
       // The nonce is consumed last, so a request failing any check above cannot burn it, and in
-      // the same transaction as the session, so a used nonce always has its session.
+      // the same transaction as what the message buys, so a used nonce always has its effect. A
+      // check in `then` that throws rolls the nonce back with everything else.
       return db.transaction(async (tx) => {
         const at = now()
         // One conditional UPDATE is the whole replay guard: Postgres lets exactly one of any
@@ -105,20 +136,11 @@ export function createSiwe(options: SiweOptions): Siwe {
           )
           .returning({ nonce: authNonces.nonce })
         if (consumed.length === 0) throw unauthorized('nonce is unknown, expired or already used')
-        const account = await findOrCreateAccountByAddress(tx, fields.address)
-        const session = await sessions.create(account.id, tx)
-        await appendAudit(tx, [
-          {
-            ownerId: account.id,
-            source: { actor: { type: 'account', id: account.address! }, ...via },
-            action: 'session.create',
-            target: `session:${session.sessionId}`,
-          },
-        ])
-        return { ...session, address: account.address! }
+        return then(tx, fields)
       })
     },
   }
+  return siwe
 }
 
 // viem is loaded on the first sign-in, not at start: it is most of an idle server's memory.

@@ -14,6 +14,8 @@ export interface Metrics {
   providerErrors: Counter<'provider' | 'kind'>
   httpDuration: Histogram<'method' | 'route' | 'status'>
   chainCursorLag: Gauge<'network' | 'consumer'>
+  /** Fleet heartbeats by outcome: accepted, or why refused (fleet/heartbeats.ts). */
+  heartbeats: Counter<'outcome'>
   /** The latest usage sample of each running deployment (control/usage-sampler.ts). */
   usage: {
     cpuPercent: Gauge<'deployment'>
@@ -101,6 +103,12 @@ export function createMetrics(
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers: [registry],
     }),
+    heartbeats: new Counter({
+      name: 'berth_fleet_heartbeats_total',
+      help: 'Fleet heartbeats received, by outcome (accepted, invalid, unknown_node, bad_signature, skewed, replayed, error)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     chainCursorLag: new Gauge({
       name: 'berth_chain_cursor_lag_blocks',
       help: 'Blocks between the chain head and what a chain consumer has applied',
@@ -108,4 +116,50 @@ export function createMetrics(
       registers: [registry],
     }),
   }
+}
+
+/** A fleet node's status and uptime, as the fleet reads them at each scrape. */
+export interface NodeSample {
+  id: string
+  name: string
+  status: string
+  uptimePercent: Record<string, number>
+}
+
+/**
+ * The fleet's gauges, read from the database at each scrape: nodes by status, and each node's
+ * uptime over 24 h, 7 d and 30 d (one series per node and window).
+ */
+export function registerFleetGauges(registry: Registry, collectNodes: () => Promise<NodeSample[]>): void {
+  let latest: Promise<NodeSample[]> | undefined
+  // Both gauges are collected in one scrape: the nodes are read once for the two of them.
+  const nodes = () => {
+    latest ??= collectNodes().finally(() => setImmediate(() => (latest = undefined)))
+    return latest
+  }
+  new Gauge({
+    name: 'berth_fleet_nodes',
+    help: 'Fleet nodes by status',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      this.reset()
+      for (const status of ['online', 'lost', 'cordoned', 'draining']) this.set({ status }, 0)
+      for (const node of await nodes()) this.inc({ status: node.status })
+    },
+  })
+  new Gauge({
+    name: 'berth_fleet_node_uptime_percent',
+    help: 'Share of the window a fleet node was up, in percent',
+    labelNames: ['node', 'name', 'window'],
+    registers: [registry],
+    async collect() {
+      this.reset()
+      for (const node of await nodes()) {
+        for (const [window, percent] of Object.entries(node.uptimePercent)) {
+          this.set({ node: node.id, name: node.name, window }, percent)
+        }
+      }
+    },
+  })
 }

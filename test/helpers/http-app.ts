@@ -5,6 +5,7 @@ import { createAudit } from '../../src/audit/audit.ts'
 import type { Database } from '../../src/db/client.ts'
 import { createDeployments } from '../../src/deployments/deployments.ts'
 import { systemSource } from '../../src/domain/actor.ts'
+import { createFleet, type Fleet } from '../../src/fleet/fleet.ts'
 import { createHttpApp } from '../../src/http/app.ts'
 import { createApiKeys } from '../../src/identity/api-keys.ts'
 import { createIdentity } from '../../src/identity/create-identity.ts'
@@ -32,6 +33,8 @@ export type Caller = (
 
 export interface TestApp {
   nft: Nft
+  /** The fleet, its loss sweep not started (tests sweep with the clock they give). */
+  fleet: Fleet
   /** Creates an account for the wallet and returns a caller acting with one of its API keys. */
   user(address: string): Promise<Caller>
   /** Creates an account for the wallet and returns one of its API keys. */
@@ -81,6 +84,14 @@ export async function createTestApp(
     quotas,
     nft,
   })
+  const fleet = createFleet({
+    database,
+    config: stack.config,
+    siwe: identity.siwe,
+    metrics: stack.metrics,
+    logger,
+    ...(options.now ? { now: options.now } : {}),
+  })
   const { app } = createHttpApp({
     version: 'test',
     bodyLimitBytes: 1024 * 1024,
@@ -100,6 +111,7 @@ export async function createTestApp(
     },
     nft,
     audit: createAudit(database.db),
+    fleet,
     logger,
   })
   const keys = createApiKeys({ db: database.db, now: () => new Date() })
@@ -125,6 +137,7 @@ export async function createTestApp(
     }
   return {
     nft,
+    fleet,
     user: async (address) => callerWith(await userKey(address)),
     async session(address) {
       const [account] = await database.query<{ id: string }>(`select id from accounts where address = $1`, [

@@ -22,7 +22,8 @@ export function mountRateLimits(
   const writes = new TokenBuckets({ perMinute: settings.writesPerMinute, burst: settings.writeBurst })
   const address = (c: Context<AppEnv>) => c.get('clientIp')
 
-  for (const path of ['/v1/auth/nonce', '/v1/auth/verify']) {
+  // Enrolling a node is a signed message like a sign-in, open to anybody: limited the same way.
+  for (const path of ['/v1/auth/nonce', '/v1/auth/verify', '/v1/fleet/enroll']) {
     app.use(path, rateLimit(signIns, address, 'sign-in requests from this address'))
   }
   app.use(

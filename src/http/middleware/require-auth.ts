@@ -2,8 +2,11 @@ import type { Context, MiddlewareHandler } from 'hono'
 import type { Authenticator } from '../../identity/authenticator.ts'
 import type { AppEnv } from '../context.ts'
 
-/** Every /v1 route needs a principal, except the two SIWE sign-in steps. */
-const publicPaths = new Set(['/v1/auth/nonce', '/v1/auth/verify'])
+/**
+ * Every /v1 route needs a principal, except the two SIWE sign-in steps and what fleet agents send:
+ * an enrollment is signed by a wallet and a heartbeat by the node's agent key, instead.
+ */
+const publicPaths = new Set(['/v1/auth/nonce', '/v1/auth/verify', '/v1/fleet/enroll', '/v1/fleet/heartbeats'])
 
 /**
  * `?access_token=` is taken only where a browser cannot send a header: a WebSocket upgrade or an

@@ -6,7 +6,7 @@ import { actingAccount, requireScope } from '../../identity/principal.ts'
 import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf, sourceOfRequest } from '../principal.ts'
-import { errorResponses, hexAddress, json } from '../schemas.ts'
+import { errorResponses, hexAddress, json, jsonBody } from '../schemas.ts'
 
 // Organisations and their members. A caller who is not a member gets 404 for the organisation and
 // everything under it; managing members needs the admin or owner role, and only an owner may
@@ -34,10 +34,6 @@ const orgParam = z.object({
 const memberParams = orgParam.extend({
   address: hexAddress.openapi({ param: { name: 'address', in: 'path' } }),
 })
-const body = <T extends z.ZodType>(schema: T) => ({
-  required: true,
-  content: { 'application/json': { schema } },
-})
 
 const routes = {
   create: createRoute({
@@ -45,7 +41,7 @@ const routes = {
     path: '/v1/orgs',
     tags: ['orgs'],
     summary: 'Create an organisation; its creator is its owner',
-    request: { body: body(z.strictObject({ name: z.string().min(1).max(100), slug })) },
+    request: { body: jsonBody(z.strictObject({ name: z.string().min(1).max(100), slug })) },
     responses: { 201: json(orgSchema, 'The organisation'), ...errorResponses },
   }),
   list: createRoute({
@@ -86,7 +82,7 @@ const routes = {
     summary: 'Add a member by wallet address (it need not have signed in yet)',
     request: {
       params: orgParam,
-      body: body(z.strictObject({ address: hexAddress, role: z.enum(orgRoles) })),
+      body: jsonBody(z.strictObject({ address: hexAddress, role: z.enum(orgRoles) })),
     },
     responses: { 201: json(memberSchema, 'The member'), ...errorResponses },
   }),
@@ -95,7 +91,7 @@ const routes = {
     path: '/v1/orgs/{org}/members/{address}',
     tags: ['orgs'],
     summary: "Change a member's role",
-    request: { params: memberParams, body: body(z.strictObject({ role: z.enum(orgRoles) })) },
+    request: { params: memberParams, body: jsonBody(z.strictObject({ role: z.enum(orgRoles) })) },
     responses: { 200: json(memberSchema, 'The member'), ...errorResponses },
   }),
   remove: createRoute({

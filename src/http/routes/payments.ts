@@ -9,7 +9,7 @@ import type { Orders } from '../../payments/orders.ts'
 import { hourlyMicroUsd } from '../../payments/pricing.ts'
 import { createRouter } from '../openapi.ts'
 import { accountOf, principalOf, sourceOfRequest } from '../principal.ts'
-import { errorResponses, errorSchema, hexAddress, idParam, json } from '../schemas.ts'
+import { errorResponses, errorSchema, hexAddress, idParam, json, jsonBody } from '../schemas.ts'
 
 // Networks, quotes, orders, payments by hash, balance, ledger, and the operator's credits.
 // Money crosses the API as decimal strings of integers (micro-USD, token base units).
@@ -20,11 +20,6 @@ export interface PaymentRoutesDeps {
   orders: Orders
   balances: Balances
 }
-
-const body = <T extends z.ZodType>(schema: T) => ({
-  required: true,
-  content: { 'application/json': { schema } },
-})
 
 const microUsd = z
   .union([z.string().regex(/^\d{1,18}$/, 'must be a whole number of micro-USD'), z.int().min(0)])
@@ -88,7 +83,7 @@ const routes = {
     path: '/v1/quotes',
     tags: ['payments'],
     summary: 'Quote a payment: credits, or a deployment for some hours',
-    request: { body: body(quoteBody) },
+    request: { body: jsonBody(quoteBody) },
     responses: {
       201: json(orderSchema, 'The order to pay'),
       503: json(errorSchema, 'No safe price right now'),
@@ -109,7 +104,7 @@ const routes = {
     summary: 'Submit the hash of a transaction that pays the order',
     request: {
       params: idParam,
-      body: body(
+      body: jsonBody(
         z.strictObject({ txHash: z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'must be a 32-byte 0x hex hash') }),
       ),
     },
@@ -166,7 +161,7 @@ const routes = {
       params: z.object({
         address: hexAddress.openapi({ param: { name: 'address', in: 'path' } }),
       }),
-      body: body(
+      body: jsonBody(
         z.strictObject({
           amountMicroUsd: microUsd,
           reason: z.string().min(1).max(500),

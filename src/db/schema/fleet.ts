@@ -1,0 +1,93 @@
+import { sql } from 'drizzle-orm'
+import {
+  bigint,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core'
+import {
+  type NodeResources,
+  nodeConnectivities,
+  nodeSchedulingStates,
+  type ReportedInstance,
+} from '../../domain/node.ts'
+import { accounts } from './accounts.ts'
+import { at, oneOf } from './columns.ts'
+
+/**
+ * A machine in the community fleet, enrolled by its operator's wallet. Its identity is the agent's
+ * Ed25519 public key: the agent signs every heartbeat with the private half, kept in its data dir,
+ * so enrolling the same data dir again finds the same node.
+ */
+export const fleetNodes = pgTable(
+  'fleet_nodes',
+  {
+    id: uuid('id').primaryKey(),
+    /** The node operator: the personal account of the wallet that enrolled it. */
+    operatorId: uuid('operator_id')
+      .notNull()
+      .references(() => accounts.id),
+    name: text('name').notNull(),
+    /** The agent's raw 32-byte Ed25519 public key, base64url. */
+    publicKey: text('public_key').notNull(),
+    labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+    capacity: jsonb('capacity').$type<NodeResources>(),
+    allocatable: jsonb('allocatable').$type<NodeResources>(),
+    agentVersion: text('agent_version'),
+    instances: jsonb('instances').$type<ReportedInstance[]>().notNull().default([]),
+    /** The last heartbeat's sequence number: the next must be higher (replays and reorders are refused). */
+    lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
+    /** The last heartbeat's time (the node's clock, within the allowed skew); enrollment before any. */
+    lastSeenAt: at('last_seen_at').notNull(),
+    /** Where the open uptime session began (a row of node_uptime_sessions); null before a heartbeat. */
+    sessionStartedAt: at('session_started_at'),
+    connectivity: text('connectivity', { enum: nodeConnectivities }).notNull().default('online'),
+    scheduling: text('scheduling', { enum: nodeSchedulingStates }).notNull().default('active'),
+    /** How often the node was lost within the last day, and when last: the reschedule delay grows with it. */
+    lossCount: integer('loss_count').notNull().default(0),
+    lostAt: at('lost_at'),
+    enrolledAt: at('enrolled_at').notNull(),
+    /** Removed by the operator: its heartbeats are refused until its agent enrolls again. */
+    removedAt: at('removed_at'),
+  },
+  (t) => [
+    uniqueIndex('fleet_nodes_public_key_key').on(t.publicKey),
+    index('fleet_nodes_operator_idx').on(t.operatorId),
+    // The loss sweep reads the online nodes that are still in the fleet.
+    index('fleet_nodes_online_idx')
+      .on(t.lastSeenAt)
+      .where(sql`${t.connectivity} = 'online' and ${t.removedAt} is null`),
+    oneOf('fleet_nodes_connectivity_check', t.connectivity, nodeConnectivities),
+    oneOf('fleet_nodes_scheduling_check', t.scheduling, nodeSchedulingStates),
+  ],
+)
+
+/** A span in which a node was heard from without a gap longer than fleet.sessionGapSeconds. */
+export const nodeUptimeSessions = pgTable(
+  'node_uptime_sessions',
+  {
+    nodeId: uuid('node_id')
+      .notNull()
+      .references(() => fleetNodes.id),
+    startedAt: at('started_at').notNull(),
+    lastSeenAt: at('last_seen_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.nodeId, t.startedAt] })],
+)
+
+/** A join token the operator hands out for a closed fleet: kept as its SHA-256, shown once. */
+export const fleetJoinTokens = pgTable('fleet_join_tokens', {
+  id: uuid('id').primaryKey(),
+  tokenHash: text('token_hash').notNull().unique(),
+  note: text('note'),
+  /** Enrollments it still admits; null: any number until it expires. */
+  usesLeft: integer('uses_left'),
+  createdAt: at('created_at').notNull(),
+  expiresAt: at('expires_at').notNull(),
+  revokedAt: at('revoked_at'),
+})

@@ -1,0 +1,122 @@
+import type { KeyObject } from 'node:crypto'
+import type { Counter } from 'prom-client'
+import type { Database } from '../db/client.ts'
+import { describeIssues, invalidInput, summarizeIssues, unauthorized } from '../domain/errors.ts'
+import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
+import { createHeartbeatWriter, unknownNode } from './heartbeat-writer.ts'
+import { heartbeatSchema } from './node-schemas.ts'
+
+// The heartbeat hot path: parse, check the signature with the node's enrolled key, check the time,
+// then hand the write to the group commit. Nothing is written for a refused heartbeat, and every
+// outcome is counted.
+
+/** The header carrying the agent's Ed25519 signature (base64) over the exact body bytes. */
+export const SIGNATURE_HEADER = 'berth-signature'
+
+export type HeartbeatOutcomeLabel =
+  | 'accepted'
+  | 'invalid'
+  | 'unknown_node'
+  | 'bad_signature'
+  | 'skewed'
+  | 'replayed'
+  | 'error'
+
+export interface HeartbeatIngestOptions {
+  database: Database
+  sessionGapSeconds: number
+  clockSkewSeconds: number
+  counter: Counter<'outcome'>
+  now: () => Date
+}
+
+export interface HeartbeatIngest {
+  /** Accepts a heartbeat or throws the 4xx that says why not. */
+  ingest(body: string, signature: string | undefined): Promise<void>
+}
+
+/** Node keys are immutable, so they are kept once read: the hot path then skips a query. */
+const MAX_CACHED_KEYS = 100_000
+
+export function createHeartbeatIngest(options: HeartbeatIngestOptions): HeartbeatIngest {
+  const { database, counter, now } = options
+  const write = createHeartbeatWriter(database, options.sessionGapSeconds)
+  const keys = new Map<string, KeyObject>()
+
+  const keyOf = async (nodeId: string): Promise<KeyObject> => {
+    const cached = keys.get(nodeId)
+    if (cached) return cached
+    const [row] = await database.query<{ public_key: string }>(
+      'select public_key from fleet_nodes where id = $1 and removed_at is null',
+      [nodeId],
+    )
+    if (!row) throw unknownNode(nodeId)
+    const key = publicKeyObjectOf(row.public_key)
+    if (keys.size >= MAX_CACHED_KEYS) keys.clear()
+    keys.set(nodeId, key)
+    return key
+  }
+
+  const check = async (body: string, signature: string | undefined): Promise<void> => {
+    if (!signature) throw refusal('bad_signature', unauthorized(`missing ${SIGNATURE_HEADER} header`))
+    let json: unknown
+    try {
+      json = JSON.parse(body)
+    } catch {
+      throw refusal('invalid', invalidInput('heartbeat body is not JSON'))
+    }
+    const parsed = heartbeatSchema.safeParse(json)
+    if (!parsed.success) {
+      const issues = describeIssues(parsed.error.issues)
+      throw refusal('invalid', invalidInput(`invalid heartbeat: ${summarizeIssues(issues)}`, issues))
+    }
+    const heartbeat = parsed.data
+    const key = await keyOf(heartbeat.nodeId).catch((error: unknown) => {
+      throw refusal('unknown_node', error)
+    })
+    if (!agentSignatureValid(key, body, signature)) {
+      throw refusal(
+        'bad_signature',
+        unauthorized(`heartbeat signature does not verify with node ${heartbeat.nodeId}'s enrolled key`),
+      )
+    }
+    const receivedAt = now()
+    const skewSeconds = Math.abs(Date.parse(heartbeat.sentAt) - receivedAt.getTime()) / 1000
+    if (skewSeconds > options.clockSkewSeconds) {
+      throw refusal(
+        'skewed',
+        invalidInput(
+          `heartbeat time ${heartbeat.sentAt} is ${Math.round(skewSeconds)} s from the server's clock (allowed: ${options.clockSkewSeconds} s): check the node's clock`,
+        ),
+      )
+    }
+    const outcome = await write({ heartbeat, receivedAt })
+    if (!outcome.ok) {
+      if (outcome.error.code === 'not_found') keys.delete(heartbeat.nodeId)
+      throw refusal(outcome.error.code === 'not_found' ? 'unknown_node' : 'replayed', outcome.error)
+    }
+  }
+
+  return {
+    async ingest(body, signature) {
+      try {
+        await check(body, signature)
+        counter.inc({ outcome: 'accepted' })
+      } catch (error) {
+        counter.inc({ outcome: error instanceof Refusal ? error.label : 'error' })
+        throw error instanceof Refusal ? error.error : error
+      }
+    },
+  }
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly label: HeartbeatOutcomeLabel,
+    readonly error: unknown,
+  ) {
+    super(label)
+  }
+}
+
+const refusal = (label: HeartbeatOutcomeLabel, error: unknown) => new Refusal(label, error)

@@ -1,0 +1,47 @@
+import { z } from 'zod'
+
+// What an agent sends: enrollment details and heartbeats. Every number is an integer with a bound
+// and every list has a length limit, so a hostile agent cannot store arbitrary amounts of data.
+
+const count = (max: number) => z.number().int().min(0).max(max)
+
+/** `region=eu-west`: a key of lower-case letters, digits, dots, dashes, slashes; a short value. */
+export const labelsSchema = z
+  .record(
+    z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'a label key is lower-case letters, digits, . _ / -'),
+    z.string().regex(/^[A-Za-z0-9._:/ -]{0,128}$/, 'a label value is up to 128 plain characters'),
+  )
+  .refine((labels) => Object.keys(labels).length <= 32, 'at most 32 labels')
+
+export const nodeResourcesSchema = z.strictObject({
+  milliCpus: count(100_000_000),
+  memoryMb: count(1_000_000_000),
+  diskMb: count(1_000_000_000_000),
+  gpus: z
+    .array(z.strictObject({ model: z.string().min(1).max(128), count: z.number().int().min(1).max(1024) }))
+    .max(16),
+})
+
+export const reportedInstanceSchema = z.strictObject({
+  deploymentId: z.uuid(),
+  replica: count(1000),
+  state: z.enum(['running', 'starting', 'exited', 'unhealthy', 'missing']),
+})
+
+export const heartbeatSchema = z.strictObject({
+  nodeId: z.uuid(),
+  /** Strictly increasing per node: a repeated or lower one is a replay or a reorder. */
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  /** The agent's clock; refused when further than fleet.clockSkewSeconds from the server's. */
+  sentAt: z.iso.datetime({ offset: true }),
+  capacity: nodeResourcesSchema,
+  allocatable: nodeResourcesSchema,
+  labels: labelsSchema,
+  version: z.string().min(1).max(64),
+  instances: z.array(reportedInstanceSchema).max(1000),
+})
+export type Heartbeat = z.output<typeof heartbeatSchema>
+
+export const nodeNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'a node name is letters, digits, . _ - (up to 63)')

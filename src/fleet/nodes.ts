@@ -1,0 +1,210 @@
+import { appendAudit } from '../audit/audit-log.ts'
+import type { Db } from '../db/client.ts'
+import { numberedSql, queryRows } from '../db/client.ts'
+import type { ChangeSource } from '../domain/actor.ts'
+import { conflict, notFound } from '../domain/errors.ts'
+import {
+  type NodeConnectivity,
+  type NodeResources,
+  type NodeSchedulingState,
+  type NodeStatus,
+  nodeStatusOf,
+  type ReportedInstance,
+} from '../domain/node.ts'
+import type { UptimeSession } from '../domain/uptime.ts'
+import { percentOf, type UptimeWindow, uptimeOf } from './uptime-view.ts'
+
+// Reading fleet nodes and the operator's actions on them (cordon, drain, remove). Every action is
+// written to the node operator's audit log: it changes what their machine earns.
+
+export interface NodeView {
+  id: string
+  name: string
+  /** The node operator's wallet. */
+  operator: string
+  status: NodeStatus
+  connectivity: NodeConnectivity
+  scheduling: NodeSchedulingState
+  labels: Record<string, string>
+  capacity: NodeResources | null
+  allocatable: NodeResources | null
+  agentVersion: string | null
+  instances: ReportedInstance[]
+  lastSeenAt: Date
+  enrolledAt: Date
+  /** Percent of each window the node was up, two decimals. */
+  uptimePercent: Record<UptimeWindow, number>
+}
+
+export interface NodeDetail extends NodeView {
+  /** Uptime sessions of the last 30 days, newest first. */
+  sessions: Array<{ startedAt: Date; lastSeenAt: Date }>
+}
+
+interface NodeRow {
+  id: string
+  name: string
+  operator: string
+  connectivity: NodeConnectivity
+  scheduling: NodeSchedulingState
+  labels: Record<string, string>
+  capacity: NodeResources | null
+  allocatable: NodeResources | null
+  agent_version: string | null
+  instances: ReportedInstance[]
+  last_seen_at: Date | string
+  enrolled_at: Date | string
+}
+
+const SELECT_NODES = `
+  select n.id, n.name, a.address as operator, n.connectivity, n.scheduling, n.labels, n.capacity,
+    n.allocatable, n.agent_version, n.instances, n.last_seen_at, n.enrolled_at
+  from fleet_nodes n join accounts a on a.id = n.operator_id
+  where n.removed_at is null`
+
+const SESSIONS_SINCE = `
+  select node_id, started_at, last_seen_at from node_uptime_sessions
+  where node_id in (select value::uuid from jsonb_array_elements_text($1::jsonb)) and last_seen_at > $2
+  order by started_at desc`
+
+const toDate = (value: Date | string) => (value instanceof Date ? value : new Date(value))
+const MONTH_MS = 30 * 86_400_000
+
+export function createNodes(db: Db, now: () => Date) {
+  const sessionsOf = async (ids: string[], at: Date) => {
+    const byNode = new Map<string, UptimeSession[]>()
+    if (ids.length === 0) return byNode
+    const rows = await queryRows<{ node_id: string; started_at: Date | string; last_seen_at: Date | string }>(
+      db,
+      numberedSql(SESSIONS_SINCE, [JSON.stringify(ids), new Date(at.getTime() - MONTH_MS)]),
+    )
+    for (const row of rows) {
+      const list = byNode.get(row.node_id) ?? []
+      list.push({ startedAt: toDate(row.started_at), lastSeenAt: toDate(row.last_seen_at) })
+      byNode.set(row.node_id, list)
+    }
+    return byNode
+  }
+
+  const viewsOf = async (rows: NodeRow[]): Promise<Array<NodeView & { sessions: UptimeSession[] }>> => {
+    const at = now()
+    const sessions = await sessionsOf(
+      rows.map((r) => r.id),
+      at,
+    )
+    return rows.map((row) => {
+      const own = sessions.get(row.id) ?? []
+      // A node not (yet) found lost is counted up until now: the loss sweep ends its session
+      // where it was last heard from, so the over-count is at most the loss budget.
+      const counted =
+        row.connectivity === 'online' ? own.map((s, i) => (i === 0 ? { ...s, lastSeenAt: at } : s)) : own
+      const uptime = uptimeOf(counted, toDate(row.enrolled_at), at)
+      return {
+        id: row.id,
+        name: row.name,
+        operator: row.operator,
+        status: nodeStatusOf(row.connectivity, row.scheduling),
+        connectivity: row.connectivity,
+        scheduling: row.scheduling,
+        labels: row.labels,
+        capacity: row.capacity,
+        allocatable: row.allocatable,
+        agentVersion: row.agent_version,
+        instances: row.instances,
+        lastSeenAt: toDate(row.last_seen_at),
+        enrolledAt: toDate(row.enrolled_at),
+        uptimePercent: {
+          '24h': percentOf(uptime['24h']),
+          '7d': percentOf(uptime['7d']),
+          '30d': percentOf(uptime['30d']),
+        },
+        sessions: own,
+      }
+    })
+  }
+
+  const listWhere = async (where: string, params: unknown[]) =>
+    viewsOf(
+      await queryRows<NodeRow>(
+        db,
+        numberedSql(`${SELECT_NODES} ${where} order by n.enrolled_at, n.id`, params),
+      ),
+    )
+
+  const withoutSessions = ({ sessions: _, ...view }: NodeView & { sessions: UptimeSession[] }): NodeView =>
+    view
+
+  return {
+    async list(): Promise<NodeView[]> {
+      return (await listWhere('', [])).map(withoutSessions)
+    },
+
+    async listOfOperator(operatorId: string): Promise<NodeView[]> {
+      return (await listWhere('and n.operator_id = $1', [operatorId])).map(withoutSessions)
+    },
+
+    /** One node with its sessions; `operatorId` limits it to that operator's nodes (404 otherwise). */
+    async get(id: string, operatorId?: string): Promise<NodeDetail> {
+      const [view] = operatorId
+        ? await listWhere('and n.id = $1 and n.operator_id = $2', [id, operatorId])
+        : await listWhere('and n.id = $1', [id])
+      if (!view) throw notFound(`node ${id}`)
+      return { ...withoutSessions(view), sessions: view.sessions }
+    },
+
+    /** Cordon (no new replicas), drain (move them away, then cordon) or make it active again. */
+    async setScheduling(
+      id: string,
+      scheduling: NodeSchedulingState,
+      source: ChangeSource,
+    ): Promise<NodeDetail> {
+      await db.transaction(async (tx) => {
+        const [node] = await queryRows<{ operator_id: string; scheduling: NodeSchedulingState }>(
+          tx,
+          numberedSql(
+            `update fleet_nodes n set scheduling = $2 from fleet_nodes old
+             where n.id = $1 and old.id = n.id and n.removed_at is null
+             returning n.operator_id, old.scheduling`,
+            [id, scheduling],
+          ),
+        )
+        if (!node) throw notFound(`node ${id}`)
+        if (node.scheduling === scheduling) return
+        const action = { active: 'node.uncordon', cordoned: 'node.cordon', draining: 'node.drain' }[
+          scheduling
+        ]
+        await appendAudit(tx, [{ ownerId: node.operator_id, source, action, target: `node:${id}` }])
+      })
+      return this.get(id)
+    },
+
+    /** Takes the node out of the fleet; refused while it still runs replicas (drain it first). */
+    async remove(id: string, source: ChangeSource): Promise<void> {
+      await db.transaction(async (tx) => {
+        const [node] = await queryRows<{ operator_id: string; instances: ReportedInstance[] }>(
+          tx,
+          numberedSql(
+            'select operator_id, instances from fleet_nodes where id = $1 and removed_at is null for update',
+            [id],
+          ),
+        )
+        if (!node) throw notFound(`node ${id}`)
+        const running = node.instances.filter((i) => i.state !== 'exited' && i.state !== 'missing')
+        if (running.length > 0) {
+          throw conflict(`node ${id} still runs ${running.length} instance(s): drain it first`)
+        }
+        await tx.execute(
+          numberedSql(`update fleet_nodes set removed_at = $2, scheduling = 'cordoned' where id = $1`, [
+            id,
+            now(),
+          ]),
+        )
+        await appendAudit(tx, [
+          { ownerId: node.operator_id, source, action: 'node.remove', target: `node:${id}` },
+        ])
+      })
+    },
+  }
+}
+
+export type Nodes = ReturnType<typeof createNodes>

@@ -1,0 +1,117 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { forbidden } from '../../domain/errors.ts'
+import type { Fleet } from '../../fleet/fleet.ts'
+import { SIGNATURE_HEADER } from '../../fleet/heartbeats.ts'
+import { labelsSchema, nodeNameSchema } from '../../fleet/node-schemas.ts'
+import { createRouter } from '../openapi.ts'
+import { principalOf } from '../principal.ts'
+import { errorResponses, json, jsonBody } from '../schemas.ts'
+
+// What fleet agents call: enrollment (a wallet-signed message, no bearer token) and heartbeats
+// (signed with the agent's own key, no bearer token); and the operator's join tokens.
+
+const enrollBody = z.strictObject({
+  /** A Sign-In with Ethereum message stating the enrollment, naming the agent key as its resource. */
+  message: z.string().min(1).max(4096),
+  signature: z.string().regex(/^0x[0-9a-fA-F]+$/, 'must be a 0x-prefixed hex signature'),
+  name: nodeNameSchema.optional(),
+  labels: labelsSchema.optional(),
+  joinToken: z.string().min(1).max(256).optional(),
+})
+
+const enrolledSchema = z
+  .object({
+    nodeId: z.string(),
+    name: z.string(),
+    operator: z.string(),
+    reenrolled: z.boolean(),
+    heartbeatSeconds: z.number(),
+    clockSkewSeconds: z.number(),
+  })
+  .openapi('NodeEnrollment')
+
+const joinTokenBody = z.strictObject({
+  note: z.string().min(1).max(200).optional(),
+  maxUses: z.number().int().min(1).max(1_000_000).optional(),
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(365 * 86400)
+    .default(7 * 86400),
+})
+
+const routes = {
+  enroll: createRoute({
+    method: 'post',
+    path: '/v1/fleet/enroll',
+    tags: ['fleet'],
+    summary: "Enroll a node: the operator's wallet signs a message naming the agent's Ed25519 key",
+    security: [],
+    request: { body: jsonBody(enrollBody) },
+    responses: { 200: json(enrolledSchema, 'The node, new or found again by its key'), ...errorResponses },
+  }),
+  heartbeat: createRoute({
+    method: 'post',
+    path: '/v1/fleet/heartbeats',
+    tags: ['fleet'],
+    summary: `A node's heartbeat, signed with its agent key (header ${SIGNATURE_HEADER}: base64 Ed25519 signature of the body)`,
+    security: [],
+    responses: {
+      204: { description: 'Accepted' },
+      409: json(
+        z.object({}).passthrough(),
+        'A replayed or reordered heartbeat (its sequence is not above the last)',
+      ),
+      ...errorResponses,
+    },
+  }),
+  joinToken: createRoute({
+    method: 'post',
+    path: '/v1/admin/fleet/join-tokens',
+    tags: ['admin'],
+    summary: 'Make a join token that admits nodes to a closed fleet (operator token only; shown once)',
+    request: { body: jsonBody(joinTokenBody) },
+    responses: {
+      201: json(
+        z.object({
+          id: z.string(),
+          token: z.string(),
+          usesLeft: z.number().nullable(),
+          expiresAt: z.string(),
+        }),
+        'The token',
+      ),
+      ...errorResponses,
+    },
+  }),
+}
+
+export function fleetRoutes(fleet: Fleet) {
+  const router = createRouter()
+  router.openapi(routes.enroll, async (c) => {
+    const input = c.req.valid('json')
+    const enrolled = await fleet.enroll(
+      { ...input, signature: input.signature as `0x${string}` },
+      { ip: c.get('clientIp'), requestId: c.get('requestId') },
+    )
+    return c.json(
+      {
+        ...enrolled,
+        heartbeatSeconds: fleet.settings.heartbeatSeconds,
+        clockSkewSeconds: fleet.settings.clockSkewSeconds,
+      },
+      200,
+    )
+  })
+  router.openapi(routes.heartbeat, async (c) => {
+    await fleet.heartbeats.ingest(await c.req.text(), c.req.header(SIGNATURE_HEADER))
+    return c.body(null, 204)
+  })
+  router.openapi(routes.joinToken, async (c) => {
+    if (principalOf(c).kind !== 'admin') throw forbidden('join tokens need the operator admin token')
+    const issued = await fleet.createJoinToken(c.req.valid('json'))
+    return c.json({ ...issued, expiresAt: issued.expiresAt.toISOString() }, 201)
+  })
+  return router
+}

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { berthBin, type RunningBerth, repoRoot, startBerthOnPostgres } from './helpers/server.ts'
+import { waitFor } from './helpers/wait.ts'
+
+// The fleet with real processes: a control plane on PostgreSQL and `berth agent` processes that
+// enroll with a wallet key and a join token and send signed heartbeats every second. A killed
+// agent's node is lost within its budget (three intervals plus the grace) and a second; the same
+// data dir started again is the same node, online again.
+
+const ADMIN = 'e2e-fleet-admin-token-0123456789'
+const HEARTBEAT_SECONDS = 1
+const GRACE_SECONDS = 1
+
+interface NodeView {
+  id: string
+  name: string
+  status: string
+  operator: string
+  labels: Record<string, string>
+}
+
+describe('fleet end to end (berth serve + berth agent processes)', { timeout: 120_000 }, () => {
+  let server: RunningBerth
+  const agents: ChildProcess[] = []
+  const dirs: string[] = []
+  const walletKey = generatePrivateKey()
+
+  before(async () => {
+    server = await startBerthOnPostgres({
+      env: {
+        BERTH_ADMIN_TOKEN: ADMIN,
+        BERTH_FLEET__HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS),
+        BERTH_FLEET__LOSS_GRACE_SECONDS: String(GRACE_SECONDS),
+      },
+    })
+  })
+  after(async () => {
+    for (const agent of agents)
+      if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL')
+    await server?.stop()
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  })
+
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    })
+    return { status: res.status, body: res.status === 204 ? undefined : await res.json() }
+  }
+  const nodes = async () => (await admin('GET', '/v1/nodes')).body.items as NodeView[]
+
+  function startAgent(dataDir: string, args: string[]) {
+    let output = ''
+    const child = spawn(
+      process.execPath,
+      [berthBin, 'agent', '--server', server.url, '--data-dir', dataDir, ...args],
+      {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BERTH_PRIVATE_KEY: walletKey },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    agents.push(child)
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    return { child, output: () => output, exited }
+  }
+
+  it('enrolls agents, finds a killed one lost within its budget, and knows it again when it returns', async () => {
+    const { body: issued } = await admin('POST', '/v1/admin/fleet/join-tokens', { maxUses: 2 })
+    const dirA = mkdtempSync(join(tmpdir(), 'berth-agent-a-'))
+    const dirB = mkdtempSync(join(tmpdir(), 'berth-agent-b-'))
+    dirs.push(dirA, dirB)
+    const a = startAgent(dirA, ['--join-token', issued.token, '--name', 'alpha', '--label', 'region=eu'])
+    startAgent(dirB, ['--join-token', issued.token, '--name', 'beta', '--label', 'region=us'])
+
+    const online = await waitFor(
+      'both agents online',
+      async () => {
+        const list = await nodes()
+        return list.filter((n) => n.status === 'online').length === 2 && list
+      },
+      30_000,
+    ).catch((error) => {
+      throw new Error(`${(error as Error).message}\nagent a:\n${a.output()}\nserver:\n${server.output()}`)
+    })
+    const alpha = online.find((n) => n.name === 'alpha')!
+    assert.equal(alpha.operator, privateKeyToAccount(walletKey).address.toLowerCase())
+    assert.deepEqual(alpha.labels, { region: 'eu' })
+    // The agent's key is its identity: kept where only its owner can read it.
+    assert.equal(statSync(join(dirA, 'agent-key.pem')).mode & 0o777, 0o600)
+    assert.equal(JSON.parse(readFileSync(join(dirA, 'node.json'), 'utf8')).nodeId, alpha.id)
+
+    a.child.kill('SIGKILL')
+    await a.exited
+    const killedAt = Date.now()
+    await waitFor(
+      'alpha lost',
+      async () => (await nodes()).find((n) => n.id === alpha.id)?.status === 'lost',
+      30_000,
+      50,
+    )
+    const budgetMs = (3 * HEARTBEAT_SECONDS + GRACE_SECONDS) * 1000
+    const tookMs = Date.now() - killedAt
+    assert.ok(tookMs <= budgetMs + 1000, `lost after ${tookMs} ms (budget ${budgetMs} ms + 1 s)`)
+    assert.equal(
+      (await nodes()).find((n) => n.name === 'beta')!.status,
+      'online',
+      'the other node stays online',
+    )
+
+    // Started again on the same data dir: the same node, without a token (it is still enrolled).
+    const again = startAgent(dirA, [])
+    await waitFor(
+      'alpha online again',
+      async () => (await nodes()).find((n) => n.id === alpha.id)?.status === 'online',
+      30_000,
+    )
+    assert.equal((await nodes()).length, 2, 'no new node for the same data dir')
+    assert.match(again.output(), /enrolled again as node/)
+
+    again.child.kill('SIGTERM')
+    await again.exited
+    assert.equal(again.child.exitCode, 0, again.output())
+  })
+})
