@@ -187,7 +187,7 @@ for (const kind of databaseKinds) {
       assert.deepEqual(
         lines.filter((l) => l.includes('node.')),
         [
-          'account:' + (await operatorOf(node.nodeId)) + ' node.enroll',
+          `account:${await operatorOf(node.nodeId)} node.enroll`,
           'system:fleet node.lost',
           'system:fleet node.recovered',
           'system:fleet node.lost',

@@ -94,7 +94,9 @@ describe('API fuzz (schema-driven, two accounts)', () => {
     })
     const type = response.headers.get('content-type') ?? ''
     // Only whole answers are read: a stream (SSE, followed logs) is left after its status.
-    const text = type.includes('json') ? await response.text() : (await response.body?.cancel(), '')
+    let text = ''
+    if (type.includes('json')) text = await response.text()
+    else await response.body?.cancel()
     counts.requests++
     counts.byStatus.set(response.status, (counts.byStatus.get(response.status) ?? 0) + 1)
     for (const id of text.match(UUID) ?? []) if (response.status < 300) seen[who].add(id)

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type Docker from 'dockerode'
 import { createPostgresDatabase } from '../helpers/db.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../helpers/server.ts'
 import { waitFor } from '../helpers/wait.ts'

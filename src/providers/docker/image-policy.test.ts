@@ -7,8 +7,8 @@ import { pullFailureReason } from './images.ts'
 // Which images a tenant may run, by name, before anything is pulled. Names are resolved by an
 // injected resolver: no test asks a real DNS server.
 
-const alice = '0x' + 'a1'.repeat(20)
-const bob = '0x' + 'b2'.repeat(20)
+const alice = `0x${'a1'.repeat(20)}`
+const bob = `0x${'b2'.repeat(20)}`
 const hostAddresses: Record<string, string[]> = {
   'registry.public.example': ['93.184.216.34'],
   'registry.inside.example': ['10.0.0.7'],
