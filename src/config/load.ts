@@ -125,6 +125,6 @@ function stripUndefined(value: Plain): Plain {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined))
 }
 
-export function publicUrlOf(config: Config): URL {
+export function publicUrlOf(config: Pick<Config, 'publicUrl' | 'port'>): URL {
   return new URL(config.publicUrl ?? `http://localhost:${config.port}`)
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import type { Database } from '../db/client.ts'
 import type { Siwe } from '../identity/siwe.ts'
@@ -14,7 +15,7 @@ import { createNodes } from './nodes.ts'
 
 export interface FleetOptions {
   database: Database
-  config: Pick<Config, 'fleet'>
+  config: Pick<Config, 'fleet' | 'publicUrl' | 'port'>
   siwe: Pick<Siwe, 'verifySigned'>
   metrics: Metrics
   logger: Logger
@@ -32,6 +33,8 @@ export function createFleet(options: FleetOptions) {
   return {
     nodes,
     settings,
+    /** Where agents reach this server (the install script's default). */
+    publicUrl: publicUrlOf(options.config).origin,
     enroll: createEnrollment({ db: database.db, siwe: options.siwe, open: settings.open, now }),
     heartbeats: createHeartbeatIngest({
       database,

@@ -30,25 +30,29 @@ interface NodeState {
   removed_at: Date | string | null
 }
 
+// `id = any(array(…))` rather than a join with the JSON's rows: the planner guesses 100 rows for
+// a JSON function and hash-joins them against a scan of every node (1 ms per 10,000 nodes, per
+// batch); an array of ids is looked up in the primary key.
 const LOCK_NODES = `
   select id, operator_id, last_seq, last_seen_at, session_started_at, connectivity, removed_at
-  from fleet_nodes where id in (select value::uuid from jsonb_array_elements_text($1::jsonb))
+  from fleet_nodes where id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb)))
   order by id for update`
 
-const UPDATE_NODES = `
-  update fleet_nodes n set
-    last_seq = v.seq, last_seen_at = v.at, session_started_at = v.session_started_at,
-    connectivity = 'online', capacity = v.capacity, allocatable = v.allocatable, labels = v.labels,
-    agent_version = v.version, instances = v.instances
-  from jsonb_to_recordset($1::jsonb) as v(id uuid, seq bigint, at timestamptz,
-    session_started_at timestamptz, capacity jsonb, allocatable jsonb, labels jsonb, version text,
-    instances jsonb)
-  where n.id = v.id`
-
-const UPSERT_SESSIONS = `
+/** The nodes' new state and their sessions, in one statement: a round trip less per batch. */
+const WRITE_HEARTBEATS = `
+  with v as (
+    select * from jsonb_to_recordset($1::jsonb) as v(id uuid, seq bigint, at timestamptz,
+      session_started_at timestamptz, capacity jsonb, allocatable jsonb, labels jsonb, version text,
+      instances jsonb)),
+  nodes as (
+    update fleet_nodes n set
+      last_seq = v.seq, last_seen_at = v.at, session_started_at = v.session_started_at,
+      connectivity = 'online', capacity = v.capacity, allocatable = v.allocatable, labels = v.labels,
+      agent_version = v.version, instances = v.instances
+    from v
+    where n.id = v.id and n.id = any(array(select (value->>'id')::uuid from jsonb_array_elements($1::jsonb))))
   insert into node_uptime_sessions (node_id, started_at, last_seen_at)
-  select id, session_started_at, at from jsonb_to_recordset($1::jsonb)
-    as v(id uuid, session_started_at timestamptz, at timestamptz)
+  select id, session_started_at, at from v
   on conflict (node_id, started_at) do update set last_seen_at = excluded.last_seen_at`
 
 const asDate = (value: Date | string) => (value instanceof Date ? value : new Date(value))
@@ -110,9 +114,7 @@ export function createHeartbeatWriter(database: Database, sessionGapSeconds: num
         outcomes.push({ ok: true, recovered: wasLost })
       }
       if (writes.size > 0) {
-        const params = [JSON.stringify([...writes.values()])]
-        await tx.execute(numberedSql(UPDATE_NODES, params))
-        await tx.execute(numberedSql(UPSERT_SESSIONS, params))
+        await tx.execute(numberedSql(WRITE_HEARTBEATS, [JSON.stringify([...writes.values()])]))
       }
       if (recovered.length > 0) await appendAudit(tx, recovered)
       return outcomes

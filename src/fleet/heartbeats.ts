@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import type { Counter } from 'prom-client'
 import type { Database } from '../db/client.ts'
+import { createGroupCommit } from '../db/group-commit.ts'
 import { describeIssues, invalidInput, summarizeIssues, unauthorized } from '../domain/errors.ts'
 import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
 import { createHeartbeatWriter, unknownNode } from './heartbeat-writer.ts'
@@ -43,15 +44,27 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
   const write = createHeartbeatWriter(database, options.sessionGapSeconds)
   const keys = new Map<string, KeyObject>()
 
+  // Keys not yet known are read in groups: after a restart every node's first heartbeat misses
+  // the cache at once, and one query per heartbeat would queue them all behind the pool.
+  const readKeys = createGroupCommit(
+    async (ids: string[]) => {
+      const rows = await database.query<{ id: string; public_key: string }>(
+        `select id, public_key from fleet_nodes
+         where id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb))) and removed_at is null`,
+        [JSON.stringify([...new Set(ids)])],
+      )
+      const found = new Map(rows.map((row) => [row.id, row.public_key]))
+      return ids.map((id) => found.get(id))
+    },
+    { maxBatch: 512, maxInFlight: 4 },
+  )
+
   const keyOf = async (nodeId: string): Promise<KeyObject> => {
     const cached = keys.get(nodeId)
     if (cached) return cached
-    const [row] = await database.query<{ public_key: string }>(
-      'select public_key from fleet_nodes where id = $1 and removed_at is null',
-      [nodeId],
-    )
-    if (!row) throw unknownNode(nodeId)
-    const key = publicKeyObjectOf(row.public_key)
+    const publicKey = await readKeys(nodeId)
+    if (!publicKey) throw unknownNode(nodeId)
+    const key = publicKeyObjectOf(publicKey)
     if (keys.size >= MAX_CACHED_KEYS) keys.clear()
     keys.set(nodeId, key)
     return key

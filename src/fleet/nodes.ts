@@ -64,7 +64,7 @@ const SELECT_NODES = `
 
 const SESSIONS_SINCE = `
   select node_id, started_at, last_seen_at from node_uptime_sessions
-  where node_id in (select value::uuid from jsonb_array_elements_text($1::jsonb)) and last_seen_at > $2
+  where node_id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb))) and last_seen_at > $2
   order by started_at desc`
 
 const toDate = (value: Date | string) => (value instanceof Date ? value : new Date(value))

@@ -3,10 +3,16 @@ import type { Authenticator } from '../../identity/authenticator.ts'
 import type { AppEnv } from '../context.ts'
 
 /**
- * Every /v1 route needs a principal, except the two SIWE sign-in steps and what fleet agents send:
- * an enrollment is signed by a wallet and a heartbeat by the node's agent key, instead.
+ * Every /v1 route needs a principal, except the two SIWE sign-in steps and the fleet's: the agent
+ * install script is public, an enrollment is signed by a wallet and a heartbeat by the agent key.
  */
-const publicPaths = new Set(['/v1/auth/nonce', '/v1/auth/verify', '/v1/fleet/enroll', '/v1/fleet/heartbeats'])
+const publicPaths = new Set([
+  '/v1/auth/nonce',
+  '/v1/auth/verify',
+  '/v1/fleet/enroll',
+  '/v1/fleet/heartbeats',
+  '/v1/fleet/install.sh',
+])
 
 /**
  * `?access_token=` is taken only where a browser cannot send a header: a WebSocket upgrade or an

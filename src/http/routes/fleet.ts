@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { forbidden } from '../../domain/errors.ts'
 import type { Fleet } from '../../fleet/fleet.ts'
 import { SIGNATURE_HEADER } from '../../fleet/heartbeats.ts'
+import { installScriptFor } from '../../fleet/install-script.ts'
 import { labelsSchema, nodeNameSchema } from '../../fleet/node-schemas.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf } from '../principal.ts'
@@ -66,6 +67,16 @@ const routes = {
       ...errorResponses,
     },
   }),
+  installScript: createRoute({
+    method: 'get',
+    path: '/v1/fleet/install.sh',
+    tags: ['fleet'],
+    summary: 'A shell script that installs the berth agent and its systemd unit on a node',
+    security: [],
+    responses: {
+      200: { description: 'The script', content: { 'text/x-shellscript': { schema: z.string() } } },
+    },
+  }),
   joinToken: createRoute({
     method: 'post',
     path: '/v1/admin/fleet/join-tokens',
@@ -108,6 +119,9 @@ export function fleetRoutes(fleet: Fleet) {
     await fleet.heartbeats.ingest(await c.req.text(), c.req.header(SIGNATURE_HEADER))
     return c.body(null, 204)
   })
+  router.openapi(routes.installScript, async (c) =>
+    c.body(installScriptFor(fleet.publicUrl), 200, { 'content-type': 'text/x-shellscript; charset=utf-8' }),
+  )
   router.openapi(routes.joinToken, async (c) => {
     if (principalOf(c).kind !== 'admin') throw forbidden('join tokens need the operator admin token')
     const issued = await fleet.createJoinToken(c.req.valid('json'))
