@@ -11,7 +11,8 @@
 #                      put it there yourself, readable by root only: this script never makes one)
 #   BERTH_NODE_NAME    the node's name (default: this machine's host name)
 #   BERTH_LABELS       node labels, space-separated key=value (region=eu-west gpu=a100)
-#   BERTH_PACKAGE      what npm installs (default: berth; a tarball or directory also works)
+#   BERTH_PACKAGE      what npm installs: a package spec, tarball URL or directory (default: the
+#                      operator's fleet.agentPackage setting)
 #   BERTH_ROOT         install under this directory instead of / (images, tests); nothing is started
 set -eu
 
@@ -19,10 +20,11 @@ server="${BERTH_SERVER:-@BERTH_SERVER@}"
 root="${BERTH_ROOT:-}"
 key_file="${BERTH_KEY_FILE:-/etc/berth/wallet.key}"
 name="${BERTH_NODE_NAME:-$(hostname)}"
-package="${BERTH_PACKAGE:-berth}"
+package="${BERTH_PACKAGE:-@BERTH_PACKAGE@}"
 
 fail() { echo "berth install: $*" >&2; exit 1; }
 
+[ -n "$package" ] || fail "set BERTH_PACKAGE to the berth package to install (ask the operator)"
 command -v node >/dev/null 2>&1 || fail "Node.js 20 or later is needed (node not found)"
 command -v npm >/dev/null 2>&1 || fail "npm is needed (it comes with Node.js)"
 major="$(node -p 'process.versions.node.split(".")[0]')"

@@ -42,7 +42,14 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     return answer
   }
 
-  let enrolled = await enroll()
+  let enrolled: EnrollmentAnswer
+  try {
+    enrolled = await enrollWhenReachable(enroll, signal, log)
+  } catch (error) {
+    // Stopped while still waiting for the server: a clean stop, not a failure.
+    if (signal.aborted) return
+    throw error
+  }
   const resources = machineResources(options.dataDir)
   const senderFor = (nodeId: string) =>
     createHeartbeatSender({
@@ -61,7 +68,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       const result = await send(signal)
       if (result.status === 404) {
         log(`the server does not know this node any more (${result.message}); enrolling again`)
-        enrolled = await enroll()
+        enrolled = await enrollWhenReachable(enroll, signal, log)
         send = senderFor(enrolled.nodeId)
         continue
       }
@@ -77,5 +84,31 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       failing = true
     }
     await abortableDelay(enrolled.heartbeatSeconds * 1000, signal).catch(() => undefined)
+  }
+}
+
+/** How long an agent waits before asking a server that did not answer to enroll it again. */
+const ENROLL_RETRY_MS = 5000
+
+/**
+ * Enrolls, waiting out a server that does not answer (or answers 5xx) at the agent's start, as a
+ * service started before the network is should. A refusal (no token, another wallet's key) is final.
+ */
+async function enrollWhenReachable(
+  enroll: () => Promise<EnrollmentAnswer>,
+  signal: AbortSignal,
+  log: (line: string) => void,
+): Promise<EnrollmentAnswer> {
+  for (;;) {
+    try {
+      return await enroll()
+    } catch (error) {
+      const retryable =
+        error instanceof BerthError &&
+        (error.code === 'unreachable' || error.code === 'provider_unavailable' || error.code === 'internal')
+      if (!retryable || signal.aborted) throw error
+      log(`cannot enroll yet: ${(error as Error).message}; trying again in ${ENROLL_RETRY_MS / 1000} s`)
+      await abortableDelay(ENROLL_RETRY_MS, signal)
+    }
   }
 }

@@ -245,6 +245,14 @@ export const configSchema = z
         minUptimePercent: z.coerce.number().min(0).max(100).default(95),
         /** How long after a node is lost its replicas are placed elsewhere (grows on repeated loss). */
         rescheduleDelaySeconds: int(0, 86400).default(30),
+        /**
+         * What the agent install script installs with npm: a package spec, a tarball URL or a
+         * path; unset, node operators name it themselves (BERTH_PACKAGE).
+         */
+        agentPackage: z
+          .string()
+          .regex(/^[A-Za-z0-9:/._~%?&=+@-]{1,512}$/, 'must be an npm package spec, tarball URL or path')
+          .optional(),
       })
       .prefault({}),
     metrics: z

@@ -47,6 +47,7 @@ const WRITE_HEARTBEATS = `
   nodes as (
     update fleet_nodes n set
       last_seq = v.seq, last_seen_at = v.at, session_started_at = v.session_started_at,
+      first_heartbeat_at = coalesce(n.first_heartbeat_at, v.at),
       connectivity = 'online', capacity = v.capacity, allocatable = v.allocatable, labels = v.labels,
       agent_version = v.version, instances = v.instances
     from v

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import type { Counter } from 'prom-client'
 import type { Database } from '../db/client.ts'
 import { createGroupCommit } from '../db/group-commit.ts'
-import { describeIssues, invalidInput, summarizeIssues, unauthorized } from '../domain/errors.ts'
+import { BerthError, describeIssues, invalidInput, summarizeIssues, unauthorized } from '../domain/errors.ts'
 import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
 import { createHeartbeatWriter, unknownNode } from './heartbeat-writer.ts'
 import { heartbeatSchema } from './node-schemas.ts'
@@ -85,7 +85,7 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
     }
     const heartbeat = parsed.data
     const key = await keyOf(heartbeat.nodeId).catch((error: unknown) => {
-      throw refusal('unknown_node', error)
+      throw error instanceof BerthError && error.code === 'not_found' ? refusal('unknown_node', error) : error
     })
     if (!agentSignatureValid(key, body, signature)) {
       throw refusal(

@@ -54,11 +54,12 @@ interface NodeRow {
   instances: ReportedInstance[]
   last_seen_at: Date | string
   enrolled_at: Date | string
+  first_heartbeat_at: Date | string | null
 }
 
 const SELECT_NODES = `
   select n.id, n.name, a.address as operator, n.connectivity, n.scheduling, n.labels, n.capacity,
-    n.allocatable, n.agent_version, n.instances, n.last_seen_at, n.enrolled_at
+    n.allocatable, n.agent_version, n.instances, n.last_seen_at, n.enrolled_at, n.first_heartbeat_at
   from fleet_nodes n join accounts a on a.id = n.operator_id
   where n.removed_at is null`
 
@@ -98,7 +99,9 @@ export function createNodes(db: Db, now: () => Date) {
       // where it was last heard from, so the over-count is at most the loss budget.
       const counted =
         row.connectivity === 'online' ? own.map((s, i) => (i === 0 ? { ...s, lastSeenAt: at } : s)) : own
-      const uptime = uptimeOf(counted, toDate(row.enrolled_at), at)
+      const uptime = row.first_heartbeat_at
+        ? uptimeOf(counted, toDate(row.first_heartbeat_at), at)
+        : { '24h': 0, '7d': 0, '30d': 0 }
       return {
         id: row.id,
         name: row.name,

@@ -1,8 +1,8 @@
 import { type UptimeSession, uptimeBasisPoints } from '../domain/uptime.ts'
 
-// Uptime percentages as berth shows them. The window of a node younger than the window starts
-// when it enrolled: a node that joined an hour ago and has been up since is at 100%, not at the
-// share of a week an hour is. Until a node's first heartbeat it has no uptime (0%).
+// Uptime percentages as berth shows them. The window of a node younger than the window starts at
+// its first heartbeat: a node that joined an hour ago and has been up since is at 100%, not at the
+// share of a week an hour is. Until its first heartbeat a node has no uptime (0%).
 
 export const uptimeWindows = { '24h': 86_400, '7d': 7 * 86_400, '30d': 30 * 86_400 } as const
 export type UptimeWindow = keyof typeof uptimeWindows
@@ -10,12 +10,12 @@ export type UptimeWindow = keyof typeof uptimeWindows
 /** Uptime in basis points over each window ending at `now`. */
 export function uptimeOf(
   sessions: readonly UptimeSession[],
-  enrolledAt: Date,
+  firstHeartbeatAt: Date,
   now: Date,
 ): Record<UptimeWindow, number> {
   const result = {} as Record<UptimeWindow, number>
   for (const [window, seconds] of Object.entries(uptimeWindows) as Array<[UptimeWindow, number]>) {
-    const from = new Date(Math.max(now.getTime() - seconds * 1000, enrolledAt.getTime()))
+    const from = new Date(Math.max(now.getTime() - seconds * 1000, firstHeartbeatAt.getTime()))
     result[window] = uptimeBasisPoints(sessions, from, now)
   }
   return result

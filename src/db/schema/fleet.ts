@@ -44,6 +44,8 @@ export const fleetNodes = pgTable(
     lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
     /** The last heartbeat's time (the node's clock, within the allowed skew); enrollment before any. */
     lastSeenAt: at('last_seen_at').notNull(),
+    /** The node's first heartbeat: its uptime windows start no earlier (a new node is not penalised). */
+    firstHeartbeatAt: at('first_heartbeat_at'),
     /** Where the open uptime session began (a row of node_uptime_sessions); null before a heartbeat. */
     sessionStartedAt: at('session_started_at'),
     connectivity: text('connectivity', { enum: nodeConnectivities }).notNull().default('online'),
@@ -91,3 +93,32 @@ export const fleetJoinTokens = pgTable('fleet_join_tokens', {
   expiresAt: at('expires_at').notNull(),
   revokedAt: at('revoked_at'),
 })
+
+/**
+ * Where each replica of a fleet deployment runs, and what it holds there. The sum over a node is
+ * what is reserved on it: a placement is written in the same transaction that checked the node
+ * still had room, with the node's row locked, so concurrent placements never overbook a node.
+ */
+export const fleetPlacements = pgTable(
+  'fleet_placements',
+  {
+    deploymentId: uuid('deployment_id').notNull(),
+    replica: integer('replica').notNull(),
+    nodeId: uuid('node_id')
+      .notNull()
+      .references(() => fleetNodes.id),
+    ownerId: uuid('owner_id').notNull(),
+    milliCpus: bigint('milli_cpus', { mode: 'number' }).notNull(),
+    memoryMb: bigint('memory_mb', { mode: 'number' }).notNull(),
+    diskMb: bigint('disk_mb', { mode: 'number' }).notNull(),
+    gpus: integer('gpus').notNull().default(0),
+    gpuModel: text('gpu_model'),
+    placedAt: at('placed_at').notNull(),
+    /** Why this node: the scheduler's reason, as the `scheduled` event tells it. */
+    reason: text('reason').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.deploymentId, t.replica] }),
+    index('fleet_placements_node_idx').on(t.nodeId),
+  ],
+)

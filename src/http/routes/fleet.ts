@@ -120,7 +120,9 @@ export function fleetRoutes(fleet: Fleet) {
     return c.body(null, 204)
   })
   router.openapi(routes.installScript, async (c) =>
-    c.body(installScriptFor(fleet.publicUrl), 200, { 'content-type': 'text/x-shellscript; charset=utf-8' }),
+    c.body(installScriptFor(fleet.publicUrl, fleet.settings.agentPackage), 200, {
+      'content-type': 'text/x-shellscript; charset=utf-8',
+    }),
   )
   router.openapi(routes.joinToken, async (c) => {
     if (principalOf(c).kind !== 'admin') throw forbidden('join tokens need the operator admin token')
