@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -99,6 +99,23 @@ describe('fleet end to end (berth serve + berth agent processes)', { timeout: 12
     // The agent's key is its identity: kept where only its owner can read it.
     assert.equal(statSync(join(dirA, 'agent-key.pem')).mode & 0o777, 0o600)
     assert.equal(JSON.parse(readFileSync(join(dirA, 'node.json'), 'utf8')).nodeId, alpha.id)
+
+    // The operator's CLI: every node with its uptime, and cordoning one.
+    const cli = (...args: string[]) =>
+      execFileSync(process.execPath, [berthBin, ...args, '--server', server.url], {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BERTH_TOKEN: ADMIN, HOME: dirA },
+        encoding: 'utf8',
+      })
+    const table = cli('nodes', '--all')
+    assert.match(table, /^ID\s+NAME\s+STATUS\s+UP 24H\s+UP 7D\s+UP 30D\s+CPUS\s+MEMORY\s+SEEN\s+LABELS$/m)
+    assert.match(
+      table,
+      new RegExp(`^${alpha.id.slice(0, 8)}\\s+alpha\\s+online\\s+\\d+\\.\\d\\d%.*region=eu$`, 'm'),
+    )
+    assert.match(cli('nodes', 'cordon', alpha.id), /alpha \(.*\) is cordoned/)
+    assert.equal(JSON.parse(cli('nodes', 'get', alpha.id, '--json')).status, 'cordoned')
+    cli('nodes', 'uncordon', alpha.id)
 
     a.child.kill('SIGKILL')
     await a.exited

@@ -57,7 +57,7 @@ for (const kind of databaseKinds) {
       return Number(line?.split(' ')[1] ?? 0)
     }
 
-    it('refuses replayed, reordered, badly signed, mistimed and unknown heartbeats, writing nothing', async () => {
+    it('refuses replayed, reordered, too frequent, badly signed, mistimed and unknown heartbeats, writing nothing', async () => {
       clock = T0
       const node = await enrollTestNode(app)
       assert.equal((await beat(app, node, 10, clock)).status, 204)
@@ -111,7 +111,18 @@ for (const kind of databaseKinds) {
       assert.equal(await counted('unknown_node'), refusedBefore.unknown_node + 1)
       assert.equal(await counted('invalid'), refusedBefore.invalid + 2)
 
+      // A heartbeat half a second or less after the last accepted one is refused for its rate.
+      const tooSoon = await beat(app, node, 19, new Date(clock.getTime() + 499))
+      clock = new Date(clock.getTime() + 499)
+      const tooSoonAgain = await beat(app, node, 19, clock)
+      assert.equal(tooSoon.status, 429)
+      assert.equal(tooSoonAgain.status, 429)
+      assert.match(tooSoonAgain.message!, /more often than twice a second/)
+      assert.deepEqual(await nodeRow(node.nodeId), before.row)
+      assert.equal(await counted('too_frequent'), 2)
+
       // Of many copies of one new heartbeat sent at once, exactly one is accepted.
+      clock = new Date(T0.getTime() + 1000)
       const next = JSON.stringify(heartbeatOf(node, 20, clock))
       const signature = signWithAgentKey(node.key, next)
       const statuses = await Promise.all(

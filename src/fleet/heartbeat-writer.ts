@@ -56,6 +56,9 @@ const WRITE_HEARTBEATS = `
   select id, session_started_at, at from v
   on conflict (node_id, started_at) do update set last_seen_at = excluded.last_seen_at`
 
+/** The closest two heartbeats of one node may follow each other. */
+const MIN_GAP_MS = 500
+
 const asDate = (value: Date | string) => (value instanceof Date ? value : new Date(value))
 
 export function createHeartbeatWriter(database: Database, sessionGapSeconds: number) {
@@ -80,6 +83,21 @@ export function createHeartbeatWriter(database: Database, sessionGapSeconds: num
             ok: false,
             error: conflict(
               `heartbeat sequence ${heartbeat.seq} is not above the last accepted ${lastSeq}: a replay or out of order`,
+            ),
+          })
+          continue
+        }
+        // A node must not turn its key into a write load: heartbeats closer together than this
+        // are refused (429) without a write. Agents send one per interval (seconds apart).
+        if (
+          node.session_started_at &&
+          receivedAt.getTime() - asDate(node.last_seen_at).getTime() < MIN_GAP_MS
+        ) {
+          outcomes.push({
+            ok: false,
+            error: new BerthError(
+              'rate_limited',
+              `node ${node.id} sends heartbeats more often than twice a second`,
             ),
           })
           continue

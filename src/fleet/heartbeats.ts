@@ -21,6 +21,7 @@ export type HeartbeatOutcomeLabel =
   | 'bad_signature'
   | 'skewed'
   | 'replayed'
+  | 'too_frequent'
   | 'error'
 
 export interface HeartbeatIngestOptions {
@@ -106,7 +107,8 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
     const outcome = await write({ heartbeat, receivedAt })
     if (!outcome.ok) {
       if (outcome.error.code === 'not_found') keys.delete(heartbeat.nodeId)
-      throw refusal(outcome.error.code === 'not_found' ? 'unknown_node' : 'replayed', outcome.error)
+      const label = { not_found: 'unknown_node', rate_limited: 'too_frequent' }[outcome.error.code as string]
+      throw refusal((label ?? 'replayed') as HeartbeatOutcomeLabel, outcome.error)
     }
   }
 
