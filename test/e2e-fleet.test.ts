@@ -57,14 +57,17 @@ describe('fleet end to end (berth serve + berth agent processes)', { timeout: 12
   }
   const nodes = async () => (await admin('GET', '/v1/nodes')).body.items as NodeView[]
 
-  function startAgent(dataDir: string, args: string[]) {
+  function startAgent(dataDir: string, args: string[], withWallet = true) {
     let output = ''
     const child = spawn(
       process.execPath,
       [berthBin, 'agent', '--server', server.url, '--data-dir', dataDir, ...args],
       {
         cwd: repoRoot,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BERTH_PRIVATE_KEY: walletKey },
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          ...(withWallet ? { BERTH_PRIVATE_KEY: walletKey } : {}),
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     )
@@ -135,15 +138,16 @@ describe('fleet end to end (berth serve + berth agent processes)', { timeout: 12
       'the other node stays online',
     )
 
-    // Started again on the same data dir: the same node, without a token (it is still enrolled).
-    const again = startAgent(dirA, [])
+    // Started again on the same data dir, without the wallet key: the same node.
+    const again = startAgent(dirA, [], false)
     await waitFor(
       'alpha online again',
       async () => (await nodes()).find((n) => n.id === alpha.id)?.status === 'online',
       30_000,
     )
     assert.equal((await nodes()).length, 2, 'no new node for the same data dir')
-    assert.match(again.output(), /enrolled again as node/)
+    // It resumes as its saved node, with its own key: the wallet key is needed only to enroll.
+    assert.match(again.output(), new RegExp(`resuming as node ${alpha.id}`))
 
     again.child.kill('SIGTERM')
     await again.exited

@@ -102,6 +102,11 @@ for (const kind of databaseKinds) {
       assert.equal(invalid.status, 400)
       assert.match(invalid.message!, /invalid heartbeat: nodeId/)
       assert.equal((await postHeartbeat(app, 'not json', 'AAAA')).status, 400)
+      // Text the database cannot hold (a lone surrogate) is refused here, not by a failed batch.
+      const surrogate = JSON.stringify({ ...heartbeatOf(node, 11, clock), version: 'x\ud800' })
+      const unstorable = await postHeartbeat(app, surrogate, signWithAgentKey(node.key, surrogate))
+      assert.equal(unstorable.status, 400)
+      assert.match(unstorable.message!, /version: a version is up to 64 plain characters/)
 
       assert.deepEqual(await nodeRow(node.nodeId), before.row, 'no refused heartbeat changed the node')
       assert.deepEqual(await sessionsOf(node.nodeId), before.sessions)
@@ -109,7 +114,7 @@ for (const kind of databaseKinds) {
       assert.equal(await counted('bad_signature'), refusedBefore.bad_signature + 4)
       assert.equal(await counted('skewed'), refusedBefore.skewed + 2)
       assert.equal(await counted('unknown_node'), refusedBefore.unknown_node + 1)
-      assert.equal(await counted('invalid'), refusedBefore.invalid + 2)
+      assert.equal(await counted('invalid'), refusedBefore.invalid + 3)
 
       // A heartbeat half a second or less after the last accepted one is refused for its rate.
       const tooSoon = await beat(app, node, 19, new Date(clock.getTime() + 499))
@@ -207,10 +212,32 @@ for (const kind of databaseKinds) {
       const metrics = await app.metricsText()
       assert.match(
         metrics,
-        new RegExp(
-          `berth_fleet_node_uptime_percent\\{node="${node.nodeId}",name="uptime-node",window="7d"\\} 10.71`,
-        ),
+        new RegExp(`berth_fleet_node_uptime_percent\\{node="${node.nodeId}",window="7d"\\} 10.71`),
       )
+    })
+
+    it('never counts time lost as up: a node found lost starts a new session when heard again', async () => {
+      clock = T0
+      const node = await enrollTestNode(app)
+      const sweep = (now: Date) =>
+        sweepLostNodes({
+          db: database.db,
+          rule: { heartbeatSeconds: 10, lossGraceSeconds: 5 },
+          startedAt: T0,
+          now: () => now,
+          logger: pino({ level: 'silent' }),
+        })
+      // A heartbeat every 29 minutes: within the session gap, but found lost in between each time.
+      for (let i = 0; i <= 4; i++) {
+        clock = at(i * 29 * MINUTE)
+        assert.equal((await beat(app, node, i + 1, clock)).status, 204)
+        await sweep(at(i * 29 * MINUTE + MINUTE))
+      }
+      assert.equal((await sessionsOf(node.nodeId)).length, 5, 'one session per heartbeat')
+      clock = at(4 * 29 * MINUTE + MINUTE)
+      const view = await app.admin()('GET', `/v1/nodes/${node.nodeId}`)
+      assert.equal(view.body.status, 'lost')
+      assert.deepEqual(view.body.uptimePercent, { '24h': 0, '7d': 0, '30d': 0 })
     })
 
     it('gives every node a full budget from the control plane start before calling it lost', async () => {

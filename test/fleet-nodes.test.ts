@@ -98,6 +98,27 @@ for (const kind of databaseKinds) {
       })
       assert.equal(res.status, 401)
       assert.match(await res.text(), /enrolls a fleet node; it does not sign in/)
+      // Nor the enrollment statement without the key: what the wallet showed was an enrollment.
+      const second = await (await app.fetch('/v1/auth/nonce', { method: 'POST' })).json()
+      const statementOnly = createSiweMessage({
+        domain: second.domain,
+        uri: second.uri,
+        address: wallet.address,
+        statement: ENROLL_STATEMENT,
+        version: '1',
+        chainId: 1,
+        nonce: second.nonce,
+        issuedAt: new Date(),
+      })
+      const refused = await app.fetch('/v1/auth/verify', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          message: statementOnly,
+          signature: await wallet.signMessage({ message: statementOnly }),
+        }),
+      })
+      assert.equal(refused.status, 401)
     })
 
     it('lets the operator list, cordon, drain and remove nodes, and a node operator see only theirs', async () => {
@@ -134,6 +155,17 @@ for (const kind of databaseKinds) {
         (await operator('POST', '/v1/nodes/00000000-0000-4000-8000-000000000000/cordon')).status,
         404,
       )
+      // A node holding a replica cannot be removed; what it reports running does not matter.
+      const deploymentId = '00000000-0000-4000-8000-0000000000aa'
+      await database.query(
+        `insert into fleet_placements (deployment_id, replica, node_id, owner_id, milli_cpus, memory_mb, disk_mb, placed_at, reason)
+         values ($1, 0, $2, $1, 1000, 512, 0, now(), 'test')`,
+        [deploymentId, node.nodeId],
+      )
+      const held = await operator('DELETE', `/v1/nodes/${node.nodeId}`)
+      assert.equal(held.status, 409)
+      assert.match(held.body.error.message, /still holds 1 replica\(s\): drain it first/)
+      await database.query('delete from fleet_placements where deployment_id = $1', [deploymentId])
       assert.equal((await operator('DELETE', `/v1/nodes/${node.nodeId}`)).status, 204)
       assert.equal((await operator('GET', `/v1/nodes/${node.nodeId}`)).status, 404)
       assert.equal((await beatLater(node, 2)).status, 404, 'a removed node is not heard')

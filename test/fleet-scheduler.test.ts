@@ -39,6 +39,13 @@ for (const kind of databaseKinds) {
         assert.equal((await beatLater(node, ++seq)).status, 204)
         nodes.push(node)
       }
+      // Two days of history, so that the nodes are past the hour a new node has to prove itself.
+      await database.query(`update node_uptime_sessions set started_at = started_at - interval '2 days'`, [])
+      await database.query(
+        `update fleet_nodes set first_heartbeat_at = first_heartbeat_at - interval '2 days',
+           session_started_at = session_started_at - interval '2 days'`,
+        [],
+      )
     })
     after(async () => {
       await stack.stop()

@@ -8,10 +8,16 @@ import { type AgentKeyPair, agentKeyFromPem, generateAgentKey, pemOf } from '../
 const KEY_FILE = 'agent-key.pem'
 const NODE_FILE = 'node.json'
 
+/** What the last enrollment with `server` answered: the node's id and how often to send heartbeats. */
+export interface SavedNode {
+  server: string
+  nodeId: string
+  heartbeatSeconds: number
+}
+
 export interface AgentState {
   key: AgentKeyPair
-  /** The node id from the last enrollment with `server`. */
-  node?: { server: string; nodeId: string }
+  node?: SavedNode
 }
 
 export function loadAgentState(dataDir: string): AgentState {
@@ -26,12 +32,10 @@ export function loadAgentState(dataDir: string): AgentState {
     writeFileSync(keyPath, pemOf(key), { mode: 0o600, flag: 'wx' })
   }
   const nodePath = join(dataDir, NODE_FILE)
-  const node = existsSync(nodePath)
-    ? (JSON.parse(readFileSync(nodePath, 'utf8')) as AgentState['node'])
-    : undefined
+  const node = existsSync(nodePath) ? (JSON.parse(readFileSync(nodePath, 'utf8')) as SavedNode) : undefined
   return { key, ...(node ? { node } : {}) }
 }
 
-export function saveNode(dataDir: string, node: { server: string; nodeId: string }): void {
+export function saveNode(dataDir: string, node: SavedNode): void {
   writeFileSync(join(dataDir, NODE_FILE), `${JSON.stringify(node)}\n`, { mode: 0o600 })
 }

@@ -5,15 +5,17 @@ import { loadAgentState, saveNode } from './agent-state.ts'
 import { type EnrollmentAnswer, enrollNode } from './enroll.ts'
 import { createHeartbeatSender, machineResources } from './heartbeat-sender.ts'
 
-// `berth agent`: enrolls this machine with the control plane (again at every start: the same data
-// dir keeps its node), then sends a signed heartbeat every interval the server asked for. A server
-// that does not answer is waited out, never a reason to stop; a server that no longer knows the
-// node (removed by the operator) is asked to enroll it again.
+// `berth agent`: enrolls this machine with the control plane once (the wallet key is needed for
+// that alone; later starts resume as the node saved in the data dir, authenticated by the agent's
+// own key), then sends a signed heartbeat every interval the server asked for. A server that does
+// not answer is waited out, never a reason to stop; a server that no longer knows the node
+// (removed by the operator) is asked to enroll it again.
 
 export interface AgentOptions {
   server: string
   dataDir: string
-  walletKey: `0x${string}`
+  /** The node operator's wallet key, asked for only when the node has to enroll. */
+  walletKey: () => `0x${string}`
   joinToken?: string | undefined
   name?: string | undefined
   labels: Record<string, string>
@@ -29,26 +31,36 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   const enroll = async (): Promise<EnrollmentAnswer> => {
     const answer = await enrollNode({
       client,
-      walletKey: options.walletKey,
+      walletKey: options.walletKey(),
       agentPublicKey: state.key.publicKey,
       name: options.name,
       labels: options.labels,
       joinToken: options.joinToken,
     })
-    saveNode(options.dataDir, { server: client.server, nodeId: answer.nodeId })
+    saveNode(options.dataDir, {
+      server: client.server,
+      nodeId: answer.nodeId,
+      heartbeatSeconds: answer.heartbeatSeconds,
+    })
     log(
       `${answer.reenrolled ? 'enrolled again' : 'enrolled'} as node ${answer.nodeId} (${answer.name}) for ${answer.operator}; heartbeat every ${answer.heartbeatSeconds} s`,
     )
     return answer
   }
 
-  let enrolled: EnrollmentAnswer
-  try {
-    enrolled = await enrollWhenReachable(enroll, signal, log)
-  } catch (error) {
-    // Stopped while still waiting for the server: a clean stop, not a failure.
-    if (signal.aborted) return
-    throw error
+  let enrolled: Pick<EnrollmentAnswer, 'nodeId' | 'heartbeatSeconds'>
+  const saved = state.node?.server === client.server ? state.node : undefined
+  if (saved) {
+    enrolled = saved
+    log(`resuming as node ${saved.nodeId}; heartbeat every ${saved.heartbeatSeconds} s`)
+  } else {
+    try {
+      enrolled = await enrollWhenReachable(enroll, signal, log)
+    } catch (error) {
+      // Stopped while still waiting for the server: a clean stop, not a failure.
+      if (signal.aborted) return
+      throw error
+    }
   }
   const resources = machineResources(options.dataDir)
   const senderFor = (nodeId: string) =>

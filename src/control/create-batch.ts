@@ -1,18 +1,17 @@
 import { type AuditRecord, appendAudit } from '../audit/audit-log.ts'
 import { type Database, numberedSql, queryRows } from '../db/client.ts'
 import { columnsOf } from '../db/deployment-rows.ts'
+import { createGroupCommit } from '../db/group-commit.ts'
 import { actorLabel, type ChangeSource } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { demandOf } from '../quotas/quota-limits.ts'
 
-// Group commit for new deployments. Creates that arrive while earlier ones are being written go
-// to the database together, as one statement: under load most of the cost of a create is its
-// round trip and its commit (a socket write that wakes the server, and a transaction), not the
-// rows. A lone create still goes out on the next turn of the event loop, on its own.
-//
-// A batch is one statement, so one bad row (a name already taken) fails all of it. The batch is
-// then written again one row at a time, so each create gets its own answer: the good ones land,
-// the bad one gets its own error. The batch's audit entries are written in the same transaction.
+// Group commit for new deployments (db/group-commit.ts). Creates that arrive while earlier ones
+// are being written go to the database together, as one statement: under load most of the cost of
+// a create is its round trip and its commit (a socket write that wakes the server, and a
+// transaction), not the rows. A batch is one statement, so one bad row (a name already taken)
+// fails all of it; the group commit then writes each row alone, so the good ones land and the bad
+// one gets its own error. The batch's audit entries are written in the same transaction.
 
 export interface NewDeployment {
   id: string
@@ -28,62 +27,18 @@ const MAX_BATCH = 64
 /** Batches in flight at once: enough to keep the database busy while the next batch gathers. */
 const MAX_IN_FLIGHT = 2
 
-interface Waiting {
-  input: NewDeployment
-  resolve: (row: Record<string, unknown>) => void
-  reject: (error: unknown) => void
-}
-
+/** Inserts deployments in groups; resolves each with its row as the driver gives it. */
 export function createInsertBatcher(database: Database) {
-  const queue: Waiting[] = []
-  let inFlight = 0
-  let scheduled = false
-
-  const schedule = () => {
-    if (scheduled || queue.length === 0 || inFlight >= MAX_IN_FLIGHT) return
-    scheduled = true
-    // The next turn, not now: the creates of this turn (concurrent requests) join the batch.
-    setImmediate(flush)
-  }
-
-  const flush = () => {
-    scheduled = false
-    const batch = queue.splice(0, MAX_BATCH)
-    if (batch.length === 0) return
-    inFlight++
-    write(batch).finally(() => {
-      inFlight--
-      schedule()
-    })
-    schedule()
-  }
-
-  const write = async (batch: Waiting[]) => {
-    try {
-      const rows = await insertRows(
-        database,
-        batch.map((w) => w.input),
-      )
-      const byId = new Map(rows.map((row) => [row.id as string, row]))
-      for (const waiting of batch) waiting.resolve(byId.get(waiting.input.id)!)
-    } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error)
-        return
-      }
-      await Promise.all(batch.map((waiting) => write([waiting])))
-    }
-  }
-
-  return {
-    /** Inserts the deployment and its `created` event; resolves with the row as the driver gives it. */
-    insert(input: NewDeployment): Promise<Record<string, unknown>> {
-      return new Promise((resolve, reject) => {
-        queue.push({ input, resolve, reject })
-        schedule()
-      })
+  const insert = createGroupCommit(
+    async (rows: NewDeployment[]) => {
+      const inserted = await insertRows(database, rows)
+      const byId = new Map(inserted.map((row) => [row.id as string, row]))
+      return rows.map((row) => byId.get(row.id)!)
     },
-  }
+    { maxBatch: MAX_BATCH, maxInFlight: MAX_IN_FLIGHT },
+  )
+  /** Inserts the deployment and its `created` event. */
+  return { insert }
 }
 
 function insertRows(database: Database, rows: NewDeployment[]): Promise<Array<Record<string, unknown>>> {

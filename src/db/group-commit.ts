@@ -7,6 +7,12 @@ export interface GroupCommitOptions {
   maxBatch: number
   /** Batches in flight at once: enough to keep the database busy while the next one gathers. */
   maxInFlight: number
+  /**
+   * Items allowed to wait; past it a new item is refused at once with `busy()` instead of waiting
+   * behind a queue it would only lengthen. Absent: no bound.
+   */
+  maxQueued?: number
+  busy?: () => Error
 }
 
 interface Waiting<I, O> {
@@ -16,8 +22,9 @@ interface Waiting<I, O> {
 }
 
 /**
- * `writeBatch` writes the items and answers each, in order. When it throws, every item of the
- * batch is rejected with that error (nothing of the batch was committed).
+ * `writeBatch` writes the items and answers each, in order. When a batch fails (nothing of it was
+ * committed), its items are written again one at a time, so that one bad item fails alone and the
+ * others get their own answers.
  */
 export function createGroupCommit<I, O>(
   writeBatch: (items: I[]) => Promise<O[]>,
@@ -39,24 +46,29 @@ export function createGroupCommit<I, O>(
     const batch = queue.splice(0, options.maxBatch)
     if (batch.length === 0) return
     inFlight++
-    writeBatch(batch.map((w) => w.item))
-      .then(
-        (results) => {
-          for (const [i, w] of batch.entries()) w.resolve(results[i]!)
-        },
-        (error: unknown) => {
-          for (const w of batch) w.reject(error)
-        },
-      )
-      .finally(() => {
-        inFlight--
-        schedule()
-      })
+    write(batch).finally(() => {
+      inFlight--
+      schedule()
+    })
     schedule()
+  }
+
+  const write = async (batch: Array<Waiting<I, O>>): Promise<void> => {
+    try {
+      const results = await writeBatch(batch.map((w) => w.item))
+      for (const [i, w] of batch.entries()) w.resolve(results[i]!)
+    } catch (error) {
+      if (batch.length === 1) batch[0]!.reject(error)
+      else await Promise.all(batch.map((w) => write([w])))
+    }
   }
 
   return (item) =>
     new Promise<O>((resolve, reject) => {
+      if (options.maxQueued !== undefined && queue.length >= options.maxQueued) {
+        reject(options.busy?.() ?? new Error('too many items are waiting'))
+        return
+      }
       queue.push({ item, resolve, reject })
       schedule()
     })

@@ -33,9 +33,12 @@ export interface ReportedInstance {
 /** The statement an enrollment message carries: a wallet shows it to the person signing. */
 export const ENROLL_STATEMENT = 'Enroll this machine as a berth fleet node run by this wallet.'
 
+/** Resources of berth's own signed messages; a sign-in message never carries one. */
+export const BERTH_RESOURCE = 'urn:berth:'
+
 /**
- * The resource naming the agent's key in an enrollment message. It marks the message as an
- * enrollment: such a message never signs in, so a signature given to enroll a node cannot be
+ * The resource naming the agent's key in an enrollment message. Sign-in refuses any message with
+ * the enrollment statement or a berth resource, so a signature given to enroll a node can never be
  * turned into a session.
  */
-export const AGENT_KEY_RESOURCE = 'urn:berth:agent-key:ed25519:'
+export const AGENT_KEY_RESOURCE = `${BERTH_RESOURCE}agent-key:ed25519:`

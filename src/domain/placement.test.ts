@@ -85,6 +85,11 @@ describe('choosing a node for a replica', () => {
     const oneUsed = { ...gpuNode, reserved: held(0, 0, [{ model: 'a100', count: 1 }]) }
     assert.equal(chooseNode([oneUsed], replica({ gpus: 2 }), MIN).placed, false)
     assert.equal(chooseNode([node('n')], replica({ gpus: 1 }), MIN).placed, false, 'no GPU at all')
+    // A replica that took "any" GPU holds the node's only one: none is left for a named model.
+    const single = node('s', { allocatable: size(4, 8192, [{ model: 'a100', count: 1 }]) })
+    const anyTaken = { ...single, reserved: held(0, 0, [{ model: '', count: 1 }]) }
+    assert.equal(chooseNode([anyTaken], replica({ gpus: 1, gpuModel: 'a100' }), MIN).placed, false)
+    assert.equal(chooseNode([anyTaken], replica({ gpus: 1 }), MIN).placed, false)
   })
 
   it('prefers uptime and free room, spreads a deployment, then an owner, and breaks ties by id', () => {

@@ -8,8 +8,8 @@ import type { NodeConnectivity, NodeResources, NodeSchedulingState } from './nod
 //   online        the node is heard from (not lost, not removed)
 //   schedulable   not cordoned or draining
 //   labels        it has every label the replica asks for, with that value
-//   uptime        its uptime over 7 days is at least the minimum (a node younger than 7 days is
-//                 measured since it enrolled, so a new node that has been up since qualifies)
+//   uptime        its uptime over 7 days is at least the minimum (fleet/uptime-view.ts: a node
+//                 younger than 7 days is measured since its first heartbeat, over at least an hour)
 //   capacity      what it offers less what is reserved holds the replica's CPUs, memory, disk, GPUs
 // Score, higher is better, in basis points so that it stays an integer:
 //   uptime (0–10,000) + free share of CPU and memory after the replica (0–10,000 each)
@@ -113,7 +113,12 @@ function fits(node: CandidateNode, demand: ReplicaDemand): boolean {
   const free = freeAfter(node, demand)
   if (free.milliCpus < 0 || free.memoryMb < 0 || free.diskMb < 0) return false
   if (demand.gpus === 0) return true
-  return gpusOf(node.allocatable, demand.gpuModel) - gpusOf(node.reserved, demand.gpuModel) >= demand.gpus
+  // Replicas that asked for any model hold GPUs of no model in particular: they count against
+  // the node's total, and a replica asking for a model needs both that many of its model and that
+  // many in all free.
+  const freeInAll = gpusOf(node.allocatable, undefined) - gpusOf(node.reserved, undefined)
+  const freeOfModel = gpusOf(node.allocatable, demand.gpuModel) - gpusOf(node.reserved, demand.gpuModel)
+  return freeInAll >= demand.gpus && freeOfModel >= demand.gpus
 }
 
 function scoreOf(node: CandidateNode, demand: ReplicaDemand): number {

@@ -80,13 +80,18 @@ export function createEnrollment(options: EnrollmentOptions) {
           ),
         )
       } else {
-        await tx.execute(
+        // Two enrollments of one new key at once: the lock above had no row to hold, so the key's
+        // unique index decides, and the one that lost is told to try again.
+        const inserted = await queryRows<{ id: string }>(
+          tx,
           numberedSql(
             `insert into fleet_nodes (id, operator_id, name, public_key, labels, last_seen_at, enrolled_at)
-             values ($1, $2, $3, $4, $5::jsonb, $6, $6)`,
+             values ($1, $2, $3, $4, $5::jsonb, $6, $6) on conflict (public_key) do nothing returning id`,
             [nodeId, account.id, name, publicKey, JSON.stringify(input.labels ?? {}), at],
           ),
         )
+        if (inserted.length === 0)
+          throw conflict('this agent key is being enrolled by another request: try again')
       }
       await appendAudit(tx, [
         {

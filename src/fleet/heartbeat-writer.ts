@@ -102,11 +102,14 @@ export function createHeartbeatWriter(database: Database, sessionGapSeconds: num
           })
           continue
         }
-        const current = node.session_started_at
-          ? { startedAt: asDate(node.session_started_at), lastSeenAt: asDate(node.last_seen_at) }
-          : null
-        const { session } = applyHeartbeat(current, receivedAt, sessionGapSeconds)
+        // A node found lost starts a new session however short its silence was: the time it was
+        // lost is never counted as up.
         const wasLost = node.connectivity === 'lost'
+        const current =
+          node.session_started_at && !wasLost
+            ? { startedAt: asDate(node.session_started_at), lastSeenAt: asDate(node.last_seen_at) }
+            : null
+        const { session } = applyHeartbeat(current, receivedAt, sessionGapSeconds)
         if (wasLost) {
           recovered.push({
             ownerId: node.operator_id,
@@ -138,7 +141,14 @@ export function createHeartbeatWriter(database: Database, sessionGapSeconds: num
       if (recovered.length > 0) await appendAudit(tx, recovered)
       return outcomes
     })
-  return createGroupCommit(write, { maxBatch: 256, maxInFlight: 2 })
+  return createGroupCommit(write, {
+    maxBatch: 256,
+    maxInFlight: 2,
+    // Ten seconds of heartbeats at a thousand a second: past it, waiting would outlast their use.
+    maxQueued: 10_000,
+    busy: () =>
+      new BerthError('rate_limited', 'berth is busy: too many heartbeats are waiting; send the next one'),
+  })
 }
 
 export const unknownNode = (id: string) =>

@@ -22,6 +22,7 @@ export type HeartbeatOutcomeLabel =
   | 'skewed'
   | 'replayed'
   | 'too_frequent'
+  | 'busy'
   | 'error'
 
 export interface HeartbeatIngestOptions {
@@ -39,6 +40,11 @@ export interface HeartbeatIngest {
 
 /** Node keys are immutable, so they are kept once read: the hot path then skips a query. */
 const MAX_CACHED_KEYS = 100_000
+/**
+ * How long an id stays known as unknown: shorter than a heartbeat interval, so a removed node that
+ * enrolls again is heard at its next heartbeat.
+ */
+const UNKNOWN_FOR_MS = 5000
 
 export function createHeartbeatIngest(options: HeartbeatIngestOptions): HeartbeatIngest {
   const { database, counter, now } = options
@@ -60,11 +66,19 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
     { maxBatch: 512, maxInFlight: 4 },
   )
 
+  /** Ids found unknown lately: a stream of made-up ids costs one query per id, not per heartbeat. */
+  const unknownUntil = new Map<string, number>()
+
   const keyOf = async (nodeId: string): Promise<KeyObject> => {
     const cached = keys.get(nodeId)
     if (cached) return cached
+    if ((unknownUntil.get(nodeId) ?? 0) > Date.now()) throw unknownNode(nodeId)
     const publicKey = await readKeys(nodeId)
-    if (!publicKey) throw unknownNode(nodeId)
+    if (!publicKey) {
+      if (unknownUntil.size >= MAX_CACHED_KEYS) unknownUntil.clear()
+      unknownUntil.set(nodeId, Date.now() + UNKNOWN_FOR_MS)
+      throw unknownNode(nodeId)
+    }
     const key = publicKeyObjectOf(publicKey)
     if (keys.size >= MAX_CACHED_KEYS) keys.clear()
     keys.set(nodeId, key)
@@ -104,7 +118,9 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
         ),
       )
     }
-    const outcome = await write({ heartbeat, receivedAt })
+    const outcome = await write({ heartbeat, receivedAt }).catch((error: unknown) => {
+      throw error instanceof BerthError && error.code === 'rate_limited' ? refusal('busy', error) : error
+    })
     if (!outcome.ok) {
       if (outcome.error.code === 'not_found') keys.delete(heartbeat.nodeId)
       const label = { not_found: 'unknown_node', rate_limited: 'too_frequent' }[outcome.error.code as string]

@@ -21,10 +21,15 @@ export interface LossSweepOptions {
   onLost?: (nodeIds: string[]) => void
 }
 
+// Rows a heartbeat batch holds are skipped (that node is being heard from right now), and the rest
+// are locked in id order like the batches lock theirs, so the sweep and a batch never deadlock.
 const MARK_LOST = `
   update fleet_nodes set connectivity = 'lost', lost_at = $2,
     loss_count = case when lost_at > $2::timestamptz - interval '1 day' then loss_count + 1 else 1 end
-  where connectivity = 'online' and removed_at is null and last_seen_at < $1
+  where id in (
+    select id from fleet_nodes
+    where connectivity = 'online' and removed_at is null and last_seen_at < $1
+    order by id for update skip locked)
   returning id, operator_id, name, last_seen_at`
 
 export async function sweepLostNodes(options: LossSweepOptions): Promise<string[]> {

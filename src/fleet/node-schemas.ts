@@ -1,7 +1,9 @@
 import { z } from 'zod'
 
-// What an agent sends: enrollment details and heartbeats. Every number is an integer with a bound
-// and every list has a length limit, so a hostile agent cannot store arbitrary amounts of data.
+// What an agent sends: enrollment details and heartbeats. Every number is an integer with a bound,
+// every list has a length limit and every string is plain ASCII of a bounded length, so a hostile
+// agent can neither store arbitrary amounts of data nor send text the database refuses (a lone
+// surrogate fails a whole batch's jsonb).
 
 const count = (max: number) => z.number().int().min(0).max(max)
 
@@ -18,7 +20,12 @@ export const nodeResourcesSchema = z.strictObject({
   memoryMb: count(1_000_000_000),
   diskMb: count(1_000_000_000_000),
   gpus: z
-    .array(z.strictObject({ model: z.string().min(1).max(128), count: z.number().int().min(1).max(1024) }))
+    .array(
+      z.strictObject({
+        model: z.string().regex(/^[A-Za-z0-9 ._/-]{1,128}$/, 'a GPU model is up to 128 plain characters'),
+        count: z.number().int().min(1).max(1024),
+      }),
+    )
     .max(16),
 })
 
@@ -37,7 +44,7 @@ export const heartbeatSchema = z.strictObject({
   capacity: nodeResourcesSchema,
   allocatable: nodeResourcesSchema,
   labels: labelsSchema,
-  version: z.string().min(1).max(64),
+  version: z.string().regex(/^[A-Za-z0-9.+_-]{1,64}$/, 'a version is up to 64 plain characters'),
   instances: z.array(reportedInstanceSchema).max(1000),
 })
 export type Heartbeat = z.output<typeof heartbeatSchema>

@@ -95,8 +95,9 @@ export function createNodes(db: Db, now: () => Date) {
     )
     return rows.map((row) => {
       const own = sessions.get(row.id) ?? []
-      // A node not (yet) found lost is counted up until now: the loss sweep ends its session
-      // where it was last heard from, so the over-count is at most the loss budget.
+      // A node not (yet) found lost is counted up until now: once the sweep finds it lost its
+      // session ends where it was last heard from (its next heartbeat opens a new one), so the
+      // over-count is at most the loss budget.
       const counted =
         row.connectivity === 'online' ? own.map((s, i) => (i === 0 ? { ...s, lastSeenAt: at } : s)) : own
       const uptime = row.first_heartbeat_at
@@ -162,17 +163,20 @@ export function createNodes(db: Db, now: () => Date) {
       source: ChangeSource,
     ): Promise<NodeDetail> {
       await db.transaction(async (tx) => {
+        // Locked first, so that of two concurrent changes each sees the other's result and a
+        // change that changes nothing writes no audit entry.
         const [node] = await queryRows<{ operator_id: string; scheduling: NodeSchedulingState }>(
           tx,
           numberedSql(
-            `update fleet_nodes n set scheduling = $2 from fleet_nodes old
-             where n.id = $1 and old.id = n.id and n.removed_at is null
-             returning n.operator_id, old.scheduling`,
-            [id, scheduling],
+            'select operator_id, scheduling from fleet_nodes where id = $1 and removed_at is null for update',
+            [id],
           ),
         )
         if (!node) throw notFound(`node ${id}`)
         if (node.scheduling === scheduling) return
+        await tx.execute(
+          numberedSql('update fleet_nodes set scheduling = $2 where id = $1', [id, scheduling]),
+        )
         const action = { active: 'node.uncordon', cordoned: 'node.cordon', draining: 'node.drain' }[
           scheduling
         ]
@@ -181,20 +185,23 @@ export function createNodes(db: Db, now: () => Date) {
       return this.get(id)
     },
 
-    /** Takes the node out of the fleet; refused while it still runs replicas (drain it first). */
+    /**
+     * Takes the node out of the fleet; refused while replicas are placed on it (drain it first).
+     * What the node itself reports running does not count: a hostile node could claim anything.
+     */
     async remove(id: string, source: ChangeSource): Promise<void> {
       await db.transaction(async (tx) => {
-        const [node] = await queryRows<{ operator_id: string; instances: ReportedInstance[] }>(
+        const [node] = await queryRows<{ operator_id: string; placed: string | number }>(
           tx,
           numberedSql(
-            'select operator_id, instances from fleet_nodes where id = $1 and removed_at is null for update',
+            `select operator_id, (select count(*) from fleet_placements where node_id = $1) as placed
+             from fleet_nodes where id = $1 and removed_at is null for update`,
             [id],
           ),
         )
         if (!node) throw notFound(`node ${id}`)
-        const running = node.instances.filter((i) => i.state !== 'exited' && i.state !== 'missing')
-        if (running.length > 0) {
-          throw conflict(`node ${id} still runs ${running.length} instance(s): drain it first`)
+        if (Number(node.placed) > 0) {
+          throw conflict(`node ${id} still holds ${node.placed} replica(s): drain it first`)
         }
         await tx.execute(
           numberedSql(`update fleet_nodes set removed_at = $2, scheduling = 'cordoned' where id = $1`, [

@@ -8,7 +8,7 @@ import type { Db, Tx } from '../db/client.ts'
 import { authNonces } from '../db/schema/index.ts'
 import type { RequestOrigin } from '../domain/actor.ts'
 import { unauthorized } from '../domain/errors.ts'
-import { AGENT_KEY_RESOURCE } from '../domain/node.ts'
+import { BERTH_RESOURCE, ENROLL_STATEMENT } from '../domain/node.ts'
 import { findOrCreateAccountByAddress } from './accounts.ts'
 import type { IssuedSession, Sessions } from './sessions.ts'
 import { parseSiweMessage, type SiweFields } from './siwe-message.ts'
@@ -37,7 +37,7 @@ export interface Siwe {
   /** Signs in; `via` is where the request came from, for the audit log. */
   verify(message: string, signature: Hex, via: RequestOrigin): Promise<SignedIn>
   /**
-   * Checks a signed message as a sign-in is checked (audience, chain, times, signature), then
+   * Checks a signed message as a sign-in is checked (audience, times, signature), then
    * consumes its nonce and runs `then` in one transaction: for other acts a wallet signs
    * (enrolling a fleet node), whose caller checks what the message says.
    */
@@ -81,8 +81,18 @@ export function createSiwe(options: SiweOptions): Siwe {
 
     async verify(message, signature, via) {
       return siwe.verifySigned(message, signature, async (tx, fields) => {
-        if (fields.resources?.some((r) => r.startsWith(AGENT_KEY_RESOURCE))) {
+        // Anything that looks like an enrollment (its statement, or any berth resource) is refused,
+        // so that no message a wallet signed to enroll a node can ever stand for a sign-in.
+        if (
+          fields.statement === ENROLL_STATEMENT ||
+          fields.resources?.some((r) => r.startsWith(BERTH_RESOURCE))
+        ) {
           throw unauthorized('this message enrolls a fleet node; it does not sign in')
+        }
+        if (config.siwe.chainIds && !config.siwe.chainIds.includes(fields.chainId)) {
+          throw unauthorized(
+            `chain ID ${fields.chainId} is not accepted here (accepted: ${config.siwe.chainIds.join(', ')})`,
+          )
         }
         const account = await findOrCreateAccountByAddress(tx, fields.address)
         const session = await sessions.create(account.id, tx)
@@ -102,11 +112,6 @@ export function createSiwe(options: SiweOptions): Siwe {
       const { verifyMessage, checksumAddress } = await loadViem()
       const fields = parseSiweMessage(message, (address) => checksumAddress(address as Hex) === address)
       checkAudience(fields, publicUrl)
-      if (config.siwe.chainIds && !config.siwe.chainIds.includes(fields.chainId)) {
-        throw unauthorized(
-          `chain ID ${fields.chainId} is not accepted here (accepted: ${config.siwe.chainIds.join(', ')})`,
-        )
-      }
       checkTimes(fields, now().getTime(), skewMs)
 
       let valid = false

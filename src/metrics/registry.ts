@@ -105,7 +105,7 @@ export function createMetrics(
     }),
     heartbeats: new Counter({
       name: 'berth_fleet_heartbeats_total',
-      help: 'Fleet heartbeats received, by outcome (accepted, invalid, unknown_node, bad_signature, skewed, replayed, error)',
+      help: 'Fleet heartbeats received, by outcome (accepted, invalid, unknown_node, bad_signature, skewed, replayed, too_frequent, busy, error)',
       labelNames: ['outcome'],
       registers: [registry],
     }),
@@ -121,7 +121,6 @@ export function createMetrics(
 /** A fleet node's status and uptime, as the fleet reads them at each scrape. */
 export interface NodeSample {
   id: string
-  name: string
   status: string
   uptimePercent: Record<string, number>
 }
@@ -151,13 +150,14 @@ export function registerFleetGauges(registry: Registry, collectNodes: () => Prom
   new Gauge({
     name: 'berth_fleet_node_uptime_percent',
     help: 'Share of the window a fleet node was up, in percent',
-    labelNames: ['node', 'name', 'window'],
+    // Node names are chosen by node operators: not a label, the id says which node it is.
+    labelNames: ['node', 'window'],
     registers: [registry],
     async collect() {
       this.reset()
       for (const node of await nodes()) {
         for (const [window, percent] of Object.entries(node.uptimePercent)) {
-          this.set({ node: node.id, name: node.name, window }, percent)
+          this.set({ node: node.id, window }, percent)
         }
       }
     },

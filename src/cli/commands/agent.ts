@@ -33,10 +33,12 @@ export function registerAgent(program: Command, action: Action): void {
     .option('--join-token <token>', 'join token from the operator (a closed fleet needs one to enroll)')
     .option('--name <name>', 'node name shown to the operator (default: node-<id>)')
     .option('--label <key=value>', 'a node label for placement (repeatable)', collectLabel, {})
-    .option('--key-file <path>', "file holding the node operator's wallet key (default: $BERTH_PRIVATE_KEY)")
+    .option(
+      '--key-file <path>',
+      "file holding the node operator's wallet key, needed to enroll (default: $BERTH_PRIVATE_KEY)",
+    )
     .action(
       action(async (ctx, opts: AgentFlags) => {
-        const walletKey = readKey(ctx, opts.keyFile)
         const { runAgent } = await import('../../agent/agent.ts')
         const controller = new AbortController()
         const stop = () => controller.abort()
@@ -46,7 +48,7 @@ export function registerAgent(program: Command, action: Action): void {
           await runAgent({
             server: ctx.server(),
             dataDir: opts.dataDir,
-            walletKey,
+            walletKey: () => readKey(ctx, opts.keyFile),
             joinToken: opts.joinToken ?? ctx.io.env.BERTH_JOIN_TOKEN,
             name: opts.name,
             labels: opts.label,

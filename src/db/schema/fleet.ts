@@ -42,7 +42,7 @@ export const fleetNodes = pgTable(
     instances: jsonb('instances').$type<ReportedInstance[]>().notNull().default([]),
     /** The last heartbeat's sequence number: the next must be higher (replays and reorders are refused). */
     lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
-    /** The last heartbeat's time (the node's clock, within the allowed skew); enrollment before any. */
+    /** When the last heartbeat was received (the server's clock); the enrollment's time before any. */
     lastSeenAt: at('last_seen_at').notNull(),
     /** The node's first heartbeat: its uptime windows start no earlier (a new node is not penalised). */
     firstHeartbeatAt: at('first_heartbeat_at'),
