@@ -1,4 +1,4 @@
-import { createHttpClient } from '../cli/http-client.ts'
+import { createHttpClient } from '../client/http-client.ts'
 import { abortableDelay } from '../domain/delay.ts'
 import { BerthError } from '../domain/errors.ts'
 import { loadAgentState, saveNode } from './agent-state.ts'

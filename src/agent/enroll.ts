@@ -1,4 +1,4 @@
-import type { HttpClient } from '../cli/http-client.ts'
+import type { HttpClient } from '../client/http-client.ts'
 import { AGENT_KEY_RESOURCE, ENROLL_STATEMENT } from '../domain/node.ts'
 
 // The agent's side of enrollment: the node operator's wallet signs a Sign-In with Ethereum

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { CommanderError } from 'commander'
+import { ApiError, ConnectionError, toApiError } from '../client/http-client.ts'
 import { BerthError, errorCodes } from '../domain/errors.ts'
 import { exitCodeOf, exitCodes } from './exit-codes.ts'
-import { ApiError, ConnectionError, toApiError } from './http-client.ts'
 
 describe('exit codes', () => {
   it('maps every error code the server can send', () => {

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander'
+import { ApiError } from '../client/http-client.ts'
 import { BerthError } from '../domain/errors.ts'
 import { packageVersion } from '../version.ts'
 import { registerAgent } from './commands/agent.ts'
@@ -22,7 +23,6 @@ import { registerPay } from './commands/pay.ts'
 import { registerQuota } from './commands/quota.ts'
 import { registerServer } from './commands/server.ts'
 import { exitCodeOf, exitCodes } from './exit-codes.ts'
-import { ApiError } from './http-client.ts'
 
 // `berth`: parses arguments, runs one command, and turns every outcome into an exit code. Never
 // throws and never calls process.exit: bin/berth.js sets process.exitCode from the result.

@@ -1,6 +1,6 @@
 import { generatePrivateKey } from 'viem/accounts'
 import { type EnrollmentAnswer, enrollNode } from '../../src/agent/enroll.ts'
-import { createHttpClient } from '../../src/cli/http-client.ts'
+import { createHttpClient } from '../../src/client/http-client.ts'
 import { type AgentKeyPair, generateAgentKey, signWithAgentKey } from '../../src/fleet/agent-key.ts'
 import { SIGNATURE_HEADER } from '../../src/fleet/heartbeats.ts'
 import type { Heartbeat } from '../../src/fleet/node-schemas.ts'

@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
 import type { AuditEntry } from '../../audit/audit-log.ts'
 import { chainProblems, checkpointProblems } from '../../audit/chain-hash.ts'
+import type { HttpClient } from '../../client/http-client.ts'
 import { invalidInput } from '../../domain/errors.ts'
 import { exitCodes } from '../exit-codes.ts'
-import type { HttpClient } from '../http-client.ts'
 import { renderTable } from '../output.ts'
 import type { Action } from './context.ts'
 

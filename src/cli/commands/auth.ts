@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import type { Command } from 'commander'
+import { ApiError, type HttpClient } from '../../client/http-client.ts'
 import { privateKeySchema } from '../../config/client-config.ts'
 import { BerthError } from '../../domain/errors.ts'
 import { exitCodes } from '../exit-codes.ts'
-import { ApiError, type HttpClient } from '../http-client.ts'
 import type { Action, CommandContext } from './context.ts'
 
 const siweValidityMs = 10 * 60 * 1000

@@ -1,7 +1,7 @@
+import { createHttpClient, type HttpClient } from '../../client/http-client.ts'
 import { type ClientConfig, loadClientConfig } from '../../config/client-config.ts'
 import { BerthError } from '../../domain/errors.ts'
 import { type CredentialStore, createCredentialStore, normalizeServer } from '../credentials.ts'
-import { createHttpClient, type HttpClient } from '../http-client.ts'
 import type { OutStream } from '../output.ts'
 
 // What every command gets: its streams and environment (injected, so tests run commands without a

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander'
+import type { HttpClient } from '../../client/http-client.ts'
 import { BerthError } from '../../domain/errors.ts'
-import type { HttpClient } from '../http-client.ts'
 import { createProgress, type Deployment, formatProgress } from '../output.ts'
 import type { CommandContext } from './context.ts'
 import { deploymentPath, type Goal, isNotFound, type Outcome, waitFor } from './watch.ts'

@@ -1,5 +1,5 @@
+import { ApiError, type HttpClient } from '../../client/http-client.ts'
 import { BerthError } from '../../domain/errors.ts'
-import { ApiError, type HttpClient } from '../http-client.ts'
 import type { Deployment, DeploymentEvent } from '../output.ts'
 import { followSse } from '../sse.ts'
 

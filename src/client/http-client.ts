@@ -1,7 +1,8 @@
 import { BerthError, type ErrorCode, errorCodes } from '../domain/errors.ts'
 
-// A small fetch wrapper for the berth API: JSON in and out, bearer auth, and every non-2xx answer
-// turned into an ApiError that carries the server's error code (cli/exit-codes.ts maps it).
+// A small fetch wrapper for the berth API, for its clients (the CLI, the fleet agent): JSON in and
+// out, bearer auth, and every non-2xx answer turned into an ApiError that carries the server's
+// error code (cli/exit-codes.ts maps it).
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown; requestId?: string }
