@@ -240,6 +240,21 @@ for (const kind of databaseKinds) {
       assert.deepEqual(view.body.uptimePercent, { '24h': 0, '7d': 0, '30d': 0 })
     })
 
+    it('counts a node not yet found lost as up for at most its loss budget after it was last heard', async () => {
+      clock = T0
+      const node = await enrollTestNode(app)
+      for (let i = 0; i <= 6; i++) {
+        clock = at(i * 10 * MINUTE)
+        assert.equal((await beat(app, node, i + 1, clock)).status, 204)
+      }
+      // An hour later, and no sweep has run (a control plane that has just started waits a budget):
+      // up for the hour it was heard, plus the 35 s budget, of the two hours since its first heartbeat.
+      clock = at(2 * HOUR)
+      const view = await app.admin()('GET', `/v1/nodes/${node.nodeId}`)
+      assert.equal(view.body.status, 'online')
+      assert.equal(view.body.uptimePercent['24h'], 50.48)
+    })
+
     it('gives every node a full budget from the control plane start before calling it lost', async () => {
       clock = T0
       const node = await enrollTestNode(app)

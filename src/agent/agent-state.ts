@@ -32,10 +32,25 @@ export function loadAgentState(dataDir: string): AgentState {
     writeFileSync(keyPath, pemOf(key), { mode: 0o600, flag: 'wx' })
   }
   const nodePath = join(dataDir, NODE_FILE)
-  const node = existsSync(nodePath) ? (JSON.parse(readFileSync(nodePath, 'utf8')) as SavedNode) : undefined
+  const node = existsSync(nodePath) ? savedNodeOf(readFileSync(nodePath, 'utf8')) : undefined
   return { key, ...(node ? { node } : {}) }
 }
 
 export function saveNode(dataDir: string, node: SavedNode): void {
   writeFileSync(join(dataDir, NODE_FILE), `${JSON.stringify(node)}\n`, { mode: 0o600 })
+}
+
+/** The saved node, or undefined for a file that is not one (the agent then enrolls again). */
+function savedNodeOf(text: string): SavedNode | undefined {
+  try {
+    const node = JSON.parse(text) as Partial<SavedNode>
+    const valid =
+      typeof node.server === 'string' &&
+      typeof node.nodeId === 'string' &&
+      Number.isInteger(node.heartbeatSeconds) &&
+      (node.heartbeatSeconds ?? 0) > 0
+    return valid ? (node as SavedNode) : undefined
+  } catch {
+    return undefined
+  }
 }

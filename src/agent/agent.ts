@@ -82,22 +82,25 @@ export async function runAgent(options: AgentOptions): Promise<void> {
         log(`the server does not know this node any more (${result.message}); enrolling again`)
         enrolled = await enrollWhenReachable(enroll, signal, log)
         send = senderFor(enrolled.nodeId)
-        continue
+        // The next heartbeat after the interval, as always: not at once.
+      } else {
+        if (result.status >= 300) log(`heartbeat refused (${result.status}): ${result.message}`)
+        else if (failing) log('heartbeats accepted again')
+        failing = result.status >= 300
       }
-      if (result.status >= 300) log(`heartbeat refused (${result.status}): ${result.message}`)
-      else if (failing) log('heartbeats accepted again')
-      failing = result.status >= 300
     } catch (error) {
       if (signal.aborted) break
-      // An enrollment the server refuses (a closed fleet without a token) will not succeed later.
-      if (error instanceof BerthError && (error.code === 'forbidden' || error.code === 'unauthorized'))
-        throw error
+      // An enrollment that cannot succeed later (a closed fleet without a token, no wallet key,
+      // a key another wallet holds) ends the agent with its reason.
+      if (error instanceof BerthError && FINAL_ENROLLMENT_ERRORS.has(error.code)) throw error
       if (!failing) log(`cannot reach ${client.server}: ${(error as Error).message}; retrying every interval`)
       failing = true
     }
     await abortableDelay(enrolled.heartbeatSeconds * 1000, signal).catch(() => undefined)
   }
 }
+
+const FINAL_ENROLLMENT_ERRORS = new Set(['forbidden', 'unauthorized', 'invalid_input', 'conflict'])
 
 /** How long an agent waits before asking a server that did not answer to enroll it again. */
 const ENROLL_RETRY_MS = 5000

@@ -58,8 +58,13 @@ export function createGroupCommit<I, O>(
       const results = await writeBatch(batch.map((w) => w.item))
       for (const [i, w] of batch.entries()) w.resolve(results[i]!)
     } catch (error) {
-      if (batch.length === 1) batch[0]!.reject(error)
-      else await Promise.all(batch.map((w) => write([w])))
+      if (batch.length === 1) {
+        batch[0]!.reject(error)
+        return
+      }
+      // One after another, in order: a batch that failed because the database is down must not
+      // turn into as many transactions at once, and two items of one key keep their order.
+      for (const w of batch) await write([w])
     }
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import type { Database } from '../db/client.ts'
+import { lossBudgetMs } from '../domain/uptime.ts'
 import type { Siwe } from '../identity/siwe.ts'
 import { type Metrics, registerFleetGauges } from '../metrics/registry.ts'
 import { createEnrollment } from './enrollment.ts'
@@ -26,7 +27,7 @@ export function createFleet(options: FleetOptions) {
   const { database, metrics, logger } = options
   const settings = options.config.fleet
   const now = options.now ?? (() => new Date())
-  const nodes = createNodes(database.db, now)
+  const nodes = createNodes(database.db, now, lossBudgetMs(settings))
   registerFleetGauges(metrics.registry, () => nodes.list())
   let sweep: { stop(): Promise<void> } | undefined
 

@@ -40,10 +40,7 @@ export interface HeartbeatIngest {
 
 /** Node keys are immutable, so they are kept once read: the hot path then skips a query. */
 const MAX_CACHED_KEYS = 100_000
-/**
- * How long an id stays known as unknown: shorter than a heartbeat interval, so a removed node that
- * enrolls again is heard at its next heartbeat.
- */
+/** How long an id that was never enrolled stays known as unknown. */
 const UNKNOWN_FOR_MS = 5000
 
 export function createHeartbeatIngest(options: HeartbeatIngestOptions): HeartbeatIngest {
@@ -55,12 +52,12 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
   // the cache at once, and one query per heartbeat would queue them all behind the pool.
   const readKeys = createGroupCommit(
     async (ids: string[]) => {
-      const rows = await database.query<{ id: string; public_key: string }>(
-        `select id, public_key from fleet_nodes
-         where id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb))) and removed_at is null`,
+      const rows = await database.query<{ id: string; public_key: string; removed: boolean }>(
+        `select id, public_key, removed_at is not null as removed from fleet_nodes
+         where id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb)))`,
         [JSON.stringify([...new Set(ids)])],
       )
-      const found = new Map(rows.map((row) => [row.id, row.public_key]))
+      const found = new Map(rows.map((row) => [row.id, row]))
       return ids.map((id) => found.get(id))
     },
     { maxBatch: 512, maxInFlight: 4 },
@@ -73,13 +70,15 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
     const cached = keys.get(nodeId)
     if (cached) return cached
     if ((unknownUntil.get(nodeId) ?? 0) > Date.now()) throw unknownNode(nodeId)
-    const publicKey = await readKeys(nodeId)
-    if (!publicKey) {
+    const node = await readKeys(nodeId)
+    if (!node) {
+      // Only ids that were never enrolled are remembered: a removed node may enroll again.
       if (unknownUntil.size >= MAX_CACHED_KEYS) unknownUntil.clear()
       unknownUntil.set(nodeId, Date.now() + UNKNOWN_FOR_MS)
       throw unknownNode(nodeId)
     }
-    const key = publicKeyObjectOf(publicKey)
+    if (node.removed) throw unknownNode(nodeId)
+    const key = publicKeyObjectOf(node.public_key)
     if (keys.size >= MAX_CACHED_KEYS) keys.clear()
     keys.set(nodeId, key)
     return key

@@ -55,11 +55,13 @@ interface NodeRow {
   last_seen_at: Date | string
   enrolled_at: Date | string
   first_heartbeat_at: Date | string | null
+  session_started_at: Date | string | null
 }
 
 const SELECT_NODES = `
   select n.id, n.name, a.address as operator, n.connectivity, n.scheduling, n.labels, n.capacity,
-    n.allocatable, n.agent_version, n.instances, n.last_seen_at, n.enrolled_at, n.first_heartbeat_at
+    n.allocatable, n.agent_version, n.instances, n.last_seen_at, n.enrolled_at, n.first_heartbeat_at,
+    n.session_started_at
   from fleet_nodes n join accounts a on a.id = n.operator_id
   where n.removed_at is null`
 
@@ -71,7 +73,8 @@ const SESSIONS_SINCE = `
 const toDate = (value: Date | string) => (value instanceof Date ? value : new Date(value))
 const MONTH_MS = 30 * 86_400_000
 
-export function createNodes(db: Db, now: () => Date) {
+/** `lossBudgetMs`: how long a node may be silent before it counts as lost (domain/uptime.ts). */
+export function createNodes(db: Db, now: () => Date, lossBudgetMs: number) {
   const sessionsOf = async (ids: string[], at: Date) => {
     const byNode = new Map<string, UptimeSession[]>()
     if (ids.length === 0) return byNode
@@ -95,11 +98,16 @@ export function createNodes(db: Db, now: () => Date) {
     )
     return rows.map((row) => {
       const own = sessions.get(row.id) ?? []
-      // A node not (yet) found lost is counted up until now: once the sweep finds it lost its
-      // session ends where it was last heard from (its next heartbeat opens a new one), so the
-      // over-count is at most the loss budget.
+      // A node not (yet) found lost is counted up until now, but never beyond its loss budget
+      // after it was last heard (a control plane that has just started finds nothing lost for a
+      // budget, and a node that died while it was down must not be up all that time). Once the
+      // sweep finds it lost its session ends where it was last heard.
+      const openUntil = new Date(Math.min(at.getTime(), toDate(row.last_seen_at).getTime() + lossBudgetMs))
+      const open = row.session_started_at && toDate(row.session_started_at).getTime()
       const counted =
-        row.connectivity === 'online' ? own.map((s, i) => (i === 0 ? { ...s, lastSeenAt: at } : s)) : own
+        row.connectivity === 'online'
+          ? own.map((s) => (s.startedAt.getTime() === open ? { ...s, lastSeenAt: openUntil } : s))
+          : own
       const uptime = row.first_heartbeat_at
         ? uptimeOf(counted, toDate(row.first_heartbeat_at), at)
         : { '24h': 0, '7d': 0, '30d': 0 }
@@ -191,17 +199,21 @@ export function createNodes(db: Db, now: () => Date) {
      */
     async remove(id: string, source: ChangeSource): Promise<void> {
       await db.transaction(async (tx) => {
-        const [node] = await queryRows<{ operator_id: string; placed: string | number }>(
+        const [node] = await queryRows<{ operator_id: string }>(
           tx,
-          numberedSql(
-            `select operator_id, (select count(*) from fleet_placements where node_id = $1) as placed
-             from fleet_nodes where id = $1 and removed_at is null for update`,
-            [id],
-          ),
+          numberedSql('select operator_id from fleet_nodes where id = $1 and removed_at is null for update', [
+            id,
+          ]),
         )
         if (!node) throw notFound(`node ${id}`)
-        if (Number(node.placed) > 0) {
-          throw conflict(`node ${id} still holds ${node.placed} replica(s): drain it first`)
+        // Counted after the lock, in a statement of its own: it then sees a placement that was
+        // committed while this waited for the node (placements lock the node too).
+        const [placed] = await queryRows<{ n: string | number }>(
+          tx,
+          numberedSql('select count(*) as n from fleet_placements where node_id = $1', [id]),
+        )
+        if (Number(placed!.n) > 0) {
+          throw conflict(`node ${id} still holds ${placed!.n} replica(s): drain it first`)
         }
         await tx.execute(
           numberedSql(`update fleet_nodes set removed_at = $2, scheduling = 'cordoned' where id = $1`, [
