@@ -47,3 +47,17 @@ export function cpuPer(before: CpuSnapshot, after: CpuSnapshot, units: number): 
     })
   return `${parts.join(', ')}; host steal ${(after.steal - before.steal).toFixed(1)} s`
 }
+
+/** The groups of a benchmark run: the `berth serve` process, this process (the load generator), PostgreSQL. */
+export function benchGroups(
+  serverPid: number | undefined,
+): (pid: number, command: string) => string | undefined {
+  return (pid, command) =>
+    pid === serverPid
+      ? 'berth'
+      : pid === process.pid
+        ? 'load generator'
+        : command === 'postgres'
+          ? 'PostgreSQL'
+          : undefined
+}

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { startPostgres } from '../scripts/postgres.ts'
 import { LIFTED_QUOTAS, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
-import { cpuPer, cpuSnapshot } from './cpu-account.ts'
+import { benchGroups, cpuPer, cpuSnapshot } from './cpu-account.ts'
 import { leanClient } from './lean-client.ts'
 import { orgOverhead } from './org-overhead.ts'
 
@@ -51,14 +51,7 @@ async function run(label: string, server: RunningBerth) {
   // One socket per writer, plus one for the reader.
   const client = leanClient(server.url, token, CREATE_CONCURRENCY + 1)
   const ids: string[] = []
-  const groupOf = (pid: number, command: string) =>
-    pid === server.child.pid
-      ? 'berth'
-      : pid === process.pid
-        ? 'load generator'
-        : command === 'postgres'
-          ? 'PostgreSQL'
-          : undefined
+  const groupOf = benchGroups(server.child.pid)
   const cpuBefore = cpuSnapshot(groupOf)
   const started = performance.now()
   let next = 0

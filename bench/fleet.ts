@@ -7,7 +7,7 @@ import { SIGNATURE_HEADER } from '../src/fleet/heartbeats.ts'
 import { heartbeatOf } from '../test/helpers/fleet.ts'
 import { startBerth } from '../test/helpers/server.ts'
 import { waitFor } from '../test/helpers/wait.ts'
-import { cpuPer, cpuSnapshot } from './cpu-account.ts'
+import { benchGroups, cpuPer, cpuSnapshot } from './cpu-account.ts'
 import { type LoadResult, type PreparedRequest, percentileOf, runOpenLoop } from './heartbeat-load.ts'
 
 // Heartbeat ingest of `berth serve` on PostgreSQL: NODES simulated nodes send signed heartbeats at
@@ -111,14 +111,7 @@ try {
       next: (i) => heartbeat(from + i),
     })
 
-  const groupOf = (pid: number, command: string) =>
-    pid === server.child.pid
-      ? 'berth'
-      : pid === process.pid
-        ? 'load generator'
-        : command === 'postgres'
-          ? 'PostgreSQL'
-          : undefined
+  const groupOf = benchGroups(server.child.pid)
   const baseline = await load(bare.url, '/', NODES, SECONDS)
   console.log(describe('bare endpoint (parse only)', baseline))
   await load(server.url, '/v1/fleet/heartbeats', 0, NODES / RATE)

@@ -36,6 +36,15 @@ for (const kind of databaseKinds) {
       await database.dispose()
     })
 
+    /** The loss sweep at `now`, for a control plane started at `startedAt`; the ids it found lost. */
+    const sweepAt = (now: Date, startedAt = T0) =>
+      sweepLostNodes({
+        db: database.db,
+        rule: { heartbeatSeconds: 10, lossGraceSeconds: 5 },
+        startedAt,
+        now: () => now,
+        logger: pino({ level: 'silent' }),
+      })
     const nodeRow = async (id: string) =>
       (
         await database.query<{ last_seq: string; connectivity: string }>(
@@ -166,16 +175,7 @@ for (const kind of databaseKinds) {
         assert.equal((await beat(app, node, ++seq, clock)).status, 204)
       }
       // Other tests' nodes share the database: this one's fate is what is checked.
-      const sweep = async (now: Date) =>
-        (
-          await sweepLostNodes({
-            db: database.db,
-            rule: { heartbeatSeconds: 10, lossGraceSeconds: 5 },
-            startedAt: T0,
-            now: () => now,
-            logger: pino({ level: 'silent' }),
-          })
-        ).includes(node.nodeId)
+      const sweep = async (now: Date) => (await sweepAt(now)).includes(node.nodeId)
       // 3 intervals + grace = 35 s of silence: not lost at 34 s, lost at 36 s.
       assert.equal(await sweep(at(12 * HOUR + 34_000)), false)
       assert.equal(await sweep(at(12 * HOUR + 36_000)), true)
@@ -219,19 +219,11 @@ for (const kind of databaseKinds) {
     it('never counts time lost as up: a node found lost starts a new session when heard again', async () => {
       clock = T0
       const node = await enrollTestNode(app)
-      const sweep = (now: Date) =>
-        sweepLostNodes({
-          db: database.db,
-          rule: { heartbeatSeconds: 10, lossGraceSeconds: 5 },
-          startedAt: T0,
-          now: () => now,
-          logger: pino({ level: 'silent' }),
-        })
       // A heartbeat every 29 minutes: within the session gap, but found lost in between each time.
       for (let i = 0; i <= 4; i++) {
         clock = at(i * 29 * MINUTE)
         assert.equal((await beat(app, node, i + 1, clock)).status, 204)
-        await sweep(at(i * 29 * MINUTE + MINUTE))
+        await sweepAt(at(i * 29 * MINUTE + MINUTE))
       }
       assert.equal((await sessionsOf(node.nodeId)).length, 5, 'one session per heartbeat')
       clock = at(4 * 29 * MINUTE + MINUTE)
@@ -260,16 +252,9 @@ for (const kind of databaseKinds) {
       const node = await enrollTestNode(app)
       assert.equal((await beat(app, node, 1, clock)).status, 204)
       const restartedAt = at(2 * HOUR)
-      const sweep = (now: Date) =>
-        sweepLostNodes({
-          db: database.db,
-          rule: { heartbeatSeconds: 10, lossGraceSeconds: 5 },
-          startedAt: restartedAt,
-          now: () => now,
-          logger: pino({ level: 'silent' }),
-        })
-      assert.ok(!(await sweep(new Date(restartedAt.getTime() + 34_000))).includes(node.nodeId))
-      assert.ok((await sweep(new Date(restartedAt.getTime() + 36_000))).includes(node.nodeId))
+      const after = (ms: number) => new Date(restartedAt.getTime() + ms)
+      assert.ok(!(await sweepAt(after(34_000), restartedAt)).includes(node.nodeId))
+      assert.ok((await sweepAt(after(36_000), restartedAt)).includes(node.nodeId))
     })
 
     async function ownerOf(nodeId: string) {

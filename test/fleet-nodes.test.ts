@@ -6,7 +6,7 @@ import { AGENT_KEY_RESOURCE, ENROLL_STATEMENT } from '../src/domain/node.ts'
 import { generateAgentKey } from '../src/fleet/agent-key.ts'
 import { auditLines } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
-import { beat, enrollTestNode, type TestNode } from './helpers/fleet.ts'
+import { beat, enrollTestNode, steppingClock, type TestNode } from './helpers/fleet.ts'
 import { createTestApp, type TestApp } from './helpers/http-app.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 
@@ -20,17 +20,14 @@ for (const kind of databaseKinds) {
     let database: TestDatabase
     let stack: Stack
     let app: TestApp
-    let clockShift = 0
-    const beatLater = async (node: TestNode, seq: number) => {
-      clockShift += 1000
-      return beat(app, node, seq, new Date(Date.now() + clockShift))
-    }
+    const clock = steppingClock()
+    const beatLater = (node: TestNode, seq: number) => beat(app, node, seq, clock.step())
 
     before(async () => {
       database = await openTestDatabase(kind)
       stack = await createStack(database, { flags: { adminToken: ADMIN_TOKEN } })
       // Heartbeats follow each other faster than a node may send them: each moves the clock 1 s on.
-      app = await createTestApp(database, stack, { now: () => new Date(Date.now() + clockShift) })
+      app = await createTestApp(database, stack, { now: clock.now })
     })
     after(async () => {
       await stack.stop()

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import type { ReplicaDemand } from '../src/domain/placement.ts'
 import { createScheduler, type Scheduler } from '../src/fleet/scheduler.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
-import { beat, enrollTestNode, type TestNode } from './helpers/fleet.ts'
+import { beat, enrollTestNode, steppingClock, type TestNode } from './helpers/fleet.ts'
 import { createTestApp, type TestApp } from './helpers/http-app.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 
@@ -19,11 +19,8 @@ for (const kind of databaseKinds) {
     let database: TestDatabase
     let stack: Stack
     let app: TestApp
-    let clockShift = 0
-    const beatLater = async (node: TestNode, seq: number) => {
-      clockShift += 1000
-      return beat(app, node, seq, new Date(Date.now() + clockShift))
-    }
+    const clock = steppingClock()
+    const beatLater = (node: TestNode, seq: number) => beat(app, node, seq, clock.step())
     let scheduler: Scheduler
     const nodes: TestNode[] = []
     let seq = 0
@@ -32,7 +29,7 @@ for (const kind of databaseKinds) {
       database = await openTestDatabase(kind)
       stack = await createStack(database, { flags: { adminToken: ADMIN, fleet: { open: true } } })
       // Heartbeats follow each other faster than a node may send them: each moves the clock 1 s on.
-      app = await createTestApp(database, stack, { now: () => new Date(Date.now() + clockShift) })
+      app = await createTestApp(database, stack, { now: clock.now })
       scheduler = createScheduler(database.db, app.fleet.nodes, 9_500)
       for (let i = 0; i < 5; i++) {
         const node = await enrollTestNode(app, { name: `n${i}` })

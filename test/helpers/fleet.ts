@@ -87,3 +87,18 @@ export async function beat(app: TestApp, node: TestNode, seq: number, at: Date) 
   const body = JSON.stringify(heartbeatOf(node, seq, at))
   return postHeartbeat(app, body, signWithAgentKey(node.key, body))
 }
+
+/**
+ * A server clock a second further on at each step, for tests whose heartbeats follow each other
+ * faster than a node may send them (half a second apart at least).
+ */
+export function steppingClock(): { now: () => Date; step: () => Date } {
+  let shift = 0
+  return {
+    now: () => new Date(Date.now() + shift),
+    step: () => {
+      shift += 1000
+      return new Date(Date.now() + shift)
+    },
+  }
+}
