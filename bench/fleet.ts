@@ -124,6 +124,13 @@ try {
     `  ratio berth/bare: throughput ${(measured.ok / measured.seconds / (baseline.ok / baseline.seconds)).toFixed(3)}, p99 ${(percentileOf(measured.latencies, 99) / percentileOf(baseline.latencies, 99)).toFixed(2)}`,
   )
 
+  // What berth answered, by outcome (its own count, warm-up included): refusals say why.
+  const outcomes = (await (await fetch(`${server.url}/metrics`)).text())
+    .split('\n')
+    .filter((line) => line.startsWith('berth_fleet_heartbeats_total{'))
+    .map((line) => line.replace(/^berth_fleet_heartbeats_total\{outcome="([^"]+)"\} /, '$1 '))
+  console.log(`  heartbeats by outcome: ${outcomes.join(', ')}`)
+
   // Loss: every node is silent from now on, but one healthy node that pauses for 20 s once.
   const beat = async (seq: number) => {
     const body = JSON.stringify(heartbeatOf(paused, seq, new Date()))
