@@ -35,10 +35,10 @@ const MARK_LOST = `
 export async function sweepLostNodes(options: LossSweepOptions): Promise<string[]> {
   const { db, rule, startedAt } = options
   const at = options.now()
-  // Nodes last seen before the cutoff are past their budget, when the budget counted from the
-  // control plane's start has run out too.
-  if (lostAt(new Date(0), startedAt, rule) > at) return []
+  // Nodes last seen before the cutoff are past their budget; none is, while the budget counted
+  // from the control plane's start has not run out.
   const cutoff = new Date(at.getTime() - lossBudgetMs(rule))
+  if (lostAt(cutoff, startedAt, rule) > at) return []
   return db.transaction(async (tx) => {
     const lost = await queryRows<{
       id: string

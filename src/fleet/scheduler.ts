@@ -28,6 +28,23 @@ export type ReplicaPlacement = { replica: number } & (
   | { placed: false; failed: PlacementFilter; reason: string }
 )
 
+/** The fleet as one `place()` call last read it, with its own placements added since. */
+interface Snapshot {
+  candidates?: CandidateNode[]
+}
+
+/** Adds a replica just placed on the node to the snapshot's view of it. */
+function holdOn(node: CandidateNode, demand: ReplicaDemand): void {
+  const gpus = demand.gpus > 0 ? [{ model: demand.gpuModel ?? '', count: demand.gpus }] : []
+  node.reserved = {
+    milliCpus: node.reserved.milliCpus + demand.milliCpus,
+    memoryMb: node.reserved.memoryMb + demand.memoryMb,
+    diskMb: node.reserved.diskMb + demand.diskMb,
+    gpus: [...node.reserved.gpus, ...gpus],
+  }
+  node.sameDeploymentReplicas++
+}
+
 /** Choices that lost their node to a concurrent placement before trying elsewhere gives up. */
 const MAX_ATTEMPTS = 8
 
@@ -141,13 +158,16 @@ export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBas
       )
       const placedAlready = new Map(existing.map((p) => [p.replica, p]))
       const results: ReplicaPlacement[] = []
+      // The fleet is read once for all of the deployment's replicas: each placement is added to
+      // this snapshot; it is read again only when a placement lost its node to another scheduler.
+      const snapshot: Snapshot = {}
       for (let replica = 0; replica < request.replicas; replica++) {
         const known = placedAlready.get(replica)
         if (known) {
           results.push({ replica, placed: true, nodeId: known.node_id, reason: known.reason, existing: true })
           continue
         }
-        results.push(await placeOne(request, replica))
+        results.push(await placeOne(request, replica, snapshot))
       }
       return results
     },
@@ -158,14 +178,22 @@ export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBas
     },
   }
 
-  async function placeOne(request: PlacementRequest, replica: number): Promise<ReplicaPlacement> {
+  async function placeOne(
+    request: PlacementRequest,
+    replica: number,
+    snapshot: Snapshot,
+  ): Promise<ReplicaPlacement> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const candidates = await candidatesFor(request)
-      const choice = chooseNode(candidates, request.demand, minUptimeBasisPoints)
+      snapshot.candidates ??= await candidatesFor(request)
+      const choice = chooseNode(snapshot.candidates, request.demand, minUptimeBasisPoints)
       if (!choice.placed) return { replica, placed: false, failed: choice.failed, reason: choice.reason }
-      const node = candidates.find((c) => c.id === choice.nodeId)!
+      const node = snapshot.candidates.find((c) => c.id === choice.nodeId)!
       const placed = await db.transaction((tx) => placeOn(tx, request, replica, node, choice.reason))
-      if (placed) return { replica, placed: true, nodeId: node.id, reason: choice.reason, existing: false }
+      if (placed) {
+        holdOn(node, request.demand)
+        return { replica, placed: true, nodeId: node.id, reason: choice.reason, existing: false }
+      }
+      snapshot.candidates = undefined
     }
     return {
       replica,
