@@ -165,6 +165,10 @@ for (const kind of databaseKinds) {
       assert.equal(bad.status, 400)
       assert.match(bad.body.error.message, /type:id/)
       assert.equal((await operator('GET', '/v1/audit?owner=no-such-org')).status, 404)
+      // PostgreSQL cannot compare text with a NUL in it: refused, naming the parameter.
+      const nul = await operator('GET', '/v1/audit?action=x&target=a%00b')
+      assert.equal(nul.status, 400)
+      assert.match(nul.body.error.message, /query\.target: NUL/)
     })
 
     it('logs a change refused for want of a role as denied, and changes nothing', async () => {

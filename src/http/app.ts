@@ -21,6 +21,7 @@ import { mountRateLimits } from './middleware/limits.ts'
 import { clientAddress } from './middleware/rate-limit.ts'
 import { requestId } from './middleware/request-id.ts'
 import { requireAuth } from './middleware/require-auth.ts'
+import { refuseNulInQuery } from './middleware/url-nul.ts'
 import { createRouter } from './openapi.ts'
 import { auditRoutes } from './routes/audit.ts'
 import { deploymentRoutes } from './routes/deployments.ts'
@@ -89,6 +90,7 @@ export function createHttpApp(deps: HttpDeps) {
       (performance.now() - started) / 1000,
     )
   })
+  app.use('*', refuseNulInQuery())
   app.use('*', bodyReader(deps.bodyLimitBytes))
   mountRateLimits(app, deps.limits, () => {
     app.use('/v1/*', requireAuth(deps.identity.authenticator))
