@@ -92,6 +92,18 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     }
     const docker = await dockerProviderOf(config, database, logger)
     if (docker) registered.push(docker)
+    const quotas = createQuotas(database.db, config.quotas)
+    const identity = await createIdentity({ db: database.db, config, quotas })
+    const fleet = createFleet({
+      database,
+      config,
+      siwe: identity.siwe,
+      metrics,
+      logger,
+      bus,
+      markDue: (ids) => store.markDue(ids),
+    })
+    if (config.providers.fleet.enabled) registered.push(fleet.provider)
     // An explicit default wins; otherwise real containers when an engine answered, else simulated.
     const providers = new ProviderRegistry(config.providers.default ?? (docker ? docker.name : 'simulated'))
     for (const provider of registered) providers.add(provider)
@@ -101,9 +113,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       )
     }
 
-    const quotas = createQuotas(database.db, config.quotas)
     const capacity = createCapacity(database, providers)
-    const identity = await createIdentity({ db: database.db, config, quotas })
     const payments = await createPayments({ database, store, events, config, metrics, logger })
     const reconciler = createReconciler({
       config,
@@ -138,7 +148,6 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     )
     stack.push(async () => clearInterval(sweep))
 
-    const fleet = createFleet({ database, config, siwe: identity.siwe, metrics, logger })
     fleet.start()
     stack.push(() => fleet.stop())
 

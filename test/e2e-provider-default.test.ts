@@ -21,7 +21,7 @@ describe('default provider when no engine answers (e2e)', () => {
 
   it('offers only the simulated provider, and deploys there by default', async () => {
     const health = await api(server.url).get<{ status: string; providers: Record<string, string> }>('/health')
-    assert.deepEqual(health.body.providers, { simulated: 'up' })
+    assert.deepEqual(health.body.providers, { simulated: 'up', fleet: 'up' })
     assert.equal(health.body.status, 'ok')
     const { token } = await signIn(server.url)
     const created = await api(server.url, token).post<{ provider: string }>('/v1/deployments', {
@@ -44,7 +44,7 @@ describe('default provider when no engine answers (e2e)', () => {
       const health = await api(explicit.url).get<{ status: string; providers: Record<string, string> }>(
         '/health',
       )
-      assert.deepEqual(health.body.providers, { simulated: 'up', docker: 'down' })
+      assert.deepEqual(health.body.providers, { simulated: 'up', docker: 'down', fleet: 'up' })
       assert.equal(health.body.status, 'degraded')
     } finally {
       await explicit.stop()

@@ -1,15 +1,20 @@
 import { createHttpClient } from '../client/http-client.ts'
 import { abortableDelay } from '../domain/delay.ts'
 import { BerthError } from '../domain/errors.ts'
+import type { EngineAddress } from '../providers/docker/connection.ts'
+import { createDockerProvider } from '../providers/docker/docker-provider.ts'
 import { loadAgentState, saveNode } from './agent-state.ts'
+import { followAssignments } from './assignment-follower.ts'
 import { type EnrollmentAnswer, enrollNode } from './enroll.ts'
 import { createHeartbeatSender, machineResources } from './heartbeat-sender.ts'
+import { createRunner } from './runner.ts'
 
 // `berth agent`: enrolls this machine with the control plane once (the wallet key is needed for
 // that alone; later starts resume as the node saved in the data dir, authenticated by the agent's
-// own key), then sends a signed heartbeat every interval the server asked for. A server that does
-// not answer is waited out, never a reason to stop; a server that no longer knows the node
-// (removed by the operator) is asked to enroll it again.
+// own key), then follows its assignments and runs them on the local Docker engine (runner.ts),
+// and sends a signed heartbeat with what it runs every interval the server asked for, and at once
+// after each change. A server that does not answer is waited out, never a reason to stop; a server
+// that no longer knows the node (removed by the operator) is asked to enroll it again.
 
 export interface AgentOptions {
   server: string
@@ -22,7 +27,15 @@ export interface AgentOptions {
   fetch: typeof fetch
   signal: AbortSignal
   log: (line: string) => void
+  /** The Docker engine the node runs its assignments on; the local socket when unset. */
+  engine?: EngineAddress
+  /** Address published ports bind to (default 127.0.0.1) and the host endpoints name. */
+  hostIp?: string
+  publicHost?: string
 }
+
+/** The least time between two heartbeats (the server refuses closer ones). */
+const MIN_HEARTBEAT_GAP_MS = 600
 
 export async function runAgent(options: AgentOptions): Promise<void> {
   const { signal, log } = options
@@ -63,8 +76,29 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     }
   }
   const resources = machineResources(options.dataDir)
-  const senderFor = (nodeId: string) =>
-    createHeartbeatSender({
+  const wake = createWake()
+  /** This node's share of the engine: its runner and the stream that feeds it. */
+  const nodeFor = (nodeId: string) => {
+    const runner = createRunner({
+      docker: createDockerProvider({
+        scope: nodeId,
+        ...(options.engine ? { engine: options.engine } : {}),
+        hostIp: options.hostIp ?? '127.0.0.1',
+        ...(options.publicHost ? { publicHost: options.publicHost } : {}),
+      }),
+      log,
+    })
+    const stop = new AbortController()
+    const stopped = followAssignments({
+      client,
+      nodeId,
+      key: state.key,
+      runner,
+      converged: wake.now,
+      signal: AbortSignal.any([signal, stop.signal]),
+      log,
+    })
+    const send = createHeartbeatSender({
       fetch: options.fetch,
       server: client.server,
       nodeId,
@@ -72,16 +106,32 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       labels: options.labels,
       capacity: resources,
       allocatable: resources,
+      instances: () => runner.instances(),
     })
-  let send = senderFor(enrolled.nodeId)
+    return {
+      runner,
+      send,
+      /** Leaves this node id: stops following it and removes what ran for it. */
+      async leave() {
+        stop.abort()
+        await stopped
+        await runner.assign([])
+      },
+    }
+  }
+  let node = nodeFor(enrolled.nodeId)
   let failing = false
   while (!signal.aborted) {
     try {
-      const result = await send(signal)
+      const result = await node.send(signal)
       if (result.status === 404) {
         log(`the server does not know this node any more (${result.message}); enrolling again`)
+        const previous = enrolled.nodeId
         enrolled = await enrollWhenReachable(enroll, signal, log)
-        send = senderFor(enrolled.nodeId)
+        if (enrolled.nodeId !== previous) {
+          await node.leave()
+          node = nodeFor(enrolled.nodeId)
+        }
         // The next heartbeat after the interval, as always: not at once.
       } else {
         if (result.status >= 300) log(`heartbeat refused (${result.status}): ${result.message}`)
@@ -96,7 +146,39 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       if (!failing) log(`cannot reach ${client.server}: ${(error as Error).message}; retrying every interval`)
       failing = true
     }
-    await abortableDelay(enrolled.heartbeatSeconds * 1000, signal).catch(() => undefined)
+    if (!failing) void node.runner.retry()
+    await wake.wait(enrolled.heartbeatSeconds * 1000, MIN_HEARTBEAT_GAP_MS, signal)
+  }
+}
+
+/** The pause between heartbeats, cut short (but never below a least gap) when there is news to report. */
+function createWake() {
+  let early: (() => void) | undefined
+  let pending = false
+  return {
+    now() {
+      pending = true
+      early?.()
+    },
+    async wait(intervalMs: number, leastMs: number, signal: AbortSignal) {
+      await abortableDelay(leastMs, signal).catch(() => undefined)
+      if (pending || signal.aborted) {
+        pending = false
+        return
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', done)
+          early = undefined
+          pending = false
+          resolve()
+        }
+        const timer = setTimeout(done, intervalMs - leastMs)
+        early = done
+        signal.addEventListener('abort', done, { once: true })
+      })
+    },
   }
 }
 

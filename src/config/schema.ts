@@ -227,6 +227,12 @@ export const configSchema = z
             path: ['portRangeEnd'],
           })
           .prefault({}),
+        fleet: z
+          .strictObject({
+            /** Offers the `fleet` provider: deployments placed on the community fleet's nodes. */
+            enabled: bool.default(true),
+          })
+          .prefault({}),
       })
       .prefault({}),
     fleet: z

@@ -3,7 +3,7 @@ import { type Database, queryRows } from '../db/client.ts'
 import type { DeploymentRow, Fence } from '../db/deployment-rows.ts'
 import { LeaseLostError } from '../domain/errors.ts'
 import { describeDemand, type ResourceDemand, resourceDemandOf } from '../domain/resources.ts'
-import type { ProviderRegistry } from '../providers/provider.ts'
+import type { Provider, ProviderRegistry } from '../providers/provider.ts'
 import type { CapacityVerdict } from './decision.ts'
 
 // Admission of starts against what a provider has room for. A provider that knows its size (the
@@ -37,8 +37,10 @@ export function createCapacity(database: Database, providers: ProviderRegistry) 
   return {
     /** Admits the start of `row` (recording that it holds its share), or says why it waits. */
     async admit(row: DeploymentRow, fence: Fence): Promise<CapacityVerdict> {
+      const provider = providers.get(row.provider)
+      if (provider?.place) return placeOn(provider.place.bind(provider), row)
       // A provider that does not know its size (now) admits every start.
-      const total = await providers.get(row.provider)?.capacity?.()
+      const total = await provider?.capacity?.()
       if (!total || row.holdsCapacity) return { admitted: true }
       const need = resourceDemandOf(row.spec)
       return db.transaction(async (tx) => {
@@ -70,6 +72,7 @@ export function createCapacity(database: Database, providers: ProviderRegistry) 
         }
         return {
           admitted: false,
+          waitReason: 'insufficient_capacity',
           place: ahead + 1,
           retryInMs: WAIT_RETRY_MS,
           message:
@@ -82,9 +85,9 @@ export function createCapacity(database: Database, providers: ProviderRegistry) 
       })
     },
 
-    /** The place in its provider's queue of each waiting deployment among `rows`. */
+    /** The place in its provider's queue of each deployment among `rows` waiting for capacity. */
     async placesOf(rows: readonly DeploymentRow[]): Promise<Map<string, number>> {
-      const waiting = rows.filter((r) => r.waitReason !== null)
+      const waiting = rows.filter((r) => r.waitReason === 'insufficient_capacity')
       if (waiting.length === 0) return new Map()
       const places = await queryRows<{ id: string; place: number }>(
         db,
@@ -101,6 +104,23 @@ export function createCapacity(database: Database, providers: ProviderRegistry) 
       return new Map(places.map((p) => [p.id, Number(p.place)]))
     },
   }
+}
+
+/**
+ * A provider that chooses nodes places the replicas as the start is admitted. Nothing fitting is
+ * no queue: each waiting start tries again every few seconds, so one placed when a node frees or
+ * joins may pass a larger one that waited longer.
+ */
+async function placeOn(place: NonNullable<Provider['place']>, row: DeploymentRow): Promise<CapacityVerdict> {
+  const verdict = await place({
+    id: row.id,
+    ownerId: row.ownerId,
+    spec: row.spec,
+    restartGeneration: row.restartGeneration,
+    volumeGeneration: row.volumeGeneration,
+  })
+  if (verdict.placed) return { admitted: true, placement: verdict.message }
+  return { admitted: false, waitReason: 'no_node_fits', message: verdict.message, retryInMs: WAIT_RETRY_MS }
 }
 
 export type Capacity = ReturnType<typeof createCapacity>

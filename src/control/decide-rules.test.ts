@@ -158,7 +158,13 @@ describe('decide: what it records, and what it never does', () => {
   })
 
   it('queues a start the provider has no room for once, keeping its place, and gives the room back at rest', () => {
-    const noRoom = { admitted: false as const, message: 'no room', place: 1, retryInMs: 2000 }
+    const noRoom = {
+      admitted: false as const,
+      waitReason: 'insufficient_capacity' as const,
+      message: 'no room',
+      place: 1,
+      retryInMs: 2000,
+    }
     const first = decide(
       rowOf({ status: 'pending' }),
       { funding: { admitted: true }, capacity: noRoom },

@@ -134,19 +134,43 @@ describe('decide', () => {
     [
       'pending, no room on the provider',
       rowOf({ status: 'pending' }),
-      { capacity: { admitted: false, message: 'no room', place: 2, retryInMs: 2000 } },
+      {
+        capacity: {
+          admitted: false,
+          waitReason: 'insufficient_capacity',
+          message: 'no room',
+          place: 2,
+          retryInMs: 2000,
+        },
+      },
       'funding+capacity | - | = | 2000',
     ],
     [
       'stopped, started with no room on the provider',
       rowOf({ status: 'stopped' }),
-      { capacity: { admitted: false, message: 'no room', place: 1, retryInMs: 2000 } },
+      {
+        capacity: {
+          admitted: false,
+          waitReason: 'insufficient_capacity',
+          message: 'no room',
+          place: 1,
+          retryInMs: 2000,
+        },
+      },
       'funding+capacity | - | pending | 2000',
     ],
     [
       'awaiting payment, paid, no room on the provider',
       rowOf({ status: 'awaiting_payment' }),
-      { capacity: { admitted: false, message: 'no room', place: 1, retryInMs: 2000 } },
+      {
+        capacity: {
+          admitted: false,
+          waitReason: 'insufficient_capacity',
+          message: 'no room',
+          place: 1,
+          retryInMs: 2000,
+        },
+      },
       'funding+capacity | - | pending | 2000',
     ],
     [

@@ -1,5 +1,5 @@
 import type { DeploymentPatch, DeploymentRow } from '../db/deployment-rows.ts'
-import { type Handover, TransitionRefusedError } from '../domain/lifecycle.ts'
+import { type Handover, TransitionRefusedError, type WaitReason } from '../domain/lifecycle.ts'
 import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { Observed } from '../providers/provider.ts'
 import { supervise } from './decide-health.ts'
@@ -136,10 +136,15 @@ function begin(row: DeploymentRow, facts: Facts, now: Date, patch: DeploymentPat
   if (facts.funding.admitted) {
     if (!facts.capacity) return { kind: 'need-capacity' }
     if (!facts.capacity.admitted) return waitForCapacity(row, facts.capacity, now, patch)
+    const placement = facts.capacity.placement
+    // A provider that chose nodes says where each replica went: the `scheduled` event tells it.
+    const scheduled: Passage = placement
+      ? { ...scheduling, eventType: 'scheduled', message: placement }
+      : scheduling
     return {
       kind: 'apply',
       start: {
-        events: passage(row.status, [scheduling, deploying]),
+        events: passage(row.status, [scheduled, deploying]),
         patch: { deployStartedAt: now, ...patch, waitReason: null, queuedAt: null },
         deployStartedAt: now,
       },
@@ -161,17 +166,20 @@ function begin(row: DeploymentRow, facts: Facts, now: Date, patch: DeploymentPat
  */
 function waitForCapacity(
   row: DeploymentRow,
-  verdict: { message: string; retryInMs: number },
+  verdict: { waitReason: WaitReason; message: string; retryInMs: number },
   now: Date,
   patch: DeploymentPatch,
 ): Decision {
-  const waiting: DeploymentPatch = { waitReason: 'insufficient_capacity', queuedAt: row.queuedAt ?? now }
+  const waiting: DeploymentPatch = { waitReason: verdict.waitReason, queuedAt: row.queuedAt ?? now }
+  const eventType = waitingEvent[verdict.waitReason]
+  // Said again when the reason changes (the capacity or the constraint that fails is another).
+  const told = row.waitReason === verdict.waitReason
   if (row.status === 'pending') {
     return {
       kind: 'write',
       change: {
         patch: { ...SUCCEEDED, ...patch, ...waiting },
-        events: row.waitReason ? [] : [{ type: 'waiting_for_capacity', message: verdict.message }],
+        events: told ? [] : [{ type: eventType, message: verdict.message }],
         nextInMs: verdict.retryInMs,
       },
     }
@@ -180,12 +188,17 @@ function waitForCapacity(
     kind: 'write',
     change: move(row, 'pending', {
       stage: 'queued',
-      eventType: 'waiting_for_capacity',
+      eventType,
       message: verdict.message,
       patch: { ...patch, ...waiting },
       nextInMs: verdict.retryInMs,
     }),
   }
+}
+
+const waitingEvent: Record<WaitReason, string> = {
+  insufficient_capacity: 'waiting_for_capacity',
+  no_node_fits: 'no_node_fits',
 }
 
 /**

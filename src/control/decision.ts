@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.ts'
 import type { DeploymentPatch, DeploymentRow } from '../db/deployment-rows.ts'
-import type { Status } from '../domain/lifecycle.ts'
+import type { Status, WaitReason } from '../domain/lifecycle.ts'
 import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { EventInput } from '../events/event-log.ts'
 import type { Observed } from '../providers/provider.ts'
@@ -18,10 +18,13 @@ export interface DecideSettings {
 
 export type FundingVerdict = { admitted: true } | { admitted: false; message: string; retryInMs: number }
 
-/** Whether the provider has room to start the deployment now; if not, its place in the queue. */
+/**
+ * Whether the provider has room to start the deployment now (and, for one that chose nodes, where
+ * its replicas went); if not, why it waits and, in a provider's queue, its place.
+ */
 export type CapacityVerdict =
-  | { admitted: true }
-  | { admitted: false; message: string; place: number; retryInMs: number }
+  | { admitted: true; placement?: string }
+  | { admitted: false; waitReason: WaitReason; message: string; place?: number; retryInMs: number }
 
 /** What the executor has found out during this step; each is asked for by a `need-*` decision. */
 export interface Facts {

@@ -29,6 +29,9 @@ export interface FencedChange {
 export interface Passage {
   status: Status
   stage: ProgressStage
+  /** Recorded as this event type (`status_changed` when absent), with this message. */
+  eventType?: string
+  message?: string
 }
 
 export interface Move {
@@ -53,10 +56,16 @@ export interface Move {
 /** The events of passing through these statuses from `from`, each transition validated. */
 export function passage(from: Status, through: Passage[]): EventInput[] {
   let at = from
-  return through.map(({ status, stage }) => {
+  return through.map(({ status, stage, eventType, message }) => {
     assertTransition(at, status)
     at = status
-    return { type: 'status_changed', status, stage, percent: stagePercent[stage] }
+    return {
+      type: eventType ?? 'status_changed',
+      status,
+      stage,
+      percent: stagePercent[stage],
+      ...(message ? { message } : {}),
+    }
   })
 }
 

@@ -43,8 +43,11 @@ export type StopReason = (typeof stopReasons)[number]
 export const handoverKinds = ['fresh', 'carry'] as const
 export type Handover = (typeof handoverKinds)[number]
 
-/** Why a deployment that should start waits in `pending`. */
-export const waitReasons = ['insufficient_capacity'] as const
+/**
+ * Why a deployment that should start waits in `pending`: its provider has no room
+ * (`insufficient_capacity`), or no fleet node passes the scheduler's filters (`no_node_fits`).
+ */
+export const waitReasons = ['insufficient_capacity', 'no_node_fits'] as const
 export type WaitReason = (typeof waitReasons)[number]
 
 /** Statuses in which a deployment holds none of its provider's capacity. */

@@ -1,3 +1,5 @@
+import type { DeploymentSpec } from './spec.ts'
+
 // A fleet node as the scheduler and its operator see it. Whether it is heard from (`online` or
 // `lost`) and whether it takes work (`active`, `cordoned`, `draining`) are separate facts; a node's
 // one status shows the one that matters most: lost first, then cordoned or draining, else online.
@@ -27,7 +29,16 @@ export interface NodeResources {
 export interface ReportedInstance {
   deploymentId: string
   replica: number
-  state: 'running' | 'starting' | 'exited' | 'unhealthy' | 'missing'
+  /** The assignment's generation the instance was created for (a newer one recreates it). */
+  generation: number
+  /** `failed`: the agent could not create or start it; `error` says why. */
+  state: 'created' | 'running' | 'exited' | 'stopped' | 'failed'
+  exitCode?: number
+  oomKilled?: boolean
+  startedAt?: string
+  /** Where each published port answers, on the node's public host. */
+  ports?: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; host: string; port: number }>
+  error?: { kind: 'permanent' | 'transient'; message: string; eventType?: string }
 }
 
 /** The statement an enrollment message carries: a wallet shows it to the person signing. */
@@ -42,3 +53,30 @@ export const BERTH_RESOURCE = 'urn:berth:'
  * turned into a session.
  */
 export const AGENT_KEY_RESOURCE = `${BERTH_RESOURCE}agent-key:ed25519:`
+
+/** One replica a node is to run, as its agent receives it. */
+export interface Assignment {
+  deploymentId: string
+  ownerId: string
+  replica: number
+  /** An instance created for an older generation is replaced. */
+  generation: number
+  volumeGeneration: number
+  spec: DeploymentSpec
+}
+
+/**
+ * What an agent signs to open its assignment stream: the node and the time, so a captured
+ * signature opens nothing once the clock-skew window has passed.
+ */
+export const assignmentStreamMessage = (nodeId: string, timestamp: string) =>
+  `berth-assignments ${nodeId} ${timestamp}`
+
+/**
+ * How long after a node is lost its replicas move elsewhere: the configured delay, doubled for each
+ * earlier loss of the node, up to 32 times it (a node that keeps dropping out is given up on sooner
+ * than it is waited for, but never waited for forever).
+ */
+export function rescheduleDelayMs(baseSeconds: number, lossCount: number): number {
+  return baseSeconds * 1000 * 2 ** Math.min(Math.max(lossCount - 1, 0), 5)
+}

@@ -41,6 +41,25 @@ export const resourcesSpec = z.strictObject({
   diskMb: z.int().min(0).max(1048576).default(1024),
 })
 
+/** Where a replica may run, for providers that choose among nodes (the fleet). */
+export const placementSpec = z.strictObject({
+  /** Node labels a node must carry, each with this value (`region: eu-west`). */
+  nodeLabels: z
+    .record(
+      z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'a node label key is lower-case letters, digits, . _ / -'),
+      z.string().regex(/^[A-Za-z0-9._:/ -]{0,128}$/, 'a node label value is up to 128 plain characters'),
+    )
+    .refine((labels) => Object.keys(labels).length <= 16, 'at most 16 node labels')
+    .optional(),
+  /** The GPU model the replica's GPUs must be; any model when absent. */
+  gpuModel: z
+    .string()
+    .regex(/^[A-Za-z0-9 ._/-]{1,128}$/, 'a GPU model is up to 128 plain characters')
+    .optional(),
+})
+
 export const healthCheckSpec = z.strictObject({
   type: z.enum(['http', 'tcp']),
   port: z.int().min(1).max(65535),
@@ -124,6 +143,7 @@ export const deploymentSpecSchema = z
     replicas: z.int().min(1).max(100).default(1),
     labels: z.record(labelKey, z.string().max(1024)).optional(),
     provider: z.string().min(1).max(64).optional(),
+    placement: placementSpec.optional(),
     nft: nftBindingSchema.optional(),
     /** Names of env values that are the holder's secrets: dropped when the NFT changes hands. */
     secretEnv: z.array(envName).max(512).optional(),

@@ -9,6 +9,7 @@ import type { Database } from '../db/client.ts'
 
 const CHANGED_CHANNEL = 'berth_deployment_changed'
 const WAKE_CHANNEL = 'berth_reconcile_wake'
+const FLEET_CHANNEL = 'berth_fleet_assignments'
 /** Appended to a changed item (`id:owner:intent`) when what the deployment is meant to be changed. */
 const INTENT_MARK = 'intent'
 const ITEMS_PER_NOTIFY = 90
@@ -26,6 +27,9 @@ export interface EventBus {
   onIntent(deploymentId: string, fn: () => void): () => void
   onOwnerChanged(ownerId: string, fn: (deploymentId: string) => void): () => void
   onWake(fn: () => void): () => void
+  /** What a fleet node is assigned changed (after commit): its agent's stream sends it again. */
+  nodeAssignmentsChanged(nodeId: string): void
+  onNodeAssignments(nodeId: string, fn: () => void): () => void
   start(): Promise<void>
   stop(): Promise<void>
 }
@@ -101,6 +105,11 @@ export function createEventBus(database: Database): EventBus {
     onIntent: (deploymentId, fn) => on(`i:${deploymentId}`, fn),
     onOwnerChanged: (ownerId, fn) => on(`o:${ownerId}`, fn),
     onWake: (fn) => on('wake', fn),
+    nodeAssignmentsChanged(nodeId) {
+      emitter.emit(`n:${nodeId}`)
+      notify(FLEET_CHANNEL, nodeId)
+    },
+    onNodeAssignments: (nodeId, fn) => on(`n:${nodeId}`, fn),
     async start() {
       if (!remote) return
       const fromOthers = (fn: (payload: string) => void) => (message: string) => {
@@ -112,6 +121,12 @@ export function createEventBus(database: Database): EventBus {
         await database.listen(
           WAKE_CHANNEL,
           fromOthers(() => emitter.emit('wake')),
+        ),
+      )
+      unlisten.push(
+        await database.listen(
+          FLEET_CHANNEL,
+          fromOthers((nodeId) => emitter.emit(`n:${nodeId}`)),
         ),
       )
     },

@@ -3,16 +3,22 @@ import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import type { Database } from '../db/client.ts'
 import { lossBudgetMs } from '../domain/uptime.ts'
+import type { EventBus } from '../events/bus.ts'
 import type { Siwe } from '../identity/siwe.ts'
 import { type Metrics, registerFleetGauges } from '../metrics/registry.ts'
+import { createAssignmentStreams } from './assignment-stream.ts'
 import { createEnrollment } from './enrollment.ts'
+import { createFleetProvider } from './fleet-provider.ts'
 import { createHeartbeatIngest } from './heartbeats.ts'
 import { createJoinToken, type NewJoinToken } from './join-tokens.ts'
-import { startLossSweep } from './loss-sweep.ts'
+import { sweepLostNodes } from './loss-sweep.ts'
+import { createMover } from './mover.ts'
 import { createNodes } from './nodes.ts'
+import { createScheduler } from './scheduler.ts'
 
-// The community fleet: enrollment, heartbeats, node loss, and the nodes as the operator and the
-// node operators see them.
+// The community fleet: enrollment, heartbeats, node loss, the nodes as the operator and the node
+// operators see them, the `fleet` provider that places deployments on them and the streams that
+// tell agents what to run.
 
 export interface FleetOptions {
   database: Database
@@ -20,8 +26,14 @@ export interface FleetOptions {
   siwe: Pick<Siwe, 'verifySigned'>
   metrics: Metrics
   logger: Logger
+  bus: Pick<EventBus, 'nodeAssignmentsChanged' | 'onNodeAssignments'>
+  /** Makes deployments due for the reconciler (their replicas' node was lost, or drains). */
+  markDue: (deploymentIds: string[]) => Promise<unknown>
   now?: () => Date
 }
+
+/** How often nodes are checked for loss, replicas for moving and drains for completion. */
+const SWEEP_MS = 1000
 
 export function createFleet(options: FleetOptions) {
   const { database, metrics, logger } = options
@@ -29,7 +41,23 @@ export function createFleet(options: FleetOptions) {
   const now = options.now ?? (() => new Date())
   const nodes = createNodes(database.db, now, lossBudgetMs(settings))
   registerFleetGauges(metrics.registry, () => nodes.list())
-  let sweep: { stop(): Promise<void> } | undefined
+  const scheduler = createScheduler(database.db, nodes, Math.round(settings.minUptimePercent * 100))
+  const mover = createMover(database.db, settings.rescheduleDelaySeconds)
+  const streams = createAssignmentStreams({
+    db: database.db,
+    bus: options.bus,
+    clockSkewSeconds: settings.clockSkewSeconds,
+    now,
+  })
+  const startedAt = now()
+  const sweepOnce = async () => {
+    await sweepLostNodes({ db: database.db, rule: settings, startedAt, now, logger })
+    const due = await mover.due(now())
+    if (due.length > 0) await options.markDue(due)
+    await mover.finishDrains(now())
+  }
+  let timer: NodeJS.Timeout | undefined
+  let sweeping: Promise<void> = Promise.resolve()
 
   return {
     nodes,
@@ -45,12 +73,35 @@ export function createFleet(options: FleetOptions) {
       now,
     }),
     createJoinToken: (input: NewJoinToken) => createJoinToken(database.db, input, now()),
+    scheduler,
+    streams,
+    provider: createFleetProvider({
+      db: database.db,
+      scheduler,
+      bus: options.bus,
+      rescheduleDelaySeconds: settings.rescheduleDelaySeconds,
+      now,
+    }),
+    /** One pass of the sweep (tests call it rather than wait for the timer). */
+    sweepOnce,
 
     start() {
-      sweep = startLossSweep({ db: database.db, rule: settings, startedAt: now(), now, logger })
+      let busy = false
+      timer = setInterval(() => {
+        // A slow pass (a busy database) is not overlapped by the next.
+        if (busy) return
+        busy = true
+        sweeping = sweepOnce()
+          .catch((error: unknown) => logger.warn({ err: error }, 'fleet sweep failed'))
+          .finally(() => {
+            busy = false
+          })
+      }, SWEEP_MS)
     },
     async stop() {
-      await sweep?.stop()
+      clearInterval(timer)
+      streams.closeAll()
+      await sweeping
     },
   }
 }

@@ -29,10 +29,38 @@ export const nodeResourcesSchema = z.strictObject({
     .max(16),
 })
 
+const plainText = (max: number) =>
+  z.string().regex(new RegExp(`^[\\x20-\\x7e]{0,${max}}$`), `up to ${max} plain characters`)
+
 export const reportedInstanceSchema = z.strictObject({
   deploymentId: z.uuid(),
   replica: count(1000),
-  state: z.enum(['running', 'starting', 'exited', 'unhealthy', 'missing']),
+  generation: count(1_000_000_000),
+  state: z.enum(['created', 'running', 'exited', 'stopped', 'failed']),
+  exitCode: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+  oomKilled: z.boolean().optional(),
+  startedAt: z.iso.datetime({ offset: true }).optional(),
+  ports: z
+    .array(
+      z.strictObject({
+        containerPort: z.number().int().min(1).max(65535),
+        protocol: z.enum(['tcp', 'udp']),
+        host: z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or address'),
+        port: z.number().int().min(1).max(65535),
+      }),
+    )
+    .max(64)
+    .optional(),
+  error: z
+    .strictObject({
+      kind: z.enum(['permanent', 'transient']),
+      message: plainText(500),
+      eventType: z
+        .string()
+        .regex(/^[a-z_]{1,64}$/)
+        .optional(),
+    })
+    .optional(),
 })
 
 export const heartbeatSchema = z.strictObject({

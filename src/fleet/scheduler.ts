@@ -21,6 +21,8 @@ export interface PlacementRequest {
   replicas: number
   /** What each replica needs. */
   demand: ReplicaDemand
+  /** The generation new placements start at (the deployment's restart generation). */
+  generation?: number
 }
 
 export type ReplicaPlacement = { replica: number } & (
@@ -125,8 +127,8 @@ export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBas
     const { demand } = request
     await tx.execute(
       numberedSql(
-        `insert into fleet_placements (deployment_id, replica, node_id, owner_id, milli_cpus, memory_mb, disk_mb, gpus, gpu_model, placed_at, reason)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10)`,
+        `insert into fleet_placements (deployment_id, replica, node_id, owner_id, milli_cpus, memory_mb, disk_mb, gpus, gpu_model, placed_at, reason, generation)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10, $11)`,
         [
           request.deploymentId,
           replica,
@@ -138,6 +140,7 @@ export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBas
           demand.gpus,
           demand.gpuModel ?? null,
           reason,
+          request.generation ?? 0,
         ],
       ),
     )

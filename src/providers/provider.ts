@@ -29,6 +29,8 @@ export interface ObservedInstance {
   deploymentId: string
   ownerId: string
   replica: number
+  /** The restart generation the instance was created for, where the provider keeps it. */
+  restartGeneration?: number
   state: InstanceState
   /** What the provider itself knows of health; `unknown` means the control plane must probe. */
   health: 'healthy' | 'unhealthy' | 'unknown'
@@ -45,6 +47,9 @@ export interface Observed {
   instances: ObservedInstance[]
   endpoints: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; url: string }>
 }
+
+/** A placement's outcome: where the replicas went, or the constraint that no node passed. */
+export type PlacementVerdict = { placed: true; message: string } | { placed: false; message: string }
 
 export interface ApplyContext {
   /** Reports a progress stage; the reconciler records it as an event. */
@@ -96,6 +101,11 @@ export interface Provider {
    * null: it does not know, and every start is admitted.
    */
   capacity?(): Promise<ResourceDemand | null>
+  /**
+   * For a provider that chooses nodes: places the deployment's replicas before a start is
+   * admitted (reserving their room), or says why nothing fits. Absent: `capacity` decides.
+   */
+  place?(target: DeploymentTarget): Promise<PlacementVerdict>
   /** Creates what is missing and converges what exists; returns what is there afterwards. */
   apply(target: DeploymentTarget, ctx: ApplyContext): Promise<Observed>
   observe(deploymentId: string): Promise<Observed | null>

@@ -40,7 +40,7 @@ export function dockerDefaultProviderTests(
 
     it('lists docker as up and deploys there by default, on a port from the range', async () => {
       const health = await api(server.url).get<{ providers: Record<string, string> }>('/health')
-      assert.deepEqual(health.body.providers, { simulated: 'up', docker: 'up' })
+      assert.deepEqual(health.body.providers, { simulated: 'up', docker: 'up', fleet: 'up' })
 
       const { token } = await signIn(server.url)
       const client = api(server.url, token)

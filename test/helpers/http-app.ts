@@ -90,8 +90,11 @@ export async function createTestApp(
     siwe: identity.siwe,
     metrics: stack.metrics,
     logger,
+    bus: stack.bus,
+    markDue: (ids) => stack.store.markDue(ids),
     ...(options.now ? { now: options.now } : {}),
   })
+  stack.providers.add(fleet.provider)
   const { app } = createHttpApp({
     version: 'test',
     bodyLimitBytes: 1024 * 1024,

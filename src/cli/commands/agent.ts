@@ -12,6 +12,9 @@ interface AgentFlags {
   name?: string
   label: Record<string, string>
   keyFile?: string
+  dockerHost?: string
+  hostIp: string
+  publicHost?: string
 }
 
 /** `--label region=eu --label gpu=a100`: collected into one map. */
@@ -24,7 +27,9 @@ function collectLabel(value: string, labels: Record<string, string>): Record<str
 export function registerAgent(program: Command, action: Action): void {
   program
     .command('agent')
-    .description("run a fleet node's agent: enroll with the server, then send signed heartbeats")
+    .description(
+      "run a fleet node's agent: enroll with the server, run what it assigns on the local Docker engine, send signed heartbeats",
+    )
     .option(
       '--data-dir <dir>',
       'where the agent keeps its key and node id (default ./.berth-agent)',
@@ -37,9 +42,16 @@ export function registerAgent(program: Command, action: Action): void {
       '--key-file <path>',
       "file holding the node operator's wallet key, needed to enroll (default: $BERTH_PRIVATE_KEY)",
     )
+    .option(
+      '--docker-host <url>',
+      'the Docker engine to run on (default: $DOCKER_HOST, else the local socket)',
+    )
+    .option('--host-ip <address>', 'address published ports bind to', '127.0.0.1')
+    .option('--public-host <host>', 'host name users reach published ports by (default: the host ip)')
     .action(
       action(async (ctx, opts: AgentFlags) => {
         const { runAgent } = await import('../../agent/agent.ts')
+        const dockerHost = opts.dockerHost ?? ctx.io.env.DOCKER_HOST
         const controller = new AbortController()
         const stop = () => controller.abort()
         process.once('SIGTERM', stop)
@@ -52,6 +64,9 @@ export function registerAgent(program: Command, action: Action): void {
             joinToken: opts.joinToken ?? ctx.io.env.BERTH_JOIN_TOKEN,
             name: opts.name,
             labels: opts.label,
+            ...(dockerHost ? { engine: { host: dockerHost } } : {}),
+            hostIp: opts.hostIp,
+            ...(opts.publicHost ? { publicHost: opts.publicHost } : {}),
             fetch: ctx.io.fetch,
             signal: controller.signal,
             log: (line) => ctx.io.stdout.write(`${new Date().toISOString()} ${line}\n`),

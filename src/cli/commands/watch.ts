@@ -1,7 +1,7 @@
 import { ApiError, type HttpClient } from '../../client/http-client.ts'
+import { followSse } from '../../client/sse.ts'
 import { BerthError } from '../../domain/errors.ts'
 import type { Deployment, DeploymentEvent } from '../output.ts'
-import { followSse } from '../sse.ts'
 
 // Finding a deployment by what the user typed, and watching its event log: the history first, then
 // the live stream resumed after the last event seen, so nothing is missed or shown twice.

@@ -116,6 +116,11 @@ export const fleetPlacements = pgTable(
     placedAt: at('placed_at').notNull(),
     /** Why this node: the scheduler's reason, as the `scheduled` event tells it. */
     reason: text('reason').notNull(),
+    /**
+     * Which run of the replica the node is to have: an instance created for an older generation
+     * is replaced. Raised by a restart, and by an apply for a newer restart generation.
+     */
+    generation: integer('generation').notNull().default(0),
   },
   (t) => [
     primaryKey({ columns: [t.deploymentId, t.replica] }),

@@ -12,6 +12,7 @@ const publicPaths = new Set([
   '/v1/fleet/enroll',
   '/v1/fleet/heartbeats',
   '/v1/fleet/install.sh',
+  '/v1/fleet/assignments',
 ])
 
 /**

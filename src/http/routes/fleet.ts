@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { streamSSE } from 'hono/streaming'
 import { forbidden } from '../../domain/errors.ts'
+import { NODE_HEADER, TIMESTAMP_HEADER } from '../../fleet/assignment-stream.ts'
 import type { Fleet } from '../../fleet/fleet.ts'
 import { SIGNATURE_HEADER } from '../../fleet/heartbeats.ts'
 import { installScriptFor } from '../../fleet/install-script.ts'
@@ -10,6 +12,9 @@ import { errorResponses, json, jsonBody } from '../schemas.ts'
 
 // What fleet agents call: enrollment (a wallet-signed message, no bearer token) and heartbeats
 // (signed with the agent's own key, no bearer token); and the operator's join tokens.
+
+/** A comment line this often keeps proxies from closing an idle assignment stream. */
+const ASSIGNMENT_KEEPALIVE_MS = 15_000
 
 const enrollBody = z.strictObject({
   /** A Sign-In with Ethereum message stating the enrollment, naming the agent key as its resource. */
@@ -77,6 +82,17 @@ const routes = {
       200: { description: 'The script', content: { 'text/x-shellscript': { schema: z.string() } } },
     },
   }),
+  assignments: createRoute({
+    method: 'get',
+    path: '/v1/fleet/assignments',
+    tags: ['fleet'],
+    summary: `A node's assignments as server-sent events (\`assignments\`: the whole list, again on every change). Opened with headers ${NODE_HEADER}, ${TIMESTAMP_HEADER} and ${SIGNATURE_HEADER}: the agent key's signature of "berth-assignments <node id> <timestamp>"`,
+    security: [],
+    responses: {
+      200: { description: 'The stream', content: { 'text/event-stream': { schema: z.string() } } },
+      ...errorResponses,
+    },
+  }),
   joinToken: createRoute({
     method: 'post',
     path: '/v1/admin/fleet/join-tokens',
@@ -118,6 +134,29 @@ export function fleetRoutes(fleet: Fleet) {
   router.openapi(routes.heartbeat, async (c) => {
     await fleet.heartbeats.ingest(await c.req.text(), c.req.header(SIGNATURE_HEADER))
     return c.body(null, 204)
+  })
+  router.openapi(routes.assignments, async (c) => {
+    const nodeId = await fleet.streams.authenticate({
+      node: c.req.header(NODE_HEADER),
+      timestamp: c.req.header(TIMESTAMP_HEADER),
+      signature: c.req.header(SIGNATURE_HEADER),
+    })
+    return streamSSE(c, async (stream) => {
+      const followed = fleet.streams.follow(nodeId, (assignments) =>
+        stream.writeSSE({ event: 'assignments', data: JSON.stringify({ assignments }) }),
+      )
+      stream.onAbort(followed.close)
+      const keepalive = setInterval(
+        () => void stream.write(': keepalive\n\n').catch(followed.close),
+        ASSIGNMENT_KEEPALIVE_MS,
+      )
+      try {
+        // Ends when the agent goes (a failed write) or another stream of the node replaces this one.
+        await followed.done.catch(() => undefined)
+      } finally {
+        clearInterval(keepalive)
+      }
+    }) as never
   })
   router.openapi(routes.installScript, async (c) =>
     c.body(installScriptFor(fleet.publicUrl, fleet.settings.agentPackage), 200, {

@@ -12,7 +12,7 @@ import {
 } from './errors.ts'
 import { ensureImage } from './images.ts'
 import { inspectDeployment } from './instances.ts'
-import { containerNameOf, identityOf, portKeyOf } from './labels.ts'
+import { containerNameOf, type EngineScope, identityOf, portKeyOf } from './labels.ts'
 import { ensureOwnerNetwork, forgetOwnerNetwork } from './network.ts'
 import { type AllocatePort, type BlockPort, takenPortOf } from './ports.ts'
 import { authFor, type RegistryAuth } from './registry-auth.ts'
@@ -25,8 +25,15 @@ import { ensureVolumes, volumesOf } from './volumes.ts'
 // ids of the deployment's containers once converged, so the caller can inspect them without
 // listing again (under a burst of deploys every engine call queues behind the others).
 
-/** The target as the control plane will send it: host ports it allocated, keyed `replica/port/proto`. */
-export type DockerDeploymentTarget = DeploymentTarget & { hostPorts?: Record<string, number> }
+/**
+ * The target as the control plane will send it: host ports it allocated, keyed `replica/port/proto`.
+ * `replicas`, when given, are the only replicas this engine runs (a fleet node's share): others
+ * are neither created nor counted as surplus.
+ */
+export type DockerDeploymentTarget = DeploymentTarget & {
+  hostPorts?: Record<string, number>
+  replicas?: number[]
+}
 
 export interface ApplySettings {
   hardening: HardeningOptions
@@ -35,6 +42,8 @@ export interface ApplySettings {
   pullAttempts: number
   pullRetryDelayMs: number
   registryAuths: RegistryAuth[]
+  /** Whose containers these are on the engine (a fleet node's, on an agent). */
+  scope?: EngineScope
 }
 
 interface Creation {
@@ -52,21 +61,23 @@ export async function applyDeployment(
   const { spec } = target
   const { docker } = clients
   volumesOf(spec) // a bad volume fails the apply before anything is created
-  const existing = await translating('list containers', () => inspectDeployment(docker, target.id))
+  const { scope } = settings
+  const existing = await translating('list containers', () => inspectDeployment(docker, target.id, scope))
+  const wanted = target.replicas ?? Array.from({ length: spec.replicas }, (_, replica) => replica)
 
   const kept = new Map<number, Docker.ContainerInspectInfo>()
   const toRemove: Docker.ContainerInspectInfo[] = []
   const toCreate: Creation[] = []
   const toStart: string[] = []
   for (const info of existing) {
-    const replica = identityOf(info.Config.Labels)?.replica ?? -1
-    if (replica < 0 || replica >= spec.replicas || kept.has(replica)) toRemove.push(info)
+    const replica = identityOf(info.Config.Labels, scope)?.replica ?? -1
+    if (!wanted.includes(replica) || kept.has(replica)) toRemove.push(info)
     else kept.set(replica, info)
   }
-  for (let replica = 0; replica < spec.replicas; replica++) {
+  for (const replica of wanted) {
     const info = kept.get(replica)
     if (!info) toCreate.push({ replica, previousPorts: {} })
-    else if ((identityOf(info.Config.Labels)?.restartGeneration ?? 0) < target.restartGeneration) {
+    else if ((identityOf(info.Config.Labels, scope)?.restartGeneration ?? 0) < target.restartGeneration) {
       // Labels cannot change, so a newer restart generation means a new container.
       toRemove.push(info)
       const bindings = info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1]
@@ -93,8 +104,8 @@ export async function applyDeployment(
     })
     ctx.signal.throwIfAborted()
     await ctx.progress('creating')
-    const network = await ensureOwnerNetwork(docker, target.ownerId)
-    const volumes = await ensureVolumes(docker, target)
+    const network = await ensureOwnerNetwork(docker, target.ownerId, scope)
+    const volumes = await ensureVolumes(docker, target, scope)
     for (const creation of toCreate) {
       ctx.signal.throwIfAborted()
       const plan: ContainerPlan = {
@@ -106,6 +117,7 @@ export async function applyDeployment(
         network,
         hostPorts: await hostPortsFor(target, creation, settings.allocatePort),
         volumes,
+        scope,
       }
       const id = await createContainer(docker, plan, settings.hardening)
       toStart.push(id)
@@ -115,7 +127,7 @@ export async function applyDeployment(
 
   if (toStart.length > 0) {
     await ctx.progress('starting')
-    for (const id of toStart) await startContainer(docker, id, target.ownerId, settings.blockPort)
+    for (const id of toStart) await startContainer(docker, id, target.ownerId, settings.blockPort, scope)
   }
   return converged
 }
@@ -147,7 +159,7 @@ async function createContainer(
   plan: ContainerPlan,
   hardening: HardeningOptions,
 ): Promise<string> {
-  const name = containerNameOf(plan.deploymentId, plan.replica)
+  const name = containerNameOf(plan.deploymentId, plan.replica, plan.scope)
   const options = createOptionsOf(plan, hardening)
   try {
     try {
@@ -156,14 +168,14 @@ async function createContainer(
       // The owner's last other deployment removed the network meanwhile: make it again, once,
       // and attach to the new one (containers attach by network id).
       if (!isNetworkMissing(error)) throw error
-      forgetOwnerNetwork(docker, plan.ownerId)
-      const network = await ensureOwnerNetwork(docker, plan.ownerId)
+      forgetOwnerNetwork(docker, plan.ownerId, plan.scope)
+      const network = await ensureOwnerNetwork(docker, plan.ownerId, plan.scope)
       return (await docker.createContainer(createOptionsOf({ ...plan, network }, hardening))).id
     }
   } catch (error) {
     if (!isConflict(error)) throw toProviderError(error, `create container ${name}`)
     const info = await translating(`inspect container ${name}`, () => docker.getContainer(name).inspect())
-    const identity = identityOf(info.Config.Labels)
+    const identity = identityOf(info.Config.Labels, plan.scope)
     if (identity?.deploymentId !== plan.deploymentId || identity.replica !== plan.replica) {
       throw new ProviderError('permanent', `a container named ${name} exists and is not berth's`, {
         cause: error,
@@ -178,7 +190,8 @@ async function startContainer(
   docker: Docker,
   id: string,
   ownerId: string,
-  blockPort?: BlockPort,
+  blockPort: BlockPort | undefined,
+  scope: EngineScope,
 ): Promise<void> {
   try {
     await docker.getContainer(id).start()
@@ -197,7 +210,7 @@ async function startContainer(
       // The engine creates a container on a network id that is gone (another control plane
       // removed the owner's network) and refuses only at start. Such a container can never start:
       // drop it, and the next apply creates it again on the owner's network as it is then.
-      forgetOwnerNetwork(docker, ownerId)
+      forgetOwnerNetwork(docker, ownerId, scope)
       await removeContainer(docker, id)
       throw new ProviderError(
         'transient',

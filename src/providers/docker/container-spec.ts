@@ -1,7 +1,14 @@
 import type Docker from 'dockerode'
 import type { DeploymentSpec } from '../../domain/spec.ts'
 import type { InstanceState } from '../provider.ts'
-import { containerNameOf, LABEL, portKeyOf, READ_ONLY_ROOTFS_LABEL } from './labels.ts'
+import {
+  containerNameOf,
+  type EngineScope,
+  LABEL,
+  managedValueOf,
+  portKeyOf,
+  READ_ONLY_ROOTFS_LABEL,
+} from './labels.ts'
 import type { VolumeMount } from './volumes.ts'
 
 // Pure: a deployment's spec → the engine's create options. All the hardening lives here, in one
@@ -30,6 +37,7 @@ export interface ContainerPlan {
   hostPorts: Record<string, number>
   /** The deployment's named volumes (never host paths). */
   volumes?: VolumeMount[]
+  scope?: EngineScope
 }
 
 /**
@@ -59,7 +67,7 @@ export function createOptionsOf(
     ]
   }
   return {
-    name: containerNameOf(plan.deploymentId, plan.replica),
+    name: containerNameOf(plan.deploymentId, plan.replica, plan.scope),
     Image: spec.image,
     ...(spec.command ? { Cmd: spec.command } : {}),
     Env: Object.entries(spec.env ?? {}).map(([key, value]) => `${key}=${value}`),
@@ -120,7 +128,7 @@ export function labelsOf(plan: ContainerPlan): Record<string, string> {
     .map(([key, value]) => [`${USER_LABEL_PREFIX}${key}`, value])
   return {
     ...Object.fromEntries(own),
-    [LABEL.managed]: 'true',
+    [LABEL.managed]: managedValueOf(plan.scope),
     [LABEL.deployment]: plan.deploymentId,
     [LABEL.owner]: plan.ownerId,
     [LABEL.replica]: String(plan.replica),

@@ -8,7 +8,7 @@ import { isNotFound, isNotModified, toProviderError, translating } from './error
 import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { createImagePolicy } from './image-policy.ts'
 import { inspectContainers, inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
-import { MANAGED_FILTER } from './labels.ts'
+import { type EngineScope, managedFilterOf } from './labels.ts'
 import { mergeLines, readLogLines } from './logs.ts'
 import { removeOwnerNetworkIfUnused, removeUnusedOwnerNetworks } from './network.ts'
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
@@ -61,6 +61,8 @@ export interface DockerProviderOptions {
   networkSweepMinAgeMs?: number
   /** Reconnect delays of the engine event stream (default 500 ms doubling to 30 s). */
   watchRetry?: WatchOptions
+  /** Whose containers on the engine: unset for this provider's own, a node id on a fleet agent. */
+  scope?: EngineScope
 }
 
 /** The lock-down and limits every container of this provider gets, with their defaults. */
@@ -95,7 +97,9 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     pullAttempts: options.pullAttempts ?? 3,
     pullRetryDelayMs: options.pullRetryDelayMs ?? 1000,
     registryAuths: options.registryAuths ?? [],
+    scope: options.scope,
   }
+  const { scope } = options
 
   const images = createImagePolicy({
     allowedRegistries: options.allowedRegistries ?? [],
@@ -107,9 +111,9 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
   const engineSize = createEngineSize(docker, options.overcommit ?? 1)
 
   const inspect = (deploymentId: string) =>
-    translating(`inspect deployment ${deploymentId}`, () => inspectDeployment(docker, deploymentId))
+    translating(`inspect deployment ${deploymentId}`, () => inspectDeployment(docker, deploymentId, scope))
   const observe = async (deploymentId: string) =>
-    observedOf(deploymentId, await inspect(deploymentId), publicHost)
+    observedOf(deploymentId, await inspect(deploymentId), publicHost, scope)
 
   /** Runs `act` on each container of the deployment, ignoring containers removed meanwhile. */
   async function eachContainer(
@@ -134,7 +138,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     const infos = await inspect(deploymentId)
     for (const info of infos) await removeContainer(docker, info.Id)
     const owners = new Set(infos.map((i) => i.Config.Labels?.['berth.owner']).filter((o) => o !== undefined))
-    for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner)
+    for (const owner of owners) await removeOwnerNetworkIfUnused(docker, owner, scope)
   }
 
   return {
@@ -156,9 +160,15 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
 
     async apply(target: DockerDeploymentTarget, ctx) {
       const ids = await applyDeployment({ docker, untimed }, settings, target, ctx)
-      const infos = await translating(`inspect deployment ${target.id}`, () => inspectContainers(docker, ids))
+      const infos = await translating(`inspect deployment ${target.id}`, () =>
+        inspectContainers(docker, ids, scope),
+      )
       return (
-        observedOf(target.id, infos, publicHost) ?? { deploymentId: target.id, instances: [], endpoints: [] }
+        observedOf(target.id, infos, publicHost, scope) ?? {
+          deploymentId: target.id,
+          instances: [],
+          endpoints: [],
+        }
       )
     },
 
@@ -179,7 +189,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       await removeContainers(deploymentId)
       // Volumes and ports go only after the containers: a failure above is retried with them intact.
       // An operator who keeps volumes (volumeRetention: keep) removes them by hand, by label.
-      if (options.volumeRetention !== 'keep') await removeVolumes(docker, deploymentId)
+      if (options.volumeRetention !== 'keep') await removeVolumes(docker, deploymentId, scope)
       await options.releasePorts?.(deploymentId)
     },
 
@@ -256,15 +266,15 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     // The event stream lasts as long as it lasts: the untimed client.
-    watch: (watcher, signal) => watchContainerEvents(untimed, watcher, signal, options.watchRetry),
+    watch: (watcher, signal) => watchContainerEvents(untimed, watcher, signal, options.watchRetry, scope),
 
-    sweepUnused: () => removeUnusedOwnerNetworks(docker, options.networkSweepMinAgeMs ?? 60_000),
+    sweepUnused: () => removeUnusedOwnerNetworks(docker, options.networkSweepMinAgeMs ?? 60_000, scope),
 
     async list() {
       const summaries = await translating('list containers', () =>
-        docker.listContainers({ all: true, filters: { label: [MANAGED_FILTER] } }),
+        docker.listContainers({ all: true, filters: { label: [managedFilterOf(scope)] } }),
       )
-      return summaries.map(summaryInstanceOf).filter((i) => i !== null)
+      return summaries.map((summary) => summaryInstanceOf(summary, scope)).filter((i) => i !== null)
     },
   }
 }

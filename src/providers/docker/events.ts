@@ -2,7 +2,7 @@ import type Docker from 'dockerode'
 import { backoffDelayMs } from '../../domain/backoff.ts'
 import { abortableDelay } from '../../domain/delay.ts'
 import type { ProviderWatcher } from '../provider.ts'
-import { LABEL, MANAGED_FILTER } from './labels.ts'
+import { type EngineScope, LABEL, managedFilterOf } from './labels.ts'
 
 // The engine's event stream, so that a container that exits is noticed at once instead of at the
 // next resync. Only berth's containers, only the events that mean "it may have stopped". Like a
@@ -32,6 +32,7 @@ export async function watchContainerEvents(
   watcher: ProviderWatcher,
   signal: AbortSignal,
   options: WatchOptions = {},
+  scope?: EngineScope,
 ): Promise<void> {
   const delays = { baseMs: options.baseDelayMs ?? 500, maxMs: options.maxDelayMs ?? 30_000 }
   let failures = 0
@@ -39,7 +40,7 @@ export async function watchContainerEvents(
   while (!signal.aborted) {
     try {
       const stream = (await docker.getEvents({
-        filters: { type: ['container'], event: WATCHED, label: [MANAGED_FILTER] },
+        filters: { type: ['container'], event: WATCHED, label: [managedFilterOf(scope)] },
         abortSignal: signal,
       })) as NodeJS.ReadableStream
       failures = 0

@@ -2,7 +2,7 @@ import type Docker from 'dockerode'
 import type { Observed, ObservedInstance } from '../provider.ts'
 import { endpointUrlOf, hostPortsOf, instanceStateOf } from './container-spec.ts'
 import { isNotFound } from './errors.ts'
-import { identityOf, LABEL, MANAGED_FILTER } from './labels.ts'
+import { type EngineScope, identityOf, LABEL, managedFilterOf } from './labels.ts'
 
 // Reading what is there: containers are found by label only, so anything berth did not create
 // (no `berth.managed=true`) is invisible to observe, list and every operation built on them.
@@ -11,14 +11,16 @@ import { identityOf, LABEL, MANAGED_FILTER } from './labels.ts'
 export async function inspectDeployment(
   docker: Docker,
   deploymentId: string,
+  scope?: EngineScope,
 ): Promise<Docker.ContainerInspectInfo[]> {
   const summaries = await docker.listContainers({
     all: true,
-    filters: { label: [MANAGED_FILTER, `${LABEL.deployment}=${deploymentId}`] },
+    filters: { label: [managedFilterOf(scope), `${LABEL.deployment}=${deploymentId}`] },
   })
   return inspectContainers(
     docker,
     summaries.map((s) => s.Id),
+    scope,
   )
 }
 
@@ -26,6 +28,7 @@ export async function inspectDeployment(
 export async function inspectContainers(
   docker: Docker,
   ids: string[],
+  scope?: EngineScope,
 ): Promise<Docker.ContainerInspectInfo[]> {
   const infos: Docker.ContainerInspectInfo[] = []
   for (const id of ids) {
@@ -35,17 +38,17 @@ export async function inspectContainers(
       if (!isNotFound(error)) throw error
     }
   }
-  return infos.sort((a, b) => replicaOf(a) - replicaOf(b))
+  return infos.sort((a, b) => replicaOf(a, scope) - replicaOf(b, scope))
 }
 
-export function replicaOf(info: Docker.ContainerInspectInfo): number {
-  return identityOf(info.Config.Labels)?.replica ?? Number.MAX_SAFE_INTEGER
+export function replicaOf(info: Docker.ContainerInspectInfo, scope?: EngineScope): number {
+  return identityOf(info.Config.Labels, scope)?.replica ?? Number.MAX_SAFE_INTEGER
 }
 
 const NEVER = '0001-01-01T00:00:00Z'
 
-export function instanceOf(info: Docker.ContainerInspectInfo): ObservedInstance | null {
-  const identity = identityOf(info.Config.Labels)
+export function instanceOf(info: Docker.ContainerInspectInfo, scope?: EngineScope): ObservedInstance | null {
+  const identity = identityOf(info.Config.Labels, scope)
   if (!identity) return null
   const state = instanceStateOf(info.State.Status)
   return {
@@ -53,6 +56,7 @@ export function instanceOf(info: Docker.ContainerInspectInfo): ObservedInstance 
     deploymentId: identity.deploymentId,
     ownerId: identity.ownerId,
     replica: identity.replica,
+    restartGeneration: identity.restartGeneration,
     state,
     // The engine has no probe of ours; the control plane runs the spec's checks.
     health: 'unknown',
@@ -66,8 +70,11 @@ export function instanceOf(info: Docker.ContainerInspectInfo): ObservedInstance 
 }
 
 /** A listed (not inspected) container; enough for adoption and orphan sweeps. */
-export function summaryInstanceOf(summary: Docker.ContainerInfo): ObservedInstance | null {
-  const identity = identityOf(summary.Labels)
+export function summaryInstanceOf(
+  summary: Docker.ContainerInfo,
+  scope?: EngineScope,
+): ObservedInstance | null {
+  const identity = identityOf(summary.Labels, scope)
   if (!identity) return null
   return {
     instanceId: summary.Id,
@@ -88,11 +95,12 @@ export function observedOf(
   deploymentId: string,
   infos: Docker.ContainerInspectInfo[],
   publicHost: string,
+  scope?: EngineScope,
 ): Observed | null {
   const instances: ObservedInstance[] = []
   const endpoints: Observed['endpoints'] = []
   for (const info of infos) {
-    const instance = instanceOf(info)
+    const instance = instanceOf(info, scope)
     if (!instance) continue
     const ports = hostPortsOf(
       instance.replica,

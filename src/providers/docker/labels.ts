@@ -14,10 +14,21 @@ export const LABEL = {
 /** Spec label that asks for a read-only root filesystem (with a tmpfs /tmp): "true" or "false". */
 export const READ_ONLY_ROOTFS_LABEL = 'berth.docker/read-only-rootfs'
 
-export const MANAGED_FILTER = `${LABEL.managed}=true`
+/**
+ * Whose berth resources on an engine these are: the docker provider's (undefined) or one fleet
+ * node's (its id). Several agents may share one engine (the fleet's tests do, as may a large host
+ * split into nodes), and an agent may share one with a docker provider: each sees, changes and
+ * removes only its own containers, networks and volumes.
+ */
+export type EngineScope = string | undefined
 
-export function containerNameOf(deploymentId: string, replica: number): string {
-  return `berth-${deploymentId}-${replica}`
+/** The value of `berth.managed` on what this scope owns. */
+export const managedValueOf = (scope: EngineScope) => (scope ? `node-${scope}` : 'true')
+export const managedFilterOf = (scope: EngineScope) => `${LABEL.managed}=${managedValueOf(scope)}`
+export const MANAGED_FILTER = managedFilterOf(undefined)
+
+export function containerNameOf(deploymentId: string, replica: number, scope?: EngineScope): string {
+  return scope ? `berth-node-${scope}-${deploymentId}-${replica}` : `berth-${deploymentId}-${replica}`
 }
 
 /**
@@ -25,10 +36,10 @@ export function containerNameOf(deploymentId: string, replica: number): string {
  * reading `docker network ls`; the `berth.owner` label carries the whole id and is checked before
  * a network is used, so a prefix collision can never put two owners on one network.
  */
-export function networkNameOf(ownerId: string): string {
+export function networkNameOf(ownerId: string, scope?: EngineScope): string {
   const hex = ownerId.toLowerCase().replace(/[^0-9a-f]/g, '')
   const prefix = (hex.length >= 12 ? hex : ownerId.toLowerCase().replace(/[^0-9a-z]/g, '')).slice(0, 12)
-  return `berth-owner-${prefix}`
+  return scope ? `berth-node-${scope}-owner-${prefix}` : `berth-owner-${prefix}`
 }
 
 /** The key of one published port: `"<replica>/<containerPort>/<protocol>"`. */
@@ -44,8 +55,11 @@ export interface ContainerIdentity {
 }
 
 /** The berth identity of a labelled container, or null when its labels are not berth's. */
-export function identityOf(labels: Record<string, string> | undefined): ContainerIdentity | null {
-  if (labels?.[LABEL.managed] !== 'true') return null
+export function identityOf(
+  labels: Record<string, string> | undefined,
+  scope?: EngineScope,
+): ContainerIdentity | null {
+  if (labels?.[LABEL.managed] !== managedValueOf(scope)) return null
   const deploymentId = labels[LABEL.deployment]
   const ownerId = labels[LABEL.owner]
   const replica = Number(labels[LABEL.replica])

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode'
 import { ProviderError } from '../provider.ts'
 import { engineStatusOf, isConflict, isNotFound, translating } from './errors.ts'
-import { LABEL, networkNameOf } from './labels.ts'
+import { type EngineScope, LABEL, managedFilterOf, managedValueOf, networkNameOf } from './labels.ts'
 
 // One bridge network per owner: the engine isolates bridge networks from each other, so owners
 // cannot reach each other's containers, while one owner's containers share theirs.
@@ -49,29 +49,32 @@ function networksOf(docker: Docker): EngineNetworks {
 }
 
 /** The owner's network id, created if missing. Safe to call concurrently, in and across processes. */
-export function ensureOwnerNetwork(docker: Docker, ownerId: string): Promise<string> {
+export function ensureOwnerNetwork(docker: Docker, ownerId: string, scope?: EngineScope): Promise<string> {
   const { known, inFlight } = networksOf(docker)
-  const id = known.get(ownerId)
+  const key = keyOf(ownerId, scope)
+  const id = known.get(key)
   if (id) return Promise.resolve(id)
-  const pending = inFlight.get(ownerId)
+  const pending = inFlight.get(key)
   if (pending) return pending
-  const attempt = ensureOnce(docker, ownerId)
+  const attempt = ensureOnce(docker, ownerId, scope)
     .then((found) => {
-      known.set(ownerId, found)
+      known.set(key, found)
       return found
     })
-    .finally(() => inFlight.delete(ownerId))
-  inFlight.set(ownerId, attempt)
+    .finally(() => inFlight.delete(key))
+  inFlight.set(key, attempt)
   return attempt
 }
 
+const keyOf = (ownerId: string, scope: EngineScope) => (scope ? `${scope}/${ownerId}` : ownerId)
+
 /** Drops the kept id: the network was found gone, or is being removed. */
-export function forgetOwnerNetwork(docker: Docker, ownerId: string): void {
-  networksOf(docker).known.delete(ownerId)
+export function forgetOwnerNetwork(docker: Docker, ownerId: string, scope?: EngineScope): void {
+  networksOf(docker).known.delete(keyOf(ownerId, scope))
 }
 
-async function ensureOnce(docker: Docker, ownerId: string): Promise<string> {
-  const name = networkNameOf(ownerId)
+async function ensureOnce(docker: Docker, ownerId: string, scope: EngineScope): Promise<string> {
+  const name = networkNameOf(ownerId, scope)
   return translating(`create network ${name}`, async () => {
     const existing = (await withName(docker, name))[0]
     if (existing) {
@@ -85,7 +88,7 @@ async function ensureOnce(docker: Docker, ownerId: string): Promise<string> {
           Name: name,
           Driver: 'bridge',
           CheckDuplicate: true,
-          Labels: { [LABEL.managed]: 'true', [LABEL.owner]: ownerId },
+          Labels: { [LABEL.managed]: managedValueOf(scope), [LABEL.owner]: ownerId },
         })
       ).id
     } catch (error) {
@@ -104,15 +107,19 @@ async function ensureOnce(docker: Docker, ownerId: string): Promise<string> {
  * stopped container still needs its network to start again). A create racing with this may find
  * the network gone; the provider then ensures it again and retries the create.
  */
-export async function removeOwnerNetworkIfUnused(docker: Docker, ownerId: string): Promise<void> {
-  const name = networkNameOf(ownerId)
+export async function removeOwnerNetworkIfUnused(
+  docker: Docker,
+  ownerId: string,
+  scope?: EngineScope,
+): Promise<void> {
+  const name = networkNameOf(ownerId, scope)
   await translating(`remove network ${name}`, async () => {
     const users = await docker.listContainers({
       all: true,
-      filters: { label: [`${LABEL.managed}=true`, `${LABEL.owner}=${ownerId}`] },
+      filters: { label: [managedFilterOf(scope), `${LABEL.owner}=${ownerId}`] },
     })
     if (users.length > 0) return
-    forgetOwnerNetwork(docker, ownerId)
+    forgetOwnerNetwork(docker, ownerId, scope)
     for (const network of await withName(docker, name)) {
       if (network.Labels?.[LABEL.owner] === ownerId) await removeQuietly(docker, network.Id)
     }
@@ -138,12 +145,16 @@ async function removeQuietly(docker: Docker, id: string): Promise<boolean> {
  * age keeps it off a network a deploy has just made and not yet attached to; a deploy that loses
  * the race anyway finds its network gone and makes it again.
  */
-export async function removeUnusedOwnerNetworks(docker: Docker, minAgeMs: number): Promise<number> {
+export async function removeUnusedOwnerNetworks(
+  docker: Docker,
+  minAgeMs: number,
+  scope?: EngineScope,
+): Promise<number> {
   return translating('sweep owner networks', async () => {
-    const networks = await docker.listNetworks({ filters: { label: [`${LABEL.managed}=true`] } })
+    const networks = await docker.listNetworks({ filters: { label: [managedFilterOf(scope)] } })
     const containers = await docker.listContainers({
       all: true,
-      filters: { label: [`${LABEL.managed}=true`] },
+      filters: { label: [managedFilterOf(scope)] },
     })
     const inUse = new Set(containers.map((c) => c.Labels[LABEL.owner]))
     let removed = 0
@@ -151,7 +162,7 @@ export async function removeUnusedOwnerNetworks(docker: Docker, minAgeMs: number
       const owner = network.Labels?.[LABEL.owner]
       if (!owner || inUse.has(owner)) continue
       if (Date.now() - Date.parse(network.Created) < minAgeMs) continue
-      forgetOwnerNetwork(docker, owner)
+      forgetOwnerNetwork(docker, owner, scope)
       if (await removeQuietly(docker, network.Id)) removed++
     }
     return removed

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode'
 import { type DeploymentTarget, ProviderError } from '../provider.ts'
 import { isNotFound, toProviderError, translating } from './errors.ts'
-import { LABEL } from './labels.ts'
+import { type EngineScope, LABEL, managedFilterOf, managedValueOf } from './labels.ts'
 
 // A deployment's volumes: Docker named volumes `berth-<deployment>-<name>`, labelled
 // like its containers. A recreated container mounts the same volume, so data outlives restarts
@@ -30,8 +30,15 @@ const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/
  * the old holder's data) gets new names; `_` cannot occur in a volume's own name, so no name of
  * one generation can be read as another's.
  */
-export function volumeNameOf(deploymentId: string, name: string, generation = 0): string {
-  return generation === 0 ? `berth-${deploymentId}-${name}` : `berth-${deploymentId}_${generation}-${name}`
+export function volumeNameOf(
+  deploymentId: string,
+  name: string,
+  generation = 0,
+  scope?: EngineScope,
+): string {
+  const base =
+    generation === 0 ? `berth-${deploymentId}-${name}` : `berth-${deploymentId}_${generation}-${name}`
+  return scope ? `berth-node-${scope}-${base.slice('berth-'.length)}` : base
 }
 
 /**
@@ -66,10 +73,14 @@ export function volumesOf(spec: DeploymentTarget['spec']): VolumeSpec[] {
 }
 
 /** Creates the deployment's volumes that are missing; refuses a same-named volume that is not its own. */
-export async function ensureVolumes(docker: Docker, target: DeploymentTarget): Promise<VolumeMount[]> {
+export async function ensureVolumes(
+  docker: Docker,
+  target: DeploymentTarget,
+  scope?: EngineScope,
+): Promise<VolumeMount[]> {
   const mounts: VolumeMount[] = []
   for (const volume of volumesOf(target.spec)) {
-    const source = volumeNameOf(target.id, volume.name, target.volumeGeneration ?? 0)
+    const source = volumeNameOf(target.id, volume.name, target.volumeGeneration ?? 0, scope)
     let info = await inspectVolume(docker, source)
     if (!info) {
       // Creating an existing name returns that volume, so a concurrent create is harmless; the
@@ -79,7 +90,7 @@ export async function ensureVolumes(docker: Docker, target: DeploymentTarget): P
           Name: source,
           Driver: 'local',
           Labels: {
-            [LABEL.managed]: 'true',
+            [LABEL.managed]: managedValueOf(scope),
             [LABEL.deployment]: target.id,
             [LABEL.owner]: target.ownerId,
             ...(volume.sizeMb ? { [SIZE_LABEL]: String(volume.sizeMb) } : {}),
@@ -111,10 +122,14 @@ async function inspectVolume(docker: Docker, name: string): Promise<Docker.Volum
 }
 
 /** Removes the deployment's volumes; call after its containers are gone. */
-export async function removeVolumes(docker: Docker, deploymentId: string): Promise<void> {
+export async function removeVolumes(
+  docker: Docker,
+  deploymentId: string,
+  scope?: EngineScope,
+): Promise<void> {
   const listed = await translating('list volumes', () =>
     docker.listVolumes({
-      filters: { label: [`${LABEL.managed}=true`, `${LABEL.deployment}=${deploymentId}`] },
+      filters: { label: [managedFilterOf(scope), `${LABEL.deployment}=${deploymentId}`] },
     }),
   )
   for (const volume of listed.Volumes ?? []) {

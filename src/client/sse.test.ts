@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { ApiError, createHttpClient } from '../client/http-client.ts'
+import { ApiError, createHttpClient } from './http-client.ts'
 import { followSse, type SseMessage, SseParser } from './sse.ts'
 
 describe('SSE parser', () => {

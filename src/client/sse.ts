@@ -1,6 +1,6 @@
 import { setTimeout as delayFor } from 'node:timers/promises'
-import { ApiError, ConnectionError } from '../client/http-client.ts'
 import { BerthError } from '../domain/errors.ts'
+import { ApiError, ConnectionError } from './http-client.ts'
 
 // A minimal Server-Sent Events client over fetch streams: the parser follows the WHATWG
 // "event stream interpretation" rules; followSse reconnects with Last-Event-ID after a dropped

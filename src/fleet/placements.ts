@@ -1,0 +1,170 @@
+import type { Db } from '../db/client.ts'
+import { numberedSql, queryRows } from '../db/client.ts'
+import {
+  type Assignment,
+  type NodeConnectivity,
+  type ReportedInstance,
+  rescheduleDelayMs,
+} from '../domain/node.ts'
+import type { ReplicaDemand } from '../domain/placement.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
+
+// Reading and changing the fleet's placements: which replica runs on which node, at which
+// generation, and what each node reports of it. The placements are the agents' assignments.
+
+/** A replica's placement with what its node last reported. */
+export interface PlacedReplica {
+  replica: number
+  nodeId: string
+  nodeName: string
+  generation: number
+  ownerId: string
+  connectivity: NodeConnectivity
+  /** The node is being emptied: the replica moves elsewhere at once. */
+  draining: boolean
+  /** When the replica may move elsewhere (its node lost, the delay passed); null while online. */
+  movableAt: Date | null
+  /** The node's report of this replica at this generation or later, if any. */
+  reported: ReportedInstance | undefined
+}
+
+interface PlacementRow {
+  replica: number
+  node_id: string
+  owner_id: string
+  scheduling: string
+  node_name: string
+  generation: number
+  connectivity: NodeConnectivity
+  lost_at: Date | string | null
+  loss_count: number
+  instances: ReportedInstance[] | null
+}
+
+/** Every placement of a deployment, in replica order, with its node's state and report. */
+export async function placedReplicas(
+  db: Db,
+  deploymentId: string,
+  rescheduleDelaySeconds: number,
+): Promise<PlacedReplica[]> {
+  const rows = await queryRows<PlacementRow>(
+    db,
+    numberedSql(
+      `select p.replica, p.node_id, p.owner_id, n.scheduling, n.name as node_name, p.generation, n.connectivity, n.lost_at, n.loss_count,
+         n.instances
+       from fleet_placements p join fleet_nodes n on n.id = p.node_id
+       where p.deployment_id = $1 order by p.replica`,
+      [deploymentId],
+    ),
+  )
+  return rows.map((row) => ({
+    replica: row.replica,
+    nodeId: row.node_id,
+    nodeName: row.node_name,
+    generation: row.generation,
+    ownerId: row.owner_id,
+    connectivity: row.connectivity,
+    draining: row.scheduling === 'draining',
+    movableAt:
+      row.connectivity === 'lost' && row.lost_at !== null
+        ? new Date(
+            new Date(row.lost_at).getTime() + rescheduleDelayMs(rescheduleDelaySeconds, row.loss_count),
+          )
+        : null,
+    reported: (row.instances ?? []).find(
+      (i) => i.deploymentId === deploymentId && i.replica === row.replica && i.generation >= row.generation,
+    ),
+  }))
+}
+
+/**
+ * Takes replicas off the node they were placed on (it was lost and the delay passed), unless they
+ * moved meanwhile. Returns the replicas taken off.
+ */
+export async function unplace(
+  db: Db,
+  deploymentId: string,
+  moves: Array<{ replica: number; nodeId: string }>,
+) {
+  if (moves.length === 0) return []
+  const rows = await queryRows<{ replica: number }>(
+    db,
+    numberedSql(
+      `delete from fleet_placements p using jsonb_to_recordset($2::jsonb) as m(replica int, "nodeId" uuid)
+       where p.deployment_id = $1 and p.replica = m.replica and p.node_id = m."nodeId"
+       returning p.replica`,
+      [deploymentId, JSON.stringify(moves)],
+    ),
+  )
+  return rows.map((r) => r.replica)
+}
+
+/** Removes placements of replicas the deployment no longer has; returns their nodes. */
+export async function dropSurplus(db: Db, deploymentId: string, replicas: number): Promise<string[]> {
+  const rows = await queryRows<{ node_id: string }>(
+    db,
+    numberedSql('delete from fleet_placements where deployment_id = $1 and replica >= $2 returning node_id', [
+      deploymentId,
+      replicas,
+    ]),
+  )
+  return rows.map((r) => r.node_id)
+}
+
+/** Raises the generation of every placement of the deployment to at least `generation`, or by one. */
+export async function raiseGeneration(
+  db: Db,
+  deploymentId: string,
+  to: { atLeast: number } | 'next',
+): Promise<string[]> {
+  const set = to === 'next' ? 'generation + 1' : 'greatest(generation, $2)'
+  const rows = await queryRows<{ node_id: string }>(
+    db,
+    numberedSql(
+      `update fleet_placements set generation = ${set}
+       where deployment_id = $1 ${to === 'next' ? '' : 'and generation < $2'} returning node_id`,
+      to === 'next' ? [deploymentId] : [deploymentId, to.atLeast],
+    ),
+  )
+  return rows.map((r) => r.node_id)
+}
+
+/** What one node is to run, as its agent's stream sends it. */
+export async function assignmentsOf(db: Db, nodeId: string): Promise<Assignment[]> {
+  const rows = await queryRows<{
+    deployment_id: string
+    owner_id: string
+    replica: number
+    generation: number
+    volume_generation: number
+    spec: DeploymentSpec
+  }>(
+    db,
+    numberedSql(
+      `select p.deployment_id, p.owner_id, p.replica, p.generation, d.volume_generation, d.spec
+       from fleet_placements p join deployments d on d.id = p.deployment_id
+       where p.node_id = $1 order by p.deployment_id, p.replica`,
+      [nodeId],
+    ),
+  )
+  return rows.map((row) => ({
+    deploymentId: row.deployment_id,
+    ownerId: row.owner_id,
+    replica: row.replica,
+    generation: row.generation,
+    volumeGeneration: row.volume_generation,
+    spec: row.spec,
+  }))
+}
+
+/** What one replica of this spec asks of a node. */
+export function replicaDemandOf(spec: DeploymentSpec): ReplicaDemand {
+  return {
+    milliCpus: Math.ceil(spec.resources.cpus * 1000),
+    memoryMb: spec.resources.memoryMb,
+    diskMb: spec.resources.diskMb,
+    gpus: spec.resources.gpus,
+    ...(spec.placement?.gpuModel ? { gpuModel: spec.placement.gpuModel } : {}),
+    nodeLabels: spec.placement?.nodeLabels ?? {},
+  }
+}
