@@ -82,9 +82,15 @@ export async function postHeartbeat(
   }
 }
 
-/** Sends the node's heartbeat with sequence `seq` at `at`, signed with its key. */
-export async function beat(app: TestApp, node: TestNode, seq: number, at: Date) {
-  const body = JSON.stringify(heartbeatOf(node, seq, at))
+/** Sends the node's heartbeat with sequence `seq` at `at` (reporting these instances), signed with its key. */
+export async function beat(
+  app: TestApp,
+  node: TestNode,
+  seq: number,
+  at: Date,
+  instances: Heartbeat['instances'] = [],
+) {
+  const body = JSON.stringify({ ...heartbeatOf(node, seq, at), instances })
   return postHeartbeat(app, body, signWithAgentKey(node.key, body))
 }
 

@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { type Assignment, assignmentStreamMessage } from '../src/domain/node.ts'
+import { signWithAgentKey } from '../src/fleet/agent-key.ts'
+import { NODE_HEADER, TIMESTAMP_HEADER } from '../src/fleet/assignment-stream.ts'
+import { SIGNATURE_HEADER } from '../src/fleet/heartbeats.ts'
+import type { Heartbeat } from '../src/fleet/node-schemas.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { beat, enrollTestNode, steppingClock, type TestNode } from './helpers/fleet.ts'
+import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
+import { createStack, type Stack } from './helpers/stack.ts'
+import { waitFor } from './helpers/wait.ts'
+
+// The `fleet` provider as the control plane runs it, with nodes driven here through the agent's
+// protocol (heartbeats reporting instances, the signed assignment stream): a start that fits no
+// node waits `pending` naming why and is placed once a node joins; a placement is a `scheduled`
+// event and an assignment on the node's stream; the deployment runs once the node reports it
+// running; a failure the node reports fails it with the node's reason; a stop takes the
+// assignment away. (With real agents and containers: e2e-fleet-deploy.test.ts.)
+
+interface View {
+  id: string
+  status: string
+  waiting?: { reason: string }
+  error?: string
+}
+interface Event {
+  type: string
+  status?: string
+  message?: string
+}
+
+for (const kind of databaseKinds) {
+  describe(`fleet provider (${kind})`, () => {
+    let database: TestDatabase
+    let stack: Stack
+    let app: TestApp
+    let alice: Caller
+    const clock = steppingClock()
+    let seq = 0
+    const enrolled: TestNode[] = []
+    /** A heartbeat a second after the last (in the server's clock), reporting these instances. */
+    const report = (node: TestNode, instances: Heartbeat['instances'] = []) =>
+      beat(app, node, ++seq, clock.step(), instances)
+
+    before(async () => {
+      database = await openTestDatabase(kind)
+      stack = await createStack(database, { flags: { fleet: { open: true, minUptimePercent: 0 } } })
+      app = await createTestApp(database, stack, { now: clock.now })
+      alice = await app.user(`0x${'f1'.repeat(20)}`)
+    })
+    after(async () => {
+      await stack.stop()
+      await database.dispose()
+    })
+
+    const view = async (id: string) => (await alice('GET', `/v1/deployments/${id}`)).body as View
+    const events = async (id: string) =>
+      (await alice('GET', `/v1/deployments/${id}/events?limit=200`)).body.items as Event[]
+    const create = async (name: string, extra: Record<string, unknown> = {}) => {
+      const reply = await alice('POST', '/v1/deployments', {
+        name,
+        image: 'app:1',
+        provider: 'fleet',
+        resources: { cpus: 1, memoryMb: 256, diskMb: 100 },
+        ...extra,
+      })
+      assert.equal(reply.status, 202, JSON.stringify(reply.body))
+      return reply.body.id as string
+    }
+
+    /** Opens the node's assignment stream and reads its first list. */
+    const firstAssignments = async (node: TestNode, headers?: Record<string, string>) => {
+      const timestamp = clock.now().toISOString()
+      const res = await app.fetch('/v1/fleet/assignments', {
+        headers: headers ?? {
+          [NODE_HEADER]: node.nodeId,
+          [TIMESTAMP_HEADER]: timestamp,
+          [SIGNATURE_HEADER]: signWithAgentKey(node.key, assignmentStreamMessage(node.nodeId, timestamp)),
+        },
+      })
+      if (res.status !== 200) return { status: res.status, body: await res.json() }
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+      let text = ''
+      while (!text.includes('\n\n')) text += (await reader.read()).value ?? ''
+      await reader.cancel()
+      const data = text
+        .split('\n')
+        .find((line) => line.startsWith('data: '))!
+        .slice('data: '.length)
+      assert.match(text, /^event: assignments$/m)
+      return { status: 200, assignments: (JSON.parse(data) as { assignments: Assignment[] }).assignments }
+    }
+
+    it('waits no_node_fits naming why, is placed when a node joins, and runs once the node reports it', async () => {
+      const id = await create('web')
+      await waitFor('waiting for a node', async () => (await view(id)).waiting?.reason === 'no_node_fits')
+      assert.equal((await view(id)).status, 'pending')
+      const waited = (await events(id)).find((e) => e.type === 'no_node_fits')
+      assert.match(waited?.message ?? '', /no node fits replica 0 \(online\): the fleet has no nodes/)
+
+      const node = await enrollTestNode(app, { name: 'solo' })
+      enrolled.push(node)
+      await report(node)
+      await waitFor('placed', async () => (await view(id)).status === 'deploying')
+      const scheduled = (await events(id)).find((e) => e.type === 'scheduled')
+      assert.equal(scheduled?.status, 'scheduled')
+      assert.match(scheduled?.message ?? '', new RegExp(`replica 0 on node ${node.nodeId}: uptime`))
+
+      const stream = await firstAssignments(node)
+      assert.equal(stream.status, 200)
+      const [assignment] = stream.assignments!.filter((a) => a.deploymentId === id)
+      assert.equal(assignment?.replica, 0)
+      assert.equal(assignment?.spec.image, 'app:1')
+
+      // The node's report is what makes it run: nothing runs on the control plane's word.
+      await report(node, [
+        { deploymentId: id, replica: 0, generation: assignment!.generation, state: 'running', ports: [] },
+      ])
+      await waitFor('running', async () => (await view(id)).status === 'running')
+
+      // Stopped: the assignment is gone from the node's list, and the node's room is free.
+      assert.equal((await alice('POST', `/v1/deployments/${id}/stop`)).status, 202)
+      await waitFor('stopped', async () => (await view(id)).status === 'stopped')
+      assert.deepEqual(
+        (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id),
+        [],
+      )
+      const placements = await database.query('select 1 from fleet_placements where deployment_id = $1', [id])
+      assert.equal(placements.length, 0)
+    })
+
+    it('waits for a node with the labels the spec asks for, naming the constraint', async () => {
+      const id = await create('gpu-box', { placement: { nodeLabels: { region: 'mars' } } })
+      await waitFor('waiting', async () => (await view(id)).waiting?.reason === 'no_node_fits')
+      const waited = (await events(id)).find((e) => e.type === 'no_node_fits')
+      assert.match(waited?.message ?? '', /\(labels\): no schedulable node has the labels region=mars/)
+      assert.equal((await alice('DELETE', `/v1/deployments/${id}`)).status, 202)
+    })
+
+    it("fails a deployment with the node's reason when the node cannot run it", async () => {
+      enrolled.push(await enrollTestNode(app, { name: 'failing' }))
+      await report(enrolled.at(-1)!)
+      const id = await create('bad-image')
+      await waitFor('placed', async () => (await view(id)).status === 'deploying')
+      // Whichever node it was placed on reports the failure.
+      const [placement] = await database.query<{ node_id: string }>(
+        'select node_id from fleet_placements where deployment_id = $1',
+        [id],
+      )
+      const on = enrolled.find((n) => n.nodeId === placement?.node_id)!
+      const [assignment] = (await firstAssignments(on)).assignments!.filter((a) => a.deploymentId === id)
+      await report(on, [
+        {
+          deploymentId: id,
+          replica: 0,
+          generation: assignment!.generation,
+          state: 'failed',
+          error: { kind: 'permanent', message: 'pull access denied for app', eventType: 'image_pull_failed' },
+        },
+      ])
+      await waitFor('failed', async () => (await view(id)).status === 'failed')
+      assert.match(
+        (await view(id)).error ?? '',
+        new RegExp(`node ${on.answer.name}, replica 0: pull access denied`),
+      )
+      assert.ok((await events(id)).some((e) => e.type === 'image_pull_failed'))
+    })
+
+    it('opens a stream only for a node proving itself with its key, within the clock skew', async () => {
+      const node = await enrollTestNode(app, { name: 'streamer' })
+      const other = await enrollTestNode(app, { name: 'other' })
+      const now = clock.now().toISOString()
+      const signed = (who: TestNode, timestamp: string, signer = who) => ({
+        [NODE_HEADER]: who.nodeId,
+        [TIMESTAMP_HEADER]: timestamp,
+        [SIGNATURE_HEADER]: signWithAgentKey(signer.key, assignmentStreamMessage(who.nodeId, timestamp)),
+      })
+      const refused = async (headers: Record<string, string>) =>
+        (await firstAssignments(node, headers)).status
+      assert.equal(await refused({}), 400)
+      assert.equal(await refused({ ...signed(node, now), [SIGNATURE_HEADER]: '' }), 401)
+      assert.equal(await refused(signed(node, now, other)), 401)
+      const old = new Date(clock.now().getTime() - 10 * 60_000).toISOString()
+      assert.equal(await refused(signed(node, old)), 400)
+      const stranger = { ...node, nodeId: '00000000-0000-4000-8000-000000000000' }
+      assert.equal(await refused(signed(stranger, now, node)), 404)
+      assert.equal((await firstAssignments(node, signed(node, now))).status, 200)
+    })
+  })
+}
