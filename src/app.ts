@@ -114,7 +114,15 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     }
 
     const capacity = createCapacity(database, providers)
-    const payments = await createPayments({ database, store, events, config, metrics, logger })
+    const payments = await createPayments({
+      database,
+      store,
+      events,
+      config,
+      metrics,
+      logger,
+      payableLegs: fleet.earnings.payableLegs,
+    })
     const reconciler = createReconciler({
       config,
       store,

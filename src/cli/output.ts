@@ -47,6 +47,13 @@ export interface DeploymentEvent {
   at: string
 }
 
+/** Micro-USD as dollars with six decimals: `$1.250000`, `-$0.000100`. */
+export function formatUsd(micro: string | bigint): string {
+  const value = BigInt(micro)
+  const magnitude = value < 0n ? -value : value
+  return `${value < 0n ? '-' : ''}$${magnitude / 1_000_000n}.${(magnitude % 1_000_000n).toString().padStart(6, '0')}`
+}
+
 export function shortId(id: string): string {
   return id.slice(0, 8)
 }

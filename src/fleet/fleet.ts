@@ -7,6 +7,7 @@ import type { EventBus } from '../events/bus.ts'
 import type { Siwe } from '../identity/siwe.ts'
 import { type Metrics, registerFleetGauges } from '../metrics/registry.ts'
 import { createAssignmentStreams } from './assignment-stream.ts'
+import { createEarnings } from './earnings.ts'
 import { createEnrollment } from './enrollment.ts'
 import { createFleetProvider } from './fleet-provider.ts'
 import { createHeartbeatIngest } from './heartbeats.ts'
@@ -75,6 +76,7 @@ export function createFleet(options: FleetOptions) {
     createJoinToken: (input: NewJoinToken) => createJoinToken(database.db, input, now()),
     scheduler,
     streams,
+    earnings: createEarnings(database.db, settings),
     provider: createFleetProvider({
       db: database.db,
       scheduler,

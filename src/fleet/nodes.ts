@@ -39,6 +39,19 @@ export interface NodeView {
 export interface NodeDetail extends NodeView {
   /** Uptime sessions of the last 30 days, newest first. */
   sessions: Array<{ startedAt: Date; lastSeenAt: Date }>
+  /** The replicas placed on the node and what each holds of it. */
+  reservations: Reservation[]
+}
+
+export interface Reservation {
+  deploymentId: string
+  replica: number
+  milliCpus: number
+  memoryMb: number
+  diskMb: number
+  gpus: number
+  placedAt: Date
+  reason: string
 }
 
 interface NodeRow {
@@ -161,7 +174,37 @@ export function createNodes(db: Db, now: () => Date, lossBudgetMs: number) {
         ? await listWhere('and n.id = $1 and n.operator_id = $2', [id, operatorId])
         : await listWhere('and n.id = $1', [id])
       if (!view) throw notFound(`node ${id}`)
-      return { ...withoutSessions(view), sessions: view.sessions }
+      const reservations = await queryRows<{
+        deployment_id: string
+        replica: number
+        milli_cpus: string | number
+        memory_mb: string | number
+        disk_mb: string | number
+        gpus: number
+        placed_at: Date | string
+        reason: string
+      }>(
+        db,
+        numberedSql(
+          `select deployment_id, replica, milli_cpus, memory_mb, disk_mb, gpus, placed_at, reason
+           from fleet_placements where node_id = $1 order by placed_at, deployment_id, replica`,
+          [id],
+        ),
+      )
+      return {
+        ...withoutSessions(view),
+        sessions: view.sessions,
+        reservations: reservations.map((r) => ({
+          deploymentId: r.deployment_id,
+          replica: r.replica,
+          milliCpus: Number(r.milli_cpus),
+          memoryMb: Number(r.memory_mb),
+          diskMb: Number(r.disk_mb),
+          gpus: r.gpus,
+          placedAt: toDate(r.placed_at),
+          reason: r.reason,
+        })),
+      }
     },
 
     /** Cordon (no new replicas), drain (move them away, then cordon) or make it active again. */

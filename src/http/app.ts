@@ -111,7 +111,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', auditRoutes(deps.audit))
   app.route('/', nftRoutes(deps))
   app.route('/', fleetRoutes(deps.fleet))
-  app.route('/', nodeRoutes(deps.fleet.nodes))
+  app.route('/', nodeRoutes(deps.fleet.nodes, deps.fleet.earnings))
   mountEventSocket(app, upgradeWebSocket, live)
   mountLogSocket(app, upgradeWebSocket, live)
 

@@ -7,7 +7,7 @@ import { systemSource } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventLog } from '../events/event-log.ts'
 import { billingEvent } from './crediting.ts'
-import { balanceOf, ensureHeld, heldFor, lockAccount, postJournal } from './ledger.ts'
+import { balanceOf, ensureHeld, heldFor, type Leg, lockAccount, postJournal } from './ledger.ts'
 import { basisPoints, percentToBps } from './money.ts'
 import { expireOrders } from './orders.ts'
 import { intervalMicroUsd } from './pricing.ts'
@@ -34,7 +34,21 @@ export interface BillingDeps {
   config: Pick<Config, 'payments' | 'pricing'>
   now?: () => Date
   log?: { warn(obj: unknown, msg: string): void }
+  payableLegs?: PayableLegs
 }
+
+/**
+ * Shares what a charged interval pays the compute (the charge less the commission) among those
+ * who provided it: the fleet's node operators (fleet/earnings.ts). Null: nobody in particular, and
+ * it stays on the platform operator's `operator_payable` book.
+ */
+export type PayableLegs = (
+  tx: Tx,
+  deploymentId: string,
+  from: Date,
+  to: Date,
+  payable: bigint,
+) => Promise<Leg[] | null>
 
 interface BilledRow {
   id: string
@@ -168,6 +182,9 @@ export function createBilling(deps: BillingDeps) {
     const held = await heldFor(tx, row.id)
     const fromHeld = held >= cost ? cost : held > 0n ? held : 0n
     const commission = basisPoints(cost, commissionBps)
+    const intervalEnd = new Date(intervalStart.getTime() + intervalMs)
+    const payable = cost - commission
+    const shared = await deps.payableLegs?.(tx, row.id, intervalStart, intervalEnd, payable)
     const journal = await postJournal(tx, {
       cause: 'charge',
       memo: `${config.pricing.billingIntervalSeconds}s of deployment ${row.id} from ${intervalStart.toISOString()}`,
@@ -178,7 +195,7 @@ export function createBilling(deps: BillingDeps) {
         { book: 'held', accountId: row.owner_id, deploymentId: row.id, amount: -fromHeld },
         { book: 'available', accountId: row.owner_id, amount: -(cost - fromHeld) },
         { book: 'revenue', amount: commission },
-        { book: 'operator_payable', amount: cost - commission },
+        ...(shared ?? [{ book: 'operator_payable' as const, amount: payable }]),
       ],
     })
     return journal !== null

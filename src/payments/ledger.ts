@@ -20,6 +20,8 @@ export interface Leg {
   book: Book
   accountId?: string | null
   deploymentId?: string | null
+  /** The fleet node a node operator's share was earned (or forfeited) on. */
+  nodeId?: string | null
   amount: bigint
 }
 
@@ -58,10 +60,10 @@ export async function postJournal(tx: Tx, input: JournalInput): Promise<string |
   if (inserted.length === 0) return null
   const values: SQL[] = legs.map(
     (leg) =>
-      sql`(${id}, ${leg.book}, ${leg.accountId ?? null}, ${leg.deploymentId ?? null}, ${leg.amount.toString()})`,
+      sql`(${id}, ${leg.book}, ${leg.accountId ?? null}, ${leg.deploymentId ?? null}, ${leg.nodeId ?? null}, ${leg.amount.toString()})`,
   )
   await tx.execute(
-    sql`insert into ledger_postings (journal_id, book, account_id, deployment_id, amount_micro_usd)
+    sql`insert into ledger_postings (journal_id, book, account_id, deployment_id, node_id, amount_micro_usd)
         values ${sql.join(values, sql`, `)}`,
   )
   return id

@@ -7,7 +7,7 @@ import type { Database } from '../db/client.ts'
 import type { EventLog } from '../events/event-log.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { createBalances } from './balances.ts'
-import { type Billing, createBilling } from './billing.ts'
+import { type Billing, createBilling, type PayableLegs } from './billing.ts'
 import type { createChainAccess } from './chain-access.ts'
 import type { CreditingDeps } from './crediting.ts'
 import { createFunding } from './funding.ts'
@@ -26,6 +26,8 @@ export interface PaymentsDeps {
   metrics: Pick<Metrics, 'registry' | 'chainCursorLag'>
   logger: Logger
   now?: () => Date
+  /** Shares each charge's payable among node operators (the fleet's earnings). */
+  payableLegs?: PayableLegs
 }
 
 export async function createPayments(deps: PaymentsDeps) {
@@ -71,6 +73,7 @@ export async function createPayments(deps: PaymentsDeps) {
         config,
         now: deps.now,
         log: deps.logger,
+        ...(deps.payableLegs ? { payableLegs: deps.payableLegs } : {}),
       })
     : undefined
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { exitCodes } from '../exit-codes.ts'
-import { formatAge, renderTable, shortId } from '../output.ts'
+import { formatAge, formatUsd, renderTable, shortId } from '../output.ts'
 import type { Action, CommandContext } from './context.ts'
 
 // `berth nodes …`: fleet nodes. A node operator sees their own; the operator (BERTH_TOKEN set to
@@ -20,6 +20,18 @@ interface Node {
 interface NodeDetail extends Node {
   sessions: Array<{ startedAt: string; lastSeenAt: string }>
   instances: Array<{ deploymentId: string; replica: number; state: string }>
+}
+
+interface Earnings {
+  payableMicroUsd: string
+  nodes: Array<{
+    id: string
+    name: string
+    earnedMicroUsd: string
+    forfeitedMicroUsd: string
+    intervalsEarned: number
+    intervalsForfeited: number
+  }>
 }
 
 const percent = (value: number) => `${value.toFixed(2)}%`
@@ -99,6 +111,30 @@ export function registerNodes(program: Command, action: Action): void {
         }),
       )
   }
+
+  nodes
+    .command('earnings')
+    .description('what your nodes earned: the payable balance, and per node earned and forfeited')
+    .action(
+      action(async (ctx) => {
+        const earnings = await ctx.client().get<Earnings>('/v1/my/nodes/earnings')
+        ctx.print(earnings, () => {
+          const table = renderTable(
+            ['ID', 'NAME', 'EARNED', 'INTERVALS', 'FORFEITED', 'INTERVALS'],
+            earnings.nodes.map((n) => [
+              shortId(n.id),
+              n.name,
+              formatUsd(n.earnedMicroUsd),
+              String(n.intervalsEarned),
+              formatUsd(n.forfeitedMicroUsd),
+              String(n.intervalsForfeited),
+            ]),
+          )
+          return `payable: ${formatUsd(earnings.payableMicroUsd)}\n${earnings.nodes.length === 0 ? 'no nodes\n' : table}`
+        })
+        return exitCodes.ok
+      }),
+    )
 
   nodes
     .command('rm')

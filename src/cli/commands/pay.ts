@@ -4,6 +4,7 @@ import { BerthError } from '../../domain/errors.ts'
 import { parseUsdE18 } from '../../payments/money.ts'
 import type { OrderView } from '../../payments/orders.ts'
 import { exitCodes } from '../exit-codes.ts'
+import { formatUsd } from '../output.ts'
 import { readKey } from './auth.ts'
 import type { Action, CommandContext } from './context.ts'
 import { parseCount } from './list.ts'
@@ -41,11 +42,6 @@ interface PayOptions {
   timeout: number
 }
 
-const usd = (micro: string | bigint) => {
-  const value = BigInt(micro)
-  return `$${value / 1_000_000n}.${(value % 1_000_000n).toString().padStart(6, '0')}`
-}
-
 export function registerPay(program: Command, action: Action): void {
   program
     .command('pay')
@@ -73,16 +69,18 @@ export function registerPay(program: Command, action: Action): void {
         if (!opts.ledger) {
           ctx.print(
             balance,
-            () => `available ${usd(balance.availableMicroUsd)}  held ${usd(balance.heldMicroUsd)}\n`,
+            () =>
+              `available ${formatUsd(balance.availableMicroUsd)}  held ${formatUsd(balance.heldMicroUsd)}\n`,
           )
           return exitCodes.ok
         }
         const ledger = await ctx.client().get<{ items: LedgerEntry[] }>('/v1/ledger')
         ctx.print({ ...balance, ...ledger }, () =>
           [
-            `available ${usd(balance.availableMicroUsd)}  held ${usd(balance.heldMicroUsd)}`,
+            `available ${formatUsd(balance.availableMicroUsd)}  held ${formatUsd(balance.heldMicroUsd)}`,
             ...ledger.items.map(
-              (e) => `${e.at}  ${e.cause.padEnd(8)} ${usd(e.availableMicroUsd).padStart(14)}  ${e.memo}`,
+              (e) =>
+                `${e.at}  ${e.cause.padEnd(8)} ${formatUsd(e.availableMicroUsd).padStart(14)}  ${e.memo}`,
             ),
             '',
           ].join('\n'),
@@ -171,7 +169,8 @@ async function pay(ctx: CommandContext, opts: PayOptions): Promise<number> {
     if (payment?.status === 'credited') {
       ctx.print(
         current,
-        () => `credited ${usd(payment.creditedMicroUsd)}; order ${current.orderId} is ${current.status}\n`,
+        () =>
+          `credited ${formatUsd(payment.creditedMicroUsd)}; order ${current.orderId} is ${current.status}\n`,
       )
       return exitCodes.ok
     }
@@ -199,7 +198,7 @@ function usdToMicro(text: string): bigint {
 
 function describeOrder(order: OrderView): string {
   return [
-    `order ${order.orderId} (${order.status}): ${usd(order.valueMicroUsd)} of credits`,
+    `order ${order.orderId} (${order.status}): ${formatUsd(order.valueMicroUsd)} of credits`,
     `pay ${order.amount} base units of ${order.token} to ${order.payTo} on chain ${order.chainId}`,
     `before ${order.expiresAt} (1 ${order.token} = $${order.rate})`,
     '',

@@ -128,9 +128,12 @@ export const ledgerPostings = pgTable(
     accountId: uuid('account_id').references(() => accounts.id),
     /** Holds are per deployment. */
     deploymentId: uuid('deployment_id'),
+    /** The fleet node a node operator's share (or a share it forfeited) was earned on. */
+    nodeId: uuid('node_id'),
     amountMicroUsd: micro('amount_micro_usd').notNull(),
   },
   (t) => [
+    index('ledger_postings_node_idx').on(t.nodeId),
     index('ledger_postings_account_idx').on(t.accountId, t.book),
     index('ledger_postings_deployment_idx').on(t.deploymentId, t.book),
   ],

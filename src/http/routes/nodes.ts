@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { forbidden } from '../../domain/errors.ts'
 import type { NodeSchedulingState } from '../../domain/node.ts'
+import type { Earnings } from '../../fleet/earnings.ts'
 import type { NodeDetail, Nodes, NodeView } from '../../fleet/nodes.ts'
 import { createRouter } from '../openapi.ts'
 import { accountOf, principalOf, sourceOfRequest } from '../principal.ts'
@@ -37,7 +38,21 @@ const nodeSchema = z
   })
   .openapi('Node')
 const nodeDetailSchema = nodeSchema
-  .extend({ sessions: z.array(z.object({ startedAt: z.string(), lastSeenAt: z.string() })) })
+  .extend({
+    sessions: z.array(z.object({ startedAt: z.string(), lastSeenAt: z.string() })),
+    reservations: z.array(
+      z.object({
+        deploymentId: z.string(),
+        replica: z.number(),
+        milliCpus: z.number(),
+        memoryMb: z.number(),
+        diskMb: z.number(),
+        gpus: z.number(),
+        placedAt: z.string(),
+        reason: z.string(),
+      }),
+    ),
+  })
   .openapi('NodeDetail')
 const nodeList = z.object({ items: z.array(nodeSchema) })
 
@@ -52,6 +67,7 @@ const detailOf = (detail: NodeDetail) => ({
     startedAt: s.startedAt.toISOString(),
     lastSeenAt: s.lastSeenAt.toISOString(),
   })),
+  reservations: detail.reservations.map((r) => ({ ...r, placedAt: r.placedAt.toISOString() })),
 })
 
 const action = (path: string, summary: string) =>
@@ -91,6 +107,34 @@ const routes = {
     request: { params: idParam },
     responses: { 204: { description: 'Removed' }, ...errorResponses },
   }),
+  earnings: createRoute({
+    method: 'get',
+    path: '/v1/my/nodes/earnings',
+    tags: ['fleet'],
+    summary:
+      "What the caller's nodes earned (micro-USD): the payable balance, and per node what was earned and what low uptime forfeited",
+    responses: {
+      200: json(
+        z
+          .object({
+            payableMicroUsd: z.string(),
+            nodes: z.array(
+              z.object({
+                id: z.string(),
+                name: z.string(),
+                earnedMicroUsd: z.string(),
+                forfeitedMicroUsd: z.string(),
+                intervalsEarned: z.number(),
+                intervalsForfeited: z.number(),
+              }),
+            ),
+          })
+          .openapi('NodeEarnings'),
+        'Earnings',
+      ),
+      ...errorResponses,
+    },
+  }),
   mine: createRoute({
     method: 'get',
     path: '/v1/my/nodes',
@@ -100,7 +144,7 @@ const routes = {
   }),
 }
 
-export function nodeRoutes(nodes: Nodes) {
+export function nodeRoutes(nodes: Nodes, earnings: Pick<Earnings, 'of'>) {
   const router = createRouter()
   const operatorOnly = (kind: string) => {
     if (kind !== 'admin') throw forbidden('managing fleet nodes needs the operator admin token')
@@ -132,6 +176,7 @@ export function nodeRoutes(nodes: Nodes) {
     await nodes.remove(c.req.valid('param').id, sourceOfRequest(c))
     return c.body(null, 204)
   })
+  router.openapi(routes.earnings, async (c) => c.json(await earnings.of(accountOf(c).id), 200))
   router.openapi(routes.mine, async (c) => {
     return c.json({ items: (await nodes.listOfOperator(accountOf(c).id)).map(nodeOf) }, 200)
   })

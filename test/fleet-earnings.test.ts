@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { ledgerImbalance, postJournal } from '../src/payments/ledger.ts'
+import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { beat, enrollTestNode, steppingClock, type TestNode } from './helpers/fleet.ts'
+import { createTestApp, type TestApp } from './helpers/http-app.ts'
+import { createAccount, createStack, type Stack } from './helpers/stack.ts'
+
+// What node operators earn from a charged interval: the payable (the charge less the commission)
+// shared equally among the deployment's replicas, the first taking the remainder, each share to
+// the operator of the replica's node; a node below the minimum uptime over the interval earns
+// nothing and its share goes to revenue. Checked by hand against sessions made by real
+// heartbeats, then through the ledger and GET /v1/my/nodes/earnings.
+
+for (const kind of databaseKinds) {
+  describe(`fleet earnings (${kind})`, () => {
+    let database: TestDatabase
+    let stack: Stack
+    let app: TestApp
+    const clock = steppingClock()
+
+    before(async () => {
+      database = await openTestDatabase(kind)
+      stack = await createStack(database, { flags: { fleet: { open: true, minUptimePercent: 95 } } })
+      app = await createTestApp(database, stack, { now: clock.now })
+    })
+    after(async () => {
+      await stack.stop()
+      await database.dispose()
+    })
+
+    const place = (deploymentId: string, replica: number, node: TestNode, ownerId: string) =>
+      database.query(
+        `insert into fleet_placements (deployment_id, replica, node_id, owner_id, milli_cpus, memory_mb, disk_mb, placed_at, reason)
+         values ($1, $2, $3, $4, 1000, 256, 100, now(), 'test')`,
+        [deploymentId, replica, node.nodeId, ownerId],
+      )
+
+    it('shares the payable among the replicas’ operators, and a node with low uptime forfeits its share', async () => {
+      const keyA = generatePrivateKey()
+      const keyB = generatePrivateKey()
+      const steady = await enrollTestNode(app, { walletKey: keyA, name: 'steady' })
+      const late = await enrollTestNode(app, { walletKey: keyB, name: 'late' })
+      // steady beats five times, a second apart: one session from its first to its fifth beat.
+      const beats: Date[] = []
+      for (let seq = 1; seq <= 5; seq++) {
+        const at = clock.step()
+        beats.push(at)
+        assert.equal((await beat(app, steady, seq, at)).status, 204)
+      }
+      // late is first heard a second after steady's last beat.
+      const lateAt = clock.step()
+      assert.equal((await beat(app, late, 1, lateAt)).status, 204)
+
+      // The interval: from steady's first beat to 5 s after its last. steady counts as up until one
+      // heartbeat interval (10 s) after its last beat: 100%. late is up from its beat on: 4 s of 9 s.
+      const from = beats[0]!
+      const to = new Date(beats[4]!.getTime() + 5000)
+      const tenantId = await createAccount(database, `0x${'c3'.repeat(20)}`)
+      const deploymentId = randomUUID()
+      await place(deploymentId, 0, steady, tenantId)
+      await place(deploymentId, 1, late, tenantId)
+      await place(deploymentId, 2, steady, tenantId)
+
+      const payable = 1_000_001n
+      await database.db.transaction(async (tx) => {
+        const legs = await app.fleet.earnings.payableLegs(tx, deploymentId, from, to, payable)
+        assert.deepEqual(
+          legs?.map((l) => [l.book, l.nodeId, l.amount]),
+          [
+            ['operator_payable', steady.nodeId, 333_335n],
+            ['revenue', late.nodeId, 333_333n],
+            ['operator_payable', steady.nodeId, 333_333n],
+          ],
+        )
+        assert.equal(
+          legs!.reduce((sum, l) => sum + l.amount, 0n),
+          payable,
+          'the shares add up to the whole payable',
+        )
+        await postJournal(tx, {
+          cause: 'charge',
+          memo: 'one interval',
+          legs: [{ book: 'available', accountId: tenantId, amount: -payable }, ...legs!],
+        })
+      })
+      assert.equal((await ledgerImbalance(database.db)).total, 0n)
+      // Nothing placed: nobody in particular is owed it.
+      await database.db.transaction(async (tx) => {
+        assert.equal(await app.fleet.earnings.payableLegs(tx, randomUUID(), from, to, payable), null)
+      })
+
+      const addressOf = (key: `0x${string}`) => privateKeyToAccount(key).address.toLowerCase()
+      const ofA = await (await app.session(addressOf(keyA)))('GET', '/v1/my/nodes/earnings')
+      assert.equal(ofA.status, 200, JSON.stringify(ofA.body))
+      assert.deepEqual(ofA.body, {
+        payableMicroUsd: '666668',
+        nodes: [
+          {
+            id: steady.nodeId,
+            name: 'steady',
+            earnedMicroUsd: '666668',
+            forfeitedMicroUsd: '0',
+            intervalsEarned: 1,
+            intervalsForfeited: 0,
+          },
+        ],
+      })
+      const ofB = await (await app.session(addressOf(keyB)))('GET', '/v1/my/nodes/earnings')
+      assert.deepEqual(ofB.body, {
+        payableMicroUsd: '0',
+        nodes: [
+          {
+            id: late.nodeId,
+            name: 'late',
+            earnedMicroUsd: '0',
+            forfeitedMicroUsd: '333333',
+            intervalsEarned: 0,
+            intervalsForfeited: 1,
+          },
+        ],
+      })
+    })
+  })
+}
