@@ -2,11 +2,19 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { ledgerImbalance, postJournal } from '../src/payments/ledger.ts'
+import { systemSource } from '../src/domain/actor.ts'
+import { deploymentSpecSchema } from '../src/domain/spec.ts'
+import type { Heartbeat } from '../src/fleet/node-schemas.ts'
+import { createBalances } from '../src/payments/balances.ts'
+import { createBilling } from '../src/payments/billing.ts'
+import { createFunding } from '../src/payments/funding.ts'
+import { bookTotal, ledgerImbalance, postJournal } from '../src/payments/ledger.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { beat, enrollTestNode, steppingClock, type TestNode } from './helpers/fleet.ts'
 import { createTestApp, type TestApp } from './helpers/http-app.ts'
+import { testPricing } from './helpers/payments-fixture.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
+import { waitFor } from './helpers/wait.ts'
 
 // What node operators earn from a charged interval: the payable (the charge less the commission)
 // shared equally among the deployment's replicas, the first taking the remainder, each share to
@@ -122,6 +130,107 @@ for (const kind of databaseKinds) {
           },
         ],
       })
+    })
+  })
+}
+
+for (const kind of databaseKinds) {
+  describe(`fleet earnings through billing (${kind})`, () => {
+    let database: TestDatabase
+    let stack: Stack
+    let app: TestApp
+    let clock = new Date('2026-03-01T00:00:00Z')
+    const now = () => clock
+    const later = (ms: number) => {
+      clock = new Date(clock.getTime() + ms)
+      return clock
+    }
+    const payments = {
+      required: true,
+      commissionPercent: 10,
+      gracePeriodSeconds: 1800,
+      lowBalanceWarningMicroUsd: 0,
+    }
+    const accountIdOf = async (address: string) =>
+      (await database.query<{ id: string }>('select id from accounts where address = $1', [address]))[0]!.id
+
+    before(async () => {
+      database = await openTestDatabase(kind)
+      const flags = { payments, pricing: testPricing, fleet: { open: true, minUptimePercent: 95 } }
+      const funding = createFunding(database, {
+        payments: { ...payments, quoteTtlSeconds: 900 },
+        pricing: testPricing,
+      })
+      stack = await createStack(database, { flags, now, funding })
+      app = await createTestApp(database, stack, { now })
+    })
+    after(async () => {
+      await stack.stop()
+      await database.dispose()
+    })
+
+    it('credits the node operator with the charge less the commission for an interval its node was up', async () => {
+      const operatorKey = generatePrivateKey()
+      const node = await enrollTestNode(app, { walletKey: operatorKey, name: 'earner' })
+      let seq = 0
+      const report = (instances: Heartbeat['instances'] = []) =>
+        beat(app, node, ++seq, later(1000), instances)
+      // A new node proves itself for most of an hour before it passes the minimum uptime.
+      for (let i = 0; i < 4; i++) {
+        assert.equal((await report()).status, 204)
+        later(20 * 60_000)
+      }
+      assert.equal((await report()).status, 204)
+
+      const tenant = `0x${'d4'.repeat(20)}`
+      await createBalances(database).credit(tenant, 5_000_000n, 'top-up', 'grant', systemSource('test'))
+      const ownerId = await accountIdOf(tenant)
+      const spec = deploymentSpecSchema.parse({
+        name: 'paid',
+        image: 'app:1',
+        provider: 'fleet',
+        resources: { cpus: 1 },
+      })
+      const { row } = await stack.store.create({
+        source: systemSource('test'),
+        ownerId,
+        spec,
+        provider: 'fleet',
+      })
+      const statusOf = async () =>
+        (
+          await database.query<{ status: string }>('select status from deployments where id = $1', [row.id])
+        )[0]!.status
+      await waitFor('placed', async () => (await statusOf()) === 'deploying')
+      assert.equal(
+        (await report([{ deploymentId: row.id, replica: 0, generation: 0, state: 'running' }])).status,
+        204,
+      )
+      await waitFor('running', async () => (await statusOf()) === 'running')
+
+      // The node is heard every twenty minutes through the hour (within the session gap): up throughout.
+      for (let i = 0; i < 3; i++) {
+        later(20 * 60_000)
+        assert.equal(
+          (await report([{ deploymentId: row.id, replica: 0, generation: 0, state: 'running' }])).status,
+          204,
+        )
+      }
+      const billing = createBilling({
+        database,
+        store: stack.store,
+        events: stack.events,
+        config: stack.config,
+        now,
+        payableLegs: app.fleet.earnings.payableLegs,
+      })
+      assert.equal((await billing.pass()).charged, 1)
+      const operatorId = await accountIdOf(privateKeyToAccount(operatorKey).address.toLowerCase())
+      const earned = await app.fleet.earnings.of(operatorId)
+      assert.equal(earned.payableMicroUsd, '900000', 'one CPU-hour at $1, less the 10% commission')
+      assert.equal(earned.nodes[0]?.intervalsEarned, 1)
+      assert.equal(await bookTotal(database.db, 'revenue'), 100_000n)
+      assert.equal((await ledgerImbalance(database.db)).total, 0n)
     })
   })
 }
