@@ -40,8 +40,8 @@ for (const kind of databaseKinds) {
     let seq = 0
     const enrolled: TestNode[] = []
     /** A heartbeat a second after the last (in the server's clock), reporting these instances. */
-    const report = (node: TestNode, instances: Heartbeat['instances'] = []) =>
-      beat(app, node, ++seq, clock.step(), instances)
+    const report = (node: TestNode, instances: Heartbeat['instances'] = [], usage: Heartbeat['usage'] = []) =>
+      beat(app, node, ++seq, clock.step(), instances, usage)
 
     before(async () => {
       database = await openTestDatabase(kind)
@@ -118,6 +118,25 @@ for (const kind of databaseKinds) {
         { deploymentId: id, replica: 0, generation: assignment!.generation, state: 'running', ports: [] },
       ])
       await waitFor('running', async () => (await view(id)).status === 'running')
+
+      // What it uses is what its node reports (nothing until it does).
+      await assert.rejects(app.fleet.provider.stats(id), /no node has reported/)
+      const running = {
+        deploymentId: id,
+        replica: 0,
+        generation: assignment!.generation,
+        state: 'running' as const,
+      }
+      const usage = {
+        deploymentId: id,
+        cpuPercent: 12.5,
+        memoryBytes: 1 << 20,
+        networkRxBytes: 10,
+        networkTxBytes: 20,
+      }
+      await report(node, [running], [usage])
+      const { deploymentId: _, ...used } = usage
+      assert.deepEqual(await app.fleet.provider.stats(id), used)
 
       // Stopped: the assignment is gone from the node's list, and the node's room is free.
       assert.equal((await alice('POST', `/v1/deployments/${id}/stop`)).status, 202)

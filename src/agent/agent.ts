@@ -36,6 +36,8 @@ export interface AgentOptions {
 
 /** The least time between two heartbeats (the server refuses closer ones). */
 const MIN_HEARTBEAT_GAP_MS = 600
+/** How often the agent samples what its deployments use (heartbeats carry the last sample). */
+const USAGE_SAMPLE_MS = 30_000
 
 export async function runAgent(options: AgentOptions): Promise<void> {
   const { signal, log } = options
@@ -107,14 +109,20 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       capacity: resources,
       allocatable: resources,
       instances: () => runner.instances(),
+      usage: () => runner.usage(),
     })
+    const sampling = sampleEvery(
+      USAGE_SAMPLE_MS,
+      () => runner.sampleUsage(),
+      AbortSignal.any([signal, stop.signal]),
+    )
     return {
       runner,
       send,
       /** Leaves this node id: stops following it and removes what ran for it. */
       async leave() {
         stop.abort()
-        await stopped
+        await Promise.all([stopped, sampling])
         await runner.assign([])
       },
     }
@@ -148,6 +156,14 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     }
     if (!failing) void node.runner.retry()
     await wake.wait(enrolled.heartbeatSeconds * 1000, MIN_HEARTBEAT_GAP_MS, signal)
+  }
+}
+
+/** Runs `sample` every `everyMs` (never two at once) until the signal aborts. */
+async function sampleEvery(everyMs: number, sample: () => Promise<void>, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    await abortableDelay(everyMs, signal).catch(() => undefined)
+    if (!signal.aborted) await sample()
   }
 }
 

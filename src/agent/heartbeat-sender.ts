@@ -1,6 +1,6 @@
 import { statfsSync } from 'node:fs'
 import { availableParallelism, totalmem } from 'node:os'
-import type { NodeResources, ReportedInstance } from '../domain/node.ts'
+import type { NodeResources, ReportedInstance, ReportedUsage } from '../domain/node.ts'
 import { type AgentKeyPair, signWithAgentKey } from '../fleet/agent-key.ts'
 import { SIGNATURE_HEADER } from '../fleet/heartbeats.ts'
 import type { Heartbeat } from '../fleet/node-schemas.ts'
@@ -19,6 +19,7 @@ export interface HeartbeatSenderOptions {
   allocatable: NodeResources
   capacity: NodeResources
   instances?: () => Promise<ReportedInstance[]>
+  usage?: () => ReportedUsage[]
   now?: () => Date
 }
 
@@ -44,6 +45,7 @@ export function createHeartbeatSender(options: HeartbeatSenderOptions) {
       labels: options.labels,
       version,
       instances: (await options.instances?.()) ?? [],
+      usage: options.usage?.() ?? [],
     }
     const body = JSON.stringify(heartbeat)
     const res = await options.fetch(`${options.server.replace(/\/+$/, '')}/v1/fleet/heartbeats`, {

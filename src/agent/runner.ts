@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import type { Assignment, ReportedInstance } from '../domain/node.ts'
+import type { Assignment, ReportedInstance, ReportedUsage } from '../domain/node.ts'
 import { deploymentSpecSchema } from '../domain/spec.ts'
 import type { DockerDeploymentTarget } from '../providers/docker/apply.ts'
 import { type Provider, ProviderError } from '../providers/provider.ts'
@@ -47,6 +47,7 @@ export function createRunner(options: { docker: Provider; log: (line: string) =>
   /** Deployment id → the key and error of its last failed apply. */
   const failed = new Map<string, { key: string; error: NonNullable<ReportedInstance['error']> }>()
   let converging: Promise<void> = Promise.resolve()
+  let sampled: ReportedUsage[] = []
 
   const desiredOf = (assignments: Assignment[]): Map<string, Desired> => {
     const byDeployment = new Map<string, Desired>()
@@ -128,6 +129,24 @@ export function createRunner(options: { docker: Provider; log: (line: string) =>
       converging = converging.then(converge, converge)
       return converging
     },
+
+    /**
+     * Samples what each assigned deployment's replicas here use (the engine takes a second or so
+     * per container, so this runs on its own schedule and heartbeats carry the last sample).
+     */
+    async sampleUsage(): Promise<void> {
+      const next: ReportedUsage[] = []
+      for (const deploymentId of desired.keys()) {
+        try {
+          next.push({ deploymentId, ...(await docker.stats(deploymentId)) })
+        } catch {
+          // Gone meanwhile, or the engine is busy: the next sample has it.
+        }
+      }
+      sampled = next
+    },
+
+    usage: (): ReportedUsage[] => sampled,
 
     /** What this node runs of its assignments, for the heartbeat. */
     async instances(): Promise<ReportedInstance[]> {

@@ -41,6 +41,15 @@ export interface ReportedInstance {
   error?: { kind: 'permanent' | 'transient'; message: string; eventType?: string }
 }
 
+/** What one deployment's replicas on a node use, summed, as the agent last sampled it. */
+export interface ReportedUsage {
+  deploymentId: string
+  cpuPercent: number
+  memoryBytes: number
+  networkRxBytes: number
+  networkTxBytes: number
+}
+
 /** The statement an enrollment message carries: a wallet shows it to the person signing. */
 export const ENROLL_STATEMENT = 'Enroll this machine as a berth fleet node run by this wallet.'
 

@@ -1,6 +1,6 @@
-import type { Db } from '../db/client.ts'
+import { type Db, numberedSql, queryRows } from '../db/client.ts'
 import { abortableDelay } from '../domain/delay.ts'
-import type { ReportedInstance } from '../domain/node.ts'
+import type { ReportedInstance, ReportedUsage } from '../domain/node.ts'
 import type { EventBus } from '../events/bus.ts'
 import { endpointUrlOf } from '../providers/docker/container-spec.ts'
 import {
@@ -187,13 +187,31 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       }
     },
 
-    // Agents do not send logs or usage to the control plane yet: said plainly, not made up.
+    // Agents do not send logs to the control plane yet: said plainly, not made up.
     async logs() {
       throw new ProviderError('permanent', 'logs of fleet deployments are not available yet')
     },
 
-    async stats() {
-      throw new ProviderError('permanent', 'usage of fleet deployments is not reported yet')
+    async stats(deploymentId) {
+      const rows = await queryRows<{ usage: ReportedUsage[] }>(
+        db,
+        numberedSql(
+          `select n.usage from fleet_nodes n
+           where n.connectivity = 'online'
+             and n.id in (select node_id from fleet_placements where deployment_id = $1)`,
+          [deploymentId],
+        ),
+      )
+      const reported = rows.flatMap((row) => row.usage.filter((u) => u.deploymentId === deploymentId))
+      if (reported.length === 0) {
+        throw new ProviderError('transient', 'no node has reported what this deployment uses yet')
+      }
+      return {
+        cpuPercent: reported.reduce((sum, u) => sum + u.cpuPercent, 0),
+        memoryBytes: reported.reduce((sum, u) => sum + u.memoryBytes, 0),
+        networkRxBytes: reported.reduce((sum, u) => sum + u.networkRxBytes, 0),
+        networkTxBytes: reported.reduce((sum, u) => sum + u.networkTxBytes, 0),
+      }
     },
 
     async list() {

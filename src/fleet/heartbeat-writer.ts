@@ -43,13 +43,13 @@ const WRITE_HEARTBEATS = `
   with v as (
     select * from jsonb_to_recordset($1::jsonb) as v(id uuid, seq bigint, at timestamptz,
       session_started_at timestamptz, capacity jsonb, allocatable jsonb, labels jsonb, version text,
-      instances jsonb)),
+      instances jsonb, usage jsonb)),
   nodes as (
     update fleet_nodes n set
       last_seq = v.seq, last_seen_at = v.at, session_started_at = v.session_started_at,
       first_heartbeat_at = coalesce(n.first_heartbeat_at, v.at),
       connectivity = 'online', capacity = v.capacity, allocatable = v.allocatable, labels = v.labels,
-      agent_version = v.version, instances = v.instances
+      agent_version = v.version, instances = v.instances, usage = v.usage
     from v
     where n.id = v.id and n.id = any(array(select (value->>'id')::uuid from jsonb_array_elements($1::jsonb))))
   insert into node_uptime_sessions (node_id, started_at, last_seen_at)
@@ -132,6 +132,7 @@ export function createHeartbeatWriter(database: Database, sessionGapSeconds: num
           labels: heartbeat.labels,
           version: heartbeat.version,
           instances: heartbeat.instances,
+          usage: heartbeat.usage,
         })
         outcomes.push({ ok: true, recovered: wasLost })
       }

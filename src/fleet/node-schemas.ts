@@ -74,6 +74,18 @@ export const heartbeatSchema = z.strictObject({
   labels: labelsSchema,
   version: z.string().regex(/^[A-Za-z0-9.+_-]{1,64}$/, 'a version is up to 64 plain characters'),
   instances: z.array(reportedInstanceSchema).max(1000),
+  usage: z
+    .array(
+      z.strictObject({
+        deploymentId: z.uuid(),
+        cpuPercent: z.number().min(0).max(100_000),
+        memoryBytes: count(Number.MAX_SAFE_INTEGER),
+        networkRxBytes: count(Number.MAX_SAFE_INTEGER),
+        networkTxBytes: count(Number.MAX_SAFE_INTEGER),
+      }),
+    )
+    .max(1000)
+    .default([]),
 })
 export type Heartbeat = z.output<typeof heartbeatSchema>
 

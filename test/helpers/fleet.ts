@@ -61,6 +61,7 @@ export function heartbeatOf(node: Pick<TestNode, 'nodeId'>, seq: number, at: Dat
     labels: { region: 'test' },
     version: 'test',
     instances: [],
+    usage: [],
   }
 }
 
@@ -89,8 +90,9 @@ export async function beat(
   seq: number,
   at: Date,
   instances: Heartbeat['instances'] = [],
+  usage: Heartbeat['usage'] = [],
 ) {
-  const body = JSON.stringify({ ...heartbeatOf(node, seq, at), instances })
+  const body = JSON.stringify({ ...heartbeatOf(node, seq, at), instances, usage })
   return postHeartbeat(app, body, signWithAgentKey(node.key, body))
 }
 

@@ -15,6 +15,7 @@ import {
   nodeConnectivities,
   nodeSchedulingStates,
   type ReportedInstance,
+  type ReportedUsage,
 } from '../../domain/node.ts'
 import { accounts } from './accounts.ts'
 import { at, oneOf } from './columns.ts'
@@ -40,6 +41,8 @@ export const fleetNodes = pgTable(
     allocatable: jsonb('allocatable').$type<NodeResources>(),
     agentVersion: text('agent_version'),
     instances: jsonb('instances').$type<ReportedInstance[]>().notNull().default([]),
+    /** What each deployment's replicas on the node use, as its agent last sampled it. */
+    usage: jsonb('usage').$type<ReportedUsage[]>().notNull().default([]),
     /** The last heartbeat's sequence number: the next must be higher (replays and reorders are refused). */
     lastSeq: bigint('last_seq', { mode: 'number' }).notNull().default(0),
     /** When the last heartbeat was received (the server's clock); the enrollment's time before any. */

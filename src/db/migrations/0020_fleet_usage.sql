@@ -1,0 +1,1 @@
+ALTER TABLE "fleet_nodes" ADD COLUMN "usage" jsonb DEFAULT '[]'::jsonb NOT NULL;
