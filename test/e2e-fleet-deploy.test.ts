@@ -59,6 +59,8 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
         BERTH_FLEET__RESCHEDULE_DELAY_SECONDS: '1',
         // New nodes have no uptime history to prove themselves with.
         BERTH_FLEET__MIN_UPTIME_PERCENT: '0',
+        // The agents publish on loopback: the control plane may probe there (a real fleet's may not).
+        BERTH_OUTBOUND__ALLOW: '127.0.0.1/32',
       },
     })
     user = await signIn(server.url)

@@ -135,14 +135,18 @@ for (const kind of databaseKinds) {
       assert.deepEqual(await nodeRow(node.nodeId), before.row)
       assert.equal(await counted('too_frequent'), 2)
 
-      // Of many copies of one new heartbeat sent at once, exactly one is accepted.
+      // Of many copies of one new heartbeat sent at once, exactly one is accepted; the others are
+      // refused before they queue for the writer (one heartbeat of a node waits at a time).
       clock = new Date(T0.getTime() + 1000)
       const next = JSON.stringify(heartbeatOf(node, 20, clock))
       const signature = signWithAgentKey(node.key, next)
       const statuses = await Promise.all(
         Array.from({ length: 12 }, () => postHeartbeat(app, next, signature)),
       )
-      assert.deepEqual(statuses.map((s) => s.status).sort(), [204, ...Array(11).fill(409)])
+      assert.deepEqual(statuses.map((s) => s.status).sort(), [204, ...Array(11).fill(429)])
+      assert.match(statuses.find((s) => s.status === 429)!.message!, /already has a heartbeat being written/)
+      // The same copy once the first is written: a replay.
+      assert.equal((await postHeartbeat(app, next, signature)).status, 409)
     })
 
     it('extends a session within the 30-minute gap and opens a new one after a longer silence', async () => {

@@ -45,7 +45,12 @@ for (const kind of databaseKinds) {
 
     before(async () => {
       database = await openTestDatabase(kind)
-      stack = await createStack(database, { flags: { fleet: { open: true, minUptimePercent: 0 } } })
+      stack = await createStack(database, {
+        flags: {
+          adminToken: 'fleet-provider-admin-token-0123456789',
+          fleet: { open: true, minUptimePercent: 0 },
+        },
+      })
       app = await createTestApp(database, stack, { now: clock.now })
       alice = await app.user(`0x${'f1'.repeat(20)}`)
     })
@@ -113,11 +118,20 @@ for (const kind of databaseKinds) {
       assert.equal(assignment?.replica, 0)
       assert.equal(assignment?.spec.image, 'app:1')
 
-      // The node's report is what makes it run: nothing runs on the control plane's word.
+      // The node's report is what makes it run: nothing runs on the control plane's word. A port it
+      // says is on a private address is no endpoint (the control plane would probe its own network).
+      const inside = { containerPort: 80, protocol: 'tcp' as const, host: '10.0.0.7', port: 8080 }
       await report(node, [
-        { deploymentId: id, replica: 0, generation: assignment!.generation, state: 'running', ports: [] },
+        {
+          deploymentId: id,
+          replica: 0,
+          generation: assignment!.generation,
+          state: 'running',
+          ports: [inside],
+        },
       ])
       await waitFor('running', async () => (await view(id)).status === 'running')
+      assert.deepEqual((await alice('GET', `/v1/deployments/${id}`)).body.endpoints, [])
 
       // What it uses is what its node reports (nothing until it does).
       await assert.rejects(app.fleet.provider.stats(id), /no node has reported/)
@@ -155,6 +169,42 @@ for (const kind of databaseKinds) {
       const waited = (await events(id)).find((e) => e.type === 'no_node_fits')
       assert.match(waited?.message ?? '', /\(labels\): no schedulable node has the labels region=mars/)
       assert.equal((await alice('DELETE', `/v1/deployments/${id}`)).status, 202)
+    })
+
+    it('places all replicas or none: one that fits nowhere leaves nothing held', async () => {
+      const roomy = await enrollTestNode(app, { name: 'roomy' })
+      enrolled.push(roomy)
+      await report(roomy)
+      // Each node offers 4 CPUs: one 3-CPU replica fits on a node, never two, and the other nodes
+      // are busy or cordoned for this test.
+      for (const other of enrolled.filter((n) => n !== roomy)) {
+        await app.admin()('POST', `/v1/nodes/${other.nodeId}/cordon`)
+      }
+      const id = await create('two-big', { replicas: 2, resources: { cpus: 3, memoryMb: 256, diskMb: 100 } })
+      await waitFor('waiting', async () => (await view(id)).waiting?.reason === 'no_node_fits')
+      const waited = (await events(id)).find((e) => e.type === 'no_node_fits')
+      assert.match(waited?.message ?? '', /replica 1 \(capacity\)/)
+      const held = await database.query('select 1 from fleet_placements where deployment_id = $1', [id])
+      assert.equal(held.length, 0, 'replica 0 is not left placed while replica 1 waits')
+      assert.equal((await alice('DELETE', `/v1/deployments/${id}`)).status, 202)
+      for (const other of enrolled.filter((n) => n !== roomy)) {
+        await app.admin()('POST', `/v1/nodes/${other.nodeId}/uncordon`)
+      }
+    })
+
+    it('refuses a failure report naming an event type nodes may not write', async () => {
+      const node = enrolled[0]!
+      const made = await report(node, [
+        {
+          deploymentId: '00000000-0000-4000-8000-000000000001',
+          replica: 0,
+          generation: 0,
+          state: 'failed',
+          error: { kind: 'permanent', message: 'x', eventType: 'funds_exhausted' as never },
+        },
+      ])
+      assert.equal(made.status, 400)
+      assert.match(made.message ?? '', /eventType/)
     })
 
     it("fails a deployment with the node's reason when the node cannot run it", async () => {
@@ -205,6 +255,8 @@ for (const kind of databaseKinds) {
       const stranger = { ...node, nodeId: '00000000-0000-4000-8000-000000000000' }
       assert.equal(await refused(signed(stranger, now, node)), 404)
       assert.equal((await firstAssignments(node, signed(node, now))).status, 200)
+      // The same signed headers again: a replay, refused.
+      assert.equal(await refused(signed(node, now)), 409)
     })
   })
 }

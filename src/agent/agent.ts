@@ -1,6 +1,7 @@
 import { createHttpClient } from '../client/http-client.ts'
 import { abortableDelay } from '../domain/delay.ts'
 import { BerthError } from '../domain/errors.ts'
+import { isInternalAddress } from '../outbound/address-policy.ts'
 import type { EngineAddress } from '../providers/docker/connection.ts'
 import { createDockerProvider } from '../providers/docker/docker-provider.ts'
 import { loadAgentState, saveNode } from './agent-state.ts'
@@ -78,6 +79,15 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     }
   }
   const resources = machineResources(options.dataDir)
+  const hostIp = options.hostIp ?? '127.0.0.1'
+  // Reported with every instance, as an address: the control plane neither resolves names nor
+  // probes private addresses a node names (unless its operator allows them).
+  const publicHost = options.publicHost ?? (hostIp === '0.0.0.0' ? '127.0.0.1' : hostIp)
+  if (isInternalAddress(publicHost)) {
+    log(
+      `published ports are announced on ${publicHost}, a private address: set --public-host to reach them from elsewhere`,
+    )
+  }
   const wake = createWake()
   /** This node's share of the engine: its runner and the stream that feeds it. */
   const nodeFor = (nodeId: string) => {
@@ -85,8 +95,8 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       docker: createDockerProvider({
         scope: nodeId,
         ...(options.engine ? { engine: options.engine } : {}),
-        hostIp: options.hostIp ?? '127.0.0.1',
-        ...(options.publicHost ? { publicHost: options.publicHost } : {}),
+        hostIp,
+        publicHost,
       }),
       log,
     })

@@ -1,5 +1,10 @@
 import { z } from 'zod'
-import type { Assignment, ReportedInstance, ReportedUsage } from '../domain/node.ts'
+import {
+  type Assignment,
+  NODE_FAILURE_EVENTS,
+  type ReportedInstance,
+  type ReportedUsage,
+} from '../domain/node.ts'
 import { deploymentSpecSchema } from '../domain/spec.ts'
 import type { DockerDeploymentTarget } from '../providers/docker/apply.ts'
 import { type Provider, ProviderError } from '../providers/provider.ts'
@@ -105,7 +110,8 @@ export function createRunner(options: { docker: Provider; log: (line: string) =>
         log(`running deployment ${deploymentId}, replicas ${entry.target.replicas!.join(', ')}`)
       } catch (error) {
         const kind = error instanceof ProviderError && error.kind === 'permanent' ? 'permanent' : 'transient'
-        const eventType = error instanceof ProviderError ? error.eventType : undefined
+        const named = error instanceof ProviderError ? error.eventType : undefined
+        const eventType = NODE_FAILURE_EVENTS.find((known) => known === named)
         failed.set(deploymentId, {
           key: entry.key,
           error: { kind, message: plain((error as Error).message), ...(eventType ? { eventType } : {}) },

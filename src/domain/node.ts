@@ -38,8 +38,21 @@ export interface ReportedInstance {
   startedAt?: string
   /** Where each published port answers, on the node's public host. */
   ports?: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; host: string; port: number }>
-  error?: { kind: 'permanent' | 'transient'; message: string; eventType?: string }
+  error?: { kind: 'permanent' | 'transient'; message: string; eventType?: NodeFailureEvent }
 }
+
+/**
+ * The event types a node's failure report may name; any other is refused, so a node cannot write
+ * what it likes into a tenant's event log.
+ */
+export const NODE_FAILURE_EVENTS = [
+  'image_pull_failed',
+  'name_conflict',
+  'volume_conflict',
+  'network_conflict',
+  'gpu_unavailable',
+] as const
+export type NodeFailureEvent = (typeof NODE_FAILURE_EVENTS)[number]
 
 /** What one deployment's replicas on a node use, summed, as the agent last sampled it. */
 export interface ReportedUsage {

@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.ts'
 import { numberedSql, queryRows } from '../db/client.ts'
-import { invalidInput, unauthorized } from '../domain/errors.ts'
+import { conflict, invalidInput, unauthorized } from '../domain/errors.ts'
 import { type Assignment, assignmentStreamMessage } from '../domain/node.ts'
 import type { EventBus } from '../events/bus.ts'
 import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
@@ -18,6 +18,9 @@ import { assignmentsOf } from './placements.ts'
 export const NODE_HEADER = 'berth-node'
 export const TIMESTAMP_HEADER = 'berth-timestamp'
 
+/** Nodes whose last stream timestamp is kept (beyond it the memory starts over). */
+const MAX_REMEMBERED = 100_000
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export interface AssignmentStreamOptions {
@@ -30,6 +33,8 @@ export interface AssignmentStreamOptions {
 export function createAssignmentStreams(options: AssignmentStreamOptions) {
   const { db, now } = options
   const open = new Map<string, AbortController>()
+  /** The newest timestamp each node opened a stream with here: a replayed one opens nothing. */
+  const lastOpened = new Map<string, number>()
 
   return {
     /** The node the headers prove to be, or the 4xx that says why not. */
@@ -59,6 +64,13 @@ export function createAssignmentStreams(options: AssignmentStreamOptions) {
       if (!agentSignatureValid(publicKeyObjectOf(row.public_key), message, signature)) {
         throw unauthorized('bad signature: it does not verify with the node’s agent key')
       }
+      if (at <= (lastOpened.get(node) ?? Number.NEGATIVE_INFINITY)) {
+        throw conflict(
+          `${TIMESTAMP_HEADER}: not after the one this node last opened its stream with (a replay?)`,
+        )
+      }
+      if (lastOpened.size >= MAX_REMEMBERED) lastOpened.clear()
+      lastOpened.set(node, at)
       return node
     },
 
@@ -84,6 +96,7 @@ export function createAssignmentStreams(options: AssignmentStreamOptions) {
       const unsubscribe = options.bus.onNodeAssignments(nodeId, poke)
       const timer = setInterval(poke, refreshMs)
       abort.signal.addEventListener('abort', poke, { once: true })
+      const closed = new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve()))
       const done = (async () => {
         let last = ''
         try {
@@ -94,8 +107,9 @@ export function createAssignmentStreams(options: AssignmentStreamOptions) {
             if (abort.signal.aborted) break
             const assignments = await assignmentsOf(db, nodeId)
             const text = JSON.stringify(assignments)
-            // Unchanged lists are not sent again; the stream's keep-alive shows it is open.
-            if (text !== last) await send(assignments)
+            // Unchanged lists are not sent again; the stream's keep-alive shows it is open. A
+            // send an agent does not read stays pending: closing the stream must not wait for it.
+            if (text !== last) await Promise.race([send(assignments), closed])
             last = text
           }
         } finally {

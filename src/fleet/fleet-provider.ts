@@ -2,6 +2,7 @@ import { type Db, numberedSql, queryRows } from '../db/client.ts'
 import { abortableDelay } from '../domain/delay.ts'
 import type { ReportedInstance, ReportedUsage } from '../domain/node.ts'
 import type { EventBus } from '../events/bus.ts'
+import { type AllowList, isInternalAddress, parseAllowList } from '../outbound/address-policy.ts'
 import { endpointUrlOf } from '../providers/docker/container-spec.ts'
 import {
   type DeploymentTarget,
@@ -45,12 +46,15 @@ export interface FleetProviderOptions {
   reportWaitMs?: number
   /** How often a waiting apply reads the reports. */
   pollMs?: number
+  /** Internal addresses a node may report its ports on (`outbound.allow`); any other is ignored. */
+  allow?: AllowList
 }
 
 export type FleetProvider = Provider & Required<Pick<Provider, 'place'>>
 
 export function createFleetProvider(options: FleetProviderOptions): FleetProvider {
   const { db, scheduler, bus, now } = options
+  const allow = options.allow ?? parseAllowList([])
   const reportWaitMs = options.reportWaitMs ?? 120_000
   const pollMs = options.pollMs ?? 250
   const placed = (deploymentId: string) => placedReplicas(db, deploymentId, options.rescheduleDelaySeconds)
@@ -135,7 +139,8 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
 
   return {
     name: 'fleet',
-    capabilities: { gpu: true, volumes: true, replicas: true },
+    // The scheduler places GPU replicas, but agents run containers without GPUs so far.
+    capabilities: { gpu: false, volumes: true, replicas: true },
 
     async ping() {
       return true
@@ -145,6 +150,9 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       const results = await placeAll(target)
       const unplaced = results.find((r) => !r.placed)
       if (unplaced && !unplaced.placed) {
+        // All or nothing: replicas placed while another fits nowhere would run (unbilled: the
+        // deployment waits) and hold their nodes' room from everyone else.
+        await release(target.id)
         return {
           placed: false,
           message: `no node fits replica ${unplaced.replica} (${unplaced.failed}): ${unplaced.reason}`,
@@ -163,11 +171,13 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       if (moves.length > 0) await ctx.progress('scheduling', moves.join('; '))
       await ctx.progress('pulling')
       const replicas = await awaitReports(target, ctx.signal, (stage) => ctx.progress(stage))
-      return observedOf(target.id, replicas) ?? { deploymentId: target.id, instances: [], endpoints: [] }
+      return (
+        observedOf(target.id, replicas, allow) ?? { deploymentId: target.id, instances: [], endpoints: [] }
+      )
     },
 
     async observe(deploymentId) {
-      return observedOf(deploymentId, await placed(deploymentId))
+      return observedOf(deploymentId, await placed(deploymentId), allow)
     },
 
     stop: release,
@@ -260,15 +270,23 @@ function standingIn(replicas: PlacedReplica[], count: number, at: Date): Standin
  * The deployment as its nodes report it. Replicas on lost or draining nodes are left out (they are
  * missing: the reconciler applies again, which moves them when it is time).
  */
-export function observedOf(deploymentId: string, replicas: PlacedReplica[]): Observed | null {
+export function observedOf(
+  deploymentId: string,
+  replicas: PlacedReplica[],
+  allow: AllowList,
+): Observed | null {
   if (replicas.length === 0) return null
   const instances: ObservedInstance[] = []
   const endpoints: Observed['endpoints'] = []
   for (const placement of replicas) {
     const reported = placement.reported
     if (!reported || placement.connectivity === 'lost' || placement.draining) continue
-    const addresses = reported.ports ?? []
-    instances.push(instanceOf(deploymentId, placement, reported))
+    // The control plane probes these addresses and tenants are given them: a node may not point
+    // either at the control plane's own network (a loopback or private address) unless allowed.
+    const addresses = (reported.ports ?? []).filter(
+      (p) => !isInternalAddress(p.host) || allow.allows({ host: p.host, port: p.port, address: p.host }),
+    )
+    instances.push({ ...instanceOf(deploymentId, placement, reported), addresses })
     for (const port of addresses) {
       endpoints.push({
         containerPort: port.containerPort,

@@ -6,6 +6,7 @@ import { lossBudgetMs } from '../domain/uptime.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Siwe } from '../identity/siwe.ts'
 import { type Metrics, registerFleetGauges } from '../metrics/registry.ts'
+import { parseAllowList } from '../outbound/address-policy.ts'
 import { createAssignmentStreams } from './assignment-stream.ts'
 import { createEarnings } from './earnings.ts'
 import { createEnrollment } from './enrollment.ts'
@@ -23,7 +24,7 @@ import { createScheduler } from './scheduler.ts'
 
 export interface FleetOptions {
   database: Database
-  config: Pick<Config, 'fleet' | 'publicUrl' | 'port'>
+  config: Pick<Config, 'fleet' | 'publicUrl' | 'port' | 'outbound'>
   siwe: Pick<Siwe, 'verifySigned'>
   metrics: Metrics
   logger: Logger
@@ -82,6 +83,7 @@ export function createFleet(options: FleetOptions) {
       scheduler,
       bus: options.bus,
       rescheduleDelaySeconds: settings.rescheduleDelaySeconds,
+      allow: parseAllowList(options.config.outbound.allow),
       now,
     }),
     /** One pass of the sweep (tests call it rather than wait for the timer). */

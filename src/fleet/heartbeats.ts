@@ -63,6 +63,9 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
     { maxBatch: 512, maxInFlight: 4 },
   )
 
+  /** Nodes with a heartbeat waiting for the writer. */
+  const inFlight = new Set<string>()
+
   /** Ids found unknown lately: a stream of made-up ids costs one query per id, not per heartbeat. */
   const unknownUntil = new Map<string, number>()
 
@@ -117,9 +120,20 @@ export function createHeartbeatIngest(options: HeartbeatIngestOptions): Heartbea
         ),
       )
     }
-    const outcome = await write({ heartbeat, receivedAt }).catch((error: unknown) => {
-      throw error instanceof BerthError && error.code === 'rate_limited' ? refusal('busy', error) : error
-    })
+    // One heartbeat per node waits for the writer at a time: a node sending many at once cannot
+    // fill the queue (and memory) with its copies; the writer would refuse all but one anyway.
+    if (inFlight.has(heartbeat.nodeId)) {
+      throw refusal(
+        'too_frequent',
+        new BerthError('rate_limited', `node ${heartbeat.nodeId} already has a heartbeat being written`),
+      )
+    }
+    inFlight.add(heartbeat.nodeId)
+    const outcome = await write({ heartbeat, receivedAt })
+      .catch((error: unknown) => {
+        throw error instanceof BerthError && error.code === 'rate_limited' ? refusal('busy', error) : error
+      })
+      .finally(() => inFlight.delete(heartbeat.nodeId))
     if (!outcome.ok) {
       if (outcome.error.code === 'not_found') keys.delete(heartbeat.nodeId)
       const label = { not_found: 'unknown_node', rate_limited: 'too_frequent' }[outcome.error.code as string]

@@ -1,4 +1,6 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
+import { NODE_FAILURE_EVENTS } from '../domain/node.ts'
 
 // What an agent sends: enrollment details and heartbeats. Every number is an integer with a bound,
 // every list has a length limit and every string is plain ASCII of a bounded length, so a hostile
@@ -45,7 +47,7 @@ export const reportedInstanceSchema = z.strictObject({
       z.strictObject({
         containerPort: z.number().int().min(1).max(65535),
         protocol: z.enum(['tcp', 'udp']),
-        host: z.string().regex(/^[A-Za-z0-9.:[\]-]{1,253}$/, 'a host name or address'),
+        host: z.string().refine((host) => isIP(host) !== 0, 'an IP address'),
         port: z.number().int().min(1).max(65535),
       }),
     )
@@ -55,10 +57,7 @@ export const reportedInstanceSchema = z.strictObject({
     .strictObject({
       kind: z.enum(['permanent', 'transient']),
       message: plainText(500),
-      eventType: z
-        .string()
-        .regex(/^[a-z_]{1,64}$/)
-        .optional(),
+      eventType: z.enum(NODE_FAILURE_EVENTS).optional(),
     })
     .optional(),
 })

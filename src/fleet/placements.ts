@@ -78,8 +78,8 @@ export async function placedReplicas(
 }
 
 /**
- * Takes replicas off the node they were placed on (it was lost and the delay passed), unless they
- * moved meanwhile. Returns the replicas taken off.
+ * Takes replicas off the node they were placed on (it was lost and the delay passed, or it drains),
+ * unless they moved meanwhile or the node came back. Returns the replicas taken off.
  */
 export async function unplace(
   db: Db,
@@ -92,6 +92,8 @@ export async function unplace(
     numberedSql(
       `delete from fleet_placements p using jsonb_to_recordset($2::jsonb) as m(replica int, "nodeId" uuid)
        where p.deployment_id = $1 and p.replica = m.replica and p.node_id = m."nodeId"
+         and exists (select 1 from fleet_nodes n
+                     where n.id = p.node_id and (n.connectivity = 'lost' or n.scheduling = 'draining'))
        returning p.replica`,
       [deploymentId, JSON.stringify(moves)],
     ),

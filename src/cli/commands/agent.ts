@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { exitCodes } from '../exit-codes.ts'
@@ -15,6 +16,11 @@ interface AgentFlags {
   dockerHost?: string
   hostIp: string
   publicHost?: string
+}
+
+function ipAddress(value: string): string {
+  if (isIP(value) === 0) throw new InvalidArgumentError('expected an IP address')
+  return value
 }
 
 /** `--label region=eu --label gpu=a100`: collected into one map. */
@@ -47,7 +53,11 @@ export function registerAgent(program: Command, action: Action): void {
       'the Docker engine to run on (default: $DOCKER_HOST, else the local socket)',
     )
     .option('--host-ip <address>', 'address published ports bind to', '127.0.0.1')
-    .option('--public-host <host>', 'host name users reach published ports by (default: the host ip)')
+    .option(
+      '--public-host <address>',
+      'the IP address users reach published ports on (default: the host ip; 127.0.0.1 for 0.0.0.0)',
+      ipAddress,
+    )
     .action(
       action(async (ctx, opts: AgentFlags) => {
         const { runAgent } = await import('../../agent/agent.ts')
