@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,15 +7,8 @@ import Docker from 'dockerode'
 import { generatePrivateKey } from 'viem/accounts'
 import { buildTestImage, type DockerEngine, ensureDockerEngine } from '../scripts/docker.ts'
 import { LABEL } from '../src/providers/docker/labels.ts'
-import {
-  api,
-  berthBin,
-  type RunningBerth,
-  repoRoot,
-  type SignedIn,
-  signIn,
-  startBerthOnPostgres,
-} from './helpers/server.ts'
+import { killAgents, startAgentProcess } from './helpers/agent-process.ts'
+import { api, type RunningBerth, type SignedIn, signIn, startBerthOnPostgres } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // Deployments on the fleet with real processes: a control plane on PostgreSQL, two `berth agent`
@@ -42,7 +34,6 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
   let image: string
   let server: RunningBerth
   let user: SignedIn
-  const agents: ChildProcess[] = []
   const dirs: string[] = []
   const walletKey = generatePrivateKey()
 
@@ -67,8 +58,7 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
   })
 
   after(async () => {
-    for (const agent of agents)
-      if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL')
+    killAgents()
     await server?.stop()
     // What a killed agent left on the engine, and the agents' networks and volumes.
     if (docker) {
@@ -108,27 +98,11 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
   const containersOfNode = async (nodeId: string) =>
     docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=node-${nodeId}`] } })
 
-  function startAgent(dataDir: string, name: string) {
-    let output = ''
-    const child = spawn(
-      process.execPath,
-      [berthBin, 'agent', '--server', server.url, '--data-dir', dataDir, '--name', name],
-      {
-        cwd: repoRoot,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          BERTH_PRIVATE_KEY: walletKey,
-          DOCKER_HOST: `unix://${engine.socketPath}`,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    agents.push(child)
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    return { child, output: () => output, exited }
-  }
+  const startAgent = (dataDir: string, name: string) =>
+    startAgentProcess(server.url, dataDir, ['--name', name], {
+      BERTH_PRIVATE_KEY: walletKey,
+      DOCKER_HOST: `unix://${engine.socketPath}`,
+    })
 
   it('spreads replicas, moves a lost node’s replica, cleans a returning node, drains and deletes', async () => {
     const dirA = mkdtempSync(join(tmpdir(), 'berth-agent-a-'))

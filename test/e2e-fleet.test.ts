@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { killAgents, startAgentProcess } from './helpers/agent-process.ts'
 import { berthBin, type RunningBerth, repoRoot, startBerthOnPostgres } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -27,7 +28,6 @@ interface NodeView {
 
 describe('fleet end to end (berth serve + berth agent processes)', { timeout: 120_000 }, () => {
   let server: RunningBerth
-  const agents: ChildProcess[] = []
   const dirs: string[] = []
   const walletKey = generatePrivateKey()
 
@@ -41,8 +41,7 @@ describe('fleet end to end (berth serve + berth agent processes)', { timeout: 12
     })
   })
   after(async () => {
-    for (const agent of agents)
-      if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL')
+    killAgents()
     await server?.stop()
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
   })
@@ -57,26 +56,8 @@ describe('fleet end to end (berth serve + berth agent processes)', { timeout: 12
   }
   const nodes = async () => (await admin('GET', '/v1/nodes')).body.items as NodeView[]
 
-  function startAgent(dataDir: string, args: string[], withWallet = true) {
-    let output = ''
-    const child = spawn(
-      process.execPath,
-      [berthBin, 'agent', '--server', server.url, '--data-dir', dataDir, ...args],
-      {
-        cwd: repoRoot,
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          ...(withWallet ? { BERTH_PRIVATE_KEY: walletKey } : {}),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    agents.push(child)
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    return { child, output: () => output, exited }
-  }
+  const startAgent = (dataDir: string, args: string[], withWallet = true) =>
+    startAgentProcess(server.url, dataDir, args, withWallet ? { BERTH_PRIVATE_KEY: walletKey } : {})
 
   it('enrolls agents, finds a killed one lost within its budget, and knows it again when it returns', async () => {
     const { body: issued } = await admin('POST', '/v1/admin/fleet/join-tokens', { maxUses: 2 })

@@ -16,6 +16,16 @@ import type { DeploymentRow } from '../db/deployment-rows.ts'
 // executor would find when asked (funding, the provider's observation, a probe, an apply), and
 // the outcome: what was asked, the provider call, the statuses passed through, and the next look.
 
+/** The provider has no room: the start waits at this place in its queue. */
+const noRoom = (place: number) =>
+  ({
+    admitted: false,
+    waitReason: 'insufficient_capacity',
+    message: 'no room',
+    place,
+    retryInMs: 2000,
+  }) as const
+
 describe('decide', () => {
   const table: Array<[string, DeploymentRow, World, string]> = [
     // desired: deleted
@@ -135,13 +145,7 @@ describe('decide', () => {
       'pending, no room on the provider',
       rowOf({ status: 'pending' }),
       {
-        capacity: {
-          admitted: false,
-          waitReason: 'insufficient_capacity',
-          message: 'no room',
-          place: 2,
-          retryInMs: 2000,
-        },
+        capacity: noRoom(2),
       },
       'funding+capacity | - | = | 2000',
     ],
@@ -149,13 +153,7 @@ describe('decide', () => {
       'stopped, started with no room on the provider',
       rowOf({ status: 'stopped' }),
       {
-        capacity: {
-          admitted: false,
-          waitReason: 'insufficient_capacity',
-          message: 'no room',
-          place: 1,
-          retryInMs: 2000,
-        },
+        capacity: noRoom(1),
       },
       'funding+capacity | - | pending | 2000',
     ],
@@ -163,13 +161,7 @@ describe('decide', () => {
       'awaiting payment, paid, no room on the provider',
       rowOf({ status: 'awaiting_payment' }),
       {
-        capacity: {
-          admitted: false,
-          waitReason: 'insufficient_capacity',
-          message: 'no room',
-          place: 1,
-          retryInMs: 2000,
-        },
+        capacity: noRoom(1),
       },
       'funding+capacity | - | pending | 2000',
     ],
