@@ -152,6 +152,21 @@ for (const kind of databaseKinds) {
       const { deploymentId: _, ...used } = usage
       assert.deepEqual(await app.fleet.provider.stats(id), used)
 
+      // Restarted: the node is told a newer generation, and it runs again once the node reports it.
+      assert.equal((await alice('POST', `/v1/deployments/${id}/restart`)).status, 202)
+      const restarted = await waitFor('a newer generation assigned', async () => {
+        const [next] = (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id)
+        return next && next.generation > assignment!.generation && next
+      })
+      await report(node, [{ ...running, generation: restarted.generation }])
+      // (The restart returns once the node reports the new run; only then is it recorded.)
+      await waitFor(
+        'running again after the restart',
+        async () =>
+          (await events(id)).some((e) => e.message === 'restarted on request') &&
+          (await view(id)).status === 'running',
+      )
+
       // Stopped: the assignment is gone from the node's list, and the node's room is free.
       assert.equal((await alice('POST', `/v1/deployments/${id}/stop`)).status, 202)
       await waitFor('stopped', async () => (await view(id)).status === 'stopped')

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { NodeResources } from './node.ts'
+import { rescheduleDelayMs } from './node.ts'
 import { type CandidateNode, chooseNode, type ReplicaDemand } from './placement.ts'
 
 const size = (cpus: number, memoryMb: number, gpus: NodeResources['gpus'] = []): NodeResources => ({
@@ -113,3 +114,13 @@ function pick(nodes: CandidateNode[]): string | undefined {
   const chosen = chooseNode(nodes, replica(), MIN)
   return chosen.placed ? chosen.nodeId : undefined
 }
+
+describe('how long a lost node’s replicas wait before they move', () => {
+  it('waits the configured delay after a first loss, doubling per further loss, at most 32 times it', () => {
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 20].map((losses) => rescheduleDelayMs(30, losses) / 1000),
+      [30, 60, 120, 240, 480, 960, 960, 960],
+    )
+    assert.equal(rescheduleDelayMs(0, 3), 0, 'no delay configured: at once')
+  })
+})
