@@ -197,6 +197,24 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
     ).catch(explain)
     await waitFor('beta emptied', async () => (await containersOfNode(beta.id)).length === 0)
 
+    // Stopped: the containers stay on alpha, stopped; started again, the same ones run again.
+    const before = (await containersOfNode(alpha.id)).map((c) => c.Id).sort()
+    assert.equal((await client.post(`/v1/deployments/${id}/stop`)).status, 202)
+    // (busybox httpd as PID 1 ignores SIGTERM: each container stops at the 10 s grace's end.)
+    await waitFor(
+      'stopped',
+      async () => (await status()).status === 'stopped' && (await runningOn(id)).size === 0,
+      60_000,
+    ).catch(explain)
+    assert.deepEqual((await containersOfNode(alpha.id)).map((c) => c.Id).sort(), before)
+    assert.equal((await client.post(`/v1/deployments/${id}/start`)).status, 202)
+    await waitFor(
+      'running again on alpha',
+      async () => (await runningOn(id)).get(alpha.id) === 2 && (await status()).status === 'running',
+      60_000,
+    ).catch(explain)
+    assert.deepEqual((await containersOfNode(alpha.id)).map((c) => c.Id).sort(), before)
+
     // Deleted: nothing of it is left on any node.
     assert.equal((await client.del(`/v1/deployments/${id}`)).status, 202)
     await waitFor(

@@ -167,9 +167,26 @@ for (const kind of databaseKinds) {
           (await view(id)).status === 'running',
       )
 
-      // Stopped: the assignment is gone from the node's list, and the node's room is free.
+      // Stopped: the node keeps the replica, stopped (with its volumes), for a start there.
       assert.equal((await alice('POST', `/v1/deployments/${id}/stop`)).status, 202)
       await waitFor('stopped', async () => (await view(id)).status === 'stopped')
+      const kept = (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id)
+      assert.deepEqual(
+        kept.map((a) => [a.replica, a.stopped]),
+        [[0, true]],
+      )
+      // Started again: on the same node, running once the node says so.
+      assert.equal((await alice('POST', `/v1/deployments/${id}/start`)).status, 202)
+      await waitFor('assigned to run again', async () => {
+        const [again] = (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id)
+        return again?.stopped === false
+      })
+      await report(node, [{ ...running, generation: restarted.generation }])
+      await waitFor('running after the start', async () => (await view(id)).status === 'running')
+
+      // Deleted: the assignment is gone from the node's list, and the node's room is free.
+      assert.equal((await alice('DELETE', `/v1/deployments/${id}`)).status, 202)
+      await waitFor('deleted', async () => (await view(id)).status === 'deleted')
       assert.deepEqual(
         (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id),
         [],
@@ -249,6 +266,27 @@ for (const kind of databaseKinds) {
         new RegExp(`node ${on.answer.name}, replica 0: pull access denied`),
       )
       assert.ok((await events(id)).some((e) => e.type === 'image_pull_failed'))
+    })
+
+    it("a drain takes a stopped deployment's replica off the node, and the drained node ends cordoned", async () => {
+      for (const other of enrolled) await app.admin()('POST', `/v1/nodes/${other.nodeId}/cordon`)
+      const node = await enrollTestNode(app, { name: 'drained' })
+      await report(node)
+      const id = await create('resting')
+      await waitFor('placed', async () => (await view(id)).status === 'deploying')
+      const [assignment] = (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id)
+      await report(node, [
+        { deploymentId: id, replica: 0, generation: assignment!.generation, state: 'running' },
+      ])
+      await waitFor('running', async () => (await view(id)).status === 'running')
+      assert.equal((await alice('POST', `/v1/deployments/${id}/stop`)).status, 202)
+      await waitFor('stopped', async () => (await view(id)).status === 'stopped')
+
+      assert.equal((await app.admin()('POST', `/v1/nodes/${node.nodeId}/drain`)).body.status, 'draining')
+      await app.fleet.sweepOnce()
+      assert.deepEqual((await firstAssignments(node)).assignments, [])
+      await app.fleet.sweepOnce()
+      assert.equal((await app.admin()('GET', `/v1/nodes/${node.nodeId}`)).body.status, 'cordoned')
     })
 
     it('opens a stream only for a node proving itself with its key, within the clock skew', async () => {

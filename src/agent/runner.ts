@@ -24,6 +24,7 @@ export const assignmentsMessageSchema = z.strictObject({
       z.strictObject({
         deploymentId: z.uuid(),
         ownerId: z.uuid(),
+        stopped: z.boolean(),
         replica: z.number().int().min(0).max(1000),
         generation: z.number().int().min(0),
         volumeGeneration: z.number().int().min(0),
@@ -39,6 +40,8 @@ interface Desired {
   generations: Map<number, number>
   /** What was last applied successfully, to apply only what changed. */
   key: string
+  /** Stopped: its instances are stopped (kept, with their volumes), not run. */
+  stopped: boolean
 }
 
 /** Printable ASCII of a bounded length, as a heartbeat may carry it. */
@@ -70,6 +73,7 @@ export function createRunner(options: { docker: Provider; log: (line: string) =>
           },
           generations: new Map(),
           key: '',
+          stopped: a.stopped,
         }
         byDeployment.set(a.deploymentId, entry)
       }
@@ -80,7 +84,12 @@ export function createRunner(options: { docker: Provider; log: (line: string) =>
       entry.target.restartGeneration = Math.max(entry.target.restartGeneration, a.generation)
     }
     for (const entry of byDeployment.values()) {
-      entry.key = JSON.stringify([entry.target.spec, entry.target.restartGeneration, entry.target.replicas])
+      entry.key = JSON.stringify([
+        entry.target.spec,
+        entry.target.restartGeneration,
+        entry.target.replicas,
+        entry.stopped,
+      ])
     }
     return byDeployment
   }
@@ -104,10 +113,16 @@ export function createRunner(options: { docker: Provider; log: (line: string) =>
         continue
       }
       try {
-        await docker.apply(entry.target, { progress: async () => {}, signal: AbortSignal.timeout(600_000) })
+        if (entry.stopped) {
+          await docker.stop(deploymentId)
+        } else {
+          await docker.apply(entry.target, { progress: async () => {}, signal: AbortSignal.timeout(600_000) })
+        }
         applied.set(deploymentId, entry.key)
         failed.delete(deploymentId)
-        log(`running deployment ${deploymentId}, replicas ${entry.target.replicas!.join(', ')}`)
+        log(
+          `${entry.stopped ? 'stopped' : 'running'} deployment ${deploymentId}, replicas ${entry.target.replicas!.join(', ')}`,
+        )
       } catch (error) {
         const kind = error instanceof ProviderError && error.kind === 'permanent' ? 'permanent' : 'transient'
         const named = error instanceof ProviderError ? error.eventType : undefined

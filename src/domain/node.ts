@@ -85,6 +85,8 @@ export interface Assignment {
   generation: number
   volumeGeneration: number
   spec: DeploymentSpec
+  /** The deployment is stopped: the node keeps the instance stopped, with its volumes. */
+  stopped: boolean
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   placedReplicas,
   raiseGeneration,
   replicaDemandOf,
+  setStopped,
   unplace,
 } from './placements.ts'
 import type { ReplicaPlacement, Scheduler } from './scheduler.ts'
@@ -32,9 +33,10 @@ import type { ReplicaPlacement, Scheduler } from './scheduler.ts'
 // waits. A replica on a draining node is moved at once. A moved replica starts on its new node
 // with empty volumes: a node's volumes are its own, and they go with the replica's placement.
 //
-// Stopping (or failing, or deleting) a deployment takes its placements away: the agents remove
-// the instances and their volumes, and the nodes' room is free for others at once. A later start
-// is placed again, maybe on other nodes.
+// Stopping a deployment marks its placements stopped: the agents stop the instances and keep
+// them and their volumes, and the replicas start there again. Failing, handing over or deleting
+// it takes its placements away: the agents remove the instances and their volumes, the nodes'
+// room is free for others at once, and a later start is placed again, maybe on other nodes.
 
 export interface FleetProviderOptions {
   db: Db
@@ -96,6 +98,7 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       throw new ProviderError('transient', `no node fits replica ${unplaced.replica}: ${unplaced.reason}`)
     }
     tell(await raiseGeneration(db, target.id, { atLeast: target.restartGeneration }))
+    tell(await setStopped(db, target.id, false))
     signal.throwIfAborted()
     return moved.map((r) => {
       const to = results.find((p) => p.replica === r.replica)
@@ -180,7 +183,11 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       return observedOf(deploymentId, await placed(deploymentId), allow)
     },
 
-    stop: release,
+    // A stop keeps the replicas where they are, stopped, with their volumes and their nodes' room,
+    // for a later start there; a failure, a handover and a delete take them off their nodes.
+    async stop(deploymentId) {
+      tell(await setStopped(db, deploymentId, true))
+    },
     remove: release,
     release,
 

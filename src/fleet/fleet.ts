@@ -56,6 +56,7 @@ export function createFleet(options: FleetOptions) {
     await sweepLostNodes({ db: database.db, rule: settings, startedAt, now, logger })
     const due = await mover.due(now())
     if (due.length > 0) await options.markDue(due)
+    for (const nodeId of await mover.releaseStopped(now())) options.bus.nodeAssignmentsChanged(nodeId)
     await mover.finishDrains(now())
   }
   let timer: NodeJS.Timeout | undefined

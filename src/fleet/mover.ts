@@ -20,6 +20,11 @@ interface Concerned {
 }
 
 export function createMover(db: Db, rescheduleDelaySeconds: number) {
+  const movableAt = (row: Concerned) =>
+    row.lost_at === null
+      ? Number.POSITIVE_INFINITY
+      : new Date(row.lost_at).getTime() + rescheduleDelayMs(rescheduleDelaySeconds, row.loss_count)
+
   /** Deployment/node/reason keys already made due: each is made due once. */
   let prodded = new Set<string>()
 
@@ -39,10 +44,7 @@ export function createMover(db: Db, rescheduleDelaySeconds: number) {
       const due = new Set<string>()
       for (const row of rows) {
         const movable =
-          row.connectivity === 'lost' && row.lost_at !== null
-            ? new Date(row.lost_at).getTime() + rescheduleDelayMs(rescheduleDelaySeconds, row.loss_count) <=
-              at.getTime()
-            : row.scheduling === 'draining'
+          row.connectivity === 'lost' ? movableAt(row) <= at.getTime() : row.scheduling === 'draining'
         // Lost: made due once when lost (its replica is missing) and once when it may move.
         const key = `${row.deployment_id}/${row.node_id}/${row.connectivity}/${row.scheduling}/${movable}`
         seen.add(key)
@@ -50,6 +52,32 @@ export function createMover(db: Db, rescheduleDelaySeconds: number) {
       }
       prodded = seen
       return [...due]
+    },
+
+    /**
+     * Takes stopped deployments' replicas off draining nodes, and off lost ones once they may move
+     * (no apply will come to move them: they are placed again when started). Returns the nodes.
+     */
+    async releaseStopped(at: Date): Promise<string[]> {
+      const rows = await queryRows<Concerned & { replica: number }>(
+        db,
+        numberedSql(
+          `select p.deployment_id, p.replica, p.node_id, n.connectivity, n.scheduling, n.lost_at, n.loss_count
+           from fleet_placements p join fleet_nodes n on n.id = p.node_id
+           where p.stopped and (n.connectivity = 'lost' or n.scheduling = 'draining')`,
+          [],
+        ),
+      )
+      const leaving = rows.filter((row) => row.scheduling === 'draining' || movableAt(row) <= at.getTime())
+      if (leaving.length === 0) return []
+      await db.execute(
+        numberedSql(
+          `delete from fleet_placements p using jsonb_to_recordset($1::jsonb) as m(d uuid, r int, n uuid)
+           where p.deployment_id = m.d and p.replica = m.r and p.node_id = m.n and p.stopped`,
+          [JSON.stringify(leaving.map((row) => ({ d: row.deployment_id, r: row.replica, n: row.node_id })))],
+        ),
+      )
+      return [...new Set(leaving.map((row) => row.node_id))]
     },
 
     /** Cordons draining nodes that have nothing placed on them any more; returns their ids. */

@@ -131,6 +131,18 @@ export async function raiseGeneration(
   return rows.map((r) => r.node_id)
 }
 
+/** Marks the deployment's placements stopped (or running again); returns the nodes whose list changed. */
+export async function setStopped(db: Db, deploymentId: string, stopped: boolean): Promise<string[]> {
+  const rows = await queryRows<{ node_id: string }>(
+    db,
+    numberedSql(
+      'update fleet_placements set stopped = $2 where deployment_id = $1 and stopped <> $2 returning node_id',
+      [deploymentId, stopped],
+    ),
+  )
+  return rows.map((r) => r.node_id)
+}
+
 /** What one node is to run, as its agent's stream sends it. */
 export async function assignmentsOf(db: Db, nodeId: string): Promise<Assignment[]> {
   const rows = await queryRows<{
@@ -140,10 +152,11 @@ export async function assignmentsOf(db: Db, nodeId: string): Promise<Assignment[
     generation: number
     volume_generation: number
     spec: DeploymentSpec
+    stopped: boolean
   }>(
     db,
     numberedSql(
-      `select p.deployment_id, p.owner_id, p.replica, p.generation, d.volume_generation, d.spec
+      `select p.deployment_id, p.owner_id, p.replica, p.generation, d.volume_generation, d.spec, p.stopped
        from fleet_placements p join deployments d on d.id = p.deployment_id
        where p.node_id = $1 order by p.deployment_id, p.replica`,
       [nodeId],
@@ -156,6 +169,7 @@ export async function assignmentsOf(db: Db, nodeId: string): Promise<Assignment[
     generation: row.generation,
     volumeGeneration: row.volume_generation,
     spec: row.spec,
+    stopped: row.stopped,
   }))
 }
 

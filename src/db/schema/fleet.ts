@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import {
   bigint,
+  boolean,
   index,
   integer,
   jsonb,
@@ -124,6 +125,11 @@ export const fleetPlacements = pgTable(
      * is replaced. Raised by a restart, and by an apply for a newer restart generation.
      */
     generation: integer('generation').notNull().default(0),
+    /**
+     * The deployment is stopped: the node keeps the replica's instance (stopped) and its volumes,
+     * and its room, for a later start there.
+     */
+    stopped: boolean('stopped').notNull().default(false),
   },
   (t) => [
     primaryKey({ columns: [t.deploymentId, t.replica] }),

@@ -1,0 +1,1 @@
+ALTER TABLE "fleet_placements" ADD COLUMN "stopped" boolean DEFAULT false NOT NULL;
