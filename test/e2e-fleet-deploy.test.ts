@@ -130,7 +130,7 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
     const created = await client.post<{ id: string }>('/v1/deployments', {
       name: 'web',
       image,
-      command: ['httpd', '-f', '-p', '8080'],
+      command: ['sh', '-c', 'echo serving on 8080; exec httpd -f -p 8080'],
       ports: [{ containerPort: 8080 }],
       healthCheck: { type: 'tcp', port: 8080, intervalSeconds: 1 },
       replicas: 2,
@@ -160,6 +160,13 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
     // The endpoints answer: the agents published the ports and reported where.
     // (busybox httpd with nothing to serve answers 404: an answer from the replica all the same.)
     for (const endpoint of (await status()).endpoints) assert.equal((await fetch(endpoint.url)).status, 404)
+
+    // Its log comes from both nodes, through the agents.
+    const logs = await fetch(`${server.url}/v1/deployments/${id}/logs?tail=10`, {
+      headers: { authorization: `Bearer ${user.token}` },
+    })
+    assert.equal(logs.status, 200)
+    assert.equal((await logs.text()).match(/stdout serving on 8080/g)?.length, 2)
 
     // alpha's agent dies: its node is lost, and its replica runs on beta.
     a.child.kill('SIGKILL')

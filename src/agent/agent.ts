@@ -1,6 +1,9 @@
 import { createHttpClient } from '../client/http-client.ts'
 import { abortableDelay } from '../domain/delay.ts'
 import { BerthError } from '../domain/errors.ts'
+import { signWithAgentKey } from '../fleet/agent-key.ts'
+import { SIGNATURE_HEADER } from '../fleet/heartbeats.ts'
+import type { LogBatch, LogRequest } from '../fleet/log-relay.ts'
 import { isInternalAddress } from '../outbound/address-policy.ts'
 import type { EngineAddress } from '../providers/docker/connection.ts'
 import { createDockerProvider } from '../providers/docker/docker-provider.ts'
@@ -8,6 +11,7 @@ import { loadAgentState, saveNode } from './agent-state.ts'
 import { followAssignments } from './assignment-follower.ts'
 import { type EnrollmentAnswer, enrollNode } from './enroll.ts'
 import { createHeartbeatSender, machineResources } from './heartbeat-sender.ts'
+import { sendLogs } from './log-sender.ts'
 import { createRunner } from './runner.ts'
 
 // `berth agent`: enrolls this machine with the control plane once (the wallet key is needed for
@@ -91,22 +95,40 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   const wake = createWake()
   /** This node's share of the engine: its runner and the stream that feeds it. */
   const nodeFor = (nodeId: string) => {
-    const runner = createRunner({
-      docker: createDockerProvider({
-        scope: nodeId,
-        ...(options.engine ? { engine: options.engine } : {}),
-        hostIp,
-        publicHost,
-      }),
-      log,
+    const docker = createDockerProvider({
+      scope: nodeId,
+      ...(options.engine ? { engine: options.engine } : {}),
+      hostIp,
+      publicHost,
     })
+    const runner = createRunner({ docker, log })
     const stop = new AbortController()
+    const post = async (batch: LogBatch) => {
+      const body = JSON.stringify(batch)
+      const res = await options.fetch(`${client.server}/v1/fleet/logs`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          [SIGNATURE_HEADER]: signWithAgentKey(state.key, body),
+        },
+        body,
+        signal: AbortSignal.timeout(30_000),
+      })
+      await res.body?.cancel()
+      return res.status
+    }
+    const logsWanted = (request: LogRequest) =>
+      void sendLogs({ docker, nodeId, request, post, signal: AbortSignal.any([signal, stop.signal]) }).catch(
+        (error: unknown) =>
+          log(`could not send the log of ${request.deploymentId}: ${(error as Error).message}`),
+      )
     const stopped = followAssignments({
       client,
       nodeId,
       key: state.key,
       runner,
       converged: wake.now,
+      logsWanted,
       signal: AbortSignal.any([signal, stop.signal]),
       log,
     })

@@ -5,6 +5,8 @@ import { assignmentStreamMessage } from '../domain/node.ts'
 import { type AgentKeyPair, signWithAgentKey } from '../fleet/agent-key.ts'
 import { NODE_HEADER, TIMESTAMP_HEADER } from '../fleet/assignment-stream.ts'
 import { SIGNATURE_HEADER } from '../fleet/heartbeats.ts'
+import type { LogRequest } from '../fleet/log-relay.ts'
+import { logRequestSchema } from './log-sender.ts'
 import { assignmentsMessageSchema, type Runner } from './runner.ts'
 
 // Follows the node's assignment stream for as long as the agent runs. Each connection is opened
@@ -21,6 +23,8 @@ export async function followAssignments(options: {
   runner: Runner
   /** Called after each list is converged, to report the result at once. */
   converged: () => void
+  /** A request for a deployment's log (answered on its own, while the stream goes on). */
+  logsWanted: (request: LogRequest) => void
   signal: AbortSignal
   log: (line: string) => void
 }): Promise<void> {
@@ -47,6 +51,12 @@ export async function followAssignments(options: {
         // The server sends a keep-alive every 15 s.
         idleTimeoutMs: 45_000,
       })) {
+        if (message.event === 'logs') {
+          const request = logRequestSchema.safeParse(JSON.parse(message.data))
+          if (request.success) options.logsWanted(request.data)
+          else log(`ignored a log request that is not valid: ${request.error.issues[0]?.message}`)
+          continue
+        }
         if (message.event !== 'assignments') continue
         const parsed = assignmentsMessageSchema.safeParse(JSON.parse(message.data))
         if (!parsed.success) {

@@ -5,6 +5,7 @@ import { type Assignment, assignmentStreamMessage } from '../domain/node.ts'
 import type { EventBus } from '../events/bus.ts'
 import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
 import { unknownNode } from './heartbeat-writer.ts'
+import type { LogRelay, LogRequest } from './log-relay.ts'
 import { assignmentsOf } from './placements.ts'
 
 // An agent follows its assignments over one server-sent event stream. It opens the stream with a
@@ -13,6 +14,11 @@ import { assignmentsOf } from './placements.ts'
 // agent that reconnects, or a replayed signature, which then cuts off its own agent only until
 // that agent reconnects). Every message is the node's whole list, so a reconnect needs no replay:
 // the first message is the resync.
+
+/** What a node's stream carries: its whole list of assignments, or a request for a log. */
+export type NodeMessage =
+  | { event: 'assignments'; data: { assignments: Assignment[] } }
+  | { event: 'logs'; data: LogRequest }
 
 /** Headers an agent opens its stream with. */
 export const NODE_HEADER = 'berth-node'
@@ -26,6 +32,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 export interface AssignmentStreamOptions {
   db: Db
   bus: Pick<EventBus, 'onNodeAssignments'>
+  /** Log requests for the node, handed to its agent on the same stream. */
+  logs: Pick<LogRelay, 'claim'>
   clockSkewSeconds: number
   now: () => Date
 }
@@ -81,7 +89,7 @@ export function createAssignmentStreams(options: AssignmentStreamOptions) {
      */
     follow(
       nodeId: string,
-      send: (assignments: Assignment[]) => Promise<void>,
+      send: (event: NodeMessage) => Promise<void>,
       refreshMs = 15_000,
     ): { close(): void; done: Promise<void> } {
       open.get(nodeId)?.abort(new Error('another stream of this node opened'))
@@ -109,8 +117,12 @@ export function createAssignmentStreams(options: AssignmentStreamOptions) {
             const text = JSON.stringify(assignments)
             // Unchanged lists are not sent again; the stream's keep-alive shows it is open. A
             // send an agent does not read stays pending: closing the stream must not wait for it.
-            if (text !== last) await Promise.race([send(assignments), closed])
+            if (text !== last)
+              await Promise.race([send({ event: 'assignments', data: { assignments } }), closed])
             last = text
+            for (const request of await options.logs.claim(nodeId)) {
+              await Promise.race([send({ event: 'logs', data: request }), closed])
+            }
           }
         } finally {
           clearInterval(timer)

@@ -11,6 +11,7 @@ import {
   type Provider,
   ProviderError,
 } from '../providers/provider.ts'
+import type { LogRelay } from './log-relay.ts'
 import {
   dropSurplus,
   type PlacedReplica,
@@ -50,6 +51,7 @@ export interface FleetProviderOptions {
   pollMs?: number
   /** Internal addresses a node may report its ports on (`outbound.allow`); any other is ignored. */
   allow?: AllowList
+  logs: Pick<LogRelay, 'open'>
 }
 
 export type FleetProvider = Provider & Required<Pick<Provider, 'place'>>
@@ -204,9 +206,14 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       }
     },
 
-    // Agents do not send logs to the control plane yet: said plainly, not made up.
-    async logs() {
-      throw new ProviderError('permanent', 'logs of fleet deployments are not available yet')
+    // Read from the nodes that run it, through the log relay (log-relay.ts).
+    async logs(deploymentId, { tail, follow, signal }) {
+      const replicas = await placed(deploymentId)
+      const nodes = [...new Set(replicas.filter((r) => r.connectivity === 'online').map((r) => r.nodeId))]
+      if (replicas.length > 0 && nodes.length === 0) {
+        throw new ProviderError('unavailable', 'no node running this deployment answers now')
+      }
+      return options.logs.open(deploymentId, nodes, { tail, follow, signal })
     },
 
     async stats(deploymentId) {

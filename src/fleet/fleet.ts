@@ -13,6 +13,7 @@ import { createEnrollment } from './enrollment.ts'
 import { createFleetProvider } from './fleet-provider.ts'
 import { createHeartbeatIngest } from './heartbeats.ts'
 import { createJoinToken, type NewJoinToken } from './join-tokens.ts'
+import { createLogRelay } from './log-relay.ts'
 import { sweepLostNodes } from './loss-sweep.ts'
 import { createMover } from './mover.ts'
 import { createNodes } from './nodes.ts'
@@ -45,9 +46,11 @@ export function createFleet(options: FleetOptions) {
   registerFleetGauges(metrics.registry, () => nodes.list())
   const scheduler = createScheduler(database.db, nodes, Math.round(settings.minUptimePercent * 100))
   const mover = createMover(database.db, settings.rescheduleDelaySeconds)
+  const logs = createLogRelay({ db: database.db, bus: options.bus, now })
   const streams = createAssignmentStreams({
     db: database.db,
     bus: options.bus,
+    logs,
     clockSkewSeconds: settings.clockSkewSeconds,
     now,
   })
@@ -58,6 +61,7 @@ export function createFleet(options: FleetOptions) {
     if (due.length > 0) await options.markDue(due)
     for (const nodeId of await mover.releaseStopped(now())) options.bus.nodeAssignmentsChanged(nodeId)
     await mover.finishDrains(now())
+    await logs.sweep()
   }
   let timer: NodeJS.Timeout | undefined
   let sweeping: Promise<void> = Promise.resolve()
@@ -78,6 +82,7 @@ export function createFleet(options: FleetOptions) {
     createJoinToken: (input: NewJoinToken) => createJoinToken(database.db, input, now()),
     scheduler,
     streams,
+    logs,
     earnings: createEarnings(database.db, settings),
     provider: createFleetProvider({
       db: database.db,
@@ -85,6 +90,7 @@ export function createFleet(options: FleetOptions) {
       bus: options.bus,
       rescheduleDelaySeconds: settings.rescheduleDelaySeconds,
       allow: parseAllowList(options.config.outbound.allow),
+      logs,
       now,
     }),
     /** One pass of the sweep (tests call it rather than wait for the timer). */

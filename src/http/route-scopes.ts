@@ -26,6 +26,7 @@ export const routeScopes: ReadonlyArray<readonly [method: string, path: string, 
   // Fleet agents authenticate by signature (a wallet's at enrollment, the agent key's after).
   ['GET', '/v1/fleet/install.sh', 'self'],
   ['GET', '/v1/fleet/assignments', 'self'],
+  ['POST', '/v1/fleet/logs', 'self'],
   ['POST', '/v1/fleet/enroll', 'self'],
   ['POST', '/v1/fleet/heartbeats', 'self'],
   ['GET', '/v1/deployments', 'deployments:read'],

@@ -13,6 +13,7 @@ const publicPaths = new Set([
   '/v1/fleet/heartbeats',
   '/v1/fleet/install.sh',
   '/v1/fleet/assignments',
+  '/v1/fleet/logs',
 ])
 
 /**

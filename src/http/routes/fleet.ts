@@ -93,6 +93,14 @@ const routes = {
       ...errorResponses,
     },
   }),
+  logs: createRoute({
+    method: 'post',
+    path: '/v1/fleet/logs',
+    tags: ['fleet'],
+    summary: `A batch of log lines an agent sends for a log request (header ${SIGNATURE_HEADER}: its agent key's signature of the body); 404 once nobody reads them`,
+    security: [],
+    responses: { 204: { description: 'Accepted' }, ...errorResponses },
+  }),
   joinToken: createRoute({
     method: 'post',
     path: '/v1/admin/fleet/join-tokens',
@@ -142,8 +150,8 @@ export function fleetRoutes(fleet: Fleet) {
       signature: c.req.header(SIGNATURE_HEADER),
     })
     return streamSSE(c, async (stream) => {
-      const followed = fleet.streams.follow(nodeId, (assignments) =>
-        stream.writeSSE({ event: 'assignments', data: JSON.stringify({ assignments }) }),
+      const followed = fleet.streams.follow(nodeId, (message) =>
+        stream.writeSSE({ event: message.event, data: JSON.stringify(message.data) }),
       )
       stream.onAbort(followed.close)
       const keepalive = setInterval(
@@ -157,6 +165,10 @@ export function fleetRoutes(fleet: Fleet) {
         clearInterval(keepalive)
       }
     }) as never
+  })
+  router.openapi(routes.logs, async (c) => {
+    await fleet.logs.accept(await c.req.text(), c.req.header(SIGNATURE_HEADER))
+    return c.body(null, 204)
   })
   router.openapi(routes.installScript, async (c) =>
     c.body(installScriptFor(fleet.publicUrl, fleet.settings.agentPackage), 200, {
