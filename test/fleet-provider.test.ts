@@ -49,6 +49,10 @@ for (const kind of databaseKinds) {
         flags: {
           adminToken: 'fleet-provider-admin-token-0123456789',
           fleet: { open: true, minUptimePercent: 0 },
+          providers: {
+            simulated: { pullMs: 0, createMs: 0, startMs: 0 },
+            docker: { enabled: false, deniedRegistries: ['ghcr.io'] },
+          },
         },
       })
       app = await createTestApp(database, stack, { now: clock.now })
@@ -201,6 +205,15 @@ for (const kind of databaseKinds) {
       const waited = (await events(id)).find((e) => e.type === 'no_node_fits')
       assert.match(waited?.message ?? '', /\(labels\): no schedulable node has the labels region=mars/)
       assert.equal((await alice('DELETE', `/v1/deployments/${id}`)).status, 202)
+
+      // The operator's registry policy holds on the fleet as on a docker host.
+      const refused = await alice('POST', '/v1/deployments', {
+        name: 'denied',
+        image: 'ghcr.io/acme/app:1',
+        provider: 'fleet',
+      })
+      assert.equal(refused.status, 403)
+      assert.match(refused.body.error.message, /images from ghcr\.io are not allowed/)
     })
 
     it('places all replicas or none: one that fits nowhere leaves nothing held', async () => {

@@ -6,6 +6,7 @@ import { type AllowList, isInternalAddress, parseAllowList } from '../outbound/a
 import { endpointUrlOf } from '../providers/docker/container-spec.ts'
 import {
   type DeploymentTarget,
+  type ImageRequester,
   type Observed,
   type ObservedInstance,
   type Provider,
@@ -52,6 +53,8 @@ export interface FleetProviderOptions {
   /** Internal addresses a node may report its ports on (`outbound.allow`); any other is ignored. */
   allow?: AllowList
   logs: Pick<LogRelay, 'open'>
+  /** The operator's registry policy, as for the docker provider (nodes run nothing it refuses). */
+  images?: { check(image: string, requester: ImageRequester): Promise<void> }
 }
 
 export type FleetProvider = Provider & Required<Pick<Provider, 'place'>>
@@ -150,6 +153,8 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
     async ping() {
       return true
     },
+
+    ...(options.images ? { checkImage: options.images.check } : {}),
 
     async place(target) {
       const results = await placeAll(target)

@@ -7,6 +7,7 @@ import type { EventBus } from '../events/bus.ts'
 import type { Siwe } from '../identity/siwe.ts'
 import { type Metrics, registerFleetGauges } from '../metrics/registry.ts'
 import { parseAllowList } from '../outbound/address-policy.ts'
+import { createImagePolicy } from '../providers/docker/image-policy.ts'
 import { createAssignmentStreams } from './assignment-stream.ts'
 import { createEarnings } from './earnings.ts'
 import { createEnrollment } from './enrollment.ts'
@@ -25,7 +26,7 @@ import { createScheduler } from './scheduler.ts'
 
 export interface FleetOptions {
   database: Database
-  config: Pick<Config, 'fleet' | 'publicUrl' | 'port' | 'outbound'>
+  config: Pick<Config, 'fleet' | 'publicUrl' | 'port' | 'outbound' | 'providers'>
   siwe: Pick<Siwe, 'verifySigned'>
   metrics: Metrics
   logger: Logger
@@ -91,6 +92,12 @@ export function createFleet(options: FleetOptions) {
       rescheduleDelaySeconds: settings.rescheduleDelaySeconds,
       allow: parseAllowList(options.config.outbound.allow),
       logs,
+      // Registry credentials stay with the control plane: nodes pull what they can pull themselves.
+      images: createImagePolicy({
+        allowedRegistries: options.config.providers.docker.allowedRegistries,
+        deniedRegistries: options.config.providers.docker.deniedRegistries,
+        registryAuths: [],
+      }),
       now,
     }),
     /** One pass of the sweep (tests call it rather than wait for the timer). */
