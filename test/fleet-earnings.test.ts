@@ -39,12 +39,24 @@ for (const kind of databaseKinds) {
       await database.dispose()
     })
 
-    const place = (deploymentId: string, replica: number, node: TestNode, ownerId: string) =>
-      database.query(
+    /** A placement (and its span) since `since`, as the scheduler writes them. */
+    const place = async (
+      deploymentId: string,
+      replica: number,
+      node: TestNode,
+      ownerId: string,
+      since: Date,
+    ) => {
+      await database.query(
         `insert into fleet_placements (deployment_id, replica, node_id, owner_id, milli_cpus, memory_mb, disk_mb, placed_at, reason)
-         values ($1, $2, $3, $4, 1000, 256, 100, now(), 'test')`,
-        [deploymentId, replica, node.nodeId, ownerId],
+         values ($1, $2, $3, $4, 1000, 256, 100, $5, 'test')`,
+        [deploymentId, replica, node.nodeId, ownerId, since],
       )
+      await database.query(
+        'insert into fleet_placement_spans (deployment_id, replica, node_id, started_at) values ($1, $2, $3, $4)',
+        [deploymentId, replica, node.nodeId, since],
+      )
+    }
 
     it('shares the payable among the replicas’ operators, and a node with low uptime forfeits its share', async () => {
       const keyA = generatePrivateKey()
@@ -68,9 +80,10 @@ for (const kind of databaseKinds) {
       const to = new Date(beats[4]!.getTime() + 5000)
       const tenantId = await createAccount(database, `0x${'c3'.repeat(20)}`)
       const deploymentId = randomUUID()
-      await place(deploymentId, 0, steady, tenantId)
-      await place(deploymentId, 1, late, tenantId)
-      await place(deploymentId, 2, steady, tenantId)
+      const since = new Date(from.getTime() - 60_000)
+      await place(deploymentId, 0, steady, tenantId, since)
+      await place(deploymentId, 1, late, tenantId, since)
+      await place(deploymentId, 2, steady, tenantId, since)
 
       const payable = 1_000_001n
       await database.db.transaction(async (tx) => {
@@ -95,6 +108,34 @@ for (const kind of databaseKinds) {
         })
       })
       assert.equal((await ledgerImbalance(database.db)).total, 0n)
+      // Charged late (the deployment has left its nodes since): the same nodes are owed it.
+      await app.fleet.scheduler.release(deploymentId)
+      await database.db.transaction(async (tx) => {
+        const afterwards = await app.fleet.earnings.payableLegs(tx, deploymentId, from, to, payable)
+        assert.deepEqual(
+          afterwards?.map((l) => [l.book, l.nodeId]),
+          [
+            ['operator_payable', steady.nodeId],
+            ['revenue', late.nodeId],
+            ['operator_payable', steady.nodeId],
+          ],
+        )
+      })
+      // A replica that moved during the interval is one share, for the node that held it longest.
+      const moved = randomUUID()
+      const handover = new Date(from.getTime() + 2000)
+      await database.query(
+        `insert into fleet_placement_spans (deployment_id, replica, node_id, started_at, ended_at)
+         values ($1, 0, $2, $3, $4), ($1, 0, $5, $4, null)`,
+        [moved, late.nodeId, since, handover, steady.nodeId],
+      )
+      await database.db.transaction(async (tx) => {
+        const legs = await app.fleet.earnings.payableLegs(tx, moved, from, to, 1000n)
+        assert.deepEqual(
+          legs?.map((l) => [l.book, l.nodeId, l.amount]),
+          [['operator_payable', steady.nodeId, 1000n]],
+        )
+      })
       // Nothing placed: nobody in particular is owed it.
       await database.db.transaction(async (tx) => {
         assert.equal(await app.fleet.earnings.payableLegs(tx, randomUUID(), from, to, payable), null)

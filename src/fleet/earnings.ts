@@ -5,9 +5,10 @@ import type { Leg } from '../payments/ledger.ts'
 
 // What node operators earn. The part of a fleet deployment's charge that is not the platform's
 // commission is shared equally among its replicas (the first replica takes the remainder of the
-// division, so the shares sum to the whole), and each share goes to the operator of the node the
-// replica is placed on when the interval is charged: a leg on that operator's `operator_payable`
-// book, naming the node. A node whose uptime over the charged interval was below
+// division, so the shares sum to the whole), and each share goes to the operator of the node that
+// held the replica through most of the charged interval (from the placements' spans, so a charge
+// made late, after a billing outage, still pays the nodes that did the work): a leg on that
+// operator's `operator_payable` book, naming the node. A node whose uptime over the charged interval was below
 // `fleet.minUptimePercent` earns nothing for it: its share goes to the platform's revenue, on a
 // leg that still names the node so its operator sees what was forfeited. The tenant pays the same
 // either way: the deployment was running for the whole interval, or it would not be charged.
@@ -16,10 +17,27 @@ import type { Leg } from '../payments/ledger.ts'
 // after its last heartbeat in it (a node that has just sent its heartbeat has promised the next one),
 // so a healthy node is at 100% for the interval it is charged for right after its end.
 
-interface Share {
+interface Span {
   replica: number
   node_id: string
   operator_id: string
+  /** Seconds of the interval this node held the replica. */
+  held: number
+}
+
+/**
+ * Each replica's holder over the interval: the node that held it longest (a replica that moved
+ * during the interval is one share, not two), in replica order; ties go to the lower node id.
+ */
+function holdersOf(spans: Span[]): Span[] {
+  const best = new Map<number, Span>()
+  for (const span of spans) {
+    const current = best.get(span.replica)
+    const longer =
+      !current || span.held > current.held || (span.held === current.held && span.node_id < current.node_id)
+    if (longer) best.set(span.replica, span)
+  }
+  return [...best.values()].sort((a, b) => a.replica - b.replica)
 }
 
 export function createEarnings(db: Db, settings: { minUptimePercent: number; heartbeatSeconds: number }) {
@@ -54,14 +72,17 @@ export function createEarnings(db: Db, settings: { minUptimePercent: number; hea
       to: Date,
       payable: bigint,
     ): Promise<Leg[] | null> {
-      const shares = await queryRows<Share>(
+      const spans = await queryRows<Span>(
         tx,
         numberedSql(
-          `select p.replica, p.node_id, n.operator_id from fleet_placements p
-           join fleet_nodes n on n.id = p.node_id where p.deployment_id = $1 order by p.replica`,
-          [deploymentId],
+          `select s.replica, s.node_id, n.operator_id,
+             extract(epoch from least(coalesce(s.ended_at, $3), $3) - greatest(s.started_at, $2))::float8 as held
+           from fleet_placement_spans s join fleet_nodes n on n.id = s.node_id
+           where s.deployment_id = $1 and s.started_at < $3 and (s.ended_at is null or s.ended_at > $2)`,
+          [deploymentId, from, to],
         ),
       )
+      const shares = holdersOf(spans)
       if (shares.length === 0) return null
       const each = payable / BigInt(shares.length)
       const remainder = payable - each * BigInt(shares.length)

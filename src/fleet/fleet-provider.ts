@@ -89,13 +89,14 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       db,
       target.id,
       leaving.map((r) => ({ replica: r.replica, nodeId: r.nodeId })),
+      at,
     )
     tell(leaving.map((r) => r.nodeId))
     return leaving.filter((r) => moved.includes(r.replica))
   }
 
   async function converge(target: DeploymentTarget, signal: AbortSignal): Promise<string[]> {
-    tell(await dropSurplus(db, target.id, target.spec.replicas))
+    tell(await dropSurplus(db, target.id, target.spec.replicas, now()))
     const moved = await moveAway(target, await placed(target.id))
     const results = await placeAll(target)
     const unplaced = results.find((r) => !r.placed)

@@ -45,7 +45,7 @@ export function createFleet(options: FleetOptions) {
   const now = options.now ?? (() => new Date())
   const nodes = createNodes(database.db, now, lossBudgetMs(settings))
   registerFleetGauges(metrics.registry, () => nodes.list())
-  const scheduler = createScheduler(database.db, nodes, Math.round(settings.minUptimePercent * 100))
+  const scheduler = createScheduler(database.db, nodes, Math.round(settings.minUptimePercent * 100), now)
   const mover = createMover(database.db, settings.rescheduleDelaySeconds)
   const logs = createLogRelay({ db: database.db, bus: options.bus, now })
   const streams = createAssignmentStreams({

@@ -3,6 +3,7 @@ import type { Db } from '../db/client.ts'
 import { numberedSql, queryRows } from '../db/client.ts'
 import { systemSource } from '../domain/actor.ts'
 import { rescheduleDelayMs } from '../domain/node.ts'
+import { removePlacements } from './placements.ts'
 
 // Replicas leave a node in two cases: the node was lost and stayed lost for the reschedule delay,
 // or its operator drains it. The move itself is the deployment's next apply (fleet-provider.ts);
@@ -70,12 +71,12 @@ export function createMover(db: Db, rescheduleDelaySeconds: number) {
       )
       const leaving = rows.filter((row) => row.scheduling === 'draining' || movableAt(row) <= at.getTime())
       if (leaving.length === 0) return []
-      await db.execute(
-        numberedSql(
-          `delete from fleet_placements p using jsonb_to_recordset($1::jsonb) as m(d uuid, r int, n uuid)
-           where p.deployment_id = m.d and p.replica = m.r and p.node_id = m.n and p.stopped`,
-          [JSON.stringify(leaving.map((row) => ({ d: row.deployment_id, r: row.replica, n: row.node_id })))],
-        ),
+      await removePlacements(
+        db,
+        `delete from fleet_placements p using jsonb_to_recordset($1::jsonb) as m(d uuid, r int, n uuid)
+         where p.deployment_id = m.d and p.replica = m.r and p.node_id = m.n and p.stopped`,
+        [JSON.stringify(leaving.map((row) => ({ d: row.deployment_id, r: row.replica, n: row.node_id })))],
+        at,
       )
       return [...new Set(leaving.map((row) => row.node_id))]
     },

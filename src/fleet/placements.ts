@@ -1,4 +1,4 @@
-import type { Db } from '../db/client.ts'
+import type { Db, Tx } from '../db/client.ts'
 import { numberedSql, queryRows } from '../db/client.ts'
 import {
   type Assignment,
@@ -85,30 +85,58 @@ export async function unplace(
   db: Db,
   deploymentId: string,
   moves: Array<{ replica: number; nodeId: string }>,
+  at: Date,
 ) {
   if (moves.length === 0) return []
-  const rows = await queryRows<{ replica: number }>(
+  const rows = await removePlacements(
     db,
-    numberedSql(
-      `delete from fleet_placements p using jsonb_to_recordset($2::jsonb) as m(replica int, "nodeId" uuid)
-       where p.deployment_id = $1 and p.replica = m.replica and p.node_id = m."nodeId"
-         and exists (select 1 from fleet_nodes n
-                     where n.id = p.node_id and (n.connectivity = 'lost' or n.scheduling = 'draining'))
-       returning p.replica`,
-      [deploymentId, JSON.stringify(moves)],
-    ),
+    `delete from fleet_placements p using jsonb_to_recordset($2::jsonb) as m(replica int, "nodeId" uuid)
+     where p.deployment_id = $1 and p.replica = m.replica and p.node_id = m."nodeId"
+       and exists (select 1 from fleet_nodes n
+                   where n.id = p.node_id and (n.connectivity = 'lost' or n.scheduling = 'draining'))`,
+    [deploymentId, JSON.stringify(moves)],
+    at,
   )
   return rows.map((r) => r.replica)
 }
 
-/** Removes placements of replicas the deployment no longer has; returns their nodes. */
-export async function dropSurplus(db: Db, deploymentId: string, replicas: number): Promise<string[]> {
-  const rows = await queryRows<{ node_id: string }>(
+/**
+ * Runs a `delete from fleet_placements p …` and ends the spans of the placements it removed, in
+ * one statement (so no span stays open for a placement that is gone). Returns what it removed.
+ */
+export function removePlacements(
+  db: Db | Tx,
+  deleteSql: string,
+  params: unknown[],
+  at: Date,
+): Promise<Array<{ deployment_id: string; replica: number; node_id: string }>> {
+  return queryRows(
     db,
-    numberedSql('delete from fleet_placements where deployment_id = $1 and replica >= $2 returning node_id', [
-      deploymentId,
-      replicas,
-    ]),
+    numberedSql(
+      `with gone as (${deleteSql} returning p.deployment_id, p.replica, p.node_id),
+       ended as (
+         update fleet_placement_spans s set ended_at = $${params.length + 1} from gone
+         where s.deployment_id = gone.deployment_id and s.replica = gone.replica and s.node_id = gone.node_id
+           and s.ended_at is null
+         returning 1)
+       select deployment_id, replica, node_id from gone`,
+      [...params, at],
+    ),
+  )
+}
+
+/** Removes placements of replicas the deployment no longer has; returns their nodes. */
+export async function dropSurplus(
+  db: Db,
+  deploymentId: string,
+  replicas: number,
+  at: Date,
+): Promise<string[]> {
+  const rows = await removePlacements(
+    db,
+    'delete from fleet_placements p where p.deployment_id = $1 and p.replica >= $2',
+    [deploymentId, replicas],
+    at,
   )
   return rows.map((r) => r.node_id)
 }

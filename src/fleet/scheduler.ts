@@ -8,6 +8,7 @@ import {
   type ReplicaDemand,
 } from '../domain/placement.ts'
 import type { Nodes } from './nodes.ts'
+import { removePlacements } from './placements.ts'
 
 // Places a deployment's replicas on fleet nodes. The choice is made on a snapshot of the fleet;
 // the chosen node's row is then locked and its room checked again against what is reserved now,
@@ -70,7 +71,12 @@ const reservedOf = (row: Reserved | undefined): NodeResources => ({
   gpus: (row?.gpus ?? []).map((g) => ({ model: g.model ?? '', count: g.count })),
 })
 
-export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBasisPoints: number) {
+export function createScheduler(
+  db: Db,
+  nodes: Pick<Nodes, 'list'>,
+  minUptimeBasisPoints: number,
+  now: () => Date = () => new Date(),
+) {
   /** The fleet as the scheduler sees it for one deployment: every node with what it holds. */
   const candidatesFor = async (request: PlacementRequest): Promise<CandidateNode[]> => {
     const [views, reserved, spread] = await Promise.all([
@@ -118,17 +124,24 @@ export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBas
       ),
     )
     if (!locked) return false
-    const [now] = await queryRows<Reserved>(
+    const [heldNow] = await queryRows<Reserved>(
       tx,
       numberedSql(`${RESERVED} where node_id = $1 group by node_id`, [choice.id]),
     )
-    const fresh = { ...choice, allocatable: locked.allocatable, reserved: reservedOf(now) }
+    const fresh = { ...choice, allocatable: locked.allocatable, reserved: reservedOf(heldNow) }
     if (!chooseNode([fresh], request.demand, 0).placed) return false
     const { demand } = request
+    const at = now()
+    await tx.execute(
+      numberedSql(
+        'insert into fleet_placement_spans (deployment_id, replica, node_id, started_at) values ($1, $2, $3, $4)',
+        [request.deploymentId, replica, choice.id, at],
+      ),
+    )
     await tx.execute(
       numberedSql(
         `insert into fleet_placements (deployment_id, replica, node_id, owner_id, milli_cpus, memory_mb, disk_mb, gpus, gpu_model, placed_at, reason, generation)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10, $11)`,
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $12, $10, $11)`,
         [
           request.deploymentId,
           replica,
@@ -141,6 +154,7 @@ export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBas
           demand.gpuModel ?? null,
           reason,
           request.generation ?? 0,
+          at,
         ],
       ),
     )
@@ -177,7 +191,12 @@ export function createScheduler(db: Db, nodes: Pick<Nodes, 'list'>, minUptimeBas
 
     /** Frees what a deployment's replicas hold (it stopped, failed or was deleted). */
     async release(deploymentId: string): Promise<void> {
-      await db.execute(numberedSql('delete from fleet_placements where deployment_id = $1', [deploymentId]))
+      await removePlacements(
+        db,
+        'delete from fleet_placements p where p.deployment_id = $1',
+        [deploymentId],
+        now(),
+      )
     },
   }
 

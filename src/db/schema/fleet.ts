@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import {
   bigint,
+  bigserial,
   boolean,
   index,
   integer,
@@ -135,4 +136,23 @@ export const fleetPlacements = pgTable(
     primaryKey({ columns: [t.deploymentId, t.replica] }),
     index('fleet_placements_node_idx').on(t.nodeId),
   ],
+)
+
+/**
+ * Which node held which replica when: a span opens with a placement and ends when the replica
+ * leaves the node. Earnings go to the node that held a replica through most of a charged interval.
+ */
+export const fleetPlacementSpans = pgTable(
+  'fleet_placement_spans',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    deploymentId: uuid('deployment_id').notNull(),
+    replica: integer('replica').notNull(),
+    nodeId: uuid('node_id')
+      .notNull()
+      .references(() => fleetNodes.id),
+    startedAt: at('started_at').notNull(),
+    endedAt: at('ended_at'),
+  },
+  (t) => [index('fleet_placement_spans_deployment_idx').on(t.deploymentId, t.replica)],
 )
