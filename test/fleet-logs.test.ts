@@ -89,7 +89,7 @@ for (const kind of databaseKinds) {
         async () => (await alice('GET', `/v1/deployments/${id}`)).body.status === 'deploying',
       )
 
-      const reading = app.fetch(`/v1/deployments/${id}/logs?tail=2`, {
+      const reading = app.fetch(`/v1/deployments/${id}/logs?tail=3`, {
         headers: { authorization: `Bearer ${aliceKey}` },
       })
       const request = await nextLogRequest(node)
@@ -104,8 +104,16 @@ for (const kind of databaseKinds) {
       assert.equal(await post(node, { ...batch, lines: [line('first', 1)] }, stranger), 401)
       assert.equal(await post(node, { ...batch, lines: [line('first', 1), line('second', 2)] }), 204)
       assert.equal(await post(node, { ...batch, lines: [line('again', 3)] }), 400, 'a replayed batch')
+      const second = { ...batch, batch: 2 }
       assert.equal(
-        await post(node, { ...batch, batch: 2, done: true, lines: [line('third \ud800 half a pair', 3)] }),
+        await post(node, { ...second, lines: [line('3', 3), line('4', 4)] }),
+        400,
+        'more than the tail',
+      )
+      const yearZero = { ...line('old', 1), at: '0000-01-01T00:00:00Z' }
+      assert.equal(await post(node, { ...second, lines: [yearZero] }), 400, 'a time PostgreSQL cannot hold')
+      assert.equal(
+        await post(node, { ...second, done: true, lines: [line('third \ud800 half a pair', 3)] }),
         204,
       )
 
@@ -113,6 +121,7 @@ for (const kind of databaseKinds) {
       assert.equal(answer.status, 200)
       const lines = (await answer.text()).trim().split('\n')
       assert.deepEqual(lines, [
+        '2026-01-01T00:00:01.000Z stdout first',
         '2026-01-01T00:00:02.000Z stdout second',
         '2026-01-01T00:00:03.000Z stdout third \uFFFD half a pair',
       ])

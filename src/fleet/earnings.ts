@@ -21,13 +21,13 @@ interface Span {
   replica: number
   node_id: string
   operator_id: string
-  /** Seconds of the interval this node held the replica. */
+  /** Seconds of the interval this node held the replica, all its spans together. */
   held: number
 }
 
 /**
- * Each replica's holder over the interval: the node that held it longest (a replica that moved
- * during the interval is one share, not two), in replica order; ties go to the lower node id.
+ * Each replica's holder over the interval: the node that held it longest in all (a replica that
+ * moved during the interval is one share, not two), in replica order; ties go to the lower node id.
  */
 function holdersOf(spans: Span[]): Span[] {
   const best = new Map<number, Span>()
@@ -76,9 +76,10 @@ export function createEarnings(db: Db, settings: { minUptimePercent: number; hea
         tx,
         numberedSql(
           `select s.replica, s.node_id, n.operator_id,
-             extract(epoch from least(coalesce(s.ended_at, $3), $3) - greatest(s.started_at, $2))::float8 as held
+             sum(extract(epoch from least(coalesce(s.ended_at, $3), $3) - greatest(s.started_at, $2)))::float8 as held
            from fleet_placement_spans s join fleet_nodes n on n.id = s.node_id
-           where s.deployment_id = $1 and s.started_at < $3 and (s.ended_at is null or s.ended_at > $2)`,
+           where s.deployment_id = $1 and s.started_at < $3 and (s.ended_at is null or s.ended_at > $2)
+           group by s.replica, s.node_id, n.operator_id`,
           [deploymentId, from, to],
         ),
       )

@@ -18,6 +18,7 @@ import {
   type PlacedReplica,
   placedReplicas,
   raiseGeneration,
+  removePlacements,
   replicaDemandOf,
   setStopped,
   unplace,
@@ -162,8 +163,16 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       const unplaced = results.find((r) => !r.placed)
       if (unplaced && !unplaced.placed) {
         // All or nothing: replicas placed while another fits nowhere would run (unbilled: the
-        // deployment waits) and hold their nodes' room from everyone else.
-        await release(target.id)
+        // deployment waits) and hold their nodes' room from everyone else. Only what this call
+        // placed goes: a stopped deployment's kept replicas (and their volumes) stay.
+        const fresh = results.flatMap((r) => (r.placed && !r.existing ? [r.replica] : []))
+        const gone = await removePlacements(
+          db,
+          'delete from fleet_placements p where p.deployment_id = $1 and p.replica = any($2::int[])',
+          [target.id, `{${fresh.join(',')}}`],
+          now(),
+        )
+        tell(gone.map((g) => g.node_id))
         return {
           placed: false,
           message: `no node fits replica ${unplaced.replica} (${unplaced.failed}): ${unplaced.reason}`,

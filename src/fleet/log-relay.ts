@@ -21,6 +21,10 @@ const REQUEST_TTL_MS = 60_000
 /** A reader not following waits this long for nodes to send what they have. */
 const SNAPSHOT_WAIT_MS = 10_000
 const POLL_MS = 200
+/** A request handed to a node that no batch answered within this is handed to it again. */
+const HAND_AGAIN_MS = 15_000
+/** Lines a followed request may hold unread before its node is told to wait (429). */
+const MAX_UNREAD_LINES = 5000
 
 export interface LogRequest {
   requestId: string
@@ -37,7 +41,13 @@ export const logBatchSchema = z.strictObject({
   lines: z
     .array(
       z.strictObject({
-        at: z.iso.datetime({ offset: true }),
+        at: z.iso
+          .datetime({ offset: true })
+          // A time PostgreSQL can hold (an offset of a day, or the year 0, it cannot).
+          .refine((at) => {
+            const ms = Date.parse(at)
+            return ms >= Date.UTC(2000, 0, 1) && ms < Date.UTC(2200, 0, 1)
+          }, 'a time between the years 2000 and 2200'),
         stream: z.enum(['stdout', 'stderr']),
         text: z.string().max(16_384),
       }),
@@ -77,18 +87,36 @@ export function createLogRelay(options: {
       ),
     )
 
-  /** Lines of these requests after `after`, in the order they arrived. */
-  const linesAfter = (ids: string[], after: number) =>
+  /** Lines of one request after `after`, in the order they were written. */
+  const linesAfter = (requestId: string, after: number) =>
     queryRows<LineRow>(
       db,
       numberedSql(
         `select id, request_id, at, stream, text from fleet_log_lines
-         where request_id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb))) and id > $2
-         order by id limit 1000`,
-        [JSON.stringify(ids), after],
+         where request_id = $1 and id > $2 order by id limit 1000`,
+        [requestId, after],
       ),
     )
   const lineOf = (row: LineRow): LogLine => ({ at: new Date(row.at), stream: row.stream, text: row.text })
+
+  /**
+   * A cursor per request: ids of lines of one request grow in the order they commit (its batches
+   * take turns on the request's row), while lines of different requests may commit out of order.
+   */
+  const reader = (ids: string[]) => {
+    const cursors = new Map(ids.map((id) => [id, 0]))
+    return async (): Promise<LineRow[]> => {
+      const rows: LineRow[] = []
+      for (const id of ids) {
+        const fresh = await linesAfter(id, cursors.get(id)!)
+        if (fresh.length > 0) cursors.set(id, Number(fresh.at(-1)!.id))
+        rows.push(...fresh)
+      }
+      return rows
+    }
+  }
+  const any = (ids: string[]) => JSON.stringify(ids)
+  const IN_IDS = 'any(array(select value::uuid from jsonb_array_elements_text($1::jsonb)))'
 
   return {
     /**
@@ -118,47 +146,71 @@ export function createLogRelay(options: {
       )
       for (const nodeId of nodeIds) bus.nodeAssignmentsChanged(nodeId)
       const { signal, follow, tail } = request
+      const readNew = reader(ids)
 
       return (async function* () {
-        let after = 0
-        let touched = Date.now()
         try {
           if (!follow) {
             const deadline = Date.now() + SNAPSHOT_WAIT_MS
             const lines: LogLine[] = []
             for (;;) {
-              const rows = await linesAfter(ids, after)
-              for (const row of rows) lines.push(lineOf(row))
-              after = Number(rows.at(-1)?.id ?? after)
+              const rows = await readNew()
+              lines.push(...rows.map(lineOf))
+              if (Date.now() >= deadline || signal.aborted) break
               if (rows.length > 0) continue
               const [pending] = await queryRows<{ open: number }>(
                 db,
                 numberedSql(
-                  `select count(*)::int as open from fleet_log_requests
-                   where id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb))) and not done`,
-                  [JSON.stringify(ids)],
+                  `select count(*)::int as open from fleet_log_requests where id = ${IN_IDS} and not done`,
+                  [any(ids)],
                 ),
               )
-              if (pending!.open === 0 || Date.now() >= deadline || signal.aborted) break
+              if (pending!.open === 0) {
+                // The last batch may have committed after the read above: read once more.
+                lines.push(...(await readNew()).map(lineOf))
+                break
+              }
               await abortableDelay(POLL_MS, signal).catch(() => undefined)
             }
             lines.sort((a, b) => a.at.getTime() - b.at.getTime())
             yield* lines.slice(Math.max(0, lines.length - tail))
             return
           }
+          let touched = Date.now()
           while (!signal.aborted) {
-            const rows = await linesAfter(ids, after)
+            const rows = await readNew()
             for (const row of rows) yield lineOf(row)
-            after = Number(rows.at(-1)?.id ?? after)
-            if (Date.now() - touched > REQUEST_TTL_MS / 3) {
-              touched = Date.now()
+            if (rows.length > 0) {
+              // Read lines are not kept: what a node sends is held only until it is read.
               await db.execute(
                 numberedSql(
-                  `update fleet_log_requests set expires_at = $2
-                   where id = any(array(select value::uuid from jsonb_array_elements_text($1::jsonb)))`,
-                  [JSON.stringify(ids), expiry()],
+                  `delete from fleet_log_lines l using jsonb_to_recordset($1::jsonb) as r(request uuid, upto bigint)
+                   where l.request_id = r.request and l.id <= r.upto`,
+                  [
+                    JSON.stringify(
+                      ids.map((id) => ({
+                        request: id,
+                        upto: Math.max(
+                          0,
+                          ...rows.filter((r) => r.request_id === id).map((r) => Number(r.id)),
+                        ),
+                      })),
+                    ),
+                  ],
                 ),
               )
+            }
+            if (Date.now() - touched > REQUEST_TTL_MS / 3) {
+              touched = Date.now()
+              const kept = await queryRows(
+                db,
+                numberedSql(
+                  `update fleet_log_requests set expires_at = $2 where id = ${IN_IDS} returning id`,
+                  [any(ids), expiry()],
+                ),
+              )
+              // Swept while the reader was away: nothing more will come.
+              if (kept.length === 0) return
             }
             if (rows.length === 0) await abortableDelay(POLL_MS, signal).catch(() => undefined)
           }
@@ -168,15 +220,20 @@ export function createLogRelay(options: {
       })()
     },
 
-    /** The node's requests not yet handed to it; each is handed out once. */
+    /**
+     * The node's requests to hand to it now: those not handed out yet, and those handed out a
+     * while ago that no batch answered (the stream they went out on may have broken).
+     */
     async claim(nodeId: string): Promise<LogRequest[]> {
+      const at = now()
       const rows = await queryRows<{ id: string; deployment_id: string; tail: number; follow: boolean }>(
         db,
         numberedSql(
-          `update fleet_log_requests set sent = true
-           where node_id = $1 and not sent and expires_at > $2
+          `update fleet_log_requests set sent = true, handed_at = $2
+           where node_id = $1 and expires_at > $2
+             and (not sent or (last_batch = 0 and handed_at < $3))
            returning id, deployment_id, tail, follow`,
-          [nodeId, now()],
+          [nodeId, at, new Date(at.getTime() - HAND_AGAIN_MS)],
         ),
       )
       return rows.map((r) => ({
@@ -213,18 +270,33 @@ export function createLogRelay(options: {
         throw unauthorized('bad signature: it does not verify with the node’s agent key')
       }
       await db.transaction(async (tx) => {
-        const [request] = await queryRows<{ last_batch: number }>(
+        const [request] = await queryRows<{
+          last_batch: number
+          tail: number
+          follow: boolean
+          held: number
+        }>(
           tx,
           numberedSql(
-            `select last_batch from fleet_log_requests
+            `select last_batch, tail, follow,
+               (select count(*)::int from fleet_log_lines l where l.request_id = r.id) as held
+             from fleet_log_requests r
              where id = $1 and node_id = $2 and expires_at > $3 for update`,
             [batch.requestId, batch.nodeId, now()],
           ),
         )
-        if (!request)
+        if (!request) {
           throw new BerthError('not_found', `log request ${batch.requestId} is over: stop sending`)
+        }
         if (batch.batch <= request.last_batch) {
           throw invalidInput(`batch ${batch.batch} is not after the last one (${request.last_batch})`)
+        }
+        // A node sends no more than it was asked for, and no faster than the reader reads.
+        const room = request.follow ? MAX_UNREAD_LINES : request.tail
+        if (request.held + batch.lines.length > room) {
+          throw request.follow
+            ? new BerthError('rate_limited', 'the reader is behind: send the next batch later')
+            : invalidInput(`more lines than the ${request.tail} asked for`)
         }
         await tx.execute(
           numberedSql('update fleet_log_requests set last_batch = $2, done = $3 where id = $1', [
@@ -238,7 +310,12 @@ export function createLogRelay(options: {
           numberedSql(
             `insert into fleet_log_lines (request_id, at, stream, text)
              select $1, l.at, l.stream, l.text from jsonb_to_recordset($2::jsonb) as l(at timestamptz, stream text, text text)`,
-            [batch.requestId, JSON.stringify(batch.lines.map((l) => ({ ...l, text: storable(l.text) })))],
+            [
+              batch.requestId,
+              JSON.stringify(
+                batch.lines.map((l) => ({ ...l, at: new Date(l.at).toISOString(), text: storable(l.text) })),
+              ),
+            ],
           ),
         )
       })

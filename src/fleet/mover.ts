@@ -37,7 +37,7 @@ export function createMover(db: Db, rescheduleDelaySeconds: number) {
         numberedSql(
           `select distinct p.deployment_id, p.node_id, n.connectivity, n.scheduling, n.lost_at, n.loss_count
            from fleet_placements p join fleet_nodes n on n.id = p.node_id
-           where n.connectivity = 'lost' or n.scheduling = 'draining'`,
+           where not p.stopped and (n.connectivity = 'lost' or n.scheduling = 'draining')`,
           [],
         ),
       )

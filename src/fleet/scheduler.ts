@@ -132,6 +132,14 @@ export function createScheduler(
     if (!chooseNode([fresh], request.demand, 0).placed) return false
     const { demand } = request
     const at = now()
+    // A span some older process left open ends here: a replica is on one node at a time.
+    await tx.execute(
+      numberedSql(
+        `update fleet_placement_spans set ended_at = $3
+         where deployment_id = $1 and replica = $2 and ended_at is null`,
+        [request.deploymentId, replica, at],
+      ),
+    )
     await tx.execute(
       numberedSql(
         'insert into fleet_placement_spans (deployment_id, replica, node_id, started_at) values ($1, $2, $3, $4)',

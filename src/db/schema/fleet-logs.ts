@@ -18,6 +18,8 @@ export const fleetLogRequests = pgTable(
     follow: boolean('follow').notNull(),
     /** Handed to the node's stream (once, by whichever replica holds it). */
     sent: boolean('sent').notNull().default(false),
+    /** When it was handed out: one no batch answered within a while is handed out again. */
+    handedAt: at('handed_at'),
     /** The agent said it has sent everything (a request that does not follow). */
     done: boolean('done').notNull().default(false),
     /** The last batch number the agent posted: a batch not above it is a replay. */

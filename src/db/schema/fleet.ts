@@ -154,5 +154,9 @@ export const fleetPlacementSpans = pgTable(
     startedAt: at('started_at').notNull(),
     endedAt: at('ended_at'),
   },
-  (t) => [index('fleet_placement_spans_deployment_idx').on(t.deploymentId, t.replica)],
+  (t) => [
+    index('fleet_placement_spans_deployment_idx').on(t.deploymentId, t.replica),
+    // A replica is on one node at a time: at most one open span each.
+    uniqueIndex('fleet_placement_spans_open_key').on(t.deploymentId, t.replica).where(sql`ended_at is null`),
+  ],
 )

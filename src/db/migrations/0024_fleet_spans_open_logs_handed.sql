@@ -1,0 +1,2 @@
+ALTER TABLE "fleet_log_requests" ADD COLUMN "handed_at" timestamp with time zone;--> statement-breakpoint
+CREATE UNIQUE INDEX "fleet_placement_spans_open_key" ON "fleet_placement_spans" USING btree ("deployment_id","replica") WHERE ended_at is null;
