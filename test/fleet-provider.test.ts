@@ -281,25 +281,39 @@ for (const kind of databaseKinds) {
       assert.ok((await events(id)).some((e) => e.type === 'image_pull_failed'))
     })
 
-    it("a drain takes a stopped deployment's replica off the node, and the drained node ends cordoned", async () => {
+    it("a drain takes a stopped deployment's replica off its node, ending cordoned; a start that cannot place it keeps the other", async () => {
       for (const other of enrolled) await app.admin()('POST', `/v1/nodes/${other.nodeId}/cordon`)
-      const node = await enrollTestNode(app, { name: 'drained' })
-      await report(node)
-      const id = await create('resting')
+      const kept = await enrollTestNode(app, { name: 'kept' })
+      const drained = await enrollTestNode(app, { name: 'drained' })
+      await report(kept)
+      await report(drained)
+      // 3 of each node's 4 CPUs: one replica per node.
+      const id = await create('resting', { replicas: 2, resources: { cpus: 3, memoryMb: 256, diskMb: 100 } })
       await waitFor('placed', async () => (await view(id)).status === 'deploying')
-      const [assignment] = (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id)
-      await report(node, [
-        { deploymentId: id, replica: 0, generation: assignment!.generation, state: 'running' },
-      ])
+      for (const node of [kept, drained]) {
+        const [mine] = (await firstAssignments(node)).assignments!.filter((a) => a.deploymentId === id)
+        await report(node, [
+          { deploymentId: id, replica: mine!.replica, generation: mine!.generation, state: 'running' },
+        ])
+      }
       await waitFor('running', async () => (await view(id)).status === 'running')
       assert.equal((await alice('POST', `/v1/deployments/${id}/stop`)).status, 202)
       await waitFor('stopped', async () => (await view(id)).status === 'stopped')
 
-      assert.equal((await app.admin()('POST', `/v1/nodes/${node.nodeId}/drain`)).body.status, 'draining')
+      assert.equal((await app.admin()('POST', `/v1/nodes/${drained.nodeId}/drain`)).body.status, 'draining')
       await app.fleet.sweepOnce()
-      assert.deepEqual((await firstAssignments(node)).assignments, [])
+      assert.deepEqual((await firstAssignments(drained)).assignments, [])
       await app.fleet.sweepOnce()
-      assert.equal((await app.admin()('GET', `/v1/nodes/${node.nodeId}`)).body.status, 'cordoned')
+      assert.equal((await app.admin()('GET', `/v1/nodes/${drained.nodeId}`)).body.status, 'cordoned')
+
+      // Started again: the drained node's replica fits nowhere now, and the kept one stays kept.
+      assert.equal((await alice('POST', `/v1/deployments/${id}/start`)).status, 202)
+      await waitFor('waiting for a node', async () => (await view(id)).waiting?.reason === 'no_node_fits')
+      const still = (await firstAssignments(kept)).assignments!.filter((a) => a.deploymentId === id)
+      assert.deepEqual(
+        still.map((a) => [a.stopped]),
+        [[true]],
+      )
     })
 
     it('opens a stream only for a node proving itself with its key, within the clock skew', async () => {
