@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import pino from 'pino'
+import { sweepOrphans } from '../src/control/orphan-sweep.ts'
 import { type Assignment, assignmentStreamMessage } from '../src/domain/node.ts'
 import { signWithAgentKey } from '../src/fleet/agent-key.ts'
 import { NODE_HEADER, TIMESTAMP_HEADER } from '../src/fleet/assignment-stream.ts'
@@ -314,6 +316,19 @@ for (const kind of databaseKinds) {
         still.map((a) => [a.stopped]),
         [[true]],
       )
+    })
+
+    it('removes placements whose deployment is gone, in the orphan sweep', async () => {
+      const node = enrolled[0]!
+      const ghost = '00000000-0000-4000-8000-00000000abcd'
+      await database.query(
+        `insert into fleet_placements (deployment_id, replica, node_id, owner_id, milli_cpus, memory_mb, disk_mb, placed_at, reason)
+         values ($1, 0, $2, $1, 1000, 256, 100, now(), 'left behind')`,
+        [ghost, node.nodeId],
+      )
+      assert.ok((await sweepOrphans(stack.providers, stack.store, pino({ level: 'silent' }))) >= 1)
+      const left = await database.query('select 1 from fleet_placements where deployment_id = $1', [ghost])
+      assert.equal(left.length, 0)
     })
 
     it('opens a stream only for a node proving itself with its key, within the clock skew', async () => {

@@ -253,8 +253,22 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       }
     },
 
+    // Every placement, for the orphan sweep: one whose deployment is gone is removed with it.
     async list() {
-      return []
+      const rows = await queryRows<{
+        deployment_id: string
+        owner_id: string
+        replica: number
+        node_id: string
+      }>(db, numberedSql('select deployment_id, owner_id, replica, node_id from fleet_placements', []))
+      return rows.map((row) => ({
+        instanceId: `${row.node_id}/${row.replica}`,
+        deploymentId: row.deployment_id,
+        ownerId: row.owner_id,
+        replica: row.replica,
+        state: 'created' as const,
+        health: 'unknown' as const,
+      }))
     },
   }
 }
