@@ -115,7 +115,7 @@ export function createLogRelay(options: {
       return rows
     }
   }
-  const any = (ids: string[]) => JSON.stringify(ids)
+  const idList = (ids: string[]) => JSON.stringify(ids)
   const IN_IDS = 'any(array(select value::uuid from jsonb_array_elements_text($1::jsonb)))'
 
   return {
@@ -162,7 +162,7 @@ export function createLogRelay(options: {
                 db,
                 numberedSql(
                   `select count(*)::int as open from fleet_log_requests where id = ${IN_IDS} and not done`,
-                  [any(ids)],
+                  [idList(ids)],
                 ),
               )
               if (pending!.open === 0) {
@@ -206,7 +206,7 @@ export function createLogRelay(options: {
                 db,
                 numberedSql(
                   `update fleet_log_requests set expires_at = $2 where id = ${IN_IDS} returning id`,
-                  [any(ids), expiry()],
+                  [idList(ids), expiry()],
                 ),
               )
               // Swept while the reader was away: nothing more will come.
