@@ -17,8 +17,6 @@ export interface LossSweepOptions {
   startedAt: Date
   now: () => Date
   logger: Logger
-  /** Called with the nodes just found lost (for the scheduler to move their replicas). */
-  onLost?: (nodeIds: string[]) => void
 }
 
 // Rows a heartbeat batch holds are skipped (that node is being heard from right now), and the rest
@@ -61,21 +59,4 @@ export async function sweepLostNodes(options: LossSweepOptions): Promise<string[
     options.logger.warn({ nodes: lost.map((n) => n.id) }, 'fleet nodes lost')
     return lost.map((n) => n.id)
   })
-}
-
-export function startLossSweep(options: LossSweepOptions, periodMs = 1000): { stop(): Promise<void> } {
-  let running: Promise<unknown> = Promise.resolve()
-  const timer = setInterval(() => {
-    running = sweepLostNodes(options)
-      .then((ids) => {
-        if (ids.length > 0) options.onLost?.(ids)
-      })
-      .catch((error: unknown) => options.logger.warn({ err: error }, 'fleet loss sweep failed'))
-  }, periodMs)
-  return {
-    async stop() {
-      clearInterval(timer)
-      await running
-    },
-  }
 }
