@@ -24,6 +24,8 @@ interface NodeView {
   id: string
   name: string
   status: string
+  /** Null until the node's first heartbeat says what it offers. */
+  allocatable: { milliCpus: number } | null
 }
 
 describe('fleet deployments end to end (berth serve + two agents on one engine)', {
@@ -119,9 +121,10 @@ describe('fleet deployments end to end (berth serve + two agents on one engine)'
         `${(error as Error).message}\nevents: ${JSON.stringify(events)}\nagent a:\n${a.output()}\nagent b:\n${b.output()}\nserver:\n${server.output()}`,
       )
     }
+    // Heard from, not only enrolled: a node takes replicas once a heartbeat said what it offers.
     const online = await waitFor('both agents online', async () => {
       const list = await nodes()
-      return list.filter((n) => n.status === 'online').length === 2 && list
+      return list.filter((n) => n.status === 'online' && n.allocatable !== null).length === 2 && list
     }).catch(explain)
     const alpha = online.find((n) => n.name === 'alpha')!
     const beta = online.find((n) => n.name === 'beta')!
