@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gt, gte, like, lt, type SQL, sql } from 'drizzle-or
 import { type Db, queryRows, type Tx } from '../db/client.ts'
 import { auditEntries, auditHeads } from '../db/schema/index.ts'
 import type { Actor, ChangeSource } from '../domain/actor.ts'
+import { withoutLoneSurrogates } from '../domain/text.ts'
 import { type ChainedEntry, entryHash, GENESIS_HASH } from './chain-hash.ts'
 
 // Writing and reading the audit log. An entry is appended inside the transaction of the change it
@@ -39,7 +40,7 @@ interface HeadRow {
  */
 function storable<T>(value: T): T {
   if (typeof value === 'string') {
-    return value.replace(LONE_SURROGATE, '\uFFFD').replaceAll('\u0000', '') as T
+    return withoutLoneSurrogates(value).replaceAll('\u0000', '') as T
   }
   if (Array.isArray(value)) return value.map(storable) as T
   if (value && typeof value === 'object') {
@@ -47,7 +48,6 @@ function storable<T>(value: T): T {
   }
   return value
 }
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
 
 /** Appends the records, chained per owner, in the caller's transaction. */
 export async function appendAudit(tx: Tx, records: AuditRecord[], at = new Date()): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.ts'
 import { numberedSql, queryRows } from '../db/client.ts'
 import { conflict, invalidInput, unauthorized } from '../domain/errors.ts'
+import { isUuid } from '../domain/ids.ts'
 import { type Assignment, assignmentStreamMessage } from '../domain/node.ts'
 import type { EventBus } from '../events/bus.ts'
 import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
@@ -27,8 +28,6 @@ export const TIMESTAMP_HEADER = 'berth-timestamp'
 /** Nodes whose last stream timestamp is kept (beyond it the memory starts over). */
 const MAX_REMEMBERED = 100_000
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 export interface AssignmentStreamOptions {
   db: Db
   bus: Pick<EventBus, 'onNodeAssignments'>
@@ -52,7 +51,7 @@ export function createAssignmentStreams(options: AssignmentStreamOptions) {
       signature: string | undefined
     }): Promise<string> {
       const { node, timestamp, signature } = headers
-      if (!node || !UUID.test(node)) throw invalidInput(`${NODE_HEADER}: must be the node id`)
+      if (!node || !isUuid(node)) throw invalidInput(`${NODE_HEADER}: must be the node id`)
       const at = timestamp ? Date.parse(timestamp) : Number.NaN
       if (!timestamp || timestamp.length > 40 || Number.isNaN(at)) {
         throw invalidInput(`${TIMESTAMP_HEADER}: must be the time, as ISO 8601`)

@@ -4,6 +4,7 @@ import type { ReportedInstance, ReportedUsage } from '../domain/node.ts'
 import type { EventBus } from '../events/bus.ts'
 import { type AllowList, isInternalAddress, parseAllowList } from '../outbound/address-policy.ts'
 import { endpointUrlOf } from '../providers/docker/container-spec.ts'
+import { sumUsage } from '../providers/docker/stats.ts'
 import {
   type DeploymentTarget,
   type ImageRequester,
@@ -245,12 +246,7 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       if (reported.length === 0) {
         throw new ProviderError('transient', 'no node has reported what this deployment uses yet')
       }
-      return {
-        cpuPercent: reported.reduce((sum, u) => sum + u.cpuPercent, 0),
-        memoryBytes: reported.reduce((sum, u) => sum + u.memoryBytes, 0),
-        networkRxBytes: reported.reduce((sum, u) => sum + u.networkRxBytes, 0),
-        networkTxBytes: reported.reduce((sum, u) => sum + u.networkTxBytes, 0),
-      }
+      return sumUsage(reported)
     },
 
     // Every placement, for the orphan sweep: one whose deployment is gone is removed with it.

@@ -4,6 +4,7 @@ import type { Db } from '../db/client.ts'
 import { numberedSql, queryRows } from '../db/client.ts'
 import { abortableDelay } from '../domain/delay.ts'
 import { BerthError, describeIssues, invalidInput, summarizeIssues, unauthorized } from '../domain/errors.ts'
+import { withoutLoneSurrogates } from '../domain/text.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { LogLine } from '../providers/provider.ts'
 import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
@@ -66,10 +67,8 @@ interface LineRow {
   text: string
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
-
 /** PostgreSQL keeps neither NULs nor lone surrogates in text: both become U+FFFD. */
-const storable = (text: string) => text.replace(LONE_SURROGATE, '\uFFFD').replaceAll('\0', '\uFFFD')
+const storable = (text: string) => withoutLoneSurrogates(text).replaceAll('\0', '\uFFFD')
 
 export function createLogRelay(options: {
   db: Db
