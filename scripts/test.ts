@@ -2,11 +2,15 @@ import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensurePromtool } from './apt.ts'
-import { removeUnusedBerthNetworks } from './docker.ts'
+import { buildTestImage, ensureDockerEngine, removeUnusedBerthNetworks } from './docker.ts'
 import { startPostgres } from './postgres.ts'
+import { ensureSwarm, pushTestImage, startRegistry } from './swarm.ts'
 
-// `npm test`: typecheck, lint, then every test file, with a throwaway PostgreSQL server started
-// here so that integration tests run on both PGlite and a real server.
+// `npm test`: typecheck, lint, then every test file, with what they need set up here, once, and
+// undone at the end: a throwaway PostgreSQL server (integration tests run on both PGlite and a
+// real server), the Docker engine (started unless one answers), made a one-node swarm unless it
+// is one, and a registry on loopback holding the test image for the swarm's nodes to pull. Set up
+// once, the engine is never stopped by one test file while another still uses it.
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return new Promise((resolve) => {
@@ -40,11 +44,27 @@ async function main(): Promise<number> {
   }
   // Installed here, once, not by the tests that use it: two test files at once would both run apt.
   ensurePromtool()
-  const leftovers = await removeUnusedBerthNetworks()
+  console.log('» the Docker engine, a one-node swarm and a registry on loopback')
+  const engine = await ensureDockerEngine()
+  await buildTestImage(engine.socketPath)
+  const leftovers = await removeUnusedBerthNetworks(engine.socketPath)
   if (leftovers > 0) console.log(`» removed ${leftovers} unused berth networks left on the Docker engine`)
+  const swarm = await ensureSwarm(engine.socketPath)
+  const registry = await startRegistry()
+  const swarmImage = await pushTestImage(registry.host, engine.socketPath)
   console.log('» starting a throwaway PostgreSQL server')
   const postgres = await startPostgres()
-  const stop = () => postgres.stop()
+  // In reverse order of setting up; each step runs even when one before it failed.
+  const stop = async () => {
+    for (const step of [
+      () => postgres.stop(),
+      () => registry.stop(),
+      () => swarm.leave(),
+      () => engine.stop(),
+    ]) {
+      await step().catch((error: unknown) => console.error(`» clean-up step failed: ${String(error)}`))
+    }
+  }
   process.once('SIGINT', () => void stop().then(() => process.exit(130)))
   try {
     const files = only.length ? only : [...findTests('src'), ...findTests('test')].sort()
@@ -52,7 +72,7 @@ async function main(): Promise<number> {
     return await run(
       process.execPath,
       ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
-      { ...process.env, BERTH_TEST_POSTGRES_URL: postgres.url },
+      { ...process.env, BERTH_TEST_POSTGRES_URL: postgres.url, BERTH_TEST_SWARM_IMAGE: swarmImage },
     )
   } finally {
     await stop()

@@ -4,19 +4,19 @@ import { serve } from '@hono/node-server'
 import { sql } from 'drizzle-orm'
 import { type Logger, pino } from 'pino'
 import { createAudit } from './audit/audit.ts'
-import { publicUrlOf, readSecretFile } from './config/load.ts'
+import { publicUrlOf } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { createCapacity } from './control/capacity.ts'
 import { createDeploymentStore } from './control/deployment-store.ts'
 import { sweepOrphans } from './control/orphan-sweep.ts'
-import { createPortAllocator } from './control/ports/port-allocator.ts'
 import { startProviderWatches } from './control/provider-watch.ts'
 import { createReconciler } from './control/reconciler.ts'
 import { createUsageSampler } from './control/usage-sampler.ts'
-import { type Database, openDatabase } from './db/client.ts'
+import { openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
 import { createDeployments } from './deployments/deployments.ts'
 import { invalidInput } from './domain/errors.ts'
+import { dockerProviderOf, swarmProviderOf } from './engine-providers.ts'
 import { createEventBus } from './events/bus.ts'
 import { createEventLog } from './events/event-log.ts'
 import { createFleet } from './fleet/fleet.ts'
@@ -25,8 +25,6 @@ import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
 import { createNft } from './nft/nft.ts'
 import { createPayments } from './payments/payments.ts'
-import { connectDocker } from './providers/docker/connection.ts'
-import { createDockerProvider } from './providers/docker/docker-provider.ts'
 import { type Provider, ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
 import { createQuotas } from './quotas/quotas.ts'
@@ -92,6 +90,8 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     }
     const docker = await dockerProviderOf(config, database, logger)
     if (docker) registered.push(docker)
+    const swarm = await swarmProviderOf(config, database, logger)
+    if (swarm) registered.push(swarm)
     const quotas = createQuotas(database.db, config.quotas)
     const identity = await createIdentity({ db: database.db, config, quotas })
     const fleet = createFleet({
@@ -212,46 +212,4 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     await stop()
     throw error
   }
-}
-
-/**
- * The docker provider, with host ports from the database, or null when it is off. `auto` offers
- * it only when the engine answers a ping within a short time at start, so a host without Docker
- * starts as quickly as before.
- */
-async function dockerProviderOf(
-  config: Config,
-  database: Database,
-  logger: Logger,
-): Promise<Provider | null> {
-  const { enabled, host, portRangeStart, portRangeEnd, registryAuths, ...options } = config.providers.docker
-  if (enabled === false) return null
-  const ports = createPortAllocator(database, {
-    rangeStart: portRangeStart,
-    rangeEnd: portRangeEnd,
-    hostIp: options.hostIp,
-  })
-  const provider = createDockerProvider({
-    ...options,
-    registryAuths: registryAuths.map(({ password, passwordFile, ...auth }) => ({
-      ...auth,
-      password: password ?? readSecretFile('providers.docker.registryAuths[].passwordFile', passwordFile!),
-    })),
-    engine: host ? { host } : {},
-    allocatePort: ports.allocate,
-    blockPort: ports.block,
-    releasePorts: ports.release,
-  })
-  if (enabled === 'auto') {
-    // Its own client with a short request timeout, so a silent remote engine holds nothing open.
-    const answers = await connectDocker({ ...(host ? { host } : {}), timeoutMs: 2000 })
-      .ping()
-      .then(
-        () => true,
-        () => false,
-      )
-    logger.info({ engine: host ?? 'unix:///var/run/docker.sock', answers }, 'docker engine probed')
-    if (!answers) return null
-  }
-  return provider
 }

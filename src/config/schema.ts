@@ -227,6 +227,40 @@ export const configSchema = z
             path: ['portRangeEnd'],
           })
           .prefault({}),
+        swarm: z
+          .strictObject({
+            /** `auto`: offered when the engine at `host` answers as a swarm manager at start. */
+            enabled: z.union([z.literal('auto'), bool]).default('auto'),
+            /** A manager's engine: unix:///var/run/docker.sock (default), tcp://, https:// or ssh://. */
+            host: z.string().min(1).optional(),
+            /** `host`: ports published on the node that runs the task; `ingress`: on every node (routing mesh). */
+            publishMode: z.enum(['host', 'ingress']).default('host'),
+            /** Encrypts the owners' overlay networks between nodes (IPsec). */
+            encryptNetworks: bool.default(false),
+            /** Volume driver; `local` keeps each replica with volumes on the node that has its data. */
+            volumeDriver: z
+              .string()
+              .regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$/, 'must be a volume driver name')
+              .default('local'),
+            /** Host in endpoint URLs; default: the node that answers (host mode) or a manager (ingress). */
+            publicHost: z.string().min(1).optional(),
+            pidsLimit: int(8, 1_000_000).default(256),
+            stopGraceSeconds: int(0, 3600).default(10),
+            readOnlyRootfs: bool.default(false),
+            /** Starts are admitted while deployments ask for at most the nodes' CPUs and memory times this. */
+            overcommit: z.coerce.number().min(0.1).max(100).default(1),
+            /** How long a deploy waits for its tasks to run before it retries later. */
+            startTimeoutSeconds: int(5, 3600).default(300),
+            volumeRetention: z.enum(['delete', 'keep']).default('delete'),
+            /** Published ports come from this range (apart from the docker provider's). */
+            portRangeStart: int(1, 65535).default(29001),
+            portRangeEnd: int(1, 65535).default(32000),
+          })
+          .refine((d) => d.portRangeStart <= d.portRangeEnd, {
+            message: 'portRangeStart must not be above portRangeEnd',
+            path: ['portRangeEnd'],
+          })
+          .prefault({}),
         fleet: z
           .strictObject({
             /** Offers the `fleet` provider: deployments placed on the community fleet's nodes. */

@@ -41,18 +41,25 @@ export const resourcesSpec = z.strictObject({
   diskMb: z.int().min(0).max(1048576).default(1024),
 })
 
-/** Where a replica may run, for providers that choose among nodes (the fleet). */
+const nodeLabelKey = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'a node label key is lower-case letters, digits, . _ / -')
+
+/** Where a replica may run, for providers that choose among nodes (the fleet, swarm). */
 export const placementSpec = z.strictObject({
   /** Node labels a node must carry, each with this value (`region: eu-west`). */
   nodeLabels: z
     .record(
-      z
-        .string()
-        .regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'a node label key is lower-case letters, digits, . _ / -'),
+      nodeLabelKey,
       z.string().regex(/^[A-Za-z0-9._:/ -]{0,128}$/, 'a node label value is up to 128 plain characters'),
     )
     .refine((labels) => Object.keys(labels).length <= 16, 'at most 16 node labels')
     .optional(),
+  /**
+   * A node label whose values replicas are spread over evenly (`region`: as many replicas in each
+   * region as can be). Swarm follows it; the fleet spreads replicas over nodes anyway.
+   */
+  spread: nodeLabelKey.optional(),
   /** The GPU model the replica's GPUs must be; any model when absent. */
   gpuModel: z
     .string()

@@ -12,6 +12,8 @@ export interface ContractSubject {
   provider: Provider
   /** An image the provider can run that keeps running (for Docker: a locally built test image). */
   image: string
+  /** Spec fields every target gets (swarm: small resources, whose reservations must all fit). */
+  specDefaults?: Partial<DeploymentSpecInput>
   cleanup(): Promise<void>
 }
 
@@ -40,6 +42,7 @@ export function providerContract(name: string, create: () => Promise<ContractSub
         spec: deploymentSpecSchema.parse({
           name: `contract-${id.slice(0, 8)}`,
           image: subject.image,
+          ...subject.specDefaults,
           ...spec,
         }),
       }

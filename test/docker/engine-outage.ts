@@ -18,7 +18,7 @@ import type { ReconcileDockerDeps } from './reconcile-docker.ts'
 // tests use.
 
 /** A unix socket that forwards every connection to the engine's socket, until closed. */
-function engineRelay(engineSocket: string, path: string) {
+export function engineRelay(engineSocket: string, path: string) {
   let server: Server | undefined
   const open = new Set<Socket>()
   return {

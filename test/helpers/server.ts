@@ -90,7 +90,8 @@ function childEnv(options: StartOptions): NodeJS.ProcessEnv {
         BERTH_RECONCILER__SWEEP_INTERVAL_SECONDS: '86400',
       }
     : { BERTH_PROVIDERS__DEFAULT: 'simulated', BERTH_PROVIDERS__DOCKER__ENABLED: 'false' }
-  return { ...env, ...provider, ...options.env }
+  // No swarm provider unless a test asks for it: its sweep would remove the swarm tests' services.
+  return { ...env, ...provider, BERTH_PROVIDERS__SWARM__ENABLED: 'false', ...options.env }
 }
 
 export async function startBerth(options: StartOptions = {}): Promise<RunningBerth> {

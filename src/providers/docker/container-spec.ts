@@ -123,16 +123,30 @@ export const USER_LABEL_PREFIX = 'user.'
  * read-only switch), never copied.
  */
 export function labelsOf(plan: ContainerPlan): Record<string, string> {
-  const own = Object.entries(plan.spec.labels ?? {})
+  return workloadLabelsOf(managedValueOf(plan.scope), plan)
+}
+
+/** The labels of one replica's workload (a container, a Swarm service), `managed` saying whose. */
+export function workloadLabelsOf(
+  managed: string,
+  replica: {
+    deploymentId: string
+    ownerId: string
+    replica: number
+    restartGeneration: number
+    spec: Pick<DeploymentSpec, 'labels'>
+  },
+): Record<string, string> {
+  const own = Object.entries(replica.spec.labels ?? {})
     .filter(([key]) => !key.startsWith('berth.'))
     .map(([key, value]) => [`${USER_LABEL_PREFIX}${key}`, value])
   return {
     ...Object.fromEntries(own),
-    [LABEL.managed]: managedValueOf(plan.scope),
-    [LABEL.deployment]: plan.deploymentId,
-    [LABEL.owner]: plan.ownerId,
-    [LABEL.replica]: String(plan.replica),
-    [LABEL.restartGeneration]: String(plan.restartGeneration),
+    [LABEL.managed]: managed,
+    [LABEL.deployment]: replica.deploymentId,
+    [LABEL.owner]: replica.ownerId,
+    [LABEL.replica]: String(replica.replica),
+    [LABEL.restartGeneration]: String(replica.restartGeneration),
   }
 }
 

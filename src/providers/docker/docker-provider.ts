@@ -1,5 +1,5 @@
 import type Docker from 'dockerode'
-import type { LogLine, Provider } from '../provider.ts'
+import type { Provider } from '../provider.ts'
 import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
 import { connectDocker, type EngineAddress } from './connection.ts'
 import type { HardeningOptions } from './container-spec.ts'
@@ -9,7 +9,7 @@ import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { createImagePolicy } from './image-policy.ts'
 import { inspectContainers, inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { type EngineScope, managedFilterOf } from './labels.ts'
-import { mergeLines, readLogLines } from './logs.ts'
+import { readReplicaLogs } from './logs.ts'
 import { removeOwnerNetworkIfUnused, removeUnusedOwnerNetworks } from './network.ts'
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
 import type { RegistryAuth } from './registry-auth.ts'
@@ -198,57 +198,24 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       await options.releasePorts?.(deploymentId)
     },
 
-    async logs(deploymentId, { tail, follow, signal }) {
+    async logs(deploymentId, options) {
       const infos = await inspect(deploymentId)
-      // Our own abort as well as the caller's: a consumer that just stops iterating must still
-      // close the engine's streams.
-      const done = new AbortController()
-      const stop = () => done.abort()
-      signal.addEventListener('abort', stop, { once: true })
-      const close = () => {
-        signal.removeEventListener('abort', stop)
-        done.abort()
-      }
-      // The tail is shared out over the replicas, so what one request reads is capped whatever the
-      // replica count (each replica's own tail, times a hundred replicas, would be a lot to hold).
-      const perReplica = Math.ceil(tail / Math.max(1, infos.length))
-      let sources: Array<AsyncIterable<LogLine>>
-      try {
-        sources = await Promise.all(
-          infos.map(async (info) => {
-            const raw = await translating(`read logs of ${info.Name}`, () =>
-              untimed.getContainer(info.Id).logs({
-                stdout: true,
-                stderr: true,
-                timestamps: true,
-                tail: perReplica,
-                // The engine types `follow` as a literal per overload; both are the same call.
-                follow: follow as true,
-                abortSignal: done.signal,
-              }),
-            )
-            return readLogLines(raw as NodeJS.ReadableStream | Buffer, done.signal)
-          }),
-        )
-      } catch (error) {
-        close()
-        throw error
-      }
-      return (async function* () {
-        try {
-          if (follow) {
-            yield* mergeLines(sources)
-            return
-          }
-          // Not following: the last `tail` lines over all replicas, in time order.
-          const lines: LogLine[] = []
-          for (const source of sources) for await (const line of source) lines.push(line)
-          lines.sort((a, b) => a.at.getTime() - b.at.getTime())
-          yield* lines.slice(Math.max(0, lines.length - tail))
-        } finally {
-          close()
-        }
-      })()
+      return readReplicaLogs(
+        infos.map((info) => ({
+          name: info.Name,
+          open: ({ tail, follow, signal }) =>
+            untimed.getContainer(info.Id).logs({
+              stdout: true,
+              stderr: true,
+              timestamps: true,
+              tail,
+              // The engine types `follow` as a literal per overload; both are the same call.
+              follow: follow as true,
+              abortSignal: signal,
+            }),
+        })),
+        options,
+      )
     },
 
     async stats(deploymentId) {

@@ -48,6 +48,12 @@ export function isUnreachable(error: unknown): boolean {
   return /timeout/i.test(e?.message ?? '') && engineStatusOf(error) === undefined
 }
 
+export function isNotManager(error: unknown): boolean {
+  return /not a swarm manager|not part of a swarm|does not have a leader|rpc error: code = (Unavailable|DeadlineExceeded)/i.test(
+    engineMessageOf(error),
+  )
+}
+
 export function isImageMissing(error: unknown): boolean {
   return (
     isNotFound(error) &&
@@ -73,6 +79,17 @@ export function toProviderError(error: unknown, what: string): ProviderError {
     return new ProviderError('unavailable', `docker engine unreachable while trying to ${what}`, {
       cause: error,
     })
+  }
+  if (isNotManager(error)) {
+    // The engine answers but cannot act for the swarm (it left it, or the managers lost their
+    // quorum): the swarm is unavailable, not the deployment at fault.
+    return new ProviderError(
+      'unavailable',
+      `swarm manager unavailable while trying to ${what}: ${engineMessageOf(error)}`,
+      {
+        cause: error,
+      },
+    )
   }
   if (isImageMissing(error)) {
     return new ProviderError('permanent', `image not available: ${engineMessageOf(error)}`, {

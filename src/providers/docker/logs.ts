@@ -1,5 +1,6 @@
 import { StringDecoder } from 'node:string_decoder'
 import type { LogLine } from '../provider.ts'
+import { translating } from './errors.ts'
 
 // Container logs as the engine sends them for a container without a TTY: a sequence of frames,
 // each an 8-byte header (stream type, three zero bytes, big-endian payload length) and a payload.
@@ -101,4 +102,60 @@ export async function* mergeLines(sources: Array<AsyncIterable<LogLine>>): Async
   } finally {
     await Promise.allSettled(iterators.map((it) => it.return?.()))
   }
+}
+
+/** One replica's log, opened by the engine call that reads it (a container's, a Swarm service's). */
+export interface LogSource {
+  name: string
+  open(options: { tail: number; follow: boolean; signal: AbortSignal }): Promise<unknown>
+}
+
+/**
+ * A deployment's log over its replicas: resolves once every source has answered (an outage is
+ * then an error the caller can still answer with a status). The tail is shared out over the
+ * replicas, so what one request reads is capped whatever the replica count; not following, the
+ * last `tail` lines over all replicas in time order; following, lines as they arrive.
+ */
+export async function readReplicaLogs(
+  sources: LogSource[],
+  { tail, follow, signal }: { tail: number; follow: boolean; signal: AbortSignal },
+): Promise<AsyncIterable<LogLine>> {
+  // Our own abort as well as the caller's: a consumer that just stops iterating must still
+  // close the engine's streams.
+  const done = new AbortController()
+  const stop = () => done.abort()
+  signal.addEventListener('abort', stop, { once: true })
+  const close = () => {
+    signal.removeEventListener('abort', stop)
+    done.abort()
+  }
+  const perReplica = Math.ceil(tail / Math.max(1, sources.length))
+  let lines: Array<AsyncIterable<LogLine>>
+  try {
+    lines = await Promise.all(
+      sources.map(async (source) => {
+        const raw = await translating(`read logs of ${source.name}`, () =>
+          source.open({ tail: perReplica, follow, signal: done.signal }),
+        )
+        return readLogLines(raw as NodeJS.ReadableStream | Buffer, done.signal)
+      }),
+    )
+  } catch (error) {
+    close()
+    throw error
+  }
+  return (async function* () {
+    try {
+      if (follow) {
+        yield* mergeLines(lines)
+        return
+      }
+      const all: LogLine[] = []
+      for (const source of lines) for await (const line of source) all.push(line)
+      all.sort((a, b) => a.at.getTime() - b.at.getTime())
+      yield* all.slice(Math.max(0, all.length - tail))
+    } finally {
+      close()
+    }
+  })()
 }

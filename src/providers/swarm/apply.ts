@@ -1,0 +1,283 @@
+import type Docker from 'dockerode'
+import { abortableDelay } from '../../domain/delay.ts'
+import { isConflict, isNetworkMissing, translating } from '../docker/errors.ts'
+import { portKeyOf } from '../docker/labels.ts'
+import type { AllocatePort } from '../docker/ports.ts'
+import { authFor, type RegistryAuth } from '../docker/registry-auth.ts'
+import { volumeNameOf, volumesOf } from '../docker/volumes.ts'
+import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
+import { LABEL, SWARM_FILTER, serviceIdentityOf } from './labels.ts'
+import { ensureOwnerOverlay } from './network.ts'
+import { leastBusyNode } from './nodes.ts'
+import { ensureSecrets, removeSecrets } from './secrets.ts'
+import { type ServicePlan, type SwarmHardening, serviceSpecOf } from './service-spec.ts'
+import { currentTaskOf, readCluster, replicasOf, type SwarmService, type SwarmTask } from './tasks.ts'
+
+// Converging one deployment on the swarm: one service per replica, created when missing, updated
+// when it is older than the target's restart generation, scaled back to 1 when stopped, given a
+// new task when its last one ended or its node went down; surplus replicas' services removed.
+// Every step is keyed by the service name, which the managers keep unique, so a step repeated
+// after a crash finds its own work. Returns once every replica's task runs (or has ended).
+
+export type SwarmTarget = DeploymentTarget & { hostPorts?: Record<string, number> }
+
+export interface SwarmApplySettings {
+  hardening: SwarmHardening
+  encryptNetworks: boolean
+  /** `local` (the default) pins each replica with volumes to one node. */
+  volumeDriver: string
+  allocatePort: AllocatePort
+  registryAuths: RegistryAuth[]
+  /** How long apply waits for tasks to run before it gives up for now (transient). */
+  startTimeoutMs: number
+  pollMs: number
+}
+
+export const deploymentFilter = (deploymentId: string) => [
+  SWARM_FILTER,
+  `${LABEL.deployment}=${deploymentId}`,
+]
+
+export async function applySwarmDeployment(
+  docker: Docker,
+  settings: SwarmApplySettings,
+  target: SwarmTarget,
+  ctx: ApplyContext,
+): Promise<void> {
+  const { spec } = target
+  const volumes = volumesOf(spec) // a bad volume fails the apply before anything is created
+  if (spec.resources.gpus > 0) {
+    throw new ProviderError('permanent', 'this swarm provider offers no GPUs', {
+      eventType: 'gpu_unavailable',
+    })
+  }
+  const cluster = await translating(`read services of ${target.id}`, () =>
+    readCluster(docker, deploymentFilter(target.id)),
+  )
+  const byReplica = new Map<number, SwarmService>()
+  const surplus: SwarmService[] = []
+  for (const service of cluster.services) {
+    const replica = serviceIdentityOf(service.Spec.Labels)?.replica ?? -1
+    if (replica < 0 || replica >= spec.replicas || byReplica.has(replica)) surplus.push(service)
+    else byReplica.set(replica, service)
+  }
+  for (const service of surplus) await removeService(docker, service.ID)
+
+  const changes: Array<{ replica: number; service?: SwarmService }> = []
+  for (let replica = 0; replica < spec.replicas; replica++) {
+    const service = byReplica.get(replica)
+    if (!service) {
+      changes.push({ replica })
+      continue
+    }
+    const generation = serviceIdentityOf(service.Spec.Labels)?.restartGeneration ?? 0
+    const task = currentTaskOf(cluster.tasks.get(service.ID) ?? [])
+    const live =
+      task?.DesiredState === 'running' &&
+      !['complete', 'failed', 'rejected', 'shutdown', 'orphaned'].includes(task.Status.State) &&
+      cluster.nodes.get(task.NodeID ?? '')?.Status?.State !== 'down'
+    if (generation < target.restartGeneration || !live || replicasOf(service) === 0) {
+      changes.push({ replica, service })
+    }
+  }
+
+  if (changes.length > 0) {
+    // Each node pulls the image as it prepares its task; the stages stay in berth's order.
+    await ctx.progress('pulling')
+    ctx.signal.throwIfAborted()
+    await ctx.progress('creating')
+    let network = await ensureOwnerOverlay(docker, target.ownerId, { encrypt: settings.encryptNetworks })
+    const secrets = await ensureSecrets(docker, target)
+    const auth = authFor(spec.image, settings.registryAuths)
+    for (const change of changes) {
+      ctx.signal.throwIfAborted()
+      const plan: ServicePlan = {
+        deploymentId: target.id,
+        ownerId: target.ownerId,
+        replica: change.replica,
+        restartGeneration: target.restartGeneration,
+        spec,
+        network,
+        publishedPorts: await publishedPortsFor(
+          target,
+          change.replica,
+          change.service,
+          settings.allocatePort,
+        ),
+        secrets,
+        volumes: volumes.map((v) => ({
+          ...v,
+          source: volumeNameOf(target.id, v.name, target.volumeGeneration ?? 0),
+        })),
+        volumeDriver: settings.volumeDriver,
+        ...(await pinFor(docker, settings, volumes.length > 0, change.service, spec.placement?.nodeLabels)),
+        // Every rewrite of a service forces a new task, so "the task made from the service as it
+        // is now" (waitForTasks) is never an older one that happens to look the part.
+        forceUpdate: change.service ? (change.service.Spec.TaskTemplate?.ForceUpdate ?? 0) + 1 : 0,
+        replicas: 1,
+      }
+      try {
+        await writeService(docker, plan, settings.hardening, change.service, auth)
+      } catch (error) {
+        // The owner's last other deployment removed the network meanwhile: make it again, once.
+        if (!isNetworkMissing(error) && !/network .* not found/i.test(String(error))) throw error
+        network = await ensureOwnerOverlay(docker, target.ownerId, { encrypt: settings.encryptNetworks })
+        await writeService(docker, { ...plan, network }, settings.hardening, change.service, auth)
+      }
+    }
+    await removeSecrets(docker, target.id, { keep: secrets.map((s) => s.secretId) })
+  }
+  await ctx.progress('starting')
+  await waitForTasks(docker, target.id, spec.replicas, settings, ctx.signal)
+}
+
+async function writeService(
+  docker: Docker,
+  plan: ServicePlan,
+  hardening: SwarmHardening,
+  existing: SwarmService | undefined,
+  auth: ReturnType<typeof authFor>,
+): Promise<void> {
+  const spec = serviceSpecOf(plan, hardening)
+  const name = spec.Name
+  await translating(`${existing ? 'update' : 'create'} service ${name}`, async () => {
+    // Credentials go with the request (X-Registry-Auth) so the nodes that pull can use them;
+    // dockerode sends no header for an undefined one.
+    const credentials = auth as Docker.AuthConfig
+    if (existing) {
+      // dockerode's typings lack its (auth, options) form of update.
+      const service = docker.getService(existing.ID) as unknown as {
+        update(auth: Docker.AuthConfig, options: object): Promise<unknown>
+      }
+      await service.update(credentials, { version: existing.Version.Index, ...spec })
+      return
+    }
+    try {
+      await docker.createService(credentials, spec as unknown as Docker.CreateServiceOptions)
+    } catch (error) {
+      // Created by a concurrent step: the next apply finds it and converges it.
+      if (!isConflict(error)) throw error
+      const found = (await docker.getService(name).inspect()) as SwarmService
+      if (serviceIdentityOf(found.Spec.Labels)?.deploymentId !== plan.deploymentId) {
+        throw new ProviderError('permanent', `a service named ${name} exists and is not berth's`, {
+          eventType: 'name_conflict',
+        })
+      }
+    }
+  })
+}
+
+async function publishedPortsFor(
+  target: SwarmTarget,
+  replica: number,
+  existing: SwarmService | undefined,
+  allocate: AllocatePort,
+): Promise<Record<string, number>> {
+  const previous = new Map(
+    (existing?.Spec.EndpointSpec?.Ports ?? []).map((p) => [
+      portKeyOf(replica, p.TargetPort ?? 0, p.Protocol === 'udp' ? 'udp' : 'tcp'),
+      p.PublishedPort,
+    ]),
+  )
+  const out: Record<string, number> = {}
+  for (const port of target.spec.ports ?? []) {
+    const key = portKeyOf(replica, port.containerPort, port.protocol)
+    out[key] =
+      target.hostPorts?.[key] ??
+      previous.get(key) ??
+      (await allocate({
+        deploymentId: target.id,
+        replica,
+        containerPort: port.containerPort,
+        protocol: port.protocol,
+      }))
+  }
+  return out
+}
+
+/**
+ * A replica with volumes on the `local` driver keeps its data on one node: it is pinned there (a
+ * placement constraint) from its first task on, so a restart never starts it empty elsewhere.
+ */
+async function pinFor(
+  docker: Docker,
+  settings: SwarmApplySettings,
+  hasVolumes: boolean,
+  existing: SwarmService | undefined,
+  nodeLabels: Record<string, string> | undefined,
+): Promise<{ pinnedNode?: string }> {
+  if (!hasVolumes || settings.volumeDriver !== 'local') return {}
+  const pinned = existing?.Spec.TaskTemplate?.Placement?.Constraints?.find((c) => c.startsWith('node.id=='))
+  if (pinned) return { pinnedNode: pinned.slice('node.id=='.length) }
+  const node = await leastBusyNode(docker, nodeLabels ?? {})
+  return node ? { pinnedNode: node } : {}
+}
+
+export async function removeService(docker: Docker, id: string): Promise<void> {
+  await translating(`remove service ${id}`, async () => {
+    try {
+      await docker.getService(id).remove()
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error
+    }
+  })
+}
+
+/**
+ * Waits until every replica's current task runs, or has ended on its own (the observation then
+ * shows it exited, and the restart ladder takes over). A node that refused the task (an image it
+ * cannot pull) fails the apply; a task no node can take yet keeps it waiting, up to the timeout.
+ */
+export async function waitForTasks(
+  docker: Docker,
+  deploymentId: string,
+  replicas: number,
+  settings: Pick<SwarmApplySettings, 'startTimeoutMs' | 'pollMs'>,
+  signal: AbortSignal,
+): Promise<void> {
+  const deadline = Date.now() + settings.startTimeoutMs
+  let waitingFor = ''
+  for (;;) {
+    const cluster = await translating(`read tasks of ${deploymentId}`, () =>
+      readCluster(docker, deploymentFilter(deploymentId)),
+    )
+    const settled = cluster.services.filter((service) => {
+      if (replicasOf(service) === 0) return true
+      const task = currentTaskOf(cluster.tasks.get(service.ID) ?? [])
+      // Only a task made from the service as it is now counts: right after an update the old
+      // one can still look current for a moment.
+      const forced = service.Spec.TaskTemplate?.ForceUpdate ?? 0
+      if (!task || (task.Spec?.ForceUpdate ?? 0) !== forced) {
+        waitingFor = `${service.Spec.Name}: no task yet`
+        return false
+      }
+      if (task.Status.State === 'rejected') throw rejection(task)
+      if (task.Status.State === 'running' && task.DesiredState === 'running') return true
+      if (task.Status.State === 'complete' || task.Status.State === 'failed') return true
+      waitingFor = `${service.Spec.Name}: ${task.Status.State}${task.Status.Err ? ` (${task.Status.Err})` : ''}`
+      return false
+    })
+    if (settled.length >= replicas) return
+    if (Date.now() > deadline) {
+      throw new ProviderError(
+        'transient',
+        `tasks not running after ${settings.startTimeoutMs / 1000}s: ${waitingFor}`,
+      )
+    }
+    await abortableDelay(settings.pollMs, signal)
+  }
+}
+
+function rejection(task: SwarmTask): ProviderError {
+  const reason = task.Status.Err ?? 'the node refused the task'
+  const pull = /no such image|pull access denied|manifest unknown|not found|repository does not exist/i.test(
+    reason,
+  )
+  return new ProviderError(
+    'permanent',
+    pull ? `image not available: ${reason}` : `task rejected: ${reason}`,
+    {
+      eventType: pull ? 'image_pull_failed' : 'task_rejected',
+    },
+  )
+}

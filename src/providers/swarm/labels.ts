@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto'
+import { LABEL, networkNameOf } from '../docker/labels.ts'
+
+// What berth writes on the Swarm services, networks, secrets and volumes it owns. The label keys
+// are the docker provider's; the `berth.managed` value is `swarm`, so a docker provider on the
+// same engine (a one-node swarm is also a plain engine) never takes a Swarm task's container for
+// one of its own, and the other way round.
+
+export { LABEL }
+
+export const SWARM_MANAGED = 'swarm'
+export const SWARM_FILTER = `${LABEL.managed}=${SWARM_MANAGED}`
+/** Which spec env variable a secret holds. */
+export const SECRET_ENV_LABEL = 'berth.env'
+/** A digest of the value (salted with the deployment and variable), to tell a changed value. */
+export const SECRET_DIGEST_LABEL = 'berth.value-digest'
+
+/** One service per replica: `berth-<deployment>-<replica>`. */
+export function serviceNameOf(deploymentId: string, replica: number): string {
+  return `berth-${deploymentId}-${replica}`
+}
+
+/** One attachable overlay network per owner; the full owner id is in its label. */
+export function overlayNameOf(ownerId: string): string {
+  return `berth-swarm-${networkNameOf(ownerId).slice('berth-'.length)}`
+}
+
+/**
+ * Swarm secrets cannot change, and their values cannot be read back: a new value is a new secret.
+ * The name carries a digest of the value, salted with the deployment and the variable's name, so
+ * an unchanged value keeps its secret (and the service is not updated for nothing). Anyone who
+ * can read secret names on the managers can also run a task that mounts the secret, so the
+ * digest gives nothing away that the manager API does not already.
+ */
+export function secretNameOf(deploymentId: string, envName: string, value: string): string {
+  return `berth-${deploymentId}-${secretDigestOf(deploymentId, envName, value).slice(0, 16)}`
+}
+
+export function secretDigestOf(deploymentId: string, envName: string, value: string): string {
+  return createHash('sha256').update(`${deploymentId}\0${envName}\0${value}`).digest('hex')
+}
+
+export interface ServiceIdentity {
+  deploymentId: string
+  ownerId: string
+  replica: number
+  restartGeneration: number
+}
+
+/** The berth identity of a labelled service, or null when its labels are not berth's. */
+export function serviceIdentityOf(labels: Record<string, string> | undefined): ServiceIdentity | null {
+  if (labels?.[LABEL.managed] !== SWARM_MANAGED) return null
+  const deploymentId = labels[LABEL.deployment]
+  const ownerId = labels[LABEL.owner]
+  const replica = Number(labels[LABEL.replica])
+  const restartGeneration = Number(labels[LABEL.restartGeneration] ?? 0)
+  if (!deploymentId || !ownerId || !Number.isInteger(replica) || replica < 0) return null
+  return {
+    deploymentId,
+    ownerId,
+    replica,
+    restartGeneration: Number.isInteger(restartGeneration) ? restartGeneration : 0,
+  }
+}

@@ -1,0 +1,47 @@
+import type Docker from 'dockerode'
+import type { ResourceDemand } from '../../domain/resources.ts'
+import { SWARM_FILTER } from './labels.ts'
+import type { SwarmNode, SwarmTask } from './tasks.ts'
+
+// The swarm's nodes, for what berth decides itself: where a replica with local volumes is pinned,
+// and how much the cluster can run (capacity admission).
+
+const usable = (node: SwarmNode) => node.Status?.State === 'ready' && node.Spec?.Availability === 'active'
+
+/** The usable node with these labels that runs the fewest of berth's tasks, or null. */
+export async function leastBusyNode(
+  docker: Docker,
+  nodeLabels: Record<string, string>,
+): Promise<string | null> {
+  const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(
+    (node) => usable(node) && Object.entries(nodeLabels).every(([k, v]) => node.Spec?.Labels?.[k] === v),
+  )
+  if (nodes.length === 0) return null
+  const services = await docker.listServices({ filters: { label: [SWARM_FILTER] } })
+  const tasks =
+    services.length === 0
+      ? []
+      : ((await docker.listTasks({
+          filters: { service: services.map((s) => s.ID!), 'desired-state': ['running'] },
+        })) as unknown as SwarmTask[])
+  const load = new Map<string, number>()
+  for (const task of tasks) if (task.NodeID) load.set(task.NodeID, (load.get(task.NodeID) ?? 0) + 1)
+  nodes.sort((a, b) => (load.get(a.ID) ?? 0) - (load.get(b.ID) ?? 0) || a.ID.localeCompare(b.ID))
+  return nodes[0]!.ID
+}
+
+/** The usable nodes' CPUs and memory together, times the overcommit. */
+export async function clusterSize(docker: Docker, overcommit: number): Promise<ResourceDemand | null> {
+  const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(usable)
+  let nanoCpus = 0
+  let memoryBytes = 0
+  for (const node of nodes) {
+    nanoCpus += node.Description?.Resources?.NanoCPUs ?? 0
+    memoryBytes += node.Description?.Resources?.MemoryBytes ?? 0
+  }
+  if (nanoCpus === 0 || memoryBytes === 0) return null
+  return {
+    milliCpus: Math.floor((nanoCpus / 1e6) * overcommit),
+    memoryMb: Math.floor((memoryBytes / 2 ** 20) * overcommit),
+  }
+}

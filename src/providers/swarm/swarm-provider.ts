@@ -1,0 +1,331 @@
+import type Docker from 'dockerode'
+import { abortableDelay } from '../../domain/delay.ts'
+import { connectDocker, type EngineAddress } from '../docker/connection.ts'
+import { isNotFound, toProviderError, translating } from '../docker/errors.ts'
+import { createImagePolicy } from '../docker/image-policy.ts'
+import { LABEL } from '../docker/labels.ts'
+import { readReplicaLogs } from '../docker/logs.ts'
+import type { AllocatePort } from '../docker/ports.ts'
+import type { RegistryAuth } from '../docker/registry-auth.ts'
+import { type EngineStats, sumUsage, usageOf } from '../docker/stats.ts'
+import { type Provider, ProviderError } from '../provider.ts'
+import {
+  applySwarmDeployment,
+  deploymentFilter,
+  removeService,
+  type SwarmApplySettings,
+  waitForTasks,
+} from './apply.ts'
+import { SWARM_FILTER, serviceIdentityOf } from './labels.ts'
+import { removeOwnerOverlayIfUnused, removeUnusedOverlays } from './network.ts'
+import { clusterSize } from './nodes.ts'
+import { removeSecrets } from './secrets.ts'
+import type { PublishMode } from './service-spec.ts'
+import {
+  instanceOfService,
+  nodeAddressOf,
+  observedOfInstances,
+  readCluster,
+  type SwarmNode,
+  type SwarmService,
+} from './tasks.ts'
+
+// The `swarm` provider: a Docker Swarm cluster through a manager's engine API (never the CLI).
+// A deployment is one service per replica (service-spec.ts says why), on its owner's overlay
+// network (network.ts), with its secret env values as Swarm secrets (secrets.ts).
+
+export interface SwarmProviderOptions {
+  /** A manager's engine; defaults to the local unix socket. */
+  engine?: EngineAddress
+  name?: string
+  pidsLimit?: number
+  stopGraceSeconds?: number
+  readOnlyRootfs?: boolean
+  /** `host` (default): ports published on the node that runs the task; `ingress`: on every node. */
+  publishMode?: PublishMode
+  encryptNetworks?: boolean
+  /** Volume driver; `local` (default) pins replicas with volumes to their node. */
+  volumeDriver?: string
+  /** Host in endpoint URLs; default: the address of the node that answers (host mode), or of the manager (ingress). */
+  publicHost?: string
+  allocatePort: AllocatePort
+  releasePorts?: (deploymentId: string) => Promise<void>
+  registryAuths?: RegistryAuth[]
+  allowedRegistries?: string[]
+  deniedRegistries?: string[]
+  resolveRegistry?: (host: string) => Promise<string[]>
+  volumeRetention?: 'delete' | 'keep'
+  overcommit?: number
+  /** How long apply, restart and stop wait for tasks. Default 300 s. */
+  startTimeoutSeconds?: number
+  /** How often they look. Default 250 ms. */
+  pollMs?: number
+}
+
+/** Task states in which a task still holds its node's resources. */
+const ACTIVE = ['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']
+
+export function createSwarmProvider(options: SwarmProviderOptions): Provider {
+  const docker = connectDocker(options.engine)
+  const untimed = connectDocker({ ...options.engine, timeoutMs: 0 })
+  const grace = options.stopGraceSeconds ?? 10
+  const publishMode = options.publishMode ?? 'host'
+  const settings: SwarmApplySettings = {
+    hardening: {
+      pidsLimit: options.pidsLimit ?? 256,
+      readOnlyRootfs: options.readOnlyRootfs ?? false,
+      stopGraceSeconds: grace,
+      publishMode,
+      logMaxSize: '10m',
+      logMaxFiles: 3,
+    },
+    encryptNetworks: options.encryptNetworks ?? false,
+    volumeDriver: options.volumeDriver ?? 'local',
+    allocatePort: options.allocatePort,
+    registryAuths: options.registryAuths ?? [],
+    startTimeoutMs: (options.startTimeoutSeconds ?? 300) * 1000,
+    pollMs: options.pollMs ?? 250,
+  }
+  const images = createImagePolicy({
+    allowedRegistries: options.allowedRegistries ?? [],
+    deniedRegistries: options.deniedRegistries ?? [],
+    registryAuths: options.registryAuths ?? [],
+    ...(options.resolveRegistry ? { resolve: options.resolveRegistry } : {}),
+  })
+
+  /** Where users and probes reach a task's ports: the node that runs it, or (ingress) any node. */
+  let managerAddress: string | undefined
+  const endpointHostOf = (nodes: Map<string, SwarmNode>) => {
+    if (publishMode === 'host')
+      return (node: SwarmNode | undefined) => options.publicHost ?? nodeAddressOf(node)
+    managerAddress ??= [...nodes.values()].map(nodeAddressOf).find((a) => a !== undefined)
+    return () => options.publicHost ?? managerAddress
+  }
+
+  async function observe(deploymentId: string) {
+    const cluster = await translating(`read services of ${deploymentId}`, () =>
+      readCluster(docker, deploymentFilter(deploymentId)),
+    )
+    const hostOf = endpointHostOf(cluster.nodes)
+    const instances = cluster.services
+      .map((s) => instanceOfService(s, cluster.tasks.get(s.ID) ?? [], cluster.nodes, hostOf))
+      .filter((i) => i !== null)
+    if (instances.length === 0 && cluster.services.length > 0) {
+      // Services whose tasks are all gone (their node went down): there, with nothing running.
+      return { deploymentId, instances: [], endpoints: [] }
+    }
+    return observedOfInstances(deploymentId, instances)
+  }
+
+  async function servicesOf(deploymentId: string): Promise<SwarmService[]> {
+    return (await translating(`list services of ${deploymentId}`, () =>
+      docker.listServices({ filters: { label: deploymentFilter(deploymentId) } }),
+    )) as unknown as SwarmService[]
+  }
+
+  /** Rewrites each of the deployment's services with `change`, at its current version. */
+  async function updateEach(
+    deploymentId: string,
+    what: string,
+    change: (spec: SwarmService['Spec']) => object,
+  ) {
+    for (const service of await servicesOf(deploymentId)) {
+      await translating(`${what} service ${service.Spec.Name}`, async () => {
+        try {
+          await docker
+            .getService(service.ID)
+            .update({ version: service.Version.Index, ...change(service.Spec) })
+        } catch (error) {
+          if (!isNotFound(error)) throw error
+        }
+      })
+    }
+  }
+
+  /**
+   * Waits until none of the deployment's tasks runs any more (bounded by the stop grace), and
+   * none of its containers is left on the manager's own node (whose volumes and network berth
+   * removes next). Tasks of a removed service are not listed at all: the managers answer 404.
+   */
+  async function waitUntilStopped(deploymentId: string, serviceIds: string[]): Promise<void> {
+    const deadline = Date.now() + (grace + 30) * 1000
+    const busy = async () => {
+      const tasks = await docker.listTasks({ filters: { service: serviceIds } }).catch((error: unknown) => {
+        if (isNotFound(error)) return []
+        throw error
+      })
+      if (tasks.some((t) => ACTIVE.includes((t as { Status?: { State?: string } }).Status?.State ?? '')))
+        return true
+      const local = await docker.listContainers({
+        all: true,
+        filters: { label: deploymentFilter(deploymentId) },
+      })
+      return local.some((c) => c.State === 'running' || c.State === 'created' || c.State === 'removing')
+    }
+    while (serviceIds.length > 0 && (await translating(`read tasks of ${deploymentId}`, busy))) {
+      if (Date.now() > deadline) {
+        throw new ProviderError(
+          'transient',
+          `tasks of ${deploymentId} still running ${grace + 30}s after the stop`,
+        )
+      }
+      await abortableDelay(settings.pollMs)
+    }
+  }
+
+  /** Removes the services, waits for their tasks to end, then what they used. */
+  async function removeServices(deploymentId: string): Promise<void> {
+    const services = await servicesOf(deploymentId)
+    for (const service of services) await removeService(docker, service.ID)
+    await waitUntilStopped(
+      deploymentId,
+      services.map((s) => s.ID),
+    )
+    await removeSecrets(docker, deploymentId)
+    const owners = new Set(services.map((s) => s.Spec.Labels?.[LABEL.owner]).filter((o) => o !== undefined))
+    for (const owner of owners) await removeOwnerOverlayIfUnused(docker, owner)
+  }
+
+  return {
+    name: options.name ?? 'swarm',
+    capabilities: { gpu: false, volumes: true, replicas: true },
+
+    async ping() {
+      try {
+        // Only a manager answers this: a node that left the swarm or lost its quorum does not.
+        await docker.swarmInspect()
+        return true
+      } catch {
+        return false
+      }
+    },
+
+    checkImage: (image, requester) => images.check(image, requester),
+
+    capacity: async () => {
+      try {
+        return await clusterSize(docker, options.overcommit ?? 1)
+      } catch {
+        return null
+      }
+    },
+
+    async apply(target, ctx) {
+      await applySwarmDeployment(docker, settings, target, ctx)
+      return (await observe(target.id)) ?? { deploymentId: target.id, instances: [], endpoints: [] }
+    },
+
+    observe,
+
+    async stop(deploymentId) {
+      // Scaled to nothing: the service (its ports, secrets, pinned node) stays for a later start.
+      await updateEach(deploymentId, 'stop', (spec) => ({ ...spec, Mode: { Replicated: { Replicas: 0 } } }))
+      await waitUntilStopped(
+        deploymentId,
+        (await servicesOf(deploymentId)).map((s) => s.ID),
+      )
+    },
+
+    async restart(deploymentId) {
+      // A forced update replaces each replica's task; a stopped one is scaled back up as well.
+      const services = await servicesOf(deploymentId)
+      await updateEach(deploymentId, 'restart', (spec) => ({
+        ...spec,
+        Mode: { Replicated: { Replicas: 1 } },
+        TaskTemplate: { ...spec.TaskTemplate, ForceUpdate: (spec.TaskTemplate?.ForceUpdate ?? 0) + 1 },
+      }))
+      await waitForTasks(docker, deploymentId, services.length, settings, new AbortController().signal)
+    },
+
+    async remove(deploymentId) {
+      await removeServices(deploymentId)
+      // Volumes go only after the tasks: a failure above is retried with them intact. With the
+      // local driver the managers' API reaches only the volumes on the manager's own node (README).
+      if (options.volumeRetention !== 'keep') await removeLocalVolumes(docker, deploymentId)
+      await options.releasePorts?.(deploymentId)
+    },
+
+    async release(deploymentId) {
+      await removeServices(deploymentId)
+      await options.releasePorts?.(deploymentId)
+    },
+
+    async logs(deploymentId, logOptions) {
+      const services = await servicesOf(deploymentId)
+      return readReplicaLogs(
+        services.map((service) => ({
+          name: service.Spec.Name,
+          open: ({ tail, follow, signal }) =>
+            untimed.getService(service.ID).logs({
+              stdout: true,
+              stderr: true,
+              timestamps: true,
+              tail,
+              follow: follow as true,
+              abortSignal: signal,
+            } as Parameters<Docker.Service['logs']>[0]),
+        })),
+        logOptions,
+      )
+    },
+
+    async stats(deploymentId) {
+      // Per task where the engine offers it: a manager's API gives stats only of containers on
+      // its own node, so tasks elsewhere are not counted (README).
+      const cluster = await translating(`read tasks of ${deploymentId}`, () =>
+        readCluster(docker, deploymentFilter(deploymentId)),
+      )
+      const samples = []
+      for (const tasks of cluster.tasks.values()) {
+        for (const task of tasks) {
+          const container = task.Status.ContainerStatus?.ContainerID
+          if (task.Status.State !== 'running' || !container) continue
+          try {
+            samples.push(
+              usageOf((await docker.getContainer(container).stats({ stream: false })) as EngineStats),
+            )
+          } catch (error) {
+            if (!isNotFound(error)) throw toProviderError(error, `read stats of task ${task.ID}`)
+          }
+        }
+      }
+      return sumUsage(samples)
+    },
+
+    sweepUnused: () => removeUnusedOverlays(docker, 60_000),
+
+    async list() {
+      const services = (await translating('list services', () =>
+        docker.listServices({ filters: { label: [SWARM_FILTER] } }),
+      )) as unknown as SwarmService[]
+      return services.flatMap((service) => {
+        const identity = serviceIdentityOf(service.Spec.Labels)
+        if (!identity) return []
+        const stopped = service.Spec.Mode?.Replicated?.Replicas === 0
+        return [
+          {
+            instanceId: service.ID,
+            deploymentId: identity.deploymentId,
+            ownerId: identity.ownerId,
+            replica: identity.replica,
+            state: stopped ? ('stopped' as const) : ('running' as const),
+            health: 'unknown' as const,
+          },
+        ]
+      })
+    },
+  }
+}
+
+async function removeLocalVolumes(docker: Docker, deploymentId: string): Promise<void> {
+  const listed = await translating('list volumes', () =>
+    docker.listVolumes({ filters: { label: deploymentFilter(deploymentId) } }),
+  )
+  for (const volume of listed.Volumes ?? []) {
+    try {
+      await docker.getVolume(volume.Name).remove()
+    } catch (error) {
+      if (!isNotFound(error)) throw toProviderError(error, `remove volume ${volume.Name}`)
+    }
+  }
+}
