@@ -58,6 +58,7 @@ async function rawRun(network: string): Promise<number> {
       volumeDriver: 'local',
       forceUpdate: 0,
       replicas: 1,
+      constraints: [],
     },
     {
       pidsLimit: 256,

@@ -90,6 +90,7 @@ export async function swarmProviderOf(
     logger.info({ engine: host ?? 'unix:///var/run/docker.sock', manager }, 'swarm manager probed')
     if (!manager) return null
   }
+  await warnOfOldManager(host, logger)
   const ports = createPortAllocator(database, {
     rangeStart: portRangeStart,
     rangeEnd: portRangeEnd,
@@ -100,9 +101,30 @@ export async function swarmProviderOf(
     ...options,
     engine: host ? { host } : {},
     allocatePort: ports.allocate,
+    blockPort: ports.block,
     releasePorts: ports.release,
     registryAuths: registryAuthsOf(config),
     allowedRegistries: config.providers.docker.allowedRegistries,
     deniedRegistries: config.providers.docker.deniedRegistries,
   })
+}
+
+/**
+ * Managers before engine API 1.46 drop a service's no-new-privileges: tasks then run without it
+ * unless every node's daemon sets it. Said once at start, where the operator reads it.
+ */
+async function warnOfOldManager(host: string | undefined, logger: Logger): Promise<void> {
+  const version = await connectDocker({ ...(host ? { host } : {}), timeoutMs: 2000 })
+    .version()
+    .then(
+      (v) => v.ApiVersion,
+      () => undefined,
+    )
+  const [major = 0, minor = 0] = (version ?? '').split('.').map(Number)
+  if (version && (major < 1 || (major === 1 && minor < 46))) {
+    logger.warn(
+      { apiVersion: version },
+      'this swarm manager ignores no-new-privileges for services (API before 1.46): set "no-new-privileges": true in every node\'s daemon.json',
+    )
+  }
 }

@@ -242,15 +242,28 @@ export const configSchema = z
               .string()
               .regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$/, 'must be a volume driver name')
               .default('local'),
-            /** Host in endpoint URLs; default: the node that answers (host mode) or a manager (ingress). */
+            /** Host in `ingress` endpoint URLs (a load balancer, a name for the nodes); default: a manager. */
             publicHost: z.string().min(1).optional(),
+            /**
+             * Constraints every task gets, which no spec can lift: `node.role==worker` keeps
+             * tenants off the managers (which hold every secret); `node.labels.pool==tenants`.
+             */
+            constraints: commaList(
+              z
+                .string()
+                .regex(
+                  /^(node\.(id|hostname|role|platform\.os|platform\.arch)|(node|engine)\.labels\.[A-Za-z0-9._/-]+) ?(==|!=) ?[A-Za-z0-9._:/-]+$/,
+                  'must be a Swarm constraint such as node.role==worker or node.labels.pool==tenants',
+                ),
+              { max: 32 },
+            ).default([]),
             pidsLimit: int(8, 1_000_000).default(256),
             stopGraceSeconds: int(0, 3600).default(10),
             readOnlyRootfs: bool.default(false),
             /** Starts are admitted while deployments ask for at most the nodes' CPUs and memory times this. */
             overcommit: z.coerce.number().min(0.1).max(100).default(1),
             /** How long a deploy waits for its tasks to run before it retries later. */
-            startTimeoutSeconds: int(5, 3600).default(300),
+            startTimeoutSeconds: int(5, 3600).default(120),
             volumeRetention: z.enum(['delete', 'keep']).default('delete'),
             /** Published ports come from this range (apart from the docker provider's). */
             portRangeStart: int(1, 65535).default(29001),

@@ -56,7 +56,10 @@ export async function executeStep(
   const cancel = watchForCancel(row, deps)
   try {
     if (!deps.provider) {
-      throw new ProviderError('permanent', `provider "${row.provider}" is not configured`)
+      // Unavailable, not failed: a provider missing at start (an engine slow to answer its probe,
+      // a config being changed) must not fail and roll back what runs there. The deployment
+      // waits, retried with backoff, until a server that offers the provider takes it.
+      throw new ProviderError('unavailable', `provider "${row.provider}" is not configured on this server`)
     }
     const provider = deps.provider
     const settings = {

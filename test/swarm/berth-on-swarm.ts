@@ -26,7 +26,8 @@ export function berthOnSwarmTests(): void {
       server = await startBerth({
         env: {
           BERTH_PROVIDERS__DEFAULT: 'swarm',
-          BERTH_PROVIDERS__SWARM__ENABLED: 'true',
+          // auto: offered because the engine answers as a swarm manager.
+          BERTH_PROVIDERS__SWARM__ENABLED: 'auto',
           BERTH_PROVIDERS__SWARM__HOST: `unix://${world.socketPath}`,
           BERTH_PROVIDERS__SWARM__STOP_GRACE_SECONDS: '2',
           // The test image comes from the registry on loopback, a private address.
@@ -39,6 +40,11 @@ export function berthOnSwarmTests(): void {
       ;({ token } = await signIn(server.url))
     })
     after(() => server?.stop())
+
+    it('offers the swarm provider on its own when the engine is a swarm manager', async () => {
+      const health = await api(server.url).get<{ providers: Record<string, string> }>('/health')
+      assert.equal(health.body.providers.swarm, 'up')
+    })
 
     it('deploys, restarts what was killed behind its back, and deletes', async () => {
       const client = api(server.url, token)

@@ -75,7 +75,13 @@ export async function tearDownSwarmWorld(): Promise<void> {
   const ids = services.map((s) => s.ID!)
   await waitFor(
     "the removed services' tasks to end",
-    async () => ids.length === 0 || (await docker.listTasks({ filters: { service: ids } })).length === 0,
+    async () =>
+      ids.length === 0 ||
+      // Once the services are gone the managers answer 404 for their tasks.
+      (await docker.listTasks({ filters: { service: ids } }).then(
+        (tasks) => tasks.length === 0,
+        (error: { statusCode?: number }) => error.statusCode === 404,
+      )),
     60_000,
     200,
   ).catch(() => {})

@@ -65,7 +65,13 @@ export function isImageMissing(error: unknown): boolean {
 
 /** A create that names a network removed meanwhile (by the last deployment of its owner). */
 export function isNetworkMissing(error: unknown): boolean {
-  return isNotFound(error) && /network .*not found/i.test(engineMessageOf(error))
+  const message = engineMessageOf(error)
+  // An engine in swarm mode looks networks up through the swarm and answers 500 with the
+  // lookup's NotFound inside.
+  return (
+    (isNotFound(error) && /network .*not found/i.test(message)) ||
+    /could not attach to network .*not ?found/i.test(message)
+  )
 }
 
 export function isPortTaken(error: unknown): boolean {

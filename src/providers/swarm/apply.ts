@@ -2,13 +2,13 @@ import type Docker from 'dockerode'
 import { abortableDelay } from '../../domain/delay.ts'
 import { isConflict, isNetworkMissing, translating } from '../docker/errors.ts'
 import { portKeyOf } from '../docker/labels.ts'
-import type { AllocatePort } from '../docker/ports.ts'
+import type { AllocatePort, BlockPort } from '../docker/ports.ts'
 import { authFor, type RegistryAuth } from '../docker/registry-auth.ts'
 import { volumeNameOf, volumesOf } from '../docker/volumes.ts'
 import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
 import { LABEL, SWARM_FILTER, serviceIdentityOf } from './labels.ts'
 import { ensureOwnerOverlay } from './network.ts'
-import { leastBusyNode } from './nodes.ts'
+import { leastBusyNode, spreadValueOf } from './nodes.ts'
 import { ensureSecrets, removeSecrets } from './secrets.ts'
 import { type ServicePlan, type SwarmHardening, serviceSpecOf } from './service-spec.ts'
 import { currentTaskOf, readCluster, replicasOf, type SwarmService, type SwarmTask } from './tasks.ts'
@@ -27,6 +27,9 @@ export interface SwarmApplySettings {
   /** `local` (the default) pins each replica with volumes to one node. */
   volumeDriver: string
   allocatePort: AllocatePort
+  blockPort?: BlockPort
+  /** The operator's constraints, added to every task's. */
+  constraints: string[]
   registryAuths: RegistryAuth[]
   /** How long apply waits for tasks to run before it gives up for now (transient). */
   startTimeoutMs: number
@@ -72,9 +75,11 @@ export async function applySwarmDeployment(
     }
     const generation = serviceIdentityOf(service.Spec.Labels)?.restartGeneration ?? 0
     const task = currentTaskOf(cluster.tasks.get(service.ID) ?? [])
+    // A pending task (no node fits it) is rewritten too: its constraints are worked out afresh
+    // (a spread value, a pin) against the nodes as they are now.
     const live =
       task?.DesiredState === 'running' &&
-      !['complete', 'failed', 'rejected', 'shutdown', 'orphaned'].includes(task.Status.State) &&
+      !['pending', 'complete', 'failed', 'rejected', 'shutdown', 'orphaned'].includes(task.Status.State) &&
       cluster.nodes.get(task.NodeID ?? '')?.Status?.State !== 'down'
     if (generation < target.restartGeneration || !live || replicasOf(service) === 0) {
       changes.push({ replica, service })
@@ -111,6 +116,8 @@ export async function applySwarmDeployment(
         })),
         volumeDriver: settings.volumeDriver,
         ...(await pinFor(docker, settings, volumes.length > 0, change.service, spec.placement?.nodeLabels)),
+        constraints: settings.constraints,
+        ...(await spreadFor(docker, spec.placement?.spread, change.replica)),
         // Every rewrite of a service forces a new task, so "the task made from the service as it
         // is now" (waitForTasks) is never an older one that happens to look the part.
         forceUpdate: change.service ? (change.service.Spec.TaskTemplate?.ForceUpdate ?? 0) + 1 : 0,
@@ -145,11 +152,7 @@ async function writeService(
     // dockerode sends no header for an undefined one.
     const credentials = auth as Docker.AuthConfig
     if (existing) {
-      // dockerode's typings lack its (auth, options) form of update.
-      const service = docker.getService(existing.ID) as unknown as {
-        update(auth: Docker.AuthConfig, options: object): Promise<unknown>
-      }
-      await service.update(credentials, { version: existing.Version.Index, ...spec })
+      await updateService(docker, existing, spec, credentials)
       return
     }
     try {
@@ -195,6 +198,16 @@ async function publishedPortsFor(
   return out
 }
 
+async function spreadFor(
+  docker: Docker,
+  key: string | undefined,
+  replica: number,
+): Promise<{ spreadValue?: string }> {
+  if (!key) return {}
+  // No node has the label: a value no node has, so the replica waits instead of running unspread.
+  return { spreadValue: (await spreadValueOf(docker, key, replica)) ?? 'none' }
+}
+
 /**
  * A replica with volumes on the `local` driver keeps its data on one node: it is pinned there (a
  * placement constraint) from its first task on, so a restart never starts it empty elsewhere.
@@ -211,6 +224,24 @@ async function pinFor(
   if (pinned) return { pinnedNode: pinned.slice('node.id=='.length) }
   const node = await leastBusyNode(docker, nodeLabels ?? {})
   return node ? { pinnedNode: node } : {}
+}
+
+/**
+ * Rewrites a service at the version it was read at. The version goes in the query and the spec in
+ * the body, each explicitly: given one object, the engine client would also put every field of
+ * the spec (env values included) into the URL.
+ */
+export async function updateService(
+  docker: Docker,
+  service: Pick<SwarmService, 'ID' | 'Version'>,
+  spec: object,
+  auth?: Docker.AuthConfig,
+): Promise<void> {
+  // dockerode's typings lack its (auth, options) form of update; an undefined auth sends no header.
+  const handle = docker.getService(service.ID) as unknown as {
+    update(auth: Docker.AuthConfig | undefined, options: object): Promise<unknown>
+  }
+  await handle.update(auth, { _query: { version: service.Version.Index }, _body: spec })
 }
 
 export async function removeService(docker: Docker, id: string): Promise<void> {
@@ -232,7 +263,7 @@ export async function waitForTasks(
   docker: Docker,
   deploymentId: string,
   replicas: number,
-  settings: Pick<SwarmApplySettings, 'startTimeoutMs' | 'pollMs'>,
+  settings: Pick<SwarmApplySettings, 'startTimeoutMs' | 'pollMs' | 'blockPort'>,
   signal: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + settings.startTimeoutMs
@@ -241,23 +272,14 @@ export async function waitForTasks(
     const cluster = await translating(`read tasks of ${deploymentId}`, () =>
       readCluster(docker, deploymentFilter(deploymentId)),
     )
-    const settled = cluster.services.filter((service) => {
-      if (replicasOf(service) === 0) return true
-      const task = currentTaskOf(cluster.tasks.get(service.ID) ?? [])
-      // Only a task made from the service as it is now counts: right after an update the old
-      // one can still look current for a moment.
-      const forced = service.Spec.TaskTemplate?.ForceUpdate ?? 0
-      if (!task || (task.Spec?.ForceUpdate ?? 0) !== forced) {
-        waitingFor = `${service.Spec.Name}: no task yet`
-        return false
-      }
-      if (task.Status.State === 'rejected') throw rejection(task)
-      if (task.Status.State === 'running' && task.DesiredState === 'running') return true
-      if (task.Status.State === 'complete' || task.Status.State === 'failed') return true
-      waitingFor = `${service.Spec.Name}: ${task.Status.State}${task.Status.Err ? ` (${task.Status.Err})` : ''}`
-      return false
-    })
-    if (settled.length >= replicas) return
+    let settled = 0
+    for (const service of cluster.services) {
+      const state = settledState(service, currentTaskOf(cluster.tasks.get(service.ID) ?? []))
+      if (state === 'settled') settled++
+      else if (state === 'rejected') throw await rejection(docker, service, cluster.tasks, settings.blockPort)
+      else waitingFor = state
+    }
+    if (settled >= replicas) return
     if (Date.now() > deadline) {
       throw new ProviderError(
         'transient',
@@ -268,16 +290,47 @@ export async function waitForTasks(
   }
 }
 
-function rejection(task: SwarmTask): ProviderError {
-  const reason = task.Status.Err ?? 'the node refused the task'
-  const pull = /no such image|pull access denied|manifest unknown|not found|repository does not exist/i.test(
-    reason,
-  )
-  return new ProviderError(
-    'permanent',
-    pull ? `image not available: ${reason}` : `task rejected: ${reason}`,
-    {
-      eventType: pull ? 'image_pull_failed' : 'task_rejected',
-    },
-  )
+/**
+ * Whether a replica's service has settled: its current task, made from the service as it is now
+ * (right after an update the old task can still look current for a moment), runs or has ended on
+ * its own. Otherwise `rejected`, or what it is waiting for.
+ */
+function settledState(service: SwarmService, task: SwarmTask | undefined): string {
+  if (replicasOf(service) === 0) return 'settled'
+  if (!task || (task.Spec?.ForceUpdate ?? 0) !== (service.Spec.TaskTemplate?.ForceUpdate ?? 0)) {
+    return `${service.Spec.Name}: no task yet`
+  }
+  if (task.Status.State === 'rejected') return 'rejected'
+  if (task.Status.State === 'running' && task.DesiredState === 'running') return 'settled'
+  if (task.Status.State === 'complete' || task.Status.State === 'failed') return 'settled'
+  return `${service.Spec.Name}: ${task.Status.State}${task.Status.Err ? ` (${task.Status.Err})` : ''}`
+}
+
+/**
+ * Why a node refused a task. An image it cannot pull fails the deployment; a published port
+ * something else holds on that node is blocked and retried with another one (the next apply
+ * rewrites the service); anything else the node refused is retried too, since it may be the
+ * node's passing trouble (a registry that timed out).
+ */
+async function rejection(
+  docker: Docker,
+  service: SwarmService,
+  tasks: Map<string, SwarmTask[]>,
+  blockPort?: BlockPort,
+): Promise<ProviderError> {
+  const reason = currentTaskOf(tasks.get(service.ID) ?? [])?.Status.Err ?? 'the node refused the task'
+  if (/port is already allocated|address already in use/i.test(reason)) {
+    for (const port of service.Spec.EndpointSpec?.Ports ?? []) {
+      if (port.PublishedPort) await blockPort?.(port.PublishedPort, port.Protocol === 'udp' ? 'udp' : 'tcp')
+    }
+    // Without the service, the next apply creates it with ports allocated afresh.
+    await removeService(docker, service.ID)
+    return new ProviderError('transient', `published port taken on the node: ${reason}`)
+  }
+  if (/no such image|pull access denied|manifest unknown|repository does not exist|not found/i.test(reason)) {
+    return new ProviderError('permanent', `image not available: ${reason}`, {
+      eventType: 'image_pull_failed',
+    })
+  }
+  return new ProviderError('transient', `task rejected: ${reason}`)
 }

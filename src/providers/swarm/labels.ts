@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { LABEL, networkNameOf } from '../docker/labels.ts'
 
 // What berth writes on the Swarm services, networks, secrets and volumes it owns. The label keys
@@ -12,8 +11,6 @@ export const SWARM_MANAGED = 'swarm'
 export const SWARM_FILTER = `${LABEL.managed}=${SWARM_MANAGED}`
 /** Which spec env variable a secret holds. */
 export const SECRET_ENV_LABEL = 'berth.env'
-/** A digest of the value (salted with the deployment and variable), to tell a changed value. */
-export const SECRET_DIGEST_LABEL = 'berth.value-digest'
 
 /** One service per replica: `berth-<deployment>-<replica>`. */
 export function serviceNameOf(deploymentId: string, replica: number): string {
@@ -27,17 +24,12 @@ export function overlayNameOf(ownerId: string): string {
 
 /**
  * Swarm secrets cannot change, and their values cannot be read back: a new value is a new secret.
- * The name carries a digest of the value, salted with the deployment and the variable's name, so
- * an unchanged value keeps its secret (and the service is not updated for nothing). Anyone who
- * can read secret names on the managers can also run a task that mounts the secret, so the
- * digest gives nothing away that the manager API does not already.
+ * Values change only with a new restart generation (a changed spec is restarted), so a secret is
+ * named by the generation and the variable's place in `secretEnv`, and carries nothing derived
+ * from its value.
  */
-export function secretNameOf(deploymentId: string, envName: string, value: string): string {
-  return `berth-${deploymentId}-${secretDigestOf(deploymentId, envName, value).slice(0, 16)}`
-}
-
-export function secretDigestOf(deploymentId: string, envName: string, value: string): string {
-  return createHash('sha256').update(`${deploymentId}\0${envName}\0${value}`).digest('hex')
+export function secretNameOf(deploymentId: string, restartGeneration: number, index: number): string {
+  return `berth-${deploymentId}-g${restartGeneration}-${index}`
 }
 
 export interface ServiceIdentity {

@@ -30,6 +30,22 @@ export async function leastBusyNode(
   return nodes[0]!.ID
 }
 
+/**
+ * The value of node label `key` a replica goes to: the values the usable nodes carry, sorted, dealt
+ * out in turn (replica 0 to the first, 1 to the second, ...), so replicas spread evenly over them.
+ * Undefined when no usable node has the label (the replica then waits, constrained to nothing
+ * that exists, rather than running unspread).
+ */
+export async function spreadValueOf(
+  docker: Docker,
+  key: string,
+  replica: number,
+): Promise<string | undefined> {
+  const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(usable)
+  const values = [...new Set(nodes.map((n) => n.Spec?.Labels?.[key]).filter((v) => v !== undefined))].sort()
+  return values.length === 0 ? undefined : values[replica % values.length]
+}
+
 /** The usable nodes' CPUs and memory together, times the overcommit. */
 export async function clusterSize(docker: Docker, overcommit: number): Promise<ResourceDemand | null> {
   const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(usable)

@@ -1,15 +1,7 @@
 import type Docker from 'dockerode'
 import { isConflict, isNotFound, toProviderError, translating } from '../docker/errors.ts'
 import type { DeploymentTarget } from '../provider.ts'
-import {
-  LABEL,
-  SECRET_DIGEST_LABEL,
-  SECRET_ENV_LABEL,
-  SWARM_FILTER,
-  SWARM_MANAGED,
-  secretDigestOf,
-  secretNameOf,
-} from './labels.ts'
+import { LABEL, SECRET_ENV_LABEL, SWARM_FILTER, SWARM_MANAGED, secretNameOf } from './labels.ts'
 
 // A deployment's `secretEnv` values as Swarm secrets: the managers keep them encrypted in their
 // Raft log and hand them only to the nodes running the deployment's tasks, which mount them as
@@ -27,10 +19,10 @@ export interface SecretRef {
 export async function ensureSecrets(docker: Docker, target: DeploymentTarget): Promise<SecretRef[]> {
   const refs: SecretRef[] = []
   const env = target.spec.env ?? {}
-  for (const envName of target.spec.secretEnv ?? []) {
+  for (const [index, envName] of (target.spec.secretEnv ?? []).entries()) {
     const value = env[envName]
     if (value === undefined) continue // named secret but not given: nothing to hide
-    const name = secretNameOf(target.id, envName, value)
+    const name = secretNameOf(target.id, target.restartGeneration, index)
     const secretId = await translating(`create secret for ${envName}`, async () => {
       try {
         const created = (await docker.createSecret({
@@ -41,12 +33,12 @@ export async function ensureSecrets(docker: Docker, target: DeploymentTarget): P
             [LABEL.deployment]: target.id,
             [LABEL.owner]: target.ownerId,
             [SECRET_ENV_LABEL]: envName,
-            [SECRET_DIGEST_LABEL]: secretDigestOf(target.id, envName, value),
+            [LABEL.restartGeneration]: String(target.restartGeneration),
           },
         })) as unknown as { id: string }
         return created.id
       } catch (error) {
-        // Made by an earlier try (the name carries the value's digest): the same secret.
+        // Made by an earlier try for this generation: the same value.
         if (!isConflict(error)) throw error
         return ((await docker.getSecret(name).inspect()) as { ID: string }).ID
       }
@@ -81,4 +73,32 @@ export async function removeSecrets(
       throw toProviderError(error, `remove secret ${secret.Spec?.Name ?? secret.ID}`)
     }
   }
+}
+
+/**
+ * Secrets of deployments that have no service left (a control plane stopped between the two
+ * removals), older than `minAgeMs`, so one made for a service about to be created is left alone.
+ */
+export async function removeUnusedSecrets(docker: Docker, minAgeMs: number): Promise<number> {
+  return translating('sweep secrets', async () => {
+    const secrets = (await docker.listSecrets({ filters: { label: [SWARM_FILTER] } })) as Array<{
+      ID: string
+      CreatedAt?: string
+      Spec?: { Labels?: Record<string, string> }
+    }>
+    const services = await docker.listServices({ filters: { label: [SWARM_FILTER] } })
+    const inUse = new Set(services.map((s) => s.Spec?.Labels?.[LABEL.deployment]))
+    let removed = 0
+    for (const secret of secrets) {
+      if (inUse.has(secret.Spec?.Labels?.[LABEL.deployment])) continue
+      if (Date.now() - Date.parse(secret.CreatedAt ?? '') < minAgeMs) continue
+      try {
+        await docker.getSecret(secret.ID).remove()
+        removed++
+      } catch (error) {
+        if (!isNotFound(error)) throw error
+      }
+    }
+    return removed
+  })
 }

@@ -27,6 +27,7 @@ function plan(spec: Record<string, unknown> = {}, extra: Partial<ServicePlan> = 
     volumeDriver: 'local',
     forceUpdate: 3,
     replicas: 1,
+    constraints: ['node.role==worker'],
     ...extra,
   }
 }
@@ -60,14 +61,19 @@ describe('swarm service spec', () => {
     assert.ok(!JSON.stringify(spec).includes('hidden'), 'the value itself is nowhere in the spec')
   })
 
-  it('turns placement into constraints and a spread preference, and pins to a node', () => {
+  it("adds the operator's constraints, the spec's node labels, the replica's spread value and its pin", () => {
     const spec = serviceSpecOf(
-      plan({ placement: { nodeLabels: { region: 'eu' }, spread: 'zone' } }, { pinnedNode: 'n1' }),
+      plan(
+        { placement: { nodeLabels: { region: 'eu' }, spread: 'zone' } },
+        { pinnedNode: 'n1', spreadValue: 'b' },
+      ),
       hardening,
     )
-    assert.deepEqual(spec.TaskTemplate.Placement.Constraints, ['node.labels.region==eu', 'node.id==n1'])
-    assert.deepEqual(spec.TaskTemplate.Placement.Preferences, [
-      { Spread: { SpreadDescriptor: 'node.labels.zone' } },
+    assert.deepEqual(spec.TaskTemplate.Placement.Constraints, [
+      'node.role==worker',
+      'node.labels.region==eu',
+      'node.labels.zone==b',
+      'node.id==n1',
     ])
   })
 

@@ -43,6 +43,10 @@ export interface ServicePlan {
   volumeDriver: string
   /** The node a replica with local volumes is kept on (its data is there). */
   pinnedNode?: string
+  /** The operator's constraints, which every task gets. */
+  constraints: string[]
+  /** The value of the spec's `placement.spread` label this replica goes to. */
+  spreadValue?: string
   /** Bumped to make Swarm replace the task (a restart). */
   forceUpdate: number
   /** 0 while stopped. */
@@ -89,11 +93,15 @@ export function serviceSpecOf(plan: ServicePlan, hardening: SwarmHardening) {
       : []),
   ]
 
-  const constraints = Object.entries(spec.placement?.nodeLabels ?? {}).map(
-    ([key, value]) => `node.labels.${key}==${value}`,
-  )
-  if (plan.pinnedNode) constraints.push(`node.id==${plan.pinnedNode}`)
+  const constraints = [
+    ...plan.constraints,
+    ...Object.entries(spec.placement?.nodeLabels ?? {}).map(([key, value]) => `node.labels.${key}==${value}`),
+  ]
+  // Swarm spreads the tasks of one service; each replica is a service of its own, so berth deals
+  // the replicas out over the label's values itself (apply.ts) and pins each to its value.
   const spread = spec.placement?.spread
+  if (spread && plan.spreadValue !== undefined) constraints.push(`node.labels.${spread}==${plan.spreadValue}`)
+  if (plan.pinnedNode) constraints.push(`node.id==${plan.pinnedNode}`)
 
   return {
     Name: serviceNameOf(plan.deploymentId, plan.replica),
@@ -129,10 +137,7 @@ export function serviceSpecOf(plan: ServicePlan, hardening: SwarmHardening) {
         Reservations: { NanoCPUs: nanoCpus, MemoryBytes: memoryBytes },
       },
       RestartPolicy: { Condition: 'none' as const, MaxAttempts: 0 },
-      Placement: {
-        Constraints: constraints,
-        ...(spread ? { Preferences: [{ Spread: { SpreadDescriptor: `node.labels.${spread}` } }] } : {}),
-      },
+      Placement: { Constraints: constraints },
       Networks: [{ Target: plan.network, Aliases: [spec.name] }],
       LogDriver: {
         Name: 'json-file',

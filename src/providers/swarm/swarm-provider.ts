@@ -5,7 +5,7 @@ import { isNotFound, toProviderError, translating } from '../docker/errors.ts'
 import { createImagePolicy } from '../docker/image-policy.ts'
 import { LABEL } from '../docker/labels.ts'
 import { readReplicaLogs } from '../docker/logs.ts'
-import type { AllocatePort } from '../docker/ports.ts'
+import type { AllocatePort, BlockPort } from '../docker/ports.ts'
 import type { RegistryAuth } from '../docker/registry-auth.ts'
 import { type EngineStats, sumUsage, usageOf } from '../docker/stats.ts'
 import { type Provider, ProviderError } from '../provider.ts'
@@ -14,12 +14,13 @@ import {
   deploymentFilter,
   removeService,
   type SwarmApplySettings,
+  updateService,
   waitForTasks,
 } from './apply.ts'
 import { SWARM_FILTER, serviceIdentityOf } from './labels.ts'
 import { removeOwnerOverlayIfUnused, removeUnusedOverlays } from './network.ts'
 import { clusterSize } from './nodes.ts'
-import { removeSecrets } from './secrets.ts'
+import { removeSecrets, removeUnusedSecrets } from './secrets.ts'
 import type { PublishMode } from './service-spec.ts'
 import {
   instanceOfService,
@@ -46,8 +47,12 @@ export interface SwarmProviderOptions {
   encryptNetworks?: boolean
   /** Volume driver; `local` (default) pins replicas with volumes to their node. */
   volumeDriver?: string
-  /** Host in endpoint URLs; default: the address of the node that answers (host mode), or of the manager (ingress). */
+  /** Host in `ingress` endpoint URLs (a load balancer, a DNS name for the nodes); default: a manager's address. */
   publicHost?: string
+  /** Constraints every task gets, which no spec can lift (`node.role==worker`). */
+  constraints?: string[]
+  /** Told about a published port a node could not bind, so it is not handed out again soon. */
+  blockPort?: BlockPort
   allocatePort: AllocatePort
   releasePorts?: (deploymentId: string) => Promise<void>
   registryAuths?: RegistryAuth[]
@@ -56,7 +61,7 @@ export interface SwarmProviderOptions {
   resolveRegistry?: (host: string) => Promise<string[]>
   volumeRetention?: 'delete' | 'keep'
   overcommit?: number
-  /** How long apply, restart and stop wait for tasks. Default 300 s. */
+  /** How long apply and restart wait for tasks before retrying later. Default 120 s. */
   startTimeoutSeconds?: number
   /** How often they look. Default 250 ms. */
   pollMs?: number
@@ -82,8 +87,10 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
     encryptNetworks: options.encryptNetworks ?? false,
     volumeDriver: options.volumeDriver ?? 'local',
     allocatePort: options.allocatePort,
+    ...(options.blockPort ? { blockPort: options.blockPort } : {}),
+    constraints: options.constraints ?? [],
     registryAuths: options.registryAuths ?? [],
-    startTimeoutMs: (options.startTimeoutSeconds ?? 300) * 1000,
+    startTimeoutMs: (options.startTimeoutSeconds ?? 120) * 1000,
     pollMs: options.pollMs ?? 250,
   }
   const images = createImagePolicy({
@@ -93,13 +100,15 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
     ...(options.resolveRegistry ? { resolve: options.resolveRegistry } : {}),
   })
 
-  /** Where users and probes reach a task's ports: the node that runs it, or (ingress) any node. */
-  let managerAddress: string | undefined
+  /**
+   * Where users and probes reach a task's ports: in host mode the node that runs it (only that
+   * node listens); through the mesh every node answers: `publicHost`, or a manager that is up.
+   */
   const endpointHostOf = (nodes: Map<string, SwarmNode>) => {
-    if (publishMode === 'host')
-      return (node: SwarmNode | undefined) => options.publicHost ?? nodeAddressOf(node)
-    managerAddress ??= [...nodes.values()].map(nodeAddressOf).find((a) => a !== undefined)
-    return () => options.publicHost ?? managerAddress
+    if (publishMode === 'host') return nodeAddressOf
+    const manager = [...nodes.values()].find((n) => n.ManagerStatus && n.Status?.State === 'ready')
+    const host = options.publicHost ?? nodeAddressOf(manager)
+    return () => host
   }
 
   async function observe(deploymentId: string) {
@@ -123,18 +132,18 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
     )) as unknown as SwarmService[]
   }
 
-  /** Rewrites each of the deployment's services with `change`, at its current version. */
+  /** Rewrites each of the deployment's services with `change` (null: leave it), at its current version. */
   async function updateEach(
     deploymentId: string,
     what: string,
-    change: (spec: SwarmService['Spec']) => object,
+    change: (spec: SwarmService['Spec']) => object | null,
   ) {
     for (const service of await servicesOf(deploymentId)) {
+      const changed = change(service.Spec)
+      if (!changed) continue
       await translating(`${what} service ${service.Spec.Name}`, async () => {
         try {
-          await docker
-            .getService(service.ID)
-            .update({ version: service.Version.Index, ...change(service.Spec) })
+          await updateService(docker, service, changed)
         } catch (error) {
           if (!isNotFound(error)) throw error
         }
@@ -173,17 +182,52 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
     }
   }
 
-  /** Removes the services, waits for their tasks to end, then what they used. */
+  /**
+   * Stops the services and waits for their tasks to end (on every node: the tasks of a service
+   * that still exists can be listed), removes them, then what they used: their ports can then go
+   * to another deployment, and their secrets and network be removed.
+   */
   async function removeServices(deploymentId: string): Promise<void> {
+    await scaleToNothing(deploymentId)
     const services = await servicesOf(deploymentId)
     for (const service of services) await removeService(docker, service.ID)
-    await waitUntilStopped(
-      deploymentId,
-      services.map((s) => s.ID),
-    )
+    await waitUntilGone(deploymentId)
     await removeSecrets(docker, deploymentId)
     const owners = new Set(services.map((s) => s.Spec.Labels?.[LABEL.owner]).filter((o) => o !== undefined))
     for (const owner of owners) await removeOwnerOverlayIfUnused(docker, owner)
+  }
+
+  /**
+   * Waits until the node berth talks to holds no container of the deployment any more: Swarm
+   * keeps the containers of ended tasks (its task history) until their service is removed, and
+   * removes them a moment after; until then they hold the deployment's volumes.
+   */
+  async function waitUntilGone(deploymentId: string): Promise<void> {
+    const deadline = Date.now() + 30_000
+    const left = () =>
+      translating(`list containers of ${deploymentId}`, () =>
+        docker.listContainers({ all: true, filters: { label: deploymentFilter(deploymentId) } }),
+      )
+    while ((await left()).length > 0) {
+      if (Date.now() > deadline) {
+        throw new ProviderError(
+          'transient',
+          `containers of ${deploymentId} still there 30s after their services went`,
+        )
+      }
+      await abortableDelay(settings.pollMs)
+    }
+  }
+
+  /** Scales every replica's service to 0 and waits until none of its tasks runs. */
+  async function scaleToNothing(deploymentId: string): Promise<void> {
+    await updateEach(deploymentId, 'stop', (spec) =>
+      spec.Mode?.Replicated?.Replicas === 0 ? null : { ...spec, Mode: { Replicated: { Replicas: 0 } } },
+    )
+    await waitUntilStopped(
+      deploymentId,
+      (await servicesOf(deploymentId)).map((s) => s.ID),
+    )
   }
 
   return {
@@ -217,14 +261,8 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
 
     observe,
 
-    async stop(deploymentId) {
-      // Scaled to nothing: the service (its ports, secrets, pinned node) stays for a later start.
-      await updateEach(deploymentId, 'stop', (spec) => ({ ...spec, Mode: { Replicated: { Replicas: 0 } } }))
-      await waitUntilStopped(
-        deploymentId,
-        (await servicesOf(deploymentId)).map((s) => s.ID),
-      )
-    },
+    // Scaled to nothing: the service (its ports, secrets, pinned node) stays for a later start.
+    stop: (deploymentId) => scaleToNothing(deploymentId),
 
     async restart(deploymentId) {
       // A forced update replaces each replica's task; a stopped one is scaled back up as well.
@@ -292,7 +330,8 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
       return sumUsage(samples)
     },
 
-    sweepUnused: () => removeUnusedOverlays(docker, 60_000),
+    sweepUnused: async () =>
+      (await removeUnusedSecrets(docker, 60_000)) + (await removeUnusedOverlays(docker, 60_000)),
 
     async list() {
       const services = (await translating('list services', () =>

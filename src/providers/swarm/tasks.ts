@@ -53,7 +53,8 @@ const ENDED_BY_ITSELF = new Set(['complete', 'failed', 'rejected'])
 
 /** The replica's current task, or undefined when it has none. */
 export function currentTaskOf(tasks: SwarmTask[]): SwarmTask | undefined {
-  const newestFirst = [...tasks].sort((a, b) => b.CreatedAt.localeCompare(a.CreatedAt))
+  // Compared as times: the engine trims trailing zeros of the fraction, so the text does not sort.
+  const newestFirst = [...tasks].sort((a, b) => Date.parse(b.CreatedAt) - Date.parse(a.CreatedAt))
   return newestFirst.find((t) => t.DesiredState === 'running') ?? newestFirst[0]
 }
 
