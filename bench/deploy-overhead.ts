@@ -8,6 +8,7 @@ import { createOptionsOf } from '../src/providers/docker/container-spec.ts'
 import { hardeningOf } from '../src/providers/docker/docker-provider.ts'
 import { portKeyOf } from '../src/providers/docker/labels.ts'
 import { api, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+import { timeToRunning } from './time-to-running.ts'
 
 // What berth adds to starting a container: time from POST /v1/deployments to `running` (an HTTP
 // health check, healthyThreshold 1) against starting the very same container straight through the
@@ -97,26 +98,9 @@ const created: string[] = []
 
 /** berth: POST, then follow the deployment's events (SSE) until it is running. */
 async function berthRun(server: RunningBerth, token: string, name: string): Promise<number> {
-  const started = performance.now()
-  const accepted = await api(server.url, token).post<{ id: string }>('/v1/deployments', {
-    ...specInput,
-    name,
-  })
-  if (accepted.status !== 202) throw new Error(`create: ${accepted.status} ${JSON.stringify(accepted.body)}`)
-  created.push(accepted.body.id)
-  const response = await fetch(`${server.url}/v1/deployments/${accepted.body.id}/events?follow=1`, {
-    headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
-  })
-  const decoder = new TextDecoder()
-  let text = ''
-  for await (const chunk of response.body!) {
-    text += decoder.decode(chunk as Uint8Array, { stream: true })
-    if (text.includes('"status":"running"')) break
-    if (text.includes('"status":"failed"')) throw new Error(`${name} failed: ${text}`)
-  }
-  const took = performance.now() - started
-  await response.body?.cancel().catch(() => {})
-  return took
+  const { id, ms } = await timeToRunning(server, token, { ...specInput, name })
+  created.push(id)
+  return ms
 }
 
 /** Deletes what this benchmark created in berth and waits until the engine has none of it left. */

@@ -7,7 +7,8 @@ import { probe } from '../src/control/probe.ts'
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../src/domain/spec.ts'
 import { portKeyOf } from '../src/providers/docker/labels.ts'
 import { serviceSpecOf } from '../src/providers/swarm/service-spec.ts'
-import { api, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+import { type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
+import { timeToRunning } from './time-to-running.ts'
 
 // What berth adds to starting a replica on Docker Swarm: time from POST /v1/deployments to
 // `running` (an HTTP health check, healthyThreshold 1) against creating the very same service
@@ -17,7 +18,7 @@ import { api, type RunningBerth, signIn, startBerth } from '../test/helpers/serv
 // of the swarm weighs on both alike. Not a test: it prints p50/p99 and ratios.
 // Usage: npm run bench:swarm
 
-const ROUNDS = 20
+const ROUNDS = 30
 const BASELINE_PROBE_MS = 50
 const check = { type: 'http' as const, path: '/', timeoutSeconds: 2 }
 
@@ -79,26 +80,9 @@ async function rawRun(network: string): Promise<number> {
 
 /** berth: POST, then follow the deployment's events (SSE) until it is running. */
 async function berthRun(server: RunningBerth, token: string, name: string, ids: string[]): Promise<number> {
-  const started = performance.now()
-  const accepted = await api(server.url, token).post<{ id: string }>('/v1/deployments', {
-    ...specInput,
-    name,
-  })
-  if (accepted.status !== 202) throw new Error(`create: ${accepted.status} ${JSON.stringify(accepted.body)}`)
-  ids.push(accepted.body.id)
-  const response = await fetch(`${server.url}/v1/deployments/${accepted.body.id}/events?follow=1`, {
-    headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
-  })
-  const decoder = new TextDecoder()
-  let text = ''
-  for await (const chunk of response.body!) {
-    text += decoder.decode(chunk as Uint8Array, { stream: true })
-    if (text.includes('"status":"running"')) break
-    if (text.includes('"status":"failed"')) throw new Error(`${name} failed: ${text}`)
-  }
-  const took = performance.now() - started
-  await response.body?.cancel().catch(() => {})
-  return took
+  const { id, ms } = await timeToRunning(server, token, { ...specInput, name })
+  ids.push(id)
+  return ms
 }
 
 const network = await docker.createNetwork({

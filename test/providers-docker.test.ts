@@ -306,6 +306,7 @@ describe('docker provider', () => {
     assert.ok(!listed.some((i) => i.instanceId === stranger.id))
     await provider.remove(t.id)
     assert.equal((await stranger.inspect()).State.Running, true)
+    await stranger.remove({ force: true })
   })
 
   it('stops with SIGTERM within the grace period and reports exit codes', async () => {

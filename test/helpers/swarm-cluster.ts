@@ -51,21 +51,27 @@ export async function startSwarmCluster(size: number, mainSocket: string): Promi
       }
     }
   }
+  undo.push(() => rmSync(root, { recursive: true, force: true }))
   try {
     ip('link', 'add', bridge, 'type', 'bridge')
     undo.push(() => {
       ip('link', 'del', bridge)
     })
     ip('addr', 'add', `${BRIDGE_ADDRESS}/24`, 'dev', bridge)
+    // The host's engine sets the FORWARD policy to DROP, and bridged traffic passes through it:
+    // let the engines on this bridge talk to each other.
+    const forward = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT']
+    execFileSync('iptables', ['-I', ...forward])
+    undo.push(() => {
+      execFileSync('iptables', ['-D', ...forward])
+    })
     ip('link', 'set', bridge, 'up')
     const registry: Registry = await startRegistry(BRIDGE_ADDRESS)
     undo.push(() => registry.stop())
 
     const engines: ClusterEngine[] = []
     for (let n = 0; n < size; n++) {
-      const engine = await startEngine({ tag, n, bridge, root, registryHost: registry.host })
-      undo.push(engine.stop)
-      engines.push(engine.engine)
+      engines.push(await startEngine({ tag, n, bridge, root, registryHost: registry.host, undo }))
     }
     const [manager, ...workers] = engines as [ClusterEngine, ...ClusterEngine[]]
     await manager.docker.swarmInit({
@@ -117,7 +123,6 @@ export async function startSwarmCluster(size: number, mainSocket: string): Promi
     return { manager, workers, image, registryHost: registry.host, destroy }
   } catch (error) {
     await destroy()
-    rmSync(root, { recursive: true, force: true })
     throw error
   }
 }
@@ -128,7 +133,9 @@ async function startEngine(options: {
   bridge: string
   root: string
   registryHost: string
-}): Promise<{ engine: ClusterEngine; stop: () => Promise<void> }> {
+  /** Where its clean-up goes, as soon as there is something to clean up. */
+  undo: Array<() => void | Promise<void>>
+}): Promise<ClusterEngine> {
   const { tag, n, bridge, root } = options
   const ns = `berth-sw-${tag}-${n}`
   const address = `${SUBNET}.${10 + n}`
@@ -145,12 +152,12 @@ async function startEngine(options: {
   // No default route: the engines reach each other and the registry on the bridge, nothing else.
   execFileSync('mkdir', ['-p', dir])
   const log = join(dir, 'dockerd.log')
+  // nsenter, not `ip netns exec`: that one also remounts /sys for the namespace, which hides the
+  // cgroup mounts under /sys/fs/cgroup that dockerd needs.
   const child: ChildProcess = spawn(
-    'ip',
+    'nsenter',
     [
-      'netns',
-      'exec',
-      ns,
+      `--net=/var/run/netns/${ns}`,
       'dockerd',
       '--host',
       `unix://${socketPath}`,
@@ -169,18 +176,6 @@ async function startEngine(options: {
   )
   child.unref()
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const docker = new Docker({ socketPath, host: undefined })
-  await waitFor(`engine ${n} to answer`, () => docker.ping().then(() => true), 60_000, 100).catch((error) => {
-    throw new Error(`${String(error)}\n${readFileSync(log, 'utf8').slice(-3000)}`)
-  })
-  const engine: ClusterEngine = {
-    name: `engine-${n}`,
-    address,
-    socketPath,
-    docker,
-    nodeId: '',
-    kill: () => child.kill('SIGKILL'),
-  }
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM')
@@ -209,5 +204,18 @@ async function startEngine(options: {
     ip('netns', 'del', ns)
     rmSync(dir, { recursive: true, force: true })
   }
-  return { engine, stop }
+  options.undo.push(stop)
+  const docker = new Docker({ socketPath, host: undefined })
+  await waitFor(`engine ${n} to answer`, () => docker.ping().then(() => true), 60_000, 100).catch((error) => {
+    throw new Error(`${String(error)}\n${readFileSync(log, 'utf8').slice(-3000)}`)
+  })
+  const engine: ClusterEngine = {
+    name: `engine-${n}`,
+    address,
+    socketPath,
+    docker,
+    nodeId: '',
+    kill: () => child.kill('SIGKILL'),
+  }
+  return engine
 }

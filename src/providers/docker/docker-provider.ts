@@ -9,7 +9,7 @@ import { type WatchOptions, watchContainerEvents } from './events.ts'
 import { createImagePolicy } from './image-policy.ts'
 import { inspectContainers, inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
 import { type EngineScope, managedFilterOf } from './labels.ts'
-import { readReplicaLogs } from './logs.ts'
+import { engineLogOptions, readReplicaLogs } from './logs.ts'
 import { removeOwnerNetworkIfUnused, removeUnusedOwnerNetworks } from './network.ts'
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
 import type { RegistryAuth } from './registry-auth.ts'
@@ -203,16 +203,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       return readReplicaLogs(
         infos.map((info) => ({
           name: info.Name,
-          open: ({ tail, follow, signal }) =>
-            untimed.getContainer(info.Id).logs({
-              stdout: true,
-              stderr: true,
-              timestamps: true,
-              tail,
-              // The engine types `follow` as a literal per overload; both are the same call.
-              follow: follow as true,
-              abortSignal: signal,
-            }),
+          open: (share) => untimed.getContainer(info.Id).logs(engineLogOptions(share)),
         })),
         options,
       )

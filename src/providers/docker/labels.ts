@@ -59,7 +59,15 @@ export function identityOf(
   labels: Record<string, string> | undefined,
   scope?: EngineScope,
 ): ContainerIdentity | null {
-  if (labels?.[LABEL.managed] !== managedValueOf(scope)) return null
+  return workloadIdentityOf(labels, managedValueOf(scope))
+}
+
+/** The identity a workload's labels carry (a container's, a Swarm service's) when `berth.managed` is `managed`. */
+export function workloadIdentityOf(
+  labels: Record<string, string> | undefined,
+  managed: string,
+): ContainerIdentity | null {
+  if (labels?.[LABEL.managed] !== managed) return null
   const deploymentId = labels[LABEL.deployment]
   const ownerId = labels[LABEL.owner]
   const replica = Number(labels[LABEL.replica])

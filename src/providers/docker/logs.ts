@@ -104,6 +104,27 @@ export async function* mergeLines(sources: Array<AsyncIterable<LogLine>>): Async
   }
 }
 
+/** The engine's log options for one replica's share of a request. */
+export function engineLogOptions({
+  tail,
+  follow,
+  signal,
+}: {
+  tail: number
+  follow: boolean
+  signal: AbortSignal
+}) {
+  return {
+    stdout: true,
+    stderr: true,
+    timestamps: true,
+    tail,
+    // The engine client types `follow` as a literal per overload; both are the same call.
+    follow: follow as true,
+    abortSignal: signal,
+  }
+}
+
 /** One replica's log, opened by the engine call that reads it (a container's, a Swarm service's). */
 export interface LogSource {
   name: string

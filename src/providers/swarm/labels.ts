@@ -1,4 +1,4 @@
-import { LABEL, networkNameOf } from '../docker/labels.ts'
+import { LABEL, networkNameOf, workloadIdentityOf } from '../docker/labels.ts'
 
 // What berth writes on the Swarm services, networks, secrets and volumes it owns. The label keys
 // are the docker provider's; the `berth.managed` value is `swarm`, so a docker provider on the
@@ -32,25 +32,6 @@ export function secretNameOf(deploymentId: string, restartGeneration: number, in
   return `berth-${deploymentId}-g${restartGeneration}-${index}`
 }
 
-export interface ServiceIdentity {
-  deploymentId: string
-  ownerId: string
-  replica: number
-  restartGeneration: number
-}
-
 /** The berth identity of a labelled service, or null when its labels are not berth's. */
-export function serviceIdentityOf(labels: Record<string, string> | undefined): ServiceIdentity | null {
-  if (labels?.[LABEL.managed] !== SWARM_MANAGED) return null
-  const deploymentId = labels[LABEL.deployment]
-  const ownerId = labels[LABEL.owner]
-  const replica = Number(labels[LABEL.replica])
-  const restartGeneration = Number(labels[LABEL.restartGeneration] ?? 0)
-  if (!deploymentId || !ownerId || !Number.isInteger(replica) || replica < 0) return null
-  return {
-    deploymentId,
-    ownerId,
-    replica,
-    restartGeneration: Number.isInteger(restartGeneration) ? restartGeneration : 0,
-  }
-}
+export const serviceIdentityOf = (labels: Record<string, string> | undefined) =>
+  workloadIdentityOf(labels, SWARM_MANAGED)

@@ -4,7 +4,7 @@ import { connectDocker, type EngineAddress } from '../docker/connection.ts'
 import { isNotFound, toProviderError, translating } from '../docker/errors.ts'
 import { createImagePolicy } from '../docker/image-policy.ts'
 import { LABEL } from '../docker/labels.ts'
-import { readReplicaLogs } from '../docker/logs.ts'
+import { engineLogOptions, readReplicaLogs } from '../docker/logs.ts'
 import type { AllocatePort, BlockPort } from '../docker/ports.ts'
 import type { RegistryAuth } from '../docker/registry-auth.ts'
 import { type EngineStats, sumUsage, usageOf } from '../docker/stats.ts'
@@ -293,15 +293,10 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
       return readReplicaLogs(
         services.map((service) => ({
           name: service.Spec.Name,
-          open: ({ tail, follow, signal }) =>
-            untimed.getService(service.ID).logs({
-              stdout: true,
-              stderr: true,
-              timestamps: true,
-              tail,
-              follow: follow as true,
-              abortSignal: signal,
-            } as Parameters<Docker.Service['logs']>[0]),
+          open: (share) =>
+            untimed
+              .getService(service.ID)
+              .logs(engineLogOptions(share) as Parameters<Docker.Service['logs']>[0]),
         })),
         logOptions,
       )
