@@ -206,6 +206,14 @@ export function swarmHardeningTests(): void {
       }
     })
 
+    it("encrypts owners' overlay networks when the operator asks", async () => {
+      const encrypting = await newSwarmProvider({ encryptNetworks: true })
+      const t = swarmTarget(world)
+      await encrypting.apply(t, context())
+      const network = await world.docker.getNetwork(overlayNameOf(t.ownerId)).inspect()
+      assert.equal(network.Options?.encrypted, 'true')
+    })
+
     it('refuses GPUs, which it does not offer', async () => {
       const t = swarmTarget(world, { resources: { ...SMALL, gpus: 1 } })
       await assert.rejects(provider.apply(t, context()), /offers no GPUs/)

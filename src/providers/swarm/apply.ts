@@ -223,7 +223,10 @@ async function pinFor(
   const pinned = existing?.Spec.TaskTemplate?.Placement?.Constraints?.find((c) => c.startsWith('node.id=='))
   if (pinned) return { pinnedNode: pinned.slice('node.id=='.length) }
   const node = await leastBusyNode(docker, nodeLabels ?? {})
-  return node ? { pinnedNode: node } : {}
+  // Never unpinned: started anywhere, its data would be wherever the next start is not.
+  if (!node)
+    throw new ProviderError('transient', "no usable node with the spec's node labels to keep its volumes on")
+  return { pinnedNode: node }
 }
 
 /**
