@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import Docker from 'dockerode'
 import { buildTestImage, ensureDockerEngine } from '../scripts/docker.ts'
 import { freePort } from '../scripts/postgres.ts'
-import { ensureSwarm, pushTestImage, startRegistry } from '../scripts/swarm.ts'
+import { ensureSwarm, pushTestImage, startRegistry, untagTestImage } from '../scripts/swarm.ts'
 import { probe } from '../src/control/probe.ts'
 import { type DeploymentSpecInput, deploymentSpecSchema } from '../src/domain/spec.ts'
 import { portKeyOf } from '../src/providers/docker/labels.ts'
@@ -157,6 +157,7 @@ try {
     .remove()
     .catch(() => {})
   await registry.stop()
+  await untagTestImage(image, engine.socketPath)
   await swarm.leave()
   await engine.stop()
 }

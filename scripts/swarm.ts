@@ -24,6 +24,9 @@ export async function ensureSwarm(socketPath = DEFAULT_SOCKET): Promise<Swarm> {
   const docker = new Docker({ socketPath, host: undefined })
   const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string } }
   if (info.Swarm?.LocalNodeState === 'active') return { leave: async () => {} }
+  // The bridge a swarm node's containers reach the host through: made by the init if missing, and
+  // then removed on leaving, since swarm mode leaves it behind.
+  const hadGatewayBridge = (await docker.listNetworks({ filters: { name: ['docker_gwbridge'] } })).length > 0
   await docker.swarmInit({
     ListenAddr: '127.0.0.1:2377',
     AdvertiseAddr: '127.0.0.1',
@@ -33,6 +36,7 @@ export async function ensureSwarm(socketPath = DEFAULT_SOCKET): Promise<Swarm> {
   return {
     async leave() {
       await docker.swarmLeave({ force: true })
+      if (!hadGatewayBridge) await docker.getNetwork('docker_gwbridge').remove()
     },
   }
 }
@@ -108,6 +112,16 @@ export async function pushTestImage(registryHost: string, socketPath = DEFAULT_S
   const failure = events.find((e) => e.error)
   if (failure) throw new Error(`pushing ${repo} failed: ${failure.error}`)
   return `${repo}:latest`
+}
+
+/** Removes the tag `pushTestImage` gave the test image (the image itself stays, under its own tag). */
+export async function untagTestImage(reference: string, socketPath = DEFAULT_SOCKET): Promise<void> {
+  await new Docker({ socketPath, host: undefined })
+    .getImage(reference)
+    .remove({ noprune: true })
+    .catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 404) throw error
+    })
 }
 
 function freePort(address: string): Promise<number> {

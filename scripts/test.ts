@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { ensurePromtool } from './apt.ts'
 import { buildTestImage, ensureDockerEngine, removeUnusedBerthNetworks } from './docker.ts'
 import { startPostgres } from './postgres.ts'
-import { ensureSwarm, pushTestImage, startRegistry } from './swarm.ts'
+import { ensureSwarm, pushTestImage, startRegistry, untagTestImage } from './swarm.ts'
 
 // `npm test`: typecheck, lint, then every test file, with what they need set up here, once, and
 // undone at the end: a throwaway PostgreSQL server (integration tests run on both PGlite and a
@@ -59,6 +59,7 @@ async function main(): Promise<number> {
     for (const step of [
       () => postgres.stop(),
       () => registry.stop(),
+      () => untagTestImage(swarmImage, engine.socketPath),
       () => swarm.leave(),
       () => engine.stop(),
     ]) {

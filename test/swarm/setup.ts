@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Docker from 'dockerode'
 import { buildTestImage, ensureDockerEngine } from '../../scripts/docker.ts'
-import { ensureSwarm, pushTestImage, startRegistry } from '../../scripts/swarm.ts'
+import { ensureSwarm, pushTestImage, startRegistry, untagTestImage } from '../../scripts/swarm.ts'
 import { osFreePort } from '../../src/providers/docker/ports.ts'
 import type { Provider } from '../../src/providers/provider.ts'
 import { SWARM_FILTER } from '../../src/providers/swarm/labels.ts'
@@ -46,7 +46,9 @@ export function swarmWorld(): Promise<SwarmWorld> {
     if (!image) {
       const registry = await startRegistry()
       undo.unshift(() => registry.stop())
-      image = await pushTestImage(registry.host, engine.socketPath)
+      const pushed = await pushTestImage(registry.host, engine.socketPath)
+      undo.unshift(() => untagTestImage(pushed, engine.socketPath))
+      image = pushed
     }
     const docker = new Docker({ socketPath: engine.socketPath, host: undefined })
     const info = (await docker.info()) as { Swarm: { NodeID: string } }
