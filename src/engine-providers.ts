@@ -1,3 +1,4 @@
+import type Docker from 'dockerode'
 import type { Logger } from 'pino'
 import { readSecretFile } from './config/load.ts'
 import type { Config } from './config/schema.ts'
@@ -80,17 +81,18 @@ export async function swarmProviderOf(
 ): Promise<Provider | null> {
   const { enabled, host, portRangeStart, portRangeEnd, ...options } = config.providers.swarm
   if (enabled === false) return null
+  // One client with a short request timeout for what is asked at start, so a silent remote
+  // engine holds nothing open.
+  const probe = connectDocker({ ...(host ? { host } : {}), timeoutMs: 2000 })
   if (enabled === 'auto') {
-    const manager = await connectDocker({ ...(host ? { host } : {}), timeoutMs: 2000 })
-      .swarmInspect()
-      .then(
-        () => true,
-        () => false,
-      )
+    const manager = await probe.swarmInspect().then(
+      () => true,
+      () => false,
+    )
     logger.info({ engine: host ?? 'unix:///var/run/docker.sock', manager }, 'swarm manager probed')
     if (!manager) return null
   }
-  await warnOfOldManager(host, logger)
+  await warnOfOldManager(probe, logger)
   const ports = createPortAllocator(database, {
     rangeStart: portRangeStart,
     rangeEnd: portRangeEnd,
@@ -113,13 +115,11 @@ export async function swarmProviderOf(
  * Managers before engine API 1.46 drop a service's no-new-privileges: tasks then run without it
  * unless every node's daemon sets it. Said once at start, where the operator reads it.
  */
-async function warnOfOldManager(host: string | undefined, logger: Logger): Promise<void> {
-  const version = await connectDocker({ ...(host ? { host } : {}), timeoutMs: 2000 })
-    .version()
-    .then(
-      (v) => v.ApiVersion,
-      () => undefined,
-    )
+async function warnOfOldManager(probe: Docker, logger: Logger): Promise<void> {
+  const version = await probe.version().then(
+    (v) => v.ApiVersion,
+    () => undefined,
+  )
   const [major = 0, minor = 0] = (version ?? '').split('.').map(Number)
   if (version && (major < 1 || (major === 1 && minor < 46))) {
     logger.warn(

@@ -25,6 +25,7 @@ import { dockerNftHandoverTests } from './docker/nft-handover.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
 import { dockerRegistryAccessTests } from './docker/registry-access.ts'
+import { labelEveryApply } from './helpers/run-label.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // The provider contract and Docker-specific guarantees, against the real engine (started here if
@@ -49,26 +50,16 @@ const setUp = () => {
   return ready
 }
 
-/** A provider whose every deployment carries this run's label, so cleanup can find it. */
-function tagged(provider: Provider): Provider {
-  return {
-    ...provider,
-    apply: (target, ctx) =>
-      provider.apply(
-        { ...target, spec: { ...target.spec, labels: { ...target.spec.labels, [RUN_LABEL]: run } } },
-        ctx,
-      ),
-  }
-}
-
 const newProvider = async (options: Parameters<typeof createDockerProvider>[0] = {}) => {
   const { engine } = await setUp()
-  return tagged(
+  return labelEveryApply(
     createDockerProvider({
       engine: { host: `unix://${engine.socketPath}` },
       stopGraceSeconds: 2,
       ...options,
     }),
+    RUN_LABEL,
+    run,
   )
 }
 

@@ -6,6 +6,7 @@ import { osFreePort } from '../../src/providers/docker/ports.ts'
 import type { Provider } from '../../src/providers/provider.ts'
 import { SWARM_FILTER } from '../../src/providers/swarm/labels.ts'
 import { createSwarmProvider, type SwarmProviderOptions } from '../../src/providers/swarm/swarm-provider.ts'
+import { labelEveryApply } from '../helpers/run-label.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 // The one-node swarm the swarm tests share: the test runner makes the local engine a swarm
@@ -132,12 +133,5 @@ export async function newSwarmProvider(options: Partial<SwarmProviderOptions> = 
     startTimeoutSeconds: 60,
     ...options,
   })
-  return {
-    ...provider,
-    apply: (target, ctx) =>
-      provider.apply(
-        { ...target, spec: { ...target.spec, labels: { ...target.spec.labels, [RUN_LABEL]: run } } },
-        ctx,
-      ),
-  }
+  return labelEveryApply(provider, RUN_LABEL, run)
 }

@@ -25,12 +25,16 @@ export interface HardeningOptions {
   logMaxFiles: number
 }
 
-export interface ContainerPlan {
+/** Which replica of which deployment a workload (a container, a Swarm service) runs. */
+export interface ReplicaPlan {
   deploymentId: string
   ownerId: string
   replica: number
   restartGeneration: number
   spec: DeploymentSpec
+}
+
+export interface ContainerPlan extends ReplicaPlan {
   /** The owner network's id (names can be duplicated transiently on older engines). */
   network: string
   /** Host port per `portKeyOf(replica, containerPort, protocol)`. */
@@ -127,16 +131,7 @@ export function labelsOf(plan: ContainerPlan): Record<string, string> {
 }
 
 /** The labels of one replica's workload (a container, a Swarm service), `managed` saying whose. */
-export function workloadLabelsOf(
-  managed: string,
-  replica: {
-    deploymentId: string
-    ownerId: string
-    replica: number
-    restartGeneration: number
-    spec: Pick<DeploymentSpec, 'labels'>
-  },
-): Record<string, string> {
+export function workloadLabelsOf(managed: string, replica: ReplicaPlan): Record<string, string> {
   const own = Object.entries(replica.spec.labels ?? {})
     .filter(([key]) => !key.startsWith('berth.'))
     .map(([key, value]) => [`${USER_LABEL_PREFIX}${key}`, value])

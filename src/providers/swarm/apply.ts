@@ -11,7 +11,14 @@ import { ensureOwnerOverlay } from './network.ts'
 import { leastBusyNode, spreadValueOf } from './nodes.ts'
 import { ensureSecrets, removeSecrets } from './secrets.ts'
 import { type ServicePlan, type SwarmHardening, serviceSpecOf } from './service-spec.ts'
-import { currentTaskOf, readCluster, replicasOf, type SwarmService, type SwarmTask } from './tasks.ts'
+import {
+  currentTaskOf,
+  readCluster,
+  replicasOf,
+  type SwarmNode,
+  type SwarmService,
+  type SwarmTask,
+} from './tasks.ts'
 
 // Converging one deployment on the swarm: one service per replica, created when missing, updated
 // when it is older than the target's restart generation, scaled back to 1 when stopped, given a
@@ -115,9 +122,16 @@ export async function applySwarmDeployment(
           source: volumeNameOf(target.id, v.name, target.volumeGeneration ?? 0),
         })),
         volumeDriver: settings.volumeDriver,
-        ...(await pinFor(docker, settings, volumes.length > 0, change.service, spec.placement?.nodeLabels)),
+        ...(await pinFor(
+          docker,
+          cluster.nodes,
+          settings,
+          volumes.length > 0,
+          change.service,
+          spec.placement?.nodeLabels,
+        )),
         constraints: settings.constraints,
-        ...(await spreadFor(docker, spec.placement?.spread, change.replica)),
+        ...spreadFor(cluster.nodes, spec.placement?.spread, change.replica),
         // Every rewrite of a service forces a new task, so "the task made from the service as it
         // is now" (waitForTasks) is never an older one that happens to look the part.
         forceUpdate: change.service ? (change.service.Spec.TaskTemplate?.ForceUpdate ?? 0) + 1 : 0,
@@ -198,14 +212,14 @@ async function publishedPortsFor(
   return out
 }
 
-async function spreadFor(
-  docker: Docker,
+function spreadFor(
+  nodes: Map<string, SwarmNode>,
   key: string | undefined,
   replica: number,
-): Promise<{ spreadValue?: string }> {
+): { spreadValue?: string } {
   if (!key) return {}
   // No node has the label: a value no node has, so the replica waits instead of running unspread.
-  return { spreadValue: (await spreadValueOf(docker, key, replica)) ?? 'none' }
+  return { spreadValue: spreadValueOf(nodes.values(), key, replica) ?? 'none' }
 }
 
 /**
@@ -214,6 +228,7 @@ async function spreadFor(
  */
 async function pinFor(
   docker: Docker,
+  nodes: Map<string, SwarmNode>,
   settings: SwarmApplySettings,
   hasVolumes: boolean,
   existing: SwarmService | undefined,
@@ -222,7 +237,7 @@ async function pinFor(
   if (!hasVolumes || settings.volumeDriver !== 'local') return {}
   const pinned = existing?.Spec.TaskTemplate?.Placement?.Constraints?.find((c) => c.startsWith('node.id=='))
   if (pinned) return { pinnedNode: pinned.slice('node.id=='.length) }
-  const node = await leastBusyNode(docker, nodeLabels ?? {})
+  const node = await leastBusyNode(docker, nodes.values(), nodeLabels ?? {})
   // Never unpinned: started anywhere, its data would be wherever the next start is not.
   if (!node)
     throw new ProviderError('transient', "no usable node with the spec's node labels to keep its volumes on")

@@ -11,9 +11,10 @@ const usable = (node: SwarmNode) => node.Status?.State === 'ready' && node.Spec?
 /** The usable node with these labels that runs the fewest of berth's tasks, or null. */
 export async function leastBusyNode(
   docker: Docker,
+  known: Iterable<SwarmNode>,
   nodeLabels: Record<string, string>,
 ): Promise<string | null> {
-  const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(
+  const nodes = [...known].filter(
     (node) => usable(node) && Object.entries(nodeLabels).every(([k, v]) => node.Spec?.Labels?.[k] === v),
   )
   if (nodes.length === 0) return null
@@ -36,13 +37,10 @@ export async function leastBusyNode(
  * Undefined when no usable node has the label (the replica then waits, constrained to nothing
  * that exists, rather than running unspread).
  */
-export async function spreadValueOf(
-  docker: Docker,
-  key: string,
-  replica: number,
-): Promise<string | undefined> {
-  const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(usable)
-  const values = [...new Set(nodes.map((n) => n.Spec?.Labels?.[key]).filter((v) => v !== undefined))].sort()
+export function spreadValueOf(nodes: Iterable<SwarmNode>, key: string, replica: number): string | undefined {
+  const values = [...new Set([...nodes].filter(usable).map((n) => n.Spec?.Labels?.[key]))]
+    .filter((v) => v !== undefined)
+    .sort()
   return values.length === 0 ? undefined : values[replica % values.length]
 }
 

@@ -1,5 +1,4 @@
-import type { DeploymentSpec } from '../../domain/spec.ts'
-import { wantsReadOnlyRootfs, workloadLabelsOf } from '../docker/container-spec.ts'
+import { type ReplicaPlan, wantsReadOnlyRootfs, workloadLabelsOf } from '../docker/container-spec.ts'
 import { portKeyOf } from '../docker/labels.ts'
 import type { VolumeSpec } from '../docker/volumes.ts'
 import { LABEL, SWARM_MANAGED, serviceNameOf } from './labels.ts'
@@ -26,12 +25,7 @@ export interface SwarmHardening {
   logMaxFiles: number
 }
 
-export interface ServicePlan {
-  deploymentId: string
-  ownerId: string
-  replica: number
-  restartGeneration: number
-  spec: DeploymentSpec
+export interface ServicePlan extends ReplicaPlan {
   /** The owner's overlay network id. */
   network: string
   /** Published port per `portKeyOf(replica, containerPort, protocol)`. */
