@@ -260,8 +260,6 @@ export const configSchema = z
             pidsLimit: int(8, 1_000_000).default(256),
             stopGraceSeconds: int(0, 3600).default(10),
             readOnlyRootfs: bool.default(false),
-            /** Starts are admitted while deployments ask for at most the nodes' CPUs and memory times this. */
-            overcommit: z.coerce.number().min(0.1).max(100).default(1),
             /** How long a deploy waits for its tasks to run before it retries later. */
             startTimeoutSeconds: int(5, 3600).default(120),
             volumeRetention: z.enum(['delete', 'keep']).default('delete'),

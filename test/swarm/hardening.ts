@@ -176,6 +176,9 @@ export function swarmHardeningTests(): void {
       const quick = await newSwarmProvider({ startTimeoutSeconds: 5 })
       const zone = `${label}-zone`
       const t = swarmTarget(world, { placement: { nodeLabels: { [label]: 'yes' }, spread: zone } })
+      const refused = await quick.place!(t)
+      assert.equal(refused.placed, false)
+      assert.match(refused.message, new RegExp(`meets replica 0's constraints \\(node.labels.${label}==yes`))
       await assert.rejects(quick.apply(t, context()), (error: Error & { kind?: string }) => {
         assert.equal(error.kind, 'transient')
         assert.match(error.message, /no suitable node|pending/i)
@@ -194,6 +197,7 @@ export function swarmHardeningTests(): void {
         _body: { ...before.Spec, Labels: { ...before.Spec.Labels, [label]: 'yes', [zone]: 'a' } },
       })
       try {
+        assert.equal((await provider.place!(t)).placed, true)
         const observed = await provider.apply(t, context())
         assert.equal(observed.instances[0]?.state, 'running')
       } finally {
@@ -204,6 +208,26 @@ export function swarmHardeningTests(): void {
           _body: { ...current.Spec, Labels: labels },
         })
       }
+    })
+
+    it('admits a start only when its replicas fit node by node, after what other tasks reserve', async () => {
+      const node = await world.docker.getNode(world.nodeId).inspect()
+      const cpus = node.Description.Resources.NanoCPUs / 1e9
+      const sized = (share: number) => swarmTarget(world, { resources: { cpus: share, memoryMb: 16 } })
+      const tooBig = await provider.place!(sized(cpus + 1))
+      assert.equal(tooBig.placed, false)
+      assert.match(tooBig.message, new RegExp(`room for replica 0 \\(${cpus + 1} CPUs, 16 MiB\\)`))
+      const half = sized(cpus / 2)
+      assert.equal((await provider.place!(half)).placed, true)
+      await provider.apply(half, context())
+      const more = sized(cpus / 2 + 0.25)
+      try {
+        assert.equal((await provider.place!(more)).placed, false, "half the node is the first one's")
+        assert.equal((await provider.place!(half)).placed, true, 'its own tasks make no room for a restart')
+      } finally {
+        await provider.remove(half.id)
+      }
+      assert.equal((await provider.place!(more)).placed, true)
     })
 
     it("encrypts owners' overlay networks when the operator asks", async () => {

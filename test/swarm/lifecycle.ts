@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import type { Provider, ProviderError } from '../../src/providers/provider.ts'
 import { serviceNameOf } from '../../src/providers/swarm/labels.ts'
+import { readPin, savePin } from '../../src/providers/swarm/pins.ts'
 import { engineRelay } from '../docker/engine-outage.ts'
 import { exec } from '../docker/exec.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -65,6 +66,33 @@ export function swarmLifecycleTests(): void {
       assert.equal((await volumes()).Volumes?.length, 1)
       await provider.remove(t.id)
       assert.equal((await volumes()).Volumes?.length ?? 0, 0)
+    })
+
+    it('starts a rolled-back replica again on the node that holds its volumes, and forgets it on delete', async () => {
+      const t = swarmTarget(world, { volumes: [{ name: 'data', mountPath: '/data' }] })
+      await provider.apply(t, context())
+      await exec(await taskContainer(world.docker, t.id), ['sh', '-c', 'echo kept > /data/f'])
+      await provider.release(t.id)
+      assert.equal(await readPin(world.docker, t.id, 0, 0), world.nodeId, 'the pin outlives the service')
+      await provider.apply({ ...t, restartGeneration: 1 }, context())
+      const read = await exec(await taskContainer(world.docker, t.id), ['cat', '/data/f'])
+      assert.equal(read.output, 'kept')
+      await provider.remove(t.id)
+      assert.equal(await readPin(world.docker, t.id, 0, 0), null)
+    })
+
+    it('fails a replica whose volumes are on a node that has left the swarm, as volumes_unreachable', async () => {
+      const t = swarmTarget(world, { volumes: [{ name: 'data', mountPath: '/data' }] })
+      await savePin(world.docker, { id: t.id, ownerId: t.ownerId, volumeGeneration: 0 }, 0, 'gone0node0id')
+      try {
+        await assert.rejects(provider.apply(t, context()), (error: ProviderError) => {
+          assert.equal(error.kind, 'permanent')
+          assert.equal(error.eventType, 'volumes_unreachable')
+          return true
+        })
+      } finally {
+        await provider.remove(t.id)
+      }
     })
 
     it('is adopted by a restarted control plane: the same instances, nothing recreated', async () => {

@@ -104,6 +104,17 @@ export async function tearDownSwarmWorld(): Promise<void> {
         .catch(() => {})
     }
   }
+  for (const config of (await docker.listConfigs({ filters: { label: [SWARM_FILTER] } })) as Array<{
+    ID: string
+    Spec: { Labels: Record<string, string> }
+  }>) {
+    if (!usedDeployments.has(config.Spec.Labels['berth.deployment'])) {
+      await docker
+        .getConfig(config.ID)
+        .remove()
+        .catch(() => {})
+    }
+  }
   for (const network of await docker.listNetworks({ filters: { label: [SWARM_FILTER] } })) {
     if (!usedOwners.has(network.Labels?.['berth.owner']))
       await docker

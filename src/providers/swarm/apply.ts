@@ -6,19 +6,12 @@ import type { AllocatePort, BlockPort } from '../docker/ports.ts'
 import { authFor, type RegistryAuth } from '../docker/registry-auth.ts'
 import { volumeNameOf, volumesOf } from '../docker/volumes.ts'
 import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
-import { LABEL, SWARM_FILTER, serviceIdentityOf } from './labels.ts'
+import { deploymentFilter, serviceIdentityOf } from './labels.ts'
 import { ensureOwnerOverlay } from './network.ts'
-import { leastBusyNode, spreadValueOf } from './nodes.ts'
+import { pinFor, spreadFor } from './place.ts'
 import { ensureSecrets, removeSecrets } from './secrets.ts'
 import { type ServicePlan, type SwarmHardening, serviceSpecOf } from './service-spec.ts'
-import {
-  currentTaskOf,
-  readCluster,
-  replicasOf,
-  type SwarmNode,
-  type SwarmService,
-  type SwarmTask,
-} from './tasks.ts'
+import { currentTaskOf, readCluster, replicasOf, type SwarmService, type SwarmTask } from './tasks.ts'
 
 // Converging one deployment on the swarm: one service per replica, created when missing, updated
 // when it is older than the target's restart generation, scaled back to 1 when stopped, given a
@@ -42,11 +35,6 @@ export interface SwarmApplySettings {
   startTimeoutMs: number
   pollMs: number
 }
-
-export const deploymentFilter = (deploymentId: string) => [
-  SWARM_FILTER,
-  `${LABEL.deployment}=${deploymentId}`,
-]
 
 export async function applySwarmDeployment(
   docker: Docker,
@@ -122,16 +110,9 @@ export async function applySwarmDeployment(
           source: volumeNameOf(target.id, v.name, target.volumeGeneration ?? 0),
         })),
         volumeDriver: settings.volumeDriver,
-        ...(await pinFor(
-          docker,
-          cluster.nodes,
-          settings,
-          volumes.length > 0,
-          change.service,
-          spec.placement?.nodeLabels,
-        )),
+        ...(await pinFor(docker, cluster.nodes, settings, target, change.replica, change.service)),
         constraints: settings.constraints,
-        ...spreadFor(cluster.nodes, spec.placement?.spread, change.replica),
+        ...spreadFor(cluster.nodes.values(), spec.placement?.spread, change.replica),
         // Every rewrite of a service forces a new task, so "the task made from the service as it
         // is now" (waitForTasks) is never an older one that happens to look the part.
         forceUpdate: change.service ? (change.service.Spec.TaskTemplate?.ForceUpdate ?? 0) + 1 : 0,
@@ -210,38 +191,6 @@ async function publishedPortsFor(
       }))
   }
   return out
-}
-
-function spreadFor(
-  nodes: Map<string, SwarmNode>,
-  key: string | undefined,
-  replica: number,
-): { spreadValue?: string } {
-  if (!key) return {}
-  // No node has the label: a value no node has, so the replica waits instead of running unspread.
-  return { spreadValue: spreadValueOf(nodes.values(), key, replica) ?? 'none' }
-}
-
-/**
- * A replica with volumes on the `local` driver keeps its data on one node: it is pinned there (a
- * placement constraint) from its first task on, so a restart never starts it empty elsewhere.
- */
-async function pinFor(
-  docker: Docker,
-  nodes: Map<string, SwarmNode>,
-  settings: SwarmApplySettings,
-  hasVolumes: boolean,
-  existing: SwarmService | undefined,
-  nodeLabels: Record<string, string> | undefined,
-): Promise<{ pinnedNode?: string }> {
-  if (!hasVolumes || settings.volumeDriver !== 'local') return {}
-  const pinned = existing?.Spec.TaskTemplate?.Placement?.Constraints?.find((c) => c.startsWith('node.id=='))
-  if (pinned) return { pinnedNode: pinned.slice('node.id=='.length) }
-  const node = await leastBusyNode(docker, nodes.values(), nodeLabels ?? {})
-  // Never unpinned: started anywhere, its data would be wherever the next start is not.
-  if (!node)
-    throw new ProviderError('transient', "no usable node with the spec's node labels to keep its volumes on")
-  return { pinnedNode: node }
 }
 
 /**

@@ -35,3 +35,9 @@ export function secretNameOf(deploymentId: string, restartGeneration: number, in
 /** The berth identity of a labelled service, or null when its labels are not berth's. */
 export const serviceIdentityOf = (labels: Record<string, string> | undefined) =>
   workloadIdentityOf(labels, SWARM_MANAGED)
+
+/** The label filter for one deployment's services (and its secrets, pins and volumes). */
+export const deploymentFilter = (deploymentId: string) => [
+  SWARM_FILTER,
+  `${LABEL.deployment}=${deploymentId}`,
+]

@@ -4,9 +4,10 @@ import { SWARM_FILTER } from './labels.ts'
 import type { SwarmNode, SwarmTask } from './tasks.ts'
 
 // The swarm's nodes, for what berth decides itself: where a replica with local volumes is pinned,
-// and how much the cluster can run (capacity admission).
+// which node label value a spread replica goes to, and how much the cluster has at all.
 
-const usable = (node: SwarmNode) => node.Status?.State === 'ready' && node.Spec?.Availability === 'active'
+export const usable = (node: SwarmNode) =>
+  node.Status?.State === 'ready' && node.Spec?.Availability === 'active'
 
 /** The usable node with these labels that runs the fewest of berth's tasks, or null. */
 export async function leastBusyNode(
@@ -44,8 +45,11 @@ export function spreadValueOf(nodes: Iterable<SwarmNode>, key: string, replica: 
   return values.length === 0 ? undefined : values[replica % values.length]
 }
 
-/** The usable nodes' CPUs and memory together, times the overcommit. */
-export async function clusterSize(docker: Docker, overcommit: number): Promise<ResourceDemand | null> {
+/**
+ * The usable nodes' CPUs and memory together: more than any one deployment can ever get (what
+ * fits node by node is `placeOnSwarm`'s question).
+ */
+export async function clusterSize(docker: Docker): Promise<ResourceDemand | null> {
   const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(usable)
   let nanoCpus = 0
   let memoryBytes = 0
@@ -55,7 +59,7 @@ export async function clusterSize(docker: Docker, overcommit: number): Promise<R
   }
   if (nanoCpus === 0 || memoryBytes === 0) return null
   return {
-    milliCpus: Math.floor((nanoCpus / 1e6) * overcommit),
-    memoryMb: Math.floor((memoryBytes / 2 ** 20) * overcommit),
+    milliCpus: Math.floor(nanoCpus / 1e6),
+    memoryMb: Math.floor(memoryBytes / 2 ** 20),
   }
 }

@@ -47,13 +47,36 @@ export interface ServicePlan extends ReplicaPlan {
   replicas: 0 | 1
 }
 
+/** What each replica's task reserves (and is limited to) on its node. */
+export const reservationOf = (spec: ServicePlan['spec']) => ({
+  nanoCpus: Math.round(spec.resources.cpus * 1e9),
+  memoryBytes: spec.resources.memoryMb * 1024 * 1024,
+})
+
+/** The Swarm constraints a replica's task gets: the operator's, the spec's, its spread value and pin. */
+export function placementConstraintsOf(
+  plan: Pick<ServicePlan, 'spec' | 'constraints' | 'spreadValue' | 'pinnedNode'>,
+): string[] {
+  const constraints = [
+    ...plan.constraints,
+    ...Object.entries(plan.spec.placement?.nodeLabels ?? {}).map(
+      ([key, value]) => `node.labels.${key}==${value}`,
+    ),
+  ]
+  // Swarm spreads the tasks of one service; each replica is a service of its own, so berth deals
+  // the replicas out over the label's values itself (place.ts) and pins each to its value.
+  const spread = plan.spec.placement?.spread
+  if (spread && plan.spreadValue !== undefined) constraints.push(`node.labels.${spread}==${plan.spreadValue}`)
+  if (plan.pinnedNode) constraints.push(`node.id==${plan.pinnedNode}`)
+  return constraints
+}
+
 /** Where a secret env variable's file is mounted; the variable `NAME_FILE` points at it. */
 export const secretPathOf = (envName: string) => `/run/secrets/${envName}`
 
 export function serviceSpecOf(plan: ServicePlan, hardening: SwarmHardening) {
   const { spec } = plan
-  const memoryBytes = spec.resources.memoryMb * 1024 * 1024
-  const nanoCpus = Math.round(spec.resources.cpus * 1e9)
+  const { nanoCpus, memoryBytes } = reservationOf(spec)
   const readOnly = wantsReadOnlyRootfs(spec, hardening.readOnlyRootfs)
   const secretNames = new Set(plan.secrets.map((s) => s.envName))
   const env = Object.entries(spec.env ?? {})
@@ -87,15 +110,7 @@ export function serviceSpecOf(plan: ServicePlan, hardening: SwarmHardening) {
       : []),
   ]
 
-  const constraints = [
-    ...plan.constraints,
-    ...Object.entries(spec.placement?.nodeLabels ?? {}).map(([key, value]) => `node.labels.${key}==${value}`),
-  ]
-  // Swarm spreads the tasks of one service; each replica is a service of its own, so berth deals
-  // the replicas out over the label's values itself (apply.ts) and pins each to its value.
-  const spread = spec.placement?.spread
-  if (spread && plan.spreadValue !== undefined) constraints.push(`node.labels.${spread}==${plan.spreadValue}`)
-  if (plan.pinnedNode) constraints.push(`node.id==${plan.pinnedNode}`)
+  const constraints = placementConstraintsOf(plan)
 
   return {
     Name: serviceNameOf(plan.deploymentId, plan.replica),

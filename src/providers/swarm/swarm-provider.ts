@@ -11,15 +11,16 @@ import { type EngineStats, sumUsage, usageOf } from '../docker/stats.ts'
 import { type Provider, ProviderError } from '../provider.ts'
 import {
   applySwarmDeployment,
-  deploymentFilter,
   removeService,
   type SwarmApplySettings,
   updateService,
   waitForTasks,
 } from './apply.ts'
-import { SWARM_FILTER, serviceIdentityOf } from './labels.ts'
+import { deploymentFilter, SWARM_FILTER, serviceIdentityOf } from './labels.ts'
 import { removeOwnerOverlayIfUnused, removeUnusedOverlays } from './network.ts'
 import { clusterSize } from './nodes.ts'
+import { removePins } from './pins.ts'
+import { placeOnSwarm } from './place.ts'
 import { removeSecrets, removeUnusedSecrets } from './secrets.ts'
 import type { PublishMode } from './service-spec.ts'
 import {
@@ -60,7 +61,6 @@ export interface SwarmProviderOptions {
   deniedRegistries?: string[]
   resolveRegistry?: (host: string) => Promise<string[]>
   volumeRetention?: 'delete' | 'keep'
-  overcommit?: number
   /** How long apply and restart wait for tasks before retrying later. Default 120 s. */
   startTimeoutSeconds?: number
   /** How often they look. Default 250 ms. */
@@ -248,11 +248,14 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
 
     capacity: async () => {
       try {
-        return await clusterSize(docker, options.overcommit ?? 1)
+        return await clusterSize(docker)
       } catch {
         return null
       }
     },
+
+    // Node by node: the cluster's total is no promise that one node has room for a replica.
+    place: (target) => placeOnSwarm(docker, settings, target),
 
     async apply(target, ctx) {
       await applySwarmDeployment(docker, settings, target, ctx)
@@ -280,6 +283,7 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
       // Volumes go only after the tasks: a failure above is retried with them intact. With the
       // local driver the managers' API reaches only the volumes on the manager's own node (README).
       if (options.volumeRetention !== 'keep') await removeLocalVolumes(docker, deploymentId)
+      await removePins(docker, deploymentId)
       await options.releasePorts?.(deploymentId)
     },
 

@@ -41,10 +41,10 @@ export interface SwarmService {
 
 export interface SwarmNode {
   ID: string
-  Spec?: { Availability?: string; Labels?: Record<string, string> }
+  Spec?: { Availability?: string; Role?: string; Labels?: Record<string, string> }
   Status?: { State?: string; Addr?: string }
   ManagerStatus?: { Addr?: string }
-  Description?: { Resources?: { NanoCPUs?: number; MemoryBytes?: number } }
+  Description?: { Hostname?: string; Resources?: { NanoCPUs?: number; MemoryBytes?: number } }
 }
 
 const STARTING = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting'])
