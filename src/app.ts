@@ -28,6 +28,9 @@ import { createPayments } from './payments/payments.ts'
 import { type Provider, ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
 import { createQuotas } from './quotas/quotas.ts'
+import { sealLegacySecrets } from './secrets/legacy.ts'
+import { masterKeyPathOf, openMasterKeys } from './secrets/master-keys.ts'
+import { createVault } from './secrets/vault.ts'
 import { packageVersion } from './version.ts'
 
 // The composition root: builds every part from the config, starts them in order, and stops them
@@ -93,7 +96,12 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     const swarm = await swarmProviderOf(config, database, logger)
     if (swarm) registered.push(swarm)
     const quotas = createQuotas(database.db, config.quotas)
-    const identity = await createIdentity({ db: database.db, config, quotas })
+    const vault = createVault(database.db, openMasterKeys(masterKeyPathOf(config, dataDir), logger))
+    await vault.checkMasterKeys()
+    const sealedSpecs = await sealLegacySecrets(database.db, vault)
+    if (sealedSpecs > 0)
+      logger.info({ deployments: sealedSpecs }, 'sealed secret env values kept in the clear')
+    const identity = await createIdentity({ db: database.db, config, quotas, vault })
     const fleet = createFleet({
       database,
       config,
@@ -102,6 +110,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       logger,
       bus,
       markDue: (ids) => store.markDue(ids),
+      vault,
     })
     if (config.providers.fleet.enabled) registered.push(fleet.provider)
     // An explicit default wins; otherwise real containers when an engine answered, else simulated.
@@ -133,6 +142,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       exclusiveDatabase: database.kind === 'pglite',
       funding: payments.funding,
       capacity,
+      vault,
     })
     await reconciler.start()
     stack.push(() => reconciler.stop())
@@ -143,7 +153,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     const sampler = createUsageSampler({ database, providers, metrics, logger })
     sampler.start(config.usage.sampleIntervalSeconds)
     stack.push(() => sampler.stop())
-    const nft = await createNft({ database, bus, config, metrics, logger })
+    const nft = await createNft({ database, bus, config, metrics, logger, vault })
     await nft.start()
     stack.push(() => nft.stop())
 
@@ -168,6 +178,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       capacity,
       quotas,
       nft,
+      vault,
     })
     const { app, injectWebSocket, streams } = createHttpApp({
       version: packageVersion(),

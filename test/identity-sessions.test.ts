@@ -8,6 +8,7 @@ import { systemSource } from '../src/domain/actor.ts'
 import { BerthError } from '../src/domain/errors.ts'
 import { createSessions, loadSessionSecret } from '../src/identity/sessions.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { testVault } from './helpers/vault.ts'
 
 async function rejectsWith(promise: Promise<unknown>, pattern: RegExp) {
   await assert.rejects(promise, (error: unknown) => {
@@ -35,17 +36,28 @@ for (const kind of databaseKinds) {
 
     it('generates the secret once, and concurrent starts all read the same one', async () => {
       const secrets = await Promise.all(
-        Array.from({ length: 10 }, () => loadSessionSecret(database.db, config)),
+        Array.from({ length: 10 }, () => loadSessionSecret(database.db, config, testVault(database.db))),
       )
       assert.equal(new Set(secrets).size, 1)
       assert.match(secrets[0]!, /^[A-Za-z0-9_-]{43}$/)
       const rows = await database.db.select().from(settings).where(eq(settings.key, 'session_secret'))
       assert.equal(rows.length, 1)
+      assert.ok(rows[0]!.value.startsWith('berth:v1:'), 'kept sealed')
+      assert.ok(!rows[0]!.value.includes(secrets[0]!))
+    })
+
+    it('seals a secret an older berth kept in the clear, and keeps using it', async () => {
+      const legacy = 'L'.repeat(43)
+      await database.db.update(settings).set({ value: legacy }).where(eq(settings.key, 'session_secret'))
+      assert.equal(await loadSessionSecret(database.db, config, testVault(database.db)), legacy)
+      const [row] = await database.db.select().from(settings).where(eq(settings.key, 'session_secret'))
+      assert.ok(row!.value.startsWith('berth:v1:'))
+      assert.equal(await loadSessionSecret(database.db, config, testVault(database.db)), legacy)
     })
 
     it("verifies another replica's tokens, and refuses them after revocation", async () => {
-      const first = await createSessions({ db: database.db, config, now })
-      const second = await createSessions({ db: database.db, config, now })
+      const first = await createSessions({ db: database.db, config, now, vault: testVault(database.db) })
+      const second = await createSessions({ db: database.db, config, now, vault: testVault(database.db) })
       const issued = await first.create(accountId)
       assert.equal(issued.expiresAt.getTime(), nowMs + 600_000)
       const verified = await second.verify(issued.token)
@@ -57,7 +69,7 @@ for (const kind of databaseKinds) {
     })
 
     it('refuses a token once the clock passes its expiry', async () => {
-      const sessions = await createSessions({ db: database.db, config, now })
+      const sessions = await createSessions({ db: database.db, config, now, vault: testVault(database.db) })
       const { token } = await sessions.create(accountId)
       nowMs += 599_000
       await sessions.verify(token)
@@ -66,24 +78,26 @@ for (const kind of databaseKinds) {
     })
 
     it('refuses tokens signed with another secret or for another server', async () => {
-      const ours = await createSessions({ db: database.db, config, now })
+      const ours = await createSessions({ db: database.db, config, now, vault: testVault(database.db) })
       const otherSecret = await createSessions({
         db: database.db,
         config: { ...config, sessionSecret: 'x'.repeat(32) },
         now,
+        vault: testVault(database.db),
       })
       await rejectsWith(ours.verify((await otherSecret.create(accountId)).token), /signature is invalid/)
       const otherServer = await createSessions({
         db: database.db,
         config: { ...config, publicUrl: 'https://elsewhere.example' },
         now,
+        vault: testVault(database.db),
       })
       await rejectsWith(ours.verify((await otherServer.create(accountId)).token), /claim "iss" is invalid/)
     })
 
     it('uses a configured secret as it is', async () => {
       const configured = { ...config, sessionSecret: 's'.repeat(40) }
-      assert.equal(await loadSessionSecret(database.db, configured), 's'.repeat(40))
+      assert.equal(await loadSessionSecret(database.db, configured, testVault(database.db)), 's'.repeat(40))
     })
   })
 }

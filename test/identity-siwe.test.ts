@@ -10,6 +10,7 @@ import { BerthError } from '../src/domain/errors.ts'
 import { createSessions } from '../src/identity/sessions.ts'
 import { createSiwe, type Siwe } from '../src/identity/siwe.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { testVault } from './helpers/vault.ts'
 
 // Time-dependent SIWE rules, driven by an injected clock; the HTTP-level cases are in
 // test/identity.test.ts.
@@ -37,7 +38,7 @@ for (const kind of databaseKinds) {
 
     before(async () => {
       database = await openTestDatabase(kind)
-      const sessions = await createSessions({ db: database.db, config, now })
+      const sessions = await createSessions({ db: database.db, config, now, vault: testVault(database.db) })
       siwe = createSiwe({ db: database.db, config, sessions, now })
     })
     after(() => database.dispose())
@@ -117,7 +118,7 @@ for (const kind of databaseKinds) {
     })
 
     it('accepts only the chain IDs the operator lists, when it lists any', async () => {
-      const sessions = await createSessions({ db: database.db, config, now })
+      const sessions = await createSessions({ db: database.db, config, now, vault: testVault(database.db) })
       const limited = createSiwe({
         db: database.db,
         config: configSchema.parse({ ...config, siwe: { ...config.siwe, chainIds: [1, 10] } }),

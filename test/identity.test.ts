@@ -18,6 +18,7 @@ import { identityRoutes } from '../src/http/routes/identity.ts'
 import { createIdentity } from '../src/identity/create-identity.ts'
 import { createQuotas } from '../src/quotas/quotas.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { testVault } from './helpers/vault.ts'
 
 // The identity routes through HTTP, as the server mounts them, on both databases.
 
@@ -67,7 +68,13 @@ async function buildApp(database: TestDatabase, jwksUrl: string, clock: { offset
   })
   const now = () => new Date(Date.now() + clock.offsetMs)
   const quotas = createQuotas(database.db, config.quotas)
-  const identity = await createIdentity({ db: database.db, config, quotas, now })
+  const identity = await createIdentity({
+    db: database.db,
+    config,
+    quotas,
+    now,
+    vault: testVault(database.db),
+  })
   const app = createRouter()
   app.use('*', requestId())
   app.use('/v1/*', requireAuth(identity.authenticator))

@@ -8,6 +8,7 @@ import { auditLines } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { createTestApp, type TestApp } from './helpers/http-app.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
+import { testVault } from './helpers/vault.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // What a change of holder leaves for the reconciler, on the simulated provider: the previous
@@ -57,7 +58,7 @@ for (const kind of databaseKinds) {
         const applied = await applyHolderChange(
           tx,
           { chainId: 1, contract, tokenId, to, burned: false, source: 'transfer', txHash: TRANSFER_TX },
-          { carrySecrets: false, carryVolumes },
+          { carrySecrets: false, carryVolumes, vault: testVault(database.db) },
         )
         await appendAudit(tx, applied?.audit ?? [])
         return applied

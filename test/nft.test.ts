@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { sql } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import type { Hex } from 'viem'
 import { queryRows } from '../src/db/client.ts'
+import { deployments } from '../src/db/schema/index.ts'
 import { createSimulatedProvider } from '../src/providers/simulated/simulated-provider.ts'
+import { openSpecSecrets } from '../src/secrets/spec-secrets.ts'
 import { mine, publicClientFor, reorg, rpc } from './helpers/anvil.ts'
 import { nft721Abi } from './helpers/contracts.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { createTestApp, type Reply, startMetadataServer, type TestApp } from './helpers/http-app.ts'
 import { type NftChain, startNftChain } from './helpers/nft-fixture.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
+import { testVault } from './helpers/vault.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // NFT-bound deployments on anvil with the ERC-721 and ERC-1155 test collections, through berth's
@@ -372,7 +375,19 @@ for (const [k, kind] of databaseKinds.entries()) {
       assert.equal((await a('GET', `/v1/deployments/${created.body.id}`)).status, 404)
       const moved = await b('GET', `/v1/deployments/${created.body.id}`)
       assert.equal(moved.body.stopReason, 'nft_transferred')
-      assert.equal(moved.body.spec.env.SECRET, 's', 'this collection carries secrets over')
+      assert.deepEqual(moved.body.spec.secretEnv, ['SECRET'])
+      assert.equal(moved.body.spec.env.SECRET, undefined, 'secret values are never shown')
+      const [stored] = await database.db.select().from(deployments).where(eq(deployments.id, created.body.id))
+      const carried = await openSpecSecrets(
+        testVault(database.db),
+        { ownerId: stored!.ownerId, deploymentId: stored!.id },
+        stored!.spec,
+      )
+      assert.equal(
+        carried.env?.SECRET,
+        's',
+        'this collection carries secrets over, sealed for the new holder',
+      )
       await waitStatus(b, created.body.id, 'stopped')
       assert.equal((await c('POST', `/v1/deployments/${created.body.id}/start`)).status, 404)
       assert.equal((await b('POST', `/v1/deployments/${created.body.id}/start`)).status, 202)

@@ -9,6 +9,7 @@ import { createQuotas } from '../src/quotas/quotas.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
 import { createAccount, createStack, type Stack } from './helpers/stack.ts'
+import { testVault } from './helpers/vault.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // Per-account quotas: what one wallet may hold at once. Over a limit, a create is refused with
@@ -195,7 +196,12 @@ for (const kind of databaseKinds) {
     it('refuses an API key past the quota, and admits one again after a revoke', async () => {
       const accountId = await createAccount(database, wallet(8))
       const quota = createQuotas(database.db, stack.config.quotas)
-      const identity = await createIdentity({ db: database.db, config: stack.config, quotas: quota })
+      const identity = await createIdentity({
+        db: database.db,
+        config: stack.config,
+        quotas: quota,
+        vault: testVault(database.db),
+      })
       const first = await identity.apiKeys.create(accountId, { name: 'a' }, systemSource('test'))
       await identity.apiKeys.create(accountId, { name: 'b' }, systemSource('test'))
       await assert.rejects(

@@ -51,7 +51,8 @@ function readConfigFile(path: string): Plain {
 
 /**
  * `BERTH_DATA_DIR` → dataDir, `BERTH_RECONCILER__LEASE_SECONDS` → reconciler.leaseSeconds,
- * `DATABASE_URL` → databaseUrl. `X_FILE` reads the value of X from a file (for secrets).
+ * `DATABASE_URL` → databaseUrl. `X_FILE` reads the value of X from a file (for secrets), except
+ * `BERTH_MASTER_KEY_FILE`, which is the path of the master key file itself.
  */
 export function configFromEnv(env: Record<string, string | undefined>): Plain {
   const out: Plain = {}
@@ -60,7 +61,9 @@ export function configFromEnv(env: Record<string, string | undefined>): Plain {
     if (rawValue === undefined || rawValue === '') continue
     let name = rawName
     let value = rawValue
-    if (name.endsWith('_FILE') && (name.startsWith('BERTH_') || name === 'DATABASE_URL_FILE')) {
+    // The master key file is a path berth reads (and a rotation rewrites), not a secret value.
+    const isPath = name === 'BERTH_MASTER_KEY_FILE'
+    if (!isPath && name.endsWith('_FILE') && (name.startsWith('BERTH_') || name === 'DATABASE_URL_FILE')) {
       name = name.slice(0, -'_FILE'.length)
       value = readSecretFile(rawName, rawValue)
     }

@@ -68,6 +68,11 @@ export const configSchema = z
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
     adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    /**
+     * The master key file (keys that wrap every owner's data key). Default `<dataDir>/master.key`,
+     * generated on first start when absent.
+     */
+    masterKeyFile: z.string().min(1).optional(),
     /** Secret for signing session JWTs; when unset berth generates one and keeps it in the database. */
     sessionSecret: z.string().min(32, 'must be at least 32 characters').optional(),
     sessionTtlSeconds: int(60, 30 * 86400).default(86400),

@@ -1,5 +1,6 @@
 import type { DeploymentPatch, DeploymentRow, Fence } from '../db/deployment-rows.ts'
 import { type ProgressStage, stagePercent } from '../domain/lifecycle.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventInput } from '../events/event-log.ts'
 import type { ApplyContext, Observed, Provider } from '../providers/provider.ts'
 import type { DeployStart } from './decision.ts'
@@ -33,7 +34,13 @@ export async function applyWithProgress(
   row: DeploymentRow,
   fence: Fence,
   start: DeployStart,
-  deps: { store: Pick<FencedWrites, 'write'>; provider: Provider; signal: AbortSignal },
+  deps: {
+    store: Pick<FencedWrites, 'write'>
+    provider: Provider
+    signal: AbortSignal
+    /** The spec the provider gets: the stored one with its secret values opened. */
+    openSpec: (row: DeploymentRow) => Promise<DeploymentSpec>
+  },
 ): Promise<AppliedWithProgress> {
   const buffered: EventInput[] = [...start.events]
   // The move to `deploying` (and what it sets) is written once, by whichever write carries it first.
@@ -87,7 +94,7 @@ export async function applyWithProgress(
       {
         id: row.id,
         ownerId: row.ownerId,
-        spec: row.spec,
+        spec: await deps.openSpec(row),
         restartGeneration: row.restartGeneration,
         volumeGeneration: row.volumeGeneration,
       },

@@ -45,7 +45,12 @@ export interface DeploymentStore extends FencedWrites {
 
 export interface NewDeploymentInput {
   ownerId: string
+  /** The spec as asked: what a keyed create is compared with on a replay. */
   spec: DeploymentSpec
+  /** The spec as stored, when it differs (its secret env values sealed). */
+  storedSpec?: DeploymentSpec
+  /** The new deployment's id (what sealed values are bound to); a fresh one when absent. */
+  id?: string
   provider: string
   /** Who asks, for the audit log and the deployment's first event. */
   source: ChangeSource
@@ -100,12 +105,12 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
     const earlier = await replay()
     if (earlier) return earlier
     const release = await input.admit?.()
-    const id = randomUUID()
+    const id = input.id ?? randomUUID()
     const fresh = {
       id,
       ownerId: input.ownerId,
       name: input.spec.name,
-      spec: input.spec,
+      spec: input.storedSpec ?? input.spec,
       provider: input.provider,
       source: input.source,
     }

@@ -7,6 +7,7 @@ import { abortableDelay } from '../domain/delay.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
+import type { Vault } from '../secrets/vault.ts'
 import type { Capacity } from './capacity.ts'
 import type { DeploymentStore } from './deployment-store.ts'
 import { executeStep, type Funding } from './step.ts'
@@ -41,6 +42,8 @@ export interface ReconcilerDeps {
   capacity?: Pick<Capacity, 'admit'>
   /** The clock for timestamps the steps write (tests inject one). */
   now?: () => Date
+  /** Opens the sealed secret env values of a spec on its way to the provider. */
+  vault: Pick<Vault, 'open'>
 }
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
@@ -115,6 +118,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       shutdown: abort.signal,
       onIntent: deps.bus.onIntent,
       now: deps.now ?? (() => new Date()),
+      vault: deps.vault,
     }
     try {
       // Steps that leave the deployment due at once keep the lease, and this worker takes the next

@@ -6,6 +6,8 @@ import { LeaseLostError } from '../domain/errors.ts'
 import { type DesiredState, TransitionRefusedError } from '../domain/lifecycle.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { type Provider, ProviderError } from '../providers/provider.ts'
+import { openSpecSecrets } from '../secrets/spec-secrets.ts'
+import type { Vault } from '../secrets/vault.ts'
 import { type AppliedWithProgress, applyWithProgress } from './apply-progress.ts'
 import type { Capacity } from './capacity.ts'
 import { decide } from './decide.ts'
@@ -43,6 +45,8 @@ export interface StepDeps {
   /** Subscribes to changes of a deployment's desired state (stop, start, restart, delete). */
   onIntent(deploymentId: string, fn: () => void): () => void
   now: () => Date
+  /** Opens the spec's sealed secret env values for the provider. */
+  vault: Pick<Vault, 'open'>
 }
 
 /** Takes one step. Resolves with the row as written, or null when the lease is lost or berth is stopping. */
@@ -164,7 +168,13 @@ async function applyCancellable(
   deps: StepDeps,
 ): Promise<AppliedWithProgress> {
   if (signal.reason instanceof DeployCancelledError) return { ok: false, error: signal.reason, latest: row }
-  const applied = await applyWithProgress(row, fence, start, { store: deps.store, provider, signal })
+  const applied = await applyWithProgress(row, fence, start, {
+    store: deps.store,
+    provider,
+    signal,
+    // Opened only here, on the way to the provider: the stored spec keeps them sealed.
+    openSpec: (r) => openSpecSecrets(deps.vault, { ownerId: r.ownerId, deploymentId: r.id }, r.spec),
+  })
   // Whatever the provider threw on the way out (or even if it finished), the deploy is abandoned:
   // a deployment no longer meant to run never becomes `running`.
   if (signal.reason instanceof DeployCancelledError) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Config } from '../config/schema.ts'
 import type { Capacity } from '../control/capacity.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
@@ -15,6 +16,8 @@ import { actingAccount, type Principal, sourceOf } from '../identity/principal.t
 import type { Nft } from '../nft/nft.ts'
 import type { LogLine, Provider, ProviderRegistry } from '../providers/provider.ts'
 import type { Quotas } from '../quotas/quotas.ts'
+import { sealSpecSecrets } from '../secrets/spec-secrets.ts'
+import type { Vault } from '../secrets/vault.ts'
 
 // The deployments use cases: what a principal may do with deployments, in one place between the
 // HTTP routes and the store. Each takes the principal it acts for and returns domain results;
@@ -35,6 +38,8 @@ export interface DeploymentsDeps {
   quotas: Pick<Quotas, 'admitDeployment'>
   /** Holder checks and templates for NFT-bound deployments; absent: bound specs are refused. */
   nft?: Pick<Nft, 'prepareCreate' | 'checkIntent' | 'templateSpec' | 'usesTemplateImage' | 'listBound'>
+  /** Seals a spec's secret env values before it is stored. */
+  vault: Vault
 }
 
 export interface LogOptions {
@@ -153,9 +158,12 @@ export function createDeployments(deps: DeploymentsDeps) {
       checkStartWindow(input)
       // A bound spec needs the caller to hold the token; it then carries the NFT's env.
       const spec = input.nft ? await nftOrRefuse().prepareCreate(account, input) : input
+      const id = randomUUID()
       const { row } = await store.create({
+        id,
         ownerId: account.id,
         spec,
+        storedSpec: await sealSpecSecrets(deps.vault, { ownerId: account.id, deploymentId: id }, spec),
         provider: await providerFor(spec, account),
         source: sourceOf(principal),
         ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
@@ -173,9 +181,12 @@ export function createDeployments(deps: DeploymentsDeps) {
       const account = actingAccount(principal)
       const spec = await nftOrRefuse().templateSpec(account, token, options)
       checkStartWindow(spec)
+      const id = randomUUID()
       const { row } = await store.create({
+        id,
         ownerId: account.id,
         spec,
+        storedSpec: await sealSpecSecrets(deps.vault, { ownerId: account.id, deploymentId: id }, spec),
         provider: await providerFor(spec, account),
         source: sourceOf(principal),
         admit: () => deps.quotas.admitDeployment(account.id, spec),

@@ -4,6 +4,7 @@ import { conflict, invalidInput, unauthorized } from '../domain/errors.ts'
 import { isUuid } from '../domain/ids.ts'
 import { type Assignment, assignmentStreamMessage } from '../domain/node.ts'
 import type { EventBus } from '../events/bus.ts'
+import type { Vault } from '../secrets/vault.ts'
 import { agentSignatureValid, publicKeyObjectOf } from './agent-key.ts'
 import { unknownNode } from './heartbeat-writer.ts'
 import type { LogRelay, LogRequest } from './log-relay.ts'
@@ -35,6 +36,8 @@ export interface AssignmentStreamOptions {
   logs: Pick<LogRelay, 'claim'>
   clockSkewSeconds: number
   now: () => Date
+  /** Opens the sealed secret env values of the specs a node is sent. */
+  vault: Pick<Vault, 'open'>
 }
 
 export function createAssignmentStreams(options: AssignmentStreamOptions) {
@@ -112,7 +115,7 @@ export function createAssignmentStreams(options: AssignmentStreamOptions) {
             wake = undefined
             wanted = false
             if (abort.signal.aborted) break
-            const assignments = await assignmentsOf(db, nodeId)
+            const assignments = await assignmentsOf(db, nodeId, options.vault)
             const text = JSON.stringify(assignments)
             // Unchanged lists are not sent again; the stream's keep-alive shows it is open. A
             // send an agent does not read stays pending: closing the stream must not wait for it.

@@ -8,6 +8,7 @@ import type { Siwe } from '../identity/siwe.ts'
 import { type Metrics, registerFleetGauges } from '../metrics/registry.ts'
 import { parseAllowList } from '../outbound/address-policy.ts'
 import { createImagePolicy } from '../providers/docker/image-policy.ts'
+import type { Vault } from '../secrets/vault.ts'
 import { createAssignmentStreams } from './assignment-stream.ts'
 import { createEarnings } from './earnings.ts'
 import { createEnrollment } from './enrollment.ts'
@@ -34,6 +35,8 @@ export interface FleetOptions {
   /** Makes deployments due for the reconciler (their replicas' node was lost, or drains). */
   markDue: (deploymentIds: string[]) => Promise<unknown>
   now?: () => Date
+  /** Opens the sealed secret env values of what nodes are assigned. */
+  vault: Pick<Vault, 'open'>
 }
 
 /** How often nodes are checked for loss, replicas for moving and drains for completion. */
@@ -54,6 +57,7 @@ export function createFleet(options: FleetOptions) {
     logs,
     clockSkewSeconds: settings.clockSkewSeconds,
     now,
+    vault: options.vault,
   })
   const startedAt = now()
   const sweepOnce = async () => {

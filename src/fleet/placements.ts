@@ -8,6 +8,8 @@ import {
 } from '../domain/node.ts'
 import type { ReplicaDemand } from '../domain/placement.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
+import { openSpecSecrets } from '../secrets/spec-secrets.ts'
+import type { Vault } from '../secrets/vault.ts'
 
 // Reading and changing the fleet's placements: which replica runs on which node, at which
 // generation, and what each node reports of it. The placements are the agents' assignments.
@@ -172,7 +174,11 @@ export async function setStopped(db: Db, deploymentId: string, stopped: boolean)
 }
 
 /** What one node is to run, as its agent's stream sends it. */
-export async function assignmentsOf(db: Db, nodeId: string): Promise<Assignment[]> {
+export async function assignmentsOf(
+  db: Db,
+  nodeId: string,
+  vault: Pick<Vault, 'open'>,
+): Promise<Assignment[]> {
   const rows = await queryRows<{
     deployment_id: string
     owner_id: string
@@ -190,15 +196,24 @@ export async function assignmentsOf(db: Db, nodeId: string): Promise<Assignment[
       [nodeId],
     ),
   )
-  return rows.map((row) => ({
-    deploymentId: row.deployment_id,
-    ownerId: row.owner_id,
-    replica: row.replica,
-    generation: row.generation,
-    volumeGeneration: row.volume_generation,
-    spec: row.spec,
-    stopped: row.stopped,
-  }))
+  const assignments: Assignment[] = []
+  for (const row of rows) {
+    assignments.push({
+      deploymentId: row.deployment_id,
+      ownerId: row.owner_id,
+      replica: row.replica,
+      generation: row.generation,
+      volumeGeneration: row.volume_generation,
+      // The agent runs it: its secret env values go to it opened, over its own stream only.
+      spec: await openSpecSecrets(
+        vault,
+        { ownerId: row.owner_id, deploymentId: row.deployment_id },
+        row.spec,
+      ),
+      stopped: row.stopped,
+    })
+  }
+  return assignments
 }
 
 /** What one replica of this spec asks of a node. */

@@ -1,6 +1,7 @@
 import type { DeploymentRow } from '../db/deployment-rows.ts'
 import type { EventRow } from '../events/event-log.ts'
 import { actingAccount, ownerLabel, type Principal } from '../identity/principal.ts'
+import { withoutSecretValues } from '../secrets/spec-secrets.ts'
 
 /**
  * The public JSON shape of a deployment, as shown to the principal it belongs to; `place` is its
@@ -14,7 +15,8 @@ export function deploymentView(row: DeploymentRow, viewer: Principal, place?: nu
     status: row.status,
     desiredState: row.desiredState,
     provider: row.provider,
-    spec: row.spec as unknown as Record<string, unknown>,
+    // Secret env values are named, never shown: they are the credentials route's alone.
+    spec: withoutSecretValues(row.spec) as unknown as Record<string, unknown>,
     progress: { stage: row.stage, percent: row.percent },
     endpoints: row.endpoints,
     ...(row.stopReason ? { stopReason: row.stopReason } : {}),

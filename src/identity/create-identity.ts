@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
 import type { Quotas } from '../quotas/quotas.ts'
+import type { Vault } from '../secrets/vault.ts'
 import { type ApiKeys, createApiKeys } from './api-keys.ts'
 import { createAuthenticator } from './authenticate.ts'
 import type { Authenticator } from './authenticator.ts'
@@ -16,6 +17,8 @@ export interface IdentityOptions {
   quotas: Pick<Quotas, 'admitApiKey'>
   /** The clock for every expiry decision; tests move it instead of sleeping. */
   now?: () => Date
+  /** Seals berth's own secrets (the session secret). */
+  vault: Vault
 }
 
 /** The identity services; http/ turns them into routes and middleware. */
@@ -31,7 +34,7 @@ export interface Identity {
 export async function createIdentity(options: IdentityOptions): Promise<Identity> {
   const { db, config } = options
   const now = options.now ?? (() => new Date())
-  const sessions = await createSessions({ db, config, now })
+  const sessions = await createSessions({ db, config, now, vault: options.vault })
   const apiKeys = createApiKeys({ db, now, admit: (accountId) => options.quotas.admitApiKey(accountId) })
   const external = config.externalJwt
     ? createExternalJwtVerifier({

@@ -8,6 +8,8 @@ import type { Db } from '../db/client.ts'
 import { accounts, sessions, settings } from '../db/schema/index.ts'
 import type { ChangeSource } from '../domain/actor.ts'
 import { unauthorized } from '../domain/errors.ts'
+import { isSealed } from '../secrets/envelope.ts'
+import { SYSTEM_OWNER, type Vault } from '../secrets/vault.ts'
 import type { Account } from './accounts.ts'
 
 // Sessions are HS256 JWTs whose `jti` is a row in `sessions`: the signature makes verification
@@ -52,12 +54,14 @@ export interface SessionsOptions {
   db: Db
   config: Config
   now: () => Date
+  /** Opens (or seals, on first start) the session secret kept in the database. */
+  vault: Vault
 }
 
 export async function createSessions(options: SessionsOptions): Promise<Sessions> {
   const { db, config, now } = options
   const issuer = publicUrlOf(config).origin
-  const key = new TextEncoder().encode(await loadSessionSecret(db, config))
+  const key = new TextEncoder().encode(await loadSessionSecret(db, config, options.vault))
   /** Verified tokens: the token itself → its session, when verified, and when it expires. */
   const cache = new Map<string, { session: VerifiedSession; expiresAt: number; cachedAt: number }>()
 
@@ -149,16 +153,25 @@ function sessionTokenError(cause: unknown) {
   return error
 }
 
+const SESSION_SECRET_PLACE = { ownerId: SYSTEM_OWNER, row: 'settings:session_secret', field: 'value' }
+
 /**
- * The configured secret, or one generated on first start and kept in `settings`. Insert-if-absent
- * followed by a read means concurrent first starts of several replicas all end up with the winner's.
+ * The configured secret, or one generated on first start and kept sealed in `settings`.
+ * Insert-if-absent followed by a read means concurrent first starts of several replicas all end
+ * up with the winner's. A secret kept in the clear by an older berth is sealed on the way.
  */
-export async function loadSessionSecret(db: Db, config: Config): Promise<string> {
+export async function loadSessionSecret(db: Db, config: Config, vault: Vault): Promise<string> {
   if (config.sessionSecret) return config.sessionSecret
+  const fresh = randomBytes(32).toString('base64url')
   await db
     .insert(settings)
-    .values({ key: SECRET_KEY, value: randomBytes(32).toString('base64url') })
+    .values({ key: SECRET_KEY, value: await vault.seal(SESSION_SECRET_PLACE, fresh) })
     .onConflictDoNothing({ target: settings.key })
   const [row] = await db.select({ value: settings.value }).from(settings).where(eq(settings.key, SECRET_KEY))
+  if (isSealed(row!.value)) return vault.open(SESSION_SECRET_PLACE, row!.value)
+  await db
+    .update(settings)
+    .set({ value: await vault.seal(SESSION_SECRET_PLACE, row!.value) })
+    .where(and(eq(settings.key, SECRET_KEY), eq(settings.value, row!.value)))
   return row!.value
 }

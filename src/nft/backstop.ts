@@ -4,6 +4,7 @@ import { appendAudit } from '../audit/audit-log.ts'
 import type { CollectionConfig } from '../config/nft-schema.ts'
 import { type Database, queryRows } from '../db/client.ts'
 import type { DeploymentSpec, NftBinding } from '../domain/spec.ts'
+import type { Vault } from '../secrets/vault.ts'
 import type { NftChains } from './chain.ts'
 import { collectionOf } from './ownership.ts'
 import { type AppliedChange, applyHolderChange, type ChangeSource } from './transfer.ts'
@@ -18,6 +19,7 @@ export interface BackstopDeps {
   chains: NftChains
   collections: CollectionConfig[]
   logger?: Logger
+  vault: Pick<Vault, 'seal' | 'open'>
 }
 
 interface BoundRow {
@@ -65,7 +67,7 @@ export async function checkHolders(
         const applied = await applyHolderChange(
           tx,
           { ...binding, to, burned, source, blockNumber: block },
-          { carrySecrets: collection.carrySecrets, carryVolumes: collection.carryVolumes },
+          { carrySecrets: collection.carrySecrets, carryVolumes: collection.carryVolumes, vault: deps.vault },
         )
         await appendAudit(tx, applied?.audit ?? [])
         return applied

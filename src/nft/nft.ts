@@ -13,6 +13,7 @@ import type { EventBus } from '../events/bus.ts'
 import type { Account } from '../identity/accounts.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { createOutboundClient, type OutboundOptions } from '../outbound/guarded-client.ts'
+import type { Vault } from '../secrets/vault.ts'
 import { checkHolders } from './backstop.ts'
 import type { NftChains } from './chain.ts'
 import {
@@ -36,6 +37,8 @@ export interface NftDeps {
   config: Pick<Config, 'networks' | 'nft' | 'nftCollections' | 'outbound'>
   metrics: Pick<Metrics, 'registry' | 'chainCursorLag'>
   logger?: Logger
+  /** Seals secret env values again for an NFT's next holder (collections that carry them). */
+  vault: Pick<Vault, 'seal' | 'open'>
   /** For tests: RPC clients per network instead of ones built from rpcUrls. */
   chains?: NftChains
   /** For tests: name resolution for token metadata URLs, instead of the system's. */
@@ -108,12 +111,19 @@ export async function createNft(deps: NftDeps) {
         chains,
         collections,
         onApplied,
+        vault: deps.vault,
         metrics: deps.metrics,
         ...(deps.logger ? { logger: deps.logger } : {}),
       }),
     )
 
-  const backstop = { database, chains, collections, ...(deps.logger ? { logger: deps.logger } : {}) }
+  const backstop = {
+    database,
+    chains,
+    collections,
+    vault: deps.vault,
+    ...(deps.logger ? { logger: deps.logger } : {}),
+  }
   /** ownerOf re-read for every deployment meant to run; stops those whose holder changed. */
   const recheck = async () => {
     const changes = await checkHolders(backstop, 'live', 'recheck')

@@ -4,6 +4,8 @@ import { queryRows, type Tx } from '../db/client.ts'
 import { type ChangeSource as AuditSource, actorLabel } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
+import { resealSpecSecrets } from '../secrets/spec-secrets.ts'
+import type { Vault } from '../secrets/vault.ts'
 import { forgetOwnership } from './ownership.ts'
 
 // What happens to a bound deployment when its token changes hands, in the caller's transaction
@@ -57,10 +59,17 @@ interface BoundRow {
   spec: DeploymentSpec | string
 }
 
+export interface HandoverOptions {
+  carrySecrets: boolean
+  carryVolumes: boolean
+  /** Seals carried secret env values again for the next holder. */
+  vault: Pick<Vault, 'seal' | 'open'>
+}
+
 export async function applyHolderChange(
   tx: Tx,
   change: HolderChange,
-  options: { carrySecrets: boolean; carryVolumes: boolean },
+  options: HandoverOptions,
 ): Promise<AppliedChange | null> {
   const { chainId, contract, tokenId } = change
   await forgetOwnership(tx, chainId, contract, tokenId)
@@ -103,6 +112,19 @@ export async function applyHolderChange(
     if (clash) {
       name = `${name.slice(0, 54)}-${row.id.slice(0, 8)}`
       nextSpec.name = name
+    }
+    // Sealed values are bound to their owner: carried over, they are sealed again for the next one.
+    if (options.carrySecrets) {
+      Object.assign(
+        nextSpec,
+        await resealSpecSecrets(
+          options.vault,
+          { ownerId: row.owner_id, deploymentId: row.id },
+          { ownerId: toOwnerId, deploymentId: row.id },
+          nextSpec,
+          tx,
+        ),
+      )
     }
   }
   const stopping = row.desired_state === 'running'

@@ -9,6 +9,7 @@ import type { Database } from '../db/client.ts'
 import { queryRows } from '../db/client.ts'
 import type { NftBinding } from '../domain/spec.ts'
 import type { Metrics } from '../metrics/registry.ts'
+import type { Vault } from '../secrets/vault.ts'
 import { type NftChain, type NftChains, ZERO_ADDRESS } from './chain.ts'
 import { forgetOwnership } from './ownership.ts'
 import { type AppliedChange, applyHolderChange } from './transfer.ts'
@@ -38,6 +39,7 @@ export interface NftWatcherDeps {
   onApplied(changes: AppliedChange[], reason: 'transfer'): void
   metrics?: Pick<Metrics, 'chainCursorLag'>
   logger?: Logger
+  vault: Pick<Vault, 'seal' | 'open'>
 }
 
 interface TokenMove {
@@ -151,7 +153,11 @@ export function createNftWatcher(deps: NftWatcherDeps) {
               txHash: log.transactionHash,
               blockNumber: log.blockNumber,
             },
-            { carrySecrets: move.collection.carrySecrets, carryVolumes: move.collection.carryVolumes },
+            {
+              carrySecrets: move.collection.carrySecrets,
+              carryVolumes: move.collection.carryVolumes,
+              vault: deps.vault,
+            },
           )
           if (!change) continue
           applied.set(`${log.transactionHash}:${log.logIndex}:${move.tokenId}`, change)

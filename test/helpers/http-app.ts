@@ -13,6 +13,7 @@ import { createNft, type Nft } from '../../src/nft/nft.ts'
 import { createPayments } from '../../src/payments/payments.ts'
 import { createQuotas } from '../../src/quotas/quotas.ts'
 import { createAccount, type Stack } from './stack.ts'
+import { testVault } from './vault.ts'
 
 // berth's HTTP app in-process on a test stack, with the NFT service built but not started (tests
 // drive its watcher with tick() and call its backstops), and users who authenticate with real API
@@ -62,9 +63,15 @@ export async function createTestApp(
     config: stack.config,
     metrics: stack.metrics,
     logger,
+    vault: testVault(database.db),
   })
   const quotas = createQuotas(database.db, stack.config.quotas)
-  const identity = await createIdentity({ db: database.db, config: stack.config, quotas })
+  const identity = await createIdentity({
+    db: database.db,
+    config: stack.config,
+    quotas,
+    vault: testVault(database.db),
+  })
   const payments = await createPayments({
     database,
     store: stack.store,
@@ -83,6 +90,7 @@ export async function createTestApp(
     capacity: stack.capacity,
     quotas,
     nft,
+    vault: testVault(database.db),
   })
   const fleet = createFleet({
     database,
@@ -93,6 +101,7 @@ export async function createTestApp(
     bus: stack.bus,
     markDue: (ids) => stack.store.markDue(ids),
     ...(options.now ? { now: options.now } : {}),
+    vault: testVault(database.db),
   })
   stack.providers.add(fleet.provider)
   const { app } = createHttpApp({

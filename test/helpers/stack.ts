@@ -17,6 +17,7 @@ import { createEventLog, type EventLog } from '../../src/events/event-log.ts'
 import { createMetrics, type Metrics } from '../../src/metrics/registry.ts'
 import { type Provider, ProviderRegistry } from '../../src/providers/provider.ts'
 import { createSimulatedProvider } from '../../src/providers/simulated/simulated-provider.ts'
+import { testVault } from './vault.ts'
 
 // The control plane's moving parts wired in-process on a test database, with the simulated
 // provider at zero latency unless told otherwise.
@@ -83,6 +84,7 @@ export async function createStack(
     funding: options.funding,
     capacity,
     now: options.now,
+    vault: testVault(database.db),
   })
   if (options.start !== false) await reconciler.start()
   const watches = startProviderWatches({ providers, store, bus, logger: pino({ level: 'silent' }) })

@@ -1,8 +1,7 @@
 import type Docker from 'dockerode'
 import { translating } from '../docker/errors.ts'
 import { volumesOf } from '../docker/volumes.ts'
-import { type PlacementVerdict, ProviderError } from '../provider.ts'
-import type { SwarmApplySettings, SwarmTarget } from './apply.ts'
+import { type DeploymentTarget, type PlacementVerdict, ProviderError } from '../provider.ts'
 import { deploymentFilter } from './labels.ts'
 import { leastBusyNode, spreadValueOf, usable } from './nodes.ts'
 import { readPin, savePin } from './pins.ts'
@@ -13,7 +12,12 @@ import type { SwarmNode, SwarmService, SwarmTask } from './tasks.ts'
 // Where each replica may run: its spread value, its pin (local volumes), and, before a start is
 // admitted, whether the replicas fit on the nodes as they are now.
 
-type PlaceSettings = Pick<SwarmApplySettings, 'constraints' | 'volumeDriver'>
+export interface PlaceSettings {
+  /** The operator's constraints, which every task gets. */
+  constraints: string[]
+  /** `local` pins each replica with volumes to one node. */
+  volumeDriver: string
+}
 
 export function spreadFor(
   nodes: Iterable<SwarmNode>,
@@ -25,7 +29,7 @@ export function spreadFor(
   return { spreadValue: spreadValueOf(nodes, key, replica) ?? 'none' }
 }
 
-const keepsLocalVolumes = (target: SwarmTarget, settings: PlaceSettings) =>
+const keepsLocalVolumes = (target: DeploymentTarget, settings: PlaceSettings) =>
   settings.volumeDriver === 'local' && volumesOf(target.spec).length > 0
 
 /**
@@ -37,7 +41,7 @@ export async function pinFor(
   docker: Docker,
   nodes: Map<string, SwarmNode>,
   settings: PlaceSettings,
-  target: SwarmTarget,
+  target: DeploymentTarget,
   replica: number,
   existing: SwarmService | undefined,
 ): Promise<{ pinnedNode?: string }> {
@@ -82,7 +86,7 @@ interface TaskReservation {
 export async function placeOnSwarm(
   docker: Docker,
   settings: PlaceSettings,
-  target: SwarmTarget,
+  target: DeploymentTarget,
 ): Promise<PlacementVerdict> {
   return translating(`place ${target.id}`, async () => {
     const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(usable)
