@@ -6,7 +6,7 @@ import { join } from 'node:path'
 
 // A throwaway PostgreSQL cluster from the installed server binaries, on a free loopback port.
 
-const PG_BIN = process.env.BERTH_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin'
+export const PG_BIN = process.env.BERTH_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin'
 
 export interface ThrowawayPostgres {
   url: string

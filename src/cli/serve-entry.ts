@@ -1,12 +1,16 @@
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { createLogger, startBerth } from '../app.ts'
 import { loadConfig } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import { openDatabase } from '../db/client.ts'
 import { runMigrations } from '../db/migrate.ts'
+import { masterKeyPathOf } from '../secrets/master-keys.ts'
+import { rotateMasterKey } from '../secrets/rotate.ts'
 import { exitCodeOf, exitCodes } from './exit-codes.ts'
 
-// The process entries of `berth serve` and `berth migrate`: the control plane runs in this
-// process. Loaded only when one of them is asked for, so client commands never load the server.
+// The process entries of `berth serve`, `berth migrate` and `berth keys rotate`: the control plane
+// (or its database) is in this process. Loaded only when one of them is asked for, so client commands never load the server.
 // They resolve with an exit code: 0 ok, 2 invalid configuration (a bad file, value or provider
 // choice), 1 any other failure to start.
 
@@ -59,6 +63,48 @@ export async function migrate(options: EntryOptions): Promise<number> {
   try {
     await runMigrations(database)
     console.log(`migrations applied (${database.kind})`)
+    return exitCodes.ok
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`)
+    return exitCodeOf(error)
+  } finally {
+    await database.close()
+  }
+}
+
+/**
+ * `berth keys rotate`: a new master key, every data key re-wrapped with it, the old key retired.
+ * Safe while servers run (they read the file again when they meet a key they do not know), and
+ * resumable: a run stopped anywhere is finished by the next.
+ */
+export async function rotateKeys(options: EntryOptions & { batchSize?: number }): Promise<number> {
+  const config = configOrExit(options)
+  if (typeof config === 'number') return config
+  const path = masterKeyPathOf(config, resolve(config.dataDir))
+  if (!path || !existsSync(path)) {
+    console.error(`error: no master key file at ${path ?? '(a data dir in memory)'}: nothing to rotate`)
+    return exitCodes.usage
+  }
+  const database = await openDatabase({
+    dataDir: config.dataDir,
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+  })
+  try {
+    await runMigrations(database)
+    let shown = 0
+    const report = await rotateMasterKey(database.db, path, {
+      ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+      onProgress: (done, total) => {
+        // A line per hundred or so: enough to follow, not a line per batch of one.
+        if (done - shown < 100 && done < total) return
+        shown = done
+        console.log(`re-wrapped ${done} of ${total} data keys`)
+      },
+    })
+    console.log(
+      `${report.resumed ? 'finished the rotation begun earlier' : 'rotated'}: data keys wrapped by ${report.current}` +
+        ` (${report.rewrapped} re-wrapped)${report.retired.length ? `; retired ${report.retired.join(', ')}` : ''}`,
+    )
     return exitCodes.ok
   } catch (error) {
     console.error(`error: ${(error as Error).message}`)

@@ -38,7 +38,7 @@ export interface Vault {
 }
 
 const aadOf = (place: SealedPlace) => `berth/${place.ownerId}/${place.row}/${place.field}`
-const wrapAadOf = (ownerId: string) => `berth/data-key/${ownerId}`
+export const wrapAadOf = (ownerId: string) => `berth/data-key/${ownerId}`
 /** Unwrapped data keys kept in memory; one per owner, so a few thousand cover the busy ones. */
 const CACHE_MAX = 4096
 

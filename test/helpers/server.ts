@@ -289,8 +289,15 @@ export async function startBerthOnPostgres(
   return {
     ...server,
     databaseUrl: database.url,
+    // A restart moves the process (and its port): read them from the live server.
     get child() {
       return server.child
+    },
+    get url() {
+      return server.url
+    },
+    get port() {
+      return server.port
     },
     async stop() {
       await server.stop()

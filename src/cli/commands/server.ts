@@ -60,4 +60,32 @@ export function registerServer(program: Command, action: Action): void {
         return migrate({ configFile: opts.config, flags: serverFlags(opts) })
       }),
     )
+
+  program
+    .command('keys')
+    .description('the master keys that seal every secret berth keeps')
+    .command('rotate')
+    .description('add a new master key, re-wrap every data key with it, retire the old one (resumable)')
+    .option('--config <file>', 'config file (YAML or JSON)')
+    .option('--data-dir <dir>', 'where the embedded database lives (default ./.berth)')
+    .option('--database-url <url>', 'PostgreSQL server URL (default: the embedded database)')
+    .option('--master-key-file <file>', 'the master key file (default <data dir>/master.key)')
+    .option('--batch-size <n>', 'data keys re-wrapped per transaction (default 500)', parseBatchSize)
+    .action(
+      action(async (_ctx, opts: ServerOptions & { masterKeyFile?: string; batchSize?: number }) => {
+        const { rotateKeys } = await import('../serve-entry.ts')
+        const { batchSize, ...rest } = opts
+        return rotateKeys({
+          configFile: opts.config,
+          flags: serverFlags(rest),
+          ...(batchSize ? { batchSize } : {}),
+        })
+      }),
+    )
+}
+
+function parseBatchSize(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new InvalidArgumentError('expected 1 to 100000')
+  return n
 }
