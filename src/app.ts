@@ -14,6 +14,7 @@ import { createReconciler } from './control/reconciler.ts'
 import { createUsageSampler } from './control/usage-sampler.ts'
 import { openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
+import { createCredentials } from './deployments/credentials.ts'
 import { createDeployments } from './deployments/deployments.ts'
 import { invalidInput } from './domain/errors.ts'
 import { dockerProviderOf, swarmProviderOf } from './engine-providers.ts'
@@ -31,6 +32,7 @@ import { createQuotas } from './quotas/quotas.ts'
 import { sealLegacySecrets } from './secrets/legacy.ts'
 import { masterKeyPathOf, openMasterKeys } from './secrets/master-keys.ts'
 import { createVault } from './secrets/vault.ts'
+import { BUILT_IN_TEMPLATES, loadCatalog } from './templates/catalog.ts'
 import { packageVersion } from './version.ts'
 
 // The composition root: builds every part from the config, starts them in order, and stops them
@@ -96,6 +98,8 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     const swarm = await swarmProviderOf(config, database, logger)
     if (swarm) registered.push(swarm)
     const quotas = createQuotas(database.db, config.quotas)
+    // Read and checked now: a bad template file stops the start, naming the file.
+    const catalog = loadCatalog([BUILT_IN_TEMPLATES, ...config.templates.dirs])
     const vault = createVault(database.db, openMasterKeys(masterKeyPathOf(config, dataDir), logger))
     await vault.checkMasterKeys()
     const sealedSpecs = await sealLegacySecrets(database.db, vault)
@@ -179,7 +183,9 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       quotas,
       nft,
       vault,
+      templates: { catalog, mirror: config.images.mirror },
     })
+    const credentials = createCredentials({ db: database.db, vault, get: deployments.get })
     const { app, injectWebSocket, streams } = createHttpApp({
       version: packageVersion(),
       limits: config,
@@ -191,6 +197,8 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
         return true
       },
       deployments,
+      credentials,
+      templates: { catalog, pricing: config.pricing },
       providers,
       metrics,
       identity,

@@ -92,7 +92,7 @@ describe('berth keys rotate (postgres)', () => {
     const first = rotate(created.url, keyFile)
     await waitFor(
       'some data keys re-wrapped',
-      async () => /re-wrapped [1-9]\d{2,} of 3000/.test(first.output()),
+      async () => new RegExp(`re-wrapped [1-9]\\d{2,} of ${OWNERS}`).test(first.output()),
       60_000,
       5,
     )

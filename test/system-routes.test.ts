@@ -18,6 +18,8 @@ describe('system routes', () => {
       databaseKind: 'pglite',
       pingDatabase: async () => true,
       deployments: {} as never,
+      credentials: {} as never,
+      templates: {} as never,
       providers: new ProviderRegistry('simulated'),
       metrics: createMetrics(async () => []),
       identity: { authenticator: { authenticate: async () => ({ kind: 'admin' }) } } as never,

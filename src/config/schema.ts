@@ -339,6 +339,21 @@ export const configSchema = z
     nft: nftSchema,
     /** NFT collections whose tokens deployments may be bound to; each on one of `networks`. */
     nftCollections: nftCollectionsSchema,
+    templates: z
+      .strictObject({
+        /** Directories of the operator's own template files, read with the built-in ones at start. */
+        dirs: commaList(z.string().min(1).max(4096), { max: 32 }).default([]),
+      })
+      .prefault({}),
+    images: z
+      .strictObject({
+        /**
+         * Image references replaced by others when a template is deployed (`postgres:16` →
+         * `registry.internal/postgres:16`), for hosts that cannot reach the public registries.
+         */
+        mirror: z.record(z.string().min(1).max(512), z.string().min(1).max(512)).default({}),
+      })
+      .prefault({}),
   })
   .superRefine((config, ctx) => {
     const chains = new Set(config.networks.map((n) => n.chainId))

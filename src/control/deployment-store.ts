@@ -45,10 +45,11 @@ export interface DeploymentStore extends FencedWrites {
 
 export interface NewDeploymentInput {
   ownerId: string
-  /** The spec as asked: what a keyed create is compared with on a replay. */
   spec: DeploymentSpec
   /** The spec as stored, when it differs (its secret env values sealed). */
   storedSpec?: DeploymentSpec
+  /** What was asked, when not the spec itself (a template request): what a replay is compared with. */
+  asked?: unknown
   /** The new deployment's id (what sealed values are bound to); a fresh one when absent. */
   id?: string
   provider: string
@@ -86,7 +87,9 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
   async function create(input: NewDeploymentInput): Promise<{ row: DeploymentRow; replayed: boolean }> {
     // Only a keyed create is compared with an earlier one; hashing every spec would be waste.
     const requestHash = input.idempotencyKey
-      ? createHash('sha256').update(JSON.stringify(input.spec)).digest('hex')
+      ? createHash('sha256')
+          .update(JSON.stringify(input.asked ?? input.spec))
+          .digest('hex')
       : ''
     const replay = async () => {
       if (!input.idempotencyKey) return undefined

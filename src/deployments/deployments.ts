@@ -4,10 +4,10 @@ import type { Capacity } from '../control/capacity.ts'
 import type { DeploymentStore } from '../control/deployment-store.ts'
 import { startBudgetSpentUntil } from '../control/health.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
-import { BerthError, conflict, invalidInput } from '../domain/errors.ts'
+import { BerthError, conflict, describeIssues, invalidInput, summarizeIssues } from '../domain/errors.ts'
 import type { Intent, Status } from '../domain/lifecycle.ts'
 import { describeDemand, resourceDemandOf } from '../domain/resources.ts'
-import type { DeploymentSpec, NftBinding } from '../domain/spec.ts'
+import { type DeploymentSpec, deploymentSpecSchema, type NftBinding } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { EventLog, EventRow } from '../events/event-log.ts'
 import { followEventLog } from '../events/follow.ts'
@@ -18,6 +18,8 @@ import type { LogLine, Provider, ProviderRegistry } from '../providers/provider.
 import type { Quotas } from '../quotas/quotas.ts'
 import { sealSpecSecrets } from '../secrets/spec-secrets.ts'
 import type { Vault } from '../secrets/vault.ts'
+import type { Catalog } from '../templates/catalog.ts'
+import { renderTemplate, type TemplateRequest } from '../templates/render.ts'
 
 // The deployments use cases: what a principal may do with deployments, in one place between the
 // HTTP routes and the store. Each takes the principal it acts for and returns domain results;
@@ -40,6 +42,8 @@ export interface DeploymentsDeps {
   nft?: Pick<Nft, 'prepareCreate' | 'checkIntent' | 'templateSpec' | 'usesTemplateImage' | 'listBound'>
   /** Seals a spec's secret env values before it is stored. */
   vault: Vault
+  /** The template catalog, and the image mirror applied to what templates name. */
+  templates: { catalog: Catalog; mirror: Record<string, string> }
 }
 
 export interface LogOptions {
@@ -143,6 +147,31 @@ export function createDeployments(deps: DeploymentsDeps) {
     return store.get(actingAccount(principal).id, id)
   }
 
+  /** Creates a deployment from a spec already checked: sealed, admitted, stored. */
+  async function createChecked(
+    principal: Principal,
+    input: DeploymentSpec,
+    options: { idempotencyKey?: string; asked?: unknown },
+  ): Promise<DeploymentRow> {
+    const account = actingAccount(principal)
+    checkStartWindow(input)
+    // A bound spec needs the caller to hold the token; it then carries the NFT's env.
+    const spec = input.nft ? await nftOrRefuse().prepareCreate(account, input) : input
+    const id = randomUUID()
+    const { row } = await store.create({
+      id,
+      ownerId: account.id,
+      spec,
+      storedSpec: await sealSpecSecrets(deps.vault, { ownerId: account.id, deploymentId: id }, spec),
+      provider: await providerFor(spec, account),
+      source: sourceOf(principal),
+      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+      ...(options.asked === undefined ? {} : { asked: options.asked }),
+      admit: () => deps.quotas.admitDeployment(account.id, spec),
+    })
+    return row
+  }
+
   return {
     get,
 
@@ -154,22 +183,42 @@ export function createDeployments(deps: DeploymentsDeps) {
       input: DeploymentSpec,
       options: { idempotencyKey?: string } = {},
     ): Promise<DeploymentRow> {
-      const account = actingAccount(principal)
-      checkStartWindow(input)
-      // A bound spec needs the caller to hold the token; it then carries the NFT's env.
-      const spec = input.nft ? await nftOrRefuse().prepareCreate(account, input) : input
-      const id = randomUUID()
-      const { row } = await store.create({
-        id,
-        ownerId: account.id,
-        spec,
-        storedSpec: await sealSpecSecrets(deps.vault, { ownerId: account.id, deploymentId: id }, spec),
-        provider: await providerFor(spec, account),
-        source: sourceOf(principal),
-        ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
-        admit: () => deps.quotas.admitDeployment(account.id, spec),
-      })
-      return row
+      if (input.template) {
+        throw invalidInput(
+          'template is set by berth: create from a template with {"template", "size", "name", "params"}',
+          [{ path: 'template', message: 'not allowed in a spec' }],
+        )
+      }
+      return createChecked(principal, input, options)
+    },
+
+    /**
+     * A deployment from a catalog template: its spec rendered from the size and parameters asked,
+     * with secrets generated now (stored sealed like any secret env value).
+     */
+    async createFromTemplate(
+      principal: Principal,
+      request: TemplateRequest,
+      options: { idempotencyKey?: string } = {},
+    ): Promise<DeploymentRow> {
+      const template = deps.templates.catalog.get(request.template)
+      if (!template) {
+        throw invalidInput(`no template "${request.template}"; GET /v1/templates lists them`, [
+          { path: 'template', message: 'unknown' },
+        ])
+      }
+      const parsed = deploymentSpecSchema.safeParse(
+        renderTemplate(template, request, { mirror: deps.templates.mirror }),
+      )
+      if (!parsed.success) {
+        // The catalog was checked at start: a spec it cannot make is a size or name problem.
+        throw invalidInput(
+          `template ${template.id} cannot make this deployment: ${summarizeIssues(describeIssues(parsed.error.issues))}`,
+          describeIssues(parsed.error.issues),
+        )
+      }
+      // A replay is compared with the request: the secrets in the spec are new each time.
+      return createChecked(principal, parsed.data, { ...options, asked: request })
     },
 
     /** "One agent per token": the collection's template, filled in for a token the caller holds. */

@@ -13,7 +13,7 @@ export const dnsLabel = z
 
 // Image references: optional registry/path, name, optional tag and digest. No whitespace or shell
 // characters can reach the provider.
-const imageRef = z
+export const imageRef = z
   .string()
   .min(1)
   .max(512)
@@ -22,7 +22,7 @@ const imageRef = z
     'must be an image reference such as "nginx:1.27" or "registry.example/app@sha256:…"',
   )
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+export const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
 const labelKey = z
   .string()
   .min(1)
@@ -136,6 +136,23 @@ export const nftBindingSchema = z.strictObject({
 })
 export type NftBinding = z.output<typeof nftBindingSchema>
 
+/** Names of a template's parameters, outputs and credentials. */
+export const templateKey = z.string().regex(/^[a-z][a-zA-Z0-9_]{0,62}$/, 'must be a name such as "database"')
+
+/**
+ * What a deployment made from a template keeps of it (set by berth, never by a request): which
+ * template and size, the parameters given, its outputs (patterns rendered against the endpoints),
+ * and which env variable holds each generated credential.
+ */
+export const templateRefSpec = z.strictObject({
+  id: dnsLabel,
+  size: dnsLabel,
+  params: z.record(templateKey, z.union([z.string().max(1024), z.number(), z.boolean()])),
+  outputs: z.record(templateKey, z.string().max(2048)),
+  credentials: z.record(templateKey, envName),
+})
+export type TemplateRef = z.output<typeof templateRefSpec>
+
 export const deploymentSpecSchema = z
   .strictObject({
     name: dnsLabel,
@@ -152,8 +169,9 @@ export const deploymentSpecSchema = z
     provider: z.string().min(1).max(64).optional(),
     placement: placementSpec.optional(),
     nft: nftBindingSchema.optional(),
-    /** Names of env values that are the holder's secrets: dropped when the NFT changes hands. */
+    /** Names of env values that are secrets: kept sealed, never shown, dropped when an NFT changes hands. */
     secretEnv: z.array(envName).max(512).optional(),
+    template: templateRefSpec.optional(),
   })
   .superRefine((spec, ctx) => {
     const seen = new Set<string>()

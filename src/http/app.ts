@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Audit } from '../audit/audit.ts'
 import type { Config } from '../config/schema.ts'
 import type { DatabaseKind } from '../db/client.ts'
+import type { Credentials } from '../deployments/credentials.ts'
 import type { Deployments } from '../deployments/deployments.ts'
 import { BerthError } from '../domain/errors.ts'
 import type { Fleet } from '../fleet/fleet.ts'
@@ -12,6 +13,7 @@ import type { Metrics } from '../metrics/registry.ts'
 import type { Nft } from '../nft/nft.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
 import type { Quotas } from '../quotas/quotas.ts'
+import type { Catalog } from '../templates/catalog.ts'
 import { renderDocsPage } from './docs-page.ts'
 import { errorResponse, hidesDetail, toBerthError } from './errors.ts'
 import { actingOrg } from './middleware/acting-org.ts'
@@ -35,6 +37,7 @@ import { orgRoutes } from './routes/orgs.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { quotaRoutes } from './routes/quotas.ts'
 import { systemRoutes } from './routes/system.ts'
+import { templateRoutes } from './routes/templates.ts'
 import { mountEventSocket } from './routes/websocket.ts'
 import { createStreamGuard } from './streams.ts'
 
@@ -46,6 +49,8 @@ export interface HttpDeps {
   databaseKind: DatabaseKind
   pingDatabase(): Promise<boolean>
   deployments: Deployments
+  credentials: Credentials
+  templates: { catalog: Catalog; pricing: Config['pricing'] }
   providers: ProviderRegistry
   metrics: Metrics
   identity: Identity
@@ -103,7 +108,8 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', systemRoutes(deps))
   app.route('/', identityRoutes(deps.identity))
   app.route('/', orgRoutes(deps.identity.orgs))
-  app.route('/', deploymentRoutes(deps.deployments))
+  app.route('/', deploymentRoutes(deps.deployments, deps.credentials))
+  app.route('/', templateRoutes(deps.templates))
   app.route('/', eventRoutes(live))
   app.route('/', logRoutes(deps.deployments, streams, deps.logger))
   app.route('/', paymentRoutes(deps.payments))

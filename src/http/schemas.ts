@@ -30,8 +30,15 @@ export const deploymentSchema = z
     desiredState: z.string(),
     provider: z.string(),
     spec: z.record(z.string(), z.unknown()),
-    progress: z.object({ stage: z.string(), percent: z.number() }),
+    progress: z.object({
+      stage: z.string(),
+      percent: z.number(),
+      /** For a deployment made from a template: initialising, allocating, configuring, provisioning, verifying, complete. */
+      resource: z.object({ stage: z.string(), percent: z.number() }).optional(),
+    }),
     endpoints: z.array(z.object({ containerPort: z.number(), protocol: z.string(), url: z.string() })),
+    /** A template deployment's connection details (never a secret), once its ports answer. */
+    connection: z.record(z.string(), z.string()).optional(),
     stopReason: z.string().optional(),
     error: z.string().optional(),
     /** Why a start waits in `pending`, and its place in the provider's queue (1: next). */

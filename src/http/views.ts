@@ -2,6 +2,8 @@ import type { DeploymentRow } from '../db/deployment-rows.ts'
 import type { EventRow } from '../events/event-log.ts'
 import { actingAccount, ownerLabel, type Principal } from '../identity/principal.ts'
 import { withoutSecretValues } from '../secrets/spec-secrets.ts'
+import { outputsOf } from '../templates/outputs.ts'
+import { resourceProgressOf } from '../templates/resource-progress.ts'
 
 /**
  * The public JSON shape of a deployment, as shown to the principal it belongs to; `place` is its
@@ -15,10 +17,16 @@ export function deploymentView(row: DeploymentRow, viewer: Principal, place?: nu
     status: row.status,
     desiredState: row.desiredState,
     provider: row.provider,
-    // Secret env values are named, never shown: they are the credentials route's alone.
+    // Secret env values are named, never shown (a template's credentials have their own route).
     spec: withoutSecretValues(row.spec) as unknown as Record<string, unknown>,
-    progress: { stage: row.stage, percent: row.percent },
+    progress: {
+      stage: row.stage,
+      percent: row.percent,
+      // Made from a template: the same progress in the six stages of one-click resources.
+      ...(row.spec.template ? { resource: resourceProgressOf(row.stage) } : {}),
+    },
     endpoints: row.endpoints,
+    ...(row.spec.template ? { connection: outputsOf(row.spec.template, row.endpoints) } : {}),
     ...(row.stopReason ? { stopReason: row.stopReason } : {}),
     ...(row.error ? { error: row.error } : {}),
     ...(row.waitReason

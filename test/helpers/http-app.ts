@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { pino } from 'pino'
 import { createAudit } from '../../src/audit/audit.ts'
 import type { Database } from '../../src/db/client.ts'
+import { createCredentials } from '../../src/deployments/credentials.ts'
 import { createDeployments } from '../../src/deployments/deployments.ts'
 import { systemSource } from '../../src/domain/actor.ts'
 import { createFleet, type Fleet } from '../../src/fleet/fleet.ts'
@@ -12,6 +13,7 @@ import { createIdentity } from '../../src/identity/create-identity.ts'
 import { createNft, type Nft } from '../../src/nft/nft.ts'
 import { createPayments } from '../../src/payments/payments.ts'
 import { createQuotas } from '../../src/quotas/quotas.ts'
+import { BUILT_IN_TEMPLATES, loadCatalog } from '../../src/templates/catalog.ts'
 import { createAccount, type Stack } from './stack.ts'
 import { testVault } from './vault.ts'
 
@@ -80,6 +82,7 @@ export async function createTestApp(
     metrics: stack.metrics,
     logger,
   })
+  const catalog = loadCatalog([BUILT_IN_TEMPLATES, ...stack.config.templates.dirs])
   const deployments = createDeployments({
     limits: stack.config,
     ...(options.now ? { now: options.now } : {}),
@@ -91,6 +94,7 @@ export async function createTestApp(
     quotas,
     nft,
     vault: testVault(database.db),
+    templates: { catalog, mirror: stack.config.images.mirror },
   })
   const fleet = createFleet({
     database,
@@ -111,6 +115,8 @@ export async function createTestApp(
     databaseKind: database.kind,
     pingDatabase: async () => true,
     deployments,
+    credentials: createCredentials({ db: database.db, vault: testVault(database.db), get: deployments.get }),
+    templates: { catalog, pricing: stack.config.pricing },
     providers: stack.providers,
     metrics: stack.metrics,
     identity,

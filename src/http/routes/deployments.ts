@@ -1,7 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import type { Credentials } from '../../deployments/credentials.ts'
 import type { Deployments } from '../../deployments/deployments.ts'
 import { intents, statuses } from '../../domain/lifecycle.ts'
-import { deploymentSpecSchema } from '../../domain/spec.ts'
+import { type DeploymentSpec, deploymentSpecSchema, dnsLabel } from '../../domain/spec.ts'
+import type { TemplateRequest } from '../../templates/render.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf } from '../principal.ts'
 import { deploymentSchema, errorResponses, errorSchema, idParam, json } from '../schemas.ts'
@@ -10,6 +12,37 @@ import { deploymentView } from '../views.ts'
 // Deployments: create, list, read, and the intents (stop, start, restart, delete). The routes
 // parse and map; what is allowed is decided in deployments/.
 
+/** A deployment from a catalog template (GET /v1/templates). */
+const templateRequestSchema = z.strictObject({
+  template: dnsLabel,
+  size: dnsLabel.optional(),
+  name: dnsLabel,
+  params: z.record(z.string().max(63), z.unknown()).optional(),
+})
+
+/**
+ * A spec, or a template request (told apart by its `template` key): each is checked by its own
+ * schema, so a bad spec is answered about the spec's fields, never as "matches neither".
+ */
+const createBody = z
+  .unknown()
+  .transform((body, ctx) => {
+    const isTemplate = typeof body === 'object' && body !== null && 'template' in body
+    const parsed = (isTemplate ? templateRequestSchema : deploymentSpecSchema).safeParse(body)
+    if (parsed.success)
+      return isTemplate
+        ? { template: parsed.data as TemplateRequest }
+        : { spec: parsed.data as DeploymentSpec }
+    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, input: undefined } as never)
+    return z.NEVER
+  })
+  .openapi({
+    oneOf: [
+      z.toJSONSchema(deploymentSpecSchema, { io: 'input', unrepresentable: 'any' }),
+      z.toJSONSchema(templateRequestSchema, { io: 'input' }),
+    ],
+  } as never)
+
 const createDeployment = createRoute({
   method: 'post',
   path: '/v1/deployments',
@@ -17,7 +50,7 @@ const createDeployment = createRoute({
   summary: 'Create a deployment',
   request: {
     headers: z.object({ 'idempotency-key': z.string().min(1).max(128).optional() }),
-    body: { required: true, content: { 'application/json': { schema: deploymentSpecSchema } } },
+    body: { required: true, content: { 'application/json': { schema: createBody } } },
   },
   responses: {
     202: json(deploymentSchema, 'Accepted; the deployment converges in the background'),
@@ -67,14 +100,41 @@ const intentRoute = (intent: (typeof intents)[number]) =>
     },
   })
 
-export function deploymentRoutes(deployments: Deployments) {
+const readCredentials = createRoute({
+  method: 'get',
+  path: '/v1/deployments/{id}/credentials',
+  tags: ['deployments'],
+  summary: "A template deployment's generated credentials and connection details (each read is audited)",
+  request: { params: idParam },
+  responses: {
+    200: json(
+      z.object({
+        credentials: z.record(z.string(), z.string()),
+        connection: z.record(z.string(), z.string()),
+      }),
+      'The credentials',
+    ),
+    409: json(errorSchema, 'The deployment has no generated credentials'),
+    ...errorResponses,
+  },
+})
+
+export function deploymentRoutes(deployments: Deployments, credentials: Credentials) {
   const router = createRouter()
+
+  router.openapi(readCredentials, async (c) => {
+    // Never kept by a cache on the way: they are secrets.
+    c.header('cache-control', 'no-store')
+    return c.json(await credentials.read(principalOf(c), c.req.valid('param').id), 200)
+  })
 
   router.openapi(createDeployment, async (c) => {
     const idempotencyKey = c.req.valid('header')['idempotency-key']
-    const row = await deployments.create(principalOf(c), c.req.valid('json'), {
-      ...(idempotencyKey ? { idempotencyKey } : {}),
-    })
+    const body = c.req.valid('json')
+    const options = idempotencyKey ? { idempotencyKey } : {}
+    const row = body.template
+      ? await deployments.createFromTemplate(principalOf(c), body.template, options)
+      : await deployments.create(principalOf(c), body.spec!, options)
     return c.json(deploymentView(row, principalOf(c)), 202)
   })
 

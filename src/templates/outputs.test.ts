@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { outputsOf } from './outputs.ts'
+
+describe('template outputs', () => {
+  const ref = {
+    id: 'postgres',
+    size: 'small',
+    params: { user: 'shop', database: 'app' },
+    outputs: {
+      connection: 'postgresql://shop@{{host:5432}}:{{port:5432}}/app',
+      admin: 'http://{{host:8080}}:{{port:8080}}/',
+      plain: 'no placeholders',
+    },
+    credentials: { password: 'POSTGRES_PASSWORD' },
+  }
+
+  it('fills host and port from where each container port answers', () => {
+    const out = outputsOf(ref, [
+      { containerPort: 5432, protocol: 'tcp', url: 'http://db.example:30001' },
+      { containerPort: 5432, protocol: 'tcp', url: 'http://db.example:30002' },
+    ])
+    assert.deepEqual(out, { connection: 'postgresql://shop@db.example:30001/app', plain: 'no placeholders' })
+  })
+
+  it('leaves out what needs a port that does not answer yet', () => {
+    assert.deepEqual(outputsOf(ref, []), { plain: 'no placeholders' })
+  })
+})
