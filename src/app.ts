@@ -30,7 +30,7 @@ import { type Provider, ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
 import { createQuotas } from './quotas/quotas.ts'
 import { sealLegacySecrets } from './secrets/legacy.ts'
-import { masterKeyPathOf, openMasterKeys } from './secrets/master-keys.ts'
+import { openMasterKeys } from './secrets/master-keys.ts'
 import { createVault } from './secrets/vault.ts'
 import { BUILT_IN_TEMPLATES, loadCatalog } from './templates/catalog.ts'
 import { packageVersion } from './version.ts'
@@ -100,7 +100,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     const quotas = createQuotas(database.db, config.quotas)
     // Read and checked now: a bad template file stops the start, naming the file.
     const catalog = loadCatalog([BUILT_IN_TEMPLATES, ...config.templates.dirs])
-    const vault = createVault(database.db, openMasterKeys(masterKeyPathOf(config, dataDir), logger))
+    const vault = createVault(database.db, openMasterKeys(config, dataDir, logger))
     await vault.checkMasterKeys()
     const sealedSpecs = await sealLegacySecrets(database.db, vault)
     if (sealedSpecs > 0)

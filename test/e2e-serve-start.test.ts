@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { berthBin, repoRoot, runCli } from './helpers/server.ts'
+import { berthBin, repoRoot, runCli, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
 // `berth serve` as an operator starts it: a configuration it cannot use ends it at once with exit
@@ -18,8 +18,8 @@ describe('berth serve at start (e2e)', () => {
   })
   after(() => rmSync(dir, { recursive: true, force: true }))
 
-  const serve = (args: string[], env: Record<string, string> = {}) =>
-    runCli('http://127.0.0.1:1', ['serve', '--port', '0', '--data-dir', join(dir, 'data'), ...args], env)
+  const serve = (args: string[], env: Record<string, string> = {}, dataDir = join(dir, 'data')) =>
+    runCli('http://127.0.0.1:1', ['serve', '--port', '0', '--data-dir', dataDir, ...args], env)
 
   // A server that accepted what it should refuse would run on: each case is bounded.
   const bounded = { timeout: 90_000 }
@@ -53,6 +53,38 @@ describe('berth serve at start (e2e)', () => {
     })
     assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`)
     assert.match(result.stdout, /providers\.default: \\?"docker\\?" is not enabled/)
+  })
+
+  it(
+    'exits 2 when a configured master key file is missing, instead of making a new key',
+    bounded,
+    async () => {
+      const missing = join(dir, 'no-such.key')
+      const result = await serve([], { BERTH_MASTER_KEY_FILE: missing })
+      assert.equal(result.code, 2, `${result.stdout}\n${result.stderr}`)
+      assert.match(result.stdout, /masterKeyFile: .*no-such\.key does not exist/)
+    },
+  )
+
+  it('refuses a data dir another live berth holds: serve, migrate and keys rotate', bounded, async () => {
+    const shared = join(dir, 'shared')
+    const running = await startBerth({ dataDir: shared })
+    try {
+      const again = await serve([], {}, shared)
+      assert.equal(again.code, 2, `${again.stdout}\n${again.stderr}`)
+      assert.match(again.stdout, new RegExp(`another berth process \\(pid ${running.child.pid}\\) uses`))
+      for (const args of [['migrate'], ['keys', 'rotate']]) {
+        const result = await runCli('http://127.0.0.1:1', [...args, '--data-dir', shared])
+        assert.equal(result.code, 2, `${args.join(' ')}: ${result.stdout}\n${result.stderr}`)
+        assert.match(result.stderr, /another berth process \(pid \d+\) uses/)
+      }
+    } finally {
+      await running.stop()
+    }
+    // Once it stopped, the directory is free again.
+    const rotated = await runCli('http://127.0.0.1:1', ['keys', 'rotate', '--data-dir', shared])
+    assert.equal(rotated.code, 0, rotated.stderr)
+    assert.match(rotated.stdout, /^rotated: data keys wrapped by v2-/m)
   })
 
   for (const format of ['json', 'pretty'] as const) {

@@ -20,7 +20,7 @@ import { waitFor } from './helpers/wait.ts'
 // every secret still opens; run again, it finishes the same rotation, retires the old key, and
 // every secret opens with the new key alone.
 
-const OWNERS = 2000
+const OWNERS = 1200
 const silent = pino({ level: 'silent' })
 
 function rotate(
@@ -65,7 +65,7 @@ describe('berth keys rotate (postgres)', () => {
     created = await createPostgresDatabase()
     database = await openDatabase({ databaseUrl: created.url, dataDir: dir, maxConnections: 8 })
     await runMigrations(database)
-    const vault = createVault(database.db, openMasterKeys(keyFile, silent))
+    const vault = createVault(database.db, openMasterKeys({ masterKeyFile: keyFile }, dir, silent))
     // One data key per owner, each sealing one value.
     for (let start = 0; start < OWNERS; start += 100) {
       await Promise.all(
@@ -104,7 +104,7 @@ describe('berth keys rotate (postgres)', () => {
     const byKey = await database.db.select({ id: ownerDataKeys.masterKeyId }).from(ownerDataKeys)
     const onNew = byKey.filter((r) => r.id === midway.current.id).length
     assert.ok(onNew > 0 && onNew < OWNERS, `part of the way: ${onNew} of ${OWNERS}`)
-    await openAll(createVault(database.db, openMasterKeys(keyFile, silent)))
+    await openAll(createVault(database.db, openMasterKeys({ masterKeyFile: keyFile }, dir, silent)))
 
     const second = rotate(created.url, keyFile)
     assert.equal(await second.exit, 0, second.output())
@@ -122,7 +122,7 @@ describe('berth keys rotate (postgres)', () => {
     assert.ok(!readFileSync(keyFile, 'utf8').includes(oldKey!.key.toString('base64')))
     const rows = await database.db.select({ id: ownerDataKeys.masterKeyId }).from(ownerDataKeys)
     assert.ok(rows.every((r) => r.id === final.current.id))
-    await openAll(createVault(database.db, openMasterKeys(keyFile, silent)))
+    await openAll(createVault(database.db, openMasterKeys({ masterKeyFile: keyFile }, dir, silent)))
     const withOldOnly = createVault(database.db, {
       current: () => keyringOf([oldKey!]),
       reload: () => keyringOf([oldKey!]),
@@ -138,6 +138,17 @@ describe('berth keys rotate (postgres)', () => {
     const now = readKeyringFile(keyFile)
     assert.notEqual(now.current.id, before.id)
     assert.equal(now.keys.length, 1)
-    await openAll(createVault(database.db, openMasterKeys(keyFile, silent)))
+    await openAll(createVault(database.db, openMasterKeys({ masterKeyFile: keyFile }, dir, silent)))
+  })
+
+  it('runs two rotations asked at once one after the other, losing no key', async () => {
+    const [a, b] = [rotate(created.url, keyFile), rotate(created.url, keyFile)]
+    assert.equal(await a.exit, 0, a.output())
+    assert.equal(await b.exit, 0, b.output())
+    const ring = readKeyringFile(keyFile)
+    assert.equal(ring.keys.length, 1)
+    const rows = await database.db.select({ id: ownerDataKeys.masterKeyId }).from(ownerDataKeys)
+    assert.ok(rows.every((r) => r.id === ring.current.id))
+    await openAll(createVault(database.db, openMasterKeys({ masterKeyFile: keyFile }, dir, silent)))
   })
 })

@@ -96,6 +96,17 @@ for (const kind of databaseKinds) {
       assert.match(key!.wrappedKey, /^berth:v1:/, 'the data key is stored wrapped')
     })
 
+    it('refuses a spec that names a secret variable twice', async () => {
+      const reply = await alice('POST', '/v1/deployments', {
+        name: 'twice',
+        image: 'app:1',
+        env: { TOKEN: 'x' },
+        secretEnv: ['TOKEN', 'TOKEN'],
+      })
+      assert.equal(reply.status, 400)
+      assert.match(reply.body.error.message, /secretEnv\.1: TOKEN is listed twice/)
+    })
+
     it('refuses a sealed value moved to another deployment, owner or variable', async () => {
       const vault = testVault(database.db)
       const [owner, other] = [randomUUID(), randomUUID()]
@@ -112,15 +123,22 @@ for (const kind of databaseKinds) {
     })
 
     it('refuses to go on with a master key that did not wrap the data keys there', async () => {
+      // The first start records its key; a replica with another file is refused, and cannot
+      // wrap a new owner's data key with its own key either.
+      await testVault(database.db).checkMasterKeys()
       const stranger = createVault(database.db, ephemeralKeys())
       await assert.rejects(
         stranger.checkMasterKeys(),
         /sealed under master key v1-[0-9a-f]{8}, which the master key file does not hold/,
       )
+      await assert.rejects(
+        stranger.seal(secretEnvPlaceOf(randomUUID(), randomUUID(), 'X'), 'v'),
+        /the database wraps new data keys with master key v1-[0-9a-f]{8}, which the master key file does not hold/,
+      )
       await testVault(database.db).checkMasterKeys()
     })
 
-    it('seals, once, the secret env values an older berth stored in the clear', async () => {
+    it('seals the secret env values an older berth stored in the clear, and finds none the next time', async () => {
       const owner = randomUUID()
       await database.db
         .insert(accounts)
@@ -145,7 +163,7 @@ for (const kind of databaseKinds) {
       assert.ok(!JSON.stringify(after!.spec).includes(CANARY))
       const opened = await openSpecSecrets(vault, { ownerId: owner, deploymentId: row.id }, after!.spec)
       assert.deepEqual(opened.env, { OLD_SECRET: CANARY, PLAIN: 'p' })
-      assert.equal(await sealLegacySecrets(database.db, vault), 0, 'once')
+      assert.equal(await sealLegacySecrets(database.db, vault), 0, 'nothing left in the clear')
     })
   })
 }

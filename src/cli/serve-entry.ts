@@ -92,7 +92,7 @@ export async function rotateKeys(options: EntryOptions & { batchSize?: number })
   try {
     await runMigrations(database)
     let shown = 0
-    const report = await rotateMasterKey(database.db, path, {
+    const report = await rotateMasterKey(database, path, {
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
       onProgress: (done, total) => {
         // A line per hundred or so: enough to follow, not a line per batch of one.

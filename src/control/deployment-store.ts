@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { and, count, desc, eq, inArray, ne, sql } from 'drizzle-orm'
 import { appendAudit } from '../audit/audit-log.ts'
 import { type Database, numberedSql, queryRows, uniqueViolation } from '../db/client.ts'
@@ -48,8 +48,11 @@ export interface NewDeploymentInput {
   spec: DeploymentSpec
   /** The spec as stored, when it differs (its secret env values sealed). */
   storedSpec?: DeploymentSpec
-  /** What was asked, when not the spec itself (a template request): what a replay is compared with. */
-  asked?: unknown
+  /**
+   * With an idempotency key: a digest of what was asked, which a replay must match. Keyed by the
+   * owner's secret (vault.fingerprint), so a stored digest confirms no guess of a secret it covers.
+   */
+  requestHash?: string
   /** The new deployment's id (what sealed values are bound to); a fresh one when absent. */
   id?: string
   provider: string
@@ -85,12 +88,7 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
   }
 
   async function create(input: NewDeploymentInput): Promise<{ row: DeploymentRow; replayed: boolean }> {
-    // Only a keyed create is compared with an earlier one; hashing every spec would be waste.
-    const requestHash = input.idempotencyKey
-      ? createHash('sha256')
-          .update(JSON.stringify(input.asked ?? input.spec))
-          .digest('hex')
-      : ''
+    const requestHash = input.requestHash ?? ''
     const replay = async () => {
       if (!input.idempotencyKey) return undefined
       const [prior] = await db

@@ -7,6 +7,7 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import pg from 'pg'
+import { lockDataDir } from './data-dir-lock.ts'
 import * as schema from './schema/index.ts'
 
 export type Schema = typeof schema
@@ -43,12 +44,18 @@ export interface DatabaseOptions {
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl
     ? openPostgres(options.databaseUrl, options.maxConnections ?? 20)
-    : openPglite(options.dataDir.startsWith('memory://') ? options.dataDir : join(options.dataDir, 'db'))
+    : openPglite(options.dataDir)
 }
 
-async function openPglite(dir: string): Promise<Database> {
-  if (!dir.startsWith('memory://')) mkdirSync(dir, { recursive: true })
-  const client = await PGlite.create(dir, { postgresqlconf: pgliteSettings })
+async function openPglite(dataDir: string): Promise<Database> {
+  const inMemory = dataDir.startsWith('memory://')
+  const dir = inMemory ? dataDir : join(dataDir, 'db')
+  if (!inMemory) mkdirSync(dir, { recursive: true })
+  const lock = inMemory ? undefined : lockDataDir(dataDir)
+  const client = await PGlite.create(dir, { postgresqlconf: pgliteSettings }).catch((error: unknown) => {
+    lock?.release()
+    throw error
+  })
   const db = drizzlePglite(client, { schema }) as unknown as Db
   return {
     kind: 'pglite',
@@ -57,7 +64,10 @@ async function openPglite(dir: string): Promise<Database> {
     listen: (channel, fn) => client.listen(channel, fn).then((unsub) => unsub),
     // PGlite is a single connection owned by this process: nothing else can hold the lock.
     withAdvisoryLock: (_key, fn) => fn(),
-    close: () => client.close(),
+    close: async () => {
+      await client.close()
+      lock?.release()
+    },
   }
 }
 

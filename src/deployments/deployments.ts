@@ -166,7 +166,9 @@ export function createDeployments(deps: DeploymentsDeps) {
       provider: await providerFor(spec, account),
       source: sourceOf(principal),
       ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
-      ...(options.asked === undefined ? {} : { asked: options.asked }),
+      ...(options.idempotencyKey
+        ? { requestHash: await deps.vault.fingerprint(account.id, JSON.stringify(options.asked ?? input)) }
+        : {}),
       admit: () => deps.quotas.admitDeployment(account.id, spec),
     })
     return row

@@ -227,6 +227,12 @@ export const deploymentSpecSchema = z
         message: `port ${checked.port} is not one of the deployment's tcp ports (${spec.ports.map((p) => `${p.containerPort}/${p.protocol}`).join(', ') || 'none'})`,
       })
     }
+    const secretNames = spec.secretEnv ?? []
+    for (const [index, name] of secretNames.entries()) {
+      if (secretNames.indexOf(name) !== index) {
+        ctx.addIssue({ code: 'custom', path: ['secretEnv', index], message: `${name} is listed twice` })
+      }
+    }
     if (spec.env && Object.keys(spec.env).length > 512) {
       ctx.addIssue({ code: 'custom', path: ['env'], message: 'at most 512 variables' })
     }

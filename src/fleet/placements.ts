@@ -182,6 +182,8 @@ export async function assignmentsOf(
   const rows = await queryRows<{
     deployment_id: string
     owner_id: string
+    /** Whose data key seals the spec's secrets now (a handover seals them for the next holder). */
+    sealed_for: string
     replica: number
     generation: number
     volume_generation: number
@@ -190,7 +192,7 @@ export async function assignmentsOf(
   }>(
     db,
     numberedSql(
-      `select p.deployment_id, p.owner_id, p.replica, p.generation, d.volume_generation, d.spec, p.stopped
+      `select p.deployment_id, p.owner_id, d.owner_id as sealed_for, p.replica, p.generation, d.volume_generation, d.spec, p.stopped
        from fleet_placements p join deployments d on d.id = p.deployment_id
        where p.node_id = $1 order by p.deployment_id, p.replica`,
       [nodeId],
@@ -207,7 +209,7 @@ export async function assignmentsOf(
       // The agent runs it: its secret env values go to it opened, over its own stream only.
       spec: await openSpecSecrets(
         vault,
-        { ownerId: row.owner_id, deploymentId: row.deployment_id },
+        { ownerId: row.sealed_for, deploymentId: row.deployment_id },
         row.spec,
       ),
       stopped: row.stopped,

@@ -149,7 +149,13 @@ export async function createNft(deps: NftDeps) {
   async function prepareCreate(account: Account, spec: DeploymentSpec): Promise<DeploymentSpec> {
     if (!spec.nft) return spec
     await ownership.assertHolder(spec.nft, account.address)
-    return { ...spec, env: { ...(spec.env ?? {}), ...nftEnv(spec.nft, account.address!.toLowerCase()) } }
+    const env = nftEnv(spec.nft, account.address!.toLowerCase())
+    return {
+      ...spec,
+      env: { ...(spec.env ?? {}), ...env },
+      // What berth sets is public (and changes at a handover): never one of the holder's secrets.
+      ...(spec.secretEnv ? { secretEnv: spec.secretEnv.filter((name) => !(name in env)) } : {}),
+    }
   }
 
   /** Start and restart of a bound deployment: the caller must hold the token now. */

@@ -1,5 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
+import { dirname } from 'node:path'
 import { invalidInput } from '../domain/errors.ts'
 
 // The operator's master keys, in one file: one key per line, `<id> <base64 of 32 bytes>`, the last
@@ -30,10 +43,11 @@ export function keyringOf(keys: MasterKey[]): Keyring {
   return { current: keys.at(-1)!, keys, get: (id) => byId.get(id) }
 }
 
+const fingerprintOf = (key: Buffer) => createHash('sha256').update(key).digest('hex').slice(0, 8)
+
 export function newMasterKey(version: number): MasterKey {
   const key = randomBytes(32)
-  const fingerprint = createHash('sha256').update(key).digest('hex').slice(0, 8)
-  return { id: `v${version}-${fingerprint}`, key }
+  return { id: `v${version}-${fingerprintOf(key)}`, key }
 }
 
 export function parseKeyring(text: string, source: string): Keyring {
@@ -48,8 +62,7 @@ export function parseKeyring(text: string, source: string): Keyring {
       )
     }
     const key = { id: match[1]!, key: Buffer.from(match[3]!, 'base64') }
-    const fingerprint = createHash('sha256').update(key.key).digest('hex').slice(0, 8)
-    if (!key.id.endsWith(`-${fingerprint}`)) {
+    if (!key.id.endsWith(`-${fingerprintOf(key.key)}`)) {
       throw invalidInput(`${source}: line ${index + 1}: the id does not match its key (a damaged copy?)`)
     }
     keys.push(key)
@@ -71,12 +84,48 @@ export function formatKeyring(keys: MasterKey[]): string {
   ].join('\n')
 }
 
-/** Writes the file whole or not at all (a temporary file renamed over it), readable by its owner only. */
+/**
+ * Writes `keys` to a new file next to `path`, readable by its owner only and flushed to the disk,
+ * and returns its name. Made with `wx`: it never reuses (or follows) a file already there.
+ */
+function writeTemporary(path: string, keys: MasterKey[]): string {
+  const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  const fd = openSync(temporary, 'wx', 0o600)
+  try {
+    writeSync(fd, formatKeyring(keys))
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  return temporary
+}
+
+/** Flushes a directory's entries, so a rename in it survives a power loss. */
+function syncDirectory(path: string): void {
+  const fd = openSync(dirname(path), 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Replaces the file whole or not at all (a flushed temporary file renamed over it), keeping its
+ * owner and group, so servers running as another user can still read it after a rotation.
+ */
 export function writeKeyringFile(path: string, keys: MasterKey[]): void {
-  const temporary = `${path}.${process.pid}.tmp`
-  writeFileSync(temporary, formatKeyring(keys), { mode: 0o600 })
-  chmodSync(temporary, 0o600)
-  renameSync(temporary, path)
+  const temporary = writeTemporary(path, keys)
+  try {
+    if (existsSync(path)) {
+      const { uid, gid } = statSync(path)
+      chownSync(temporary, uid, gid)
+    }
+    renameSync(temporary, path)
+    syncDirectory(path)
+  } finally {
+    rmSync(temporary, { force: true })
+  }
 }
 
 export function readKeyringFile(path: string): Keyring {
@@ -90,10 +139,10 @@ export function readKeyringFile(path: string): Keyring {
 export function loadOrCreateKeyring(path: string): { keyring: Keyring; created: boolean } {
   if (existsSync(path)) return { keyring: readKeyringFile(path), created: false }
   const key = newMasterKey(1)
-  const temporary = `${path}.${process.pid}.new`
-  writeFileSync(temporary, formatKeyring([key]), { mode: 0o600 })
+  const temporary = writeTemporary(path, [key])
   try {
     linkSync(temporary, path)
+    syncDirectory(path)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     return { keyring: readKeyringFile(path), created: false }

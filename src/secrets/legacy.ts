@@ -1,21 +1,19 @@
 import { and, eq, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
-import { deployments, settings } from '../db/schema/index.ts'
+import { deployments } from '../db/schema/index.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { sealLegacySpecSecrets } from './spec-secrets.ts'
 import type { Vault } from './vault.ts'
 
 // Deployments created before secrets were sealed keep their secret env values in the clear in
-// their stored spec. The first start of a berth that seals them seals those too, once (a settings
-// row records it), a batch at a time; an interrupted pass is simply run again at the next start.
+// their stored spec. Every start seals those it finds, a batch at a time: the first start of a
+// berth that seals, and any later one that follows a replica of an older berth still writing
+// clear values during a rolling upgrade. An interrupted pass is simply run again.
 
-const DONE_KEY = 'secret_env_sealed'
 const BATCH = 200
 
 /** Seals every stored spec's clear secret env values; returns how many specs it changed. */
 export async function sealLegacySecrets(db: Db, vault: Pick<Vault, 'seal'>): Promise<number> {
-  const [done] = await db.select().from(settings).where(eq(settings.key, DONE_KEY))
-  if (done) return 0
   let changed = 0
   let after = '00000000-0000-0000-0000-000000000000'
   for (;;) {
@@ -40,6 +38,5 @@ export async function sealLegacySecrets(db: Db, vault: Pick<Vault, 'seal'>): Pro
       changed += updated.length
     }
   }
-  await db.insert(settings).values({ key: DONE_KEY, value: new Date().toISOString() }).onConflictDoNothing()
   return changed
 }

@@ -1,8 +1,7 @@
 import { and, count, eq, inArray, ne, sql } from 'drizzle-orm'
-import type { Db } from '../db/client.ts'
-import { ownerDataKeys } from '../db/schema/index.ts'
+import type { Database, Db } from '../db/client.ts'
+import { ownerDataKeys, settings } from '../db/schema/index.ts'
 import { invalidInput } from '../domain/errors.ts'
-import { decrypt, encrypt } from './envelope.ts'
 import {
   type Keyring,
   keyringOf,
@@ -11,14 +10,18 @@ import {
   versionOf,
   writeKeyringFile,
 } from './keyring.ts'
-import { MASTER_KEY_LOCK, wrapAadOf } from './vault.ts'
+import { CURRENT_MASTER_KEY, MASTER_KEY_LOCK, unwrapDataKey, wrapDataKey } from './vault.ts'
 
-// Master key rotation: a new key is added to the file as the current one, every data key is
-// re-wrapped with it a batch at a time (each batch its own transaction), and once none is wrapped
-// by an older key, the older keys leave the file. Sealed values are never touched: they depend on
-// the data keys only. Resumable: the file keeps every key until the end, so a rotation stopped
-// anywhere leaves every data key readable, and the next run finishes the one begun (it sees data
-// keys not yet under the current key) instead of starting another.
+// Master key rotation: a new key is added to the file as the current one (and recorded in the
+// database as the key every replica wraps new data keys with), every data key is re-wrapped with
+// it a batch at a time (each batch its own transaction), and once none is wrapped by an older key,
+// the older keys leave the file. Sealed values are never touched: they depend on the data keys
+// only. Resumable: the file keeps every key until the end, so a rotation stopped anywhere leaves
+// every data key readable, and a file holding more than one key is a rotation begun, which the
+// next run finishes instead of starting another.
+
+/** One rotation at a time, whoever runs it (a session lock, held for the whole run). */
+const ROTATION_LOCK_KEY = 727_002
 
 export interface RotationReport {
   /** The key the data keys are wrapped by now. */
@@ -35,25 +38,37 @@ export interface RotationOptions {
   onProgress?: (done: number, total: number) => void
 }
 
-const notCurrent = (ring: Keyring) => ne(ownerDataKeys.masterKeyId, ring.current.id)
-
 async function pendingCount(db: Db, ring: Keyring): Promise<number> {
-  const [row] = await db.select({ n: count() }).from(ownerDataKeys).where(notCurrent(ring))
+  const [row] = await db
+    .select({ n: count() })
+    .from(ownerDataKeys)
+    .where(ne(ownerDataKeys.masterKeyId, ring.current.id))
   return row!.n
 }
 
-export async function rotateMasterKey(
-  db: Db,
+export function rotateMasterKey(
+  database: Database,
   path: string,
   options: RotationOptions = {},
 ): Promise<RotationReport> {
-  const batchSize = options.batchSize ?? 500
+  return database.withAdvisoryLock(ROTATION_LOCK_KEY, () => rotate(database.db, path, options))
+}
+
+async function rotate(db: Db, path: string, options: RotationOptions): Promise<RotationReport> {
+  // Read under the lock: an earlier run may have changed the file until a moment ago.
   let ring = readKeyringFile(path)
-  const resumed = (await pendingCount(db, ring)) > 0
-  if (!resumed) {
-    ring = keyringOf([...ring.keys, newMasterKey(versionOf(ring.current) + 1)])
-    writeKeyringFile(path, ring.keys)
-  }
+  const resumed = ring.keys.length > 1 || (await pendingCount(db, ring)) > 0
+  if (!resumed) ring = keyringOf([...ring.keys, newMasterKey(versionOf(ring.current) + 1)])
+  await db.transaction(async (tx) => {
+    // Servers wrapping a new data key hold this shared: none is mid-way while the key changes.
+    await tx.execute(sql`select pg_advisory_xact_lock(${MASTER_KEY_LOCK})`)
+    if (!resumed) writeKeyringFile(path, ring.keys)
+    await tx
+      .insert(settings)
+      .values({ key: CURRENT_MASTER_KEY, value: ring.current.id })
+      .onConflictDoUpdate({ target: settings.key, set: { value: ring.current.id } })
+  })
+
   const total = await pendingCount(db, ring)
   let rewrapped = 0
   for (;;) {
@@ -61,9 +76,9 @@ export async function rotateMasterKey(
       const rows = await tx
         .select()
         .from(ownerDataKeys)
-        .where(notCurrent(ring))
+        .where(ne(ownerDataKeys.masterKeyId, ring.current.id))
         .orderBy(ownerDataKeys.ownerId)
-        .limit(batchSize)
+        .limit(options.batchSize ?? 500)
         .for('update', { skipLocked: true })
       for (const row of rows) {
         const old = ring.get(row.masterKeyId)
@@ -72,12 +87,12 @@ export async function rotateMasterKey(
             `the data key of owner ${row.ownerId} is wrapped by master key ${row.masterKeyId}, which ${path} does not hold`,
           )
         }
-        const dataKey = decrypt(old.key, row.wrappedKey, wrapAadOf(row.ownerId))
+        const dataKey = unwrapDataKey(old, row.ownerId, row.wrappedKey)
         await tx
           .update(ownerDataKeys)
           .set({
             masterKeyId: ring.current.id,
-            wrappedKey: encrypt(ring.current.key, dataKey, wrapAadOf(row.ownerId)),
+            wrappedKey: wrapDataKey(ring.current, row.ownerId, dataKey),
             rewrappedAt: new Date(),
           })
           .where(and(eq(ownerDataKeys.ownerId, row.ownerId), eq(ownerDataKeys.masterKeyId, row.masterKeyId)))
@@ -88,29 +103,31 @@ export async function rotateMasterKey(
     rewrapped += moved
     options.onProgress?.(rewrapped, total)
   }
-  const retired = await retireOldKeys(db, path, ring)
+  const retired = await retireOldKeys(db, path)
   return { current: ring.current.id, retired, rewrapped, resumed }
 }
 
 /**
- * Drops the keys no data key uses any more from the file. Under the lock servers take (shared) to
+ * Drops the keys no data key uses any more from the file, under the lock servers take (shared) to
  * wrap a new data key, so none is wrapped by a key between this check and the file's rewrite.
+ * A key still in use (a data key locked by someone else while the batches ran) is refused loudly.
  */
-async function retireOldKeys(db: Db, path: string, ring: Keyring): Promise<string[]> {
+async function retireOldKeys(db: Db, path: string): Promise<string[]> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${MASTER_KEY_LOCK})`)
+    const ring = readKeyringFile(path)
     const old = ring.keys.filter((k) => k.id !== ring.current.id).map((k) => k.id)
     if (old.length === 0) return []
     const used = await tx
       .selectDistinct({ id: ownerDataKeys.masterKeyId })
       .from(ownerDataKeys)
       .where(inArray(ownerDataKeys.masterKeyId, old))
-    const keep = new Set(used.map((u) => u.id))
-    const retired = old.filter((id) => !keep.has(id))
-    writeKeyringFile(
-      path,
-      ring.keys.filter((k) => !retired.includes(k.id)),
-    )
-    return retired
+    if (used.length > 0) {
+      throw invalidInput(
+        `data keys are still wrapped by ${used.map((u) => u.id).join(', ')}: run berth keys rotate again to finish`,
+      )
+    }
+    writeKeyringFile(path, [ring.current])
+    return old
   })
 }

@@ -19,7 +19,7 @@ async function mapSecretEnv(
   spec: DeploymentSpec,
   change: (name: string, value: string) => Promise<string>,
 ): Promise<DeploymentSpec> {
-  const names = (spec.secretEnv ?? []).filter((name) => spec.env?.[name] !== undefined)
+  const names = [...new Set(spec.secretEnv ?? [])].filter((name) => spec.env?.[name] !== undefined)
   if (names.length === 0) return spec
   const env = { ...spec.env }
   for (const name of names) env[name] = await change(name, env[name]!)
@@ -48,13 +48,18 @@ export function sealLegacySpecSecrets(
   )
 }
 
+/**
+ * The spec with its secret env values opened. A value in the clear is one berth itself wrote (an
+ * older replica during an upgrade, before the start that seals it; a value berth sets, such as
+ * OWNER_ADDRESS) and is given as it is: every value a request gave was sealed before it was stored.
+ */
 export function openSpecSecrets(
   vault: Pick<Vault, 'open'>,
   at: Owned,
   spec: DeploymentSpec,
 ): Promise<DeploymentSpec> {
-  return mapSecretEnv(spec, (name, value) =>
-    vault.open(secretEnvPlaceOf(at.ownerId, at.deploymentId, name), value),
+  return mapSecretEnv(spec, async (name, value) =>
+    isSealed(value) ? vault.open(secretEnvPlaceOf(at.ownerId, at.deploymentId, name), value) : value,
   )
 }
 
@@ -79,7 +84,9 @@ export function resealSpecSecrets(
   return mapSecretEnv(spec, async (name, value) =>
     vault.seal(
       secretEnvPlaceOf(to.ownerId, to.deploymentId, name),
-      await vault.open(secretEnvPlaceOf(from.ownerId, from.deploymentId, name), value, tx),
+      isSealed(value)
+        ? await vault.open(secretEnvPlaceOf(from.ownerId, from.deploymentId, name), value, tx)
+        : value,
       tx,
     ),
   )
