@@ -22,6 +22,7 @@ import { registerOrg } from './commands/org.ts'
 import { registerPay } from './commands/pay.ts'
 import { registerQuota } from './commands/quota.ts'
 import { registerServer } from './commands/server.ts'
+import { registerTemplates } from './commands/templates.ts'
 import { exitCodeOf, exitCodes } from './exit-codes.ts'
 
 // `berth`: parses arguments, runs one command, and turns every outcome into an exit code. Never
@@ -71,6 +72,7 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
   registerAudit(program, action)
   registerAgent(program, action)
   registerNodes(program, action)
+  registerTemplates(program, action)
   return program
 }
 

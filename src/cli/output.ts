@@ -20,9 +20,15 @@ export interface Deployment {
   status: string
   desiredState: string
   provider: string
-  spec: Record<string, unknown> & { image?: string; replicas?: number }
-  progress: { stage: string; percent: number }
+  spec: Record<string, unknown> & {
+    image?: string
+    replicas?: number
+    template?: { id: string; size: string }
+  }
+  progress: { stage: string; percent: number; resource?: { stage: string; percent: number } }
   endpoints: Endpoint[]
+  /** A template deployment's connection details. */
+  connection?: Record<string, string>
   stopReason?: string | null
   error?: unknown
   waiting?: { reason: string; place?: number }
