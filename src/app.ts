@@ -185,7 +185,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       vault,
       templates: { catalog, mirror: config.images.mirror },
     })
-    const credentials = createCredentials({ db: database.db, vault, get: deployments.get })
+    const credentials = createCredentials({ db: database.db, vault, providers, get: deployments.get })
     const { app, injectWebSocket, streams } = createHttpApp({
       version: packageVersion(),
       limits: config,

@@ -22,6 +22,7 @@ for (const kind of databaseKinds) {
     let app: TestApp
     let alice: Caller
     const applied: Array<Record<string, string>> = []
+    const commands: string[][] = []
 
     before(async () => {
       database = await openTestDatabase(kind)
@@ -36,6 +37,10 @@ for (const kind of databaseKinds) {
         apply: (target, ctx) => {
           applied.push({ ...target.spec.env })
           return simulated.apply(target, ctx)
+        },
+        exec: (deploymentId, command) => {
+          commands.push(command)
+          return simulated.exec!(deploymentId, command)
         },
       }
       stack = await createStack(database, { provider: recording })
@@ -167,6 +172,52 @@ for (const kind of databaseKinds) {
       const denied = await reader('GET', `/v1/deployments/${created.body.id}/credentials`)
       assert.equal(denied.status, 403)
       assert.match(denied.body.error.message, /deployments:write/)
+    })
+
+    it('rotates the password in the running service, keeps the new one, and refuses while stopped', async () => {
+      const created = await alice('POST', '/v1/deployments', {
+        template: 'postgres',
+        size: 'small',
+        name: 'rotating-db',
+        params: { user: 'shop' },
+      })
+      const id = created.body.id as string
+      await waitFor(
+        'running',
+        async () => (await alice('GET', `/v1/deployments/${id}`)).body.status === 'running',
+      )
+      const before = (await alice('GET', `/v1/deployments/${id}/credentials`)).body.credentials.password
+      const rotated = await alice('POST', `/v1/deployments/${id}/credentials/rotate`)
+      assert.equal(rotated.status, 200, JSON.stringify(rotated.body))
+      const after = rotated.body.credentials.password as string
+      assert.match(after, /^[A-Za-z0-9]{32}$/)
+      assert.notEqual(after, before)
+      assert.deepEqual(commands.at(-1), [
+        'psql',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-U',
+        'shop',
+        '-d',
+        'app',
+        '-c',
+        `ALTER ROLE "shop" PASSWORD '${after}'`,
+      ])
+      assert.equal((await alice('GET', `/v1/deployments/${id}/credentials`)).body.credentials.password, after)
+      const audit = await alice('GET', '/v1/audit?action=deployment.credentials_rotate')
+      assert.equal(
+        audit.body.items.filter((e: { target: string }) => e.target === `deployment:${id}`).length,
+        1,
+      )
+
+      await alice('POST', `/v1/deployments/${id}/stop`)
+      await waitFor(
+        'stopped',
+        async () => (await alice('GET', `/v1/deployments/${id}`)).body.status === 'stopped',
+      )
+      const refused = await alice('POST', `/v1/deployments/${id}/credentials/rotate`)
+      assert.equal(refused.status, 409)
+      assert.match(refused.body.error.message, /needs the deployment running \(it is stopped\)/)
     })
   })
 }

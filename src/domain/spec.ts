@@ -150,6 +150,17 @@ export const templateRefSpec = z.strictObject({
   params: z.record(templateKey, z.union([z.string().max(1024), z.number(), z.boolean()])),
   outputs: z.record(templateKey, z.string().max(2048)),
   credentials: z.record(templateKey, envName),
+  /** How each rotatable credential is renewed: the command with `{{secrets.NAME}}`, and its form. */
+  rotate: z
+    .record(
+      templateKey,
+      z.strictObject({
+        command: z.array(z.string().max(4096)).min(1).max(64),
+        length: z.int().min(16).max(128),
+        alphabet: z.enum(['alphanumeric', 'hex']),
+      }),
+    )
+    .optional(),
 })
 export type TemplateRef = z.output<typeof templateRefSpec>
 

@@ -47,6 +47,7 @@ export const routeScopes: ReadonlyArray<readonly [method: string, path: string, 
   ['POST', '/v1/deployments', 'deployments:write'],
   // Whoever may change a deployment may read the credentials it was made with; readers may not.
   ['GET', '/v1/deployments/{id}/credentials', 'deployments:write'],
+  ['POST', '/v1/deployments/{id}/credentials/rotate', 'deployments:write'],
   ['DELETE', '/v1/deployments/{id}', 'deployments:write'],
   ['POST', '/v1/deployments/{id}/stop', 'deployments:write'],
   ['POST', '/v1/deployments/{id}/start', 'deployments:write'],

@@ -127,6 +127,15 @@ export interface Provider {
     options: { tail: number; follow: boolean; signal: AbortSignal },
   ): Promise<AsyncIterable<LogLine>>
   stats(deploymentId: string): Promise<Usage>
+  /**
+   * Optional: runs a command (an argument vector, never a shell string) in each running replica,
+   * for what must change inside a running service (a template's credential rotation). Absent:
+   * the provider cannot, and such changes are refused.
+   */
+  exec?(
+    deploymentId: string,
+    command: string[],
+  ): Promise<Array<{ replica: number; exitCode: number; output: string }>>
   /** Everything this provider runs for berth, for adoption and orphan sweeps. */
   list(): Promise<ObservedInstance[]>
   /**

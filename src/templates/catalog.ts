@@ -70,9 +70,14 @@ function problemsOf(t: TemplateFile): string[] {
   for (const [i, arg] of (t.service.command ?? []).entries()) check(`command[${i}]`, arg, ['params'])
   for (const [key, value] of Object.entries(t.outputs))
     check(`output ${key}`, value, ['params', 'host', 'port'])
-  for (const name of Object.keys(t.secrets)) {
+  for (const [name, def] of Object.entries(t.secrets)) {
     if (!credentialEnvOf(t, name))
       problems.push(`secret "${name}": no env variable is exactly {{secrets.${name}}}`)
+    for (const [i, arg] of (def.rotate ?? []).entries()) {
+      check(`secret "${name}" rotate[${i}]`, arg, ['params', 'secrets'])
+      if (placeholdersOf(arg).some((p) => p.kind === 'secrets' && p.name !== name))
+        problems.push(`secret "${name}" rotate[${i}]: only {{secrets.${name}}} may be used here`)
+    }
   }
   for (const [name, def] of Object.entries(t.params)) {
     if (def.type !== 'string') continue

@@ -83,6 +83,27 @@ export function renderTemplate(
       ]),
     ),
     credentials: Object.fromEntries(Object.keys(t.secrets).map((name) => [name, credentialEnvOf(t, name)!])),
+    rotate: Object.fromEntries(
+      Object.entries(t.secrets).flatMap(([name, def]) =>
+        def.rotate
+          ? [
+              [
+                name,
+                {
+                  // Parameters now; the new value when a rotation runs it.
+                  command: def.rotate.map((arg) =>
+                    fillPlaceholders(arg, (kind, key) =>
+                      kind === 'params' ? String(params[key]) : `{{secrets.${key}}}`,
+                    ),
+                  ),
+                  length: def.length,
+                  alphabet: def.alphabet,
+                },
+              ],
+            ]
+          : [],
+      ),
+    ),
   }
   return {
     name: request.name,

@@ -55,6 +55,11 @@ const secretDef = z.strictObject({
   length: z.int().min(16).max(128).default(32),
   /** alphanumeric (a-z, A-Z, 0-9) or hex: both safe in URLs, shells and connection strings. */
   alphabet: z.enum(['alphanumeric', 'hex']).default('alphanumeric'),
+  /**
+   * The command (an argument vector, run in each running replica) that makes the service take a
+   * new value, given as `{{secrets.NAME}}`; without it the secret cannot be rotated.
+   */
+  rotate: z.array(z.string().max(4096)).min(1).max(64).optional(),
 })
 export type SecretDef = z.output<typeof secretDef>
 

@@ -115,7 +115,12 @@ export async function createTestApp(
     databaseKind: database.kind,
     pingDatabase: async () => true,
     deployments,
-    credentials: createCredentials({ db: database.db, vault: testVault(database.db), get: deployments.get }),
+    credentials: createCredentials({
+      db: database.db,
+      vault: testVault(database.db),
+      providers: stack.providers,
+      get: deployments.get,
+    }),
     templates: { catalog, pricing: stack.config.pricing },
     providers: stack.providers,
     metrics: stack.metrics,

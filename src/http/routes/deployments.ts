@@ -119,6 +119,29 @@ const readCredentials = createRoute({
   },
 })
 
+const rotateCredentials = createRoute({
+  method: 'post',
+  path: '/v1/deployments/{id}/credentials/rotate',
+  tags: ['deployments'],
+  summary: 'New values for the rotatable credentials, set in the running service, and returned (audited)',
+  request: { params: idParam },
+  responses: {
+    200: json(
+      z.object({
+        credentials: z.record(z.string(), z.string()),
+        connection: z.record(z.string(), z.string()),
+      }),
+      'The credentials, the rotated ones new',
+    ),
+    409: json(
+      errorSchema,
+      'Nothing to rotate, the deployment is not running, or its provider cannot run commands',
+    ),
+    422: json(errorSchema, 'The service refused the new value; the old one stays'),
+    ...errorResponses,
+  },
+})
+
 export function deploymentRoutes(deployments: Deployments, credentials: Credentials) {
   const router = createRouter()
 
@@ -126,6 +149,11 @@ export function deploymentRoutes(deployments: Deployments, credentials: Credenti
     // Never kept by a cache on the way: they are secrets.
     c.header('cache-control', 'no-store')
     return c.json(await credentials.read(principalOf(c), c.req.valid('param').id), 200)
+  })
+
+  router.openapi(rotateCredentials, async (c) => {
+    c.header('cache-control', 'no-store')
+    return c.json(await credentials.rotate(principalOf(c), c.req.valid('param').id), 200)
   })
 
   router.openapi(createDeployment, async (c) => {

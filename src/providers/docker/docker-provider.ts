@@ -6,9 +6,10 @@ import type { HardeningOptions } from './container-spec.ts'
 import { createEngineSize } from './engine-size.ts'
 import { isNotFound, isNotModified, toProviderError, translating } from './errors.ts'
 import { type WatchOptions, watchContainerEvents } from './events.ts'
+import { execInContainer } from './exec.ts'
 import { createImagePolicy } from './image-policy.ts'
 import { inspectContainers, inspectDeployment, observedOf, summaryInstanceOf } from './instances.ts'
-import { type EngineScope, managedFilterOf } from './labels.ts'
+import { type EngineScope, LABEL, managedFilterOf } from './labels.ts'
 import { engineLogOptions, readReplicaLogs } from './logs.ts'
 import { removeOwnerNetworkIfUnused, removeUnusedOwnerNetworks } from './network.ts'
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
@@ -191,6 +192,19 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       // An operator who keeps volumes (volumeRetention: keep) removes them by hand, by label.
       if (options.volumeRetention !== 'keep') await removeVolumes(docker, deploymentId, scope)
       await options.releasePorts?.(deploymentId)
+    },
+
+    async exec(deploymentId, command) {
+      const results = []
+      for (const info of await inspect(deploymentId)) {
+        if (!info.State.Running) continue
+        const replica = Number(info.Config.Labels?.[LABEL.replica] ?? 0)
+        const result = await translating(`run a command in ${info.Name}`, () =>
+          execInContainer(untimed.getContainer(info.Id), command),
+        )
+        results.push({ replica, ...result })
+      }
+      return results
     },
 
     async release(deploymentId) {

@@ -210,6 +210,16 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
       return usage
     },
 
+    /**
+     * Nothing runs, so a command "runs" in each running replica and succeeds. Its log line names
+     * the program only: the arguments may hold a secret.
+     */
+    async exec(deploymentId, command) {
+      const running = instancesOf(deploymentId).filter((i) => i.state === 'running')
+      journal.append(running.map((i) => logRecord(deploymentId, `replica ${i.replica} ran ${command[0]}`)))
+      return running.map((i) => ({ replica: i.replica, exitCode: 0, output: '' }))
+    },
+
     async list() {
       const all: ObservedInstance[] = []
       for (const instances of journal.table().values()) all.push(...[...instances.values()].map(toObserved))

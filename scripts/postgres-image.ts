@@ -1,0 +1,94 @@
+import { execFileSync } from 'node:child_process'
+import {
+  chmodSync,
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import Docker from 'dockerode'
+import { DEFAULT_SOCKET } from './docker.ts'
+
+// A PostgreSQL image for the template tests, built from the test host's own PostgreSQL 15 (its
+// binaries, the shared libraries they load, its share files) and static busybox, in a FROM
+// scratch image of about 90 MB in a few seconds. Built once per engine and kept by its tag.
+
+export const POSTGRES_TEST_IMAGE = 'berth-test/postgres:15-local'
+const PG = '/usr/lib/postgresql/15'
+
+/** The shared libraries `binary` loads, as the dynamic loader resolves them here. */
+function librariesOf(binary: string): string[] {
+  const out = execFileSync('ldd', [binary], { encoding: 'utf8' })
+  return [...out.matchAll(/(\/[^\s)]+\.so[^\s)]*)/g)].map((m) => m[1]!)
+}
+
+function copyInto(root: string, path: string): void {
+  const target = join(root, path)
+  mkdirSync(dirname(target), { recursive: true })
+  cpSync(path, target, { dereference: true })
+}
+
+export async function buildPostgresImage(socketPath = DEFAULT_SOCKET): Promise<string> {
+  const docker = new Docker({ socketPath, host: undefined })
+  try {
+    await docker.getImage(POSTGRES_TEST_IMAGE).inspect()
+    return POSTGRES_TEST_IMAGE
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error
+  }
+  const context = mkdtempSync(join(tmpdir(), 'berth-postgres-image-'))
+  const root = join(context, 'rootfs')
+  try {
+    const binaries = ['postgres', 'initdb', 'psql', 'pg_isready'].map((b) => join(PG, 'bin', b))
+    const libraries = new Set(binaries.flatMap(librariesOf))
+    for (const path of [...binaries, ...libraries]) copyInto(root, path)
+    // The loader itself, at the path the binaries name.
+    for (const loader of ['/lib64/ld-linux-x86-64.so.2']) copyInto(root, loader)
+    cpSync(join(PG, 'lib'), join(root, PG, 'lib'), { recursive: true, dereference: true })
+    cpSync('/usr/share/postgresql/15', join(root, 'usr/share/postgresql/15'), {
+      recursive: true,
+      dereference: true,
+    })
+    for (const zone of ['UTC', 'Etc/UTC']) copyInto(root, join('/usr/share/zoneinfo', zone))
+    mkdirSync(join(root, 'bin'), { recursive: true })
+    copyFileSync('/bin/busybox', join(root, 'bin/busybox'))
+    symlinkSync('busybox', join(root, 'bin/sh'))
+    mkdirSync(join(root, 'etc'), { recursive: true })
+    writeFileSync(
+      join(root, 'etc/passwd'),
+      'root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh\n',
+    )
+    writeFileSync(join(root, 'etc/group'), 'root:x:0:\npostgres:x:999:\n')
+    mkdirSync(join(root, 'usr/local/bin'), { recursive: true })
+    copyFileSync(
+      new URL('./postgres-image/postgres-entrypoint.sh', import.meta.url),
+      join(root, 'usr/local/bin/postgres-entrypoint.sh'),
+    )
+    // Handed to the postgres user in the Dockerfile, so a new named volume mounted there is its own.
+    for (const dir of ['var/lib/postgresql/data', 'run/postgresql', 'tmp'])
+      mkdirSync(join(root, dir), { recursive: true })
+    copyFileSync(new URL('./postgres-image/Dockerfile', import.meta.url), join(context, 'Dockerfile'))
+    const stream = await docker.buildImage(
+      { context, src: ['Dockerfile', 'rootfs'] },
+      { t: POSTGRES_TEST_IMAGE, rm: true, forcerm: true },
+    )
+    const events = await new Promise<Array<{ error?: string; stream?: string }>>((resolve, reject) =>
+      docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) =>
+        error ? reject(error) : resolve(output),
+      ),
+    )
+    const failure = events.find((e) => e.error)
+    if (failure)
+      throw new Error(
+        `building ${POSTGRES_TEST_IMAGE} failed: ${failure.error}\n${events.map((e) => e.stream ?? '').join('')}`,
+      )
+    return POSTGRES_TEST_IMAGE
+  } finally {
+    rmSync(context, { recursive: true, force: true })
+  }
+}

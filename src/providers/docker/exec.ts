@@ -1,0 +1,46 @@
+import type Docker from 'dockerode'
+import { LogDecoder } from './logs.ts'
+
+// A command run in a running container through the engine's exec API: an argument vector, never
+// a shell string. What it prints is kept up to a bound (a tenant's program may print without end),
+// and a command that does not finish in time is reported as such (exit code -1), not waited on.
+
+const OUTPUT_LIMIT = 4096
+
+export interface ExecResult {
+  exitCode: number
+  output: string
+}
+
+export async function execInContainer(
+  container: Docker.Container,
+  command: string[],
+  timeoutMs = 30_000,
+): Promise<ExecResult> {
+  const execution = await container.exec({ Cmd: command, AttachStdout: true, AttachStderr: true })
+  const stream = await execution.start({ hijack: true, stdin: false })
+  const decoder = new LogDecoder()
+  let output = ''
+  const keep = (text: string) => {
+    output = `${output}${output ? '\n' : ''}${text}`.slice(-OUTPUT_LIMIT)
+  }
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs)
+  })
+  const read = (async () => {
+    for await (const chunk of stream) for (const line of decoder.push(chunk as Buffer)) keep(line.text)
+    for (const line of decoder.end()) keep(line.text)
+    return 'done' as const
+  })()
+  try {
+    if ((await Promise.race([read, timedOut])) === 'timeout') {
+      ;(stream as unknown as { destroy?: () => void }).destroy?.()
+      return { exitCode: -1, output: `${output}\n(did not finish within ${timeoutMs / 1000}s)`.trim() }
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+  const { ExitCode } = await execution.inspect()
+  return { exitCode: ExitCode ?? -1, output }
+}
