@@ -1,5 +1,8 @@
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startPostgres } from '../scripts/postgres.ts'
+import { loadOrCreateKeyring } from '../src/secrets/keyring.ts'
 import { LIFTED_QUOTAS, type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
 import { benchGroups, cpuPer, cpuSnapshot } from './cpu-account.ts'
 import { leanClient } from './lean-client.ts'
@@ -15,7 +18,13 @@ import { orgOverhead } from './org-overhead.ts'
 const COUNT = Number(process.argv[2] ?? 10_000)
 const CREATE_CONCURRENCY = 32
 
+// Every server of this bench shares one master key file: two of them use one PostgreSQL database.
+const keyDir = mkdtempSync(join(tmpdir(), 'berth-bench-keys-'))
+loadOrCreateKeyring(join(keyDir, 'master.key'))
+process.once('exit', () => rmSync(keyDir, { recursive: true, force: true }))
+
 const env = {
+  BERTH_MASTER_KEY_FILE: join(keyDir, 'master.key'),
   BERTH_LOG_LEVEL: 'warn',
   BERTH_PROVIDERS__SIMULATED__PULL_MS: '0',
   BERTH_PROVIDERS__SIMULATED__CREATE_MS: '0',

@@ -1,7 +1,18 @@
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import Docker from 'dockerode'
 import { DEFAULT_SOCKET } from './docker.ts'
 
@@ -9,8 +20,16 @@ import { DEFAULT_SOCKET } from './docker.ts'
 // binaries, the shared libraries they load, its share files) and static busybox, in a FROM
 // scratch image of about 90 MB in a few seconds. Built once per engine and kept by its tag.
 
-export const POSTGRES_TEST_IMAGE = 'berth-test/postgres:15-local'
 const PG = '/usr/lib/postgresql/15'
+const here = new URL('./postgres-image/', import.meta.url)
+
+/** Tagged by what builds it, so a changed Dockerfile or entrypoint builds a new image. */
+export const POSTGRES_TEST_IMAGE = `berth-test/postgres:15-${createHash('sha256')
+  .update(readFileSync(new URL('Dockerfile', here)))
+  .update(readFileSync(new URL('postgres-entrypoint.sh', here)))
+  .update(readFileSync(fileURLToPath(import.meta.url)))
+  .digest('hex')
+  .slice(0, 12)}`
 
 /** The shared libraries `binary` loads, as the dynamic loader resolves them here. */
 function librariesOf(binary: string): string[] {
@@ -26,6 +45,16 @@ function copyInto(root: string, path: string): void {
 
 export async function buildPostgresImage(socketPath = DEFAULT_SOCKET): Promise<string> {
   const docker = new Docker({ socketPath, host: undefined })
+  // Builds from older versions of this script are not used again.
+  for (const image of await docker.listImages({ filters: { reference: ['berth-test/postgres'] } })) {
+    for (const tag of image.RepoTags ?? []) {
+      if (tag !== POSTGRES_TEST_IMAGE)
+        await docker
+          .getImage(tag)
+          .remove()
+          .catch(() => {})
+    }
+  }
   try {
     await docker.getImage(POSTGRES_TEST_IMAGE).inspect()
     return POSTGRES_TEST_IMAGE
@@ -56,14 +85,11 @@ export async function buildPostgresImage(socketPath = DEFAULT_SOCKET): Promise<s
     )
     writeFileSync(join(root, 'etc/group'), 'root:x:0:\npostgres:x:999:\n')
     mkdirSync(join(root, 'usr/local/bin'), { recursive: true })
-    copyFileSync(
-      new URL('./postgres-image/postgres-entrypoint.sh', import.meta.url),
-      join(root, 'usr/local/bin/postgres-entrypoint.sh'),
-    )
+    copyFileSync(new URL('postgres-entrypoint.sh', here), join(root, 'usr/local/bin/postgres-entrypoint.sh'))
     // Handed to the postgres user in the Dockerfile, so a new named volume mounted there is its own.
-    for (const dir of ['var/lib/postgresql/data', 'run/postgresql', 'tmp'])
+    for (const dir of ['var/lib/postgresql/data', 'var/run/postgresql', 'tmp'])
       mkdirSync(join(root, dir), { recursive: true })
-    copyFileSync(new URL('./postgres-image/Dockerfile', import.meta.url), join(context, 'Dockerfile'))
+    copyFileSync(new URL('Dockerfile', here), join(context, 'Dockerfile'))
     const stream = await docker.buildImage(
       { context, src: ['Dockerfile', 'rootfs'] },
       { t: POSTGRES_TEST_IMAGE, rm: true, forcerm: true },

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { ensurePromtool } from './apt.ts'
 import { buildTestImage, ensureDockerEngine, removeUnusedBerthNetworks } from './docker.ts'
 import { startPostgres } from './postgres.ts'
+import { buildPostgresImage } from './postgres-image.ts'
 import { ensureSwarm, pushTestImage, startRegistry, untagTestImage } from './swarm.ts'
 
 // `npm test`: typecheck, lint, then every test file, with what they need set up here, once, and
@@ -47,6 +48,7 @@ async function main(): Promise<number> {
   console.log('» the Docker engine, a one-node swarm and a registry on loopback')
   const engine = await ensureDockerEngine()
   await buildTestImage(engine.socketPath)
+  await buildPostgresImage(engine.socketPath)
   const leftovers = await removeUnusedBerthNetworks(engine.socketPath)
   if (leftovers > 0) console.log(`» removed ${leftovers} unused berth networks left on the Docker engine`)
   const swarm = await ensureSwarm(engine.socketPath)

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import { generatePrivateKey } from 'viem/accounts'
 import { readInstanceTable } from '../src/providers/simulated/journal.ts'
+import { loadOrCreateKeyring } from '../src/secrets/keyring.ts'
 import { createPostgresDatabase } from './helpers/db.ts'
 import { api, LIFTED_QUOTAS, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -25,8 +26,12 @@ describe('two control planes on one PostgreSQL', () => {
   before(async () => {
     database = await createPostgresDatabase()
     stateDir = mkdtempSync(join(tmpdir(), 'berth-shared-sim-'))
+    // Replicas of one control plane share its master key file, as an operator's would.
+    const masterKeyFile = join(stateDir, 'master.key')
+    loadOrCreateKeyring(masterKeyFile)
     const env = {
       ...LIFTED_QUOTAS,
+      BERTH_MASTER_KEY_FILE: masterKeyFile,
       BERTH_LOG_LEVEL: 'warn',
       BERTH_SESSION_SECRET: 'two-servers-share-one-session-secret-0123456789',
       BERTH_PROVIDERS__SIMULATED__STATE_DIR: stateDir,
