@@ -53,6 +53,10 @@ describe('berth CLI with templates (e2e)', { timeout: 180_000 }, () => {
     assert.match(credentials.password, /^[A-Za-z0-9]{32}$/)
     const shown = await user.run(['get', 'orders-db'])
     assert.ok(!shown.stdout.includes(credentials.password))
+    const rotated = await user.run(['credentials', 'orders-db', '--rotate'])
+    assert.equal(rotated.code, 0, rotated.stderr)
+    const fresh = /^password: ([A-Za-z0-9]{32})$/m.exec(rotated.stdout)?.[1]
+    assert.ok(fresh && fresh !== credentials.password, rotated.stdout)
   })
 
   it('refuses a bad parameter or size with exit 2, naming it', async () => {

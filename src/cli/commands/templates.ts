@@ -75,14 +75,14 @@ export function registerTemplates(program: Command, action: Action): void {
   program
     .command('credentials <deployment>')
     .description("show a template deployment's generated credentials and connection details (audited)")
+    .option('--rotate', 'first set new values in the running service (where the template says how)')
     .action(
-      action(async (ctx, ref: string) => {
+      action(async (ctx, ref: string, opts: { rotate?: boolean }) => {
         const client = ctx.client()
         const { id } = await resolveDeployment(client, ref)
-        const read = await client.get<{
-          credentials: Record<string, string>
-          connection: Record<string, string>
-        }>(`${deploymentPath(id)}/credentials`)
+        const path = `${deploymentPath(id)}/credentials`
+        type Read = { credentials: Record<string, string>; connection: Record<string, string> }
+        const read = opts.rotate ? await client.post<Read>(`${path}/rotate`) : await client.get<Read>(path)
         ctx.print(read, () =>
           [...Object.entries(read.credentials), ...Object.entries(read.connection)]
             .map(([key, value]) => `${key}: ${value}\n`)
