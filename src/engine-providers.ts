@@ -1,12 +1,15 @@
+import { join, resolve } from 'node:path'
 import type Docker from 'dockerode'
 import type { Logger } from 'pino'
 import { readSecretFile } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { createPortAllocator } from './control/ports/port-allocator.ts'
 import type { Database } from './db/client.ts'
+import { invalidInput } from './domain/errors.ts'
 import { connectDocker } from './providers/docker/connection.ts'
 import { createDockerProvider } from './providers/docker/docker-provider.ts'
 import type { RegistryAuth } from './providers/docker/registry-auth.ts'
+import { canLoopMount } from './providers/docker/sized-volumes.ts'
 import type { Provider } from './providers/provider.ts'
 import { createSwarmProvider } from './providers/swarm/swarm-provider.ts'
 
@@ -31,9 +34,12 @@ export async function dockerProviderOf(
     portRangeStart,
     portRangeEnd,
     registryAuths: _auths,
+    volumeSizes,
+    volumesDir,
     ...options
   } = config.providers.docker
   if (enabled === false) return null
+  const sizedVolumesDir = sizedVolumesDirOf(config, host, logger)
   const ports = createPortAllocator(database, {
     rangeStart: portRangeStart,
     rangeEnd: portRangeEnd,
@@ -46,6 +52,7 @@ export async function dockerProviderOf(
     allocatePort: ports.allocate,
     blockPort: ports.block,
     releasePorts: ports.release,
+    ...(sizedVolumesDir ? { sizedVolumesDir } : {}),
   })
   if (enabled === 'auto') {
     // Its own client with a short request timeout, so a silent remote engine holds nothing open.
@@ -127,4 +134,32 @@ async function warnOfOldManager(probe: Docker, logger: Logger): Promise<void> {
       'this swarm manager ignores no-new-privileges for services (API before 1.46): set "no-new-privileges": true in every node\'s daemon.json',
     )
   }
+}
+
+/**
+ * Where the docker provider keeps sized volumes' filesystems, or undefined when sizes are only
+ * recorded. Enforcing needs berth as root on the engine's own host (a local socket) with the
+ * tools; `enforce` without them is a configuration error, `auto` falls back to recording.
+ */
+function sizedVolumesDirOf(config: Config, host: string | undefined, logger: Logger): string | undefined {
+  const { volumeSizes, volumesDir } = config.providers.docker
+  if (volumeSizes === 'record') return undefined
+  const local = !host || host.startsWith('unix://')
+  const why = !local
+    ? 'the engine is on another host'
+    : !canLoopMount()
+      ? 'berth does not run as root with mount and mkfs.ext4'
+      : config.dataDir.startsWith('memory://') && !volumesDir
+        ? 'the data dir is in memory (set providers.docker.volumesDir)'
+        : undefined
+  if (why && volumeSizes === 'enforce') {
+    throw invalidInput(
+      `invalid configuration: providers.docker.volumeSizes: enforce is not possible here: ${why}`,
+    )
+  }
+  if (why) {
+    logger.warn(`volume sizes are recorded, not enforced: ${why}`)
+    return undefined
+  }
+  return resolve(volumesDir ?? join(config.dataDir, 'volumes'))
 }

@@ -223,6 +223,14 @@ export const configSchema = z
             deniedRegistries: registryList,
             /** What deleting a deployment does to its named volumes. */
             volumeRetention: z.enum(['delete', 'keep']).default('delete'),
+            /**
+             * A volume's `sizeMb`: `enforce` (a loop-mounted filesystem of that size per volume;
+             * needs berth as root on the engine's host), `record` (a label only), or `auto`
+             * (enforce when it can, else record, with a warning at start).
+             */
+            volumeSizes: z.enum(['auto', 'enforce', 'record']).default('auto'),
+            /** Where enforced volumes' filesystems are kept; defaults to <dataDir>/volumes. */
+            volumesDir: z.string().min(1).optional(),
             /** Host ports are allocated from this range, inclusive. */
             portRangeStart: int(1, 65535).default(19000),
             portRangeEnd: int(1, 65535).default(29000),

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
 import { createPortAllocator } from '../../src/control/ports/port-allocator.ts'
@@ -184,6 +187,36 @@ export function dockerPortAndVolumeTests(deps: DockerTestDeps): void {
         assert.equal(await provider.observe(t.id), null)
       } finally {
         await docker.getVolume(name).remove()
+      }
+    })
+
+    it('enforces a sized volume: writing past its size fails, the data survives a restart, delete frees it', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'berth-sized-volumes-'))
+      const sizedProvider = await deps.newProvider({ sizedVolumesDir: dir })
+      const t = target([{ name: 'data', mountPath: '/data', sizeMb: 16 }])
+      try {
+        const first = await sizedProvider.apply(t, context())
+        const container = docker.getContainer(first.instances[0]!.instanceId)
+        const write = await exec(container, [
+          'sh',
+          '-c',
+          'dd if=/dev/zero of=/data/big bs=1M count=40 2>&1; echo rc=$?',
+        ])
+        assert.match(write.output, /No space left on device/)
+        assert.match(write.output, /rc=1/)
+        const used = await exec(container, ['sh', '-c', 'du -m /data/big | cut -f1'])
+        assert.ok(Number(used.output.trim()) <= 16, `wrote ${used.output.trim()} MB into 16`)
+        await exec(container, ['sh', '-c', 'rm /data/big; echo kept > /data/file'])
+
+        const second = await sizedProvider.apply({ ...t, restartGeneration: 1 }, context())
+        const again = docker.getContainer(second.instances[0]!.instanceId)
+        assert.equal((await exec(again, ['cat', '/data/file'])).output.trim(), 'kept')
+
+        await sizedProvider.remove(t.id)
+        assert.deepEqual(readdirSync(dir), [], 'the filesystem is unmounted and deleted with the volume')
+      } finally {
+        await sizedProvider.remove(t.id).catch(() => {})
+        rmSync(dir, { recursive: true, force: true })
       }
     })
 

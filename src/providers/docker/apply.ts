@@ -16,6 +16,7 @@ import { containerNameOf, type EngineScope, identityOf, portKeyOf } from './labe
 import { ensureOwnerNetwork, forgetOwnerNetwork } from './network.ts'
 import { type AllocatePort, type BlockPort, takenPortOf } from './ports.ts'
 import { authFor, type RegistryAuth } from './registry-auth.ts'
+import type { SizedVolumes } from './sized-volumes.ts'
 import { ensureVolumes, volumesOf } from './volumes.ts'
 
 // Converging one deployment: create what is missing, start what is stopped, recreate what is
@@ -44,6 +45,8 @@ export interface ApplySettings {
   registryAuths: RegistryAuth[]
   /** Whose containers these are on the engine (a fleet node's, on an agent). */
   scope?: EngineScope
+  /** Enforced volume sizes (loop filesystems); absent: sizes are recorded only. */
+  sizedVolumes?: SizedVolumes
 }
 
 interface Creation {
@@ -62,6 +65,9 @@ export async function applyDeployment(
   const { docker } = clients
   volumesOf(spec) // a bad volume fails the apply before anything is created
   const { scope } = settings
+  const sized = settings.sizedVolumes
+    ? { volumes: settings.sizedVolumes, owner: () => imageOwnerOf(docker, spec.image) }
+    : undefined
   const existing = await translating('list containers', () => inspectDeployment(docker, target.id, scope))
   const wanted = target.replicas ?? Array.from({ length: spec.replicas }, (_, replica) => replica)
 
@@ -105,7 +111,7 @@ export async function applyDeployment(
     ctx.signal.throwIfAborted()
     await ctx.progress('creating')
     const network = await ensureOwnerNetwork(docker, target.ownerId, scope)
-    const volumes = await ensureVolumes(docker, target, scope)
+    const volumes = await ensureVolumes(docker, target, scope, sized)
     for (const creation of toCreate) {
       ctx.signal.throwIfAborted()
       const plan: ContainerPlan = {
@@ -126,6 +132,8 @@ export async function applyDeployment(
   }
 
   if (toStart.length > 0) {
+    // A stopped container's sized volumes are mounted again first (a host restart unmounts them).
+    if (sized && toCreate.length === 0) await ensureVolumes(docker, target, scope, sized)
     await ctx.progress('starting')
     for (const id of toStart) await startContainer(docker, id, target.ownerId, settings.blockPort, scope)
   }
@@ -253,3 +261,16 @@ export async function removeContainer(docker: Docker, id: string): Promise<void>
 }
 
 const withAuth = (auth: ReturnType<typeof authFor>) => (auth ? { auth } : {})
+
+/**
+ * The user an image runs as, when it names one by number (`999` or `999:999`): a sized volume's
+ * filesystem is made theirs, as the engine makes a new named volume take its mount point's owner.
+ */
+async function imageOwnerOf(
+  docker: Docker,
+  image: string,
+): Promise<{ uid: number; gid: number } | undefined> {
+  const info = await translating(`inspect image ${image}`, () => docker.getImage(image).inspect())
+  const match = /^(\d+)(?::(\d+))?$/.exec(info.Config?.User ?? '')
+  return match ? { uid: Number(match[1]), gid: Number(match[2] ?? match[1]) } : undefined
+}

@@ -14,6 +14,7 @@ import { engineLogOptions, readReplicaLogs } from './logs.ts'
 import { removeOwnerNetworkIfUnused, removeUnusedOwnerNetworks } from './network.ts'
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
 import type { RegistryAuth } from './registry-auth.ts'
+import { createLoopVolumes } from './sized-volumes.ts'
 import { type EngineStats, sumUsage, usageOf } from './stats.ts'
 import { removeVolumes } from './volumes.ts'
 
@@ -64,6 +65,8 @@ export interface DockerProviderOptions {
   watchRetry?: WatchOptions
   /** Whose containers on the engine: unset for this provider's own, a node id on a fleet agent. */
   scope?: EngineScope
+  /** Where sized volumes' filesystems live; unset: volume sizes are recorded, not enforced. */
+  sizedVolumesDir?: string
 }
 
 /** The lock-down and limits every container of this provider gets, with their defaults. */
@@ -91,8 +94,10 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
   const untimed = connectDocker({ ...options.engine, timeoutMs: 0 })
   const hostIp = hardening.hostIp
   const publicHost = options.publicHost ?? (hostIp === '0.0.0.0' ? 'localhost' : hostIp)
+  const sized = options.sizedVolumesDir ? createLoopVolumes(options.sizedVolumesDir) : undefined
   const settings: ApplySettings = {
     hardening,
+    ...(sized ? { sizedVolumes: sized } : {}),
     allocatePort: options.allocatePort ?? osFreePort(hostIp),
     ...(options.blockPort ? { blockPort: options.blockPort } : {}),
     pullAttempts: options.pullAttempts ?? 3,
@@ -190,7 +195,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
       await removeContainers(deploymentId)
       // Volumes and ports go only after the containers: a failure above is retried with them intact.
       // An operator who keeps volumes (volumeRetention: keep) removes them by hand, by label.
-      if (options.volumeRetention !== 'keep') await removeVolumes(docker, deploymentId, scope)
+      if (options.volumeRetention !== 'keep') await removeVolumes(docker, deploymentId, scope, sized)
       await options.releasePorts?.(deploymentId)
     },
 

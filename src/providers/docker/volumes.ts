@@ -2,13 +2,15 @@ import type Docker from 'dockerode'
 import { type DeploymentTarget, ProviderError } from '../provider.ts'
 import { isNotFound, toProviderError, translating } from './errors.ts'
 import { type EngineScope, LABEL, managedFilterOf, managedValueOf } from './labels.ts'
+import type { SizedVolumes } from './sized-volumes.ts'
 
 // A deployment's volumes: Docker named volumes `berth-<deployment>-<name>`, labelled
 // like its containers. A recreated container mounts the same volume, so data outlives restarts
 // and stops; only `remove` (a delete) removes the volumes.
 //
-// `sizeMb` is recorded as a label but not enforced: the engine's `local` driver cannot limit the
-// size of a plain named volume (that needs a quota-capable filesystem or another driver).
+// `sizeMb` is enforced when the provider has sized volumes (sized-volumes.ts: a loop-mounted
+// filesystem of that size per volume); otherwise it is recorded as a label only, since the
+// engine's `local` driver cannot limit a plain named volume here.
 
 export interface VolumeSpec {
   name: string
@@ -77,10 +79,17 @@ export async function ensureVolumes(
   docker: Docker,
   target: DeploymentTarget,
   scope?: EngineScope,
+  sized?: { volumes: SizedVolumes; owner: () => Promise<{ uid: number; gid: number } | undefined> },
 ): Promise<VolumeMount[]> {
   const mounts: VolumeMount[] = []
   for (const volume of volumesOf(target.spec)) {
     const source = volumeNameOf(target.id, volume.name, target.volumeGeneration ?? 0, scope)
+    // Made and mounted before the engine's volume is looked at: after a host restart the mount
+    // is gone, and a container started on the bare directory would write to the host's disk.
+    const driverOptions =
+      volume.sizeMb && sized
+        ? await sized.volumes.prepare(source, volume.sizeMb, await sized.owner())
+        : undefined
     let info = await inspectVolume(docker, source)
     if (!info) {
       // Creating an existing name returns that volume, so a concurrent create is harmless; the
@@ -89,6 +98,7 @@ export async function ensureVolumes(
         docker.createVolume({
           Name: source,
           Driver: 'local',
+          ...(driverOptions ? { DriverOpts: driverOptions } : {}),
           Labels: {
             [LABEL.managed]: managedValueOf(scope),
             [LABEL.deployment]: target.id,
@@ -126,6 +136,7 @@ export async function removeVolumes(
   docker: Docker,
   deploymentId: string,
   scope?: EngineScope,
+  sized?: SizedVolumes,
 ): Promise<void> {
   const listed = await translating('list volumes', () =>
     docker.listVolumes({
@@ -139,5 +150,7 @@ export async function removeVolumes(
       // Gone already. A volume still in use (a concurrent apply) is a 409: transient, retried.
       if (!isNotFound(error)) throw toProviderError(error, `remove volume ${volume.Name}`)
     }
+    // Its filesystem, once nothing mounts it.
+    if (volume.Labels?.[SIZE_LABEL]) await sized?.remove(volume.Name)
   }
 }
