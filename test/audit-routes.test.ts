@@ -27,6 +27,8 @@ const elsewhere: Record<string, string> = {
     "a node's liveness, thousands a second: kept as its uptime sessions; what it changes (node.recovered) is logged, in test/fleet-heartbeats.test.ts",
   'POST /v1/fleet/logs':
     'lines of a log a reader asked a node for, relayed and deleted when the reader is done: nothing of an owner changes',
+  'POST /v1/deployments/{id}/credentials/rotate':
+    'deployment.credentials_rotate (and _undone), in test/templates.test.ts (needs a template deployment running)',
   'POST /v1/admin/fleet/join-tokens':
     "the operator's own fleet setting, no owner's: the enrollment that uses a token logs its id (node.enroll)",
 }

@@ -92,7 +92,10 @@ for (const kind of databaseKinds) {
       assert.equal(created.status, 202, JSON.stringify(created.body))
       const id = created.body.id as string
       assert.deepEqual(created.body.spec.template.params, { database: 'app', user: 'shop' })
-      assert.deepEqual(created.body.spec.resources, { cpus: 2, memoryMb: 4096, gpus: 0, diskMb: 10240 })
+      assert.deepEqual(created.body.spec.resources, { cpus: 2, memoryMb: 4096, gpus: 0, diskMb: 1024 })
+      assert.deepEqual(created.body.spec.volumes, [
+        { name: 'data', mountPath: '/var/lib/postgresql/data', sizeMb: 10240 },
+      ])
       assert.equal(created.body.spec.env.POSTGRES_PASSWORD, undefined)
       assert.equal(created.body.progress.resource.stage, 'initialising')
       const running = await waitFor('running', async () => {
@@ -194,12 +197,15 @@ for (const kind of databaseKinds) {
       assert.notEqual(after, before)
       assert.deepEqual(commands.at(-1), [
         'psql',
+        '-X',
         '-v',
         'ON_ERROR_STOP=1',
         '-U',
         'shop',
         '-d',
         'app',
+        '-c',
+        "SET lock_timeout = '10s'",
         '-c',
         `ALTER ROLE "shop" PASSWORD '${after}'`,
       ])

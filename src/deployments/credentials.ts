@@ -27,6 +27,7 @@ export interface CredentialsDeps {
 }
 
 export function createCredentials(deps: CredentialsDeps) {
+  const inFlight = new Map<string, Promise<unknown>>()
   const audit = (principal: Principal, row: DeploymentRow, action: string, names: string[]): AuditRecord => ({
     ownerId: actingAccount(principal).id,
     source: sourceOf(principal),
@@ -65,6 +66,77 @@ export function createCredentials(deps: CredentialsDeps) {
     })
   }
 
+  async function rotateNow(principal: Principal, id: string) {
+    const row = await deps.get(principal, id)
+    const template = row.spec.template
+    const rotatable = Object.entries(template?.rotate ?? {})
+    if (!template || rotatable.length === 0) {
+      throw conflict('this deployment has no credentials that can be rotated')
+    }
+    if (row.status !== 'running')
+      throw conflict(`rotation needs the deployment running (it is ${row.status})`)
+    const provider = deps.providers.get(row.provider)
+    if (!provider?.exec) {
+      throw conflict(
+        `the ${row.provider} provider cannot run commands in a deployment, so nothing can be rotated there`,
+      )
+    }
+    const fresh = Object.fromEntries(rotatable.map(([name, how]) => [name, generateSecret(how)]))
+    const env = { ...row.spec.env }
+    for (const [name, value] of Object.entries(fresh)) {
+      const envName = template.credentials[name]!
+      env[envName] = await deps.vault.seal(secretEnvPlaceOf(row.ownerId, row.id, envName), value)
+    }
+    const rotated: DeploymentSpec = { ...row.spec, env }
+    const names = Object.keys(fresh)
+    await replaceSpec(row, row.spec, rotated, audit(principal, row, 'deployment.credentials_rotate', names))
+    let outcome: 'refused' | 'unknown' | undefined
+    try {
+      for (const [name, how] of rotatable) {
+        // Only this secret's placeholder: nothing else in the command is filled now.
+        const command = how.command.map((arg) =>
+          fillPlaceholders(arg, (kind, key) =>
+            kind === 'secrets' && key === name ? fresh[name]! : `{{${kind}.${key}}}`,
+          ),
+        )
+        const results = await provider.exec!(row.id, command)
+        // A command that did not finish may still take effect: the new values stay, and a
+        // second rotation (which needs no old value) settles it.
+        if (results.some((r) => r.exitCode === -1)) {
+          outcome = 'unknown'
+          throw new BerthError(
+            'provider_unavailable',
+            `rotating ${name} did not finish in time; the new values are kept: rotate again to be sure they are in use`,
+          )
+        }
+        const failed = results.find((r) => r.exitCode !== 0)
+        // The command's output is not passed on: a service may echo what it was given.
+        if (results.length === 0 || failed) {
+          outcome = 'refused'
+          throw new BerthError(
+            'provider_rejected',
+            failed
+              ? `rotating ${name} failed in replica ${failed.replica} (exit code ${failed.exitCode}); the old value stays`
+              : `no replica is running to rotate ${name} in; the old value stays`,
+          )
+        }
+      }
+    } catch (error) {
+      if (outcome !== 'unknown') {
+        await replaceSpec(
+          row,
+          rotated,
+          row.spec,
+          audit(principal, row, 'deployment.credentials_rotate_undone', names),
+        ).catch(() => {
+          throw conflict(`${(error as Error).message}, but the deployment changed meanwhile: rotate again`)
+        })
+      }
+      throw error
+    }
+    return { credentials: await openEach(row, rotated), connection: outputsOf(template, row.endpoints) }
+  }
+
   return {
     async read(principal: Principal, id: string) {
       const row = await deps.get(principal, id)
@@ -88,54 +160,18 @@ export function createCredentials(deps: CredentialsDeps) {
      * command needs no old value) makes true.
      */
     async rotate(principal: Principal, id: string) {
-      const row = await deps.get(principal, id)
-      const template = row.spec.template
-      const rotatable = Object.entries(template?.rotate ?? {})
-      if (!template || rotatable.length === 0) {
-        throw conflict('this deployment has no credentials that can be rotated')
-      }
-      if (row.status !== 'running')
-        throw conflict(`rotation needs the deployment running (it is ${row.status})`)
-      const provider = deps.providers.get(row.provider)
-      if (!provider?.exec) {
-        throw conflict(
-          `the ${row.provider} provider cannot run commands in a deployment, so nothing can be rotated there`,
-        )
-      }
-      const fresh = Object.fromEntries(rotatable.map(([name, how]) => [name, generateSecret(how)]))
-      const env = { ...row.spec.env }
-      for (const [name, value] of Object.entries(fresh)) {
-        const envName = template.credentials[name]!
-        env[envName] = await deps.vault.seal(secretEnvPlaceOf(row.ownerId, row.id, envName), value)
-      }
-      const rotated: DeploymentSpec = { ...row.spec, env }
-      const names = Object.keys(fresh)
-      await replaceSpec(row, row.spec, rotated, audit(principal, row, 'deployment.credentials_rotate', names))
+      // One rotation of a deployment at a time in this process: a second one starts from the
+      // values the first stored. (Across replicas, the stored spec's compare-and-set refuses the
+      // later of two that overlap: 409.)
+      const before = inFlight.get(id) ?? Promise.resolve()
+      const mine = before.catch(() => {}).then(() => rotateNow(principal, id))
+      const settled = mine.catch(() => {})
+      inFlight.set(id, settled)
       try {
-        for (const [name, how] of rotatable) {
-          const command = how.command.map((arg) => fillPlaceholders(arg, () => fresh[name]!))
-          const results = await provider.exec(row.id, command)
-          const failed = results.find((r) => r.exitCode !== 0)
-          // The command's output is not passed on: a service may echo what it was given.
-          if (results.length === 0 || failed) {
-            throw new BerthError(
-              'provider_rejected',
-              failed
-                ? `rotating ${name} failed in replica ${failed.replica} (exit code ${failed.exitCode}); the old value stays`
-                : `no replica is running to rotate ${name} in; the old value stays`,
-            )
-          }
-        }
-      } catch (error) {
-        await replaceSpec(
-          row,
-          rotated,
-          row.spec,
-          audit(principal, row, 'deployment.credentials_rotate_undone', names),
-        )
-        throw error
+        return await mine
+      } finally {
+        if (inFlight.get(id) === settled) inFlight.delete(id)
       }
-      return { credentials: await openEach(row, rotated), connection: outputsOf(template, row.endpoints) }
     },
   }
 }

@@ -18,7 +18,11 @@ export function hourlyMicroUsd(spec: DeploymentSpec, pricing: Pricing): bigint {
     ceilDiv(BigInt(memoryMb) * BigInt(pricing.memoryGibHourMicroUsd), 1024n) +
     BigInt(gpus) * BigInt(pricing.gpuHourMicroUsd) +
     ceilDiv(BigInt(diskMb) * BigInt(pricing.diskGibMonthMicroUsd), 1024n * HOURS_PER_MONTH)
-  return perReplica * BigInt(spec.replicas)
+  // Volumes belong to the deployment (its replicas share them), billed by their size as quotas
+  // count them: once each.
+  const volumeMb = (spec.volumes ?? []).reduce((sum, v) => sum + (v.sizeMb ?? 0), 0)
+  const volumes = ceilDiv(BigInt(volumeMb) * BigInt(pricing.diskGibMonthMicroUsd), 1024n * HOURS_PER_MONTH)
+  return perReplica * BigInt(spec.replicas) + (volumeMb > 0 ? volumes : 0n)
 }
 
 /** The charge for one billing interval. */

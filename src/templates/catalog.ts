@@ -73,6 +73,8 @@ function problemsOf(t: TemplateFile): string[] {
   for (const [name, def] of Object.entries(t.secrets)) {
     if (!credentialEnvOf(t, name))
       problems.push(`secret "${name}": no env variable is exactly {{secrets.${name}}}`)
+    if (def.rotate && !def.rotate.some((arg) => arg.includes(`{{secrets.${name}}}`)))
+      problems.push(`secret "${name}": its rotate command never uses {{secrets.${name}}}`)
     for (const [i, arg] of (def.rotate ?? []).entries()) {
       check(`secret "${name}" rotate[${i}]`, arg, ['params', 'secrets'])
       if (placeholdersOf(arg).some((p) => p.kind === 'secrets' && p.name !== name))
@@ -86,6 +88,11 @@ function problemsOf(t: TemplateFile): string[] {
     } catch {
       problems.push(`parameter "${name}": pattern is not a regular expression`)
     }
+  }
+  const hasStorage = (t.service.volumes ?? []).some((v) => v.storage)
+  for (const [name, size] of Object.entries(t.sizes)) {
+    if (size.storageMb && !hasStorage)
+      problems.push(`size "${name}": storageMb without a volume marked storage`)
   }
   const checked = t.service.healthCheck?.port
   if (checked !== undefined && !ports.has(String(checked)))

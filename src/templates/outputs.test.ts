@@ -23,6 +23,11 @@ describe('template outputs', () => {
     assert.deepEqual(out, { connection: 'postgresql://shop@db.example:30001/app', plain: 'no placeholders' })
   })
 
+  it("names the port a URL leaves out as its scheme's default", () => {
+    const out = outputsOf(ref, [{ containerPort: 8080, protocol: 'tcp', url: 'http://admin.example' }])
+    assert.equal(out.admin, 'http://admin.example:80/')
+  })
+
   it('leaves out what needs a port that does not answer yet', () => {
     assert.deepEqual(outputsOf(ref, []), { plain: 'no placeholders' })
   })

@@ -7,17 +7,20 @@ import { fillPlaceholders, placeholdersOf } from './template-file.ts'
 // endpoint yet (the deployment is not running) is left out rather than shown half-filled.
 
 export function outputsOf(ref: TemplateRef, endpoints: readonly Endpoint[]): Record<string, string> {
-  const where = new Map<string, URL>()
+  const where = new Map<string, { host: string; port: string }>()
   for (const endpoint of endpoints) {
-    if (!where.has(String(endpoint.containerPort)))
-      where.set(String(endpoint.containerPort), new URL(endpoint.url))
+    if (where.has(String(endpoint.containerPort)) || !URL.canParse(endpoint.url)) continue
+    const url = new URL(endpoint.url)
+    // A URL leaves out its scheme's default port (http on 80): it is the port all the same.
+    const port = url.port || (url.protocol === 'http:' ? '80' : url.protocol === 'https:' ? '443' : '')
+    where.set(String(endpoint.containerPort), { host: url.hostname, port })
   }
   const out: Record<string, string> = {}
   for (const [key, pattern] of Object.entries(ref.outputs)) {
     if (placeholdersOf(pattern).some((p) => !where.has(p.name))) continue
     out[key] = fillPlaceholders(pattern, (kind, port) => {
-      const url = where.get(port)!
-      return kind === 'host' ? url.hostname : url.port
+      const at = where.get(port)!
+      return kind === 'host' ? at.host : at.port
     })
   }
   return out

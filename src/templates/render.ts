@@ -68,7 +68,6 @@ export function renderTemplate(
     .filter(([, value]) => placeholdersOf(value).some((p) => p.kind === 'secrets'))
     .map(([key]) => key)
   const { cpus, memoryMb, storageMb } = t.sizes[size]!
-  const storageVolumes = (t.service.volumes ?? []).filter((v) => v.storage).length
   const ref: TemplateRef = {
     id: t.id,
     size,
@@ -122,8 +121,8 @@ export function renderTemplate(
         }
       : {}),
     ...(t.service.capAdd ? { capAdd: t.service.capAdd } : {}),
-    // Storage is billed by its size: the deployment's disk is what its storage volumes hold.
-    resources: { cpus, memoryMb, ...(storageMb ? { diskMb: storageMb * Math.max(1, storageVolumes) } : {}) },
+    // Storage is its volumes' size, billed and counted against quotas by that size.
+    resources: { cpus, memoryMb },
     template: ref,
   }
 }

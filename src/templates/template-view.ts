@@ -20,7 +20,10 @@ export function templateSummary(t: TemplateFile, pricing: Config['pricing']) {
           name: t.id,
           image: t.service.image,
           replicas: 1,
-          resources: { cpus: size.cpus, memoryMb: size.memoryMb, gpus: 0, diskMb: size.storageMb ?? 0 },
+          resources: { cpus: size.cpus, memoryMb: size.memoryMb, gpus: 0, diskMb: 0 },
+          volumes: (t.service.volumes ?? [])
+            .filter((v) => v.storage && size.storageMb)
+            .map((v) => ({ name: v.name, mountPath: v.mountPath, sizeMb: size.storageMb! })),
         },
         pricing,
       )

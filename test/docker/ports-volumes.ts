@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
@@ -210,6 +211,14 @@ export function dockerPortAndVolumeTests(deps: DockerTestDeps): void {
 
         const second = await sizedProvider.apply({ ...t, restartGeneration: 1 }, context())
         const again = docker.getContainer(second.instances[0]!.instanceId)
+        assert.equal((await exec(again, ['cat', '/data/file'])).output.trim(), 'kept')
+
+        // A host restart unmounts the filesystem: nothing starts on the bare directory, and
+        // berth's restart mounts it again first.
+        await sizedProvider.stop(t.id)
+        execFileSync('umount', [join(dir, volumeNameOf(t.id, 'data'))])
+        await assert.rejects(again.start(), /no such file or directory/i)
+        await sizedProvider.restart(t.id)
         assert.equal((await exec(again, ['cat', '/data/file'])).output.trim(), 'kept')
 
         await sizedProvider.remove(t.id)

@@ -16,7 +16,7 @@ import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
 import type { RegistryAuth } from './registry-auth.ts'
 import { createLoopVolumes } from './sized-volumes.ts'
 import { type EngineStats, sumUsage, usageOf } from './stats.ts'
-import { removeVolumes } from './volumes.ts'
+import { remountSizedVolumes, removeVolumes } from './volumes.ts'
 
 // The `docker` provider: one Docker engine through its API (never the CLI). Containers are named
 // `berth-<deployment>-<replica>` and labelled (see labels.ts); hardening is in container-spec.ts.
@@ -187,6 +187,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     async restart(deploymentId) {
+      if (sized) await remountSizedVolumes(docker, deploymentId, scope, sized)
       // Restart starts a stopped container too, so `restart` always ends with every replica running.
       await eachContainer(deploymentId, 'restart', (container) => container.restart({ t: grace }))
     },

@@ -8,6 +8,7 @@ import { LogDecoder } from './logs.ts'
 const OUTPUT_LIMIT = 4096
 
 export interface ExecResult {
+  /** -1 when the command did not finish in time: it may still be running, its outcome unknown. */
   exitCode: number
   output: string
 }
@@ -33,6 +34,8 @@ export async function execInContainer(
     for (const line of decoder.end()) keep(line.text)
     return 'done' as const
   })()
+  // Destroying the stream on a timeout ends the read with an error nobody waits for any more.
+  read.catch(() => {})
   try {
     if ((await Promise.race([read, timedOut])) === 'timeout') {
       ;(stream as unknown as { destroy?: () => void }).destroy?.()

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ProviderError } from '../provider.ts'
@@ -69,8 +69,6 @@ export function createLoopVolumes(dir: string): SizedVolumes {
             // No blocks kept for root: the tenant gets the size asked for.
             '-m',
             '0',
-            // The root of the volume belongs to the image's user, as a new named volume would.
-            ...(owner ? ['-E', `root_owner=${owner.uid}:${owner.gid}`] : []),
             partial,
           ])
           renameSync(partial, image)
@@ -87,7 +85,15 @@ export function createLoopVolumes(dir: string): SizedVolumes {
           throw failed(`mount the filesystem of volume ${source}`, error)
         }
       }
-      return { type: 'none', o: 'bind', device: mountPoint }
+      // The engine binds a directory that exists only inside the mounted filesystem: with the
+      // mount missing the bind fails and nothing starts, rather than writing to the host's disk.
+      const inside = join(mountPoint, 'volume')
+      if (!existsSync(inside)) {
+        mkdirSync(inside)
+        // Its owner is the image's user, as a new named volume takes its mount point's owner.
+        if (owner) chownSync(inside, owner.uid, owner.gid)
+      }
+      return { type: 'none', o: 'bind', device: inside }
     },
 
     async remove(source) {

@@ -131,6 +131,23 @@ async function inspectVolume(docker: Docker, name: string): Promise<Docker.Volum
   }
 }
 
+/** Mounts the deployment's sized volumes again (a host restart unmounts them), before a restart. */
+export async function remountSizedVolumes(
+  docker: Docker,
+  deploymentId: string,
+  scope: EngineScope,
+  sized: SizedVolumes,
+): Promise<void> {
+  const listed = await translating('list volumes', () =>
+    docker.listVolumes({
+      filters: { label: [managedFilterOf(scope), `${LABEL.deployment}=${deploymentId}`, SIZE_LABEL] },
+    }),
+  )
+  for (const volume of listed.Volumes ?? []) {
+    await sized.prepare(volume.Name, Number(volume.Labels?.[SIZE_LABEL]))
+  }
+}
+
 /** Removes the deployment's volumes; call after its containers are gone. */
 export async function removeVolumes(
   docker: Docker,
