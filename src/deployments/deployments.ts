@@ -157,6 +157,23 @@ export function createDeployments(deps: DeploymentsDeps) {
     checkStartWindow(input)
     // A bound spec needs the caller to hold the token; it then carries the NFT's env.
     const spec = input.nft ? await nftOrRefuse().prepareCreate(account, input) : input
+    return storeNew(principal, account, spec, {
+      ...(options.idempotencyKey
+        ? {
+            idempotencyKey: options.idempotencyKey,
+            requestHash: await deps.vault.fingerprint(account.id, JSON.stringify(options.asked ?? input)),
+          }
+        : {}),
+    })
+  }
+
+  /** Stores a new deployment: its id, its spec with secret values sealed, its admission. */
+  async function storeNew(
+    principal: Principal,
+    account: Account,
+    spec: DeploymentSpec,
+    keyed: { idempotencyKey?: string; requestHash?: string },
+  ): Promise<DeploymentRow> {
     const id = randomUUID()
     const { row } = await store.create({
       id,
@@ -165,10 +182,7 @@ export function createDeployments(deps: DeploymentsDeps) {
       storedSpec: await sealSpecSecrets(deps.vault, { ownerId: account.id, deploymentId: id }, spec),
       provider: await providerFor(spec, account),
       source: sourceOf(principal),
-      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
-      ...(options.idempotencyKey
-        ? { requestHash: await deps.vault.fingerprint(account.id, JSON.stringify(options.asked ?? input)) }
-        : {}),
+      ...keyed,
       admit: () => deps.quotas.admitDeployment(account.id, spec),
     })
     return row
@@ -232,17 +246,7 @@ export function createDeployments(deps: DeploymentsDeps) {
       const account = actingAccount(principal)
       const spec = await nftOrRefuse().templateSpec(account, token, options)
       checkStartWindow(spec)
-      const id = randomUUID()
-      const { row } = await store.create({
-        id,
-        ownerId: account.id,
-        spec,
-        storedSpec: await sealSpecSecrets(deps.vault, { ownerId: account.id, deploymentId: id }, spec),
-        provider: await providerFor(spec, account),
-        source: sourceOf(principal),
-        admit: () => deps.quotas.admitDeployment(account.id, spec),
-      })
-      return row
+      return storeNew(principal, account, spec, {})
     },
 
     list(principal: Principal, filter: { status?: Status; limit: number; offset: number }) {

@@ -100,6 +100,10 @@ const intentRoute = (intent: (typeof intents)[number]) =>
     },
   })
 
+const credentialsSchema = z
+  .object({ credentials: z.record(z.string(), z.string()), connection: z.record(z.string(), z.string()) })
+  .openapi('Credentials')
+
 const readCredentials = createRoute({
   method: 'get',
   path: '/v1/deployments/{id}/credentials',
@@ -107,13 +111,7 @@ const readCredentials = createRoute({
   summary: "A template deployment's generated credentials and connection details (each read is audited)",
   request: { params: idParam },
   responses: {
-    200: json(
-      z.object({
-        credentials: z.record(z.string(), z.string()),
-        connection: z.record(z.string(), z.string()),
-      }),
-      'The credentials',
-    ),
+    200: json(credentialsSchema, 'The credentials'),
     409: json(errorSchema, 'The deployment has no generated credentials'),
     ...errorResponses,
   },
@@ -126,13 +124,7 @@ const rotateCredentials = createRoute({
   summary: 'New values for the rotatable credentials, set in the running service, and returned (audited)',
   request: { params: idParam },
   responses: {
-    200: json(
-      z.object({
-        credentials: z.record(z.string(), z.string()),
-        connection: z.record(z.string(), z.string()),
-      }),
-      'The credentials, the rotated ones new',
-    ),
+    200: json(credentialsSchema, 'The credentials, the rotated ones new'),
     409: json(
       errorSchema,
       'Nothing to rotate, the deployment is not running, or its provider cannot run commands',
