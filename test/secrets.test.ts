@@ -1,21 +1,17 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { eq } from 'drizzle-orm'
 import { accounts, deployments, ownerDataKeys } from '../src/db/schema/index.ts'
 import { systemSource } from '../src/domain/actor.ts'
 import { deploymentSpecSchema } from '../src/domain/spec.ts'
-import type { Provider } from '../src/providers/provider.ts'
-import { createSimulatedProvider } from '../src/providers/simulated/simulated-provider.ts'
 import { sealLegacySecrets } from '../src/secrets/legacy.ts'
 import { ephemeralKeys } from '../src/secrets/master-keys.ts'
 import { openSpecSecrets, secretEnvPlaceOf } from '../src/secrets/spec-secrets.ts'
 import { createVault } from '../src/secrets/vault.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp } from './helpers/http-app.ts'
+import { recordingSimulatedProvider } from './helpers/recording-provider.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 import { testVault } from './helpers/vault.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -33,25 +29,13 @@ for (const kind of databaseKinds) {
     let stack: Stack
     let alice: Caller
     /** The env each apply gave the provider. */
-    const applied: Array<Record<string, string>> = []
+    let applied: Array<Record<string, string>> = []
 
     before(async () => {
       database = await openTestDatabase(kind)
-      const simulated = createSimulatedProvider({
-        stateDir: mkdtempSync(join(tmpdir(), 'berth-sim-')),
-        pullMs: 0,
-        createMs: 0,
-        startMs: 0,
-      })
-      // The real simulated provider, noting what each apply was given.
-      const recording: Provider = {
-        ...simulated,
-        apply: (target, ctx) => {
-          applied.push({ ...target.spec.env })
-          return simulated.apply(target, ctx)
-        },
-      }
-      stack = await createStack(database, { provider: recording })
+      const recording = recordingSimulatedProvider()
+      applied = recording.applied
+      stack = await createStack(database, { provider: recording.provider })
       alice = await (await createTestApp(database, stack)).user(`0x${'5e'.repeat(20)}`)
     })
     after(async () => {

@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { Provider } from '../src/providers/provider.ts'
-import { createSimulatedProvider } from '../src/providers/simulated/simulated-provider.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp, type TestApp } from './helpers/http-app.ts'
+import { recordingSimulatedProvider } from './helpers/recording-provider.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -21,29 +17,15 @@ for (const kind of databaseKinds) {
     let stack: Stack
     let app: TestApp
     let alice: Caller
-    const applied: Array<Record<string, string>> = []
-    const commands: string[][] = []
+    let applied: Array<Record<string, string>> = []
+    let commands: string[][] = []
 
     before(async () => {
       database = await openTestDatabase(kind)
-      const simulated = createSimulatedProvider({
-        stateDir: mkdtempSync(join(tmpdir(), 'berth-sim-')),
-        pullMs: 0,
-        createMs: 0,
-        startMs: 0,
-      })
-      const recording: Provider = {
-        ...simulated,
-        apply: (target, ctx) => {
-          applied.push({ ...target.spec.env })
-          return simulated.apply(target, ctx)
-        },
-        exec: (deploymentId, command) => {
-          commands.push(command)
-          return simulated.exec!(deploymentId, command)
-        },
-      }
-      stack = await createStack(database, { provider: recording })
+      const recording = recordingSimulatedProvider()
+      applied = recording.applied
+      commands = recording.commands
+      stack = await createStack(database, { provider: recording.provider })
       app = await createTestApp(database, stack)
       alice = await app.user(`0x${'7a'.repeat(20)}`)
     })

@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { createLogger, startBerth } from '../app.ts'
 import { loadConfig } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
-import { openDatabase } from '../db/client.ts'
+import { type Database, openDatabase } from '../db/client.ts'
 import { runMigrations } from '../db/migrate.ts'
 import { masterKeyPathOf } from '../secrets/master-keys.ts'
 import { rotateMasterKey } from '../secrets/rotate.ts'
@@ -53,16 +53,18 @@ export async function serve(options: EntryOptions): Promise<number> {
   return exitCodes.ok
 }
 
-export async function migrate(options: EntryOptions): Promise<number> {
-  const config = configOrExit(options)
-  if (typeof config === 'number') return config
+/**
+ * Runs `work` on the configured database with its migrations applied, answering with an exit
+ * code: a failure is printed, never thrown.
+ */
+async function onDatabase(config: Config, work: (database: Database) => Promise<void>): Promise<number> {
   const database = await openDatabase({
     dataDir: config.dataDir,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
   })
   try {
     await runMigrations(database)
-    console.log(`migrations applied (${database.kind})`)
+    await work(database)
     return exitCodes.ok
   } catch (error) {
     console.error(`error: ${(error as Error).message}`)
@@ -72,10 +74,19 @@ export async function migrate(options: EntryOptions): Promise<number> {
   }
 }
 
+export async function migrate(options: EntryOptions): Promise<number> {
+  const config = configOrExit(options)
+  if (typeof config === 'number') return config
+  return onDatabase(config, async (database) => {
+    console.log(`migrations applied (${database.kind})`)
+  })
+}
+
 /**
  * `berth keys rotate`: a new master key, every data key re-wrapped with it, the old key retired.
- * Safe while servers run (they read the file again when they meet a key they do not know), and
- * resumable: a run stopped anywhere is finished by the next.
+ * On a PostgreSQL server it is safe while servers run (they read the file again when they meet a
+ * key they do not know); the embedded database is refused while `serve` holds it. Resumable: a run
+ * stopped anywhere is finished by the next.
  */
 export async function rotateKeys(options: EntryOptions & { batchSize?: number }): Promise<number> {
   const config = configOrExit(options)
@@ -85,12 +96,7 @@ export async function rotateKeys(options: EntryOptions & { batchSize?: number })
     console.error(`error: no master key file at ${path ?? '(a data dir in memory)'}: nothing to rotate`)
     return exitCodes.usage
   }
-  const database = await openDatabase({
-    dataDir: config.dataDir,
-    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
-  })
-  try {
-    await runMigrations(database)
+  return onDatabase(config, async (database) => {
     let shown = 0
     const report = await rotateMasterKey(database, path, {
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
@@ -105,11 +111,5 @@ export async function rotateKeys(options: EntryOptions & { batchSize?: number })
       `${report.resumed ? 'finished the rotation begun earlier' : 'rotated'}: data keys wrapped by ${report.current}` +
         ` (${report.rewrapped} re-wrapped)${report.retired.length ? `; retired ${report.retired.join(', ')}` : ''}`,
     )
-    return exitCodes.ok
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}`)
-    return exitCodeOf(error)
-  } finally {
-    await database.close()
-  }
+  })
 }
