@@ -3,7 +3,7 @@ import Docker from 'dockerode'
 import { buildTestImage, ensureDockerEngine } from '../scripts/docker.ts'
 import { freePort } from '../scripts/postgres.ts'
 import { probe } from '../src/control/probe.ts'
-import { type DeploymentSpecInput, deploymentSpecSchema } from '../src/domain/spec.ts'
+import { type SingleImageSpecInput, singleImageSpecSchema } from '../src/domain/spec.ts'
 import { createOptionsOf } from '../src/providers/docker/container-spec.ts'
 import { hardeningOf } from '../src/providers/docker/docker-provider.ts'
 import { portKeyOf } from '../src/providers/docker/labels.ts'
@@ -30,7 +30,7 @@ const specInput = {
   image: '',
   ports: [{ containerPort: 80 }],
   healthCheck: { type: 'http', port: 80, path: '/', intervalSeconds: 5, healthyThreshold: 1 },
-} satisfies Omit<DeploymentSpecInput, 'name'>
+} satisfies Omit<SingleImageSpecInput, 'name'>
 const check = { type: 'http' as const, path: '/', timeoutSeconds: 2 }
 
 function percentile(values: number[], p: number): number {
@@ -46,7 +46,7 @@ const [baselineKey, baselineValue] = ['berth-bench.run', randomUUID()]
 
 /** The create options berth sends for this spec, on `network`, with the bench's label instead of berth's. */
 function sameContainerAs(network: string, hostPort: number): Docker.ContainerCreateOptions {
-  const spec = deploymentSpecSchema.parse({ ...specInput, name: 'raw' })
+  const spec = singleImageSpecSchema.parse({ ...specInput, name: 'raw' })
   const options = createOptionsOf(
     {
       deploymentId: randomUUID(),

@@ -4,7 +4,7 @@ import { buildTestImage, ensureDockerEngine } from '../scripts/docker.ts'
 import { freePort } from '../scripts/postgres.ts'
 import { ensureSwarm, pushTestImage, startRegistry, untagTestImage } from '../scripts/swarm.ts'
 import { probe } from '../src/control/probe.ts'
-import { type DeploymentSpecInput, deploymentSpecSchema } from '../src/domain/spec.ts'
+import { type SingleImageSpecInput, singleImageSpecSchema } from '../src/domain/spec.ts'
 import { portKeyOf } from '../src/providers/docker/labels.ts'
 import { serviceSpecOf } from '../src/providers/swarm/service-spec.ts'
 import { type RunningBerth, signIn, startBerth } from '../test/helpers/server.ts'
@@ -38,7 +38,7 @@ const specInput = {
   resources: { cpus: 0.01, memoryMb: 16 },
   ports: [{ containerPort: 80 }],
   healthCheck: { type: 'http', port: 80, path: '/', intervalSeconds: 5, healthyThreshold: 1 },
-} satisfies Omit<DeploymentSpecInput, 'name'>
+} satisfies Omit<SingleImageSpecInput, 'name'>
 const benchLabel = { 'berth-bench.run': randomUUID() }
 
 /** The raw side: berth's service spec for this deployment, created straight through the engine API. */
@@ -51,7 +51,7 @@ async function rawRun(network: string): Promise<number> {
       ownerId: 'bench',
       replica: 0,
       restartGeneration: 0,
-      spec: deploymentSpecSchema.parse({ ...specInput, name: 'raw' }),
+      spec: singleImageSpecSchema.parse({ ...specInput, name: 'raw' }),
       network,
       publishedPorts: { [portKeyOf(0, 80, 'tcp')]: port },
       secrets: [],

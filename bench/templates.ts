@@ -7,7 +7,7 @@ import { ensureDockerEngine } from '../scripts/docker.ts'
 import { freePort } from '../scripts/postgres.ts'
 import { buildPostgresImage } from '../scripts/postgres-image.ts'
 import { probe } from '../src/control/probe.ts'
-import { deploymentSpecSchema } from '../src/domain/spec.ts'
+import { singleImageSpecSchema } from '../src/domain/spec.ts'
 import { createOptionsOf } from '../src/providers/docker/container-spec.ts'
 import { hardeningOf } from '../src/providers/docker/docker-provider.ts'
 import { portKeyOf } from '../src/providers/docker/labels.ts'
@@ -31,7 +31,7 @@ const image = await buildPostgresImage(engine.socketPath)
 const docker = new Docker({ socketPath: engine.socketPath })
 const postgres = loadCatalog([BUILT_IN_TEMPLATES]).get('postgres')!
 const mirror = { 'postgres:16': image }
-const interval = postgres.service.healthCheck!.intervalSeconds * 1000
+const interval = postgres.service!.healthCheck!.intervalSeconds * 1000
 const run = randomUUID().slice(0, 8)
 const dir = mkdtempSync(join(tmpdir(), 'berth-bench-templates-'))
 const loops = createLoopVolumes(join(dir, 'raw-volumes'))
@@ -45,7 +45,7 @@ function percentile(values: number[], p: number): number {
 /** The rendered template's container, created and started raw, then probed every `everyMs`. */
 async function rawRun(everyMs: number): Promise<number> {
   const started = performance.now()
-  const spec = deploymentSpecSchema.parse(
+  const spec = singleImageSpecSchema.parse(
     renderTemplate(postgres, { template: 'postgres', size: 'small', name: 'raw' }, { mirror }),
   )
   const volume = `berth-bench-${run}-${rawVolumes.length}`
@@ -63,7 +63,7 @@ async function rawRun(everyMs: number): Promise<number> {
       spec,
       network: network.id,
       hostPorts: { [portKeyOf(0, 5432, 'tcp')]: port },
-      volumes: [{ source: volume, mountPath: spec.volumes![0]!.mountPath }],
+      volumes: [{ name: spec.volumes![0]!.name, source: volume, mountPath: spec.volumes![0]!.mountPath }],
     },
     hardeningOf({}),
   )

@@ -11,6 +11,7 @@ import { nft721Abi } from './helpers/contracts.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { createTestApp, type Reply, startMetadataServer, type TestApp } from './helpers/http-app.ts'
 import { type NftChain, startNftChain } from './helpers/nft-fixture.ts'
+import { singleImage } from './helpers/single-image.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 import { testVault } from './helpers/vault.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -384,7 +385,7 @@ for (const [k, kind] of databaseKinds.entries()) {
         stored!.spec,
       )
       assert.equal(
-        carried.env?.SECRET,
+        singleImage(carried).env?.SECRET,
         's',
         'this collection carries secrets over, sealed for the new holder',
       )

@@ -25,6 +25,7 @@ import { dockerNftHandoverTests } from './docker/nft-handover.ts'
 import { dockerPortAndVolumeTests } from './docker/ports-volumes.ts'
 import { dockerEventTests, dockerReconcileTests } from './docker/reconcile-docker.ts'
 import { dockerRegistryAccessTests } from './docker/registry-access.ts'
+import { dockerServiceTests } from './docker/services.ts'
 import { labelEveryApply } from './helpers/run-label.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -328,6 +329,7 @@ const e2eEngine = async () => {
   return { docker, image, socketPath: engine.socketPath }
 }
 dockerCrashTests(e2eEngine)
+dockerServiceTests(e2eEngine)
 dockerNftHandoverTests(e2eEngine)
 dockerRegistryAccessTests(e2eEngine)
 dockerCapacityTests(e2eEngine)

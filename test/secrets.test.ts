@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test'
 import { eq } from 'drizzle-orm'
 import { accounts, deployments, ownerDataKeys } from '../src/db/schema/index.ts'
 import { systemSource } from '../src/domain/actor.ts'
-import { deploymentSpecSchema } from '../src/domain/spec.ts'
+import { singleImageSpecSchema } from '../src/domain/spec.ts'
 import { sealLegacySecrets } from '../src/secrets/legacy.ts'
 import { ephemeralKeys } from '../src/secrets/master-keys.ts'
 import { openSpecSecrets, secretEnvPlaceOf } from '../src/secrets/spec-secrets.ts'
@@ -12,6 +12,7 @@ import { createVault } from '../src/secrets/vault.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { type Caller, createTestApp } from './helpers/http-app.ts'
 import { recordingSimulatedProvider } from './helpers/recording-provider.ts'
+import { singleImage } from './helpers/single-image.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 import { testVault } from './helpers/vault.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -127,7 +128,7 @@ for (const kind of databaseKinds) {
       await database.db
         .insert(accounts)
         .values({ id: owner, address: `0x${owner.replace(/-/g, '').padEnd(40, '0')}` })
-      const spec = deploymentSpecSchema.parse({
+      const spec = singleImageSpecSchema.parse({
         name: `legacy-${owner.slice(0, 8)}`,
         image: 'app:1',
         env: { OLD_SECRET: CANARY, PLAIN: 'p' },
@@ -146,7 +147,7 @@ for (const kind of databaseKinds) {
       const [after] = await database.db.select().from(deployments).where(eq(deployments.id, row.id))
       assert.ok(!JSON.stringify(after!.spec).includes(CANARY))
       const opened = await openSpecSecrets(vault, { ownerId: owner, deploymentId: row.id }, after!.spec)
-      assert.deepEqual(opened.env, { OLD_SECRET: CANARY, PLAIN: 'p' })
+      assert.deepEqual(singleImage(opened).env, { OLD_SECRET: CANARY, PLAIN: 'p' })
       assert.equal(await sealLegacySecrets(database.db, vault), 0, 'nothing left in the clear')
     })
   })

@@ -137,6 +137,14 @@ export function formatDeploymentRow(d: Deployment, now: Date): string[] {
 
 export const deploymentTableHeaders = ['ID', 'NAME', 'STATUS', 'STAGE%', 'PROVIDER', 'AGE']
 
+/** `db (postgres:16), api (app:1) × 2`: a multi-service spec's services, as the API gives them. */
+function servicesOf(spec: Record<string, unknown> | undefined): string | undefined {
+  if (!Array.isArray(spec?.services)) return undefined
+  return (spec.services as Array<{ name?: unknown; image?: unknown; replicas?: unknown }>)
+    .map((s) => `${String(s.name)} (${String(s.image)})${Number(s.replicas) > 1 ? ` × ${s.replicas}` : ''}`)
+    .join(', ')
+}
+
 export function formatDeployment(d: Deployment, now: Date = new Date()): string {
   const rows: Array<[string, string | undefined]> = [
     ['ID', d.id],
@@ -151,6 +159,7 @@ export function formatDeployment(d: Deployment, now: Date = new Date()): string 
     ['Provider', d.provider],
     ['Image', typeof d.spec?.image === 'string' ? d.spec.image : undefined],
     ['Replicas', d.spec?.replicas === undefined ? undefined : String(d.spec.replicas)],
+    ['Services', servicesOf(d.spec)],
     ['Owner', d.owner],
     ['Stop reason', d.stopReason ?? undefined],
     ['Error', describeError(d.error)],

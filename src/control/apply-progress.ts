@@ -5,6 +5,7 @@ import type { EventInput } from '../events/event-log.ts'
 import type { ApplyContext, Observed, Provider } from '../providers/provider.ts'
 import type { DeployStart } from './decision.ts'
 import type { FencedWrites } from './leases.ts'
+import { awaitServiceReady } from './service-ready.ts'
 
 /**
  * Progress of an apply is written this long after it happens, together with any progress that
@@ -40,6 +41,8 @@ export async function applyWithProgress(
     signal: AbortSignal
     /** The spec the provider gets: the stored one with its secret values opened. */
     openSpec: (row: DeploymentRow) => Promise<DeploymentSpec>
+    /** How long a service others depend on may take to be ready. */
+    readyTimeoutMs: number
   },
 ): Promise<AppliedWithProgress> {
   const buffered: EventInput[] = [...start.events]
@@ -76,8 +79,18 @@ export async function applyWithProgress(
   timer = setTimeout(flush, PROGRESS_FLUSH_MS)
   const ctx: ApplyContext = {
     signal: deps.signal,
+    ready: (service) =>
+      awaitServiceReady({
+        provider: deps.provider,
+        deploymentId: row.id,
+        spec: row.spec,
+        service,
+        signal: deps.signal,
+        timeoutMs: deps.readyTimeoutMs,
+      }),
     progress: async (stage, message) => {
-      if (stage === lastStage) return
+      // A stage is told once; a message within it (what it waits for) is told too.
+      if (stage === lastStage && message === undefined) return
       lastStage = stage
       buffered.push({
         type: 'progress',

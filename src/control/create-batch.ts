@@ -3,6 +3,7 @@ import { type Database, numberedSql, queryRows } from '../db/client.ts'
 import { columnsOf } from '../db/deployment-rows.ts'
 import { createGroupCommit } from '../db/group-commit.ts'
 import { actorLabel, type ChangeSource } from '../domain/actor.ts'
+import { imagesOf } from '../domain/services.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { demandOf } from '../quotas/quota-limits.ts'
 
@@ -59,7 +60,11 @@ export function createAuditRecord(row: NewDeployment): AuditRecord {
     source: row.source,
     action: 'deployment.create',
     target: `deployment:${row.id}`,
-    detail: { name: row.name, image: row.spec.image, provider: row.provider },
+    detail: {
+      name: row.name,
+      ...(row.spec.services ? { images: imagesOf(row.spec) } : { image: row.spec.image }),
+      provider: row.provider,
+    },
   }
 }
 

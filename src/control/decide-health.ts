@@ -1,4 +1,11 @@
 import type { DeploymentRow } from '../db/deployment-rows.ts'
+import {
+  checkOfIndex,
+  healthTimingOf,
+  instanceCountOf,
+  instanceNameOf,
+  workloadOfIndex,
+} from '../domain/services.ts'
 import type { Observed, ObservedInstance } from '../providers/provider.ts'
 import { type DecideSettings, type Decision, type Facts, move, secondsBetween } from './decision.ts'
 import {
@@ -116,9 +123,10 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
 
   if (facts.observed === undefined) return { kind: 'need-observation' }
   const observed = facts.observed
-  const check = row.spec.healthCheck
+  const check = healthTimingOf(row.spec)
+  const instanceCount = instanceCountOf(row.spec)
   const checkIntervalMs = (check?.intervalSeconds ?? 1) * 1000
-  let verdict = assessHealth(observed, row.spec.replicas)
+  let verdict = assessHealth(observed, instanceCount)
   let failure = 'the provider reports an instance unhealthy'
   // Providers that cannot judge health (`unknown`, e.g. docker) are probed by the control plane;
   // providers that judge it themselves (simulated, the agent) are believed.
@@ -127,27 +135,35 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
   const intervalMs = fast ? Math.min(checkIntervalMs, STARTING_PROBE_MS) : checkIntervalMs
   const failureThreshold = (check?.unhealthyThreshold ?? 1) * Math.ceil(checkIntervalMs / intervalMs)
   if (verdict === 'healthy' && probing) {
-    if (!facts.probe) return { kind: 'need-probe', of: observed!, check: check! }
+    if (!facts.probe) {
+      const spec = row.spec
+      return { kind: 'need-probe', of: observed!, checkOf: (index) => checkOfIndex(spec, index) }
+    }
     if (facts.probe.failed) {
       verdict = 'unhealthy'
-      failure = `replica ${facts.probe.failed.replica}: ${facts.probe.failed.detail}`
+      failure = `${instanceNameOf(row.spec, facts.probe.failed.replica)}: ${facts.probe.failed.detail}`
     }
   }
 
   if (verdict === 'missing') {
     // Every replica is there but some exited (crashed, killed, out of memory): restart them along
     // the ladder, so a crash loop spends the restart budget and ends as `failed`.
-    const exited = exitedReplicas(observed, row.spec.replicas)
+    const exited = exitedReplicas(observed, instanceCount)
     if (exited.length > 0) {
       const oom = exited.some((i) => i.oomKilled)
       const delay = ladderDelaySeconds(health.restartLadderSeconds, row.restartCount)
-      const which = exited.map((i) => `replica ${i.replica} (exit ${i.exitCode ?? '?'})`).join(', ')
+      const which = exited
+        .map((i) => `${instanceNameOf(row.spec, i.replica)} (exit ${i.exitCode ?? '?'})`)
+        .join(', ')
+      const limits = [
+        ...new Set(exited.map((i) => workloadOfIndex(row.spec, i.replica)?.spec.resources.memoryMb)),
+      ]
       return {
         kind: 'write',
         change: move(row, 'unhealthy', {
           eventType: oom ? 'oom_killed' : 'instance_exited',
           message: oom
-            ? `${which} killed for running out of memory (limit ${row.spec.resources.memoryMb} MB); restart in ${delay}s`
+            ? `${which} killed for running out of memory (limit ${limits.join(' / ')} MB); restart in ${delay}s`
             : `${which} exited; restart in ${delay}s`,
           data: {
             replicas: exited.map((i) => ({

@@ -9,6 +9,7 @@ import {
   unjudged,
   type World,
   withCheck,
+  withCheckSpec,
 } from '../../test/helpers/decide-world.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
 
@@ -224,7 +225,7 @@ describe('decide', () => {
     ],
     [
       'applied, two passes needed',
-      rowOf({ spec: { ...withCheck, healthCheck: { ...withCheck.healthCheck!, healthyThreshold: 2 } } }),
+      rowOf({ spec: { ...withCheck, healthCheck: { ...withCheckSpec.healthCheck, healthyThreshold: 2 } } }),
       { applied: unjudged },
       'funding+capacity+apply | - | scheduled>deploying>starting | now',
     ],

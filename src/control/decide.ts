@@ -1,5 +1,6 @@
 import type { DeploymentPatch, DeploymentRow } from '../db/deployment-rows.ts'
 import { type Handover, TransitionRefusedError, type WaitReason } from '../domain/lifecycle.ts'
+import { checkOfIndex, healthTimingOf, instanceCountOf } from '../domain/services.ts'
 import type { HealthCheckSpec } from '../domain/spec.ts'
 import type { Observed } from '../providers/provider.ts'
 import { supervise } from './decide-health.ts'
@@ -213,7 +214,8 @@ function afterApply(row: DeploymentRow, facts: Facts, now: Date, settings: Decid
     unhealthyStreak: 0,
   }
   const look = firstLook(observed, row.spec)
-  if (look.kind === 'probe' && !facts.probe) return { kind: 'need-probe', of: observed, check: look.check }
+  if (look.kind === 'probe' && !facts.probe)
+    return { kind: 'need-probe', of: observed, checkOf: look.checkOf }
   const healthy = look.kind === 'healthy' || (look.kind === 'probe' && facts.probe?.failed === null)
   if (healthy) {
     return {
@@ -297,15 +299,21 @@ const FIRST_LOOK_TIMEOUT_SECONDS = 1
 function firstLook(
   observed: Observed,
   spec: DeploymentRow['spec'],
-): { kind: 'healthy' } | { kind: 'not-yet' } | { kind: 'probe'; check: HealthCheckSpec } {
-  if (assessHealth(observed, spec.replicas) !== 'healthy') return { kind: 'not-yet' }
-  const check = spec.healthCheck
-  if (!check) return { kind: 'healthy' }
-  if (check.healthyThreshold > 1) return { kind: 'not-yet' }
+):
+  | { kind: 'healthy' }
+  | { kind: 'not-yet' }
+  | { kind: 'probe'; checkOf: (index: number) => HealthCheckSpec | undefined } {
+  if (assessHealth(observed, instanceCountOf(spec)) !== 'healthy') return { kind: 'not-yet' }
+  const timing = healthTimingOf(spec)
+  if (!timing) return { kind: 'healthy' }
+  if (timing.healthyThreshold > 1) return { kind: 'not-yet' }
   if (observed.instances.every((i) => i.health === 'healthy')) return { kind: 'healthy' }
   if (observed.instances.some((i) => i.health === 'unhealthy')) return { kind: 'not-yet' }
   return {
     kind: 'probe',
-    check: { ...check, timeoutSeconds: Math.min(check.timeoutSeconds, FIRST_LOOK_TIMEOUT_SECONDS) },
+    checkOf: (index) => {
+      const check = checkOfIndex(spec, index)
+      return check && { ...check, timeoutSeconds: Math.min(check.timeoutSeconds, FIRST_LOOK_TIMEOUT_SECONDS) }
+    },
   }
 }

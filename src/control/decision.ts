@@ -56,7 +56,8 @@ export type Decision =
   | { kind: 'need-funding' }
   | { kind: 'need-capacity' }
   | { kind: 'need-observation' }
-  | { kind: 'need-probe'; of: Observed; check: HealthCheckSpec }
+  /** `checkOf` gives each instance's check (by its index); an instance without one is not probed. */
+  | { kind: 'need-probe'; of: Observed; checkOf: (index: number) => HealthCheckSpec | undefined }
   | { kind: 'apply'; start: DeployStart }
   | {
       kind: 'write'

@@ -1,4 +1,5 @@
 import type { DeploymentRow } from '../db/deployment-rows.ts'
+import { healthTimingOf } from '../domain/services.ts'
 import type { Observed } from '../providers/provider.ts'
 
 // Pure judgements on a deployment's health, shared by the reconciler's decisions.
@@ -12,10 +13,10 @@ export type HealthVerdict = 'healthy' | 'unhealthy' | 'missing'
  * healthy while it runs; when the spec has a healthCheck, the control plane then probes it
  * (probe.ts) and a failed probe overrides this verdict.
  */
-export function assessHealth(observed: Observed | null, replicas: number): HealthVerdict {
+export function assessHealth(observed: Observed | null, instances: number): HealthVerdict {
   if (!observed) return 'missing'
-  for (let replica = 0; replica < replicas; replica++) {
-    const instance = observed.instances.find((i) => i.replica === replica)
+  for (let index = 0; index < instances; index++) {
+    const instance = observed.instances.find((i) => i.replica === index)
     if (instance?.state !== 'running') return 'missing'
   }
   return observed.instances.some((i) => i.health === 'unhealthy') ? 'unhealthy' : 'healthy'
@@ -28,7 +29,8 @@ export function ladderDelaySeconds(ladder: readonly number[], restartCount: numb
 
 /** When to look again at a deployment found healthy: its check interval, or the resync period. */
 export function nextLookWhenHealthyMs(spec: DeploymentRow['spec'], resyncMs: number): number {
-  return spec.healthCheck ? Math.min(resyncMs, spec.healthCheck.intervalSeconds * 1000) : resyncMs
+  const timing = healthTimingOf(spec)
+  return timing ? Math.min(resyncMs, timing.intervalSeconds * 1000) : resyncMs
 }
 
 type HealthSettings = { maxRestarts: number; restartWindowSeconds: number }

@@ -89,10 +89,11 @@ describe('health probes', () => {
     const check = { type: 'http', port: 80, path: '/ok', intervalSeconds: 1, timeoutSeconds: 2 } as const
     const full = { ...check, healthyThreshold: 1, unhealthyThreshold: 1 }
     const good: Observed = { deploymentId: 'd', endpoints: [], instances: [instance(0, portOf(http))] }
-    assert.equal(await probeInstances(good, full), null)
+    assert.equal(await probeInstances(good, () => full), null)
     const mixed: Observed = { ...good, instances: [instance(0, portOf(http)), instance(1, closedPort)] }
-    assert.equal((await probeInstances(mixed, full))?.replica, 1)
-    const unpublished = await probeInstances(good, { ...full, port: 8080 })
+    assert.equal((await probeInstances(mixed, () => full))?.replica, 1)
+    assert.equal(await probeInstances(mixed, (index) => (index === 0 ? full : undefined)), null)
+    const unpublished = await probeInstances(good, () => ({ ...full, port: 8080 }))
     assert.match(unpublished?.detail ?? '', /port 8080 is not published/)
   })
 })

@@ -88,7 +88,7 @@ export async function executeStep(
           facts.observed = await provider.observe(row.id)
           continue
         case 'need-probe':
-          facts.probe = { failed: await probeInstances(decision.of, decision.check) }
+          facts.probe = { failed: await probeInstances(decision.of, decision.checkOf) }
           continue
         case 'apply': {
           const applied = await applyCancellable(row, fence, decision.start, provider, cancel.signal, deps)
@@ -174,6 +174,7 @@ async function applyCancellable(
     signal,
     // Opened only here, on the way to the provider: the stored spec keeps them sealed.
     openSpec: (r) => openSpecSecrets(deps.vault, { ownerId: r.ownerId, deploymentId: r.id }, r.spec),
+    readyTimeoutMs: deps.config.billing.maxUnbilledStartSeconds * 1000,
   })
   // Whatever the provider threw on the way out (or even if it finished), the deploy is abandoned:
   // a deployment no longer meant to run never becomes `running`.

@@ -4,6 +4,7 @@ import type { Db } from '../db/client.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
 import { deployments } from '../db/schema/index.ts'
 import { BerthError, conflict } from '../domain/errors.ts'
+import { envValueOf } from '../domain/services.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
@@ -39,11 +40,11 @@ export function createCredentials(deps: CredentialsDeps) {
   const openEach = async (row: DeploymentRow, spec: DeploymentSpec) => {
     const out: Record<string, string> = {}
     for (const [name, envName] of Object.entries(spec.template?.credentials ?? {})) {
-      const value = spec.env?.[envName]
-      if (value === undefined) continue
-      out[name] = isSealed(value)
-        ? await deps.vault.open(secretEnvPlaceOf(row.ownerId, row.id, envName), value)
-        : value
+      const found = envValueOf(spec, envName)
+      if (found === undefined) continue
+      out[name] = isSealed(found.value)
+        ? await deps.vault.open(secretEnvPlaceOf(row.ownerId, row.id, envName, found.service), found.value)
+        : found.value
     }
     return out
   }
@@ -73,6 +74,8 @@ export function createCredentials(deps: CredentialsDeps) {
     if (!template || rotatable.length === 0) {
       throw conflict('this deployment has no credentials that can be rotated')
     }
+    // A template's rotate commands run in its one service; multi-service templates have none.
+    if (row.spec.services) throw conflict('credentials of a multi-service deployment cannot be rotated')
     if (row.status !== 'running')
       throw conflict(`rotation needs the deployment running (it is ${row.status})`)
     const provider = deps.providers.get(row.provider)

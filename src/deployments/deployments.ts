@@ -7,6 +7,7 @@ import type { DeploymentRow } from '../db/deployment-rows.ts'
 import { BerthError, conflict, describeIssues, invalidInput, summarizeIssues } from '../domain/errors.ts'
 import type { Intent, Status } from '../domain/lifecycle.ts'
 import { describeDemand, resourceDemandOf } from '../domain/resources.ts'
+import { imagesOf, serviceNamesOf, workloadsOf } from '../domain/services.ts'
 import { type DeploymentSpec, deploymentSpecSchema, type NftBinding } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { EventLog, EventRow } from '../events/event-log.ts'
@@ -14,7 +15,13 @@ import { followEventLog } from '../events/follow.ts'
 import type { Account } from '../identity/accounts.ts'
 import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
 import type { Nft } from '../nft/nft.ts'
-import type { LogLine, Provider, ProviderRegistry } from '../providers/provider.ts'
+import type {
+  DeploymentUsage,
+  LogLine,
+  LogOptions,
+  Provider,
+  ProviderRegistry,
+} from '../providers/provider.ts'
 import type { Quotas } from '../quotas/quotas.ts'
 import { sealSpecSecrets } from '../secrets/spec-secrets.ts'
 import type { Vault } from '../secrets/vault.ts'
@@ -46,12 +53,6 @@ export interface DeploymentsDeps {
   templates: { catalog: Catalog; mirror: Record<string, string> }
 }
 
-export interface LogOptions {
-  tail: number
-  follow: boolean
-  signal: AbortSignal
-}
-
 export type TokenRef = Omit<NftBinding, 'standard'>
 
 export function createDeployments(deps: DeploymentsDeps) {
@@ -63,15 +64,18 @@ export function createDeployments(deps: DeploymentsDeps) {
    * fail every time: refused at once, naming the limit.
    */
   function checkStartWindow(spec: DeploymentSpec): void {
-    const check = spec.healthCheck
-    if (!check) return
-    const needs = check.healthyThreshold * check.intervalSeconds
-    const limit = limits.billing.maxUnbilledStartSeconds
-    if (needs > limit) {
-      throw invalidInput(
-        `healthCheck: healthyThreshold × intervalSeconds is ${needs}s, more than billing.maxUnbilledStartSeconds (${limit}s), the longest a start may take before it must be healthy`,
-        [{ path: 'healthCheck', message: `at most ${limit}s of healthyThreshold × intervalSeconds` }],
-      )
+    for (const workload of workloadsOf(spec)) {
+      const check = workload.spec.healthCheck
+      if (!check) continue
+      const path = workload.service === null ? 'healthCheck' : `services.${workload.service}.healthCheck`
+      const needs = check.healthyThreshold * check.intervalSeconds
+      const limit = limits.billing.maxUnbilledStartSeconds
+      if (needs > limit) {
+        throw invalidInput(
+          `${path}: healthyThreshold × intervalSeconds is ${needs}s, more than billing.maxUnbilledStartSeconds (${limit}s), the longest a start may take before it must be healthy`,
+          [{ path, message: `at most ${limit}s of healthyThreshold × intervalSeconds` }],
+        )
+      }
     }
   }
 
@@ -85,6 +89,11 @@ export function createDeployments(deps: DeploymentsDeps) {
     if (!provider) {
       throw invalidInput(`unknown provider "${name}"; available: ${providers.names().join(', ')}`, [
         { path: 'provider', message: 'not configured' },
+      ])
+    }
+    if (spec.services && !provider.capabilities.services) {
+      throw invalidInput(`the ${name} provider runs single-image deployments only, not services`, [
+        { path: 'services', message: `not offered by the ${name} provider` },
       ])
     }
     await checkImage(provider.name, spec, account)
@@ -105,10 +114,11 @@ export function createDeployments(deps: DeploymentsDeps) {
   }
 
   async function checkImage(providerName: string, spec: DeploymentSpec, account: Account): Promise<void> {
-    await providers.get(providerName)?.checkImage?.(spec.image, {
+    const requester = {
       ownerAddress: account.address?.toLowerCase() ?? null,
       fromTemplate: deps.nft?.usesTemplateImage(spec) ?? false,
-    })
+    }
+    for (const image of imagesOf(spec)) await providers.get(providerName)?.checkImage?.(image, requester)
   }
 
   function nftOrRefuse() {
@@ -297,10 +307,35 @@ export function createDeployments(deps: DeploymentsDeps) {
       const row = await get(principal, id)
       const provider = providers.get(row.provider)
       // Until a handover has removed them, the instances there are an earlier NFT holder's.
+      checkService(row.spec, options.service)
       if (!provider || row.handover) return (async function* () {})()
       return provider.logs(row.id, options)
+    },
+
+    /** What the deployment uses now (CPU, memory, network), in all and per service. */
+    async usage(principal: Principal, id: string): Promise<DeploymentUsage> {
+      const row = await get(principal, id)
+      const provider = providers.get(row.provider)
+      const none = { cpuPercent: 0, memoryBytes: 0, networkRxBytes: 0, networkTxBytes: 0 }
+      // Until a handover has removed them, the instances there are an earlier NFT holder's.
+      if (!provider || row.handover) return none
+      return provider.stats(row.id)
     },
   }
 }
 
 export type Deployments = ReturnType<typeof createDeployments>
+
+/** A service named in a request must be one of the deployment's. */
+function checkService(spec: DeploymentSpec, service: string | undefined): void {
+  if (service === undefined) return
+  const names = serviceNamesOf(spec)
+  if (!names.includes(service)) {
+    throw invalidInput(
+      names.length === 0
+        ? 'this deployment runs one image and has no services'
+        : `no service named ${service} (services: ${names.join(', ')})`,
+      [{ path: 'service', message: 'not a service of this deployment' }],
+    )
+  }
+}

@@ -1,3 +1,4 @@
+import { workloadsOf } from './services.ts'
 import type { DeploymentSpec } from './spec.ts'
 
 // What a deployment's instances take of a machine, in integers (CPUs in thousandths), for the
@@ -8,12 +9,17 @@ export interface ResourceDemand {
   memoryMb: number
 }
 
-/** Every replica gets the spec's resources; a fraction of a thousandth of a CPU counts as one. */
+/**
+ * Every replica gets its workload's resources (services add up); a fraction of a thousandth of a
+ * CPU counts as one.
+ */
 export function resourceDemandOf(spec: DeploymentSpec): ResourceDemand {
-  return {
-    milliCpus: spec.replicas * Math.ceil(spec.resources.cpus * 1000),
-    memoryMb: spec.replicas * spec.resources.memoryMb,
+  const demand = { milliCpus: 0, memoryMb: 0 }
+  for (const { spec: w } of workloadsOf(spec)) {
+    demand.milliCpus += w.replicas * Math.ceil(w.resources.cpus * 1000)
+    demand.memoryMb += w.replicas * w.resources.memoryMb
   }
+  return demand
 }
 
 export const describeDemand = (d: ResourceDemand) => `${d.milliCpus / 1000} CPUs and ${d.memoryMb} MB`

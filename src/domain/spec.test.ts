@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { deploymentSpecSchema } from './spec.ts'
+import { deploymentSpecSchema, singleImageSpecSchema } from './spec.ts'
 
 const minimal = { name: 'web', image: 'nginx:1.27' }
 
@@ -43,25 +43,25 @@ function assertUnknownKey(input: unknown, objectPath: string, key: string): void
 
 describe('deploymentSpecSchema: valid specs', () => {
   it('accepts a minimal spec and applies the defaults', () => {
-    const spec = deploymentSpecSchema.parse(minimal)
+    const spec = singleImageSpecSchema.parse(minimal)
     assert.equal(spec.name, 'web')
     assert.equal(spec.image, 'nginx:1.27')
     assert.equal(spec.replicas, 1)
   })
 
   it('gives a spec without resources the default resources', () => {
-    const spec = deploymentSpecSchema.parse(minimal)
+    const spec = singleImageSpecSchema.parse(minimal)
     assert.deepEqual(spec.resources, { cpus: 0.5, memoryMb: 256, gpus: 0, diskMb: 1024 })
   })
 
   it('fills resources defaults for the fields left out', () => {
-    assert.deepEqual(deploymentSpecSchema.parse({ ...minimal, resources: {} }).resources, {
+    assert.deepEqual(singleImageSpecSchema.parse({ ...minimal, resources: {} }).resources, {
       cpus: 0.5,
       memoryMb: 256,
       gpus: 0,
       diskMb: 1024,
     })
-    assert.deepEqual(deploymentSpecSchema.parse({ ...minimal, resources: { cpus: 2 } }).resources, {
+    assert.deepEqual(singleImageSpecSchema.parse({ ...minimal, resources: { cpus: 2 } }).resources, {
       cpus: 2,
       memoryMb: 256,
       gpus: 0,
@@ -70,7 +70,7 @@ describe('deploymentSpecSchema: valid specs', () => {
   })
 
   it('defaults a port protocol to tcp and keeps udp', () => {
-    const spec = deploymentSpecSchema.parse({
+    const spec = singleImageSpecSchema.parse({
       ...minimal,
       ports: [{ containerPort: 80 }, { containerPort: 53, protocol: 'udp' }],
     })
@@ -81,7 +81,7 @@ describe('deploymentSpecSchema: valid specs', () => {
   })
 
   it('accepts the same port number once per protocol', () => {
-    const spec = deploymentSpecSchema.parse({
+    const spec = singleImageSpecSchema.parse({
       ...minimal,
       ports: [{ containerPort: 53 }, { containerPort: 53, protocol: 'udp' }],
     })
@@ -109,11 +109,11 @@ describe('deploymentSpecSchema: valid specs', () => {
       labels: { 'team.example/owner': 'ops', tier: 'web' },
       provider: 'simulated',
     }
-    assert.deepEqual(deploymentSpecSchema.parse(full), full)
+    assert.deepEqual(singleImageSpecSchema.parse(full), full)
   })
 
   it('fills health check defaults', () => {
-    const spec = deploymentSpecSchema.parse({ ...minimal, healthCheck: { type: 'tcp', port: 80 } })
+    const spec = singleImageSpecSchema.parse({ ...minimal, healthCheck: { type: 'tcp', port: 80 } })
     assert.deepEqual(spec.healthCheck, {
       type: 'tcp',
       port: 80,
@@ -126,13 +126,13 @@ describe('deploymentSpecSchema: valid specs', () => {
 
   it('accepts names at the limits of a DNS label', () => {
     for (const name of ['a', '0', 'a'.repeat(63), 'a-b', 'x1-2-3y']) {
-      assert.equal(deploymentSpecSchema.parse({ ...minimal, name }).name, name)
+      assert.equal(singleImageSpecSchema.parse({ ...minimal, name }).name, name)
     }
   })
 
   it('accepts replicas 1 and 100, ports 1 and 65535', () => {
-    assert.equal(deploymentSpecSchema.parse({ ...minimal, replicas: 100 }).replicas, 100)
-    const spec = deploymentSpecSchema.parse({
+    assert.equal(singleImageSpecSchema.parse({ ...minimal, replicas: 100 }).replicas, 100)
+    const spec = singleImageSpecSchema.parse({
       ...minimal,
       ports: [{ containerPort: 1 }, { containerPort: 65535 }],
     })
@@ -306,7 +306,7 @@ describe('deploymentSpecSchema: rejections name the field', () => {
   })
 
   it('adds back allow-listed capabilities with a reason, and names any other one it refuses', () => {
-    const spec = deploymentSpecSchema.parse({
+    const spec = singleImageSpecSchema.parse({
       ...minimal,
       capAdd: [{ capability: 'NET_BIND_SERVICE', reason: 'serves on port 80 as a non-root user' }],
     })

@@ -164,91 +164,228 @@ export const templateRefSpec = z.strictObject({
 })
 export type TemplateRef = z.output<typeof templateRefSpec>
 
-export const deploymentSpecSchema = z
-  .strictObject({
-    name: dnsLabel,
-    image: imageRef,
-    command: z.array(z.string().max(4096)).max(256).optional(),
-    env: z.record(envName, z.string().max(32768)).optional(),
-    ports: z.array(portSpec).max(32).optional(),
-    resources: resourcesSpec.prefault({}),
-    healthCheck: healthCheckSpec.optional(),
-    volumes: z.array(volumeSpec).max(16).optional(),
-    capAdd: z.array(capAddSpec).max(addableCapabilities.length).optional(),
-    replicas: z.int().min(1).max(100).default(1),
-    labels: z.record(labelKey, z.string().max(1024)).optional(),
-    provider: z.string().min(1).max(64).optional(),
-    placement: placementSpec.optional(),
-    nft: nftBindingSchema.optional(),
-    /** Names of env values that are secrets: kept sealed, never shown, dropped when an NFT changes hands. */
-    secretEnv: z.array(envName).max(512).optional(),
-    template: templateRefSpec.optional(),
-  })
-  .superRefine((spec, ctx) => {
-    const seen = new Set<string>()
-    for (const [index, port] of (spec.ports ?? []).entries()) {
-      const key = `${port.containerPort}/${port.protocol}`
-      if (seen.has(key)) {
-        ctx.addIssue({ code: 'custom', path: ['ports', index], message: `port ${key} is listed twice` })
-      }
-      seen.add(key)
-    }
-    const volumeNames = new Set<string>()
-    const mountPaths = new Set<string>()
-    for (const [index, volume] of (spec.volumes ?? []).entries()) {
-      if (volumeNames.has(volume.name)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['volumes', index, 'name'],
-          message: `volume ${volume.name} is listed twice`,
-        })
-      }
-      if (mountPaths.has(volume.mountPath)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['volumes', index, 'mountPath'],
-          message: `${volume.mountPath} is mounted twice`,
-        })
-      }
-      volumeNames.add(volume.name)
-      mountPaths.add(volume.mountPath)
-    }
-    const capabilities = new Set<string>()
-    for (const [index, cap] of (spec.capAdd ?? []).entries()) {
-      if (capabilities.has(cap.capability)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['capAdd', index, 'capability'],
-          message: `capability ${cap.capability} is listed twice`,
-        })
-      }
-      capabilities.add(cap.capability)
-    }
-    // A check on a port the deployment does not publish can never pass: say so now, not at run time.
-    // (Without any ports, a provider that judges health itself may still check it.)
-    const checked = spec.healthCheck
-    if (
-      checked &&
-      spec.ports &&
-      !spec.ports.some((p) => p.containerPort === checked.port && p.protocol === 'tcp')
-    ) {
+/** What one workload runs: the whole of a single-image spec, or one entry of `services`. */
+const workloadFields = {
+  image: imageRef,
+  command: z.array(z.string().max(4096)).max(256).optional(),
+  env: z.record(envName, z.string().max(32768)).optional(),
+  ports: z.array(portSpec).max(32).optional(),
+  resources: resourcesSpec.prefault({}),
+  healthCheck: healthCheckSpec.optional(),
+  volumes: z.array(volumeSpec).max(16).optional(),
+  replicas: z.int().min(1).max(100).default(1),
+  /** Names of env values that are secrets: kept sealed, never shown, dropped when an NFT changes hands. */
+  secretEnv: z.array(envName).max(512).optional(),
+  capAdd: z.array(capAddSpec).max(addableCapabilities.length).optional(),
+}
+
+/** One service of a multi-service deployment; `dependsOn` names services that must be healthy first. */
+export const serviceSpec = z.strictObject({
+  name: dnsLabel,
+  ...workloadFields,
+  dependsOn: z.array(dnsLabel).max(15).optional(),
+})
+
+/** The most services one deployment may have. */
+export const MAX_SERVICES = 16
+
+const deploymentFields = {
+  name: dnsLabel,
+  labels: z.record(labelKey, z.string().max(1024)).optional(),
+  provider: z.string().min(1).max(64).optional(),
+  placement: placementSpec.optional(),
+  nft: nftBindingSchema.optional(),
+  template: templateRefSpec.optional(),
+}
+
+const singleImageSchema = z.strictObject({ ...deploymentFields, ...workloadFields })
+const multiServiceSchema = z.strictObject({
+  ...deploymentFields,
+  services: z.array(serviceSpec).min(1).max(MAX_SERVICES),
+})
+
+export type WorkloadSpec = z.output<z.ZodObject<typeof workloadFields>>
+export type ServiceSpec = z.output<typeof serviceSpec>
+export type SingleImageSpec = z.output<typeof singleImageSchema> & { services?: undefined }
+export type MultiServiceSpec = z.output<typeof multiServiceSchema>
+/** A deployment runs one image (its workload fields at the top) or several named services. */
+export type DeploymentSpec = SingleImageSpec | MultiServiceSpec
+
+const singleImageChecked = singleImageSchema.superRefine((spec, ctx) => checkWorkload(spec, ctx, []))
+const multiServiceChecked = multiServiceSchema.superRefine(checkServices)
+
+/** A single-image spec alone, for what only ever builds one (tests, benches, NFT templates). */
+export const singleImageSpecSchema = singleImageChecked
+
+/** The two shapes a spec may take, for the API's documentation. */
+export const deploymentSpecShapes = [singleImageChecked, multiServiceChecked] as const
+
+/**
+ * A spec with `services` is multi-service; any other is single-image, as specs always were. Each
+ * shape is checked by its own strict schema, so a problem is named at its field (a workload field
+ * beside `services` is an unknown key), never as "matches neither".
+ */
+export const deploymentSpecSchema = z.unknown().transform((input, ctx): DeploymentSpec => {
+  const multi = typeof input === 'object' && input !== null && 'services' in input
+  const parsed = (multi ? multiServiceChecked : singleImageChecked).safeParse(input)
+  if (parsed.success) return parsed.data as DeploymentSpec
+  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, input: undefined } as never)
+  return z.NEVER
+})
+
+export type SingleImageSpecInput = z.input<typeof singleImageSchema>
+export type DeploymentSpecInput = z.input<typeof singleImageSchema> | z.input<typeof multiServiceSchema>
+export type HealthCheckSpec = z.output<typeof healthCheckSpec>
+
+type Issues = z.core.$RefinementCtx
+
+function checkCapabilities(
+  spec: { capAdd?: Array<{ capability: string }> },
+  ctx: Issues,
+  at: Array<string | number>,
+): void {
+  const capabilities = new Set<string>()
+  for (const [index, cap] of (spec.capAdd ?? []).entries()) {
+    if (capabilities.has(cap.capability)) {
       ctx.addIssue({
         code: 'custom',
-        path: ['healthCheck', 'port'],
-        message: `port ${checked.port} is not one of the deployment's tcp ports (${spec.ports.map((p) => `${p.containerPort}/${p.protocol}`).join(', ') || 'none'})`,
+        path: [...at, 'capAdd', index, 'capability'],
+        message: `capability ${cap.capability} is listed twice`,
       })
     }
-    const secretNames = spec.secretEnv ?? []
-    for (const [index, name] of secretNames.entries()) {
-      if (secretNames.indexOf(name) !== index) {
-        ctx.addIssue({ code: 'custom', path: ['secretEnv', index], message: `${name} is listed twice` })
+    capabilities.add(cap.capability)
+  }
+}
+
+/** One workload's own rules; `at` is its path in the spec (empty for a single-image spec). */
+function checkWorkload(spec: WorkloadSpec, ctx: Issues, at: Array<string | number>): void {
+  checkCapabilities(spec, ctx, at)
+  const seen = new Set<string>()
+  for (const [index, port] of (spec.ports ?? []).entries()) {
+    const key = `${port.containerPort}/${port.protocol}`
+    if (seen.has(key)) {
+      ctx.addIssue({ code: 'custom', path: [...at, 'ports', index], message: `port ${key} is listed twice` })
+    }
+    seen.add(key)
+  }
+  const mountPaths = new Set<string>()
+  for (const [index, volume] of (spec.volumes ?? []).entries()) {
+    if (mountPaths.has(volume.mountPath)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, 'volumes', index, 'mountPath'],
+        message: `${volume.mountPath} is mounted twice`,
+      })
+    }
+    mountPaths.add(volume.mountPath)
+  }
+  // A check on a port the workload does not publish can never pass: say so now, not at run time.
+  // (Without any ports, a provider that judges health itself may still check it.)
+  const checked = spec.healthCheck
+  if (
+    checked &&
+    spec.ports &&
+    !spec.ports.some((p) => p.containerPort === checked.port && p.protocol === 'tcp')
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [...at, 'healthCheck', 'port'],
+      message: `port ${checked.port} is not one of the ${at.length > 0 ? "service's" : "deployment's"} tcp ports (${spec.ports.map((p) => `${p.containerPort}/${p.protocol}`).join(', ') || 'none'})`,
+    })
+  }
+  const secretNames = spec.secretEnv ?? []
+  for (const [index, name] of secretNames.entries()) {
+    if (secretNames.indexOf(name) !== index) {
+      ctx.addIssue({ code: 'custom', path: [...at, 'secretEnv', index], message: `${name} is listed twice` })
+    }
+  }
+  if (spec.env && Object.keys(spec.env).length > 512) {
+    ctx.addIssue({ code: 'custom', path: [...at, 'env'], message: 'at most 512 variables' })
+  }
+  const volumeNames = new Set<string>()
+  for (const [index, volume] of (spec.volumes ?? []).entries()) {
+    if (volumeNames.has(volume.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, 'volumes', index, 'name'],
+        message: `volume ${volume.name} is listed twice`,
+      })
+    }
+    volumeNames.add(volume.name)
+  }
+}
+
+/**
+ * Services: unique names, volume names unique across the deployment (a volume belongs to one
+ * service), `dependsOn` naming other services of the deployment and never going round in a circle.
+ */
+function checkServices(spec: MultiServiceSpec, ctx: Issues): void {
+  const names = new Set<string>()
+  const volumeOwners = new Map<string, string>()
+  for (const [index, service] of spec.services.entries()) {
+    if (names.has(service.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['services', index, 'name'],
+        message: `service ${service.name} is listed twice`,
+      })
+    }
+    names.add(service.name)
+    checkWorkload(service, ctx, ['services', index])
+    for (const [v, volume] of (service.volumes ?? []).entries()) {
+      const owner = volumeOwners.get(volume.name)
+      if (owner !== undefined && owner !== service.name) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['services', index, 'volumes', v, 'name'],
+          message: `volume ${volume.name} already belongs to service ${owner}; a volume belongs to one service`,
+        })
+      }
+      volumeOwners.set(volume.name, service.name)
+    }
+  }
+  for (const [index, service] of spec.services.entries()) {
+    for (const [d, dependency] of (service.dependsOn ?? []).entries()) {
+      if (dependency === service.name || !names.has(dependency)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['services', index, 'dependsOn', d],
+          message:
+            dependency === service.name
+              ? `service ${service.name} cannot depend on itself`
+              : `no service named ${dependency} (services: ${[...names].join(', ')})`,
+        })
       }
     }
-    if (spec.env && Object.keys(spec.env).length > 512) {
-      ctx.addIssue({ code: 'custom', path: ['env'], message: 'at most 512 variables' })
-    }
-  })
+  }
+  const circle = dependencyCircleOf(spec.services)
+  if (circle) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['services'],
+      message: `services depend on each other in a circle: ${circle.join(' → ')}`,
+    })
+  }
+}
 
-export type DeploymentSpecInput = z.input<typeof deploymentSpecSchema>
-export type DeploymentSpec = z.output<typeof deploymentSpecSchema>
-export type HealthCheckSpec = z.output<typeof healthCheckSpec>
+/** A circle in the services' dependsOn (its names, the first repeated at the end), or null. */
+function dependencyCircleOf(services: ServiceSpec[]): string[] | null {
+  const byName = new Map(services.map((s) => [s.name, s]))
+  const done = new Set<string>()
+  const visit = (name: string, path: string[]): string[] | null => {
+    if (path.includes(name)) return [...path.slice(path.indexOf(name)), name]
+    if (done.has(name)) return null
+    for (const next of byName.get(name)?.dependsOn ?? []) {
+      if (next === name || !byName.has(next)) continue
+      const found = visit(next, [...path, name])
+      if (found) return found
+    }
+    done.add(name)
+    return null
+  }
+  for (const service of services) {
+    const found = visit(service.name, [])
+    if (found) return found
+  }
+  return null
+}

@@ -6,12 +6,13 @@ import { type AllowList, isInternalAddress, parseAllowList } from '../outbound/a
 import { endpointUrlOf } from '../providers/docker/container-spec.ts'
 import { sumUsage } from '../providers/docker/stats.ts'
 import {
-  type DeploymentTarget,
   type ImageRequester,
   type Observed,
   type ObservedInstance,
   type Provider,
   ProviderError,
+  type SingleImageTarget,
+  singleImageTarget,
 } from '../providers/provider.ts'
 import type { LogRelay } from './log-relay.ts'
 import {
@@ -71,7 +72,7 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
     for (const nodeId of new Set(nodeIds)) bus.nodeAssignmentsChanged(nodeId)
   }
 
-  const placeAll = async (target: DeploymentTarget): Promise<ReplicaPlacement[]> => {
+  const placeAll = async (target: SingleImageTarget): Promise<ReplicaPlacement[]> => {
     const results = await scheduler.place({
       deploymentId: target.id,
       ownerId: target.ownerId,
@@ -84,7 +85,7 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
   }
 
   /** Moves replicas off lost nodes whose delay passed and off draining nodes; says which moved. */
-  const moveAway = async (target: DeploymentTarget, replicas: PlacedReplica[]) => {
+  const moveAway = async (target: SingleImageTarget, replicas: PlacedReplica[]) => {
     const at = now()
     const leaving = replicas.filter((r) => r.draining || (r.movableAt !== null && r.movableAt <= at))
     const moved = await unplace(
@@ -97,7 +98,7 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
     return leaving.filter((r) => moved.includes(r.replica))
   }
 
-  async function converge(target: DeploymentTarget, signal: AbortSignal): Promise<string[]> {
+  async function converge(target: SingleImageTarget, signal: AbortSignal): Promise<string[]> {
     tell(await dropSurplus(db, target.id, target.spec.replicas, now()))
     const moved = await moveAway(target, await placed(target.id))
     const results = await placeAll(target)
@@ -117,7 +118,7 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
 
   /** Waits until every replica reports running at its generation; throws what stands in the way. */
   async function awaitReports(
-    target: DeploymentTarget,
+    target: SingleImageTarget,
     signal: AbortSignal,
     progress?: (stage: 'creating' | 'starting') => Promise<void>,
   ): Promise<PlacedReplica[]> {
@@ -151,7 +152,7 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
   return {
     name: 'fleet',
     // The scheduler places GPU replicas, but agents run containers without GPUs so far.
-    capabilities: { gpu: false, volumes: true, replicas: true },
+    capabilities: { gpu: false, volumes: true, replicas: true, services: false },
 
     async ping() {
       return true
@@ -159,7 +160,8 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
 
     ...(options.images ? { checkImage: options.images.check } : {}),
 
-    async place(target) {
+    async place(deployment) {
+      const target = singleImageTarget(deployment, 'fleet')
       const results = await placeAll(target)
       const unplaced = results.find((r) => !r.placed)
       if (unplaced && !unplaced.placed) {
@@ -187,7 +189,8 @@ export function createFleetProvider(options: FleetProviderOptions): FleetProvide
       }
     },
 
-    async apply(target, ctx) {
+    async apply(deployment, ctx) {
+      const target = singleImageTarget(deployment, 'fleet')
       const moves = await converge(target, ctx.signal)
       if (moves.length > 0) await ctx.progress('scheduling', moves.join('; '))
       await ctx.progress('pulling')

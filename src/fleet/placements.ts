@@ -7,7 +7,7 @@ import {
   rescheduleDelayMs,
 } from '../domain/node.ts'
 import type { ReplicaDemand } from '../domain/placement.ts'
-import type { DeploymentSpec } from '../domain/spec.ts'
+import type { DeploymentSpec, SingleImageSpec } from '../domain/spec.ts'
 import { openSpecSecrets } from '../secrets/spec-secrets.ts'
 import type { Vault } from '../secrets/vault.ts'
 
@@ -219,7 +219,7 @@ export async function assignmentsOf(
 }
 
 /** What one replica of this spec asks of a node. */
-export function replicaDemandOf(spec: DeploymentSpec): ReplicaDemand {
+export function replicaDemandOf(spec: SingleImageSpec): ReplicaDemand {
   return {
     milliCpus: Math.ceil(spec.resources.cpus * 1000),
     memoryMb: spec.resources.memoryMb,

@@ -36,7 +36,15 @@ export const deploymentSchema = z
       /** For a deployment made from a template: initialising, allocating, configuring, provisioning, verifying, complete. */
       resource: z.object({ stage: z.string(), percent: z.number() }).optional(),
     }),
-    endpoints: z.array(z.object({ containerPort: z.number(), protocol: z.string(), url: z.string() })),
+    endpoints: z.array(
+      z.object({
+        containerPort: z.number(),
+        protocol: z.string(),
+        url: z.string(),
+        /** The service it belongs to, on a multi-service deployment. */
+        service: z.string().optional(),
+      }),
+    ),
     /** A template deployment's connection details (never a secret), once its ports answer. */
     connection: z.record(z.string(), z.string()).optional(),
     stopReason: z.string().optional(),

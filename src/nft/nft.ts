@@ -8,6 +8,7 @@ import type { DeploymentRow } from '../db/deployment-rows.ts'
 import { deployments, notifications } from '../db/schema/index.ts'
 import { describeIssues, invalidInput, summarizeIssues } from '../domain/errors.ts'
 import type { Intent } from '../domain/lifecycle.ts'
+import { mapWorkloads } from '../domain/services.ts'
 import { type DeploymentSpec, deploymentSpecSchema, type NftBinding } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Account } from '../identity/accounts.ts'
@@ -150,12 +151,13 @@ export async function createNft(deps: NftDeps) {
     if (!spec.nft) return spec
     await ownership.assertHolder(spec.nft, account.address)
     const env = nftEnv(spec.nft, account.address!.toLowerCase())
-    return {
-      ...spec,
-      env: { ...(spec.env ?? {}), ...env },
+    // Every service gets it, as a single image does.
+    return mapWorkloads(spec, (holder) => ({
+      ...holder,
+      env: { ...(holder.env ?? {}), ...env },
       // What berth sets is public (and changes at a handover): never one of the holder's secrets.
-      ...(spec.secretEnv ? { secretEnv: spec.secretEnv.filter((name) => !(name in env)) } : {}),
-    }
+      ...(holder.secretEnv ? { secretEnv: holder.secretEnv.filter((name) => !(name in env)) } : {}),
+    }))
   }
 
   /** Start and restart of a bound deployment: the caller must hold the token now. */
@@ -179,6 +181,7 @@ export async function createNft(deps: NftDeps) {
     const template = collection?.template
     return (
       template !== undefined &&
+      !spec.services &&
       template.image === spec.image &&
       JSON.stringify(template.command ?? null) === JSON.stringify(spec.command ?? null) &&
       (spec.capAdd ?? []).length === 0

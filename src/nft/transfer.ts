@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm'
 import type { AuditRecord } from '../audit/audit-log.ts'
 import { queryRows, type Tx } from '../db/client.ts'
 import { type ChangeSource as AuditSource, actorLabel } from '../domain/actor.ts'
+import { mapWorkloads } from '../domain/services.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
 import { resealSpecSecrets } from '../secrets/spec-secrets.ts'
@@ -92,17 +93,23 @@ export async function applyHolderChange(
   const spec: DeploymentSpec = typeof row.spec === 'string' ? JSON.parse(row.spec) : row.spec
   let toOwnerId = row.owner_id
   let name = row.name
-  const nextSpec: DeploymentSpec = { ...spec }
+  let nextSpec: DeploymentSpec = { ...spec }
   let dropped: string[] = []
   if (moves) {
     toOwnerId = (await findOrCreateAccountByAddress(tx, change.to!)).id
-    const env = { ...(spec.env ?? {}) }
-    if (!options.carrySecrets) {
-      dropped = (spec.secretEnv ?? []).filter((k) => k in env)
-      for (const k of dropped) delete env[k]
-    }
-    env.OWNER_ADDRESS = change.to!
-    nextSpec.env = env
+    const droppedSet = new Set<string>()
+    nextSpec = mapWorkloads(spec, (holder) => {
+      const env = { ...(holder.env ?? {}) }
+      if (!options.carrySecrets) {
+        for (const k of (holder.secretEnv ?? []).filter((k) => k in env)) {
+          droppedSet.add(k)
+          delete env[k]
+        }
+      }
+      env.OWNER_ADDRESS = change.to!
+      return { ...holder, env }
+    })
+    dropped = [...droppedSet]
     // Names are unique per owner: keep it unless the new holder already uses it.
     const [clash] = await queryRows<{ id: string }>(
       tx,

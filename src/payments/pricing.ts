@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.ts'
-import type { DeploymentSpec } from '../domain/spec.ts'
+import { workloadsOf } from '../domain/services.ts'
+import type { DeploymentSpec, SingleImageSpec } from '../domain/spec.ts'
 
 // What a deployment costs, from its resources and the operator's prices. Each part is rounded up
 // to a whole micro-USD, so a price is never below what the operator set.
@@ -10,7 +11,12 @@ const ceilDiv = (a: bigint, b: bigint) => (a + b - 1n) / b
 /** A month, for the disk price: 730 hours (365 × 24 / 12). */
 const HOURS_PER_MONTH = 730n
 
+/** A multi-service deployment costs what its services cost together. */
 export function hourlyMicroUsd(spec: DeploymentSpec, pricing: Pricing): bigint {
+  return workloadsOf(spec).reduce((sum, w) => sum + workloadHourlyMicroUsd(w.spec, pricing), 0n)
+}
+
+function workloadHourlyMicroUsd(spec: SingleImageSpec, pricing: Pricing): bigint {
   const { cpus, memoryMb, gpus, diskMb } = spec.resources
   const milliCpus = BigInt(Math.round(cpus * 1000))
   const perReplica =

@@ -1,7 +1,7 @@
 import { BerthError } from '../domain/errors.ts'
 import type { ProgressStage } from '../domain/lifecycle.ts'
 import type { ResourceDemand } from '../domain/resources.ts'
-import type { DeploymentSpec } from '../domain/spec.ts'
+import type { DeploymentSpec, SingleImageSpec } from '../domain/spec.ts'
 
 // The port every compute backend implements (docker today; swarm, the fleet and others later). Every operation is keyed by the
 // deployment id and is idempotent, so a step repeated after a crash never duplicates anything.
@@ -10,6 +10,8 @@ export interface ProviderCapabilities {
   gpu: boolean
   volumes: boolean
   replicas: boolean
+  /** Runs multi-service specs (`services`); a provider without it is never given one. */
+  services: boolean
 }
 
 export interface DeploymentTarget {
@@ -28,7 +30,10 @@ export interface ObservedInstance {
   instanceId: string
   deploymentId: string
   ownerId: string
+  /** Its number across the deployment: a multi-service deployment numbers services' replicas on. */
   replica: number
+  /** The service it runs, on a multi-service deployment. */
+  service?: string
   /** The restart generation the instance was created for, where the provider keeps it. */
   restartGeneration?: number
   state: InstanceState
@@ -45,7 +50,8 @@ export interface ObservedInstance {
 export interface Observed {
   deploymentId: string
   instances: ObservedInstance[]
-  endpoints: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; url: string }>
+  /** `service` names the service an endpoint belongs to, on a multi-service deployment. */
+  endpoints: Array<{ containerPort: number; protocol: 'tcp' | 'udp'; url: string; service?: string }>
 }
 
 /** A placement's outcome: where the replicas went, or the constraint that no node passed. */
@@ -55,6 +61,20 @@ export interface ApplyContext {
   /** Reports a progress stage; the reconciler records it as an event. */
   progress(stage: ProgressStage, message?: string): Promise<void>
   signal: AbortSignal
+  /**
+   * Resolves once the deployment's instances of `service` are ready (healthy by the service's
+   * check, or running when it has none); rejects when they will not be. Called between the start
+   * groups of a multi-service deployment (`dependsOn`). Absent: nothing is waited for.
+   */
+  ready?(service: string): Promise<void>
+}
+
+export interface LogOptions {
+  tail: number
+  follow: boolean
+  signal: AbortSignal
+  /** Only this service's instances (a multi-service deployment); absent: every instance. */
+  service?: string
 }
 
 export interface LogLine {
@@ -69,6 +89,9 @@ export interface Usage {
   networkRxBytes: number
   networkTxBytes: number
 }
+
+/** A deployment's usage, and each service's on a multi-service deployment. */
+export type DeploymentUsage = Usage & { services?: Record<string, Usage> }
 
 /** Told by a provider's watch when its instances change, so the reconciler can look at once. */
 export interface ProviderWatcher {
@@ -122,11 +145,8 @@ export interface Provider {
    * Opens the deployment's log: resolves once the backend has answered (so an outage is an error
    * the caller can still answer with a status), with the lines to iterate until `signal` aborts.
    */
-  logs(
-    deploymentId: string,
-    options: { tail: number; follow: boolean; signal: AbortSignal },
-  ): Promise<AsyncIterable<LogLine>>
-  stats(deploymentId: string): Promise<Usage>
+  logs(deploymentId: string, options: LogOptions): Promise<AsyncIterable<LogLine>>
+  stats(deploymentId: string): Promise<DeploymentUsage>
   /**
    * Optional: runs a command (an argument vector, never a shell string) in each running replica,
    * for what must change inside a running service (a template's credential rotation). Absent:
@@ -190,4 +210,20 @@ export class ProviderRegistry {
   all(): Provider[] {
     return [...this.#providers.values()]
   }
+}
+
+/** A target whose spec runs one image. */
+export type SingleImageTarget = DeploymentTarget & { spec: SingleImageSpec }
+
+/**
+ * The target of a provider that runs single images only. Such a provider is never given services
+ * (creation refuses them); a stored spec that reaches it anyway fails instead of running half.
+ */
+export function singleImageTarget(target: DeploymentTarget, provider: string): SingleImageTarget {
+  if (target.spec.services) {
+    throw new ProviderError('permanent', `the ${provider} provider runs single-image deployments only`, {
+      eventType: 'services_unsupported',
+    })
+  }
+  return target as SingleImageTarget
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { BerthError } from '../domain/errors.ts'
 import { resourceDemandOf } from '../domain/resources.ts'
+import { workloadsOf } from '../domain/services.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 
 // What one account may hold at once, and what a deployment spec takes of it. Pure: the database
@@ -70,19 +71,19 @@ export const noUsage = (): QuotaUsage => ({
  * when it is created (control/create-batch.ts), which is what quota-store.ts sums.
  */
 export function demandOf(spec: DeploymentSpec): QuotaUsage {
-  const replicas = spec.replicas
-  const volumes = spec.volumes ?? []
   const { milliCpus, memoryMb } = resourceDemandOf(spec)
-  return {
-    ...noUsage(),
-    deployments: 1,
-    replicas,
-    hostPorts: replicas * (spec.ports?.length ?? 0),
-    cpus: milliCpus,
-    memoryMb,
-    diskMb: replicas * spec.resources.diskMb + volumes.reduce((sum, v) => sum + (v.sizeMb ?? 0), 0),
-    volumes: volumes.length,
+  const usage = { ...noUsage(), deployments: 1, cpus: milliCpus, memoryMb }
+  // A multi-service deployment holds what its services hold together.
+  for (const { spec: workload } of workloadsOf(spec)) {
+    const replicas = workload.replicas
+    const volumes = workload.volumes ?? []
+    usage.replicas += replicas
+    usage.hostPorts += replicas * (workload.ports?.length ?? 0)
+    usage.diskMb +=
+      replicas * workload.resources.diskMb + volumes.reduce((sum, v) => sum + (v.sizeMb ?? 0), 0)
+    usage.volumes += volumes.length
   }
+  return usage
 }
 
 export function addUsage(...parts: QuotaUsage[]): QuotaUsage {

@@ -1,4 +1,5 @@
 import type { Tx } from '../db/client.ts'
+import { type EnvHolder, mapEnv } from '../domain/services.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import { isSealed } from './envelope.ts'
 import type { SealedPlace, Vault } from './vault.ts'
@@ -7,23 +8,34 @@ import type { SealedPlace, Vault } from './vault.ts'
 // readable): each is bound to its owner, its deployment and its variable's name. They are opened
 // only on the way to a provider, and views show the names without the values.
 
-export const secretEnvPlaceOf = (ownerId: string, deploymentId: string, name: string): SealedPlace => ({
+/**
+ * Where a secret env value is sealed: its owner, its deployment and its variable, and for a
+ * multi-service spec its service (the same variable of two services never opens as the other's).
+ */
+export const secretEnvPlaceOf = (
+  ownerId: string,
+  deploymentId: string,
+  name: string,
+  service: string | null = null,
+): SealedPlace => ({
   ownerId,
   row: `deployment:${deploymentId}`,
-  field: `env.${name}`,
+  field: service === null ? `env.${name}` : `services.${service}.env.${name}`,
 })
 
 type Owned = { ownerId: string; deploymentId: string }
 
-async function mapSecretEnv(
+function mapSecretEnv(
   spec: DeploymentSpec,
-  change: (name: string, value: string) => Promise<string>,
+  change: (name: string, value: string, service: string | null) => Promise<string>,
 ): Promise<DeploymentSpec> {
-  const names = [...new Set(spec.secretEnv ?? [])].filter((name) => spec.env?.[name] !== undefined)
-  if (names.length === 0) return spec
-  const env = { ...spec.env }
-  for (const name of names) env[name] = await change(name, env[name]!)
-  return { ...spec, env }
+  return mapEnv(spec, async (holder, service) => {
+    const names = [...new Set(holder.secretEnv ?? [])].filter((name) => holder.env?.[name] !== undefined)
+    if (names.length === 0) return holder.env
+    const env = { ...holder.env }
+    for (const name of names) env[name] = await change(name, env[name]!, service)
+    return env
+  })
 }
 
 /** Seals every secret env value of a spec a request gave (always plaintext, whatever it looks like). */
@@ -32,8 +44,8 @@ export function sealSpecSecrets(
   at: Owned,
   spec: DeploymentSpec,
 ): Promise<DeploymentSpec> {
-  return mapSecretEnv(spec, (name, value) =>
-    vault.seal(secretEnvPlaceOf(at.ownerId, at.deploymentId, name), value),
+  return mapSecretEnv(spec, (name, value, service) =>
+    vault.seal(secretEnvPlaceOf(at.ownerId, at.deploymentId, name, service), value),
   )
 }
 
@@ -43,8 +55,8 @@ export function sealLegacySpecSecrets(
   at: Owned,
   spec: DeploymentSpec,
 ): Promise<DeploymentSpec> {
-  return mapSecretEnv(spec, async (name, value) =>
-    isSealed(value) ? value : vault.seal(secretEnvPlaceOf(at.ownerId, at.deploymentId, name), value),
+  return mapSecretEnv(spec, async (name, value, service) =>
+    isSealed(value) ? value : vault.seal(secretEnvPlaceOf(at.ownerId, at.deploymentId, name, service), value),
   )
 }
 
@@ -58,16 +70,22 @@ export function openSpecSecrets(
   at: Owned,
   spec: DeploymentSpec,
 ): Promise<DeploymentSpec> {
-  return mapSecretEnv(spec, async (name, value) =>
-    isSealed(value) ? vault.open(secretEnvPlaceOf(at.ownerId, at.deploymentId, name), value) : value,
+  return mapSecretEnv(spec, async (name, value, service) =>
+    isSealed(value) ? vault.open(secretEnvPlaceOf(at.ownerId, at.deploymentId, name, service), value) : value,
   )
 }
 
 /** The spec as its owner sees it: secret env variables named in `secretEnv`, their values left out. */
 export function withoutSecretValues(spec: DeploymentSpec): DeploymentSpec {
-  const names = new Set(spec.secretEnv ?? [])
-  if (names.size === 0 || !spec.env) return spec
-  return { ...spec, env: Object.fromEntries(Object.entries(spec.env).filter(([name]) => !names.has(name))) }
+  const strip = <H extends EnvHolder>(holder: H): H => {
+    const names = new Set(holder.secretEnv ?? [])
+    if (names.size === 0 || !holder.env) return holder
+    return {
+      ...holder,
+      env: Object.fromEntries(Object.entries(holder.env).filter(([name]) => !names.has(name))),
+    }
+  }
+  return spec.services ? { ...spec, services: spec.services.map(strip) } : strip(spec)
 }
 
 /**
@@ -81,11 +99,11 @@ export function resealSpecSecrets(
   spec: DeploymentSpec,
   tx: Tx,
 ): Promise<DeploymentSpec> {
-  return mapSecretEnv(spec, async (name, value) =>
+  return mapSecretEnv(spec, async (name, value, service) =>
     vault.seal(
-      secretEnvPlaceOf(to.ownerId, to.deploymentId, name),
+      secretEnvPlaceOf(to.ownerId, to.deploymentId, name, service),
       isSealed(value)
-        ? await vault.open(secretEnvPlaceOf(from.ownerId, from.deploymentId, name), value, tx)
+        ? await vault.open(secretEnvPlaceOf(from.ownerId, from.deploymentId, name, service), value, tx)
         : value,
       tx,
     ),

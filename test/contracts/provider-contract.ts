@@ -2,8 +2,9 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type { ProgressStage } from '../../src/domain/lifecycle.ts'
-import { type DeploymentSpecInput, deploymentSpecSchema } from '../../src/domain/spec.ts'
+import { type SingleImageSpecInput, singleImageSpecSchema } from '../../src/domain/spec.ts'
 import type { ApplyContext, DeploymentTarget, LogLine, Provider } from '../../src/providers/provider.ts'
+import { singleImage } from '../helpers/single-image.ts'
 
 // What every provider must do, whatever it runs on. Each provider's test file calls
 // `providerContract` with a factory; the Docker provider runs the same suite against the engine.
@@ -13,7 +14,7 @@ export interface ContractSubject {
   /** An image the provider can run that keeps running (for Docker: a locally built test image). */
   image: string
   /** Spec fields every target gets (swarm: small resources, whose reservations must all fit). */
-  specDefaults?: Partial<DeploymentSpecInput>
+  specDefaults?: Partial<SingleImageSpecInput>
   cleanup(): Promise<void>
 }
 
@@ -32,14 +33,14 @@ export function providerContract(name: string, create: () => Promise<ContractSub
       await subject.cleanup()
     })
 
-    const target = (spec: Partial<DeploymentSpecInput> = {}, restartGeneration = 0): DeploymentTarget => {
+    const target = (spec: Partial<SingleImageSpecInput> = {}, restartGeneration = 0): DeploymentTarget => {
       const id = randomUUID()
       created.push(id)
       return {
         id,
         ownerId: randomUUID(),
         restartGeneration,
-        spec: deploymentSpecSchema.parse({
+        spec: singleImageSpecSchema.parse({
           name: `contract-${id.slice(0, 8)}`,
           image: subject.image,
           ...subject.specDefaults,
@@ -124,7 +125,7 @@ export function providerContract(name: string, create: () => Promise<ContractSub
     it('scales replicas down on apply', async () => {
       const t = target({ replicas: 3 })
       await provider.apply(t, context())
-      const scaled = await provider.apply({ ...t, spec: { ...t.spec, replicas: 1 } }, context())
+      const scaled = await provider.apply({ ...t, spec: { ...singleImage(t.spec), replicas: 1 } }, context())
       assert.deepEqual(
         scaled.instances.map((i) => i.replica),
         [0],

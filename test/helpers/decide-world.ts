@@ -29,12 +29,13 @@ export const settings: DecideSettings = {
   maxUnbilledStartSeconds: 600,
 }
 
-export const withCheck: DeploymentSpecInput = {
+export const withCheckSpec = {
   name: 'web',
   image: 'example/web:1',
   ports: [{ containerPort: 80 }],
-  healthCheck: { type: 'http', port: 80, intervalSeconds: 10, unhealthyThreshold: 3 },
+  healthCheck: { type: 'http' as const, port: 80, intervalSeconds: 10, unhealthyThreshold: 3 },
 }
+export const withCheck: DeploymentSpecInput = withCheckSpec
 
 export function rowOf(
   fields: Omit<Partial<DeploymentRow>, 'spec'> & { spec?: DeploymentSpecInput } = {},

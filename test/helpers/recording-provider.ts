@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Provider } from '../../src/providers/provider.ts'
 import { createSimulatedProvider } from '../../src/providers/simulated/simulated-provider.ts'
+import { singleImage } from './single-image.ts'
 
 /**
  * The real simulated provider (no delays), noting the env each apply was given and each command
@@ -20,7 +21,7 @@ export function recordingSimulatedProvider() {
   const provider: Provider = {
     ...simulated,
     apply: (target, ctx) => {
-      applied.push({ ...target.spec.env })
+      applied.push({ ...singleImage(target.spec).env })
       return simulated.apply(target, ctx)
     },
     exec: (deploymentId, command) => {

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { before, describe, it } from 'node:test'
 import type Docker from 'dockerode'
-import { type DeploymentSpecInput, deploymentSpecSchema } from '../../src/domain/spec.ts'
+import { type SingleImageSpecInput, singleImageSpecSchema } from '../../src/domain/spec.ts'
 import type { ApplyContext, DeploymentTarget, Provider } from '../../src/providers/provider.ts'
 import { LABEL, overlayNameOf, serviceNameOf } from '../../src/providers/swarm/labels.ts'
 import { exec } from '../docker/exec.ts'
+import { singleImage } from '../helpers/single-image.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { newSwarmProvider, SMALL, type SwarmWorld, swarmWorld } from './setup.ts'
 
@@ -19,14 +20,14 @@ export const context = (): ApplyContext => ({
 
 export function swarmTarget(
   world: SwarmWorld,
-  spec: Partial<DeploymentSpecInput> = {},
+  spec: Partial<SingleImageSpecInput> = {},
   ownerId: string = randomUUID(),
 ): DeploymentTarget {
   return {
     id: randomUUID(),
     ownerId,
     restartGeneration: 0,
-    spec: deploymentSpecSchema.parse({ name: 'web', image: world.image, resources: SMALL, ...spec }),
+    spec: singleImageSpecSchema.parse({ name: 'web', image: world.image, resources: SMALL, ...spec }),
   }
 }
 
@@ -143,7 +144,7 @@ export function swarmHardeningTests(): void {
       const changed = {
         ...t,
         restartGeneration: 1,
-        spec: { ...t.spec, env: { ...t.spec.env, API_KEY: 'sk-rotated' } },
+        spec: { ...singleImage(t.spec), env: { ...singleImage(t.spec).env, API_KEY: 'sk-rotated' } },
       }
       await provider.apply(changed, context())
       const again = await exec(await taskContainer(world.docker, t.id), ['cat', '/run/secrets/API_KEY'])

@@ -20,7 +20,8 @@ export interface TemplateView {
   id: string
   name: string
   description: string
-  image: string
+  image?: string
+  services?: Array<{ name: string; image: string; replicas: number }>
   sizes: TemplateSize[]
   params?: { properties?: Record<string, { type?: string; default?: unknown; description?: string }> }
   outputs?: string[]
@@ -38,7 +39,10 @@ const sizeRows = (t: TemplateView) =>
   ])
 
 function describeTemplate(t: TemplateView): string {
-  let text = `${t.name} (${t.id}): ${t.description}\nImage: ${t.image}\n\n`
+  const runs = t.services
+    ? `Services (the size is each one's): ${t.services.map((s) => `${s.name} (${s.image})${s.replicas > 1 ? ` × ${s.replicas}` : ''}`).join(', ')}`
+    : `Image: ${t.image}`
+  let text = `${t.name} (${t.id}): ${t.description}\n${runs}\n\n`
   text += renderTable(['TEMPLATE', 'SIZE', 'CPUS', 'MEMORY', 'STORAGE', 'PRICE'], sizeRows(t))
   const params = Object.entries(t.params?.properties ?? {})
   if (params.length) {

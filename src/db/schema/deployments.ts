@@ -28,6 +28,8 @@ export interface Endpoint {
   containerPort: number
   protocol: 'tcp' | 'udp'
   url: string
+  /** The service it belongs to, on a multi-service deployment. */
+  service?: string
 }
 
 export const deployments = pgTable(

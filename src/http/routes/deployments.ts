@@ -2,7 +2,12 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { Credentials } from '../../deployments/credentials.ts'
 import type { Deployments } from '../../deployments/deployments.ts'
 import { intents, statuses } from '../../domain/lifecycle.ts'
-import { type DeploymentSpec, deploymentSpecSchema, dnsLabel } from '../../domain/spec.ts'
+import {
+  type DeploymentSpec,
+  deploymentSpecSchema,
+  deploymentSpecShapes,
+  dnsLabel,
+} from '../../domain/spec.ts'
 import type { TemplateRequest } from '../../templates/render.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf } from '../principal.ts'
@@ -38,7 +43,7 @@ const createBody = z
   })
   .openapi({
     oneOf: [
-      z.toJSONSchema(deploymentSpecSchema, { io: 'input', unrepresentable: 'any' }),
+      ...deploymentSpecShapes.map((shape) => z.toJSONSchema(shape, { io: 'input', unrepresentable: 'any' })),
       z.toJSONSchema(templateRequestSchema, { io: 'input' }),
     ],
   } as never)
@@ -134,8 +139,35 @@ const rotateCredentials = createRoute({
   },
 })
 
+const usageNumbers = z.object({
+  cpuPercent: z.number(),
+  memoryBytes: z.number(),
+  networkRxBytes: z.number(),
+  networkTxBytes: z.number(),
+})
+const usageSchema = usageNumbers
+  .extend({ services: z.record(z.string(), usageNumbers).optional() })
+  .openapi('Usage')
+
+const readUsage = createRoute({
+  method: 'get',
+  path: '/v1/deployments/{id}/usage',
+  tags: ['deployments'],
+  summary: "What the deployment's instances use now, in all and per service",
+  request: { params: idParam },
+  responses: {
+    200: json(usageSchema, 'CPU (percent of one CPU), memory and network bytes'),
+    503: json(errorSchema, "The deployment's provider does not answer"),
+    ...errorResponses,
+  },
+})
+
 export function deploymentRoutes(deployments: Deployments, credentials: Credentials) {
   const router = createRouter()
+
+  router.openapi(readUsage, async (c) =>
+    c.json(await deployments.usage(principalOf(c), c.req.valid('param').id), 200),
+  )
 
   router.openapi(readCredentials, async (c) => {
     // Never kept by a cache on the way: they are secrets.

@@ -5,6 +5,7 @@ import type { UpgradeWebSocket } from 'hono/ws'
 import type { Logger } from 'pino'
 import type { Deployments } from '../../deployments/deployments.ts'
 import { describeIssues, invalidInput, summarizeIssues } from '../../domain/errors.ts'
+import { dnsLabel } from '../../domain/spec.ts'
 import type { LogLine } from '../../providers/provider.ts'
 import type { AppEnv } from '../context.ts'
 import { createRouter } from '../openapi.ts'
@@ -26,6 +27,8 @@ const STREAM_FAILED = 'the log stream broke off; read it again'
 const logQuery = z.object({
   tail: z.coerce.number().int().min(0).max(10_000).default(100),
   follow: z.enum(['0', '1', 'true', 'false']).optional(),
+  /** One service's lines, on a multi-service deployment. */
+  service: dnsLabel.optional(),
 })
 
 const getLogs = createRoute({
@@ -51,7 +54,7 @@ const following = (follow: string | undefined) => follow === '1' || follow === '
 export function logRoutes(deployments: Deployments, streams: StreamGuard, logger: Logger) {
   const router = createRouter()
   router.openapi(getLogs, async (c) => {
-    const { tail, follow } = c.req.valid('query')
+    const { tail, follow, service } = c.req.valid('query')
     const { id } = c.req.valid('param')
     const held = streams.open(c, id)
     const abort = new AbortController()
@@ -63,6 +66,7 @@ export function logRoutes(deployments: Deployments, streams: StreamGuard, logger
         tail,
         follow: following(follow),
         signal: abort.signal,
+        ...(service ? { service } : {}),
       })
     } catch (error) {
       held.release()
@@ -118,11 +122,12 @@ export function mountLogSocket(
       if (issues.length > 0) throw invalidInput(`invalid request: ${summarizeIssues(issues)}`, issues)
     },
     async run(c, send, signal) {
-      const { tail, follow } = logQuery.parse(c.req.query())
+      const { tail, follow, service } = logQuery.parse(c.req.query())
       const lines = await deps.deployments.logs(principalOf(c), c.req.param('id')!, {
         tail,
         follow: following(follow),
         signal,
+        ...(service ? { service } : {}),
       })
       for await (const line of lines) send(JSON.stringify(logLineView(line)))
     },

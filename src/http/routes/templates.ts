@@ -22,7 +22,10 @@ const summarySchema = z
     id: z.string(),
     name: z.string(),
     description: z.string(),
-    image: z.string(),
+    /** The image of a one-service template. */
+    image: z.string().optional(),
+    /** The services of a multi-service template; a size's resources are each service's. */
+    services: z.array(z.object({ name: z.string(), image: z.string(), replicas: z.number() })).optional(),
     sizes: z.array(sizeSchema),
   })
   .openapi('TemplateSummary')

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode'
+import { type DeploymentUnit, startGroupsOf, unitsOf, workloadsOf } from '../../domain/services.ts'
 import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
 import { type ContainerPlan, createOptionsOf, type HardeningOptions, hostPortsOf } from './container-spec.ts'
 import {
@@ -50,7 +51,7 @@ export interface ApplySettings {
 }
 
 interface Creation {
-  replica: number
+  unit: DeploymentUnit
   /** Ports the replaced container had, so a recreated replica keeps its endpoints. */
   previousPorts: Record<string, number>
 }
@@ -65,79 +66,136 @@ export async function applyDeployment(
   const { docker } = clients
   volumesOf(spec) // a bad volume fails the apply before anything is created
   const { scope } = settings
-  const sized = settings.sizedVolumes
-    ? { volumes: settings.sizedVolumes, owner: () => imageOwnerOf(docker, spec.image) }
-    : undefined
   const existing = await translating('list containers', () => inspectDeployment(docker, target.id, scope))
-  const wanted = target.replicas ?? Array.from({ length: spec.replicas }, (_, replica) => replica)
+  const units = unitsOf(spec).filter((u) => target.replicas?.includes(u.index) ?? true)
+  const unitOf = new Map(units.map((u) => [u.index, u]))
 
   const kept = new Map<number, Docker.ContainerInspectInfo>()
   const toRemove: Docker.ContainerInspectInfo[] = []
   const toCreate: Creation[] = []
-  const toStart: string[] = []
+  const toStart = new Map<number, string>()
   for (const info of existing) {
-    const replica = identityOf(info.Config.Labels, scope)?.replica ?? -1
-    if (!wanted.includes(replica) || kept.has(replica)) toRemove.push(info)
-    else kept.set(replica, info)
+    const identity = identityOf(info.Config.Labels, scope)
+    const unit = unitOf.get(identity?.replica ?? -1)
+    // An instance numbered for another service (the spec's services changed) is not this unit's.
+    if (!unit || kept.has(unit.index) || identity?.service !== unit.service) toRemove.push(info)
+    else kept.set(unit.index, info)
   }
-  for (const replica of wanted) {
-    const info = kept.get(replica)
-    if (!info) toCreate.push({ replica, previousPorts: {} })
+  for (const unit of units) {
+    const info = kept.get(unit.index)
+    if (!info) toCreate.push({ unit, previousPorts: {} })
     else if ((identityOf(info.Config.Labels, scope)?.restartGeneration ?? 0) < target.restartGeneration) {
       // Labels cannot change, so a newer restart generation means a new container.
       toRemove.push(info)
       const bindings = info.HostConfig.PortBindings as Parameters<typeof hostPortsOf>[1]
-      toCreate.push({ replica, previousPorts: hostPortsOf(replica, bindings) })
-    } else if (!info.State.Running) toStart.push(info.Id)
+      toCreate.push({ unit, previousPorts: hostPortsOf(unit.index, bindings) })
+    } else if (!info.State.Running) toStart.set(unit.index, info.Id)
   }
 
   for (const info of toRemove) await removeContainer(docker, info.Id)
   const removed = new Set(toRemove.map((info) => info.Id))
   const converged = [...kept.values()].filter((info) => !removed.has(info.Id)).map((info) => info.Id)
 
+  const sizedFor = (image: string) =>
+    settings.sizedVolumes
+      ? { volumes: settings.sizedVolumes, owner: () => imageOwnerOf(docker, image) }
+      : undefined
   if (toCreate.length > 0) {
-    if (spec.resources.gpus > 0) {
+    if (toCreate.some((c) => c.unit.spec.resources.gpus > 0)) {
       throw new ProviderError('permanent', 'this docker provider offers no GPUs', {
         eventType: 'gpu_unavailable',
       })
     }
     await ctx.progress('pulling')
-    await ensureImage(clients.untimed, spec.image, {
-      attempts: settings.pullAttempts,
-      retryDelayMs: settings.pullRetryDelayMs,
-      signal: ctx.signal,
-      ...withAuth(authFor(spec.image, settings.registryAuths)),
-    })
-    ctx.signal.throwIfAborted()
+    for (const image of new Set(toCreate.map((c) => c.unit.spec.image))) {
+      await ensureImage(clients.untimed, image, {
+        attempts: settings.pullAttempts,
+        retryDelayMs: settings.pullRetryDelayMs,
+        signal: ctx.signal,
+        ...withAuth(authFor(image, settings.registryAuths)),
+      })
+      ctx.signal.throwIfAborted()
+    }
     await ctx.progress('creating')
     const network = await ensureOwnerNetwork(docker, target.ownerId, scope)
-    const volumes = await ensureVolumes(docker, target, scope, sized)
+    const volumes = await ensureWorkloadVolumes(docker, target, scope, sizedFor)
     for (const creation of toCreate) {
       ctx.signal.throwIfAborted()
+      const { unit } = creation
       const plan: ContainerPlan = {
         deploymentId: target.id,
         ownerId: target.ownerId,
-        replica: creation.replica,
+        replica: unit.index,
+        service: unit.service,
         restartGeneration: target.restartGeneration,
-        spec,
+        spec: unit.spec,
         network,
         hostPorts: await hostPortsFor(target, creation, settings.allocatePort),
-        volumes,
+        volumes: volumes.filter((v) => unit.spec.volumes?.some((own) => own.name === v.name)),
         scope,
       }
       const id = await createContainer(docker, plan, settings.hardening)
-      toStart.push(id)
+      toStart.set(unit.index, id)
       converged.push(id)
     }
   }
 
-  if (toStart.length > 0) {
+  if (toStart.size > 0) {
     // A stopped container's sized volumes are mounted again first (a host restart unmounts them).
-    if (sized && toCreate.length === 0) await ensureVolumes(docker, target, scope, sized)
+    if (settings.sizedVolumes && toCreate.length === 0) {
+      await ensureWorkloadVolumes(docker, target, scope, sizedFor)
+    }
     await ctx.progress('starting')
-    for (const id of toStart) await startContainer(docker, id, target.ownerId, settings.blockPort, scope)
+    await startInOrder(docker, settings, target, toStart, ctx)
   }
   return converged
+}
+
+/**
+ * Starts the instances in `toStart` (by unit index) group by group: a service starts once every
+ * service it depends on is ready (ctx.ready: healthy by its check, or running without one). A
+ * single-image deployment is one group.
+ */
+async function startInOrder(
+  docker: Docker,
+  settings: ApplySettings,
+  target: DockerDeploymentTarget,
+  toStart: Map<number, string>,
+  ctx: ApplyContext,
+): Promise<void> {
+  const groups = startGroupsOf(target.spec)
+  const ready = new Set<string>()
+  for (const group of groups) {
+    for (const dependency of new Set(group.flatMap((w) => w.dependsOn))) {
+      if (ready.has(dependency)) continue
+      ctx.signal.throwIfAborted()
+      await ctx.progress('starting', `waiting for service ${dependency} to be healthy`)
+      await ctx.ready?.(dependency)
+      ready.add(dependency)
+    }
+    for (const workload of group) {
+      for (let replica = 0; replica < workload.spec.replicas; replica++) {
+        const id = toStart.get(workload.firstIndex + replica)
+        if (id) await startContainer(docker, id, target.ownerId, settings.blockPort, settings.scope)
+      }
+    }
+  }
+}
+
+/** The deployment's volumes, each made by the owner of the image of the service that mounts it. */
+async function ensureWorkloadVolumes(
+  docker: Docker,
+  target: DockerDeploymentTarget,
+  scope: EngineScope,
+  sizedFor: (image: string) => Parameters<typeof ensureVolumes>[3],
+) {
+  const mounts = []
+  for (const workload of workloadsOf(target.spec)) {
+    if (!workload.spec.volumes?.length) continue
+    const only = { ...target, spec: workload.spec }
+    mounts.push(...(await ensureVolumes(docker, only, scope, sizedFor(workload.spec.image))))
+  }
+  return mounts
 }
 
 async function hostPortsFor(
@@ -146,14 +204,14 @@ async function hostPortsFor(
   allocate: AllocatePort,
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {}
-  for (const port of target.spec.ports ?? []) {
-    const key = portKeyOf(creation.replica, port.containerPort, port.protocol)
+  for (const port of creation.unit.spec.ports ?? []) {
+    const key = portKeyOf(creation.unit.index, port.containerPort, port.protocol)
     out[key] =
       target.hostPorts?.[key] ??
       creation.previousPorts[key] ??
       (await allocate({
         deploymentId: target.id,
-        replica: creation.replica,
+        replica: creation.unit.index,
         containerPort: port.containerPort,
         protocol: port.protocol,
       }))

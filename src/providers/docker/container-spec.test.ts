@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type DeploymentSpecInput, deploymentSpecSchema } from '../../domain/spec.ts'
+import { type SingleImageSpecInput, singleImageSpecSchema } from '../../domain/spec.ts'
 import {
   type ContainerPlan,
   createOptionsOf,
@@ -23,7 +23,7 @@ const deploymentId = '0b7e6c1a-1111-4222-8333-944445555666'
 const ownerId = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d'
 
 const plan = (
-  spec: Partial<DeploymentSpecInput> = {},
+  spec: Partial<SingleImageSpecInput> = {},
   hostPorts: Record<string, number> = {},
 ): ContainerPlan => ({
   deploymentId,
@@ -32,7 +32,7 @@ const plan = (
   restartGeneration: 3,
   network: 'net-id',
   hostPorts,
-  spec: deploymentSpecSchema.parse({ name: 'web', image: 'example/app:1', ...spec }),
+  spec: singleImageSpecSchema.parse({ name: 'web', image: 'example/app:1', ...spec }),
 })
 
 describe('container create options', () => {
@@ -89,7 +89,13 @@ describe('container create options', () => {
       [LABEL.replica]: '1',
       [LABEL.restartGeneration]: '3',
     })
-    assert.deepEqual(identityOf(options.Labels), { deploymentId, ownerId, replica: 1, restartGeneration: 3 })
+    assert.deepEqual(identityOf(options.Labels), {
+      deploymentId,
+      ownerId,
+      replica: 1,
+      restartGeneration: 3,
+      service: null,
+    })
   })
 
   it('makes the root filesystem read-only, with a tmpfs /tmp, by label or by default; a label cannot undo the default', () => {
@@ -163,5 +169,15 @@ describe('docker names and states', () => {
   it('builds endpoint URLs from the public host', () => {
     assert.equal(endpointUrlOf('apps.example', 19001, 'tcp'), 'http://apps.example:19001')
     assert.equal(endpointUrlOf('::1', 19001, 'udp'), 'udp://[::1]:19001')
+  })
+
+  it("labels a service's instance with its service and gives it the service's names on the network", () => {
+    const options = createOptionsOf({ ...plan(), service: 'db' }, hardening)
+    assert.equal(options.Labels?.[LABEL.service], 'db')
+    assert.deepEqual(identityOf(options.Labels)?.service, 'db')
+    assert.deepEqual(options.NetworkingConfig?.EndpointsConfig?.['net-id']?.Aliases, ['db', 'db.web'])
+    const single = createOptionsOf(plan(), hardening)
+    assert.equal(single.Labels?.[LABEL.service], undefined)
+    assert.deepEqual(single.NetworkingConfig?.EndpointsConfig?.['net-id']?.Aliases, ['web'])
   })
 })

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode'
-import type { DeploymentSpec } from '../../domain/spec.ts'
+import type { SingleImageSpec } from '../../domain/spec.ts'
 import type { InstanceState } from '../provider.ts'
 import {
   containerNameOf,
@@ -31,7 +31,10 @@ export interface ReplicaPlan {
   ownerId: string
   replica: number
   restartGeneration: number
-  spec: DeploymentSpec
+  /** What this instance runs: the deployment's single image, or its service's. */
+  spec: SingleImageSpec
+  /** The service it belongs to; null (or absent) for a single-image deployment. */
+  service?: string | null
 }
 
 export interface ContainerPlan extends ReplicaPlan {
@@ -48,7 +51,7 @@ export interface ContainerPlan extends ReplicaPlan {
  * Whether this deployment gets a read-only root filesystem: always when the operator says so, and
  * also when its spec label asks for it. A spec can only tighten the operator's hardening.
  */
-export function wantsReadOnlyRootfs(spec: DeploymentSpec, operatorDefault: boolean): boolean {
+export function wantsReadOnlyRootfs(spec: SingleImageSpec, operatorDefault: boolean): boolean {
   return operatorDefault || spec.labels?.[READ_ONLY_ROOTFS_LABEL] === 'true'
 }
 
@@ -113,8 +116,18 @@ export function createOptionsOf(
         Config: { 'max-size': hardening.logMaxSize, 'max-file': String(hardening.logMaxFiles) },
       },
     },
-    NetworkingConfig: { EndpointsConfig: { [plan.network]: { Aliases: [spec.name] } } },
+    NetworkingConfig: { EndpointsConfig: { [plan.network]: { Aliases: aliasesOf(plan) } } },
   }
+}
+
+/**
+ * The names an instance answers to on its owner's network: the deployment's name; a service's
+ * instance answers to its service's name (how services reach each other) and to
+ * `<service>.<deployment>`, which stays unambiguous when two deployments of one owner have a
+ * service of the same name (deployment names are unique per owner and never contain a dot).
+ */
+export function aliasesOf(plan: Pick<ReplicaPlan, 'spec' | 'service'>): string[] {
+  return plan.service ? [plan.service, `${plan.service}.${plan.spec.name}`] : [plan.spec.name]
 }
 
 /** The prefix a spec's own labels get on the engine. */
@@ -142,6 +155,7 @@ export function workloadLabelsOf(managed: string, replica: ReplicaPlan): Record<
     [LABEL.owner]: replica.ownerId,
     [LABEL.replica]: String(replica.replica),
     [LABEL.restartGeneration]: String(replica.restartGeneration),
+    ...(replica.service ? { [LABEL.service]: replica.service } : {}),
   }
 }
 

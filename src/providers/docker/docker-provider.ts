@@ -1,5 +1,5 @@
 import type Docker from 'dockerode'
-import type { Provider } from '../provider.ts'
+import type { Provider, Usage } from '../provider.ts'
 import { type ApplySettings, applyDeployment, type DockerDeploymentTarget, removeContainer } from './apply.ts'
 import { connectDocker, type EngineAddress } from './connection.ts'
 import type { HardeningOptions } from './container-spec.ts'
@@ -15,7 +15,7 @@ import { removeOwnerNetworkIfUnused, removeUnusedOwnerNetworks } from './network
 import { type AllocatePort, type BlockPort, osFreePort } from './ports.ts'
 import type { RegistryAuth } from './registry-auth.ts'
 import { createLoopVolumes } from './sized-volumes.ts'
-import { type EngineStats, sumUsage, usageOf } from './stats.ts'
+import { type EngineStats, usageByService, usageOf } from './stats.ts'
 import { remountSizedVolumes, removeVolumes } from './volumes.ts'
 
 // The `docker` provider: one Docker engine through its API (never the CLI). Containers are named
@@ -149,7 +149,7 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
 
   return {
     name: options.name ?? 'docker',
-    capabilities: { gpu: false, volumes: true, replicas: true },
+    capabilities: { gpu: false, volumes: true, replicas: true, services: true },
 
     async ping() {
       try {
@@ -219,7 +219,9 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     async logs(deploymentId, options) {
-      const infos = await inspect(deploymentId)
+      const infos = (await inspect(deploymentId)).filter(
+        (info) => options.service === undefined || info.Config.Labels?.[LABEL.service] === options.service,
+      )
       return readReplicaLogs(
         infos.map((info) => ({
           name: info.Name,
@@ -230,17 +232,20 @@ export function createDockerProvider(options: DockerProviderOptions = {}): Provi
     },
 
     async stats(deploymentId) {
-      const samples = []
+      const samples: Array<{ service: string | undefined; usage: Usage }> = []
       for (const info of await inspect(deploymentId)) {
         if (!info.State.Running) continue
         try {
           const sample = await docker.getContainer(info.Id).stats({ stream: false })
-          samples.push(usageOf(sample as EngineStats))
+          samples.push({
+            service: info.Config.Labels?.[LABEL.service],
+            usage: usageOf(sample as EngineStats),
+          })
         } catch (error) {
           if (!isNotFound(error)) throw toProviderError(error, `read stats of ${info.Name}`)
         }
       }
-      return sumUsage(samples)
+      return usageByService(samples)
     },
 
     // The event stream lasts as long as it lasts: the untimed client.

@@ -56,6 +56,7 @@ export function instanceOf(info: Docker.ContainerInspectInfo, scope?: EngineScop
     deploymentId: identity.deploymentId,
     ownerId: identity.ownerId,
     replica: identity.replica,
+    ...(identity.service ? { service: identity.service } : {}),
     restartGeneration: identity.restartGeneration,
     state,
     // The engine has no probe of ours; the control plane runs the spec's checks.
@@ -81,6 +82,7 @@ export function summaryInstanceOf(
     deploymentId: identity.deploymentId,
     ownerId: identity.ownerId,
     replica: identity.replica,
+    ...(identity.service ? { service: identity.service } : {}),
     state: instanceStateOf(summary.State),
     health: 'unknown',
   }
@@ -122,6 +124,7 @@ export function observedOf(
         containerPort: Number(containerPort),
         protocol: proto,
         url: endpointUrlOf(publicHost, hostPort, proto),
+        ...(instance.service ? { service: instance.service } : {}),
       })
     }
   }

@@ -6,7 +6,10 @@ export const LABEL = {
   managed: 'berth.managed',
   deployment: 'berth.deployment',
   owner: 'berth.owner',
+  /** The instance's number across the deployment (services' replicas one after another). */
   replica: 'berth.replica',
+  /** The service an instance runs, on a multi-service deployment's instances only. */
+  service: 'berth.service',
   /** Labels are immutable, so a container carries the restart generation it was created for. */
   restartGeneration: 'berth.restart-generation',
 } as const
@@ -52,6 +55,8 @@ export interface ContainerIdentity {
   ownerId: string
   replica: number
   restartGeneration: number
+  /** Null on a single-image deployment's instances. */
+  service: string | null
 }
 
 /** The berth identity of a labelled container, or null when its labels are not berth's. */
@@ -78,5 +83,6 @@ export function workloadIdentityOf(
     ownerId,
     replica,
     restartGeneration: Number.isInteger(restartGeneration) ? restartGeneration : 0,
+    service: labels[LABEL.service] ?? null,
   }
 }

@@ -1,4 +1,4 @@
-import type { Usage } from '../provider.ts'
+import type { DeploymentUsage, Usage } from '../provider.ts'
 
 // Pure: one engine stats sample (`stats({ stream: false })`, which carries the previous sample in
 // `precpu_stats`) → the provider's usage, computed the way `docker stats` does.
@@ -46,4 +46,18 @@ export function sumUsage(samples: Usage[]): Usage {
     }),
     { cpuPercent: 0, memoryBytes: 0, networkRxBytes: 0, networkTxBytes: 0 },
   )
+}
+
+/** The sum over instances, and per service when the instances belong to services. */
+export function usageByService(
+  samples: Array<{ service: string | undefined; usage: Usage }>,
+): DeploymentUsage {
+  const total = sumUsage(samples.map((s) => s.usage))
+  const named = samples.filter((s) => s.service !== undefined)
+  if (named.length === 0) return total
+  const services: Record<string, Usage> = {}
+  for (const service of new Set(named.map((s) => s.service!))) {
+    services[service] = sumUsage(named.filter((s) => s.service === service).map((s) => s.usage))
+  }
+  return { ...total, services }
 }

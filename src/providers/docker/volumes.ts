@@ -1,4 +1,5 @@
 import type Docker from 'dockerode'
+import { workloadsOf } from '../../domain/services.ts'
 import { type DeploymentTarget, ProviderError } from '../provider.ts'
 import { isNotFound, toProviderError, translating } from './errors.ts'
 import { type EngineScope, LABEL, managedFilterOf, managedValueOf } from './labels.ts'
@@ -19,6 +20,8 @@ export interface VolumeSpec {
 }
 
 export interface VolumeMount {
+  /** The spec's name for it. */
+  name: string
   /** The engine's volume name. */
   source: string
   mountPath: string
@@ -44,34 +47,38 @@ export function volumeNameOf(
 }
 
 /**
- * The spec's volumes. Read defensively: the spec schema validates them, but the provider turns
- * them into engine names and mount targets, so it checks what it relies on once more.
+ * The spec's volumes (every service's, for a multi-service spec). Read defensively: the spec schema
+ * validates them, but the provider turns them into engine names and mount targets, so it checks
+ * what it relies on once more: names unique in the deployment, mount paths unique per workload.
  */
 export function volumesOf(spec: DeploymentTarget['spec']): VolumeSpec[] {
-  const volumes = (spec as { volumes?: VolumeSpec[] }).volumes ?? []
+  const all: VolumeSpec[] = []
   const names = new Set<string>()
-  const paths = new Set<string>()
-  for (const volume of volumes) {
-    const bad = (why: string) =>
-      new ProviderError('permanent', `volume ${JSON.stringify(volume.name)}: ${why}`, {
-        eventType: 'invalid_volume',
-      })
-    if (typeof volume.name !== 'string' || !NAME_PATTERN.test(volume.name) || volume.name.length > 63) {
-      throw bad('the name must be a DNS label')
+  for (const workload of workloadsOf(spec)) {
+    const paths = new Set<string>()
+    for (const volume of (workload.spec as { volumes?: VolumeSpec[] }).volumes ?? []) {
+      const bad = (why: string) =>
+        new ProviderError('permanent', `volume ${JSON.stringify(volume.name)}: ${why}`, {
+          eventType: 'invalid_volume',
+        })
+      if (typeof volume.name !== 'string' || !NAME_PATTERN.test(volume.name) || volume.name.length > 63) {
+        throw bad('the name must be a DNS label')
+      }
+      if (
+        typeof volume.mountPath !== 'string' ||
+        !volume.mountPath.startsWith('/') ||
+        volume.mountPath === '/'
+      ) {
+        throw bad('the mount path must be an absolute path other than /')
+      }
+      if (names.has(volume.name)) throw bad('listed twice')
+      if (paths.has(volume.mountPath)) throw bad(`another volume is mounted at ${volume.mountPath}`)
+      names.add(volume.name)
+      paths.add(volume.mountPath)
+      all.push(volume)
     }
-    if (
-      typeof volume.mountPath !== 'string' ||
-      !volume.mountPath.startsWith('/') ||
-      volume.mountPath === '/'
-    ) {
-      throw bad('the mount path must be an absolute path other than /')
-    }
-    if (names.has(volume.name)) throw bad('listed twice')
-    if (paths.has(volume.mountPath)) throw bad(`another volume is mounted at ${volume.mountPath}`)
-    names.add(volume.name)
-    paths.add(volume.mountPath)
   }
-  return volumes
+  return all
 }
 
 /** Creates the deployment's volumes that are missing; refuses a same-named volume that is not its own. */
@@ -117,7 +124,7 @@ export async function ensureVolumes(
         eventType: 'volume_conflict',
       })
     }
-    mounts.push({ source, mountPath: volume.mountPath })
+    mounts.push({ name: volume.name, source, mountPath: volume.mountPath })
   }
   return mounts
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { abortableDelay } from '../../domain/delay.ts'
 import type { ProgressStage } from '../../domain/lifecycle.ts'
+import { imagesOf, unitsOf } from '../../domain/services.ts'
 import {
   type ApplyContext,
   type DeploymentTarget,
@@ -74,7 +75,7 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
 
   return {
     name: 'simulated',
-    capabilities: { gpu: true, volumes: true, replicas: true },
+    capabilities: { gpu: true, volumes: true, replicas: true, services: true },
     ping: async () => true,
 
     async apply(target, ctx) {
@@ -84,19 +85,21 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
       const changed = new Map<string, SimulatedInstance>()
       const records: JournalRecord[] = []
       try {
-        const missing = Array.from({ length: target.spec.replicas }, (_, r) => r).filter(
-          (r) => !byReplica.has(r),
-        )
+        // Services all start at once here: a simulated instance is healthy the moment it starts,
+        // so what a service depends on is always ready before it.
+        const units = unitsOf(target.spec)
+        const missing = units.filter((u) => !byReplica.has(u.index))
         if (missing.length > 0) {
           await stage(ctx, target, 'pulling', options.pullMs)
-          records.push(logRecord(target.id, `pulled ${target.spec.image}`))
+          records.push(logRecord(target.id, `pulled ${imagesOf(target.spec).join(', ')}`))
           await stage(ctx, target, 'creating', options.createMs)
-          for (const replica of missing) {
+          for (const { index: replica, service } of missing) {
             const instance: SimulatedInstance = {
               instanceId: randomUUID().replaceAll('-', ''),
               deploymentId: target.id,
               ownerId: target.ownerId,
               replica,
+              ...(service ? { service } : {}),
               state: 'created',
               health: 'unknown',
               restartGeneration: target.restartGeneration,
@@ -124,7 +127,8 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
           }
         }
         // Replicas beyond the spec's count are scaled away.
-        for (const surplus of [...byReplica.values()].filter((i) => i.replica >= target.spec.replicas)) {
+        const count = units.length
+        for (const surplus of [...byReplica.values()].filter((i) => i.replica >= count)) {
           byReplica.delete(surplus.replica)
           changed.delete(surplus.instanceId)
           records.push({ op: 'drop', deploymentId: target.id, instanceId: surplus.instanceId })

@@ -5,7 +5,7 @@ import { portKeyOf } from '../docker/labels.ts'
 import type { AllocatePort, BlockPort } from '../docker/ports.ts'
 import { authFor, type RegistryAuth } from '../docker/registry-auth.ts'
 import { volumeNameOf, volumesOf } from '../docker/volumes.ts'
-import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
+import { type ApplyContext, ProviderError, type SingleImageTarget } from '../provider.ts'
 import { deploymentFilter, serviceIdentityOf } from './labels.ts'
 import { ensureOwnerOverlay } from './network.ts'
 import { pinFor, spreadFor } from './place.ts'
@@ -19,7 +19,7 @@ import { currentTaskOf, readCluster, replicasOf, type SwarmService, type SwarmTa
 // Every step is keyed by the service name, which the managers keep unique, so a step repeated
 // after a crash finds its own work. Returns once every replica's task runs (or has ended).
 
-export type SwarmTarget = DeploymentTarget & { hostPorts?: Record<string, number> }
+export type SwarmTarget = SingleImageTarget & { hostPorts?: Record<string, number> }
 
 export interface SwarmApplySettings {
   hardening: SwarmHardening

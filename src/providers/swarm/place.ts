@@ -1,7 +1,7 @@
 import type Docker from 'dockerode'
 import { translating } from '../docker/errors.ts'
 import { volumesOf } from '../docker/volumes.ts'
-import { type DeploymentTarget, type PlacementVerdict, ProviderError } from '../provider.ts'
+import { type PlacementVerdict, ProviderError, type SingleImageTarget } from '../provider.ts'
 import { deploymentFilter } from './labels.ts'
 import { leastBusyNode, spreadValueOf, usable } from './nodes.ts'
 import { readPin, savePin } from './pins.ts'
@@ -29,7 +29,7 @@ export function spreadFor(
   return { spreadValue: spreadValueOf(nodes, key, replica) ?? 'none' }
 }
 
-const keepsLocalVolumes = (target: DeploymentTarget, settings: PlaceSettings) =>
+const keepsLocalVolumes = (target: SingleImageTarget, settings: PlaceSettings) =>
   settings.volumeDriver === 'local' && volumesOf(target.spec).length > 0
 
 /**
@@ -41,7 +41,7 @@ export async function pinFor(
   docker: Docker,
   nodes: Map<string, SwarmNode>,
   settings: PlaceSettings,
-  target: DeploymentTarget,
+  target: SingleImageTarget,
   replica: number,
   existing: SwarmService | undefined,
 ): Promise<{ pinnedNode?: string }> {
@@ -86,7 +86,7 @@ interface TaskReservation {
 export async function placeOnSwarm(
   docker: Docker,
   settings: PlaceSettings,
-  target: DeploymentTarget,
+  target: SingleImageTarget,
 ): Promise<PlacementVerdict> {
   return translating(`place ${target.id}`, async () => {
     const nodes = ((await docker.listNodes()) as unknown as SwarmNode[]).filter(usable)

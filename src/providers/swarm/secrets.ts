@@ -1,6 +1,6 @@
 import type Docker from 'dockerode'
 import { isConflict, isNotFound, toProviderError, translating } from '../docker/errors.ts'
-import type { DeploymentTarget } from '../provider.ts'
+import type { SingleImageTarget } from '../provider.ts'
 import { LABEL, SECRET_ENV_LABEL, SWARM_FILTER, SWARM_MANAGED, secretNameOf } from './labels.ts'
 
 // A deployment's `secretEnv` values as Swarm secrets: the managers keep them encrypted in their
@@ -16,7 +16,7 @@ export interface SecretRef {
 }
 
 /** Creates the deployment's secrets that are missing; returns one per secret env variable. */
-export async function ensureSecrets(docker: Docker, target: DeploymentTarget): Promise<SecretRef[]> {
+export async function ensureSecrets(docker: Docker, target: SingleImageTarget): Promise<SecretRef[]> {
   const refs: SecretRef[] = []
   const env = target.spec.env ?? {}
   for (const [index, envName] of (target.spec.secretEnv ?? []).entries()) {

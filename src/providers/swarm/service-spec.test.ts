@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { deploymentSpecSchema } from '../../domain/spec.ts'
+import { singleImageSpecSchema } from '../../domain/spec.ts'
 import { type ServicePlan, type SwarmHardening, serviceSpecOf } from './service-spec.ts'
 import { instanceOfService, type SwarmNode, type SwarmService, type SwarmTask } from './tasks.ts'
 
@@ -19,7 +19,7 @@ function plan(spec: Record<string, unknown> = {}, extra: Partial<ServicePlan> = 
     ownerId: 'o1',
     replica: 1,
     restartGeneration: 2,
-    spec: deploymentSpecSchema.parse({ name: 'web', image: 'example/app:1', ...spec }),
+    spec: singleImageSpecSchema.parse({ name: 'web', image: 'example/app:1', ...spec }),
     network: 'net1',
     publishedPorts: {},
     secrets: [],

@@ -8,7 +8,7 @@ import { engineLogOptions, readReplicaLogs } from '../docker/logs.ts'
 import type { AllocatePort, BlockPort } from '../docker/ports.ts'
 import type { RegistryAuth } from '../docker/registry-auth.ts'
 import { type EngineStats, sumUsage, usageOf } from '../docker/stats.ts'
-import { type Provider, ProviderError } from '../provider.ts'
+import { type Provider, ProviderError, singleImageTarget } from '../provider.ts'
 import {
   applySwarmDeployment,
   removeService,
@@ -232,7 +232,7 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
 
   return {
     name: options.name ?? 'swarm',
-    capabilities: { gpu: false, volumes: true, replicas: true },
+    capabilities: { gpu: false, volumes: true, replicas: true, services: false },
 
     async ping() {
       try {
@@ -255,10 +255,10 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
     },
 
     // Node by node: the cluster's total is no promise that one node has room for a replica.
-    place: (target) => placeOnSwarm(docker, settings, target),
+    place: (target) => placeOnSwarm(docker, settings, singleImageTarget(target, 'swarm')),
 
     async apply(target, ctx) {
-      await applySwarmDeployment(docker, settings, target, ctx)
+      await applySwarmDeployment(docker, settings, singleImageTarget(target, 'swarm'), ctx)
       return (await observe(target.id)) ?? { deploymentId: target.id, instances: [], endpoints: [] }
     },
 
