@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { describeIssues, invalidInput, summarizeIssues } from '../domain/errors.ts'
-import { placeholdersOf, type TemplateFile, templateFileSchema } from './template-file.ts'
+import { placeholdersOf, type TemplateFile, templateFileSchema, templateServicesOf } from './template-file.ts'
 
 // The template catalog: the files in the repository's templates/ directory and in each directory
 // the operator adds (`templates.dirs`), read and checked once at start. A bad file stops berth with
@@ -55,19 +55,44 @@ export function readTemplateFile(path: string): TemplateFile {
 /** What the schema cannot see: placeholders naming nothing, secrets with no home, bad patterns. */
 function problemsOf(t: TemplateFile): string[] {
   const problems: string[] = []
-  const ports = new Set((t.service.ports ?? []).map((p) => String(p.containerPort)))
+  const services = templateServicesOf(t)
+  // Where outputs may point: `PORT` in a one-service template, `SERVICE.PORT` in a multi-service one.
+  const ports = new Set(
+    services.flatMap((s) =>
+      (s.ports ?? []).map((p) => (s.name === null ? '' : `${s.name}.`) + String(p.containerPort)),
+    ),
+  )
   const check = (where: string, text: string, allowed: string[]) => {
     for (const { kind, name } of placeholdersOf(text)) {
       if (!allowed.includes(kind)) problems.push(`${where}: {{${kind}…}} cannot be used here`)
       else if (kind === 'params' && !(name in t.params)) problems.push(`${where}: no parameter "${name}"`)
       else if (kind === 'secrets' && !(name in t.secrets)) problems.push(`${where}: no secret "${name}"`)
+      else if (kind === 'deployment' && name !== 'name') problems.push(`${where}: only {{deployment.name}}`)
       else if ((kind === 'host' || kind === 'port') && !ports.has(name))
         problems.push(`${where}: no port ${name}`)
     }
   }
-  for (const [key, value] of Object.entries(t.service.env ?? {}))
-    check(`env ${key}`, value, ['params', 'secrets'])
-  for (const [i, arg] of (t.service.command ?? []).entries()) check(`command[${i}]`, arg, ['params'])
+  for (const service of services) {
+    const at = service.name === null ? '' : `service ${service.name}: `
+    for (const [key, value] of Object.entries(service.env ?? {}))
+      check(`${at}env ${key}`, value, ['params', 'secrets', 'deployment'])
+    for (const [i, arg] of (service.command ?? []).entries())
+      check(`${at}command[${i}]`, arg, ['params', 'deployment'])
+    const checked = service.healthCheck?.port
+    if (checked !== undefined && !(service.ports ?? []).some((p) => p.containerPort === checked))
+      problems.push(`${at}healthCheck: port ${checked} is not published`)
+  }
+  if (t.services) {
+    // The rest of what a multi-service spec must be (names, dependsOn, circles) is checked when a
+    // spec is made from it; these are what a template alone can get wrong.
+    const names = t.services.map((s) => s.name)
+    for (const service of t.services)
+      for (const dependency of service.dependsOn ?? [])
+        if (!names.includes(dependency))
+          problems.push(`service ${service.name}: no service named ${dependency}`)
+    for (const [name, def] of Object.entries(t.secrets))
+      if (def.rotate) problems.push(`secret "${name}": rotation runs in one-service templates only`)
+  }
   for (const [key, value] of Object.entries(t.outputs))
     check(`output ${key}`, value, ['params', 'host', 'port'])
   for (const [name, def] of Object.entries(t.secrets)) {
@@ -89,20 +114,27 @@ function problemsOf(t: TemplateFile): string[] {
       problems.push(`parameter "${name}": pattern is not a regular expression`)
     }
   }
-  const hasStorage = (t.service.volumes ?? []).some((v) => v.storage)
+  const hasStorage = services.some((s) => (s.volumes ?? []).some((v) => v.storage))
   for (const [name, size] of Object.entries(t.sizes)) {
     if (size.storageMb && !hasStorage)
       problems.push(`size "${name}": storageMb without a volume marked storage`)
   }
-  const checked = t.service.healthCheck?.port
-  if (checked !== undefined && !ports.has(String(checked)))
-    problems.push(`healthCheck: port ${checked} is not published`)
   return problems
 }
 
-/** The env variable whose value is exactly the secret: where its credential lives. */
-export function credentialEnvOf(t: Pick<TemplateFile, 'service'>, secret: string): string | undefined {
-  return Object.entries(t.service.env ?? {}).find(
-    ([, value]) => value.trim() === `{{secrets.${secret}}}`,
-  )?.[0]
+/**
+ * The env variable whose value is exactly the secret: where its credential lives (in the first
+ * service that has one, for a multi-service template).
+ */
+export function credentialEnvOf(
+  t: Pick<TemplateFile, 'service' | 'services'>,
+  secret: string,
+): string | undefined {
+  for (const service of templateServicesOf(t)) {
+    const found = Object.entries(service.env ?? {}).find(
+      ([, value]) => value.trim() === `{{secrets.${secret}}}`,
+    )
+    if (found) return found[0]
+  }
+  return undefined
 }

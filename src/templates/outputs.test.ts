@@ -31,4 +31,13 @@ describe('template outputs', () => {
   it('leaves out what needs a port that does not answer yet', () => {
     assert.deepEqual(outputsOf(ref, []), { plain: 'no placeholders' })
   })
+
+  it("fills a service's port from that service's first replica", () => {
+    const cluster = { ...ref, outputs: { gateway: 'http://{{host:node1.8080}}:{{port:node1.8080}}' } }
+    const out = outputsOf(cluster, [
+      { containerPort: 8080, protocol: 'tcp', url: 'http://h:30001', service: 'node0' },
+      { containerPort: 8080, protocol: 'tcp', url: 'http://h:30002', service: 'node1' },
+    ])
+    assert.deepEqual(out, { gateway: 'http://h:30002' })
+  })
 })

@@ -3,17 +3,20 @@ import type { TemplateRef } from '../domain/spec.ts'
 import { fillPlaceholders, placeholdersOf } from './template-file.ts'
 
 // A template deployment's connection details: its outputs with `{{host:PORT}}` and
-// `{{port:PORT}}` filled from where the container port answers now. An output whose port has no
-// endpoint yet (the deployment is not running) is left out rather than shown half-filled.
+// `{{port:PORT}}` (`SERVICE.PORT` on a multi-service deployment) filled from where the container
+// port answers now, its first replica's. An output whose port has no endpoint yet (the deployment
+// is not running) is left out rather than shown half-filled.
 
 export function outputsOf(ref: TemplateRef, endpoints: readonly Endpoint[]): Record<string, string> {
   const where = new Map<string, { host: string; port: string }>()
   for (const endpoint of endpoints) {
-    if (where.has(String(endpoint.containerPort)) || !URL.canParse(endpoint.url)) continue
+    const key =
+      (endpoint.service === undefined ? '' : `${endpoint.service}.`) + String(endpoint.containerPort)
+    if (where.has(key) || !URL.canParse(endpoint.url)) continue
     const url = new URL(endpoint.url)
     // A URL leaves out its scheme's default port (http on 80): it is the port all the same.
     const port = url.port || (url.protocol === 'http:' ? '80' : url.protocol === 'https:' ? '443' : '')
-    where.set(String(endpoint.containerPort), { host: url.hostname, port })
+    where.set(key, { host: url.hostname, port })
   }
   const out: Record<string, string> = {}
   for (const [key, pattern] of Object.entries(ref.outputs)) {

@@ -3,7 +3,13 @@ import { describeIssues, invalidInput, summarizeIssues } from '../domain/errors.
 import type { DeploymentSpecInput, TemplateRef } from '../domain/spec.ts'
 import { credentialEnvOf } from './catalog.ts'
 import { type ParamValues, paramsSchemaOf } from './params.ts'
-import { fillPlaceholders, placeholdersOf, type SecretDef, type TemplateFile } from './template-file.ts'
+import {
+  fillPlaceholders,
+  placeholdersOf,
+  type SecretDef,
+  type ServiceDef,
+  type TemplateFile,
+} from './template-file.ts'
 
 // A template, a size and a user's parameters → the spec of a deployment. Generated secrets go
 // into the env variables that name them, which are listed in `secretEnv` (so they are stored
@@ -60,14 +66,38 @@ export function renderTemplate(
     Object.entries(t.secrets).map(([name, def]) => [name, (options.secret ?? generateSecret)(def)]),
   )
   const fill = (text: string) =>
-    fillPlaceholders(text, (kind, name) => (kind === 'secrets' ? secrets[name]! : String(params[name])))
-  const env = Object.fromEntries(
-    Object.entries(t.service.env ?? {}).map(([key, value]) => [key, fill(value)]),
-  )
-  const secretEnv = Object.entries(t.service.env ?? {})
-    .filter(([, value]) => placeholdersOf(value).some((p) => p.kind === 'secrets'))
-    .map(([key]) => key)
+    fillPlaceholders(text, (kind, name) =>
+      kind === 'secrets' ? secrets[name]! : kind === 'deployment' ? request.name : String(params[name]),
+    )
   const { cpus, memoryMb, storageMb } = t.sizes[size]!
+  /** One service of the template as the workload fields of a spec, everything filled in. */
+  const workloadOf = (service: ServiceDef) => {
+    const env = Object.fromEntries(
+      Object.entries(service.env ?? {}).map(([key, value]) => [key, fill(value)]),
+    )
+    const secretEnv = Object.entries(service.env ?? {})
+      .filter(([, value]) => placeholdersOf(value).some((p) => p.kind === 'secrets'))
+      .map(([key]) => key)
+    return {
+      image: options.mirror[service.image] ?? service.image,
+      ...(service.command ? { command: service.command.map(fill) } : {}),
+      ...(Object.keys(env).length ? { env } : {}),
+      ...(secretEnv.length ? { secretEnv } : {}),
+      ...(service.ports ? { ports: service.ports } : {}),
+      ...(service.healthCheck ? { healthCheck: service.healthCheck } : {}),
+      ...(service.volumes
+        ? {
+            volumes: service.volumes.map(({ storage, ...v }) => ({
+              ...v,
+              ...(storage && storageMb ? { sizeMb: storageMb } : {}),
+            })),
+          }
+        : {}),
+      ...(service.capAdd ? { capAdd: service.capAdd } : {}),
+      // Storage is its volumes' size, billed and counted against quotas by that size.
+      resources: { cpus, memoryMb },
+    }
+  }
   const ref: TemplateRef = {
     id: t.id,
     size,
@@ -104,25 +134,22 @@ export function renderTemplate(
       ),
     ),
   }
+  if (t.services) {
+    return {
+      name: request.name,
+      services: t.services.map((service) => ({
+        name: service.name,
+        ...workloadOf(service),
+        ...(service.replicas > 1 ? { replicas: service.replicas } : {}),
+        ...(service.dependsOn ? { dependsOn: service.dependsOn } : {}),
+      })),
+      template: ref,
+    }
+  }
+  const service = t.service!
   return {
     name: request.name,
-    image: options.mirror[t.service.image] ?? t.service.image,
-    ...(t.service.command ? { command: t.service.command.map(fill) } : {}),
-    ...(Object.keys(env).length ? { env } : {}),
-    ...(secretEnv.length ? { secretEnv } : {}),
-    ...(t.service.ports ? { ports: t.service.ports } : {}),
-    ...(t.service.healthCheck ? { healthCheck: t.service.healthCheck } : {}),
-    ...(t.service.volumes
-      ? {
-          volumes: t.service.volumes.map(({ storage, ...v }) => ({
-            ...v,
-            ...(storage && storageMb ? { sizeMb: storageMb } : {}),
-          })),
-        }
-      : {}),
-    ...(t.service.capAdd ? { capAdd: t.service.capAdd } : {}),
-    // Storage is its volumes' size, billed and counted against quotas by that size.
-    resources: { cpus, memoryMb },
+    ...workloadOf(service),
     template: ref,
   }
 }

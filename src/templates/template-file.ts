@@ -15,8 +15,10 @@ import {
 // (parameters) is checked against each parameter's type and pattern before it reaches a spec.
 //
 // In env values, commands and outputs, `{{params.NAME}}` is a parameter, `{{secrets.NAME}}` a
-// generated secret (env values only), and in outputs `{{host:PORT}}` / `{{port:PORT}}` are where
-// the container port PORT answers.
+// generated secret (env values only), `{{deployment.name}}` the deployment's name (env values and
+// commands: services reach each other unambiguously as `SERVICE.DEPLOYMENT`), and in outputs `{{host:PORT}}` / `{{port:PORT}}` are where
+// the container port PORT answers (`{{host:SERVICE.PORT}}` for one service's port, in a
+// multi-service template; the first replica's).
 
 const paramDef = z.discriminatedUnion('type', [
   z.strictObject({
@@ -75,22 +77,45 @@ const serviceDef = z.strictObject({
     .optional(),
   capAdd: z.array(capAddSpec).max(5).optional(),
 })
+export type ServiceDef = z.output<typeof serviceDef>
 
-export const templateFileSchema = z.strictObject({
-  id: dnsLabel,
-  name: z.string().min(1).max(100),
-  description: z.string().max(1000),
-  params: z.record(templateKey, paramDef).default({}),
-  sizes: z.record(dnsLabel, sizeDef).refine((sizes) => Object.keys(sizes).length > 0, 'at least one size'),
-  /** Generated from a secure random source at create; each is put in the env variables naming it. */
-  secrets: z.record(templateKey, secretDef).default({}),
-  service: serviceDef,
-  /** Connection details shown with the deployment (never a secret). */
-  outputs: z.record(templateKey, z.string().max(2048)).default({}),
+/** One service of a multi-service template. The size's CPUs, memory and storage are each service's. */
+const namedServiceDef = serviceDef.extend({
+  name: dnsLabel,
+  replicas: z.int().min(1).max(16).default(1),
+  dependsOn: z.array(dnsLabel).max(15).optional(),
 })
+export type NamedServiceDef = z.output<typeof namedServiceDef>
+
+export const templateFileSchema = z
+  .strictObject({
+    id: dnsLabel,
+    name: z.string().min(1).max(100),
+    description: z.string().max(1000),
+    params: z.record(templateKey, paramDef).default({}),
+    sizes: z.record(dnsLabel, sizeDef).refine((sizes) => Object.keys(sizes).length > 0, 'at least one size'),
+    /** Generated from a secure random source at create; each is put in the env variables naming it. */
+    secrets: z.record(templateKey, secretDef).default({}),
+    /** What it runs: one `service`, or several `services` (a multi-service deployment). */
+    service: serviceDef.optional(),
+    services: z.array(namedServiceDef).min(1).max(16).optional(),
+    /** Connection details shown with the deployment (never a secret). */
+    outputs: z.record(templateKey, z.string().max(2048)).default({}),
+  })
+  .refine((t) => (t.service === undefined) !== (t.services === undefined), {
+    message: 'give either service or services',
+    path: ['service'],
+  })
 export type TemplateFile = z.output<typeof templateFileSchema>
 
-const PLACEHOLDER = /\{\{\s*([a-z]+)(?:\.|:)([A-Za-z0-9_]+)\s*\}\}/g
+/** A template's services: its one service (named null), or each of its services. */
+export function templateServicesOf(
+  t: Pick<TemplateFile, 'service' | 'services'>,
+): Array<ServiceDef & { name: string | null; replicas: number; dependsOn?: string[] }> {
+  return t.service ? [{ ...t.service, name: null, replicas: 1 }] : (t.services ?? [])
+}
+
+const PLACEHOLDER = /\{\{\s*([a-z]+)(?:\.|:)([A-Za-z0-9_][A-Za-z0-9_.-]*)\s*\}\}/g
 
 /** The placeholders a text uses, as `kind.name` (`params.user`, `secrets.password`, `port.5432`). */
 export function placeholdersOf(text: string): Array<{ kind: string; name: string }> {

@@ -1,32 +1,40 @@
 import type { Config } from '../config/schema.ts'
+import type { DeploymentSpec } from '../domain/spec.ts'
 import { hourlyMicroUsd } from '../payments/pricing.ts'
 import { paramsJsonSchemaOf } from './params.ts'
-import type { TemplateFile } from './template-file.ts'
+import { type SizeDef, type TemplateFile, templateServicesOf } from './template-file.ts'
 
 // What the catalog shows of a template: its sizes with their resources and prices (integer
 // micro-USD, as strings), and in detail its parameters (JSON Schema), outputs and credentials.
 
 const HOURS_PER_MONTH = 730n
 
+/** What a deployment of this size holds, as far as its price goes: each service gets the size. */
+function pricedSpec(t: TemplateFile, size: SizeDef): DeploymentSpec {
+  const workloads = templateServicesOf(t).map((service) => ({
+    name: service.name ?? t.id,
+    image: service.image,
+    replicas: service.replicas,
+    resources: { cpus: size.cpus, memoryMb: size.memoryMb, gpus: 0, diskMb: 0 },
+    volumes: (service.volumes ?? [])
+      .filter((v) => v.storage && size.storageMb)
+      .map((v) => ({ name: v.name, mountPath: v.mountPath, sizeMb: size.storageMb! })),
+  }))
+  return t.services ? { name: t.id, services: workloads } : { ...workloads[0]!, name: t.id }
+}
+
 export function templateSummary(t: TemplateFile, pricing: Config['pricing']) {
   return {
     id: t.id,
     name: t.name,
     description: t.description,
-    image: t.service.image,
+    ...(t.service
+      ? { image: t.service.image }
+      : {
+          services: t.services!.map((s) => ({ name: s.name, image: s.image, replicas: s.replicas })),
+        }),
     sizes: Object.entries(t.sizes).map(([name, size]) => {
-      const hourly = hourlyMicroUsd(
-        {
-          name: t.id,
-          image: t.service.image,
-          replicas: 1,
-          resources: { cpus: size.cpus, memoryMb: size.memoryMb, gpus: 0, diskMb: 0 },
-          volumes: (t.service.volumes ?? [])
-            .filter((v) => v.storage && size.storageMb)
-            .map((v) => ({ name: v.name, mountPath: v.mountPath, sizeMb: size.storageMb! })),
-        },
-        pricing,
-      )
+      const hourly = hourlyMicroUsd(pricedSpec(t, size), pricing)
       return {
         name,
         ...(size.description ? { description: size.description } : {}),

@@ -1,13 +1,14 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { workloadsOf } from '../../src/domain/services.ts'
 import type { Provider } from '../../src/providers/provider.ts'
 import { createSimulatedProvider } from '../../src/providers/simulated/simulated-provider.ts'
-import { singleImage } from './single-image.ts'
 
 /**
- * The real simulated provider (no delays), noting the env each apply was given and each command
- * run in a deployment: what tests of secrets check reached the provider opened.
+ * The real simulated provider (no delays), noting the env each apply was given (every service's
+ * together) and each command run in a deployment: what tests of secrets check reached the
+ * provider opened.
  */
 export function recordingSimulatedProvider() {
   const simulated = createSimulatedProvider({
@@ -21,7 +22,7 @@ export function recordingSimulatedProvider() {
   const provider: Provider = {
     ...simulated,
     apply: (target, ctx) => {
-      applied.push({ ...singleImage(target.spec).env })
+      applied.push(Object.assign({}, ...workloadsOf(target.spec).map((w) => w.spec.env)))
       return simulated.apply(target, ctx)
     },
     exec: (deploymentId, command) => {
