@@ -2,7 +2,11 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type { ProgressStage } from '../../src/domain/lifecycle.ts'
-import { type SingleImageSpecInput, singleImageSpecSchema } from '../../src/domain/spec.ts'
+import {
+  deploymentSpecSchema,
+  type SingleImageSpecInput,
+  singleImageSpecSchema,
+} from '../../src/domain/spec.ts'
 import type { ApplyContext, DeploymentTarget, LogLine, Provider } from '../../src/providers/provider.ts'
 import { singleImage } from '../helpers/single-image.ts'
 
@@ -159,6 +163,41 @@ export function providerContract(name: string, create: () => Promise<ContractSub
       await provider.apply(t, context())
       const usage = await provider.stats(t.id)
       for (const value of Object.values(usage)) assert.ok(Number.isFinite(value) && value >= 0)
+    })
+
+    // Only a provider that offers services is given them (creation refuses them elsewhere).
+    it('runs services: instances numbered across them, each labelled with its own, usage per service', async (t) => {
+      if (!provider.capabilities.services) {
+        t.skip(`${name} runs single-image deployments only`)
+        return
+      }
+      const single = target()
+      const spec = deploymentSpecSchema.parse({
+        name: single.spec.name,
+        services: [
+          { name: 'db', image: subject.image, ...subject.specDefaults },
+          { name: 'web', image: subject.image, ...subject.specDefaults, replicas: 2, dependsOn: ['db'] },
+        ],
+      })
+      const ready: string[] = []
+      const observed = await provider.apply(
+        { ...single, spec },
+        {
+          ...context(),
+          ready: async (service) => {
+            ready.push(service)
+          },
+        },
+      )
+      assert.deepEqual(observed.instances.map((i) => [i.replica, i.service, i.state]).sort(), [
+        [0, 'db', 'running'],
+        [1, 'web', 'running'],
+        [2, 'web', 'running'],
+      ])
+      const usage = await provider.stats(single.id)
+      assert.deepEqual(Object.keys(usage.services ?? {}).sort(), ['db', 'web'])
+      // The engine-backed providers wait for db before web; one that starts everything at once need not.
+      assert.ok(ready.every((service) => service === 'db'))
     })
   })
 }

@@ -51,6 +51,7 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
     deploymentId: i.deploymentId,
     ownerId: i.ownerId,
     replica: i.replica,
+    ...(i.service ? { service: i.service } : {}),
     state: i.state,
     health: i.state !== 'running' ? 'unknown' : i.unhealthy ? 'unhealthy' : 'healthy',
     ...(i.startedAt ? { startedAt: new Date(i.startedAt) } : {}),
@@ -204,14 +205,22 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Prov
     },
 
     async stats(deploymentId) {
-      const running = instancesOf(deploymentId).filter((i) => i.state === 'running').length
-      const usage: Usage = {
+      // Nothing runs: each running instance is said to hold 16 MiB, summed per service too.
+      const running = instancesOf(deploymentId).filter((i) => i.state === 'running')
+      const usageOf = (count: number): Usage => ({
         cpuPercent: 0,
-        memoryBytes: running * 16 * 1024 * 1024,
+        memoryBytes: count * 16 * 1024 * 1024,
         networkRxBytes: 0,
         networkTxBytes: 0,
+      })
+      const services = [...new Set(running.flatMap((i) => (i.service ? [i.service] : [])))]
+      if (services.length === 0) return usageOf(running.length)
+      return {
+        ...usageOf(running.length),
+        services: Object.fromEntries(
+          services.map((name) => [name, usageOf(running.filter((i) => i.service === name).length)]),
+        ),
       }
-      return usage
     },
 
     /**

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import Docker from 'dockerode'
+import { ensureDockerEngine } from '../scripts/docker.ts'
+import { buildIpfsImage } from '../scripts/ipfs-image.ts'
+import { deleteAndWait, onDocker } from './docker/berth-on-docker.ts'
+import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
+import { waitFor } from './helpers/wait.ts'
+
+// The IPFS templates on the real engine, end to end. No registry can be reached here, so
+// images.mirror maps the official Kubo and IPFS Cluster images to an IPFS node built here from
+// Helia (scripts/ipfs-image/), which plays either part by the environment the template gives it.
+// `ipfs-cluster small`: content added through the cluster's API on one peer is fetched from
+// another node's gateway. `storage small`: once its 5 GiB are written, adding fails and what was
+// stored stays.
+
+interface View {
+  id: string
+  status: string
+  connection: Record<string, string>
+}
+
+/** Adds `content` as a file through an IPFS (Cluster) HTTP API; the CID it answers. */
+async function add(url: string, content: string): Promise<{ status: number; cid?: string; text: string }> {
+  const form = new FormData()
+  form.append('file', new Blob([content]), 'hello.txt')
+  const response = await fetch(url, { method: 'POST', body: form })
+  const text = await response.text()
+  const first = text.trim().split('\n')[0] ?? ''
+  const parsed = response.ok ? (JSON.parse(first) as { cid?: string | { '/': string }; Hash?: string }) : {}
+  const cid = typeof parsed.cid === 'object' ? parsed.cid['/'] : (parsed.cid ?? parsed.Hash)
+  return { status: response.status, text, ...(cid ? { cid } : {}) }
+}
+
+describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
+  let server: RunningBerth
+  let client: ReturnType<typeof api>
+  let docker: Docker
+  let dir: string
+  const created: string[] = []
+
+  before(async () => {
+    const engine = await ensureDockerEngine()
+    docker = new Docker({ socketPath: engine.socketPath })
+    const image = await buildIpfsImage(engine.socketPath)
+    dir = mkdtempSync(join(tmpdir(), 'berth-ipfs-docker-'))
+    const config = join(dir, 'berth.json')
+    writeFileSync(
+      config,
+      JSON.stringify({
+        images: { mirror: { 'ipfs/kubo:v0.32.1': image, 'ipfs/ipfs-cluster:v1.1.2': image } },
+      }),
+    )
+    server = await startBerth({
+      args: ['--config', config],
+      // Six services of half a CPU and a storage node on a machine of two CPUs.
+      env: { ...onDocker(engine.socketPath), BERTH_PROVIDERS__DOCKER__OVERCOMMIT: '4' },
+    })
+    client = api(server.url, (await signIn(server.url)).token)
+  })
+  after(async () => {
+    if (client) await deleteAndWait(client, created)
+    await server?.stop()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  const runningView = (id: string) =>
+    waitFor(
+      `${id} running`,
+      async () => {
+        const view = (await client.get<View>(`/v1/deployments/${id}`)).body
+        if (view.status === 'failed') throw new Error(`failed: ${JSON.stringify(view)}`)
+        return view.status === 'running' ? view : null
+      },
+      180_000,
+    )
+
+  it('ipfs-cluster small: content added through one peer is fetched from another node through its gateway', async () => {
+    const reply = await client.post<View>('/v1/deployments', {
+      template: 'ipfs-cluster',
+      size: 'small',
+      name: 'pins',
+    })
+    assert.equal(reply.status, 202, JSON.stringify(reply.body))
+    created.push(reply.body.id)
+    const { connection } = await runningView(reply.body.id)
+    const content = `hello from berth ${Date.now()}`
+    const added = await add(`${connection.api}/add`, content)
+    assert.equal(added.status, 200, added.text)
+    assert.ok(added.cid, added.text)
+    for (const gateway of [connection.gateway2, connection.gateway1]) {
+      const fetched: string = await waitFor(
+        `${added.cid} on ${gateway}`,
+        async () => {
+          const response = await fetch(`${gateway}/ipfs/${added.cid}`, {
+            signal: AbortSignal.timeout(10_000),
+          })
+          return response.ok ? await response.text() : null
+        },
+        60_000,
+      )
+      assert.equal(fetched, content)
+    }
+  })
+
+  it('storage small: once its 5 GiB are written, adding fails and what was stored stays', async () => {
+    const reply = await client.post<View>('/v1/deployments', {
+      template: 'storage',
+      size: 'small',
+      name: 'vault',
+    })
+    assert.equal(reply.status, 202, JSON.stringify(reply.body))
+    const id = reply.body.id
+    created.push(id)
+    const { connection } = await runningView(id)
+    const kept = await add(`${connection.api}/api/v0/add`, 'kept')
+    assert.equal(kept.status, 200, kept.text)
+
+    // Fill the node's volume from inside its container, the way a tenant's writes would.
+    const [container] = await docker.listContainers({ filters: { label: [`berth.deployment=${id}`] } })
+    const exec = await docker.getContainer(container!.Id).exec({
+      Cmd: [
+        '/usr/bin/node',
+        '-e',
+        "const fs=require('fs');const fd=fs.openSync('/data/ipfs/fill','w');const b=Buffer.alloc(64<<20);" +
+          "let n=0;try{for(;n<7*16;n++)fs.writeSync(fd,b)}catch(e){console.log(e.code+' after '+n*64+' MiB')}",
+      ],
+      AttachStdout: true,
+      AttachStderr: true,
+    })
+    const stream = await exec.start({})
+    let output = ''
+    stream.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8')
+    })
+    await new Promise((resolve) => stream.on('end', resolve))
+    const filled = /ENOSPC after (\d+) MiB/.exec(output)
+    assert.ok(filled, `the write stops at the size: ${output}`)
+    assert.ok(Number(filled[1]) <= 5120, `stopped after ${filled[1]} MiB`)
+
+    const refused = await add(`${connection.api}/api/v0/add`, 'x'.repeat(1 << 20))
+    assert.ok(refused.status >= 400, `adding to a full node fails: ${refused.status} ${refused.text}`)
+    const stored = await fetch(`${connection.gateway}/ipfs/${kept.cid}`)
+    assert.equal(await stored.text(), 'kept')
+  })
+})
