@@ -16,6 +16,7 @@ import { openDatabase } from './db/client.ts'
 import { runMigrations } from './db/migrate.ts'
 import { createCredentials } from './deployments/credentials.ts'
 import { createDeployments } from './deployments/deployments.ts'
+import { createRegistryCredentials } from './deployments/registry-credentials.ts'
 import { invalidInput } from './domain/errors.ts'
 import { dockerProviderOf, swarmProviderOf } from './engine-providers.ts'
 import { createEventBus } from './events/bus.ts'
@@ -136,6 +137,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       logger,
       payableLegs: fleet.earnings.payableLegs,
     })
+    const registryCredentials = createRegistryCredentials({ db: database.db, vault })
     const reconciler = createReconciler({
       config,
       store,
@@ -147,6 +149,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       funding: payments.funding,
       capacity,
       vault,
+      registryCredentials: registryCredentials.openFor,
     })
     await reconciler.start()
     stack.push(() => reconciler.stop())
@@ -198,6 +201,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       },
       deployments,
       credentials,
+      registryCredentials,
       templates: { catalog, pricing: config.pricing },
       providers,
       metrics,

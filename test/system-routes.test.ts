@@ -19,6 +19,7 @@ describe('system routes', () => {
       pingDatabase: async () => true,
       deployments: {} as never,
       credentials: {} as never,
+      registryCredentials: {} as never,
       templates: {} as never,
       providers: new ProviderRegistry('simulated'),
       metrics: createMetrics(async () => []),

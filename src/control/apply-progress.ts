@@ -2,7 +2,7 @@ import type { DeploymentPatch, DeploymentRow, Fence } from '../db/deployment-row
 import { type ProgressStage, stagePercent } from '../domain/lifecycle.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventInput } from '../events/event-log.ts'
-import type { ApplyContext, Observed, Provider } from '../providers/provider.ts'
+import type { ApplyContext, Observed, Provider, RegistryCredential } from '../providers/provider.ts'
 import type { DeployStart } from './decision.ts'
 import type { FencedWrites } from './leases.ts'
 import { awaitServiceReady } from './service-ready.ts'
@@ -41,6 +41,8 @@ export async function applyWithProgress(
     signal: AbortSignal
     /** The spec the provider gets: the stored one with its secret values opened. */
     openSpec: (row: DeploymentRow) => Promise<DeploymentSpec>
+    /** The owner's registry credentials, opened, for pulling its images. */
+    openRegistryCredentials: (ownerId: string) => Promise<RegistryCredential[]>
     /** How long a service others depend on may take to be ready. */
     readyTimeoutMs: number
   },
@@ -110,6 +112,7 @@ export async function applyWithProgress(
         spec: await deps.openSpec(row),
         restartGeneration: row.restartGeneration,
         volumeGeneration: row.volumeGeneration,
+        registryCredentials: await deps.openRegistryCredentials(row.ownerId),
       },
       ctx,
     )

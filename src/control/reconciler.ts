@@ -6,7 +6,7 @@ import type { DeploymentRow, Fence } from '../db/deployment-rows.ts'
 import { abortableDelay } from '../domain/delay.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import type { ProviderRegistry } from '../providers/provider.ts'
+import type { ProviderRegistry, RegistryCredential } from '../providers/provider.ts'
 import type { Vault } from '../secrets/vault.ts'
 import type { Capacity } from './capacity.ts'
 import type { DeploymentStore } from './deployment-store.ts'
@@ -44,6 +44,8 @@ export interface ReconcilerDeps {
   now?: () => Date
   /** Opens the sealed secret env values of a spec on its way to the provider. */
   vault: Pick<Vault, 'open'>
+  /** The owner's own registry credentials, opened, for the provider to pull its images with. */
+  registryCredentials?: (ownerId: string) => Promise<RegistryCredential[]>
 }
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
@@ -119,6 +121,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       onIntent: deps.bus.onIntent,
       now: deps.now ?? (() => new Date()),
       vault: deps.vault,
+      ...(deps.registryCredentials ? { registryCredentials: deps.registryCredentials } : {}),
     }
     try {
       // Steps that leave the deployment due at once keep the lease, and this worker takes the next

@@ -5,7 +5,7 @@ import type { DeploymentRow, Fence } from '../db/deployment-rows.ts'
 import { LeaseLostError } from '../domain/errors.ts'
 import { type DesiredState, TransitionRefusedError } from '../domain/lifecycle.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import { type Provider, ProviderError } from '../providers/provider.ts'
+import { type Provider, ProviderError, type RegistryCredential } from '../providers/provider.ts'
 import { openSpecSecrets } from '../secrets/spec-secrets.ts'
 import type { Vault } from '../secrets/vault.ts'
 import { type AppliedWithProgress, applyWithProgress } from './apply-progress.ts'
@@ -47,6 +47,8 @@ export interface StepDeps {
   now: () => Date
   /** Opens the spec's sealed secret env values for the provider. */
   vault: Pick<Vault, 'open'>
+  /** The owner's own registry credentials, opened (none when absent). */
+  registryCredentials?: (ownerId: string) => Promise<RegistryCredential[]>
 }
 
 /** Takes one step. Resolves with the row as written, or null when the lease is lost or berth is stopping. */
@@ -174,6 +176,7 @@ async function applyCancellable(
     signal,
     // Opened only here, on the way to the provider: the stored spec keeps them sealed.
     openSpec: (r) => openSpecSecrets(deps.vault, { ownerId: r.ownerId, deploymentId: r.id }, r.spec),
+    openRegistryCredentials: deps.registryCredentials ?? (async () => []),
     readyTimeoutMs: deps.config.billing.maxUnbilledStartSeconds * 1000,
   })
   // Whatever the provider threw on the way out (or even if it finished), the deploy is abandoned:

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts'
 import type { DatabaseKind } from '../db/client.ts'
 import type { Credentials } from '../deployments/credentials.ts'
 import type { Deployments } from '../deployments/deployments.ts'
+import type { RegistryCredentials } from '../deployments/registry-credentials.ts'
 import { BerthError } from '../domain/errors.ts'
 import type { Fleet } from '../fleet/fleet.ts'
 import type { Identity } from '../identity/create-identity.ts'
@@ -36,6 +37,7 @@ import { nodeRoutes } from './routes/nodes.ts'
 import { orgRoutes } from './routes/orgs.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { quotaRoutes } from './routes/quotas.ts'
+import { registryCredentialRoutes } from './routes/registry-credentials.ts'
 import { systemRoutes } from './routes/system.ts'
 import { templateRoutes } from './routes/templates.ts'
 import { mountEventSocket } from './routes/websocket.ts'
@@ -50,6 +52,7 @@ export interface HttpDeps {
   pingDatabase(): Promise<boolean>
   deployments: Deployments
   credentials: Credentials
+  registryCredentials: RegistryCredentials
   templates: { catalog: Catalog; pricing: Config['pricing'] }
   providers: ProviderRegistry
   metrics: Metrics
@@ -109,6 +112,7 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', identityRoutes(deps.identity))
   app.route('/', orgRoutes(deps.identity.orgs))
   app.route('/', deploymentRoutes(deps.deployments, deps.credentials))
+  app.route('/', registryCredentialRoutes(deps.registryCredentials))
   app.route('/', templateRoutes(deps.templates))
   app.route('/', eventRoutes(live))
   app.route('/', logRoutes(deps.deployments, streams, deps.logger))

@@ -22,6 +22,15 @@ export interface DeploymentTarget {
   restartGeneration: number
   /** Volumes belong to a generation (0 when absent); a new one starts with empty volumes. */
   volumeGeneration?: number
+  /** The owner's own credentials for its private registries, opened, to pull its images with. */
+  registryCredentials?: RegistryCredential[]
+}
+
+export interface RegistryCredential {
+  /** A registry host (`registry.example:5000`, `docker.io`). */
+  registry: string
+  username: string
+  password: string
 }
 
 export type InstanceState = 'created' | 'running' | 'exited' | 'stopped'

@@ -5,6 +5,7 @@ import { createAudit } from '../../src/audit/audit.ts'
 import type { Database } from '../../src/db/client.ts'
 import { createCredentials } from '../../src/deployments/credentials.ts'
 import { createDeployments } from '../../src/deployments/deployments.ts'
+import { createRegistryCredentials } from '../../src/deployments/registry-credentials.ts'
 import { systemSource } from '../../src/domain/actor.ts'
 import { createFleet, type Fleet } from '../../src/fleet/fleet.ts'
 import { createHttpApp } from '../../src/http/app.ts'
@@ -121,6 +122,7 @@ export async function createTestApp(
       providers: stack.providers,
       get: deployments.get,
     }),
+    registryCredentials: createRegistryCredentials({ db: database.db, vault: testVault(database.db) }),
     templates: { catalog, pricing: stack.config.pricing },
     providers: stack.providers,
     metrics: stack.metrics,

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { workloadsOf } from '../../src/domain/services.ts'
-import type { Provider } from '../../src/providers/provider.ts'
+import type { Provider, RegistryCredential } from '../../src/providers/provider.ts'
 import { createSimulatedProvider } from '../../src/providers/simulated/simulated-provider.ts'
 
 /**
@@ -19,10 +19,13 @@ export function recordingSimulatedProvider() {
   })
   const applied: Array<Record<string, string>> = []
   const commands: string[][] = []
+  /** The registry credentials each apply was given, by deployment. */
+  const registries = new Map<string, RegistryCredential[]>()
   const provider: Provider = {
     ...simulated,
     apply: (target, ctx) => {
       applied.push(Object.assign({}, ...workloadsOf(target.spec).map((w) => w.spec.env)))
+      registries.set(target.id, target.registryCredentials ?? [])
       return simulated.apply(target, ctx)
     },
     exec: (deploymentId, command) => {
@@ -30,5 +33,5 @@ export function recordingSimulatedProvider() {
       return simulated.exec!(deploymentId, command)
     },
   }
-  return { provider, applied, commands }
+  return { provider, applied, commands, registries }
 }

@@ -12,6 +12,7 @@ import { createReconciler, type Reconciler } from '../../src/control/reconciler.
 import type { Funding } from '../../src/control/step.ts'
 import type { Database } from '../../src/db/client.ts'
 import { accounts } from '../../src/db/schema/index.ts'
+import { createRegistryCredentials } from '../../src/deployments/registry-credentials.ts'
 import { createEventBus, type EventBus } from '../../src/events/bus.ts'
 import { createEventLog, type EventLog } from '../../src/events/event-log.ts'
 import { createMetrics, type Metrics } from '../../src/metrics/registry.ts'
@@ -85,6 +86,8 @@ export async function createStack(
     capacity,
     now: options.now,
     vault: testVault(database.db),
+    registryCredentials: createRegistryCredentials({ db: database.db, vault: testVault(database.db) })
+      .openFor,
   })
   if (options.start !== false) await reconciler.start()
   const watches = startProviderWatches({ providers, store, bus, logger: pino({ level: 'silent' }) })

@@ -1,4 +1,4 @@
-import { pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 /**
  * One data key per owner (account or organisation; the nil id for berth's own secrets), which
@@ -12,3 +12,22 @@ export const ownerDataKeys = pgTable('owner_data_keys', {
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   rewrappedAt: timestamp('rewrapped_at', { withTimezone: true }),
 })
+
+/**
+ * Credentials an owner gives for pulling its own images from a private registry (one per
+ * registry). The password is sealed under the owner's data key, bound to this row; it is opened
+ * only on the way to a provider pulling one of that owner's images.
+ */
+export const registryCredentials = pgTable(
+  'registry_credentials',
+  {
+    id: uuid('id').primaryKey(),
+    ownerId: uuid('owner_id').notNull(),
+    registry: text('registry').notNull(),
+    username: text('username').notNull(),
+    password: text('password').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('registry_credentials_owner_registry').on(t.ownerId, t.registry)],
+)

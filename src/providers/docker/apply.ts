@@ -112,7 +112,8 @@ export async function applyDeployment(
         attempts: settings.pullAttempts,
         retryDelayMs: settings.pullRetryDelayMs,
         signal: ctx.signal,
-        ...withAuth(authFor(image, settings.registryAuths)),
+        // The owner's own credentials first: they serve only its deployments.
+        ...withAuth(authFor(image, [...(target.registryCredentials ?? []), ...settings.registryAuths])),
       })
       ctx.signal.throwIfAborted()
     }

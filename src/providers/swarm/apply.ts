@@ -88,7 +88,8 @@ export async function applySwarmDeployment(
     await ctx.progress('creating')
     let network = await ensureOwnerOverlay(docker, target.ownerId, { encrypt: settings.encryptNetworks })
     const secrets = await ensureSecrets(docker, target)
-    const auth = authFor(spec.image, settings.registryAuths)
+    // The owner's own credentials first: they serve only its deployments.
+    const auth = authFor(spec.image, [...(target.registryCredentials ?? []), ...settings.registryAuths])
     for (const change of changes) {
       ctx.signal.throwIfAborted()
       const plan: ServicePlan = {
