@@ -23,11 +23,19 @@ interface View {
   connection: Record<string, string>
 }
 
-/** Adds `content` as a file through an IPFS (Cluster) HTTP API; the CID it answers. */
-async function add(url: string, content: string): Promise<{ status: number; cid?: string; text: string }> {
+/** Adds `content` as a file through an IPFS Cluster peer's API (`user:password`); the CID it answers. */
+async function add(
+  url: string,
+  credentials: string,
+  content: string,
+): Promise<{ status: number; cid?: string; text: string }> {
   const form = new FormData()
   form.append('file', new Blob([content]), 'hello.txt')
-  const response = await fetch(url, { method: 'POST', body: form })
+  const response = await fetch(url, {
+    method: 'POST',
+    body: form,
+    headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` },
+  })
   const text = await response.text()
   const first = text.trim().split('\n')[0] ?? ''
   const parsed = response.ok ? (JSON.parse(first) as { cid?: string | { '/': string }; Hash?: string }) : {}
@@ -67,6 +75,10 @@ describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
+  const apiCredentials = async (id: string) =>
+    (await client.get<{ credentials: { apiCredentials: string } }>(`/v1/deployments/${id}/credentials`)).body
+      .credentials.apiCredentials
+
   const runningView = (id: string) =>
     waitFor(
       `${id} running`,
@@ -87,8 +99,11 @@ describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
     assert.equal(reply.status, 202, JSON.stringify(reply.body))
     created.push(reply.body.id)
     const { connection } = await runningView(reply.body.id)
+    const api = await apiCredentials(reply.body.id)
+    const anonymous = await fetch(`${connection.api}/add`, { method: 'POST', body: new FormData() })
+    assert.equal(anonymous.status, 401, 'the published API asks for its credentials')
     const content = `hello from berth ${Date.now()}`
-    const added = await add(`${connection.api}/add`, content)
+    const added = await add(`${connection.api}/add`, api, content)
     assert.equal(added.status, 200, added.text)
     assert.ok(added.cid, added.text)
     for (const gateway of [connection.gateway2, connection.gateway1]) {
@@ -116,11 +131,14 @@ describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
     const id = reply.body.id
     created.push(id)
     const { connection } = await runningView(id)
-    const kept = await add(`${connection.api}/api/v0/add`, 'kept')
+    const api = await apiCredentials(id)
+    const kept = await add(`${connection.api}/add`, api, 'kept')
     assert.equal(kept.status, 200, kept.text)
 
     // Fill the node's volume from inside its container, the way a tenant's writes would.
-    const [container] = await docker.listContainers({ filters: { label: [`berth.deployment=${id}`] } })
+    const [container] = await docker.listContainers({
+      filters: { label: [`berth.deployment=${id}`, 'berth.service=ipfs'] },
+    })
     const exec = await docker.getContainer(container!.Id).exec({
       Cmd: [
         '/usr/bin/node',
@@ -141,7 +159,7 @@ describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
     assert.ok(filled, `the write stops at the size: ${output}`)
     assert.ok(Number(filled[1]) <= 5120, `stopped after ${filled[1]} MiB`)
 
-    const refused = await add(`${connection.api}/api/v0/add`, 'x'.repeat(1 << 20))
+    const refused = await add(`${connection.api}/add`, api, 'x'.repeat(1 << 20))
     assert.ok(refused.status >= 400, `adding to a full node fails: ${refused.status} ${refused.text}`)
     const stored = await fetch(`${connection.gateway}/ipfs/${kept.cid}`)
     assert.equal(await stored.text(), 'kept')

@@ -99,6 +99,7 @@ describe('IPFS templates (simulated)', () => {
     assert.equal(read.status, 200)
     const secret = read.body.credentials.clusterSecret as string
     assert.match(secret, /^[0-9a-f]{64}$/)
+    assert.match(read.body.credentials.apiCredentials, /^berth:[A-Za-z0-9]{32}$/, "the API's user:password")
     assert.ok(
       applied.some((env) => env.CLUSTER_SECRET === secret),
       'the peers were given it opened',

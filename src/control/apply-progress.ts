@@ -5,7 +5,7 @@ import type { EventInput } from '../events/event-log.ts'
 import type { ApplyContext, Observed, Provider, RegistryCredential } from '../providers/provider.ts'
 import type { DeployStart } from './decision.ts'
 import type { FencedWrites } from './leases.ts'
-import { awaitServiceReady } from './service-ready.ts'
+import { isServiceReady } from './service-ready.ts'
 
 /**
  * Progress of an apply is written this long after it happens, together with any progress that
@@ -82,13 +82,13 @@ export async function applyWithProgress(
   const ctx: ApplyContext = {
     signal: deps.signal,
     ready: (service) =>
-      awaitServiceReady({
+      isServiceReady({
         provider: deps.provider,
         deploymentId: row.id,
         spec: row.spec,
         service,
-        signal: deps.signal,
-        timeoutMs: deps.readyTimeoutMs,
+        deadline: new Date((start.deployStartedAt ?? new Date()).getTime() + deps.readyTimeoutMs),
+        now: () => new Date(),
       }),
     progress: async (stage, message) => {
       // A stage is told once; a message within it (what it waits for) is told too.

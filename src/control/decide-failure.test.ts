@@ -56,6 +56,22 @@ describe('decideAfterFailure', () => {
     assert.equal(change.nextInMs, 500)
   })
 
+  it('looks again soon at an apply waiting for a service, saying so once and never failing it', () => {
+    const first = decideAfterFailure(rowOf({}), failed('waiting'), NOW, backoff, 0)
+    assert.deepEqual(first.events, [{ type: 'waiting_for_service', message: 'waiting failure' }])
+    assert.equal(first.nextInMs, 1000)
+    assert.equal(first.patch?.status, undefined)
+    const later = decideAfterFailure(
+      rowOf({ attempts: 40, retryingSince: new Date(NOW.getTime() - 3_600_000) }),
+      failed('waiting'),
+      NOW,
+      backoff,
+      0,
+    )
+    assert.deepEqual(later.events, [])
+    assert.equal(later.patch?.status, undefined, 'the deadline is the apply’s, not the retry limit')
+  })
+
   it('records an outage once: degraded while up, provider_unavailable otherwise', () => {
     const first = decideAfterFailure(rowOf({ status: 'running' }), failed('unavailable'), NOW, backoff, 0)
     assert.equal(first.events?.[0]?.type, 'degraded')

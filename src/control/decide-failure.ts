@@ -12,13 +12,17 @@ export interface StepFailure {
   /**
    * `permanent`: the provider will refuse this again (a bad image, no GPU); `transient`: try again;
    * `unavailable`: the backend does not answer; `refused`: the state machine refused a move;
-   * `cancelled`: the desired state changed while a deploy was applied; `internal`: anything else.
+   * `cancelled`: the desired state changed while a deploy was applied; `waiting`: an apply stopped
+   * before services whose dependencies are not ready yet; `internal`: anything else.
    */
-  kind: 'permanent' | 'transient' | 'unavailable' | 'refused' | 'cancelled' | 'internal'
+  kind: 'permanent' | 'transient' | 'unavailable' | 'refused' | 'cancelled' | 'internal' | 'waiting'
   message: string
   /** The event type a permanent failure is recorded as (`image_pull_failed`, …); `failed` otherwise. */
   eventType?: string
 }
+
+/** How soon an apply waiting for a service others depend on looks again. */
+const WAITING_LOOK_MS = 1000
 
 /** Statuses whose workload is (supposed to be) up: an unreachable provider leaves them `degraded`. */
 const upStatuses = new Set(['starting', 'running', 'unhealthy'])
@@ -34,6 +38,15 @@ export function decideAfterFailure(
   if (failure.kind === 'cancelled') {
     // The next step stops or deletes whatever the cancelled apply created.
     return { events: [{ type: 'deploy_cancelled', message: failure.message }], nextInMs: 0 }
+  }
+  if (failure.kind === 'waiting') {
+    // Not a failure: the apply goes on shortly (its own deadline fails it if it never can). Said
+    // once per deploy, not at every look.
+    return {
+      patch: { attempts: row.attempts + 1 },
+      events: row.attempts === 0 ? [{ type: 'waiting_for_service', message: failure.message }] : [],
+      nextInMs: WAITING_LOOK_MS,
+    }
   }
   const canFail = canTransition(row.status, 'failed') && row.desiredState === 'running'
   const fail = (message: string, eventType = 'failed'): FencedChange => ({

@@ -168,6 +168,7 @@ export function supervise(row: DeploymentRow, facts: Facts, now: Date, settings:
           data: {
             replicas: exited.map((i) => ({
               replica: i.replica,
+              ...(i.service ? { service: i.service } : {}),
               exitCode: i.exitCode,
               oomKilled: i.oomKilled,
             })),

@@ -5,7 +5,12 @@ import type { DeploymentRow, Fence } from '../db/deployment-rows.ts'
 import { LeaseLostError } from '../domain/errors.ts'
 import { type DesiredState, TransitionRefusedError } from '../domain/lifecycle.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import { type Provider, ProviderError, type RegistryCredential } from '../providers/provider.ts'
+import {
+  type Provider,
+  ProviderError,
+  type RegistryCredential,
+  WaitingForServiceError,
+} from '../providers/provider.ts'
 import { openSpecSecrets } from '../secrets/spec-secrets.ts'
 import type { Vault } from '../secrets/vault.ts'
 import { type AppliedWithProgress, applyWithProgress } from './apply-progress.ts'
@@ -201,7 +206,8 @@ async function recordFailure(
   // Shutting down: the lease expires and another worker (or this one after a restart) resumes.
   if (deps.shutdown.aborted) return null
   const failure = failureOf(error)
-  if (failure.kind !== 'cancelled') {
+  const expected = failure.kind === 'cancelled' || failure.kind === 'waiting'
+  if (!expected) {
     metrics.reconcileErrors.inc({ kind: failure.kind })
     if (error instanceof ProviderError)
       metrics.providerErrors.inc({ provider: row.provider, kind: failure.kind })
@@ -209,7 +215,7 @@ async function recordFailure(
   if (error instanceof TransitionRefusedError) {
     metrics.refusedTransitions.inc()
     logger.error({ deploymentId: row.id, from: error.from, to: error.to }, error.message)
-  } else if (failure.kind !== 'cancelled') {
+  } else if (!expected) {
     logger.warn({ deploymentId: row.id, err: error }, 'reconcile step failed')
   }
   const change = decideAfterFailure(row, failure, deps.now(), deps.config.reconciler, Math.random())
@@ -224,6 +230,7 @@ async function recordFailure(
 function failureOf(error: unknown): StepFailure {
   const message = (error as Error)?.message ?? String(error)
   if (error instanceof DeployCancelledError) return { kind: 'cancelled', message }
+  if (error instanceof WaitingForServiceError) return { kind: 'waiting', message }
   if (error instanceof TransitionRefusedError) return { kind: 'refused', message }
   if (error instanceof ProviderError) {
     return { kind: error.kind, message, ...(error.eventType ? { eventType: error.eventType } : {}) }

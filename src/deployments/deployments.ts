@@ -55,8 +55,12 @@ export interface DeploymentsDeps {
 
 export type TokenRef = Omit<NftBinding, 'standard'>
 
+/** How long one usage read of a deployment answers every request for it. */
+const USAGE_FRESH_MS = 5000
+
 export function createDeployments(deps: DeploymentsDeps) {
   const { store, events, providers, limits } = deps
+  const usageReads = new Map<string, { at: number; read: Promise<DeploymentUsage> }>()
   const now = deps.now ?? (() => new Date())
 
   /**
@@ -312,14 +316,24 @@ export function createDeployments(deps: DeploymentsDeps) {
       return provider.logs(row.id, options)
     },
 
-    /** What the deployment uses now (CPU, memory, network), in all and per service. */
+    /**
+     * What the deployment uses now (CPU, memory, network), in all and per service. Reading it costs
+     * the engine a sample per instance, so one read serves every request for a few seconds.
+     */
     async usage(principal: Principal, id: string): Promise<DeploymentUsage> {
       const row = await get(principal, id)
       const provider = providers.get(row.provider)
       const none = { cpuPercent: 0, memoryBytes: 0, networkRxBytes: 0, networkTxBytes: 0 }
       // Until a handover has removed them, the instances there are an earlier NFT holder's.
       if (!provider || row.handover) return none
-      return provider.stats(row.id)
+      const at = Date.now()
+      for (const [key, read] of usageReads) if (at - read.at >= USAGE_FRESH_MS) usageReads.delete(key)
+      const fresh = usageReads.get(row.id)
+      if (fresh) return fresh.read
+      const read = provider.stats(row.id)
+      usageReads.set(row.id, { at, read })
+      read.catch(() => usageReads.delete(row.id))
+      return read
     },
   }
 }

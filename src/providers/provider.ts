@@ -71,11 +71,12 @@ export interface ApplyContext {
   progress(stage: ProgressStage, message?: string): Promise<void>
   signal: AbortSignal
   /**
-   * Resolves once the deployment's instances of `service` are ready (healthy by the service's
-   * check, or running when it has none); rejects when they will not be. Called between the start
-   * groups of a multi-service deployment (`dependsOn`). Absent: nothing is waited for.
+   * Whether the deployment's instances of `service` are ready now (healthy by the service's check,
+   * or running when it has none); rejects when they never will be (one exited, or the deadline
+   * passed). Asked between the start groups of a multi-service deployment (`dependsOn`): not ready,
+   * the apply throws WaitingForServiceError and is made again shortly. Absent: always ready.
    */
-  ready?(service: string): Promise<void>
+  ready?(service: string): Promise<boolean>
 }
 
 export interface LogOptions {
@@ -198,6 +199,17 @@ export class ProviderError extends BerthError {
     this.eventType = options.eventType
   }
   readonly eventType: string | undefined
+}
+
+/**
+ * An apply that started what it could and stops before services whose dependencies are not
+ * ready yet: not a failure; the reconciler makes the apply again shortly.
+ */
+export class WaitingForServiceError extends BerthError {
+  constructor(readonly service: string) {
+    super('provider_unavailable', `waiting for service ${service} to be healthy`)
+    this.name = 'WaitingForServiceError'
+  }
 }
 
 export class ProviderRegistry {

@@ -96,8 +96,12 @@ function problemsOf(t: TemplateFile): string[] {
   for (const [key, value] of Object.entries(t.outputs))
     check(`output ${key}`, value, ['params', 'host', 'port'])
   for (const [name, def] of Object.entries(t.secrets)) {
-    if (!credentialEnvOf(t, name))
-      problems.push(`secret "${name}": no env variable is exactly {{secrets.${name}}}`)
+    if (!credentialEnvOf(t, name)) problems.push(`secret "${name}": no env variable uses {{secrets.${name}}}`)
+    // A rotation writes the new value as the whole variable.
+    if (def.rotate && !credentialEnvOf(t, name, { exactly: true }))
+      problems.push(
+        `secret "${name}": a rotated secret needs an env variable that is exactly {{secrets.${name}}}`,
+      )
     if (def.rotate && !def.rotate.some((arg) => arg.includes(`{{secrets.${name}}}`)))
       problems.push(`secret "${name}": its rotate command never uses {{secrets.${name}}}`)
     for (const [i, arg] of (def.rotate ?? []).entries()) {
@@ -123,18 +127,18 @@ function problemsOf(t: TemplateFile): string[] {
 }
 
 /**
- * The env variable whose value is exactly the secret: where its credential lives (in the first
- * service that has one, for a multi-service template).
+ * The env variable a secret's credential is read from: one whose value is exactly the secret, or
+ * else the first whose value holds it (`admin:{{secrets.password}}`: the credential is then that
+ * whole value, as its user types it). The first service that has one, for a multi-service template.
  */
 export function credentialEnvOf(
   t: Pick<TemplateFile, 'service' | 'services'>,
   secret: string,
+  options: { exactly?: boolean } = {},
 ): string | undefined {
-  for (const service of templateServicesOf(t)) {
-    const found = Object.entries(service.env ?? {}).find(
-      ([, value]) => value.trim() === `{{secrets.${secret}}}`,
-    )
-    if (found) return found[0]
-  }
-  return undefined
+  const envs = templateServicesOf(t).flatMap((service) => Object.entries(service.env ?? {}))
+  const placeholder = `{{secrets.${secret}}}`
+  const exact = envs.find(([, value]) => value.trim() === placeholder)
+  if (exact || options.exactly) return exact?.[0]
+  return envs.find(([, value]) => value.includes(placeholder))?.[0]
 }

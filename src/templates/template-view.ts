@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.ts'
-import type { DeploymentSpec } from '../domain/spec.ts'
+import { type DeploymentSpec, resourcesSpec } from '../domain/spec.ts'
 import { hourlyMicroUsd } from '../payments/pricing.ts'
 import { paramsJsonSchemaOf } from './params.ts'
 import { type SizeDef, type TemplateFile, templateServicesOf } from './template-file.ts'
@@ -15,7 +15,8 @@ function pricedSpec(t: TemplateFile, size: SizeDef): DeploymentSpec {
     name: service.name ?? t.id,
     image: service.image,
     replicas: service.replicas,
-    resources: { cpus: size.cpus, memoryMb: size.memoryMb, gpus: 0, diskMb: 0 },
+    // As a deployment made from it gets them (its container's own disk at the default size).
+    resources: resourcesSpec.parse({ cpus: size.cpus, memoryMb: size.memoryMb }),
     volumes: (service.volumes ?? [])
       .filter((v) => v.storage && size.storageMb)
       .map((v) => ({ name: v.name, mountPath: v.mountPath, sizeMb: size.storageMb! })),

@@ -186,6 +186,7 @@ export function providerContract(name: string, create: () => Promise<ContractSub
           ...context(),
           ready: async (service) => {
             ready.push(service)
+            return true
           },
         },
       )

@@ -1,6 +1,11 @@
 import type Docker from 'dockerode'
 import { type DeploymentUnit, startGroupsOf, unitsOf, workloadsOf } from '../../domain/services.ts'
-import { type ApplyContext, type DeploymentTarget, ProviderError } from '../provider.ts'
+import {
+  type ApplyContext,
+  type DeploymentTarget,
+  ProviderError,
+  WaitingForServiceError,
+} from '../provider.ts'
 import { type ContainerPlan, createOptionsOf, type HardeningOptions, hostPortsOf } from './container-spec.ts'
 import {
   engineMessageOf,
@@ -154,8 +159,9 @@ export async function applyDeployment(
 
 /**
  * Starts the instances in `toStart` (by unit index) group by group: a service starts once every
- * service it depends on is ready (ctx.ready: healthy by its check, or running without one). A
- * single-image deployment is one group.
+ * service it depends on is ready (ctx.ready: healthy by its check, or running without one); the
+ * first group whose dependencies are not ready ends the apply (WaitingForServiceError), and the
+ * next apply goes on from there. A single-image deployment is one group.
  */
 async function startInOrder(
   docker: Docker,
@@ -164,22 +170,22 @@ async function startInOrder(
   toStart: Map<number, string>,
   ctx: ApplyContext,
 ): Promise<void> {
-  const groups = startGroupsOf(target.spec)
   const ready = new Set<string>()
-  for (const group of groups) {
+  for (const group of startGroupsOf(target.spec)) {
+    const ids = group.flatMap((w) =>
+      Array.from({ length: w.spec.replicas }, (_, r) => toStart.get(w.firstIndex + r)).filter(
+        (id) => id !== undefined,
+      ),
+    )
+    // A group with nothing to start waits for no one (its dependencies restarted alone).
+    if (ids.length === 0) continue
     for (const dependency of new Set(group.flatMap((w) => w.dependsOn))) {
       if (ready.has(dependency)) continue
       ctx.signal.throwIfAborted()
-      await ctx.progress('starting', `waiting for service ${dependency} to be healthy`)
-      await ctx.ready?.(dependency)
+      if (ctx.ready && !(await ctx.ready(dependency))) throw new WaitingForServiceError(dependency)
       ready.add(dependency)
     }
-    for (const workload of group) {
-      for (let replica = 0; replica < workload.spec.replicas; replica++) {
-        const id = toStart.get(workload.firstIndex + replica)
-        if (id) await startContainer(docker, id, target.ownerId, settings.blockPort, settings.scope)
-      }
-    }
+    for (const id of ids) await startContainer(docker, id, target.ownerId, settings.blockPort, settings.scope)
   }
 }
 
