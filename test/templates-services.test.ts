@@ -110,4 +110,17 @@ describe('IPFS templates (simulated)', () => {
     const rotate = await alice('POST', `/v1/deployments/${id}/credentials/rotate`)
     assert.equal(rotate.status, 409)
   })
+
+  it('refuses services on a provider that runs single images only, naming it', async () => {
+    const refused = await alice('POST', '/v1/deployments', {
+      name: 'pair',
+      provider: 'fleet',
+      services: [
+        { name: 'a', image: 'a:1' },
+        { name: 'b', image: 'b:1', dependsOn: ['a'] },
+      ],
+    })
+    assert.equal(refused.status, 400, JSON.stringify(refused.body))
+    assert.match(refused.body.error.message, /the fleet provider runs single-image deployments only/)
+  })
 })
