@@ -1,20 +1,9 @@
-import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import {
-  copyFileSync,
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { copyFileSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import Docker from 'dockerode'
 import { DEFAULT_SOCKET } from './docker.ts'
+import { buildLocalImage, copyInto, librariesOf } from './local-image.ts'
 
 // A PostgreSQL image for the template tests, built from the test host's own PostgreSQL 15 (its
 // binaries, the shared libraries they load, its share files) and static busybox, in a FROM
@@ -31,39 +20,9 @@ export const POSTGRES_TEST_IMAGE = `berth-test/postgres:15-${createHash('sha256'
   .digest('hex')
   .slice(0, 12)}`
 
-/** The shared libraries `binary` loads, as the dynamic loader resolves them here. */
-function librariesOf(binary: string): string[] {
-  const out = execFileSync('ldd', [binary], { encoding: 'utf8' })
-  return [...out.matchAll(/(\/[^\s)]+\.so[^\s)]*)/g)].map((m) => m[1]!)
-}
-
-function copyInto(root: string, path: string): void {
-  const target = join(root, path)
-  mkdirSync(dirname(target), { recursive: true })
-  cpSync(path, target, { dereference: true })
-}
-
-export async function buildPostgresImage(socketPath = DEFAULT_SOCKET): Promise<string> {
-  const docker = new Docker({ socketPath, host: undefined })
-  // Builds from older versions of this script are not used again.
-  for (const image of await docker.listImages({ filters: { reference: ['berth-test/postgres'] } })) {
-    for (const tag of image.RepoTags ?? []) {
-      if (tag !== POSTGRES_TEST_IMAGE)
-        await docker
-          .getImage(tag)
-          .remove()
-          .catch(() => {})
-    }
-  }
-  try {
-    await docker.getImage(POSTGRES_TEST_IMAGE).inspect()
-    return POSTGRES_TEST_IMAGE
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw error
-  }
-  const context = mkdtempSync(join(tmpdir(), 'berth-postgres-image-'))
-  const root = join(context, 'rootfs')
-  try {
+export function buildPostgresImage(socketPath = DEFAULT_SOCKET): Promise<string> {
+  return buildLocalImage(socketPath, POSTGRES_TEST_IMAGE, ['Dockerfile', 'rootfs'], (context) => {
+    const root = join(context, 'rootfs')
     const binaries = ['postgres', 'initdb', 'psql', 'pg_isready'].map((b) => join(PG, 'bin', b))
     const libraries = new Set(binaries.flatMap(librariesOf))
     for (const path of [...binaries, ...libraries]) copyInto(root, path)
@@ -90,22 +49,5 @@ export async function buildPostgresImage(socketPath = DEFAULT_SOCKET): Promise<s
     for (const dir of ['var/lib/postgresql/data', 'var/run/postgresql', 'tmp'])
       mkdirSync(join(root, dir), { recursive: true })
     copyFileSync(new URL('Dockerfile', here), join(context, 'Dockerfile'))
-    const stream = await docker.buildImage(
-      { context, src: ['Dockerfile', 'rootfs'] },
-      { t: POSTGRES_TEST_IMAGE, rm: true, forcerm: true },
-    )
-    const events = await new Promise<Array<{ error?: string; stream?: string }>>((resolve, reject) =>
-      docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) =>
-        error ? reject(error) : resolve(output),
-      ),
-    )
-    const failure = events.find((e) => e.error)
-    if (failure)
-      throw new Error(
-        `building ${POSTGRES_TEST_IMAGE} failed: ${failure.error}\n${events.map((e) => e.stream ?? '').join('')}`,
-      )
-    return POSTGRES_TEST_IMAGE
-  } finally {
-    rmSync(context, { recursive: true, force: true })
-  }
+  })
 }
