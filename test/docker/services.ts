@@ -133,21 +133,33 @@ export function dockerServiceTests(setUp: () => Promise<{ image: string; socketP
       const response = await client.post<View>('/v1/deployments', {
         name: 'broken',
         services: [
-          { name: 'db', image, command: ['sh', '-c', 'echo cannot-start; exit 3'] },
+          // Checked, so it is not ready until it answers: it exits first.
+          {
+            name: 'db',
+            image,
+            command: ['sh', '-c', 'echo cannot-start; sleep 1; exit 3'],
+            ports: [{ containerPort: 80 }],
+            healthCheck: { type: 'tcp', port: 80, intervalSeconds: 1 },
+          },
           { name: 'web', image, command: ['sh', '-c', 'echo web-ran; sleep 60'], dependsOn: ['db'] },
         ],
       })
       assert.equal(response.status, 202, JSON.stringify(response.body))
       const id = response.body.id
       created.push(id)
+      let last: unknown
       const failed = await waitFor(
         'broken failed',
         async () => {
           const body = (await client.get<View & { error?: string }>(`/v1/deployments/${id}`)).body
+          last = body
           return body.status === 'failed' ? body : null
         },
         60_000,
-      )
+      ).catch(async (error) => {
+        const events = (await client.get(`/v1/deployments/${id}/events`)).body
+        throw new Error(`${error.message}: ${JSON.stringify(last)} ${JSON.stringify(events)}`)
+      })
       assert.match(failed.error ?? '', /service db replica 0 exited \(code 3\) before it was ready/)
     })
   })

@@ -1,5 +1,11 @@
 import type Docker from 'dockerode'
-import { type DeploymentUnit, startGroupsOf, unitsOf, workloadsOf } from '../../domain/services.ts'
+import {
+  type DeploymentUnit,
+  startGroupsOf,
+  unitsOf,
+  type Workload,
+  workloadsOf,
+} from '../../domain/services.ts'
 import {
   type ApplyContext,
   type DeploymentTarget,
@@ -97,6 +103,11 @@ export async function applyDeployment(
     } else if (!info.State.Running) toStart.set(unit.index, info.Id)
   }
 
+  // A dependency that exited while what depends on it has never started crashed during this
+  // deploy (a deploy waiting for it comes back here every second): it is left exited, so the
+  // readiness check fails the deploy, instead of being started again and again.
+  for (const index of crashedDependencies(target.spec, kept)) toStart.delete(index)
+
   for (const info of toRemove) await removeContainer(docker, info.Id)
   const removed = new Set(toRemove.map((info) => info.Id))
   const converged = [...kept.values()].filter((info) => !removed.has(info.Id)).map((info) => info.Id)
@@ -187,6 +198,25 @@ async function startInOrder(
     }
     for (const id of ids) await startContainer(docker, id, target.ownerId, settings.blockPort, settings.scope)
   }
+}
+
+/**
+ * The instances (by index) of services others depend on that have run and exited while every
+ * instance of a service depending on them has been created and never started.
+ */
+function crashedDependencies(
+  spec: DockerDeploymentTarget['spec'],
+  kept: Map<number, Docker.ContainerInspectInfo>,
+): number[] {
+  const workloads = workloadsOf(spec)
+  const indexesOf = (w: Workload) => Array.from({ length: w.spec.replicas }, (_, r) => w.firstIndex + r)
+  const neverStarted = (index: number) => kept.get(index)?.State.Status === 'created'
+  const waiting = workloads.filter((w) => w.dependsOn.length > 0 && indexesOf(w).every(neverStarted))
+  const dependencies = new Set(waiting.flatMap((w) => w.dependsOn))
+  return workloads
+    .filter((w) => w.service !== null && dependencies.has(w.service))
+    .flatMap(indexesOf)
+    .filter((index) => kept.get(index)?.State.Status === 'exited')
 }
 
 /** The deployment's volumes, each made by the owner of the image of the service that mounts it. */
