@@ -32,7 +32,10 @@ describe('runCli', () => {
   it('exits 2 on a deploy spec it can tell is incomplete, before any request', async () => {
     const { io, out } = memoryIo({ BERTH_TOKEN: 't' })
     assert.equal(await runCli(['deploy', '--name', 'web'], io), 2)
-    assert.equal(out.stderr, 'error: a deployment needs an image: pass --image or set image in --file\n')
+    assert.equal(
+      out.stderr,
+      'error: a deployment needs an image: pass --image, or set image or services in --file\n',
+    )
   })
 
   it('exits 4 when not logged in, as text or as an error body with --json', async () => {

@@ -80,6 +80,9 @@ describe('deploy flags → spec', () => {
     invalid(() => buildSpec({ name: 'a', image: 'b', replicas: '0' }), /--replicas 0/)
     invalid(() => buildSpec({ image: 'b' }), /needs a name/)
     invalid(() => buildSpec({ name: 'a' }), /needs an image/)
+    // A file with services names its images per service.
+    const services = [{ name: 'db', image: 'db:1' }]
+    assert.deepEqual(buildSpec({ name: 'a' }, { services }), { name: 'a', services })
     invalid(
       () => buildSpec({ name: 'a', image: 'b', env: ['A=1'] }, { env: ['not', 'a', 'map'] }),
       /env must be a mapping/,

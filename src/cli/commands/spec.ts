@@ -182,7 +182,8 @@ export function buildSpec(flags: DeployFlags, fileSpec: Spec = {}): Spec {
   }
   if (flags.nft !== undefined) spec.nft = parseNft(flags.nft)
   if (spec.name === undefined) throw usage('a deployment needs a name: pass --name or set name in --file')
-  if (spec.image === undefined)
-    throw usage('a deployment needs an image: pass --image or set image in --file')
+  // A multi-service spec (services in --file) names its images per service.
+  if (spec.image === undefined && spec.services === undefined)
+    throw usage('a deployment needs an image: pass --image, or set image or services in --file')
   return spec
 }
