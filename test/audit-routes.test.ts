@@ -29,6 +29,8 @@ const elsewhere: Record<string, string> = {
     'lines of a log a reader asked a node for, relayed and deleted when the reader is done: nothing of an owner changes',
   'POST /v1/deployments/{id}/credentials/rotate':
     'deployment.credentials_rotate (and _undone), in test/templates.test.ts (needs a template deployment running)',
+  'POST /v1/registry-credentials': 'registry_credential.set, in test/registry-credentials.test.ts',
+  'DELETE /v1/registry-credentials/{id}': 'registry_credential.delete, in test/registry-credentials.test.ts',
   'POST /v1/admin/fleet/join-tokens':
     "the operator's own fleet setting, no owner's: the enrollment that uses a token logs its id (node.enroll)",
 }

@@ -105,5 +105,10 @@ describe('registry credentials', () => {
     assert.equal(unknown.status, 400)
     assert.equal((await alice('DELETE', `/v1/registry-credentials/${first.body.id}`)).status, 204)
     assert.deepEqual((await alice('GET', '/v1/registry-credentials')).body.items, [])
+    const removed = await alice('GET', '/v1/audit?action=registry_credential.delete')
+    assert.deepEqual(
+      removed.body.items.map((e: { target: string }) => e.target),
+      [`registry-credential:${first.body.id}`],
+    )
   })
 })
