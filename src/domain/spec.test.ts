@@ -110,6 +110,8 @@ describe('deploymentSpecSchema: valid specs', () => {
       provider: 'simulated',
     }
     assert.deepEqual(singleImageSpecSchema.parse(full), full)
+    // What the API parses with: a spec without services is a single-image one, kept as it was.
+    assert.deepEqual(deploymentSpecSchema.parse(full), full)
   })
 
   it('fills health check defaults', () => {
