@@ -78,11 +78,15 @@ after(async () => {
   await engine.stop()
 })
 
-providerContract('docker', async () => ({
-  provider: await newProvider(),
-  image: (await setUp()).image,
-  cleanup: async () => {},
-}))
+providerContract(
+  'docker',
+  async () => ({
+    provider: await newProvider(),
+    image: (await setUp()).image,
+    cleanup: async () => {},
+  }),
+  { services: true },
+)
 
 describe('docker provider', () => {
   let docker: Docker

@@ -10,12 +10,16 @@ import { newSwarmProvider, SMALL, swarmWorld, tearDownSwarmWorld } from './swarm
 
 after(() => tearDownSwarmWorld())
 
-providerContract('swarm', async () => ({
-  provider: await newSwarmProvider(),
-  image: (await swarmWorld()).image,
-  specDefaults: { resources: SMALL },
-  cleanup: async () => {},
-}))
+providerContract(
+  'swarm',
+  async () => ({
+    provider: await newSwarmProvider(),
+    image: (await swarmWorld()).image,
+    specDefaults: { resources: SMALL },
+    cleanup: async () => {},
+  }),
+  { services: false },
+)
 
 swarmHardeningTests()
 swarmLifecycleTests()

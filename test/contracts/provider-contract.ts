@@ -22,7 +22,15 @@ export interface ContractSubject {
   cleanup(): Promise<void>
 }
 
-export function providerContract(name: string, create: () => Promise<ContractSubject>): void {
+/**
+ * `services`: the provider offers multi-service deployments (`capabilities.services`), and the
+ * suite checks them; a provider that does not is never given one (creation refuses them).
+ */
+export function providerContract(
+  name: string,
+  create: () => Promise<ContractSubject>,
+  options: { services: boolean },
+): void {
   describe(`provider contract: ${name}`, () => {
     let subject: ContractSubject
     let provider: Provider
@@ -165,12 +173,12 @@ export function providerContract(name: string, create: () => Promise<ContractSub
       for (const value of Object.values(usage)) assert.ok(Number.isFinite(value) && value >= 0)
     })
 
-    // Only a provider that offers services is given them (creation refuses them elsewhere).
-    it('runs services: instances numbered across them, each labelled with its own, usage per service', async (t) => {
-      if (!provider.capabilities.services) {
-        t.skip(`${name} runs single-image deployments only`)
-        return
-      }
+    it('says whether it runs services, as the suite was told', () => {
+      assert.equal(provider.capabilities.services, options.services)
+    })
+
+    if (!options.services) return
+    it('runs services: instances numbered across them, each labelled with its own, usage per service', async () => {
       const single = target()
       const spec = deploymentSpecSchema.parse({
         name: single.spec.name,
