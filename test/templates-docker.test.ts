@@ -7,9 +7,8 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { buildTestImage, ensureDockerEngine } from '../scripts/docker.ts'
 import { buildPostgresImage } from '../scripts/postgres-image.ts'
-import { deleteAndWait, onDocker } from './docker/berth-on-docker.ts'
+import { deleteAndWait, onDocker, waitRunning } from './docker/berth-on-docker.ts'
 import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
-import { waitFor } from './helpers/wait.ts'
 
 // `postgres small` on the real engine, end to end: berth serve runs the template (its image mapped
 // by images.mirror to a PostgreSQL built here from the host's packages, since no registry can be
@@ -69,16 +68,7 @@ describe('templates on docker (e2e)', { timeout: 300_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
-  const runningView = (id: string) =>
-    waitFor(
-      `${id} running`,
-      async () => {
-        const view = (await client.get<View>(`/v1/deployments/${id}`)).body
-        if (view.status === 'failed') throw new Error(`failed: ${JSON.stringify(view)}`)
-        return view.status === 'running' ? view : null
-      },
-      120_000,
-    )
+  const runningView = (id: string) => waitRunning<View>(client, id, 120_000)
 
   it('runs postgres small: a client connects with the generated password; a rotation changes it', async () => {
     const reply = await client.post<View>('/v1/deployments', {

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import Docker from 'dockerode'
 import { ensureDockerEngine } from '../scripts/docker.ts'
 import { buildIpfsImage } from '../scripts/ipfs-image.ts'
-import { deleteAndWait, onDocker } from './docker/berth-on-docker.ts'
+import { deleteAndWait, onDocker, waitRunning } from './docker/berth-on-docker.ts'
 import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -102,16 +102,7 @@ describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
     (await client.get<{ credentials: { apiCredentials: string } }>(`/v1/deployments/${id}/credentials`)).body
       .credentials.apiCredentials
 
-  const runningView = (id: string) =>
-    waitFor(
-      `${id} running`,
-      async () => {
-        const view = (await client.get<View>(`/v1/deployments/${id}`)).body
-        if (view.status === 'failed') throw new Error(`failed: ${JSON.stringify(view)}`)
-        return view.status === 'running' ? view : null
-      },
-      180_000,
-    )
+  const runningView = (id: string) => waitRunning<View>(client, id, 180_000)
 
   it('ipfs-cluster small: content added through one peer is fetched from another node through its gateway', async () => {
     const reply = await client.post<View>('/v1/deployments', {

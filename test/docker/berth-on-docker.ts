@@ -31,3 +31,20 @@ export async function deleteAndWait(client: ReturnType<typeof api>, ids: readonl
     ).catch(() => {})
   }
 }
+
+/** The deployment's view once it is running; a failure ends the wait at once, naming the view. */
+export function waitRunning<View extends { status: string }>(
+  client: ReturnType<typeof api>,
+  id: string,
+  timeoutMs: number,
+): Promise<View> {
+  return waitFor(
+    `${id} running`,
+    async () => {
+      const view = (await client.get<View>(`/v1/deployments/${id}`)).body
+      if (view.status === 'failed') throw new Error(`failed: ${JSON.stringify(view)}`)
+      return view.status === 'running' ? view : null
+    },
+    timeoutMs,
+  )
+}
