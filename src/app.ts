@@ -26,6 +26,7 @@ import { createHttpApp } from './http/app.ts'
 import { createIdentity } from './identity/create-identity.ts'
 import { createMetrics } from './metrics/registry.ts'
 import { createNft } from './nft/nft.ts'
+import { createNotify } from './notify/notify.ts'
 import { createPayments } from './payments/payments.ts'
 import { type Provider, ProviderRegistry } from './providers/provider.ts'
 import { createSimulatedProvider } from './providers/simulated/simulated-provider.ts'
@@ -176,6 +177,10 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     fleet.start()
     stack.push(() => fleet.stop())
 
+    const notify = createNotify({ database, config, vault, logger })
+    await notify.start()
+    stack.push(() => notify.stop())
+
     const deployments = createDeployments({
       limits: config,
       store,
@@ -208,7 +213,7 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       identity,
       quotas,
       payments: { config, deployments, orders: payments.orders, balances: payments.balances },
-      nft,
+      notify,
       audit: createAudit(database.db),
       fleet,
       logger,

@@ -8,6 +8,7 @@ import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db
 import { enrollTestNode, type TestNode } from './helpers/fleet.ts'
 import { type Caller, createTestApp, type Reply, type TestApp } from './helpers/http-app.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
+import { waitFor } from './helpers/wait.ts'
 
 // Every route that changes something leaves an entry in the audit log of the owner it changed,
 // naming what it did: each one of them is called here, and a route added later without an entry
@@ -31,6 +32,10 @@ const elsewhere: Record<string, string> = {
     'deployment.credentials_rotate (and _undone), in test/templates.test.ts (needs a template deployment running)',
   'POST /v1/registry-credentials': 'registry_credential.set, in test/registry-credentials.test.ts',
   'DELETE /v1/registry-credentials/{id}': 'registry_credential.delete, in test/registry-credentials.test.ts',
+  'POST /v1/notifications/read':
+    "read marks of the owner's own inbox: nothing the owner has changes, nor anything berth does",
+  'POST /v1/notification-channels/{id}/verify':
+    'channel.verify, in test/notification-channels.test.ts (needs an SMTP server to send the code)',
   'POST /v1/admin/fleet/join-tokens':
     "the operator's own fleet setting, no owner's: the enrollment that uses a token logs its id (node.enroll)",
 }
@@ -260,6 +265,64 @@ for (const kind of databaseKinds) {
         () => nodeOperatorId,
         'node.remove',
       )
+    })
+
+    it('writes one for each change of a webhook or a notification channel', async () => {
+      const session = await app.user(wallet(0x51))
+      const ownerId = (await session('GET', '/v1/auth/me')).body.accountId
+      const me = () => ownerId
+      const made = await session('POST', '/v1/webhooks', { url: 'https://hooks.example/a' })
+      assert.equal((await auditOf(database, me())).at(-1)?.action, 'webhook.create')
+      seen.add('POST /v1/webhooks')
+      const channel = await session('POST', '/v1/notification-channels', {
+        kind: 'slack',
+        url: 'https://hooks.example/slack/T0/B0/xyz',
+      })
+      assert.equal((await auditOf(database, me())).at(-1)?.action, 'channel.create')
+      seen.add('POST /v1/notification-channels')
+      for (const [family, base, id] of [
+        ['webhook', '/v1/webhooks', made.body.id],
+        ['channel', '/v1/notification-channels', channel.body.id],
+      ] as const) {
+        await expectEntry(
+          `PATCH ${base}/{id}`,
+          () => session('PATCH', `${base}/${id}`, { description: 'x' }),
+          me,
+          `${family}.update`,
+        )
+        await expectEntry(
+          `POST ${base}/{id}/test`,
+          () => session('POST', `${base}/${id}/test`),
+          me,
+          `${family}.test`,
+        )
+        // The test event's delivery fails (no name resolves here), and is retried by hand.
+        const delivery = await waitFor(
+          'a delivery',
+          async () => (await session('GET', `${base}/${id}/deliveries`)).body.items[0],
+        )
+        await expectEntry(
+          `POST ${base}/{id}/deliveries/{deliveryId}/retry`,
+          () => session('POST', `${base}/${id}/deliveries/${delivery.id}/retry`),
+          me,
+          `${family}.retry`,
+        )
+        if (family === 'webhook') {
+          await expectEntry(
+            `POST ${base}/{id}/rotate-secret`,
+            () => session('POST', `${base}/${id}/rotate-secret`),
+            me,
+            'webhook.rotate_secret',
+          )
+        }
+        await expectEntry(
+          `DELETE ${base}/{id}`,
+          () => session('DELETE', `${base}/${id}`),
+          me,
+          `${family}.delete`,
+          new RegExp(id),
+        )
+      }
     })
 
     it('leaves no route that changes something unaccounted for', () => {

@@ -132,10 +132,17 @@ describe('NFT-bound deployments end to end', () => {
       async () =>
         (await b.get<{ status: string }>(`/v1/deployments/${deployment.id}`)).body.status === 'stopped',
     )
-    const notices = await a.get<{ items: Array<{ type: string; deploymentId: string }> }>('/v1/notifications')
+    // The old holder keeps what it was told: the transfer, and before it the deployment running.
+    const notices = await waitFor('the transfer notice', async () => {
+      const got = await a.get<{ items: Array<{ type: string; deploymentId: string }> }>('/v1/notifications')
+      return got.body.items[0]?.type === 'nft.transferred' && got.body.items
+    })
     assert.deepEqual(
-      notices.body.items.map((n) => [n.type, n.deploymentId]),
-      [['nft_transferred', deployment.id]],
+      notices.map((n) => [n.type, n.deploymentId]),
+      [
+        ['nft.transferred', deployment.id],
+        ['deployment.running', deployment.id],
+      ],
     )
     const listed = await b.get<{ items: Array<{ id: string }> }>('/v1/nfts')
     assert.deepEqual(

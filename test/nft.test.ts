@@ -233,9 +233,18 @@ for (const [k, kind] of databaseKinds.entries()) {
       const transferred = events.find((e: { type: string }) => e.type === 'nft_transferred')
       assert.equal(transferred.data.from, chain.addressOf(A).toLowerCase())
       assert.deepEqual(transferred.data.secretEnvDropped, ['API_KEY'])
-      const notices = (await a('GET', '/v1/notifications')).body.items
-      assert.equal(notices.filter((n: { deploymentId: string }) => n.deploymentId === deployment).length, 1)
-      assert.match(notices[0].message, /transferred to/)
+      // The old holder is told (its in-app list keeps it), once.
+      const notices = await waitFor('the transfer notice', async () => {
+        const items = (await a('GET', '/v1/notifications')).body.items as Array<{
+          type: string
+          deploymentId: string
+          message: string
+        }>
+        const told = items.filter((n) => n.type === 'nft.transferred' && n.deploymentId === deployment)
+        return told.length > 0 && told
+      })
+      assert.equal(notices.length, 1)
+      assert.match(notices[0]!.message, /left you; deployment "[^"]+" went with it/)
       assert.equal((await stopsTotal('transfer')) - before, 1)
 
       assert.equal((await a('POST', `/v1/deployments/${deployment}/start`)).status, 404)
@@ -342,9 +351,9 @@ for (const [k, kind] of databaseKinds.entries()) {
       await waitStatus(a, deployment, 'stopped')
       const events = (await a('GET', `/v1/deployments/${deployment}/events`)).body.items
       assert.ok(events.some((e: { type: string }) => e.type === 'nft_burned'))
-      assert.ok(
+      await waitFor('the burn notice', async () =>
         (await a('GET', '/v1/notifications')).body.items.some(
-          (n: { type: string }) => n.type === 'nft_burned',
+          (n: { type: string; data: { burned: boolean } }) => n.type === 'nft.transferred' && n.data.burned,
         ),
       )
       const start = await a('POST', `/v1/deployments/${deployment}/start`)

@@ -26,7 +26,7 @@ describe('system routes', () => {
       identity: { authenticator: { authenticate: async () => ({ kind: 'admin' }) } } as never,
       quotas: {} as never,
       payments: {} as never,
-      nft: {} as never,
+      notify: {} as never,
       audit: {} as never,
       fleet: { nodes: {} } as never,
       logger: pino({ level: 'silent' }),

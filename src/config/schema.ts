@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { invalidAllowEntries } from '../outbound/address-policy.ts'
 import { nftCollectionsSchema, nftSchema } from './nft-schema.ts'
+import { notificationsSchema } from './notifications-schema.ts'
 import { address, networksSchema, paymentsSchema, pricingSchema } from './payments-schema.ts'
 import { bool, commaList, int } from './zod-helpers.ts'
 
@@ -340,6 +341,7 @@ export const configSchema = z
           }),
       })
       .prefault({}),
+    notifications: notificationsSchema,
     payments: paymentsSchema,
     pricing: pricingSchema,
     /** EVM networks and tokens accepted for payment; set in the config file. */

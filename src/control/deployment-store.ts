@@ -10,6 +10,7 @@ import type { DesiredState, Intent, Status, StopReason } from '../domain/lifecyc
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventBus } from '../events/bus.ts'
 import { eventRowsOf } from '../events/event-log.ts'
+import { appendOutbox } from '../events/outbox.ts'
 import { createAuditRecord, createInsertBatcher, INSERT_DEPLOYMENTS, insertParamsOf } from './create-batch.ts'
 import { createFencedWrites, type FencedWrites } from './leases.ts'
 
@@ -211,6 +212,16 @@ export function createDeploymentStore(database: Database, bus: EventBus): Deploy
             { type: 'desired_state_changed', message, data: { desired } },
           ]),
         )
+      if (intent === 'stop' && options.reason === 'out_of_funds') {
+        await appendOutbox(tx, [
+          {
+            ownerId,
+            type: 'deployment.stopped_out_of_funds',
+            deploymentId: id,
+            payload: { deploymentId: id, name: updated.name },
+          },
+        ])
+      }
       await appendAudit(tx, [
         {
           ownerId,

@@ -5,6 +5,8 @@ import { columnByKey, columnsOf, type DeploymentRow, type Fence, fromDriver } fr
 import { deployments } from '../db/schema/index.ts'
 import { actorLabel, systemSource } from '../domain/actor.ts'
 import { LeaseLostError } from '../domain/errors.ts'
+import { toldStatuses } from '../domain/event-types.ts'
+import type { Status } from '../domain/lifecycle.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { FencedChange } from './moves.ts'
 
@@ -13,6 +15,12 @@ import type { FencedChange } from './moves.ts'
 // the driver, not built through drizzle on every call.
 
 const NEVER = new Date('9999-12-31T00:00:00Z')
+
+/** The status a write arrives at when its arrival is told (`deployment.<status>`). */
+function toldArrival(from: Status, to: Status | undefined): (typeof toldStatuses)[number] | undefined {
+  if (to === undefined || to === from) return undefined
+  return (toldStatuses as readonly Status[]).includes(to) ? (to as (typeof toldStatuses)[number]) : undefined
+}
 
 export interface FencedWrites {
   /** Fenced write by the lease holder: refused with LeaseLostError once the lease has passed. */
@@ -58,6 +66,20 @@ export function createFencedWrites(database: Database, bus: EventBus): FencedWri
       }
       if (!change.keepLease) sets.push('lease_owner = null', 'lease_expires_at = null')
       sets.push(`event_seq = event_seq + ${events.length}`, 'updated_at = now()')
+      // A status worth telling (running, failed, …) arriving goes to the outbox in this same
+      // statement: the change and its outbox event commit together or not at all.
+      const told = toldArrival(row.status, change.patch?.status)
+      const outbox = told
+        ? `,
+        o as (
+          insert into outbox_events (owner_id, type, deployment_id, payload)
+          select u.owner_id, ${param(`deployment.${told}`)}, u.id,
+                 jsonb_build_object('deploymentId', u.id, 'name', u.name, 'status', u.status,
+                                    'previousStatus', ${param(row.status)}::text, 'error', u.error,
+                                    'stopReason', u.stop_reason)
+            from u
+          returning 1)`
+        : ''
       // One statement, so one round trip: the fenced update and the insert of its events commit
       // together (data-modifying CTEs all run, atomically). A lost lease updates no row, and then
       // no event is inserted either. Written as plain SQL because this is the hottest statement.
@@ -74,7 +96,7 @@ export function createFencedWrites(database: Database, bus: EventBus): FencedWri
                  (ev.v->>'percent')::int, ev.v->>'message', ev.v->'data',
                  ${param(actorLabel(systemSource(fence.owner).actor))}::text, ${param(fence.token)}::bigint
             from u cross join jsonb_array_elements(${param(JSON.stringify(events))}::jsonb) with ordinality as ev(v, ord)
-          returning 1)
+          returning 1)${outbox}
         select ${columnsOf('u')} from u`
       // A deployment failing is one of the things berth does on its own that its owner's audit log
       // records; that (rare) write takes a transaction, every other one stays a single statement.

@@ -10,20 +10,24 @@ export const scopes = [
   'logs:read',
   'payments:read',
   'payments:write',
+  /** The owner's events, notifications, and the delivery logs of its webhooks and channels. */
+  'notifications:read',
+  /** Adding, changing and testing webhooks and notification channels. */
+  'notifications:write',
   'org:admin',
   /** Deleting the organisation and changing who its owners are. */
   'org:owner',
 ] as const
 export type Scope = (typeof scopes)[number]
 
-const read: Scope[] = ['deployments:read', 'logs:read']
+const read: Scope[] = ['deployments:read', 'logs:read', 'notifications:read']
 
 /** The scopes each role grants; a role listed later never grants more than one listed earlier. */
 export const roleScopes: Record<OrgRole, readonly Scope[]> = {
   owner: scopes,
   admin: scopes.filter((s) => s !== 'org:owner'),
   deployer: [...read, 'deployments:write'],
-  billing: ['deployments:read', 'payments:read', 'payments:write'],
+  billing: ['deployments:read', 'notifications:read', 'payments:read', 'payments:write'],
   viewer: read,
 }
 

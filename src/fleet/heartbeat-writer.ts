@@ -5,6 +5,7 @@ import { createGroupCommit } from '../db/group-commit.ts'
 import { systemSource } from '../domain/actor.ts'
 import { BerthError, conflict } from '../domain/errors.ts'
 import { applyHeartbeat } from '../domain/uptime.ts'
+import { appendOutbox } from '../events/outbox.ts'
 import type { Heartbeat } from './node-schemas.ts'
 
 // Writes verified heartbeats: the node's last sequence, time, size and instances, and its uptime
@@ -139,7 +140,17 @@ export function createHeartbeatWriter(database: Database, sessionGapSeconds: num
       if (writes.size > 0) {
         await tx.execute(numberedSql(WRITE_HEARTBEATS, [JSON.stringify([...writes.values()])]))
       }
-      if (recovered.length > 0) await appendAudit(tx, recovered)
+      if (recovered.length > 0) {
+        await appendOutbox(
+          tx,
+          recovered.map((r) => ({
+            ownerId: r.ownerId,
+            type: 'node.recovered' as const,
+            payload: { nodeId: r.target.slice('node:'.length) },
+          })),
+        )
+        await appendAudit(tx, recovered)
+      }
       return outcomes
     })
   return createGroupCommit(write, {

@@ -4,6 +4,7 @@ import type { Db } from '../db/client.ts'
 import { numberedSql, queryRows } from '../db/client.ts'
 import { systemSource } from '../domain/actor.ts'
 import { type LossRule, lossBudgetMs, lostAt } from '../domain/uptime.ts'
+import { appendOutbox } from '../events/outbox.ts'
 
 // Finds nodes that went silent. A node is lost when it has not been heard from for three
 // heartbeat intervals plus the grace; this sweep runs every second, so a node is marked within a
@@ -45,6 +46,14 @@ export async function sweepLostNodes(options: LossSweepOptions): Promise<string[
       last_seen_at: Date | string
     }>(tx, numberedSql(MARK_LOST, [cutoff, at]))
     if (lost.length === 0) return []
+    await appendOutbox(
+      tx,
+      lost.map((node) => ({
+        ownerId: node.operator_id,
+        type: 'node.lost' as const,
+        payload: { nodeId: node.id, name: node.name, lastSeenAt: new Date(node.last_seen_at).toISOString() },
+      })),
+    )
     await appendAudit(
       tx,
       lost.map((node) => ({

@@ -11,7 +11,7 @@ import { BerthError } from '../domain/errors.ts'
 import type { Fleet } from '../fleet/fleet.ts'
 import type { Identity } from '../identity/create-identity.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import type { Nft } from '../nft/nft.ts'
+import type { Notify } from '../notify/notify.ts'
 import type { ProviderRegistry } from '../providers/provider.ts'
 import type { Quotas } from '../quotas/quotas.ts'
 import type { Catalog } from '../templates/catalog.ts'
@@ -34,6 +34,8 @@ import { identityRoutes } from './routes/identity.ts'
 import { logRoutes, mountLogSocket } from './routes/logs.ts'
 import { nftRoutes } from './routes/nfts.ts'
 import { nodeRoutes } from './routes/nodes.ts'
+import { notificationRoutes } from './routes/notifications.ts'
+import { channelRoutes, webhookRoutes } from './routes/notify-targets.ts'
 import { orgRoutes } from './routes/orgs.ts'
 import { type PaymentRoutesDeps, paymentRoutes } from './routes/payments.ts'
 import { quotaRoutes } from './routes/quotas.ts'
@@ -59,7 +61,7 @@ export interface HttpDeps {
   identity: Identity
   quotas: Quotas
   payments: PaymentRoutesDeps
-  nft: Pick<Nft, 'listNotifications'>
+  notify: Notify
   audit: Audit
   fleet: Fleet
   logger: Logger
@@ -120,6 +122,9 @@ export function createHttpApp(deps: HttpDeps) {
   app.route('/', quotaRoutes(deps.quotas))
   app.route('/', auditRoutes(deps.audit))
   app.route('/', nftRoutes(deps))
+  app.route('/', notificationRoutes(deps.notify))
+  app.route('/', webhookRoutes(deps.notify))
+  app.route('/', channelRoutes(deps.notify))
   app.route('/', fleetRoutes(deps.fleet))
   app.route('/', nodeRoutes(deps.fleet.nodes, deps.fleet.earnings))
   mountEventSocket(app, upgradeWebSocket, live)

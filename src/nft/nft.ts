@@ -5,7 +5,7 @@ import { Counter } from 'prom-client'
 import type { Config } from '../config/schema.ts'
 import type { Database } from '../db/client.ts'
 import type { DeploymentRow } from '../db/deployment-rows.ts'
-import { deployments, notifications } from '../db/schema/index.ts'
+import { deployments } from '../db/schema/index.ts'
 import { describeIssues, invalidInput, summarizeIssues } from '../domain/errors.ts'
 import type { Intent } from '../domain/lifecycle.ts'
 import { mapWorkloads } from '../domain/services.ts'
@@ -252,15 +252,6 @@ export async function createNft(deps: NftDeps) {
       .orderBy(desc(deployments.createdAt))
   }
 
-  async function listNotifications(accountId: string, limit: number) {
-    return database.db
-      .select()
-      .from(notifications)
-      .where(eq(notifications.accountId, accountId))
-      .orderBy(desc(notifications.id))
-      .limit(limit)
-  }
-
   const timers: NodeJS.Timeout[] = []
   const every = (seconds: number, what: string, fn: () => Promise<unknown>) => {
     let running = false
@@ -288,7 +279,6 @@ export async function createNft(deps: NftDeps) {
     templateSpec,
     usesTemplateImage,
     listBound,
-    listNotifications,
     async start() {
       for (const w of watchers) w.start()
       if (collections.length) {

@@ -4,6 +4,7 @@ import { queryRows, type Tx } from '../db/client.ts'
 import { type ChangeSource as AuditSource, actorLabel } from '../domain/actor.ts'
 import { mapWorkloads } from '../domain/services.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
+import { appendOutbox } from '../events/outbox.ts'
 import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
 import { resealSpecSecrets } from '../secrets/spec-secrets.ts'
 import type { Vault } from '../secrets/vault.ts'
@@ -188,10 +189,27 @@ export async function applyHolderChange(
     insert into deployment_events (deployment_id, seq, type, message, data, actor)
     select u.id, u.event_seq - ${events.length} + ev.ord, ev.v->>'type', ev.v->>'message', ev.v->'data', ${actorLabel(by.actor)}
       from u cross join jsonb_array_elements(${JSON.stringify(events)}::jsonb) with ordinality as ev(v, ord)`)
-  await tx.execute(
-    sql`insert into notifications (account_id, type, message, deployment_id, data)
-        values (${row.owner_id}, ${events[0]!.type}, ${message}, ${row.id}, ${JSON.stringify(data)}::jsonb)`,
-  )
+  // Both holders are told: the one who lost the deployment (whose in-app list keeps it, though
+  // the deployment's own events are no longer theirs to read) and the one who got it.
+  const told = { deploymentId: row.id, name, chainId, contract, tokenId, message, stopped: stopping, ...data }
+  await appendOutbox(tx, [
+    {
+      ownerId: row.owner_id,
+      type: 'nft.transferred',
+      deploymentId: row.id,
+      payload: { ...told, direction: 'out' },
+    },
+    ...(toOwnerId !== row.owner_id
+      ? [
+          {
+            ownerId: toOwnerId,
+            type: 'nft.transferred' as const,
+            deploymentId: row.id,
+            payload: { ...told, direction: 'in' },
+          },
+        ]
+      : []),
+  ])
   // Both holders' logs say it: the one who lost the deployment and the one who got it.
   const detail = {
     name,

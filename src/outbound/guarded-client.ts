@@ -7,7 +7,7 @@ import { BerthError, invalidInput } from '../domain/errors.ts'
 import { type AllowList, isInternalAddress, parseAllowList, plainAddress } from './address-policy.ts'
 
 // The one door out for requests to URLs a user can influence (token metadata, IPFS gateway paths,
-// later webhooks and chat). For every hop it resolves the name, refuses any address that is not
+// webhooks and chat messages). For every hop it resolves the name, refuses any address that is not
 // public (unless the operator allows it), and connects to exactly the address it checked, so a
 // name that resolves differently a moment later (DNS rebinding) cannot steer the connection
 // inside. Redirects are followed by hand, at most three, each hop checked again. Size and time are
@@ -36,6 +36,11 @@ export interface OutboundRequest {
   body?: string
   /** What is being fetched, for the error a user sees: "token metadata could not be fetched". */
   what: string
+  /**
+   * Keep only the first maxBytes of a larger answer instead of refusing it (a webhook's receiver
+   * is judged by its status; what it says after that is not berth's to read).
+   */
+  truncate?: boolean
 }
 
 export interface OutboundResponse {
@@ -119,17 +124,30 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
         (res) => {
           const tooLarge = () => invalidInput(`${request.what} is larger than ${options.maxBytes} bytes`)
           const declared = Number(res.headers['content-length'] ?? 0)
-          if (declared > options.maxBytes) {
+          if (declared > options.maxBytes && !request.truncate) {
             res.destroy()
             reject(tooLarge())
             return
           }
           const chunks: Buffer[] = []
           let size = 0
+          const answer = () =>
+            resolveResponse({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks),
+              url: url.href,
+            })
           res.on('data', (chunk: Buffer) => {
             size += chunk.length
             if (size > options.maxBytes) {
-              res.destroy(tooLarge())
+              if (!request.truncate) {
+                res.destroy(tooLarge())
+                return
+              }
+              chunks.push(chunk.subarray(0, Math.max(0, chunk.length - (size - options.maxBytes))))
+              answer()
+              res.destroy()
               return
             }
             chunks.push(chunk)
@@ -138,14 +156,7 @@ export function createOutboundClient(options: OutboundOptions): OutboundClient {
           res.once('close', () => {
             if (!res.complete) reject(refusal('the answer was cut short'))
           })
-          res.once('end', () =>
-            resolveResponse({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks),
-              url: url.href,
-            }),
-          )
+          res.once('end', answer)
         },
       )
       req.once('error', reject)

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm'
 import { appendAudit } from '../audit/audit-log.ts'
 import { type Database, queryRows } from '../db/client.ts'
 import type { ChangeSource } from '../domain/actor.ts'
+import { appendOutbox } from '../events/outbox.ts'
 import { findOrCreateAccountByAddress } from '../identity/accounts.ts'
 import { balanceOf, heldFor, lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
 
@@ -82,6 +83,13 @@ export function createBalances(database: Database) {
       })
       const { available, held } = await balanceOf(tx, account.id)
       await wakeAwaitingPayment(tx, account.id)
+      await appendOutbox(tx, [
+        {
+          ownerId: account.id,
+          type: 'payment.credited',
+          payload: { microUsd: amountMicroUsd.toString(), source: `operator_${kind}`, reason },
+        },
+      ])
       await appendAudit(tx, [
         {
           ownerId: account.id,

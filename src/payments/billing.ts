@@ -6,6 +6,7 @@ import { type Database, type Db, queryRows, type Tx } from '../db/client.ts'
 import { systemSource } from '../domain/actor.ts'
 import type { DeploymentSpec } from '../domain/spec.ts'
 import type { EventLog } from '../events/event-log.ts'
+import { appendOutbox } from '../events/outbox.ts'
 import { billingEvent } from './crediting.ts'
 import { balanceOf, ensureHeld, heldFor, type Leg, lockAccount, postJournal } from './ledger.ts'
 import { basisPoints, percentToBps } from './money.ts'
@@ -134,6 +135,19 @@ export function createBilling(deps: BillingDeps) {
           message: `balance is low: ${available} micro-USD available, ${held} held`,
         })
         await billingEvent(tx, row.owner_id, row.id, 'low_balance', events.at(-1)!.message)
+        await appendOutbox(tx, [
+          {
+            ownerId: row.owner_id,
+            type: 'balance.low',
+            deploymentId: row.id,
+            payload: {
+              availableMicroUsd: available.toString(),
+              heldMicroUsd: held.toString(),
+              thresholdMicroUsd: String(config.payments.lowBalanceWarningMicroUsd),
+              deploymentId: row.id,
+            },
+          },
+        ])
       }
       const exhaustedAt = row.funds_exhausted_at ? new Date(row.funds_exhausted_at) : null
       let stop = false
@@ -145,6 +159,18 @@ export function createBilling(deps: BillingDeps) {
           const message = `balance exhausted: the next interval costs ${cost} micro-USD; stopping at ${graceEnds.toISOString()} unless topped up`
           events.push({ type: 'funds_exhausted', message, data: { graceEndsAt: graceEnds.toISOString() } })
           await billingEvent(tx, row.owner_id, row.id, 'funds_exhausted', message)
+          await appendOutbox(tx, [
+            {
+              ownerId: row.owner_id,
+              type: 'funds.exhausted',
+              deploymentId: row.id,
+              payload: {
+                deploymentId: row.id,
+                intervalCostMicroUsd: cost.toString(),
+                graceEndsAt: graceEnds.toISOString(),
+              },
+            },
+          ])
         }
         stop = at.getTime() >= graceEnds.getTime()
       } else if (exhaustedAt) {

@@ -4,6 +4,7 @@ import { type AuditRecord, appendAudit } from '../audit/audit-log.ts'
 import type { TokenConfig } from '../config/payments-schema.ts'
 import { type Database, queryRows, type Tx } from '../db/client.ts'
 import type { RequestOrigin } from '../domain/actor.ts'
+import { appendOutbox } from '../events/outbox.ts'
 import { holdForDeployment, lockAccount, postJournal, wakeAwaitingPayment } from './ledger.ts'
 import type { PaymentMetrics } from './metrics.ts'
 import { type PriceE18, tokenToMicroUsd } from './money.ts'
@@ -127,6 +128,22 @@ export async function recordTransfer(
     })
     if (order) await applyToOrder(tx, account.id, order, transfer.amount, microUsd, now())
     await wakeAwaitingPayment(tx, account.id)
+    await appendOutbox(tx, [
+      {
+        ownerId: account.id,
+        type: 'payment.credited',
+        payload: {
+          microUsd: microUsd.toString(),
+          source: 'chain',
+          paymentId: payment.id,
+          orderId: order?.id ?? null,
+          chainId: transfer.chainId,
+          txHash: transfer.txHash,
+          token: transfer.token.symbol,
+          amount: transfer.amount.toString(),
+        },
+      },
+    ])
     await billingEvent(
       tx,
       account.id,
@@ -303,6 +320,20 @@ export async function reversePaymentsFrom(
                where id = ${payment.order_id}`,
         )
       }
+      await appendOutbox(tx, [
+        {
+          ownerId: payment.account_id,
+          type: 'payment.reversed',
+          payload: {
+            microUsd: microUsd.toString(),
+            paymentId: payment.id,
+            chainId,
+            txHash: payment.tx_hash,
+            token: payment.token_symbol,
+            amount: payment.amount,
+          },
+        },
+      ])
       await billingEvent(
         tx,
         payment.account_id,

@@ -12,6 +12,7 @@ import { createHttpApp } from '../../src/http/app.ts'
 import { createApiKeys } from '../../src/identity/api-keys.ts'
 import { createIdentity } from '../../src/identity/create-identity.ts'
 import { createNft, type Nft } from '../../src/nft/nft.ts'
+import { createNotify, type Notify, type NotifyDeps } from '../../src/notify/notify.ts'
 import { createPayments } from '../../src/payments/payments.ts'
 import { createQuotas } from '../../src/quotas/quotas.ts'
 import { BUILT_IN_TEMPLATES, loadCatalog } from '../../src/templates/catalog.ts'
@@ -37,6 +38,8 @@ export type Caller = (
 
 export interface TestApp {
   nft: Nft
+  /** Notifications running: the publisher and the sender (stopped with the stack). */
+  notify: Notify
   /** The fleet, its loss sweep not started (tests sweep with the clock they give). */
   fleet: Fleet
   /** Creates an account for the wallet and returns a caller acting with one of its API keys. */
@@ -57,7 +60,7 @@ export interface TestApp {
 export async function createTestApp(
   database: Database,
   stack: Stack,
-  options: { now?: () => Date } = {},
+  options: { now?: () => Date; resolve?: NotifyDeps['resolve'] } = {},
 ): Promise<TestApp> {
   const logger = pino({ level: 'silent' })
   const nft = await createNft({
@@ -109,6 +112,20 @@ export async function createTestApp(
     vault: testVault(database.db),
   })
   stack.providers.add(fleet.provider)
+  const notify = createNotify({
+    database,
+    config: stack.config,
+    vault: testVault(database.db),
+    logger,
+    // No test asks a real DNS server: names resolve only as a test says.
+    resolve:
+      options.resolve ??
+      (async (name) => {
+        throw new Error(`${name}: tests resolve no names unless they say how`)
+      }),
+  })
+  await notify.start()
+  stack.onStop(() => notify.stop())
   const { app } = createHttpApp({
     version: 'test',
     bodyLimitBytes: 1024 * 1024,
@@ -134,7 +151,7 @@ export async function createTestApp(
       orders: payments.orders,
       balances: payments.balances,
     },
-    nft,
+    notify,
     audit: createAudit(database.db),
     fleet,
     logger,
@@ -162,6 +179,7 @@ export async function createTestApp(
     }
   return {
     nft,
+    notify,
     fleet,
     user: async (address) => callerWith(await userKey(address)),
     async session(address) {

@@ -34,6 +34,8 @@ export interface Stack {
   reconciler: Reconciler
   capacity: Capacity
   stateDir: string
+  /** Runs `close` first when the stack stops (parts a test built on top of the stack). */
+  onStop(close: () => Promise<void>): void
   stop(): Promise<void>
 }
 
@@ -91,6 +93,7 @@ export async function createStack(
   })
   if (options.start !== false) await reconciler.start()
   const watches = startProviderWatches({ providers, store, bus, logger: pino({ level: 'silent' }) })
+  const onTop: Array<() => Promise<void>> = []
   return {
     config,
     store,
@@ -102,7 +105,9 @@ export async function createStack(
     reconciler,
     capacity,
     stateDir,
+    onStop: (close) => onTop.push(close),
     async stop() {
+      for (const close of onTop.splice(0).reverse()) await close()
       await watches.stop()
       await reconciler.stop(1000)
       await bus.stop()

@@ -7,6 +7,7 @@ import {
   pgTable,
   primaryKey,
   text,
+  uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core'
 import { accounts } from './accounts.ts'
@@ -32,6 +33,7 @@ export const nftOwnership = pgTable(
 )
 
 /**
+ * The in-app list: every event told to an owner, with its read mark (berth/notify fans them out).
  * Messages for an account that must outlive its access to what they are about, e.g. "your NFT was
  * transferred and the deployment went with it": the deployment's own events are no longer visible
  * to the old holder, this row is.
@@ -47,7 +49,13 @@ export const notifications = pgTable(
     message: text('message').notNull(),
     deploymentId: uuid('deployment_id'),
     data: jsonb('data'),
+    /** The outbox event it tells (`evt_…`); null for rows written before the outbox. */
+    eventId: text('event_id'),
+    readAt: at('read_at'),
     createdAt: at('created_at').notNull().defaultNow(),
   },
-  (t) => [index('notifications_account_idx').on(t.accountId, t.id)],
+  (t) => [
+    index('notifications_account_idx').on(t.accountId, t.id),
+    uniqueIndex('notifications_account_event').on(t.accountId, t.eventId),
+  ],
 )

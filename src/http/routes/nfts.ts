@@ -1,18 +1,16 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Deployments } from '../../deployments/deployments.ts'
 import { dnsLabel, fitsUint256, TOKEN_ID_PATTERN } from '../../domain/spec.ts'
-import type { Nft } from '../../nft/nft.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf, principalOf } from '../principal.ts'
+import { principalOf } from '../principal.ts'
 import { deploymentSchema, errorResponses, errorSchema, hexAddress, json } from '../schemas.ts'
 import { deploymentView } from '../views.ts'
 
-// NFT-bound deployments: the caller's list, "one agent per token" from a collection template, and
-// the notifications an old holder keeps after a transfer took the deployment away.
+// NFT-bound deployments: the caller's list, and "one agent per token" from a collection template.
+// (What a transfer tells the old holder is in its notifications: routes/notifications.ts.)
 
 export interface NftRoutesDeps {
   deployments: Deployments
-  nft: Pick<Nft, 'listNotifications'>
 }
 
 const tokenParams = z.object({
@@ -31,17 +29,6 @@ const tokenParams = z.object({
     .refine(fitsUint256, 'must fit in uint256')
     .openapi({ param: { name: 'tokenId', in: 'path' } }),
 })
-
-const notificationSchema = z
-  .object({
-    id: z.string(),
-    type: z.string(),
-    message: z.string(),
-    deploymentId: z.string().nullable(),
-    data: z.unknown().optional(),
-    createdAt: z.string(),
-  })
-  .openapi('Notification')
 
 const routes = {
   list: createRoute({
@@ -81,17 +68,6 @@ const routes = {
       ...errorResponses,
     },
   }),
-  notifications: createRoute({
-    method: 'get',
-    path: '/v1/notifications',
-    tags: ['nfts'],
-    summary: 'Notifications for the caller, newest first (e.g. an NFT transfer that took a deployment)',
-    request: { query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }) },
-    responses: {
-      200: json(z.object({ items: z.array(notificationSchema) }), 'Notifications'),
-      ...errorResponses,
-    },
-  }),
 }
 
 export function nftRoutes(deps: NftRoutesDeps) {
@@ -110,22 +86,6 @@ export function nftRoutes(deps: NftRoutesDeps) {
       options ?? {},
     )
     return c.json(deploymentView(row, principalOf(c)), 202)
-  })
-  router.openapi(routes.notifications, async (c) => {
-    const rows = await deps.nft.listNotifications(accountOf(c).id, c.req.valid('query').limit)
-    return c.json(
-      {
-        items: rows.map((n) => ({
-          id: String(n.id),
-          type: n.type,
-          message: n.message,
-          deploymentId: n.deploymentId,
-          ...(n.data === null ? {} : { data: n.data }),
-          createdAt: n.createdAt.toISOString(),
-        })),
-      },
-      200,
-    )
   })
   return router
 }

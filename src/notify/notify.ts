@@ -1,0 +1,183 @@
+import nodemailer from 'nodemailer'
+import type { Logger } from 'pino'
+import { appendAudit } from '../audit/audit-log.ts'
+import { publicUrlOf } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
+import type { Database } from '../db/client.ts'
+import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
+import { parseAllowList } from '../outbound/address-policy.ts'
+import { createOutboundClient, type Resolved } from '../outbound/guarded-client.ts'
+import type { Vault } from '../secrets/vault.ts'
+import { createInbox } from './inbox.ts'
+import { syncOperatorTargets } from './operator-targets.ts'
+import { publishBatch } from './publisher.ts'
+import { createSenderLoop } from './sender-loop.ts'
+import type { Attempt, SendContext } from './senders.ts'
+import { createTargets, type Family } from './targets.ts'
+
+// Telling people what happened, put together: the publisher fanning the outbox out, the sender
+// making delivery attempts, the owners' webhooks and channels, their inbox, and the operator's own
+// targets. Both loops wake on a NOTIFY (a committed event, a new delivery) and poll every second.
+
+const PUBLISH_BATCH = 500
+const POLL_MS = 1000
+
+export interface NotifyDeps {
+  database: Database
+  config: Config
+  vault: Pick<Vault, 'seal' | 'open'>
+  logger: Logger
+  /** Name resolution for deliveries (tests inject one; no test asks a real DNS server). */
+  resolve?: (hostname: string) => Promise<Resolved[]>
+  now?: () => Date
+  attempted?: (attempt: Attempt, kind: string) => void
+}
+
+export function createNotify(deps: NotifyDeps) {
+  const { database, config, logger } = deps
+  const settings = config.notifications
+  const publicUrl = publicUrlOf(config)
+  const smtp = settings.smtp
+  const mailer = smtp.host
+    ? nodemailer.createTransport({
+        host: smtp.host,
+        port: smtp.port,
+        secure: smtp.secure,
+        ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),
+        connectionTimeout: settings.attemptTimeoutSeconds * 1000,
+        greetingTimeout: settings.attemptTimeoutSeconds * 1000,
+        socketTimeout: settings.attemptTimeoutSeconds * 1000,
+      })
+    : undefined
+  const ctx: SendContext = {
+    outbound: createOutboundClient({
+      allow: config.outbound.allow,
+      timeoutMs: settings.attemptTimeoutSeconds * 1000,
+      maxBytes: settings.maxResponseBytes,
+      maxRedirects: 0,
+      ...(deps.resolve ? { resolve: deps.resolve } : {}),
+    }),
+    mailer,
+    mailFrom: smtp.from,
+    telegramApiUrl: settings.telegramApiUrl,
+    publicUrl,
+    timeoutSeconds: settings.attemptTimeoutSeconds,
+    now: deps.now ?? (() => new Date()),
+  }
+  const targets = createTargets({
+    db: database.db,
+    vault: deps.vault,
+    allow: parseAllowList(config.outbound.allow),
+    maxPerOwner: settings.maxTargetsPerOwner,
+    emailEnabled: mailer !== undefined,
+    async sendVerification(to, code) {
+      if (!mailer) throw new Error('no SMTP relay')
+      await mailer.sendMail({
+        from: smtp.from,
+        to,
+        subject: 'Confirm this address for berth notifications',
+        text: `Your berth confirmation code is ${code}\n\nEnter it to receive notifications at this address. If you did not ask for them, ignore this email.`,
+      })
+    },
+  })
+  const inbox = createInbox(database.db)
+  const sender = createSenderLoop({
+    database,
+    config: settings,
+    ctx,
+    logger,
+    openConfig: (row) => targets.openConfig(row),
+    ...(deps.attempted ? { attempted: deps.attempted } : {}),
+  })
+
+  let publishing: Promise<void> | undefined
+  let again = false
+  /** Publishes everything waiting; a call while one runs makes it run once more. */
+  function publish(): Promise<void> {
+    if (publishing) {
+      again = true
+      return publishing
+    }
+    publishing = (async () => {
+      do {
+        again = false
+        let published = 0
+        for (let n = PUBLISH_BATCH; n === PUBLISH_BATCH; published += n) {
+          n = await publishBatch(database, publicUrl, PUBLISH_BATCH)
+        }
+        if (published > 0) sender.wake()
+      } while (again)
+    })()
+      .catch((error: unknown) => logger.warn({ err: error }, 'publishing events failed; trying again'))
+      .finally(() => {
+        publishing = undefined
+      })
+    return publishing
+  }
+
+  const unlisten: Array<() => Promise<void>> = []
+  let timer: NodeJS.Timeout | undefined
+
+  async function audited(
+    principal: Principal,
+    action: string,
+    targetId: string,
+    change: (tx: never) => Promise<void>,
+  ) {
+    await database.db.transaction(async (tx) => {
+      await change(tx as never)
+      await appendAudit(tx, [
+        {
+          ownerId: actingAccount(principal).id,
+          source: sourceOf(principal),
+          action,
+          target: `notify-target:${targetId}`,
+        },
+      ])
+    })
+  }
+
+  return {
+    targets,
+    inbox,
+    /** Publishes what is waiting now (tests and the routes that just wrote an event). */
+    publish,
+    async retryDelivery(principal: Principal, family: Family, targetId: string, deliveryId: string) {
+      await targets.find(principal, family, targetId)
+      await audited(principal, `${family}.retry`, targetId, (tx) => inbox.retry(targetId, deliveryId, tx))
+      sender.wake()
+    },
+    async deliveries(
+      principal: Principal,
+      family: Family,
+      targetId: string,
+      query: { before?: string; limit: number },
+    ) {
+      await targets.find(principal, family, targetId)
+      return inbox.deliveries(targetId, query)
+    },
+    async start() {
+      await syncOperatorTargets(database, deps.vault, settings.operator)
+      unlisten.push(await database.listen('berth_outbox', () => void publish()))
+      unlisten.push(await database.listen('berth_deliveries', () => sender.wake()))
+      sender.start()
+      const tick = () => {
+        void publish().finally(() => {
+          if (timer) timer = setTimeout(tick, POLL_MS)
+        })
+      }
+      timer = setTimeout(tick, 0)
+    },
+    async stop() {
+      const t = timer
+      timer = undefined
+      clearTimeout(t)
+      await Promise.all(unlisten.splice(0).map((u) => u()))
+      await publishing
+      await sender.stop()
+      mailer?.close()
+    },
+  }
+}
+
+export type Notify = ReturnType<typeof createNotify>

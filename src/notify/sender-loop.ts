@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { NotificationsConfig } from '../config/notifications-schema.ts'
+import type { Database } from '../db/client.ts'
+import { type ClaimedDelivery, claimDue, type Outcome, recordOutcome, turnOff } from './deliveries.ts'
+import { tellableOf } from './publisher.ts'
+import { type Attempt, attempt, type SendContext } from './senders.ts'
+import type { TargetConfig } from './target-inputs.ts'
+import type { TargetRow } from './targets.ts'
+
+// The loop that makes delivery attempts: claims what is due (as many as it has free slots, at most
+// `concurrencyPerTarget` at one target), makes each attempt without waiting for the others, and
+// claims again as slots free up. It sleeps until a new delivery is committed (NOTIFY) or a second
+// passes (retries come due by the clock; another replica's NOTIFY may be lost).
+
+const POLL_MS = 1000
+
+export interface SenderLoopDeps {
+  database: Database
+  config: NotificationsConfig
+  ctx: SendContext
+  logger: Logger
+  openConfig(row: TargetRow): Promise<TargetConfig>
+  /** Called after each attempt, for metrics. */
+  attempted?(attempt: Attempt, kind: string): void
+}
+
+export function createSenderLoop(deps: SenderLoopDeps) {
+  const { database, config } = deps
+  const owner = `sender-${randomUUID()}`
+  const leaseSeconds = config.attemptTimeoutSeconds + 30
+  let inFlight = 0
+  let stopped = true
+  let looping: Promise<void> | undefined
+  let wake: (() => void) | undefined
+  const running = new Set<Promise<void>>()
+  // Opened target configs, by id and last change: opening (decrypting) one per attempt would cost
+  // more than the attempt at a local receiver.
+  const opened = new Map<string, { updatedAt: number; config: TargetConfig }>()
+
+  const signal = () => {
+    wake?.()
+    wake = undefined
+  }
+  const sleep = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, POLL_MS)
+      wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+
+  async function configOf(row: TargetRow): Promise<TargetConfig> {
+    const known = opened.get(row.id)
+    if (known && known.updatedAt === row.updatedAt.getTime()) return known.config
+    const config = await deps.openConfig(row)
+    if (opened.size > 10_000) opened.clear()
+    opened.set(row.id, { updatedAt: row.updatedAt.getTime(), config })
+    return config
+  }
+
+  async function deliver(
+    delivery: ClaimedDelivery,
+    event: ReturnType<typeof tellableOf> | undefined,
+    row?: TargetRow,
+  ) {
+    let outcome: Outcome
+    if (!event || !row) {
+      outcome = {
+        delivery,
+        attempt: { ok: false, status: null, latencyMs: 0 },
+        cancelled: 'the target was deleted',
+      }
+    } else if (!row.enabled && event.type !== 'webhook.test') {
+      outcome = {
+        delivery,
+        attempt: { ok: false, status: null, latencyMs: 0 },
+        cancelled: 'the target is disabled',
+      }
+    } else {
+      const previous = row.previousSecretUntil !== null && row.previousSecretUntil > deps.ctx.now()
+      const made = await attempt(await configOf(row), event, { previous }, deps.ctx)
+      deps.attempted?.(made, row.kind)
+      outcome = { delivery, attempt: made }
+    }
+    const end = await recordOutcome(database, owner, outcome, config.retryDelaysSeconds)
+    if (end && row) {
+      await turnOff(database, {
+        targetId: row.id,
+        ownerId: row.ownerId,
+        kind: row.kind,
+        shown: row.shown,
+        reason: end,
+      })
+    }
+  }
+
+  async function loadAndDeliver(claimed: ClaimedDelivery[]) {
+    const seqs = [...new Set(claimed.map((c) => c.eventSeq))]
+    const ids = [...new Set(claimed.map((c) => c.targetId))]
+    const [events, targets] = await Promise.all([
+      database.query<Parameters<typeof tellableOf>[0] & { seq: string }>(
+        `select seq, id, owner_id, type, deployment_id, payload, only_target_id, created_at
+           from outbox_events where seq = any($1::bigint[])`,
+        [seqs],
+      ),
+      database.db.query.notifyTargets.findMany({ where: (t, { inArray }) => inArray(t.id, ids) }),
+    ])
+    const eventBySeq = new Map(events.map((e) => [Number(e.seq), tellableOf(e)]))
+    const targetById = new Map(targets.map((t) => [t.id, t]))
+    for (const delivery of claimed) {
+      const job = deliver(delivery, eventBySeq.get(delivery.eventSeq), targetById.get(delivery.targetId))
+        .catch((error: unknown) =>
+          deps.logger.warn({ err: error, delivery: delivery.id }, 'delivery attempt failed'),
+        )
+        .finally(() => {
+          inFlight--
+          running.delete(job)
+          signal()
+        })
+      running.add(job)
+    }
+  }
+
+  async function loop() {
+    while (!stopped) {
+      const free = config.concurrency - inFlight
+      if (free > 0) {
+        try {
+          const claimed = await claimDue(database, owner, {
+            limit: free,
+            perTarget: config.concurrencyPerTarget,
+            leaseSeconds,
+          })
+          if (claimed.length > 0) {
+            inFlight += claimed.length
+            await loadAndDeliver(claimed).catch((error: unknown) => {
+              inFlight -= claimed.length
+              throw error
+            })
+            continue
+          }
+        } catch (error) {
+          deps.logger.warn({ err: error }, 'claiming deliveries failed; trying again')
+        }
+      }
+      if (!stopped) await sleep()
+    }
+  }
+
+  return {
+    /** Something may be due now (a delivery committed, a retry asked for). */
+    wake: signal,
+    start() {
+      stopped = false
+      looping = loop()
+    },
+    async stop() {
+      stopped = true
+      signal()
+      await looping
+      await Promise.allSettled([...running])
+    },
+  }
+}
+
+export type SenderLoop = ReturnType<typeof createSenderLoop>

@@ -1,0 +1,345 @@
+import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto'
+import { and, count, desc, eq, sql } from 'drizzle-orm'
+import { appendAudit } from '../audit/audit-log.ts'
+import type { Db, Tx } from '../db/client.ts'
+import { notifyTargets } from '../db/schema/index.ts'
+import { BerthError, conflict, invalidInput, notFound } from '../domain/errors.ts'
+import { appendOutbox } from '../events/outbox.ts'
+import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
+import type { AllowList } from '../outbound/address-policy.ts'
+import { type SealedPlace, SYSTEM_OWNER, type Vault } from '../secrets/vault.ts'
+import { newSigningSecret } from './signing.ts'
+import {
+  type ChannelInput,
+  type ChannelPatch,
+  checkTargetUrl,
+  shownOf,
+  type TargetConfig,
+  type WebhookInput,
+  type WebhookPatch,
+} from './target-inputs.ts'
+
+// An owner's webhooks and channels: kept in one table (a webhook is a target of kind `webhook`),
+// their credentials sealed, every change audited in its own transaction.
+
+/** How long a rotated-out signing secret still signs, so receivers can move to the new one. */
+export const PREVIOUS_SECRET_HOURS = 24
+const VERIFY_ATTEMPTS = 5
+
+export type TargetRow = typeof notifyTargets.$inferSelect
+export type Family = 'webhook' | 'channel'
+
+export interface TargetView {
+  id: string
+  kind: TargetRow['kind']
+  /** The webhook's URL, a channel's address: never a token. */
+  shown: string
+  description: string
+  eventTypes: string[]
+  enabled: boolean
+  disabledReason: string | null
+  /** Email channels: whether the address was confirmed (nothing is sent before). */
+  verified: boolean
+  previousSecretValidUntil: string | null
+  createdAt: string
+  updatedAt: string
+}
+
+export const viewOf = (row: TargetRow): TargetView => ({
+  id: row.id,
+  kind: row.kind,
+  shown: row.shown,
+  description: row.description,
+  eventTypes: row.eventTypes,
+  enabled: row.enabled,
+  disabledReason: row.disabledReason,
+  verified: row.kind !== 'email' || row.verifiedAt !== null,
+  previousSecretValidUntil:
+    row.previousSecretUntil && row.previousSecretUntil > new Date()
+      ? row.previousSecretUntil.toISOString()
+      : null,
+  createdAt: row.createdAt.toISOString(),
+  updatedAt: row.updatedAt.toISOString(),
+})
+
+export const placeOf = (row: Pick<TargetRow, 'id' | 'ownerId'>): SealedPlace => ({
+  ownerId: row.ownerId ?? SYSTEM_OWNER,
+  row: `notify-target:${row.id}`,
+  field: 'config',
+})
+
+const digest = (code: string) => createHash('sha256').update(code).digest('hex')
+/** Eight characters people copy without confusing them (no 0/O, 1/I). */
+const verificationCode = () =>
+  Array.from({ length: 8 }, () => 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'[randomInt(32)]).join('')
+
+export interface TargetsDeps {
+  db: Db
+  vault: Pick<Vault, 'seal' | 'open'>
+  allow: AllowList
+  maxPerOwner: number
+  /** Whether the operator set up an SMTP relay: without one, email channels are refused. */
+  emailEnabled: boolean
+  /** Sends an email channel its verification code; throws when it could not be sent. */
+  sendVerification(to: string, code: string): Promise<void>
+}
+
+export function createTargets(deps: TargetsDeps) {
+  const { db, vault } = deps
+  const familyOf = (row: TargetRow): Family => (row.kind === 'webhook' ? 'webhook' : 'channel')
+
+  async function find(principal: Principal, family: Family, id: string): Promise<TargetRow> {
+    const [row] = await db
+      .select()
+      .from(notifyTargets)
+      .where(and(eq(notifyTargets.id, id), eq(notifyTargets.ownerId, actingAccount(principal).id)))
+    if (!row || familyOf(row) !== family) throw notFound(`${family} ${id}`)
+    return row
+  }
+
+  async function audited<T>(
+    principal: Principal,
+    action: string,
+    id: string,
+    detail: Record<string, unknown>,
+    change: (tx: Tx) => Promise<T>,
+  ): Promise<T> {
+    return db.transaction(async (tx) => {
+      const result = await change(tx)
+      await appendAudit(tx, [
+        {
+          ownerId: actingAccount(principal).id,
+          source: sourceOf(principal),
+          action,
+          target: `notify-target:${id}`,
+          detail,
+        },
+      ])
+      return result
+    })
+  }
+
+  async function insert(
+    principal: Principal,
+    config: TargetConfig,
+    fields: { eventTypes: string[]; description: string; enabled?: boolean; verifyCodeHash?: string },
+  ): Promise<TargetRow> {
+    const ownerId = actingAccount(principal).id
+    const id = randomUUID()
+    const family = config.kind === 'webhook' ? 'webhook' : 'channel'
+    return audited(
+      principal,
+      `${family}.create`,
+      id,
+      { kind: config.kind, shown: shownOf(config) },
+      async (tx) => {
+        // Counted under the owner's row lock, so concurrent creates cannot pass the limit together.
+        await tx.execute(sql`select 1 from accounts where id = ${ownerId} for update`)
+        const [{ n } = { n: 0 }] = await tx
+          .select({ n: count() })
+          .from(notifyTargets)
+          .where(eq(notifyTargets.ownerId, ownerId))
+        if (n >= deps.maxPerOwner) {
+          throw new BerthError(
+            'quota_exceeded',
+            `an owner may have ${deps.maxPerOwner} webhooks and channels`,
+            {
+              details: { quota: 'notifyTargets', limit: deps.maxPerOwner, used: n, requested: 1 },
+            },
+          )
+        }
+        const [row] = await tx
+          .insert(notifyTargets)
+          .values({
+            id,
+            ownerId,
+            kind: config.kind,
+            description: fields.description,
+            eventTypes: fields.eventTypes,
+            enabled: fields.enabled ?? true,
+            shown: shownOf(config),
+            sealed: await vault.seal(placeOf({ id, ownerId }), JSON.stringify(config), tx),
+            verifyCodeHash: fields.verifyCodeHash ?? null,
+          })
+          .returning()
+        return row!
+      },
+    )
+  }
+
+  async function openConfig(row: TargetRow, q?: Db | Tx): Promise<TargetConfig> {
+    return JSON.parse(await vault.open(placeOf(row), row.sealed, q)) as TargetConfig
+  }
+
+  async function list(principal: Principal, family: Family): Promise<TargetView[]> {
+    const rows = await db
+      .select()
+      .from(notifyTargets)
+      .where(eq(notifyTargets.ownerId, actingAccount(principal).id))
+      .orderBy(desc(notifyTargets.createdAt))
+    return rows.filter((r) => familyOf(r) === family).map(viewOf)
+  }
+
+  return {
+    find,
+    list,
+    openConfig,
+    get: async (principal: Principal, family: Family, id: string) =>
+      viewOf(await find(principal, family, id)),
+
+    async createWebhook(principal: Principal, input: WebhookInput): Promise<TargetView & { secret: string }> {
+      checkTargetUrl(input.url, deps.allow)
+      const secret = newSigningSecret()
+      const row = await insert(principal, { kind: 'webhook', url: input.url, secret }, input)
+      return { ...viewOf(row), secret }
+    },
+
+    async createChannel(principal: Principal, input: ChannelInput): Promise<TargetView> {
+      if (input.kind === 'slack' || input.kind === 'discord') checkTargetUrl(input.url, deps.allow)
+      const { eventTypes, description, ...rest } = input
+      if (input.kind !== 'email') {
+        return viewOf(await insert(principal, rest as TargetConfig, { eventTypes, description }))
+      }
+      if (!deps.emailEnabled) {
+        throw invalidInput(
+          'kind: email channels need the operator to set up an SMTP relay (notifications.smtp)',
+        )
+      }
+      const code = verificationCode()
+      const row = await insert(
+        principal,
+        { kind: 'email', to: input.to },
+        {
+          eventTypes,
+          description,
+          verifyCodeHash: digest(code),
+        },
+      )
+      // Sent after the commit (a database transaction is never held open for SMTP); an address
+      // that cannot be written to leaves no channel behind.
+      try {
+        await deps.sendVerification(input.to, code)
+      } catch (cause) {
+        await db.delete(notifyTargets).where(eq(notifyTargets.id, row.id))
+        if (cause instanceof BerthError) throw cause
+        throw new BerthError(
+          'provider_unavailable',
+          `the verification email to ${input.to} could not be sent`,
+          {
+            cause,
+          },
+        )
+      }
+      return viewOf(row)
+    },
+
+    async verify(principal: Principal, id: string, code: string): Promise<TargetView> {
+      const row = await find(principal, 'channel', id)
+      if (row.kind !== 'email') throw conflict('only email channels are verified')
+      if (row.verifiedAt) return viewOf(row)
+      if (row.verifyAttempts >= VERIFY_ATTEMPTS || !row.verifyCodeHash) {
+        throw new BerthError('rate_limited', 'too many wrong codes: delete the channel and create it again')
+      }
+      const given = Buffer.from(digest(code.trim().toUpperCase()))
+      const right = given.length === 64 && timingSafeEqual(given, Buffer.from(row.verifyCodeHash))
+      if (!right) {
+        await db
+          .update(notifyTargets)
+          .set({ verifyAttempts: sql`${notifyTargets.verifyAttempts} + 1` })
+          .where(eq(notifyTargets.id, id))
+        throw invalidInput('code: not the code sent to this address')
+      }
+      const updated = await audited(principal, 'channel.verify', id, { shown: row.shown }, async (tx) => {
+        const [u] = await tx
+          .update(notifyTargets)
+          .set({ verifiedAt: sql`now()`, verifyCodeHash: null, updatedAt: sql`now()` })
+          .where(eq(notifyTargets.id, id))
+          .returning()
+        return u!
+      })
+      return viewOf(updated)
+    },
+
+    async update(principal: Principal, family: Family, id: string, patch: WebhookPatch | ChannelPatch) {
+      const row = await find(principal, family, id)
+      const url = 'url' in patch ? patch.url : undefined
+      if (url) checkTargetUrl(url, deps.allow)
+      const updated = await audited(principal, `${family}.update`, id, { ...patch }, async (tx) => {
+        let sealed: { sealed: string; shown: string } | undefined
+        if (url) {
+          const config = { ...(await openConfig(row, tx)), url } as TargetConfig
+          sealed = {
+            sealed: await vault.seal(placeOf(row), JSON.stringify(config), tx),
+            shown: shownOf(config),
+          }
+        }
+        const [u] = await tx
+          .update(notifyTargets)
+          .set({
+            ...(patch.eventTypes ? { eventTypes: patch.eventTypes } : {}),
+            ...(patch.description !== undefined ? { description: patch.description } : {}),
+            // Turned on again by its owner: whatever berth turned it off for is forgotten.
+            ...(patch.enabled !== undefined ? { enabled: patch.enabled, disabledReason: null } : {}),
+            ...sealed,
+            updatedAt: sql`now()`,
+          })
+          .where(eq(notifyTargets.id, id))
+          .returning()
+        return u!
+      })
+      return viewOf(updated)
+    },
+
+    async remove(principal: Principal, family: Family, id: string): Promise<void> {
+      const row = await find(principal, family, id)
+      await audited(principal, `${family}.delete`, id, { shown: row.shown }, async (tx) => {
+        await tx.execute(
+          sql`update notify_deliveries set state = 'cancelled', last_error = 'the target was deleted'
+               where target_id = ${id} and state = 'pending'`,
+        )
+        await tx.delete(notifyTargets).where(eq(notifyTargets.id, id))
+      })
+    },
+
+    /** A new signing secret; the old one keeps signing (a second signature) for 24 hours. */
+    async rotateSecret(principal: Principal, id: string) {
+      const row = await find(principal, 'webhook', id)
+      const secret = newSigningSecret()
+      const until = new Date(Date.now() + PREVIOUS_SECRET_HOURS * 3600_000)
+      const updated = await audited(principal, 'webhook.rotate_secret', id, {}, async (tx) => {
+        const config = (await openConfig(row, tx)) as Extract<TargetConfig, { kind: 'webhook' }>
+        const next: TargetConfig = { kind: 'webhook', url: config.url, secret, previousSecret: config.secret }
+        const [u] = await tx
+          .update(notifyTargets)
+          .set({
+            sealed: await vault.seal(placeOf(row), JSON.stringify(next), tx),
+            previousSecretUntil: until,
+            updatedAt: sql`now()`,
+          })
+          .where(eq(notifyTargets.id, id))
+          .returning()
+        return u!
+      })
+      return { ...viewOf(updated), secret }
+    },
+
+    /** Sends a `webhook.test` event to this target alone, through the usual delivery. */
+    async test(principal: Principal, family: Family, id: string): Promise<{ eventType: string }> {
+      const row = await find(principal, family, id)
+      if (row.kind === 'email' && !row.verifiedAt) throw conflict('the email address is not verified yet')
+      await audited(principal, `${family}.test`, id, {}, (tx) =>
+        appendOutbox(tx, [
+          {
+            ownerId: row.ownerId,
+            type: 'webhook.test',
+            onlyTargetId: id,
+            payload: { targetId: id, message: 'a test event asked for by its owner' },
+          },
+        ]),
+      )
+      return { eventType: 'webhook.test' }
+    },
+  }
+}
+
+export type Targets = ReturnType<typeof createTargets>
