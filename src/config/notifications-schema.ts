@@ -44,16 +44,13 @@ const operatorSchema = z
 
 export const notificationsSchema = z
   .strictObject({
-    retryDelaysSeconds: z
-      .array(
-        z
-          .number()
-          .min(0.01)
-          .max(7 * 86_400),
-      )
-      .min(1)
-      .max(30)
-      .default(DEFAULT_RETRY_DELAYS_SECONDS),
+    retryDelaysSeconds: commaList(
+      z.coerce
+        .number()
+        .min(0.01)
+        .max(7 * 86_400),
+      { min: 1, max: 30 },
+    ).default(DEFAULT_RETRY_DELAYS_SECONDS),
     /** An attempt succeeds on a 2xx answered within this time. */
     attemptTimeoutSeconds: int(1, 60).default(10),
     /** Attempts in flight from one process, over all targets. */
