@@ -177,7 +177,13 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
     fleet.start()
     stack.push(() => fleet.stop())
 
-    const notify = createNotify({ database, config, vault, logger })
+    const notify = createNotify({
+      database,
+      config,
+      vault,
+      logger,
+      watched: { providers, capacity, metrics },
+    })
     await notify.start()
     stack.push(() => notify.stop())
 

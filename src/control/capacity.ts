@@ -35,6 +35,13 @@ export function createCapacity(database: Database, providers: ProviderRegistry) 
     held.milliCpus + need.milliCpus <= total.milliCpus && held.memoryMb + need.memoryMb <= total.memoryMb
 
   return {
+    /** How much of a provider that knows its size its admitted deployments hold; null when unknown. */
+    async inUse(providerName: string): Promise<{ held: ResourceDemand; total: ResourceDemand } | null> {
+      const total = await providers.get(providerName)?.capacity?.()
+      if (!total) return null
+      return { held: await heldOn(providerName, db), total }
+    },
+
     /** Admits the start of `row` (recording that it holds its share), or says why it waits. */
     async admit(row: DeploymentRow, fence: Fence): Promise<CapacityVerdict> {
       const provider = providers.get(row.provider)

@@ -26,10 +26,11 @@ export type OwnerEventType = (typeof ownerEventTypes)[number]
 /** Told to the operator's own channels (`notifications.operator`), never to an owner. */
 export const operatorEventTypes = [
   'operator.provider_unavailable',
-  'operator.provider_recovered',
   'operator.capacity_high',
   'operator.chain_lagging',
   'operator.webhook_backlog',
+  /** A condition alerted before is over (its payload names which). */
+  'operator.resolved',
 ] as const
 export type OperatorEventType = (typeof operatorEventTypes)[number]
 

@@ -9,6 +9,7 @@ import { parseAllowList } from '../outbound/address-policy.ts'
 import { createOutboundClient, type Resolved } from '../outbound/guarded-client.ts'
 import type { Vault } from '../secrets/vault.ts'
 import { createInbox } from './inbox.ts'
+import { type OperatorAlertDeps, startOperatorAlerts } from './operator-alerts.ts'
 import { syncOperatorTargets } from './operator-targets.ts'
 import { publishBatch } from './publisher.ts'
 import { createSenderLoop } from './sender-loop.ts'
@@ -31,6 +32,8 @@ export interface NotifyDeps {
   resolve?: (hostname: string) => Promise<Resolved[]>
   now?: () => Date
   attempted?: (attempt: Attempt, kind: string) => void
+  /** What the operator's alerts look at; without it (or without operator targets), none are raised. */
+  watched?: Omit<OperatorAlertDeps, 'database' | 'settings' | 'logger'>
 }
 
 export function createNotify(deps: NotifyDeps) {
@@ -117,6 +120,7 @@ export function createNotify(deps: NotifyDeps) {
 
   const unlisten: Array<() => Promise<void>> = []
   let timer: NodeJS.Timeout | undefined
+  let stopAlerts: (() => Promise<void>) | undefined
 
   async function audited(
     principal: Principal,
@@ -157,7 +161,11 @@ export function createNotify(deps: NotifyDeps) {
       return inbox.deliveries(targetId, query)
     },
     async start() {
-      await syncOperatorTargets(database, deps.vault, settings.operator)
+      const operatorTargets = await syncOperatorTargets(database, deps.vault, settings.operator)
+      if (deps.watched && operatorTargets > 0) {
+        const watch = { ...deps.watched, database, settings: settings.operator, logger }
+        stopAlerts = startOperatorAlerts(watch, settings.operator.checkIntervalSeconds)
+      }
       unlisten.push(await database.listen('berth_outbox', () => void publish()))
       unlisten.push(await database.listen('berth_deliveries', () => sender.wake()))
       sender.start()
@@ -172,6 +180,7 @@ export function createNotify(deps: NotifyDeps) {
       const t = timer
       timer = undefined
       clearTimeout(t)
+      await stopAlerts?.()
       await Promise.all(unlisten.splice(0).map((u) => u()))
       await publishing
       await sender.stop()

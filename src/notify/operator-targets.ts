@@ -10,7 +10,7 @@ import { placeOf } from './targets.ts'
 // The operator's own targets come from the config (`notifications.operator`) and are kept as rows
 // with no owner, so their deliveries are retried and logged like anyone's. Each start makes the
 // rows what the config says; a row's id is derived from where it sends, so a restart (or another
-// replica with the same config) keeps its deliveries attached to it.
+// replica with the same config) keeps its deliveries attached to it. Returns how many there are.
 
 const SYNC_LOCK = sql`hashtextextended('berth/operator-targets', 0)`
 
@@ -34,7 +34,7 @@ export async function syncOperatorTargets(
   database: Database,
   vault: Pick<Vault, 'seal'>,
   operator: NotificationsConfig['operator'],
-): Promise<void> {
+): Promise<number> {
   const configs = configsOf(operator)
   await database.db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${SYNC_LOCK})`)
@@ -65,4 +65,5 @@ export async function syncOperatorTargets(
         })
     }
   })
+  return configs.length
 }
