@@ -28,7 +28,8 @@ export interface SenderLoopDeps {
 export function createSenderLoop(deps: SenderLoopDeps) {
   const { database, config } = deps
   const owner = `sender-${randomUUID()}`
-  const leaseSeconds = config.attemptTimeoutSeconds + 30
+  // Longer than any attempt can take; a claim of a process that died is free again this soon after.
+  const leaseSeconds = config.attemptTimeoutSeconds + 5
   let inFlight = 0
   let stopped = true
   let looping: Promise<void> | undefined
