@@ -7,6 +7,7 @@ import { auditLines } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 import { beat, enrollTestNode, heartbeatOf, postHeartbeat, type TestNode } from './helpers/fleet.ts'
 import { createTestApp, type TestApp } from './helpers/http-app.ts'
+import { outboxTypes } from './helpers/outbox.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 
 // Heartbeats from enrolled nodes, on a clock the test moves: refusals (each counted, none written),
@@ -213,6 +214,11 @@ for (const kind of databaseKinds) {
           'system:fleet node.lost',
         ],
       )
+      assert.deepEqual(await outboxTypes(database, (await ownerOf(node.nodeId))!), [
+        'node.lost',
+        'node.recovered',
+        'node.lost',
+      ])
       const metrics = await app.metricsText()
       assert.match(
         metrics,

@@ -11,6 +11,7 @@ import { balanceOf, bookTotal, ledgerImbalance } from '../src/payments/ledger.ts
 import { FAIL_AT_LABEL } from '../src/providers/simulated/simulated-provider.ts'
 import { auditLines, auditOf } from './helpers/audit.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
+import { outboxTypes } from './helpers/outbox.ts'
 import { testPricing } from './helpers/payments-fixture.ts'
 import { createStack, type Stack } from './helpers/stack.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -119,6 +120,13 @@ for (const kind of databaseKinds) {
       await waitFor('stopped for lack of funds', async () => (await statusOf(row.id)).status === 'stopped')
       assert.equal((await statusOf(row.id)).stop_reason, 'out_of_funds')
       await assertBalanced()
+      // What the owner was told, each once, in the order it happened.
+      assert.deepEqual(
+        (await outboxTypes(database, ownerId)).filter(
+          (t) => !t.startsWith('deployment.') || t.endsWith('funds'),
+        ),
+        ['payment.credited', 'balance.low', 'funds.exhausted', 'deployment.stopped_out_of_funds'],
+      )
 
       await balances().credit(address, 3_000_000n, 'top-up', 'grant', systemSource('test'))
       assert.equal((await billing().pass()).resumed, 1)

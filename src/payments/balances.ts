@@ -83,13 +83,16 @@ export function createBalances(database: Database) {
       })
       const { available, held } = await balanceOf(tx, account.id)
       await wakeAwaitingPayment(tx, account.id)
-      await appendOutbox(tx, [
-        {
-          ownerId: account.id,
-          type: 'payment.credited',
-          payload: { microUsd: amountMicroUsd.toString(), source: `operator_${kind}`, reason },
-        },
-      ])
+      // Nothing arrived, nothing to tell (a zero grant only opens an account).
+      if (amountMicroUsd > 0n) {
+        await appendOutbox(tx, [
+          {
+            ownerId: account.id,
+            type: 'payment.credited',
+            payload: { microUsd: amountMicroUsd.toString(), source: `operator_${kind}`, reason },
+          },
+        ])
+      }
       await appendAudit(tx, [
         {
           ownerId: account.id,
