@@ -143,6 +143,33 @@ for (const kind of databaseKinds) {
       })
     })
 
+    it('mails one address three confirmations a day whoever asks, and one owner ten', async () => {
+      const stranger = 'someone@elsewhere.example'
+      const channel = (to: string) => ({ kind: 'email', to })
+      const first = await app.user(wallet(4))
+      const second = await app.user(wallet(5))
+      for (const call of [first, first, second]) {
+        const made = await call('POST', '/v1/notification-channels', channel(stranger))
+        assert.equal(made.status, 201, JSON.stringify(made.body))
+        assert.equal((await call('DELETE', `/v1/notification-channels/${made.body.id}`)).status, 204)
+      }
+      const fourth = await second('POST', '/v1/notification-channels', channel(stranger.toUpperCase()))
+      assert.equal(fourth.status, 429)
+      assert.match(fourth.body.error.message, /this address was sent 3 confirmation emails today/)
+      const toStranger = () => smtp.mails.filter((m) => m.to.includes(stranger)).length
+      await waitFor('three confirmations', () => toStranger() === 3)
+
+      const busy = await app.user(wallet(6))
+      for (let i = 0; i < 10; i++) {
+        const made = await busy('POST', '/v1/notification-channels', channel(`ops${i}@team.example`))
+        assert.equal(made.status, 201, `confirmation ${i + 1}`)
+      }
+      const eleventh = await busy('POST', '/v1/notification-channels', channel('ops10@team.example'))
+      assert.equal(eleventh.status, 429)
+      assert.match(eleventh.body.error.message, /10 confirmation emails sent a day/)
+      assert.equal(toStranger(), 3, 'no fourth mail to the stranger')
+    })
+
     it('refuses channels it could never send to, naming the field', async () => {
       const call = await app.user(wallet(3))
       for (const [body, field] of [

@@ -110,6 +110,30 @@ for (const kind of databaseKinds) {
         Array.from({ length: 7 }, (_, i) => String(1_000_000 + i)),
       )
       assert.ok(seen.every((e) => e.type === 'payment.credited'))
+
+      // A key without payments:read reads neither the credits nor their notifications, and may
+      // not subscribe a webhook to them; one with it reads them all.
+      const session = await app.session(wallet(4))
+      const made = await session('POST', '/v1/api-keys', {
+        name: 'ops',
+        scopes: ['deployments:read', 'notifications:read', 'notifications:write'],
+      })
+      assert.equal(made.status, 201, JSON.stringify(made.body))
+      const ops = app.bearer(made.body.key)
+      assert.deepEqual((await ops('GET', '/v1/events')).body.items, [])
+      const inbox = (await ops('GET', '/v1/notifications')).body
+      assert.deepEqual([inbox.items.length, inbox.unread], [0, 0])
+      assert.equal((await call('GET', '/v1/notifications')).body.unread, 7, 'the owner still sees them')
+      for (const eventTypes of [[], ['balance.low']]) {
+        const refused = await ops('POST', '/v1/webhooks', { url: 'https://hooks.example.com/h', eventTypes })
+        assert.equal(refused.status, 403, JSON.stringify(eventTypes))
+        assert.match(refused.body.error.message, /payments:read/)
+      }
+      const finance = await session('POST', '/v1/api-keys', {
+        name: 'finance',
+        scopes: ['payments:read', 'notifications:read'],
+      })
+      assert.equal((await app.bearer(finance.body.key)('GET', '/v1/events')).body.items.length, 7)
     })
   })
 }

@@ -204,6 +204,21 @@ for (const kind of databaseKinds) {
       receiver.answer(() => ({ status: 204 }))
     })
 
+    it('lists a URL without its query, and sends a webhook ten test events a minute at most', async () => {
+      const call = await app.user(wallet(9))
+      const made = await call('POST', '/v1/webhooks', { url: `${receiver.url}/limited?token=s3cret` })
+      assert.equal(made.body.shown, `${receiver.url}/limited?…`)
+      assert.doesNotMatch(JSON.stringify((await call('GET', '/v1/webhooks')).body), /s3cret/)
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await call('POST', `/v1/webhooks/${made.body.id}/test`)).status, 202, `test ${i + 1}`)
+      }
+      const refused = await call('POST', `/v1/webhooks/${made.body.id}/test`)
+      assert.equal(refused.status, 429)
+      assert.match(refused.body.error.message, /10 test events a minute/)
+      const limited = () => receiver.received.filter((r) => r.path === '/limited?token=s3cret')
+      await waitFor('the ten tests, to the URL with its query', () => limited().length === 10)
+    })
+
     it('refuses internal addresses it has not been allowed, and keeps other owners out', async () => {
       const call = await app.user(wallet(7))
       for (const url of [

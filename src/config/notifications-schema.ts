@@ -59,6 +59,8 @@ export const notificationsSchema = z
     concurrencyPerTarget: int(1, 256).default(4),
     /** The most of an answer berth reads; the rest is not read. */
     maxResponseBytes: int(0, 10 * 1024 * 1024).default(64 * 1024),
+    /** Events, finished deliveries and in-app notifications older than this are deleted. */
+    retentionDays: int(1, 3650).default(30),
     /** Webhooks and channels one owner may have. */
     maxTargetsPerOwner: int(1, 1000).default(20),
     /** Telegram's Bot API (a local one, or a test receiver). */

@@ -23,6 +23,17 @@ export const ownerEventTypes = [
 ] as const
 export type OwnerEventType = (typeof ownerEventTypes)[number]
 
+/**
+ * Events about the owner's money: read (GET /v1/events, the in-app list) only by those who may read
+ * payments. A deployer or viewer of an organisation sees its deployments, not its balance.
+ */
+export const paymentEventTypes: readonly OwnerEventType[] = [
+  'payment.credited',
+  'payment.reversed',
+  'balance.low',
+  'funds.exhausted',
+]
+
 /** Told to the operator's own channels (`notifications.operator`), never to an owner. */
 export const operatorEventTypes = [
   'operator.provider_unavailable',

@@ -49,18 +49,24 @@ export function actingAccount(principal: Principal): Account {
   return principal.account
 }
 
+/** Whether the caller's key scopes and role (when acting for an organisation) allow `scope`. */
+export function allows(principal: Principal, scope: Scope): boolean {
+  if (principal.scopes && !principal.scopes.includes(scope)) return false
+  return !principal.org || roleScopes[principal.org.role].includes(scope)
+}
+
 /**
  * Refuses (403, naming what is missing) what the caller's API key scopes, or its role in the
  * organisation it acts for, do not allow. Acting for oneself with a session, everything is allowed.
  */
 export function requireScope(principal: Principal, scope: Scope): void {
+  if (allows(principal, scope)) return
   if (principal.scopes && !principal.scopes.includes(scope)) {
     throw forbidden(
       `this API key does not have the ${scope} scope (it has ${principal.scopes.join(', ') || 'none'})`,
     )
   }
-  const org = principal.org
-  if (!org || roleScopes[org.role].includes(scope)) return
+  const org = principal.org!
   throw forbidden(
     `this needs the ${rolesWith(scope).join(' or ')} role in ${org.account.slug} (${scope}); you are ${org.role}`,
   )

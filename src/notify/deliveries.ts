@@ -18,10 +18,12 @@ export interface ClaimedDelivery {
 
 /**
  * Claims up to `limit` due deliveries, never more than `perTarget` in flight at one target
- * (counting those other processes hold), taking targets in turn so a long backlog at one does not
- * starve the rest. Candidates are locked with SKIP LOCKED, so concurrent claimers take different
- * rows; the window functions run over the locked candidates (PostgreSQL does not allow them in the
- * locking query itself).
+ * (counting those other processes hold). Each target with pending work offers its own oldest due
+ * rows, so a long backlog at one slow or failing endpoint never hides the others' work; the
+ * targets are found by skipping through the pending index one target at a time, which costs as
+ * many steps as there are targets with work, not rows. Candidates are locked with SKIP LOCKED, so
+ * concurrent claimers take different rows; the window functions run over the locked candidates
+ * (PostgreSQL does not allow them in the locking query itself).
  */
 export async function claimDue(
   database: Database,
@@ -35,13 +37,24 @@ export async function claimDue(
     attempts: number
     created_at: Date | string
   }>(
-    `with due as (
-       select id, target_id, next_attempt_at from notify_deliveries
-        where state = 'pending' and next_attempt_at <= now()
-          and (lease_expires_at is null or lease_expires_at < now())
-        order by next_attempt_at
-        limit $3 * 4
-        for update skip locked),
+    `with recursive waiting(target_id) as (
+       (select target_id from notify_deliveries where state = 'pending' order by target_id limit 1)
+       union all
+       select (select d.target_id from notify_deliveries d
+                where d.state = 'pending' and d.target_id > waiting.target_id
+                order by d.target_id limit 1)
+         from waiting where waiting.target_id is not null),
+     due as (
+       select c.id, c.target_id, c.next_attempt_at
+         from waiting
+         cross join lateral (
+           select id, target_id, next_attempt_at from notify_deliveries
+            where target_id = waiting.target_id and state = 'pending' and next_attempt_at <= now()
+              and (lease_expires_at is null or lease_expires_at < now())
+            order by next_attempt_at
+            limit $4
+            for update skip locked) c
+        where waiting.target_id is not null),
      busy as (
        select target_id, count(*) as n from notify_deliveries
         where state = 'pending' and lease_expires_at >= now()
@@ -84,7 +97,8 @@ export interface TargetEnd {
 }
 
 /**
- * Writes an attempt's outcome. A failure is tried again after the schedule's next delay, or fails
+ * Writes an attempt's outcome, unless the claim is no longer this sender's or the delivery ended
+ * meanwhile (its target deleted or turned off). A failure is tried again after the schedule's next delay, or fails
  * for good at its end. Returns the target to turn off, when this attempt says so: it answered
  * 410 (gone), or this delivery failed the whole schedule and nothing reached the target since it
  * was made (failing).
@@ -113,7 +127,7 @@ export async function recordOutcome(
             lease_owner = null, lease_expires_at = null,
             last_status = $6, last_latency_ms = $7, last_error = $8,
             last_attempt_at = case when $9 then last_attempt_at else now() end
-      where id = $1 and lease_owner = $2
+      where id = $1 and lease_owner = $2 and state = 'pending'
       returning id`,
     [
       delivery.id,

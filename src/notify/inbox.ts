@@ -11,15 +11,23 @@ import { envelopeOf } from './senders.ts'
 
 const asIso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString())
 
+const hiding = (types: readonly string[] | undefined) =>
+  types?.length ? sql`and type <> all(${sql.param([...types])}::text[])` : sql``
+
 export function createInbox(db: Db) {
   return {
-    async events(ownerId: string, query: { types?: string[]; cursor?: number; limit: number }) {
+    /** `hidden`: event types the reader may not see (payments, for one who may not read them). */
+    async events(
+      ownerId: string,
+      query: { types?: string[]; cursor?: number; limit: number; hidden?: readonly string[] },
+    ) {
       const rows = await queryRows<Parameters<typeof tellableOf>[0] & { position: string }>(
         db,
         sql`select seq, id, owner_id, type, deployment_id, payload, only_target_id, created_at, position
               from outbox_events
              where owner_id = ${ownerId} and position > ${query.cursor ?? 0} and only_target_id is null
                ${query.types?.length ? sql`and type = any(${sql.param(query.types)}::text[])` : sql``}
+               ${hiding(query.hidden)}
              order by position limit ${query.limit}`,
       )
       const items = rows.map((r) => ({ ...envelopeOf(tellableOf(r)), position: Number(r.position) }))
@@ -27,7 +35,10 @@ export function createInbox(db: Db) {
       return { items, cursor: items.at(-1)?.position ?? query.cursor ?? 0 }
     },
 
-    async notifications(ownerId: string, query: { unread?: boolean; before?: number; limit: number }) {
+    async notifications(
+      ownerId: string,
+      query: { unread?: boolean; before?: number; limit: number; hidden?: readonly string[] },
+    ) {
       const rows = await queryRows<{
         id: string
         type: string
@@ -43,11 +54,13 @@ export function createInbox(db: Db) {
              where account_id = ${ownerId}
                ${query.unread ? sql`and read_at is null` : sql``}
                ${query.before ? sql`and id < ${query.before}` : sql``}
+               ${hiding(query.hidden)}
              order by id desc limit ${query.limit}`,
       )
       const [{ unread } = { unread: 0 }] = await queryRows<{ unread: number }>(
         db,
-        sql`select count(*)::int as unread from notifications where account_id = ${ownerId} and read_at is null`,
+        sql`select count(*)::int as unread from notifications
+             where account_id = ${ownerId} and read_at is null ${hiding(query.hidden)}`,
       )
       return {
         items: rows.map((r) => ({
@@ -65,12 +78,13 @@ export function createInbox(db: Db) {
     },
 
     /** Marks the given notifications read (all of the owner's when `ids` is absent); returns how many. */
-    async markRead(ownerId: string, ids: string[] | undefined): Promise<number> {
+    async markRead(ownerId: string, ids: string[] | undefined, hidden?: readonly string[]): Promise<number> {
       const rows = await queryRows<{ id: string }>(
         db,
         sql`update notifications set read_at = now()
              where account_id = ${ownerId} and read_at is null
                ${ids ? sql`and id = any(${sql.param(ids)}::bigint[])` : sql``}
+               ${hiding(hidden)}
             returning id`,
       )
       return rows.length

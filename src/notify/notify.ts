@@ -12,9 +12,11 @@ import { createInbox } from './inbox.ts'
 import { type OperatorAlertDeps, startOperatorAlerts } from './operator-alerts.ts'
 import { syncOperatorTargets } from './operator-targets.ts'
 import { publishBatch } from './publisher.ts'
+import { pruneTold } from './retention.ts'
 import { createSenderLoop } from './sender-loop.ts'
 import type { Attempt, SendContext } from './senders.ts'
-import { createTargets, type Family } from './targets.ts'
+import type { Family } from './target-view.ts'
+import { createTargets } from './targets.ts'
 
 // Telling people what happened, put together: the publisher fanning the outbox out, the sender
 // making delivery attempts, the owners' webhooks and channels, their inbox, and the operator's own
@@ -22,6 +24,8 @@ import { createTargets, type Family } from './targets.ts'
 
 const PUBLISH_BATCH = 500
 const POLL_MS = 1000
+/** How often what is past its retention is deleted (every replica does it; deletions do not clash). */
+const PRUNE_MS = 3600_000
 
 export interface NotifyDeps {
   database: Database
@@ -120,6 +124,8 @@ export function createNotify(deps: NotifyDeps) {
 
   const unlisten: Array<() => Promise<void>> = []
   let timer: NodeJS.Timeout | undefined
+  let pruneTimer: NodeJS.Timeout | undefined
+  let pruning: Promise<unknown> | undefined
   let stopAlerts: (() => Promise<void>) | undefined
 
   async function audited(
@@ -175,11 +181,21 @@ export function createNotify(deps: NotifyDeps) {
         })
       }
       timer = setTimeout(tick, 0)
+      const prune = () => {
+        pruning = pruneTold(database, settings.retentionDays)
+          .then((pruned) => logger.debug({ pruned }, 'deleted what was past its retention'))
+          .catch((error: unknown) => logger.warn({ err: error }, 'deleting old events failed'))
+      }
+      prune()
+      pruneTimer = setInterval(prune, PRUNE_MS)
+      pruneTimer.unref()
     },
     async stop() {
       const t = timer
       timer = undefined
       clearTimeout(t)
+      clearInterval(pruneTimer)
+      await pruning
       await stopAlerts?.()
       await Promise.all(unlisten.splice(0).map((u) => u()))
       await publishing

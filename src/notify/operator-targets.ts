@@ -5,7 +5,7 @@ import type { Database } from '../db/client.ts'
 import { notifyTargets } from '../db/schema/index.ts'
 import type { Vault } from '../secrets/vault.ts'
 import { shownOf, type TargetConfig } from './target-inputs.ts'
-import { placeOf } from './targets.ts'
+import { placeOf } from './target-view.ts'
 
 // The operator's own targets come from the config (`notifications.operator`) and are kept as rows
 // with no owner, so their deliveries are retried and logged like anyone's. Each start makes the

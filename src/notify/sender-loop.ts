@@ -6,7 +6,7 @@ import { type ClaimedDelivery, claimDue, type Outcome, recordOutcome, turnOff } 
 import { tellableOf } from './publisher.ts'
 import { type Attempt, attempt, type SendContext } from './senders.ts'
 import type { TargetConfig } from './target-inputs.ts'
-import type { TargetRow } from './targets.ts'
+import type { TargetRow } from './target-view.ts'
 
 // The loop that makes delivery attempts: claims what is due (as many as it has free slots, at most
 // `concurrencyPerTarget` at one target), makes each attempt without waiting for the others, and

@@ -173,18 +173,34 @@ async function sendEmail(to: string, message: Message, ctx: SendContext): Promis
     }
   }
   try {
-    const info = await ctx.mailer.sendMail({
-      from: ctx.mailFrom,
-      to,
-      subject: message.title,
-      text: message.text,
-    })
+    // nodemailer's timeouts bound each step; this bounds the whole, so a relay answering a byte at
+    // a time cannot hold the attempt past its claim (the attempt is then made again).
+    const info = await withDeadline(
+      ctx.mailer.sendMail({ from: ctx.mailFrom, to, subject: message.title, text: message.text }),
+      ctx.timeoutSeconds * 1000,
+    )
     const code = Number(/^(\d{3})/.exec(String(info.response ?? ''))?.[1] ?? 250)
     return { ok: true, status: code, latencyMs: Math.round(performance.now() - started) }
   } catch (error) {
-    // The operator's relay answered (or not): its reply is about the address, not about berth.
+    // The relay is the operator's: its own words (host names, accounts) are not the owner's to
+    // read in a delivery log; its reply code says enough about the address.
     const code = (error as { responseCode?: number }).responseCode ?? null
-    const text = ((error as Error).message ?? String(error)).slice(0, 200)
+    const text =
+      error instanceof DeadlineError
+        ? `the mail relay did not finish within ${ctx.timeoutSeconds} s`
+        : code !== null
+          ? `the mail relay refused the message (${code})`
+          : 'the mail relay could not be reached'
     return { ok: false, status: code, latencyMs: Math.round(performance.now() - started), error: text }
   }
+}
+
+class DeadlineError extends Error {}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError()), ms)
+  })
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
 }

@@ -77,8 +77,11 @@ export type TargetConfig =
 /** What a list may show of a target: never a token. */
 export function shownOf(config: TargetConfig): string {
   switch (config.kind) {
-    case 'webhook':
-      return config.url
+    case 'webhook': {
+      // A query string or user part may carry the receiver's token: list views leave them out.
+      const u = new URL(config.url)
+      return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`
+    }
     case 'email':
       return config.to
     case 'slack':

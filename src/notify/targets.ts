@@ -1,13 +1,21 @@
-import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { and, count, desc, eq, sql } from 'drizzle-orm'
 import { appendAudit } from '../audit/audit-log.ts'
-import type { Db, Tx } from '../db/client.ts'
+import { type Db, queryRows, type Tx } from '../db/client.ts'
 import { notifyTargets } from '../db/schema/index.ts'
-import { BerthError, conflict, invalidInput, notFound } from '../domain/errors.ts'
+import { BerthError, conflict, forbidden, invalidInput, notFound } from '../domain/errors.ts'
+import { paymentEventTypes } from '../domain/event-types.ts'
 import { appendOutbox } from '../events/outbox.ts'
-import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
+import { actingAccount, allows, type Principal, sourceOf } from '../identity/principal.ts'
 import type { AllowList } from '../outbound/address-policy.ts'
-import { type SealedPlace, SYSTEM_OWNER, type Vault } from '../secrets/vault.ts'
+import type { Vault } from '../secrets/vault.ts'
+import {
+  codeDigest,
+  codeMatches,
+  countVerificationSend,
+  VERIFY_ATTEMPTS,
+  verificationCode,
+} from './email-verification.ts'
 import { newSigningSecret } from './signing.ts'
 import {
   type ChannelInput,
@@ -18,61 +26,32 @@ import {
   type WebhookInput,
   type WebhookPatch,
 } from './target-inputs.ts'
+import { type Family, placeOf, type TargetRow, type TargetView, viewOf } from './target-view.ts'
 
 // An owner's webhooks and channels: kept in one table (a webhook is a target of kind `webhook`),
 // their credentials sealed, every change audited in its own transaction.
 
 /** How long a rotated-out signing secret still signs, so receivers can move to the new one. */
 export const PREVIOUS_SECRET_HOURS = 24
-const VERIFY_ATTEMPTS = 5
+/** Test events one target may be sent a minute: enough to try a receiver, too few to flood it. */
+export const TESTS_PER_MINUTE = 10
 
-export type TargetRow = typeof notifyTargets.$inferSelect
-export type Family = 'webhook' | 'channel'
-
-export interface TargetView {
-  id: string
-  kind: TargetRow['kind']
-  /** The webhook's URL, a channel's address: never a token. */
-  shown: string
-  description: string
-  eventTypes: string[]
-  enabled: boolean
-  disabledReason: string | null
-  /** Email channels: whether the address was confirmed (nothing is sent before). */
-  verified: boolean
-  previousSecretValidUntil: string | null
-  createdAt: string
-  updatedAt: string
+/**
+ * Events about money go only to targets set up by someone who may read payments: a key or member
+ * without payments:read names the types it wants (none of them about money) instead of all.
+ */
+function checkSubscription(principal: Principal, eventTypes: readonly string[]): void {
+  if (allows(principal, 'payments:read')) return
+  const money =
+    eventTypes.length === 0
+      ? 'all event types'
+      : eventTypes.find((t) => paymentEventTypes.includes(t as never))
+  if (money) {
+    throw forbidden(
+      `subscribing to ${money} needs the payments:read scope; list the event types wanted, none about payments`,
+    )
+  }
 }
-
-export const viewOf = (row: TargetRow): TargetView => ({
-  id: row.id,
-  kind: row.kind,
-  shown: row.shown,
-  description: row.description,
-  eventTypes: row.eventTypes,
-  enabled: row.enabled,
-  disabledReason: row.disabledReason,
-  verified: row.kind !== 'email' || row.verifiedAt !== null,
-  previousSecretValidUntil:
-    row.previousSecretUntil && row.previousSecretUntil > new Date()
-      ? row.previousSecretUntil.toISOString()
-      : null,
-  createdAt: row.createdAt.toISOString(),
-  updatedAt: row.updatedAt.toISOString(),
-})
-
-export const placeOf = (row: Pick<TargetRow, 'id' | 'ownerId'>): SealedPlace => ({
-  ownerId: row.ownerId ?? SYSTEM_OWNER,
-  row: `notify-target:${row.id}`,
-  field: 'config',
-})
-
-const digest = (code: string) => createHash('sha256').update(code).digest('hex')
-/** Eight characters people copy without confusing them (no 0/O, 1/I). */
-const verificationCode = () =>
-  Array.from({ length: 8 }, () => 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'[randomInt(32)]).join('')
-
 export interface TargetsDeps {
   db: Db
   vault: Pick<Vault, 'seal' | 'open'>
@@ -94,6 +73,16 @@ export function createTargets(deps: TargetsDeps) {
       .from(notifyTargets)
       .where(and(eq(notifyTargets.id, id), eq(notifyTargets.ownerId, actingAccount(principal).id)))
     if (!row || familyOf(row) !== family) throw notFound(`${family} ${id}`)
+    return row
+  }
+
+  /**
+   * The target's row, locked until the transaction ends: changes that read its sealed config and
+   * write a new one (a rotation, a new URL) happen one after the other, none lost.
+   */
+  async function locked(tx: Tx, id: string): Promise<TargetRow> {
+    const [row] = await tx.select().from(notifyTargets).where(eq(notifyTargets.id, id)).for('update')
+    if (!row) throw notFound(`target ${id}`)
     return row
   }
 
@@ -122,9 +111,16 @@ export function createTargets(deps: TargetsDeps) {
   async function insert(
     principal: Principal,
     config: TargetConfig,
-    fields: { eventTypes: string[]; description: string; enabled?: boolean; verifyCodeHash?: string },
+    fields: {
+      eventTypes: string[]
+      description: string
+      enabled?: boolean
+      /** An email channel: the digest of the code about to be mailed to `config.to`. */
+      verifyCodeHash?: string
+    },
   ): Promise<TargetRow> {
     const ownerId = actingAccount(principal).id
+    checkSubscription(principal, fields.eventTypes)
     const id = randomUUID()
     const family = config.kind === 'webhook' ? 'webhook' : 'channel'
     return audited(
@@ -148,6 +144,7 @@ export function createTargets(deps: TargetsDeps) {
             },
           )
         }
+        if (config.kind === 'email') await countVerificationSend(tx, ownerId, config.to)
         const [row] = await tx
           .insert(notifyTargets)
           .values({
@@ -212,7 +209,7 @@ export function createTargets(deps: TargetsDeps) {
         {
           eventTypes,
           description,
-          verifyCodeHash: digest(code),
+          verifyCodeHash: codeDigest(code),
         },
       )
       // Sent after the commit (a database transaction is never held open for SMTP); an address
@@ -240,9 +237,7 @@ export function createTargets(deps: TargetsDeps) {
       if (row.verifyAttempts >= VERIFY_ATTEMPTS || !row.verifyCodeHash) {
         throw new BerthError('rate_limited', 'too many wrong codes: delete the channel and create it again')
       }
-      const given = Buffer.from(digest(code.trim().toUpperCase()))
-      const right = given.length === 64 && timingSafeEqual(given, Buffer.from(row.verifyCodeHash))
-      if (!right) {
+      if (!codeMatches(code, row.verifyCodeHash)) {
         await db
           .update(notifyTargets)
           .set({ verifyAttempts: sql`${notifyTargets.verifyAttempts} + 1` })
@@ -262,12 +257,15 @@ export function createTargets(deps: TargetsDeps) {
 
     async update(principal: Principal, family: Family, id: string, patch: WebhookPatch | ChannelPatch) {
       const row = await find(principal, family, id)
+      if (patch.eventTypes) checkSubscription(principal, patch.eventTypes)
       const url = 'url' in patch ? patch.url : undefined
       if (url) checkTargetUrl(url, deps.allow)
-      const updated = await audited(principal, `${family}.update`, id, { ...patch }, async (tx) => {
+      // The audit entry names the new URL as lists show it: a full URL may carry a token.
+      const detail = { ...patch, ...(url ? { url: shownOf({ kind: row.kind, url } as TargetConfig) } : {}) }
+      const updated = await audited(principal, `${family}.update`, id, detail, async (tx) => {
         let sealed: { sealed: string; shown: string } | undefined
         if (url) {
-          const config = { ...(await openConfig(row, tx)), url } as TargetConfig
+          const config = { ...(await openConfig(await locked(tx, id), tx)), url } as TargetConfig
           sealed = {
             sealed: await vault.seal(placeOf(row), JSON.stringify(config), tx),
             shown: shownOf(config),
@@ -303,16 +301,17 @@ export function createTargets(deps: TargetsDeps) {
 
     /** A new signing secret; the old one keeps signing (a second signature) for 24 hours. */
     async rotateSecret(principal: Principal, id: string) {
-      const row = await find(principal, 'webhook', id)
       const secret = newSigningSecret()
       const until = new Date(Date.now() + PREVIOUS_SECRET_HOURS * 3600_000)
+      await find(principal, 'webhook', id)
       const updated = await audited(principal, 'webhook.rotate_secret', id, {}, async (tx) => {
-        const config = (await openConfig(row, tx)) as Extract<TargetConfig, { kind: 'webhook' }>
+        const current = await locked(tx, id)
+        const config = (await openConfig(current, tx)) as Extract<TargetConfig, { kind: 'webhook' }>
         const next: TargetConfig = { kind: 'webhook', url: config.url, secret, previousSecret: config.secret }
         const [u] = await tx
           .update(notifyTargets)
           .set({
-            sealed: await vault.seal(placeOf(row), JSON.stringify(next), tx),
+            sealed: await vault.seal(placeOf(current), JSON.stringify(next), tx),
             previousSecretUntil: until,
             updatedAt: sql`now()`,
           })
@@ -327,16 +326,28 @@ export function createTargets(deps: TargetsDeps) {
     async test(principal: Principal, family: Family, id: string): Promise<{ eventType: string }> {
       const row = await find(principal, family, id)
       if (row.kind === 'email' && !row.verifiedAt) throw conflict('the email address is not verified yet')
-      await audited(principal, `${family}.test`, id, {}, (tx) =>
-        appendOutbox(tx, [
+      await audited(principal, `${family}.test`, id, {}, async (tx) => {
+        await locked(tx, id)
+        const [{ n } = { n: 0 }] = await queryRows<{ n: number }>(
+          tx,
+          sql`select count(*)::int as n from outbox_events
+               where only_target_id = ${id} and created_at > now() - interval '1 minute'`,
+        )
+        if (n >= TESTS_PER_MINUTE) {
+          throw new BerthError(
+            'rate_limited',
+            `a target may be sent ${TESTS_PER_MINUTE} test events a minute`,
+          )
+        }
+        await appendOutbox(tx, [
           {
             ownerId: row.ownerId,
             type: 'webhook.test',
             onlyTargetId: id,
             payload: { targetId: id, message: 'a test event asked for by its owner' },
           },
-        ]),
-      )
+        ])
+      })
       return { eventType: 'webhook.test' }
     },
   }

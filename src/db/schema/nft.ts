@@ -57,5 +57,6 @@ export const notifications = pgTable(
   (t) => [
     index('notifications_account_idx').on(t.accountId, t.id),
     uniqueIndex('notifications_account_event').on(t.accountId, t.eventId),
+    index('notifications_created').on(t.createdAt),
   ],
 )

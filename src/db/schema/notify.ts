@@ -40,6 +40,11 @@ export const outboxEvents = pgTable(
     uniqueIndex('outbox_events_id').on(t.id),
     index('outbox_events_unpublished').on(t.seq).where(sql`${t.position} is null`),
     index('outbox_events_owner_position').on(t.ownerId, t.position),
+    // Retention deletes by age; test events are counted per target to limit how often they are asked.
+    index('outbox_events_created').on(t.createdAt),
+    index('outbox_events_only_target')
+      .on(t.onlyTargetId, t.createdAt)
+      .where(sql`${t.onlyTargetId} is not null`),
   ],
 )
 
@@ -114,5 +119,27 @@ export const notifyDeliveries = pgTable(
     uniqueIndex('notify_deliveries_event_target').on(t.eventSeq, t.targetId),
     index('notify_deliveries_due').on(t.nextAttemptAt).where(sql`${t.state} = 'pending'`),
     index('notify_deliveries_target').on(t.targetId, t.createdAt),
+    // The claim looks at each target's own due rows, so one target's backlog never hides another's.
+    index('notify_deliveries_target_due').on(t.targetId, t.nextAttemptAt).where(sql`${t.state} = 'pending'`),
+    index('notify_deliveries_created').on(t.createdAt),
+  ],
+)
+
+/**
+ * Verification emails sent, kept (by the address's digest, not the address) to limit how many
+ * one owner may have sent and how many one address receives: creating email channels must not
+ * become a way to send mail to strangers.
+ */
+export const notifyVerificationSends = pgTable(
+  'notify_verification_sends',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    ownerId: uuid('owner_id').notNull(),
+    addressDigest: text('address_digest').notNull(),
+    sentAt: at('sent_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('notify_verification_sends_owner').on(t.ownerId, t.sentAt),
+    index('notify_verification_sends_address').on(t.addressDigest, t.sentAt),
   ],
 )

@@ -1,9 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { invalidInput } from '../../domain/errors.ts'
+import { paymentEventTypes } from '../../domain/event-types.ts'
+import { allows } from '../../identity/principal.ts'
 import type { Notify } from '../../notify/notify.ts'
 import { eventEnvelopeSchema, eventTypeSchema } from '../event-schemas.ts'
 import { createRouter } from '../openapi.ts'
-import { accountOf } from '../principal.ts'
+import { accountOf, principalOf } from '../principal.ts'
 import { errorResponses, json, jsonBody } from '../schemas.ts'
 
 // What an owner reads of what happened: its events for pull consumers (GET /v1/events, paged by a
@@ -98,6 +100,10 @@ const markRead = createRoute({
 
 const truthy = (v: string | undefined) => v === '1' || v === 'true'
 
+/** What the caller may not read: events about money, without payments:read. */
+const hiddenFor = (c: Parameters<typeof principalOf>[0]) =>
+  allows(principalOf(c), 'payments:read') ? [] : paymentEventTypes
+
 export function notificationRoutes(notify: Notify) {
   const router = createRouter()
   router.openapi(listEvents, async (c) => {
@@ -113,6 +119,7 @@ export function notificationRoutes(notify: Notify) {
       ...(types ? { types } : {}),
       ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
       limit: query.limit,
+      hidden: hiddenFor(c),
     })
     return c.json(page as never, 200)
   })
@@ -122,11 +129,12 @@ export function notificationRoutes(notify: Notify) {
       unread: truthy(query.unread),
       ...(query.before ? { before: query.before } : {}),
       limit: query.limit,
+      hidden: hiddenFor(c),
     })
     return c.json(page, 200)
   })
   router.openapi(markRead, async (c) => {
-    const marked = await notify.inbox.markRead(accountOf(c).id, c.req.valid('json').ids)
+    const marked = await notify.inbox.markRead(accountOf(c).id, c.req.valid('json').ids, hiddenFor(c))
     return c.json({ marked }, 200)
   })
   return router

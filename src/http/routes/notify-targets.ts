@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Notify } from '../../notify/notify.ts'
 import { channelInput, channelPatch, webhookInput, webhookPatch } from '../../notify/target-inputs.ts'
-import type { Family } from '../../notify/targets.ts'
+import type { Family } from '../../notify/target-view.ts'
 import { createRouter } from '../openapi.ts'
 import { principalOf } from '../principal.ts'
 import { errorResponses, errorSchema, idParam, json, jsonBody } from '../schemas.ts'
