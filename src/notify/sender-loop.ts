@@ -14,6 +14,12 @@ import type { TargetRow } from './target-view.ts'
 // passes (retries come due by the clock; another replica's NOTIFY may be lost).
 
 const POLL_MS = 1000
+/**
+ * Under load, the loop claims again only once this many slots are free: a claim costs about the
+ * same for one row as for sixteen, and claiming each freed slot alone spends the database on
+ * claims (an embedded database most of all).
+ */
+const CLAIM_AT_LEAST = 16
 
 export interface SenderLoopDeps {
   database: Database
@@ -127,7 +133,7 @@ export function createSenderLoop(deps: SenderLoopDeps) {
   async function loop() {
     while (!stopped) {
       const free = config.concurrency - inFlight
-      if (free > 0) {
+      if (free >= Math.min(CLAIM_AT_LEAST, config.concurrency) || (free > 0 && inFlight === 0)) {
         try {
           const claimed = await claimDue(database, owner, {
             limit: free,
