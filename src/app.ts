@@ -183,6 +183,8 @@ export async function startBerth(config: Config, logger: Logger): Promise<Runnin
       vault,
       logger,
       watched: { providers, capacity, metrics },
+      attempted: (made, kind) =>
+        metrics.deliveryAttempts.inc({ kind, outcome: made.ok ? 'succeeded' : 'failed' }),
     })
     await notify.start()
     stack.push(() => notify.stop())

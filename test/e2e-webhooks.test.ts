@@ -106,5 +106,11 @@ describe('webhooks survive a receiver outage and kill -9 (PostgreSQL)', () => {
     )
     const refusedFirst = receiver.received.filter((r) => r.headers['webhook-id'] === events[0]!.id).length
     assert.ok(refusedFirst >= 2, `the first event was tried ${refusedFirst} times: refused, then delivered`)
+    // The restarted process counts its own attempts: the ones that got through, at least.
+    const metrics = (await api(server.url).get<string>('/metrics')).body
+    const succeeded = /berth_notify_delivery_attempts_total\{kind="webhook",outcome="succeeded"\} (\d+)/.exec(
+      metrics,
+    )
+    assert.ok(Number(succeeded?.[1]) >= events.length, metrics.slice(0, 400))
   })
 })

@@ -16,6 +16,8 @@ export interface Metrics {
   chainCursorLag: Gauge<'network' | 'consumer'>
   /** Fleet heartbeats by outcome: accepted, or why refused (fleet/heartbeats.ts). */
   heartbeats: Counter<'outcome'>
+  /** Delivery attempts to webhooks and channels, by kind and outcome (notify/sender-loop.ts). */
+  deliveryAttempts: Counter<'kind' | 'outcome'>
   /** The latest usage sample of each running deployment (control/usage-sampler.ts). */
   usage: {
     cpuPercent: Gauge<'deployment'>
@@ -107,6 +109,12 @@ export function createMetrics(
       name: 'berth_fleet_heartbeats_total',
       help: 'Fleet heartbeats received, by outcome (accepted, invalid, unknown_node, bad_signature, skewed, replayed, too_frequent, busy, error)',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    deliveryAttempts: new Counter({
+      name: 'berth_notify_delivery_attempts_total',
+      help: 'Delivery attempts to webhooks and notification channels, by kind (webhook, email, slack, discord, telegram) and outcome (succeeded, failed)',
+      labelNames: ['kind', 'outcome'],
       registers: [registry],
     }),
     chainCursorLag: new Gauge({
