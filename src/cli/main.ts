@@ -18,6 +18,7 @@ import { registerEvents } from './commands/events.ts'
 import { registerLifecycle } from './commands/lifecycle.ts'
 import { registerList } from './commands/list.ts'
 import { registerNodes } from './commands/nodes.ts'
+import { registerNotify } from './commands/notify.ts'
 import { registerOrg } from './commands/org.ts'
 import { registerPay } from './commands/pay.ts'
 import { registerQuota } from './commands/quota.ts'
@@ -73,6 +74,7 @@ export function createProgram(io: Io, onExit: (code: number, json: boolean) => v
   registerAgent(program, action)
   registerNodes(program, action)
   registerTemplates(program, action)
+  registerNotify(program, action)
   return program
 }
 
