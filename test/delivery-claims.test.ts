@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { claimDue, recordOutcome } from '../src/notify/deliveries.ts'
+import { claimDue, recordOutcomes } from '../src/notify/deliveries.ts'
 import { pruneTold } from '../src/notify/retention.ts'
 import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db.ts'
 
@@ -84,13 +84,13 @@ for (const kind of databaseKinds) {
       await deliveries(doomed, 1, 1)
       const [claimed] = await claimDue(database, 'sender-a', { limit: 1, perTarget: 1, ...lease })
       await database.query(`update notify_deliveries set state = 'cancelled' where id = $1`, [claimed!.id])
-      const end = await recordOutcome(
+      const ends = await recordOutcomes(
         database,
         'sender-a',
-        { delivery: claimed!, attempt: { ok: true, status: 204, latencyMs: 3 } },
+        [{ delivery: claimed!, attempt: { ok: true, status: 204, latencyMs: 3 } }],
         [1],
       )
-      assert.equal(end, undefined)
+      assert.equal(ends.size, 0)
       const [row] = await database.query<{ state: string }>(
         'select state from notify_deliveries where id = $1',
         [claimed!.id],

@@ -93,63 +93,75 @@ export interface TargetEnd {
   ownerId: string | null
   kind: string
   shown: string
-  reason: 'gone' | 'failing'
+  reason: TargetEndReason
 }
 
+/** What one attempt's outcome asks of its target: to be turned off, and why. */
+export type TargetEndReason = 'gone' | 'failing'
+
 /**
- * Writes an attempt's outcome, unless the claim is no longer this sender's or the delivery ended
- * meanwhile (its target deleted or turned off). A failure is tried again after the schedule's next delay, or fails
- * for good at its end. Returns the target to turn off, when this attempt says so: it answered
- * 410 (gone), or this delivery failed the whole schedule and nothing reached the target since it
- * was made (failing).
+ * Writes attempts' outcomes in one statement, each unless its claim is no longer this sender's or
+ * the delivery ended meanwhile (its target deleted or turned off). A failure is tried again after
+ * the schedule's next delay, or fails for good at its end. Returns, by delivery id, the targets to
+ * turn off as these attempts say: one answered 410 (gone), or a delivery failed the whole schedule
+ * and nothing reached its target since it was made (failing).
  */
-export async function recordOutcome(
+export async function recordOutcomes(
   database: Database,
   owner: string,
-  outcome: Outcome,
+  outcomes: readonly Outcome[],
   delaysSeconds: readonly number[],
-): Promise<'gone' | 'failing' | undefined> {
-  const { delivery, attempt } = outcome
-  const attempts = delivery.attempts + (outcome.cancelled ? 0 : 1)
-  const delay =
-    attempt.ok || attempt.gone || outcome.cancelled ? undefined : retryDelayMs(attempts, delaysSeconds)
-  const state = outcome.cancelled
-    ? 'cancelled'
-    : attempt.ok
-      ? 'succeeded'
-      : delay === undefined
-        ? 'failed'
-        : 'pending'
-  const [written] = await database.query<{ id: string }>(
-    `update notify_deliveries
-        set state = $3, attempts = $4,
-            next_attempt_at = case when $5::bigint is null then null else now() + $5::bigint * interval '1 millisecond' end,
+): Promise<Map<string, TargetEndReason>> {
+  const rows = outcomes.map(({ delivery, attempt, cancelled }) => {
+    const attempts = delivery.attempts + (cancelled ? 0 : 1)
+    const delay = attempt.ok || attempt.gone || cancelled ? undefined : retryDelayMs(attempts, delaysSeconds)
+    const state = cancelled
+      ? 'cancelled'
+      : attempt.ok
+        ? 'succeeded'
+        : delay === undefined
+          ? 'failed'
+          : 'pending'
+    return { delivery, attempt, cancelled, attempts, delay, state }
+  })
+  const written = await database.query<{ id: string }>(
+    `update notify_deliveries d
+        set state = v.state, attempts = v.attempts,
+            next_attempt_at = case when v.delay_ms is null then null else now() + v.delay_ms * interval '1 millisecond' end,
             lease_owner = null, lease_expires_at = null,
-            last_status = $6, last_latency_ms = $7, last_error = $8,
-            last_attempt_at = case when $9 then last_attempt_at else now() end
-      where id = $1 and lease_owner = $2 and state = 'pending'
-      returning id`,
+            last_status = v.status, last_latency_ms = v.latency_ms, last_error = v.error,
+            last_attempt_at = case when v.cancelled then d.last_attempt_at else now() end
+       from unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::int[], $8::text[], $9::boolean[])
+            as v(id, state, attempts, delay_ms, status, latency_ms, error, cancelled)
+      where d.id = v.id and d.lease_owner = $1 and d.state = 'pending'
+      returning d.id`,
     [
-      delivery.id,
       owner,
-      state,
-      attempts,
-      delay ?? null,
-      attempt.status,
-      attempt.latencyMs,
-      outcome.cancelled ?? attempt.error ?? null,
-      outcome.cancelled !== undefined,
+      rows.map((r) => r.delivery.id),
+      rows.map((r) => r.state),
+      rows.map((r) => r.attempts),
+      rows.map((r) => r.delay ?? null),
+      rows.map((r) => r.attempt.status),
+      rows.map((r) => r.attempt.latencyMs),
+      rows.map((r) => r.cancelled ?? r.attempt.error ?? null),
+      rows.map((r) => r.cancelled !== undefined),
     ],
   )
-  if (!written) return undefined
-  if (attempt.gone) return 'gone'
-  if (state !== 'failed' || attempts < attemptsAllowed(delaysSeconds)) return undefined
-  const [reached] = await database.query(
-    `select 1 from notify_deliveries
-      where target_id = $1 and state = 'succeeded' and last_attempt_at >= $2 limit 1`,
-    [delivery.targetId, delivery.createdAt.toISOString()],
-  )
-  return reached ? undefined : 'failing'
+  const ends = new Map<string, TargetEndReason>()
+  const ours = new Set(written.map((w) => w.id))
+  for (const r of rows) {
+    if (!ours.has(r.delivery.id)) continue
+    if (r.attempt.gone) ends.set(r.delivery.id, 'gone')
+    else if (r.state === 'failed' && r.attempts >= attemptsAllowed(delaysSeconds)) {
+      const [reached] = await database.query(
+        `select 1 from notify_deliveries
+          where target_id = $1 and state = 'succeeded' and last_attempt_at >= $2 limit 1`,
+        [r.delivery.targetId, r.delivery.createdAt.toISOString()],
+      )
+      if (!reached) ends.set(r.delivery.id, 'failing')
+    }
+  }
+  return ends
 }
 
 /**

@@ -2,16 +2,18 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { NotificationsConfig } from '../config/notifications-schema.ts'
 import type { Database } from '../db/client.ts'
-import { type ClaimedDelivery, claimDue, type Outcome, recordOutcome, turnOff } from './deliveries.ts'
+import { type ClaimedDelivery, claimDue, type Outcome, recordOutcomes, turnOff } from './deliveries.ts'
 import { tellableOf } from './publisher.ts'
 import { type Attempt, attempt, type SendContext } from './senders.ts'
 import type { TargetConfig } from './target-inputs.ts'
 import type { TargetRow } from './target-view.ts'
 
 // The loop that makes delivery attempts: claims what is due (as many as it has free slots, at most
-// `concurrencyPerTarget` at one target), makes each attempt without waiting for the others, and
-// claims again as slots free up. It sleeps until a new delivery is committed (NOTIFY) or a second
-// passes (retries come due by the clock; another replica's NOTIFY may be lost).
+// `concurrencyPerTarget` at one target), makes each attempt without waiting for the others, writes
+// the outcomes that arrive while a write is under way together in the next, and claims again as
+// slots free up (a slot is free once its outcome is written). It sleeps until a new delivery is
+// committed (NOTIFY) or a second passes (retries come due by the clock; another replica's NOTIFY
+// may be lost).
 
 const POLL_MS = 1000
 /**
@@ -20,6 +22,7 @@ const POLL_MS = 1000
  * claims (an embedded database most of all).
  */
 const CLAIM_AT_LEAST = 16
+const OUTCOMES_PER_WRITE = 500
 
 export interface SenderLoopDeps {
   database: Database
@@ -91,16 +94,46 @@ export function createSenderLoop(deps: SenderLoopDeps) {
       deps.attempted?.(made, row.kind)
       outcome = { delivery, attempt: made }
     }
-    const end = await recordOutcome(database, owner, outcome, config.retryDelaysSeconds)
-    if (end && row) {
-      await turnOff(database, {
-        targetId: row.id,
-        ownerId: row.ownerId,
-        kind: row.kind,
-        shown: row.shown,
-        reason: end,
-      })
-    }
+    await new Promise<void>((done) => {
+      toWrite.push({ outcome, row, done })
+      void writeOutcomes()
+    })
+  }
+
+  const toWrite: Array<{ outcome: Outcome; row: TargetRow | undefined; done: () => void }> = []
+  let writing: Promise<void> | undefined
+  /** Writes the outcomes waiting, in batches; one writer at a time, the others' outcomes join it. */
+  function writeOutcomes(): Promise<void> {
+    if (writing) return writing
+    writing = (async () => {
+      while (toWrite.length > 0) {
+        const batch = toWrite.splice(0, OUTCOMES_PER_WRITE)
+        try {
+          const ends = await recordOutcomes(
+            database,
+            owner,
+            batch.map((b) => b.outcome),
+            config.retryDelaysSeconds,
+          )
+          for (const { outcome, row } of batch) {
+            const reason = ends.get(outcome.delivery.id)
+            if (!reason || !row) continue
+            const end = { targetId: row.id, ownerId: row.ownerId, kind: row.kind, shown: row.shown, reason }
+            await turnOff(database, end)
+          }
+        } catch (error) {
+          // The claims expire, and the attempts are made again.
+          deps.logger.warn({ err: error }, 'writing delivery outcomes failed')
+        } finally {
+          for (const b of batch) b.done()
+        }
+      }
+    })().finally(() => {
+      writing = undefined
+      // An outcome that arrived as the last batch finished has no writer yet.
+      if (toWrite.length > 0) void writeOutcomes()
+    })
+    return writing
   }
 
   async function loadAndDeliver(claimed: ClaimedDelivery[]) {
