@@ -38,7 +38,7 @@ describe('berth CLI for webhooks and notifications (e2e)', { timeout: 180_000 },
     const listed = await user.run(['webhooks', 'ls'])
     assert.match(
       listed.stdout,
-      new RegExp(`${id}\\s+webhook\\s+${receiver.url}/cli\\s+deployment.running\\s+on`),
+      new RegExp(`${id}\\s+webhook\\s+${receiver.url}/…/cli\\s+deployment.running\\s+on`),
     )
     assert.ok(!listed.stdout.includes(secret), 'the secret is not listed')
 

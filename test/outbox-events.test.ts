@@ -88,6 +88,10 @@ for (const kind of databaseKinds) {
 
     it("tells an operator's grant as a credit, and lists every event once, page after page", async () => {
       const call = await app.user(wallet(4))
+      // Told every event: its deliveries are attempted and fail (tests resolve no names).
+      const everything = await call('POST', '/v1/webhooks', { url: 'https://hooks.example.com/all' })
+      assert.equal(everything.status, 201, JSON.stringify(everything.body))
+      const hook = `/v1/webhooks/${everything.body.id}`
       for (let i = 0; i < 7; i++) {
         const granted = await app.admin()('POST', `/v1/admin/accounts/${wallet(4)}/credits`, {
           amountMicroUsd: String(1_000_000 + i),
@@ -129,6 +133,17 @@ for (const kind of databaseKinds) {
         assert.equal(refused.status, 403, JSON.stringify(eventTypes))
         assert.match(refused.body.error.message, /payments:read/)
       }
+      // Nor may it point a webhook told about money elsewhere, retry its deliveries, or read them.
+      const moved = await ops('PATCH', hook, { url: 'https://elsewhere.example.com/steal' })
+      assert.equal(moved.status, 403)
+      assert.match(moved.body.error.message, /payments:read/)
+      const log = await ops('GET', `${hook}/deliveries`)
+      assert.equal(log.status, 200)
+      assert.deepEqual(log.body.items, [])
+      const owned = (await call('GET', `${hook}/deliveries?limit=100`)).body.items
+      assert.equal(owned.filter((d: { eventType: string }) => d.eventType === 'payment.credited').length, 7)
+      const retried = await ops('POST', `${hook}/deliveries/${owned[0].id}/retry`)
+      assert.equal(retried.status, 403)
       const finance = await session('POST', '/v1/api-keys', {
         name: 'finance',
         scopes: ['payments:read', 'notifications:read'],

@@ -63,7 +63,7 @@ for (const kind of databaseKinds) {
       const listed = await call('GET', '/v1/webhooks')
       assert.equal(listed.body.items.length, 1)
       assert.equal(listed.body.items[0].secret, undefined, 'the secret is shown once')
-      assert.equal(listed.body.items[0].shown, `${receiver.url}/running`)
+      assert.equal(listed.body.items[0].shown, `${receiver.url}/…ning`, 'the path is mostly hidden')
 
       const created = await call('POST', '/v1/deployments', { name: 'web', image: 'app:1' })
       const id = created.body.id
@@ -204,10 +204,10 @@ for (const kind of databaseKinds) {
       receiver.answer(() => ({ status: 204 }))
     })
 
-    it('lists a URL without its query, and sends a webhook ten test events a minute at most', async () => {
+    it('lists a URL without its query or most of its path, and sends a webhook ten test events a minute at most', async () => {
       const call = await app.user(wallet(9))
       const made = await call('POST', '/v1/webhooks', { url: `${receiver.url}/limited?token=s3cret` })
-      assert.equal(made.body.shown, `${receiver.url}/limited?…`)
+      assert.equal(made.body.shown, `${receiver.url}/…ited`)
       assert.doesNotMatch(JSON.stringify((await call('GET', '/v1/webhooks')).body), /s3cret/)
       for (let i = 0; i < 10; i++) {
         assert.equal((await call('POST', `/v1/webhooks/${made.body.id}/test`)).status, 202, `test ${i + 1}`)
@@ -217,6 +217,18 @@ for (const kind of databaseKinds) {
       assert.match(refused.body.error.message, /10 test events a minute/)
       const limited = () => receiver.received.filter((r) => r.path === '/limited?token=s3cret')
       await waitFor('the ten tests, to the URL with its query', () => limited().length === 10)
+      // And an owner thirty tests and retries a minute, over all its webhooks.
+      const more = await Promise.all(
+        ['a', 'b', 'c'].map(
+          async (n) => (await call('POST', '/v1/webhooks', { url: `${receiver.url}/more-${n}` })).body.id,
+        ),
+      )
+      for (const id of more.slice(0, 2)) {
+        for (let i = 0; i < 10; i++) assert.equal((await call('POST', `/v1/webhooks/${id}/test`)).status, 202)
+      }
+      const thirtyFirst = await call('POST', `/v1/webhooks/${more[2]}/test`)
+      assert.equal(thirtyFirst.status, 429)
+      assert.match(thirtyFirst.body.error.message, /30 tests and retries a minute/)
     })
 
     it('refuses internal addresses it has not been allowed, and keeps other owners out', async () => {

@@ -173,6 +173,19 @@ describe('loadConfig', () => {
     assert.match(error.message, /adminToken/)
   })
 
+  it('refuses a retention of notifications shorter than their retry schedule', () => {
+    const error = loadError({ env: { BERTH_NOTIFICATIONS__RETENTION_DAYS: '3' } })
+    assert.match(
+      error.message,
+      /notifications\.retentionDays: must be longer than the retry schedule \(3\.8 days/,
+    )
+    const shortSchedule = {
+      BERTH_NOTIFICATIONS__RETENTION_DAYS: '3',
+      BERTH_NOTIFICATIONS__RETRY_DELAYS_SECONDS: '5,60',
+    }
+    assert.equal(loadConfig({ env: shortSchedule }).notifications.retentionDays, 3)
+  })
+
   it('reports every bad value at once, in one error', () => {
     const file = writeTemp('bad.yaml', 'colour: red\nreconciler:\n  leaseSecs: 5\n')
     const error = loadError({ file, env: { BERTH_PORT: 'abc' }, flags: { logLevel: 'loud' } })

@@ -79,6 +79,18 @@ export const notificationsSchema = z
       .prefault({}),
     operator: operatorSchema,
   })
+  .superRefine((n, ctx) => {
+    // A delivery that fails for good looks for a success at its target since it was made; a
+    // retention shorter than the schedule would have deleted those, turning healthy targets off.
+    const scheduleDays = (n.retryDelaysSeconds.reduce((a, b) => a + b, 0) * 1.2) / 86_400
+    if (n.retentionDays <= scheduleDays) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retentionDays'],
+        message: `must be longer than the retry schedule (${scheduleDays.toFixed(1)} days with its jitter)`,
+      })
+    }
+  })
   .prefault({})
 
 export type NotificationsConfig = z.output<typeof notificationsSchema>

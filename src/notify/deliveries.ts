@@ -16,62 +16,76 @@ export interface ClaimedDelivery {
   createdAt: Date
 }
 
+/** Claims run one at a time across processes (see claimDue). */
+const CLAIM_LOCK = sql`hashtextextended('berth/notify-claim', 0)`
+/** The row (of the table named `t` in the query) is pending and no process holds a live claim on it. */
+const claimable = (t: string) =>
+  sql.raw(`${t}.state = 'pending' and (${t}.lease_expires_at is null or ${t}.lease_expires_at < now())`)
+
 /**
  * Claims up to `limit` due deliveries, never more than `perTarget` in flight at one target
- * (counting those other processes hold). Each target with pending work offers its own oldest due
- * rows, so a long backlog at one slow or failing endpoint never hides the others' work; the
- * targets are found by skipping through the pending index one target at a time, which costs as
- * many steps as there are targets with work, not rows. Candidates are locked with SKIP LOCKED, so
- * concurrent claimers take different rows; the window functions run over the locked candidates
- * (PostgreSQL does not allow them in the locking query itself).
+ * (counting those other processes hold). Each target with work offers its own oldest due rows, so
+ * a long backlog at one slow or failing endpoint never hides the others' work: the targets are
+ * found by skipping through the pending index one target at a time (as many steps as there are
+ * targets with pending rows, not rows), those at their limit are passed over, and the ones whose
+ * oldest due row waited longest come first.
+ *
+ * Claims take a transaction-scoped advisory lock and so run one at a time: each then sees the
+ * leases the one before committed, which is what keeps the per-target limit across processes
+ * (row locks alone would not: a claimer skips rows another holds but cannot count them). A claim
+ * is a few index probes per target with work, so the wait is short.
  */
 export async function claimDue(
   database: Database,
   owner: string,
   options: { limit: number; perTarget: number; leaseSeconds: number },
 ): Promise<ClaimedDelivery[]> {
-  const rows = await database.query<{
-    id: string
-    event_seq: string
-    target_id: string
-    attempts: number
-    created_at: Date | string
-  }>(
-    `with recursive waiting(target_id) as (
-       (select target_id from notify_deliveries where state = 'pending' order by target_id limit 1)
-       union all
-       select (select d.target_id from notify_deliveries d
-                where d.state = 'pending' and d.target_id > waiting.target_id
-                order by d.target_id limit 1)
-         from waiting where waiting.target_id is not null),
-     due as (
-       select c.id, c.target_id, c.next_attempt_at
-         from waiting
-         cross join lateral (
-           select id, target_id, next_attempt_at from notify_deliveries
-            where target_id = waiting.target_id and state = 'pending' and next_attempt_at <= now()
-              and (lease_expires_at is null or lease_expires_at < now())
-            order by next_attempt_at
-            limit $4
-            for update skip locked) c
-        where waiting.target_id is not null),
-     busy as (
-       select target_id, count(*) as n from notify_deliveries
-        where state = 'pending' and lease_expires_at >= now()
-          and target_id in (select target_id from due)
-        group by target_id),
-     ranked as (
-       select due.id, due.next_attempt_at,
-              row_number() over (partition by due.target_id order by due.next_attempt_at) + coalesce(busy.n, 0) as at_target
-         from due left join busy on busy.target_id = due.target_id),
-     chosen as (
-       select id from ranked where at_target <= $4 order by at_target, next_attempt_at limit $3)
-     update notify_deliveries d
-        set lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second'
-       from chosen where d.id = chosen.id
-     returning d.id, d.event_seq, d.target_id, d.attempts, d.created_at`,
-    [owner, options.leaseSeconds, options.limit, options.perTarget],
-  )
+  const { limit, perTarget, leaseSeconds } = options
+  const rows = await database.db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${CLAIM_LOCK})`)
+    return queryRows<{
+      id: string
+      event_seq: string
+      target_id: string
+      attempts: number
+      created_at: Date | string
+    }>(
+      tx,
+      sql`with recursive waiting(target_id) as (
+            (select target_id from notify_deliveries where state = 'pending' order by target_id limit 1)
+            union all
+            select (select d.target_id from notify_deliveries d
+                     where d.state = 'pending' and d.target_id > waiting.target_id
+                     order by d.target_id limit 1)
+              from waiting where waiting.target_id is not null),
+          open as (
+            select waiting.target_id,
+                   ${perTarget} - (select count(*) from notify_deliveries b
+                                    where b.target_id = waiting.target_id and b.state = 'pending'
+                                      and b.lease_owner is not null and b.lease_expires_at >= now()) as room,
+                   (select next_attempt_at from notify_deliveries o
+                     where o.target_id = waiting.target_id and ${claimable('o')}
+                     order by o.next_attempt_at limit 1) as oldest
+              from waiting where waiting.target_id is not null),
+          chosen_targets as (
+            select target_id, room, oldest from open
+             where room > 0 and oldest <= now() order by oldest limit ${limit}),
+          candidates as (
+            select c.id, c.next_attempt_at,
+                   row_number() over (partition by t.target_id order by c.next_attempt_at) as turn
+              from chosen_targets t
+              cross join lateral (
+                select id, next_attempt_at from notify_deliveries
+                 where target_id = t.target_id and ${claimable('notify_deliveries')} and next_attempt_at <= now()
+                 order by next_attempt_at limit t.room) c),
+          chosen as (select id from candidates order by turn, next_attempt_at limit ${limit})
+          update notify_deliveries d
+             set lease_owner = ${owner}, lease_expires_at = now() + ${leaseSeconds} * interval '1 second'
+            from chosen
+           where d.id = chosen.id and ${claimable('d')}
+          returning d.id, d.event_seq, d.target_id, d.attempts, d.created_at`,
+    )
+  })
   return rows.map((r) => ({
     id: r.id,
     eventSeq: Number(r.event_seq),

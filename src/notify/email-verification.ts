@@ -15,8 +15,16 @@ export const SENDS_PER_OWNER_PER_DAY = 10
 export const SENDS_PER_ADDRESS_PER_DAY = 3
 
 export const codeDigest = (code: string) => createHash('sha256').update(code).digest('hex')
-const addressDigest = (address: string) =>
-  createHash('sha256').update(address.trim().toLowerCase()).digest('hex')
+/** One digest for an address however it is written: case, and a `+tag` (victim+1@…, victim+2@…). */
+function addressDigest(address: string): string {
+  const [local = '', domain = ''] = address
+    .trim()
+    .toLowerCase()
+    .split(/@(?=[^@]*$)/)
+  return createHash('sha256')
+    .update(`${local.split('+')[0]}@${domain}`)
+    .digest('hex')
+}
 
 /** Eight characters people copy without confusing them (no 0/O, 1/I). */
 export const verificationCode = () =>
@@ -34,6 +42,8 @@ export function codeMatches(given: string, keptDigest: string): boolean {
  */
 export async function countVerificationSend(tx: Tx, ownerId: string, address: string): Promise<void> {
   const digest = addressDigest(address)
+  // Different owners may ask for one address at once: they count in turn too.
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${digest}, 0))`)
   const [counts] = await queryRows<{ by_owner: number; by_address: number }>(
     tx,
     sql`select
@@ -42,16 +52,13 @@ export async function countVerificationSend(tx: Tx, ownerId: string, address: st
           (select count(*)::int from notify_verification_sends
             where address_digest = ${digest} and sent_at > now() - interval '1 day') as by_address`,
   )
-  if ((counts?.by_owner ?? 0) >= SENDS_PER_OWNER_PER_DAY) {
+  const byOwner = counts?.by_owner ?? 0
+  const byAddress = counts?.by_address ?? 0
+  if (byOwner >= SENDS_PER_OWNER_PER_DAY || byAddress >= SENDS_PER_ADDRESS_PER_DAY) {
+    // One answer for both: it must not tell a stranger that someone else asked for this address.
     throw new BerthError(
       'rate_limited',
-      `an owner may have ${SENDS_PER_OWNER_PER_DAY} confirmation emails sent a day; try again tomorrow`,
-    )
-  }
-  if ((counts?.by_address ?? 0) >= SENDS_PER_ADDRESS_PER_DAY) {
-    throw new BerthError(
-      'rate_limited',
-      `this address was sent ${SENDS_PER_ADDRESS_PER_DAY} confirmation emails today; try again tomorrow`,
+      `confirmation emails are limited to ${SENDS_PER_OWNER_PER_DAY} a day per owner and ${SENDS_PER_ADDRESS_PER_DAY} a day per address; try again tomorrow`,
     )
   }
   await tx.execute(

@@ -2,6 +2,8 @@ import { sql } from 'drizzle-orm'
 import { type Db, queryRows, type Tx } from '../db/client.ts'
 import type { deliveryStates } from '../db/schema/index.ts'
 import { conflict, notFound } from '../domain/errors.ts'
+import { paymentEventTypes } from '../domain/event-types.ts'
+import { allows, type Principal } from '../identity/principal.ts'
 import { tellableOf } from './publisher.ts'
 import { envelopeOf } from './senders.ts'
 
@@ -10,6 +12,10 @@ import { envelopeOf } from './senders.ts'
 // and the delivery log of one of its webhooks or channels.
 
 const asIso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString())
+
+/** The event types a caller may not read: those about money, without payments:read. */
+export const hiddenEventTypes = (principal: Principal): readonly string[] =>
+  allows(principal, 'payments:read') ? [] : paymentEventTypes
 
 const hiding = (types: readonly string[] | undefined) =>
   types?.length ? sql`and type <> all(${sql.param([...types])}::text[])` : sql``
@@ -90,7 +96,10 @@ export function createInbox(db: Db) {
       return rows.length
     },
 
-    async deliveries(targetId: string, query: { before?: string; limit: number }) {
+    async deliveries(
+      targetId: string,
+      query: { before?: string; limit: number; hidden?: readonly string[] },
+    ) {
       const rows = await queryRows<{
         id: string
         event_id: string
@@ -108,7 +117,7 @@ export function createInbox(db: Db) {
         sql`select d.id, o.id as event_id, o.type, d.state, d.attempts, d.next_attempt_at, d.last_status,
                    d.last_latency_ms, d.last_error, d.last_attempt_at, d.created_at
               from notify_deliveries d join outbox_events o on o.seq = d.event_seq
-             where d.target_id = ${targetId}
+             where d.target_id = ${targetId} ${query.hidden?.length ? sql`and o.type <> all(${sql.param([...query.hidden])}::text[])` : sql``}
                ${query.before ? sql`and (d.created_at, d.id) < (select created_at, id from notify_deliveries where id = ${query.before})` : sql``}
              order by d.created_at desc, d.id desc limit ${query.limit}`,
       )

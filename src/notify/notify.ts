@@ -3,12 +3,12 @@ import type { Logger } from 'pino'
 import { appendAudit } from '../audit/audit-log.ts'
 import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
-import type { Database } from '../db/client.ts'
+import type { Database, Tx } from '../db/client.ts'
 import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
 import { parseAllowList } from '../outbound/address-policy.ts'
 import { createOutboundClient, type Resolved } from '../outbound/guarded-client.ts'
 import type { Vault } from '../secrets/vault.ts'
-import { createInbox } from './inbox.ts'
+import { createInbox, hiddenEventTypes } from './inbox.ts'
 import { type OperatorAlertDeps, startOperatorAlerts } from './operator-alerts.ts'
 import { syncOperatorTargets } from './operator-targets.ts'
 import { publishBatch } from './publisher.ts'
@@ -16,7 +16,7 @@ import { pruneTold } from './retention.ts'
 import { createSenderLoop } from './sender-loop.ts'
 import type { Attempt, SendContext } from './senders.ts'
 import type { Family } from './target-view.ts'
-import { createTargets } from './targets.ts'
+import { checkSendRate, checkSubscription, createTargets } from './targets.ts'
 
 // Telling people what happened, put together: the publisher fanning the outbox out, the sender
 // making delivery attempts, the owners' webhooks and channels, their inbox, and the operator's own
@@ -132,10 +132,10 @@ export function createNotify(deps: NotifyDeps) {
     principal: Principal,
     action: string,
     targetId: string,
-    change: (tx: never) => Promise<void>,
+    change: (tx: Tx) => Promise<void>,
   ) {
     await database.db.transaction(async (tx) => {
-      await change(tx as never)
+      await change(tx)
       await appendAudit(tx, [
         {
           ownerId: actingAccount(principal).id,
@@ -153,8 +153,12 @@ export function createNotify(deps: NotifyDeps) {
     /** Publishes what is waiting now (tests and the routes that just wrote an event). */
     publish,
     async retryDelivery(principal: Principal, family: Family, targetId: string, deliveryId: string) {
-      await targets.find(principal, family, targetId)
-      await audited(principal, `${family}.retry`, targetId, (tx) => inbox.retry(targetId, deliveryId, tx))
+      const row = await targets.find(principal, family, targetId)
+      checkSubscription(principal, row.eventTypes)
+      await audited(principal, `${family}.retry`, targetId, async (tx) => {
+        await checkSendRate(tx, actingAccount(principal).id)
+        await inbox.retry(targetId, deliveryId, tx)
+      })
       sender.wake()
     },
     async deliveries(
@@ -164,7 +168,7 @@ export function createNotify(deps: NotifyDeps) {
       query: { before?: string; limit: number },
     ) {
       await targets.find(principal, family, targetId)
-      return inbox.deliveries(targetId, query)
+      return inbox.deliveries(targetId, { ...query, hidden: hiddenEventTypes(principal) })
     },
     async start() {
       const operatorTargets = await syncOperatorTargets(database, deps.vault, settings.operator)

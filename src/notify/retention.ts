@@ -33,8 +33,10 @@ export async function pruneTold(database: Database, retentionDays: number): Prom
   )
   const deliveries = await deleteInBatches(
     database,
+    // The conditions again outside: a row revived (retried) while the statement ran is kept.
     `delete from notify_deliveries where id in (
        select id from notify_deliveries where created_at < $1 and state <> 'pending' limit $2)
+       and created_at < $1 and state <> 'pending'
      returning 1`,
     [cutoff],
   )
@@ -45,6 +47,7 @@ export async function pruneTold(database: Database, retentionDays: number): Prom
         where o.created_at < $1 and o.position is not null
           and not exists (select 1 from notify_deliveries d where d.event_seq = o.seq and d.state = 'pending')
         limit $2)
+       and not exists (select 1 from notify_deliveries d where d.event_seq = outbox_events.seq and d.state = 'pending')
      returning 1`,
     [cutoff],
   )

@@ -17,9 +17,10 @@ import type { TargetRow } from './target-view.ts'
 
 const POLL_MS = 1000
 /**
- * Under load, the loop claims again only once this many slots are free: a claim costs about the
- * same for one row as for sixteen, and claiming each freed slot alone spends the database on
- * claims (an embedded database most of all).
+ * As attempts finish, the loop claims again once this many slots are free (at most a quarter of
+ * them): a claim costs about the same for one row as for sixteen, and claiming each freed slot
+ * alone spends the database on claims (an embedded database most of all). New work and the poll
+ * claim whatever is free, so slots held by slow receivers never keep the others waiting long.
  */
 const CLAIM_AT_LEAST = 16
 const OUTCOMES_PER_WRITE = 500
@@ -48,13 +49,21 @@ export function createSenderLoop(deps: SenderLoopDeps) {
   // more than the attempt at a local receiver.
   const opened = new Map<string, { updatedAt: number; config: TargetConfig }>()
 
-  const signal = () => {
+  const claimBatch = Math.max(1, Math.min(CLAIM_AT_LEAST, Math.ceil(config.concurrency / 4)))
+  /** Whether new work arrived, or the poll came, since the last claim. */
+  let urgent = true
+  /** `work`: something may be due (new, or by the clock); `slot`: an attempt finished. */
+  const signal = (why: 'work' | 'slot') => {
+    if (why === 'work') urgent = true
     wake?.()
     wake = undefined
   }
   const sleep = () =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, POLL_MS)
+      const timer = setTimeout(() => {
+        urgent = true
+        resolve()
+      }, POLL_MS)
       wake = () => {
         clearTimeout(timer)
         resolve()
@@ -80,7 +89,7 @@ export function createSenderLoop(deps: SenderLoopDeps) {
       outcome = {
         delivery,
         attempt: { ok: false, status: null, latencyMs: 0 },
-        cancelled: 'the target was deleted',
+        cancelled: row ? 'the event is past its retention' : 'the target was deleted',
       }
     } else if (!row.enabled && event.type !== 'webhook.test') {
       outcome = {
@@ -157,7 +166,7 @@ export function createSenderLoop(deps: SenderLoopDeps) {
         .finally(() => {
           inFlight--
           running.delete(job)
-          signal()
+          signal('slot')
         })
       running.add(job)
     }
@@ -166,7 +175,8 @@ export function createSenderLoop(deps: SenderLoopDeps) {
   async function loop() {
     while (!stopped) {
       const free = config.concurrency - inFlight
-      if (free >= Math.min(CLAIM_AT_LEAST, config.concurrency) || (free > 0 && inFlight === 0)) {
+      if (free > 0 && (urgent || free >= claimBatch || inFlight === 0)) {
+        urgent = false
         try {
           const claimed = await claimDue(database, owner, {
             limit: free,
@@ -191,14 +201,14 @@ export function createSenderLoop(deps: SenderLoopDeps) {
 
   return {
     /** Something may be due now (a delivery committed, a retry asked for). */
-    wake: signal,
+    wake: () => signal('work'),
     start() {
       stopped = false
       looping = loop()
     },
     async stop() {
       stopped = true
-      signal()
+      signal('work')
       await looping
       await Promise.allSettled([...running])
     },

@@ -78,9 +78,11 @@ export type TargetConfig =
 export function shownOf(config: TargetConfig): string {
   switch (config.kind) {
     case 'webhook': {
-      // A query string or user part may carry the receiver's token: list views leave them out.
+      // Receivers often carry their token in the path or the query: lists show the scheme, the
+      // host and the path's last characters, enough to tell one's own webhooks apart.
       const u = new URL(config.url)
-      return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`
+      const tail = u.pathname.length > 1 ? `/…${u.pathname.slice(-4)}` : ''
+      return `${u.protocol}//${u.host}${tail}`
     }
     case 'email':
       return config.to

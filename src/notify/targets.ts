@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, count, desc, eq, sql } from 'drizzle-orm'
+import { and, count, desc, eq, lt, sql } from 'drizzle-orm'
 import { appendAudit } from '../audit/audit-log.ts'
 import { type Db, queryRows, type Tx } from '../db/client.ts'
 import { notifyTargets } from '../db/schema/index.ts'
@@ -40,7 +40,7 @@ export const TESTS_PER_MINUTE = 10
  * Events about money go only to targets set up by someone who may read payments: a key or member
  * without payments:read names the types it wants (none of them about money) instead of all.
  */
-function checkSubscription(principal: Principal, eventTypes: readonly string[]): void {
+export function checkSubscription(principal: Principal, eventTypes: readonly string[]): void {
   if (allows(principal, 'payments:read')) return
   const money =
     eventTypes.length === 0
@@ -52,6 +52,29 @@ function checkSubscription(principal: Principal, eventTypes: readonly string[]):
     )
   }
 }
+/** Tests and retries one owner may ask for a minute, over all its targets. */
+export const SENDS_PER_OWNER_PER_MINUTE = 30
+
+/**
+ * Refuses (429) a test or a retry past the owner's share: each sends a request to a URL of the
+ * owner's choosing, and neither must become a way to send without bound. Counted in the audit
+ * log, where each is written.
+ */
+export async function checkSendRate(tx: Tx, ownerId: string): Promise<void> {
+  const [{ n } = { n: 0 }] = await queryRows<{ n: number }>(
+    tx,
+    sql`select count(*)::int as n from audit_entries
+         where owner_id = ${ownerId} and at > now() - interval '1 minute'
+           and action in ('webhook.test', 'channel.test', 'webhook.retry', 'channel.retry')`,
+  )
+  if (n >= SENDS_PER_OWNER_PER_MINUTE) {
+    throw new BerthError(
+      'rate_limited',
+      `an owner may ask for ${SENDS_PER_OWNER_PER_MINUTE} tests and retries a minute`,
+    )
+  }
+}
+
 export interface TargetsDeps {
   db: Db
   vault: Pick<Vault, 'seal' | 'open'>
@@ -234,17 +257,20 @@ export function createTargets(deps: TargetsDeps) {
       const row = await find(principal, 'channel', id)
       if (row.kind !== 'email') throw conflict('only email channels are verified')
       if (row.verifiedAt) return viewOf(row)
-      if (row.verifyAttempts >= VERIFY_ATTEMPTS || !row.verifyCodeHash) {
+      // Each try takes one of the attempts first, in one statement: guesses sent side by side
+      // cannot get past the limit together.
+      const [tried] = await db
+        .update(notifyTargets)
+        .set({ verifyAttempts: sql`${notifyTargets.verifyAttempts} + 1` })
+        .where(and(eq(notifyTargets.id, id), lt(notifyTargets.verifyAttempts, VERIFY_ATTEMPTS)))
+        .returning({ id: notifyTargets.id })
+      if (!tried || !row.verifyCodeHash) {
         throw new BerthError('rate_limited', 'too many wrong codes: delete the channel and create it again')
       }
-      if (!codeMatches(code, row.verifyCodeHash)) {
-        await db
-          .update(notifyTargets)
-          .set({ verifyAttempts: sql`${notifyTargets.verifyAttempts} + 1` })
-          .where(eq(notifyTargets.id, id))
+      if (!codeMatches(code, row.verifyCodeHash))
         throw invalidInput('code: not the code sent to this address')
-      }
       const updated = await audited(principal, 'channel.verify', id, { shown: row.shown }, async (tx) => {
+        await locked(tx, id)
         const [u] = await tx
           .update(notifyTargets)
           .set({ verifiedAt: sql`now()`, verifyCodeHash: null, updatedAt: sql`now()` })
@@ -257,15 +283,17 @@ export function createTargets(deps: TargetsDeps) {
 
     async update(principal: Principal, family: Family, id: string, patch: WebhookPatch | ChannelPatch) {
       const row = await find(principal, family, id)
-      if (patch.eventTypes) checkSubscription(principal, patch.eventTypes)
+      // A target told about money is changed (its URL above all) only by one who may read payments.
+      checkSubscription(principal, patch.eventTypes ?? row.eventTypes)
       const url = 'url' in patch ? patch.url : undefined
       if (url) checkTargetUrl(url, deps.allow)
       // The audit entry names the new URL as lists show it: a full URL may carry a token.
       const detail = { ...patch, ...(url ? { url: shownOf({ kind: row.kind, url } as TargetConfig) } : {}) }
       const updated = await audited(principal, `${family}.update`, id, detail, async (tx) => {
+        const current = await locked(tx, id)
         let sealed: { sealed: string; shown: string } | undefined
         if (url) {
-          const config = { ...(await openConfig(await locked(tx, id), tx)), url } as TargetConfig
+          const config = { ...(await openConfig(current, tx)), url } as TargetConfig
           sealed = {
             sealed: await vault.seal(placeOf(row), JSON.stringify(config), tx),
             shown: shownOf(config),
@@ -291,6 +319,8 @@ export function createTargets(deps: TargetsDeps) {
     async remove(principal: Principal, family: Family, id: string): Promise<void> {
       const row = await find(principal, family, id)
       await audited(principal, `${family}.delete`, id, { shown: row.shown }, async (tx) => {
+        // The target first, then its deliveries: the order turning a target off takes them in.
+        await locked(tx, id)
         await tx.execute(
           sql`update notify_deliveries set state = 'cancelled', last_error = 'the target was deleted'
                where target_id = ${id} and state = 'pending'`,
@@ -328,6 +358,7 @@ export function createTargets(deps: TargetsDeps) {
       if (row.kind === 'email' && !row.verifiedAt) throw conflict('the email address is not verified yet')
       await audited(principal, `${family}.test`, id, {}, async (tx) => {
         await locked(tx, id)
+        await checkSendRate(tx, row.ownerId!)
         const [{ n } = { n: 0 }] = await queryRows<{ n: number }>(
           tx,
           sql`select count(*)::int as n from outbox_events

@@ -121,6 +121,10 @@ export const notifyDeliveries = pgTable(
     index('notify_deliveries_target').on(t.targetId, t.createdAt),
     // The claim looks at each target's own due rows, so one target's backlog never hides another's.
     index('notify_deliveries_target_due').on(t.targetId, t.nextAttemptAt).where(sql`${t.state} = 'pending'`),
+    // Counting a target's live claims reads only the claimed rows, not its whole backlog.
+    index('notify_deliveries_leased')
+      .on(t.targetId)
+      .where(sql`${t.state} = 'pending' and ${t.leaseOwner} is not null`),
     index('notify_deliveries_created').on(t.createdAt),
   ],
 )

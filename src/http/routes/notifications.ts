@@ -1,7 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { invalidInput } from '../../domain/errors.ts'
-import { paymentEventTypes } from '../../domain/event-types.ts'
-import { allows } from '../../identity/principal.ts'
+import { hiddenEventTypes } from '../../notify/inbox.ts'
 import type { Notify } from '../../notify/notify.ts'
 import { eventEnvelopeSchema, eventTypeSchema } from '../event-schemas.ts'
 import { createRouter } from '../openapi.ts'
@@ -100,9 +99,7 @@ const markRead = createRoute({
 
 const truthy = (v: string | undefined) => v === '1' || v === 'true'
 
-/** What the caller may not read: events about money, without payments:read. */
-const hiddenFor = (c: Parameters<typeof principalOf>[0]) =>
-  allows(principalOf(c), 'payments:read') ? [] : paymentEventTypes
+const hiddenFor = (c: Parameters<typeof principalOf>[0]) => hiddenEventTypes(principalOf(c))
 
 export function notificationRoutes(notify: Notify) {
   const router = createRouter()
