@@ -24,6 +24,7 @@ const POLL_MS = 1000
  */
 const CLAIM_AT_LEAST = 16
 const OUTCOMES_PER_WRITE = 500
+const GATHER_MS = 10
 
 export interface SenderLoopDeps {
   database: Database
@@ -115,6 +116,9 @@ export function createSenderLoop(deps: SenderLoopDeps) {
   function writeOutcomes(): Promise<void> {
     if (writing) return writing
     writing = (async () => {
+      // Waits a moment for the outcomes of answers arriving now to join this write: an embedded
+      // database holds the event loop while it runs, so they arrive between writes, not during.
+      await new Promise((resolve) => setTimeout(resolve, GATHER_MS))
       while (toWrite.length > 0) {
         const batch = toWrite.splice(0, OUTCOMES_PER_WRITE)
         try {
