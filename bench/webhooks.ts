@@ -61,6 +61,8 @@ async function runBerth(label: string, database: Database) {
       notifications: {
         concurrency: WEBHOOKS * CONCURRENCY_PER_TARGET,
         concurrencyPerTarget: CONCURRENCY_PER_TARGET,
+        // The bench's webhooks are one owner's: its share is all of them.
+        concurrencyPerOwner: WEBHOOKS * CONCURRENCY_PER_TARGET,
       },
     },
   })

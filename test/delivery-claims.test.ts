@@ -10,7 +10,7 @@ import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db
 // claimer only; an attempt's outcome never revives a delivery that ended meanwhile; and what is
 // older than the retention is deleted, except what is still being delivered.
 
-const lease = { leaseSeconds: 30 }
+const lease = { leaseSeconds: 30, perOwner: 100 }
 
 for (const kind of databaseKinds) {
   describe(`delivery claims and retention (${kind})`, () => {
@@ -27,11 +27,11 @@ for (const kind of databaseKinds) {
     })
     after(() => database.dispose())
 
-    async function target(): Promise<string> {
+    async function target(of = ownerId): Promise<string> {
       const [row] = await database.query<{ id: string }>(
         `insert into notify_targets (id, owner_id, kind, shown, sealed)
          values (gen_random_uuid(), $1, 'webhook', 'https://hooks.example/x', 'sealed') returning id`,
-        [ownerId],
+        [of],
       )
       return row!.id
     }
@@ -76,6 +76,24 @@ for (const kind of databaseKinds) {
       assert.ok(ids.length <= 12, `${ids.length} claimed`)
       const third = await claimDue(database, 'sender-c', { limit: 10, perTarget: 6, ...lease })
       assert.equal(ids.length + third.length, 6, 'six in flight at the target, over all claimers')
+    })
+
+    it("keeps to one owner's limit over all its targets, while another owner's work goes out", async () => {
+      await clear()
+      const many = await Promise.all(Array.from({ length: 5 }, () => target()))
+      for (const id of many) await deliveries(id, 10, 60)
+      const otherOwner = randomUUID()
+      await database.query('insert into accounts (id, address) values ($1, $2)', [
+        otherOwner,
+        `0x${'ce'.repeat(20)}`,
+      ])
+      const theirs = await target(otherOwner)
+      await deliveries(theirs, 1, 1)
+      const limits = { limit: 50, perTarget: 4, perOwner: 6, leaseSeconds: 30 }
+      const first = await claimDue(database, 'sender-a', limits)
+      assert.equal(first.filter((c) => c.targetId === theirs).length, 1, 'the other owner is not starved')
+      assert.equal(first.filter((c) => many.includes(c.targetId)).length, 6, 'six for the first owner')
+      assert.equal((await claimDue(database, 'sender-b', limits)).length, 0, 'counting the other claimer')
     })
 
     it('leaves a delivery cancelled while its attempt was under way', async () => {

@@ -57,6 +57,11 @@ export const notificationsSchema = z
     concurrency: int(1, 4096).default(128),
     /** Attempts in flight at one webhook or channel, so one slow target never holds the others. */
     concurrencyPerTarget: int(1, 256).default(4),
+    /**
+     * Attempts in flight for one owner over all its webhooks and channels (across processes), so
+     * one owner's many slow receivers never hold the slots every owner shares.
+     */
+    concurrencyPerOwner: int(1, 4096).default(32),
     /** The most of an answer berth reads; the rest is not read. */
     maxResponseBytes: int(0, 10 * 1024 * 1024).default(64 * 1024),
     /** Events, finished deliveries and in-app notifications older than this are deleted. */

@@ -23,24 +23,25 @@ const claimable = (t: string) =>
   sql.raw(`${t}.state = 'pending' and (${t}.lease_expires_at is null or ${t}.lease_expires_at < now())`)
 
 /**
- * Claims up to `limit` due deliveries, never more than `perTarget` in flight at one target
- * (counting those other processes hold). Each target with work offers its own oldest due rows, so
- * a long backlog at one slow or failing endpoint never hides the others' work: the targets are
- * found by skipping through the pending index one target at a time (as many steps as there are
- * targets with pending rows, not rows), those at their limit are passed over, and the ones whose
- * oldest due row waited longest come first.
+ * Claims up to `limit` due deliveries, never more than `perTarget` in flight at one target nor
+ * `perOwner` for one owner over all its targets (counting what other processes hold), so neither
+ * one slow endpoint nor one owner's many can take the slots everyone shares. Each target with
+ * work offers its own oldest due rows, so a long backlog at one endpoint never hides the others'
+ * work: the targets are found by skipping through the pending index one target at a time (as many
+ * steps as there are targets with pending rows, not rows), those at a limit are passed over, and
+ * the ones whose oldest due row waited longest come first.
  *
  * Claims take a transaction-scoped advisory lock and so run one at a time: each then sees the
- * leases the one before committed, which is what keeps the per-target limit across processes
- * (row locks alone would not: a claimer skips rows another holds but cannot count them). A claim
- * is a few index probes per target with work, so the wait is short.
+ * leases the one before committed, which is what keeps the limits across processes (row locks
+ * alone would not: a claimer skips rows another holds but cannot count them). A claim is a few
+ * index probes per target with work, so the wait is short.
  */
 export async function claimDue(
   database: Database,
   owner: string,
-  options: { limit: number; perTarget: number; leaseSeconds: number },
+  options: { limit: number; perTarget: number; perOwner: number; leaseSeconds: number },
 ): Promise<ClaimedDelivery[]> {
-  const { limit, perTarget, leaseSeconds } = options
+  const { limit, perTarget, perOwner, leaseSeconds } = options
   const rows = await database.db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${CLAIM_LOCK})`)
     return queryRows<{
@@ -58,27 +59,37 @@ export async function claimDue(
                      where d.state = 'pending' and d.target_id > waiting.target_id
                      order by d.target_id limit 1)
               from waiting where waiting.target_id is not null),
+          leased as (
+            select b.target_id, t.owner_id from notify_deliveries b
+              join notify_targets t on t.id = b.target_id
+             where b.state = 'pending' and b.lease_owner is not null and b.lease_expires_at >= now()),
           open as (
-            select waiting.target_id,
-                   ${perTarget} - (select count(*) from notify_deliveries b
-                                    where b.target_id = waiting.target_id and b.state = 'pending'
-                                      and b.lease_owner is not null and b.lease_expires_at >= now()) as room,
+            select t.id as target_id, t.owner_id,
+                   ${perTarget} - (select count(*) from leased where leased.target_id = t.id) as room,
+                   ${perOwner} - (select count(*) from leased
+                                   where leased.owner_id is not distinct from t.owner_id) as owner_room,
                    (select next_attempt_at from notify_deliveries o
-                     where o.target_id = waiting.target_id and ${claimable('o')}
+                     where o.target_id = t.id and ${claimable('o')}
                      order by o.next_attempt_at limit 1) as oldest
-              from waiting where waiting.target_id is not null),
+              from waiting join notify_targets t on t.id = waiting.target_id),
           chosen_targets as (
-            select target_id, room, oldest from open
-             where room > 0 and oldest <= now() order by oldest limit ${limit}),
+            select * from open
+             where room > 0 and owner_room > 0 and oldest <= now() order by oldest limit ${limit}),
           candidates as (
-            select c.id, c.next_attempt_at,
+            select c.id, c.next_attempt_at, t.owner_id, t.owner_room,
                    row_number() over (partition by t.target_id order by c.next_attempt_at) as turn
               from chosen_targets t
               cross join lateral (
                 select id, next_attempt_at from notify_deliveries
                  where target_id = t.target_id and ${claimable('notify_deliveries')} and next_attempt_at <= now()
                  order by next_attempt_at limit t.room) c),
-          chosen as (select id from candidates order by turn, next_attempt_at limit ${limit})
+          within_owner as (
+            select id, next_attempt_at, turn, owner_room,
+                   row_number() over (partition by owner_id order by turn, next_attempt_at) as owner_turn
+              from candidates),
+          chosen as (
+            select id from within_owner where owner_turn <= owner_room
+             order by turn, next_attempt_at limit ${limit})
           update notify_deliveries d
              set lease_owner = ${owner}, lease_expires_at = now() + ${leaseSeconds} * interval '1 second'
             from chosen

@@ -9,9 +9,10 @@ import type { TargetConfig } from './target-inputs.ts'
 import type { TargetRow } from './target-view.ts'
 
 // The loop that makes delivery attempts: claims what is due (as many as it has free slots, at most
-// `concurrencyPerTarget` at one target), makes each attempt without waiting for the others, writes
-// the outcomes that arrive while a write is under way together in the next, and claims again as
-// slots free up (a slot is free once its outcome is written). It sleeps until a new delivery is
+// `concurrencyPerTarget` at one target and `concurrencyPerOwner` for one owner), makes each
+// attempt without waiting for the others, writes the outcomes that arrive while a write is under
+// way together in the next, and claims again as slots free up (a slot is free once its outcome is
+// written). It sleeps until a new delivery is
 // committed (NOTIFY) or a second passes (retries come due by the clock; another replica's NOTIFY
 // may be lost).
 
@@ -185,6 +186,7 @@ export function createSenderLoop(deps: SenderLoopDeps) {
           const claimed = await claimDue(database, owner, {
             limit: free,
             perTarget: config.concurrencyPerTarget,
+            perOwner: config.concurrencyPerOwner,
             leaseSeconds,
           })
           if (claimed.length > 0) {
