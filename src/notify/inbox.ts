@@ -17,6 +17,7 @@ const asIso = (value: Date | string | null) => (value === null ? null : new Date
 export const hiddenEventTypes = (principal: Principal): readonly string[] =>
   allows(principal, 'payments:read') ? [] : paymentEventTypes
 
+/** Leaves out rows of these event types (the `type` column: the in-app list's, or the outbox's). */
 const hiding = (types: readonly string[] | undefined) =>
   types?.length ? sql`and type <> all(${sql.param([...types])}::text[])` : sql``
 
@@ -117,7 +118,7 @@ export function createInbox(db: Db) {
         sql`select d.id, o.id as event_id, o.type, d.state, d.attempts, d.next_attempt_at, d.last_status,
                    d.last_latency_ms, d.last_error, d.last_attempt_at, d.created_at
               from notify_deliveries d join outbox_events o on o.seq = d.event_seq
-             where d.target_id = ${targetId} ${query.hidden?.length ? sql`and o.type <> all(${sql.param([...query.hidden])}::text[])` : sql``}
+             where d.target_id = ${targetId} ${hiding(query.hidden)}
                ${query.before ? sql`and (d.created_at, d.id) < (select created_at, id from notify_deliveries where id = ${query.before})` : sql``}
              order by d.created_at desc, d.id desc limit ${query.limit}`,
       )

@@ -12,9 +12,8 @@ import type { TargetRow } from './target-view.ts'
 // `concurrencyPerTarget` at one target and `concurrencyPerOwner` for one owner), makes each
 // attempt without waiting for the others, writes the outcomes that arrive while a write is under
 // way together in the next, and claims again as slots free up (a slot is free once its outcome is
-// written). It sleeps until a new delivery is
-// committed (NOTIFY) or a second passes (retries come due by the clock; another replica's NOTIFY
-// may be lost).
+// written). It sleeps until a new delivery is committed (NOTIFY) or a second passes (retries come
+// due by the clock; another replica's NOTIFY may be lost).
 
 const POLL_MS = 1000
 /**
