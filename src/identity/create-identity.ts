@@ -1,6 +1,5 @@
 import type { Config } from '../config/schema.ts'
 import type { Db } from '../db/client.ts'
-import type { Quotas } from '../quotas/quotas.ts'
 import type { Vault } from '../secrets/vault.ts'
 import { type ApiKeys, createApiKeys } from './api-keys.ts'
 import { createAuthenticator } from './authenticate.ts'
@@ -13,8 +12,11 @@ import { createSiwe, type Siwe } from './siwe.ts'
 export interface IdentityOptions {
   db: Db
   config: Config
-  /** Admission of a new API key against the account's quota. */
-  quotas: Pick<Quotas, 'admitApiKey'>
+  /**
+   * Admission of a new API key against the account's quota: refuses, or admits until the key is
+   * written. Quotas sit above identity (they find accounts through it), so only the shape is named.
+   */
+  quotas: { admitApiKey(accountId: string): Promise<() => void> }
   /** The clock for every expiry decision; tests move it instead of sleeping. */
   now?: () => Date
   /** Seals berth's own secrets (the session secret). */
