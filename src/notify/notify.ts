@@ -1,10 +1,9 @@
 import nodemailer from 'nodemailer'
 import type { Logger } from 'pino'
-import { appendAudit } from '../audit/audit-log.ts'
 import { publicUrlOf } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
-import type { Database, Tx } from '../db/client.ts'
-import { actingAccount, type Principal, sourceOf } from '../identity/principal.ts'
+import type { Database } from '../db/client.ts'
+import { actingAccount, type Principal } from '../identity/principal.ts'
 import { parseAllowList } from '../outbound/address-policy.ts'
 import { createOutboundClient, type Resolved } from '../outbound/guarded-client.ts'
 import type { Vault } from '../secrets/vault.ts'
@@ -15,6 +14,7 @@ import { publishBatch } from './publisher.ts'
 import { pruneTold } from './retention.ts'
 import { createSenderLoop } from './sender-loop.ts'
 import type { Attempt, SendContext } from './senders.ts'
+import { changeTargetAudited } from './target-audit.ts'
 import type { Family } from './target-view.ts'
 import { checkSendRate, checkSubscription, createTargets } from './targets.ts'
 
@@ -128,25 +128,6 @@ export function createNotify(deps: NotifyDeps) {
   let pruning: Promise<unknown> | undefined
   let stopAlerts: (() => Promise<void>) | undefined
 
-  async function audited(
-    principal: Principal,
-    action: string,
-    targetId: string,
-    change: (tx: Tx) => Promise<void>,
-  ) {
-    await database.db.transaction(async (tx) => {
-      await change(tx)
-      await appendAudit(tx, [
-        {
-          ownerId: actingAccount(principal).id,
-          source: sourceOf(principal),
-          action,
-          target: `notify-target:${targetId}`,
-        },
-      ])
-    })
-  }
-
   return {
     targets,
     inbox,
@@ -155,7 +136,7 @@ export function createNotify(deps: NotifyDeps) {
     async retryDelivery(principal: Principal, family: Family, targetId: string, deliveryId: string) {
       const row = await targets.find(principal, family, targetId)
       checkSubscription(principal, row.eventTypes)
-      await audited(principal, `${family}.retry`, targetId, async (tx) => {
+      await changeTargetAudited(database.db, principal, `${family}.retry`, targetId, {}, async (tx) => {
         await checkSendRate(tx, actingAccount(principal).id)
         await inbox.retry(targetId, deliveryId, tx)
       })

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import { and, count, desc, eq, lt, sql } from 'drizzle-orm'
-import { appendAudit } from '../audit/audit-log.ts'
 import { type Db, queryRows, type Tx } from '../db/client.ts'
 import { notifyTargets } from '../db/schema/index.ts'
 import { BerthError, conflict, forbidden, invalidInput, notFound } from '../domain/errors.ts'
 import { paymentEventTypes } from '../domain/event-types.ts'
 import { appendOutbox } from '../events/outbox.ts'
-import { actingAccount, allows, type Principal, sourceOf } from '../identity/principal.ts'
+import { actingAccount, allows, type Principal } from '../identity/principal.ts'
 import type { AllowList } from '../outbound/address-policy.ts'
 import type { Vault } from '../secrets/vault.ts'
 import {
@@ -17,6 +16,7 @@ import {
   verificationCode,
 } from './email-verification.ts'
 import { newSigningSecret } from './signing.ts'
+import { changeTargetAudited } from './target-audit.ts'
 import {
   type ChannelInput,
   type ChannelPatch,
@@ -109,28 +109,6 @@ export function createTargets(deps: TargetsDeps) {
     return row
   }
 
-  async function audited<T>(
-    principal: Principal,
-    action: string,
-    id: string,
-    detail: Record<string, unknown>,
-    change: (tx: Tx) => Promise<T>,
-  ): Promise<T> {
-    return db.transaction(async (tx) => {
-      const result = await change(tx)
-      await appendAudit(tx, [
-        {
-          ownerId: actingAccount(principal).id,
-          source: sourceOf(principal),
-          action,
-          target: `notify-target:${id}`,
-          detail,
-        },
-      ])
-      return result
-    })
-  }
-
   async function insert(
     principal: Principal,
     config: TargetConfig,
@@ -146,7 +124,8 @@ export function createTargets(deps: TargetsDeps) {
     checkSubscription(principal, fields.eventTypes)
     const id = randomUUID()
     const family = config.kind === 'webhook' ? 'webhook' : 'channel'
-    return audited(
+    return changeTargetAudited(
+      db,
       principal,
       `${family}.create`,
       id,
@@ -269,15 +248,22 @@ export function createTargets(deps: TargetsDeps) {
       }
       if (!codeMatches(code, row.verifyCodeHash))
         throw invalidInput('code: not the code sent to this address')
-      const updated = await audited(principal, 'channel.verify', id, { shown: row.shown }, async (tx) => {
-        await locked(tx, id)
-        const [u] = await tx
-          .update(notifyTargets)
-          .set({ verifiedAt: sql`now()`, verifyCodeHash: null, updatedAt: sql`now()` })
-          .where(eq(notifyTargets.id, id))
-          .returning()
-        return u!
-      })
+      const updated = await changeTargetAudited(
+        db,
+        principal,
+        'channel.verify',
+        id,
+        { shown: row.shown },
+        async (tx) => {
+          await locked(tx, id)
+          const [u] = await tx
+            .update(notifyTargets)
+            .set({ verifiedAt: sql`now()`, verifyCodeHash: null, updatedAt: sql`now()` })
+            .where(eq(notifyTargets.id, id))
+            .returning()
+          return u!
+        },
+      )
       return viewOf(updated)
     },
 
@@ -289,7 +275,7 @@ export function createTargets(deps: TargetsDeps) {
       if (url) checkTargetUrl(url, deps.allow)
       // The audit entry names the new URL as lists show it: a full URL may carry a token.
       const detail = { ...patch, ...(url ? { url: shownOf({ kind: row.kind, url } as TargetConfig) } : {}) }
-      const updated = await audited(principal, `${family}.update`, id, detail, async (tx) => {
+      const updated = await changeTargetAudited(db, principal, `${family}.update`, id, detail, async (tx) => {
         const current = await locked(tx, id)
         let sealed: { sealed: string; shown: string } | undefined
         if (url) {
@@ -318,7 +304,7 @@ export function createTargets(deps: TargetsDeps) {
 
     async remove(principal: Principal, family: Family, id: string): Promise<void> {
       const row = await find(principal, family, id)
-      await audited(principal, `${family}.delete`, id, { shown: row.shown }, async (tx) => {
+      await changeTargetAudited(db, principal, `${family}.delete`, id, { shown: row.shown }, async (tx) => {
         // The target first, then its deliveries: the order turning a target off takes them in.
         await locked(tx, id)
         await tx.execute(
@@ -334,21 +320,33 @@ export function createTargets(deps: TargetsDeps) {
       const secret = newSigningSecret()
       const until = new Date(Date.now() + PREVIOUS_SECRET_HOURS * 3600_000)
       await find(principal, 'webhook', id)
-      const updated = await audited(principal, 'webhook.rotate_secret', id, {}, async (tx) => {
-        const current = await locked(tx, id)
-        const config = (await openConfig(current, tx)) as Extract<TargetConfig, { kind: 'webhook' }>
-        const next: TargetConfig = { kind: 'webhook', url: config.url, secret, previousSecret: config.secret }
-        const [u] = await tx
-          .update(notifyTargets)
-          .set({
-            sealed: await vault.seal(placeOf(current), JSON.stringify(next), tx),
-            previousSecretUntil: until,
-            updatedAt: sql`now()`,
-          })
-          .where(eq(notifyTargets.id, id))
-          .returning()
-        return u!
-      })
+      const updated = await changeTargetAudited(
+        db,
+        principal,
+        'webhook.rotate_secret',
+        id,
+        {},
+        async (tx) => {
+          const current = await locked(tx, id)
+          const config = (await openConfig(current, tx)) as Extract<TargetConfig, { kind: 'webhook' }>
+          const next: TargetConfig = {
+            kind: 'webhook',
+            url: config.url,
+            secret,
+            previousSecret: config.secret,
+          }
+          const [u] = await tx
+            .update(notifyTargets)
+            .set({
+              sealed: await vault.seal(placeOf(current), JSON.stringify(next), tx),
+              previousSecretUntil: until,
+              updatedAt: sql`now()`,
+            })
+            .where(eq(notifyTargets.id, id))
+            .returning()
+          return u!
+        },
+      )
       return { ...viewOf(updated), secret }
     },
 
@@ -356,7 +354,7 @@ export function createTargets(deps: TargetsDeps) {
     async test(principal: Principal, family: Family, id: string): Promise<{ eventType: string }> {
       const row = await find(principal, family, id)
       if (row.kind === 'email' && !row.verifiedAt) throw conflict('the email address is not verified yet')
-      await audited(principal, `${family}.test`, id, {}, async (tx) => {
+      await changeTargetAudited(db, principal, `${family}.test`, id, {}, async (tx) => {
         await locked(tx, id)
         await checkSendRate(tx, row.ownerId!)
         const [{ n } = { n: 0 }] = await queryRows<{ n: number }>(
