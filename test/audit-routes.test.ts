@@ -20,8 +20,8 @@ const wallet = (n: number) => `0x${n.toString(16).padStart(2, '0').repeat(20)}`
 /** Changes proven elsewhere, because they need a chain or an NFT collection to happen at all. */
 const elsewhere: Record<string, string> = {
   'POST /v1/auth/nonce': 'a sign-in challenge: no owner yet, nothing of anyone changes',
-  'POST /v1/quotes': 'order.create, in test/payments.test.ts (needs the payment networks)',
-  'POST /v1/orders/{id}/payments': 'payment.credit, in test/payments.test.ts (needs a chain)',
+  'POST /v1/quotes': 'order.create, in test/payments-crediting.test.ts (needs the payment networks)',
+  'POST /v1/orders/{id}/payments': 'payment.credit, in test/payments-crediting.test.ts (needs a chain)',
   'POST /v1/nfts/{chainId}/{contract}/{tokenId}/deploy':
     'deployment.create, through the same store as POST /v1/deployments',
   'POST /v1/fleet/heartbeats':

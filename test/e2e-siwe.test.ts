@@ -1,35 +1,22 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { decodeJwt, SignJWT } from 'jose'
-import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
+import type { PrivateKeyAccount } from 'viem/accounts'
 import { createSiweMessage } from 'viem/siwe'
-import { api, type RunningBerth, signIn, startBerth, startBerthOnPostgres } from './helpers/server.ts'
+import { api, type RunningBerth, signIn } from './helpers/server.ts'
+import { assertError, type Body, startSiweBerth, wallet } from './helpers/siwe-berth.ts'
 
 // Sign-In with Ethereum against the real `berth serve` process: every way a sign-in can be wrong
 // is refused with 401 (or 400 when the message is not SIWE at all), and refusals burn no nonce.
+// Session tokens are in e2e-session-tokens.test.ts, races on PostgreSQL in e2e-siwe-races.test.ts.
 
-const SESSION_SECRET = 'e2e-siwe-session-secret-0123456789abcdef'
 const MINUTE = 60_000
-
-// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
-type Body = any
 
 let berth: RunningBerth
 let domain: string
 let origin: string
 
 before(async () => {
-  // A known session secret lets the test forge tokens (expired ones) exactly as the server would.
-  berth = await startBerth({
-    env: {
-      BERTH_SESSION_SECRET: SESSION_SECRET,
-      BERTH_LOG_LEVEL: 'warn',
-      // These tests sign in hundreds of times from one address on purpose (replays, races);
-      // the limit itself is tested in e2e-limits.test.ts.
-      BERTH_RATE_LIMITS__SIGN_IN_PER_MINUTE: '100000',
-      BERTH_RATE_LIMITS__SIGN_IN_BURST: '100000',
-    },
-  })
+  berth = await startSiweBerth()
   const url = new URL(berth.url)
   domain = url.host
   origin = url.origin
@@ -75,22 +62,6 @@ async function message(account: PrivateKeyAccount, options: MessageOptions = {})
 
 function verify(text: string, signature: string) {
   return api(berth.url).post<Body>('/v1/auth/verify', { message: text, signature })
-}
-
-function assertError(
-  response: { status: number; body: Body },
-  status: number,
-  code: string,
-  pattern?: RegExp,
-) {
-  assert.equal(response.status, status, JSON.stringify(response.body))
-  assert.equal(response.body.error?.code, code, JSON.stringify(response.body))
-  assert.equal(typeof response.body.error.requestId, 'string')
-  if (pattern) assert.match(response.body.error.message, pattern)
-}
-
-function wallet(): PrivateKeyAccount {
-  return privateKeyToAccount(generatePrivateKey())
 }
 
 describe('SIWE sign-in (e2e)', () => {
@@ -262,141 +233,5 @@ describe('SIWE sign-in (e2e)', () => {
     }
     const winner = responses.find((r) => r.status === 200)!
     assert.equal((await api(berth.url, winner.body.token).get<Body>('/v1/auth/me')).status, 200)
-  })
-})
-
-describe('session tokens (e2e)', () => {
-  /** Re-signs a real session token's claims with the server's secret and the given expiry. */
-  async function forge(token: string, exp: number, claims: Record<string, unknown> = {}): Promise<string> {
-    const real = decodeJwt(token)
-    return new SignJWT({ ...claims })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setIssuer(real.iss!)
-      .setSubject(String(claims.sub ?? real.sub))
-      .setJti(String(claims.jti ?? real.jti))
-      .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
-      .setExpirationTime(exp)
-      .sign(new TextEncoder().encode(SESSION_SECRET))
-  }
-
-  it('accepts a token forged with the right secret and a future expiry (the control)', async () => {
-    const { token } = await signIn(berth.url)
-    const forged = await forge(token, Math.floor(Date.now() / 1000) + 600)
-    assert.equal((await api(berth.url, forged).get<Body>('/v1/auth/me')).status, 200)
-  })
-
-  it('refuses an expired token', async () => {
-    const { token } = await signIn(berth.url)
-    const expired = await forge(token, Math.floor(Date.now() / 1000) - 3600)
-    const response = await api(berth.url, expired).get<Body>('/v1/auth/me')
-    assertError(response, 401, 'unauthorized', /expired/)
-    assertError(await api(berth.url, expired).get<Body>('/v1/deployments'), 401, 'unauthorized')
-  })
-
-  it('refuses a token for a session that does not exist', async () => {
-    const { token } = await signIn(berth.url)
-    const forged = await forge(token, Math.floor(Date.now() / 1000) + 600, {
-      jti: '00000000-0000-4000-8000-000000000000',
-    })
-    assertError(await api(berth.url, forged).get<Body>('/v1/auth/me'), 401, 'unauthorized')
-  })
-
-  it('refuses garbage, a token signed with another secret, and a bad Authorization header', async () => {
-    const { token } = await signIn(berth.url)
-    for (const bad of ['garbage', 'a.b.c', `${token}x`, `berth_${'x'.repeat(43)}`]) {
-      assertError(await api(berth.url, bad).get<Body>('/v1/auth/me'), 401, 'unauthorized')
-    }
-    const real = decodeJwt(token)
-    const otherSecret = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256' })
-      .setIssuer(real.iss!)
-      .setSubject(real.sub!)
-      .setJti(real.jti!)
-      .setExpirationTime('10m')
-      .sign(new TextEncoder().encode('not-the-server-secret-0123456789abcdef'))
-    assertError(await api(berth.url, otherSecret).get<Body>('/v1/auth/me'), 401, 'unauthorized', /signature/)
-    const basic = await api(berth.url).get<Body>('/v1/auth/me', { authorization: `Basic ${token}` })
-    assertError(basic, 401, 'unauthorized')
-  })
-
-  it('refuses the token after logout, and only that session ends', async () => {
-    const first = await signIn(berth.url)
-    const second = await signIn(berth.url, first.privateKey)
-    const logout = await api(berth.url, first.token).post<Body>('/v1/auth/logout')
-    assert.equal(logout.status, 200, JSON.stringify(logout.body))
-    assertError(await api(berth.url, first.token).get<Body>('/v1/auth/me'), 401, 'unauthorized', /revoked/)
-    assertError(await api(berth.url, first.token).get<Body>('/v1/deployments'), 401, 'unauthorized')
-    assertError(await api(berth.url, first.token).post<Body>('/v1/auth/logout'), 401, 'unauthorized')
-    assert.equal((await api(berth.url, second.token).get<Body>('/v1/auth/me')).status, 200)
-  })
-
-  it('still answers /health after all of the above', async () => {
-    const response = await api(berth.url).get<Body>('/health')
-    assert.equal(response.status, 200)
-    assert.equal(response.body.status, 'ok')
-  })
-})
-
-describe('SIWE races on a PostgreSQL server (e2e)', () => {
-  // PGlite runs one statement at a time; a server runs them truly concurrently, which is where
-  // the single-use nonce and find-or-create of the account have to hold.
-  let server: RunningBerth
-
-  before(async () => {
-    server = await startBerthOnPostgres({
-      env: {
-        BERTH_LOG_LEVEL: 'warn',
-        BERTH_RATE_LIMITS__SIGN_IN_PER_MINUTE: '100000',
-        BERTH_RATE_LIMITS__SIGN_IN_BURST: '100000',
-      },
-    })
-  })
-
-  after(async () => {
-    await server?.stop()
-  })
-
-  async function signedOnServer(account: PrivateKeyAccount) {
-    const issued = await api(server.url).post<Body>('/v1/auth/nonce')
-    assert.equal(issued.status, 200)
-    const text = createSiweMessage({
-      domain: issued.body.domain,
-      uri: issued.body.uri,
-      address: account.address,
-      version: '1',
-      chainId: 1,
-      nonce: issued.body.nonce,
-      issuedAt: new Date(),
-    })
-    return { text, signature: await account.signMessage({ message: text }) }
-  }
-
-  it('lets exactly one of 50 concurrent verifies of one signed message through', async () => {
-    const { text, signature } = await signedOnServer(wallet())
-    const responses = await Promise.all(
-      Array.from({ length: 50 }, () =>
-        api(server.url).post<Body>('/v1/auth/verify', { message: text, signature }),
-      ),
-    )
-    const statuses = responses.map((r) => r.status)
-    assert.equal(statuses.filter((s) => s === 200).length, 1, JSON.stringify(statuses))
-    assert.equal(statuses.filter((s) => s === 401).length, 49, JSON.stringify(statuses))
-  })
-
-  it('signs one new wallet in 10 times at once into a single account', async () => {
-    const account = wallet()
-    const signed = await Promise.all(Array.from({ length: 10 }, () => signedOnServer(account)))
-    const responses = await Promise.all(
-      signed.map(({ text, signature }) =>
-        api(server.url).post<Body>('/v1/auth/verify', { message: text, signature }),
-      ),
-    )
-    assert.deepEqual(
-      responses.map((r) => r.status),
-      Array(10).fill(200),
-      JSON.stringify(responses.map((r) => r.body)),
-    )
-    const accountIds = new Set(responses.map((r) => r.body.accountId))
-    assert.equal(accountIds.size, 1, `one wallet became ${accountIds.size} accounts`)
   })
 })

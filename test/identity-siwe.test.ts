@@ -13,7 +13,7 @@ import { databaseKinds, openTestDatabase, type TestDatabase } from './helpers/db
 import { testVault } from './helpers/vault.ts'
 
 // Time-dependent SIWE rules, driven by an injected clock; the HTTP-level cases are in
-// test/identity.test.ts.
+// test/identity-http-siwe.test.ts.
 
 const config = configSchema.parse({
   publicUrl: 'https://berth.example/app',
