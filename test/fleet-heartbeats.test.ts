@@ -179,6 +179,7 @@ for (const kind of databaseKinds) {
         clock = at(ms)
         assert.equal((await beat(app, node, ++seq, clock)).status, 204)
       }
+      assert.equal((await app.admin()('GET', `/v1/nodes/${node.nodeId}`)).body.lostAt, null, 'never lost yet')
       // Other tests' nodes share the database: this one's fate is what is checked.
       const sweep = async (now: Date) => (await sweepAt(now)).includes(node.nodeId)
       // 3 intervals + grace = 35 s of silence: not lost at 34 s, lost at 36 s.
@@ -188,6 +189,7 @@ for (const kind of databaseKinds) {
       clock = at(13 * HOUR)
       const seen = await app.admin()('GET', `/v1/nodes/${node.nodeId}`)
       assert.equal(seen.body.status, 'lost')
+      assert.equal(seen.body.lostAt, at(12 * HOUR + 36_000).toISOString(), 'when the sweep found it lost')
 
       for (let ms = 18 * HOUR; ms <= 24 * HOUR; ms += 30 * MINUTE) {
         clock = at(ms)
@@ -195,6 +197,7 @@ for (const kind of databaseKinds) {
       }
       const view = await app.admin()('GET', `/v1/nodes/${node.nodeId}`)
       assert.equal(view.body.status, 'online')
+      assert.equal(view.body.lostAt, seen.body.lostAt, 'the last loss stays on record')
       // 18 h up of the 24 h since it enrolled: 75% over each window (its windows begin at enrollment).
       assert.deepEqual(view.body.uptimePercent, { '24h': 75, '7d': 75, '30d': 75 })
       assert.equal(view.body.sessions.length, 2)

@@ -31,6 +31,8 @@ export interface NodeView {
   agentVersion: string | null
   instances: ReportedInstance[]
   lastSeenAt: Date
+  /** When the sweep last found the node lost (kept after it returns); null if it never was. */
+  lostAt: Date | null
   enrolledAt: Date
   /** Percent of each window the node was up, two decimals. */
   uptimePercent: Record<UptimeWindow, number>
@@ -66,6 +68,7 @@ interface NodeRow {
   agent_version: string | null
   instances: ReportedInstance[]
   last_seen_at: Date | string
+  lost_at: Date | string | null
   enrolled_at: Date | string
   first_heartbeat_at: Date | string | null
   session_started_at: Date | string | null
@@ -73,7 +76,7 @@ interface NodeRow {
 
 const SELECT_NODES = `
   select n.id, n.name, a.address as operator, n.connectivity, n.scheduling, n.labels, n.capacity,
-    n.allocatable, n.agent_version, n.instances, n.last_seen_at, n.enrolled_at, n.first_heartbeat_at,
+    n.allocatable, n.agent_version, n.instances, n.last_seen_at, n.lost_at, n.enrolled_at, n.first_heartbeat_at,
     n.session_started_at
   from fleet_nodes n join accounts a on a.id = n.operator_id
   where n.removed_at is null`
@@ -137,6 +140,7 @@ export function createNodes(db: Db, now: () => Date, lossBudgetMs: number) {
         agentVersion: row.agent_version,
         instances: row.instances,
         lastSeenAt: toDate(row.last_seen_at),
+        lostAt: row.lost_at === null ? null : toDate(row.lost_at),
         enrolledAt: toDate(row.enrolled_at),
         uptimePercent: {
           '24h': percentOf(uptime['24h']),

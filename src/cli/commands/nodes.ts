@@ -14,6 +14,7 @@ interface Node {
   labels: Record<string, string>
   allocatable: { milliCpus: number; memoryMb: number; diskMb: number } | null
   lastSeenAt: string
+  lostAt: string | null
   uptimePercent: Record<'24h' | '7d' | '30d', number>
 }
 
@@ -61,6 +62,7 @@ function printDetail(ctx: CommandContext, node: NodeDetail): void {
     const lines = [
       `${node.name} (${node.id})  ${node.status}  operator ${node.operator}`,
       `uptime: 24h ${percent(node.uptimePercent['24h'])}, 7d ${percent(node.uptimePercent['7d'])}, 30d ${percent(node.uptimePercent['30d'])}`,
+      ...(node.lostAt ? [`last found lost: ${node.lostAt}`] : []),
       `instances: ${node.instances.length === 0 ? 'none' : node.instances.map((i) => `${shortId(i.deploymentId)}/${i.replica} ${i.state}`).join(', ')}`,
       'sessions (newest first):',
       ...node.sessions.slice(0, 10).map((s) => `  ${s.startedAt} → ${s.lastSeenAt}`),

@@ -33,6 +33,10 @@ const nodeSchema = z
     agentVersion: z.string().nullable(),
     instances: z.array(z.object({ deploymentId: z.string(), replica: z.number(), state: z.string() })),
     lastSeenAt: z.string(),
+    lostAt: z
+      .string()
+      .nullable()
+      .openapi({ description: 'When the node was last found lost (kept after it returns); null if never' }),
     enrolledAt: z.string(),
     uptimePercent: z.object({ '24h': z.number(), '7d': z.number(), '30d': z.number() }),
   })
@@ -59,6 +63,7 @@ const nodeList = z.object({ items: z.array(nodeSchema) })
 const nodeOf = (view: NodeView) => ({
   ...view,
   lastSeenAt: view.lastSeenAt.toISOString(),
+  lostAt: view.lostAt?.toISOString() ?? null,
   enrolledAt: view.enrolledAt.toISOString(),
 })
 const detailOf = (detail: NodeDetail) => ({
