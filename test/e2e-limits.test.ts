@@ -169,13 +169,13 @@ describe('write and stream limits (e2e, PostgreSQL)', () => {
     assert.equal(byKey.status, 200)
     const deleted = Date.now()
     assert.equal((await api(berth.url, bob.token).del(`/v1/api-keys/${key.body.id}`)).status, 200)
-    assert.ok((await byKey.ended) - deleted < 5000, 'closed within 5 s of the key’s deletion')
+    assert.ok((await byKey.ended) - deleted < 10_000, 'closed within seconds of the key’s deletion')
 
     const bySession = await openStream(eventsUrl(bobDeployment), bob.token)
     assert.equal(bySession.status, 200)
     const loggedOut = Date.now()
     assert.equal((await api(berth.url, bob.token).post('/v1/auth/logout')).status, 200)
-    assert.ok((await bySession.ended) - loggedOut < 5000, 'closed within 5 s of the logout')
+    assert.ok((await bySession.ended) - loggedOut < 10_000, 'closed within seconds of the logout')
   })
 
   it('closes a stream within seconds of its deployment changing owner', async () => {
@@ -185,6 +185,6 @@ describe('write and stream limits (e2e, PostgreSQL)', () => {
     const { rows } = await db.query('select id from accounts where address = $1', [bob.address.toLowerCase()])
     const moved = Date.now()
     await db.query('update deployments set owner_id = $1 where id = $2', [rows[0].id, aliceDeployment])
-    assert.ok((await watching.ended) - moved < 5000, 'closed within 5 s of the change of owner')
+    assert.ok((await watching.ended) - moved < 10_000, 'closed within seconds of the change of owner')
   })
 })

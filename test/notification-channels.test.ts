@@ -69,9 +69,13 @@ for (const kind of databaseKinds) {
 
       // Nothing is sent to an address that has not confirmed it wants it.
       const early = await call('POST', '/v1/deployments', { name: 'early', image: 'app:1' })
-      await waitFor(
-        'early running',
-        async () => (await call('GET', `/v1/deployments/${early.body.id}`)).body.status === 'running',
+      // Published (its in-app notification is written in the same transaction as the deliveries)
+      // before the address is confirmed: a mail for it now would go to an unconfirmed address.
+      await waitFor('early running, published', async () =>
+        (await call('GET', '/v1/notifications')).body.items.some(
+          (n: { type: string; deploymentId: string }) =>
+            n.type === 'deployment.running' && n.deploymentId === early.body.id,
+        ),
       )
       const wrong = await call('POST', `/v1/notification-channels/${made.body.id}/verify`, {
         code: 'AAAAAAAA',

@@ -16,7 +16,8 @@ const wallet = (n: number) => `0x${n.toString(16).padStart(2, '0').repeat(20)}`
 const notifications = {
   retryDelaysSeconds: [0.05, 0.1, 0.1],
   concurrencyPerTarget: 2,
-  attemptTimeoutSeconds: 2,
+  // Longer than any test holds an answer: a held attempt must stay in flight, not time out.
+  attemptTimeoutSeconds: 30,
 }
 
 /** The event a delivery carries, after standardwebhooks verified its signature with `secret`. */
@@ -193,15 +194,16 @@ for (const kind of databaseKinds) {
       const call = await app.user(wallet(6))
       const slow = await call('POST', '/v1/webhooks', { url: `${receiver.url}/slow` })
       const quick = await call('POST', '/v1/webhooks', { url: `${receiver.url}/quick` })
-      receiver.answer((r) => (r.path === '/slow' ? { status: 204, delayMs: 1500 } : { status: 204 }))
+      // The slow receiver holds its answers until released, however long this machine takes.
+      receiver.answer((r) => (r.path === '/slow' ? { status: 204, delayMs: 60_000 } : { status: 204 }))
       for (let i = 0; i < 6; i++) await call('POST', `/v1/webhooks/${slow.body.id}/test`)
       await waitFor('two slow ones in flight', () => deliveredTo('/slow').length >= 2)
       await call('POST', `/v1/webhooks/${quick.body.id}/test`)
       await waitFor('the quick one, while the slow ones wait', () => deliveredTo('/quick').length === 1)
       assert.equal(deliveredTo('/slow').length, 2, 'no more than 2 at the slow webhook')
+      receiver.answer(() => ({ status: 204 }))
       receiver.release()
       await waitFor('all six', () => deliveredTo('/slow').length === 6, 30_000)
-      receiver.answer(() => ({ status: 204 }))
     })
 
     it('lists a URL without its query or most of its path, and sends a webhook ten test events a minute at most', async () => {

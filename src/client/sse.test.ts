@@ -137,7 +137,7 @@ describe('followSse', () => {
       else res.write(`data: resumed after ${_req.headers['last-event-id']}\n\n`)
     }
     assert.deepEqual(
-      (await take(follow({ idleTimeoutMs: 200 }), 1)).map((m) => m.data),
+      (await take(follow({ idleTimeoutMs: 1000 }), 1)).map((m) => m.data),
       ['resumed after 5'],
     )
     assert.equal(attempts.length, 2)

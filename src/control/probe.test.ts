@@ -59,7 +59,8 @@ describe('health probes', () => {
     const took = Date.now() - started
     assert.equal(slow.ok, false)
     assert.match(slow.detail, /no answer within 1000 ms/)
-    assert.ok(took >= 900 && took < 3000, `took ${took} ms`)
+    // The upper bound only catches a probe that ignores its timeout; a busy machine adds seconds.
+    assert.ok(took >= 900 && took < 10_000, `took ${took} ms`)
   })
 
   it('fails HTTP and TCP on a port nothing listens on', async () => {

@@ -100,13 +100,14 @@ export function useNftDeployments(world: () => NftWorld, kind: DatabaseKind, k: 
         ],
       },
     })
-    // A provider slow enough that a transfer can land while a deploy is under way.
+    // A provider slow enough that a transfer surely lands while a deploy is under way, however
+    // busy the machine: its stages wait abortably, so the stop that cancels the deploy ends them.
     stack.providers.add({
       ...createSimulatedProvider({
         stateDir: `${stack.stateDir}/slow`,
-        pullMs: 700,
-        createMs: 700,
-        startMs: 700,
+        pullMs: 10_000,
+        createMs: 10_000,
+        startMs: 10_000,
       }),
       name: 'slow',
     })

@@ -47,9 +47,12 @@ export async function startReceiver(): Promise<Receiver> {
       received.push(request)
       const { status, delayMs, body } = answer(request)
       let done = false
+      let timer: NodeJS.Timeout | undefined
       const reply = () => {
         if (done) return
         done = true
+        // A released answer leaves no timer behind to keep the test process alive.
+        clearTimeout(timer)
         held.delete(reply)
         inFlight--
         if (res.destroyed) return
@@ -58,7 +61,7 @@ export async function startReceiver(): Promise<Receiver> {
       }
       if (delayMs) {
         held.add(reply)
-        setTimeout(reply, delayMs)
+        timer = setTimeout(reply, delayMs)
       } else reply()
     })
   })
