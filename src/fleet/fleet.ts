@@ -70,6 +70,7 @@ export function createFleet(options: FleetOptions) {
   }
   let timer: NodeJS.Timeout | undefined
   let sweeping: Promise<void> = Promise.resolve()
+  let stopped = false
 
   return {
     nodes,
@@ -109,20 +110,33 @@ export function createFleet(options: FleetOptions) {
 
     start() {
       let busy = false
-      timer = setInterval(() => {
-        // A slow pass (a busy database) is not overlapped by the next.
-        if (busy) return
+      let missed = false
+      const pass = () => {
+        // A slow pass (a busy database) is not overlapped by the next; a tick that found it still
+        // running starts the next as soon as it ends, so a loss is found late by that pass's
+        // overrun, never by a whole skipped second.
+        if (busy) {
+          missed = true
+          return
+        }
         busy = true
         sweeping = sweepOnce()
           .catch((error: unknown) => logger.warn({ err: error }, 'fleet sweep failed'))
           .finally(() => {
             busy = false
+            if (missed && !stopped) {
+              missed = false
+              pass()
+            }
           })
-      }, SWEEP_MS)
+      }
+      timer = setInterval(pass, SWEEP_MS)
     },
     async stop() {
+      stopped = true
       clearInterval(timer)
       streams.closeAll()
+      // Once stopped, no pass chains another: the one running now is the last.
       await sweeping
     },
   }
