@@ -2,11 +2,13 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { after, before } from 'node:test'
 import { exportJWK, type JWK, SignJWT } from 'jose'
 import type { Hex } from 'viem'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { createSiweMessage } from 'viem/siwe'
 import { configSchema } from '../../src/config/schema.ts'
+import type { DatabaseKind } from '../../src/db/client.ts'
 import { errorResponse, toBerthError } from '../../src/http/errors.ts'
 import { requestId } from '../../src/http/middleware/request-id.ts'
 import { requireAuth } from '../../src/http/middleware/require-auth.ts'
@@ -14,7 +16,7 @@ import { createRouter } from '../../src/http/openapi.ts'
 import { identityRoutes } from '../../src/http/routes/identity.ts'
 import { createIdentity } from '../../src/identity/create-identity.ts'
 import { createQuotas } from '../../src/quotas/quotas.ts'
-import type { TestDatabase } from './db.ts'
+import { openTestDatabase, type TestDatabase } from './db.ts'
 import { testVault } from './vault.ts'
 
 // The identity routes mounted as the server mounts them, on an app called in-process, with a
@@ -138,3 +140,26 @@ export function assertError(reply: Reply, status: number, code: string, pattern?
 
 export type IdentityApp = Awaited<ReturnType<typeof buildIdentityApp>>
 export type JwksServer = Awaited<ReturnType<typeof startJwksServer>>
+
+/**
+ * In the calling describe: a JWKS server, a database of `kind` and the identity app on it, with
+ * the clock the app reads (move `clock.offsetMs`). Read the fields inside tests: hooks fill them.
+ */
+export function useIdentityApp(kind: DatabaseKind) {
+  const fixture = { clock: { offsetMs: 0 } } as {
+    clock: { offsetMs: number }
+    jwks: JwksServer
+    database: TestDatabase
+    app: IdentityApp
+  }
+  before(async () => {
+    fixture.jwks = await startJwksServer()
+    fixture.database = await openTestDatabase(kind)
+    fixture.app = await buildIdentityApp(fixture.database, fixture.jwks.url, fixture.clock)
+  })
+  after(async () => {
+    await fixture.database.dispose()
+    fixture.jwks.close()
+  })
+  return fixture
+}
