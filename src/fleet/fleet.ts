@@ -109,6 +109,7 @@ export function createFleet(options: FleetOptions) {
     sweepOnce,
 
     start() {
+      stopped = false
       let busy = false
       let missed = false
       const pass = () => {
