@@ -1,4 +1,5 @@
 import type { Transporter } from 'nodemailer'
+import { DeadlineError, withDeadline } from '../domain/delay.ts'
 import type { OutboundClient } from '../outbound/guarded-client.ts'
 import { type Message, messageOf, type TellableEvent } from './messages.ts'
 import { signatureHeader } from './signing.ts'
@@ -193,14 +194,4 @@ async function sendEmail(to: string, message: Message, ctx: SendContext): Promis
           : 'the mail relay could not be reached'
     return { ok: false, status: code, latencyMs: Math.round(performance.now() - started), error: text }
   }
-}
-
-class DeadlineError extends Error {}
-
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineError()), ms)
-  })
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
 }

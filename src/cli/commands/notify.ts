@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { HttpClient } from '../../client/http-client.ts'
-import type { TargetView } from '../../notify/target-view.ts'
+import type { TargetView as Target } from '../../notify/target-view.ts'
 import { exitCodes } from '../exit-codes.ts'
 import { renderTable } from '../output.ts'
 import type { Action, CommandContext } from './context.ts'
@@ -8,8 +8,6 @@ import { parseCount } from './list.ts'
 
 // `berth webhooks …`, `berth channels …` and `berth notifications`: where the events of the
 // account (or organisation) commands act for are told, and what was told.
-
-type Target = TargetView
 
 interface Delivery {
   id: string

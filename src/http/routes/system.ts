@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { DatabaseKind } from '../../db/client.ts'
+import { withDeadline } from '../../domain/delay.ts'
 import { unauthorized } from '../../domain/errors.ts'
 import { tokenMatcher } from '../../identity/token-match.ts'
 import type { Metrics } from '../../metrics/registry.ts'
@@ -38,17 +39,8 @@ const health = createRoute({
   },
 })
 
-async function withTimeout(check: Promise<boolean>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms)
-  })
-  try {
-    return await Promise.race([check.catch(() => false), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+/** A check that fails or does not answer in time counts as down. */
+const upWithin = (check: Promise<boolean>, ms: number) => withDeadline(check, ms).catch(() => false)
 
 export function systemRoutes(deps: SystemRoutesDeps) {
   const router = createRouter()
@@ -56,10 +48,10 @@ export function systemRoutes(deps: SystemRoutesDeps) {
     const providers: Record<string, 'up' | 'down'> = {}
     await Promise.all(
       deps.providers.all().map(async (p) => {
-        providers[p.name] = (await withTimeout(p.ping(), 2000)) ? 'up' : 'down'
+        providers[p.name] = (await upWithin(p.ping(), 2000)) ? 'up' : 'down'
       }),
     )
-    const databaseUp = await withTimeout(deps.pingDatabase(), 2000)
+    const databaseUp = await upWithin(deps.pingDatabase(), 2000)
     const degraded = !databaseUp || Object.values(providers).includes('down')
     return c.json(
       {

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode'
+import { DeadlineError, withDeadline } from '../../domain/delay.ts'
 import { LogDecoder } from './logs.ts'
 
 // A command run in a running container through the engine's exec API: an argument vector, never
@@ -25,24 +26,18 @@ export async function execInContainer(
   const keep = (text: string) => {
     output = `${output}${output ? '\n' : ''}${text}`.slice(-OUTPUT_LIMIT)
   }
-  let timer: NodeJS.Timeout | undefined
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs)
-  })
   const read = (async () => {
     for await (const chunk of stream) for (const line of decoder.push(chunk as Buffer)) keep(line.text)
     for (const line of decoder.end()) keep(line.text)
-    return 'done' as const
   })()
   // Destroying the stream on a timeout ends the read with an error nobody waits for any more.
   read.catch(() => {})
   try {
-    if ((await Promise.race([read, timedOut])) === 'timeout') {
-      ;(stream as unknown as { destroy?: () => void }).destroy?.()
-      return { exitCode: -1, output: `${output}\n(did not finish within ${timeoutMs / 1000}s)`.trim() }
-    }
-  } finally {
-    clearTimeout(timer)
+    await withDeadline(read, timeoutMs)
+  } catch (error) {
+    if (!(error instanceof DeadlineError)) throw error
+    ;(stream as unknown as { destroy?: () => void }).destroy?.()
+    return { exitCode: -1, output: `${output}\n(did not finish within ${timeoutMs / 1000}s)`.trim() }
   }
   const { ExitCode } = await execution.inspect()
   return { exitCode: ExitCode ?? -1, output }
