@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { buildTestImage, ensureDockerEngine } from '../scripts/docker.ts'
+import { buildTestImage, type DockerEngine, ensureDockerEngine } from '../scripts/docker.ts'
 import { buildPostgresImage } from '../scripts/postgres-image.ts'
 import { deleteAndWait, onDocker, waitRunning } from './docker/berth-on-docker.ts'
 import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
@@ -40,10 +40,11 @@ describe('templates on docker (e2e)', { timeout: 300_000 }, () => {
   let server: RunningBerth
   let client: ReturnType<typeof api>
   let dir: string
+  let engine: DockerEngine | undefined
   const created: string[] = []
 
   before(async () => {
-    const engine = await ensureDockerEngine()
+    engine = await ensureDockerEngine()
     await buildTestImage(engine.socketPath)
     const postgresImage = await buildPostgresImage(engine.socketPath)
     dir = mkdtempSync(join(tmpdir(), 'berth-templates-docker-'))
@@ -66,6 +67,8 @@ describe('templates on docker (e2e)', { timeout: 300_000 }, () => {
     if (client) await deleteAndWait(client, created)
     await server?.stop()
     if (dir) rmSync(dir, { recursive: true, force: true })
+    // Stops the engine only if this file had to start it (none answered).
+    await engine?.stop()
   })
 
   const runningView = (id: string) => waitRunning<View>(client, id, 120_000)

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import Docker from 'dockerode'
-import { ensureDockerEngine } from '../scripts/docker.ts'
+import { type DockerEngine, ensureDockerEngine } from '../scripts/docker.ts'
 import { buildIpfsImage } from '../scripts/ipfs-image.ts'
 import { deleteAndWait, onDocker, waitRunning } from './docker/berth-on-docker.ts'
 import { api, type RunningBerth, signIn, startBerth } from './helpers/server.ts'
@@ -71,10 +71,11 @@ describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
   let client: ReturnType<typeof api>
   let docker: Docker
   let dir: string
+  let engine: DockerEngine | undefined
   const created: string[] = []
 
   before(async () => {
-    const engine = await ensureDockerEngine()
+    engine = await ensureDockerEngine()
     docker = new Docker({ socketPath: engine.socketPath })
     const image = await buildIpfsImage(engine.socketPath)
     dir = mkdtempSync(join(tmpdir(), 'berth-ipfs-docker-'))
@@ -96,6 +97,8 @@ describe('IPFS templates on docker (e2e)', { timeout: 600_000 }, () => {
     if (client) await deleteAndWait(client, created)
     await server?.stop()
     if (dir) rmSync(dir, { recursive: true, force: true })
+    // Stops the engine only if this file had to start it (none answered).
+    await engine?.stop()
   })
 
   const apiCredentials = async (id: string) =>

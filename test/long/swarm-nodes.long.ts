@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { buildTestImage, ensureDockerEngine } from '../../scripts/docker.ts'
+import { buildTestImage, type DockerEngine, ensureDockerEngine } from '../../scripts/docker.ts'
 import { deploymentSpecSchema } from '../../src/domain/spec.ts'
 import { osFreePort } from '../../src/providers/docker/ports.ts'
 import type { ApplyContext, DeploymentTarget, Observed, Provider } from '../../src/providers/provider.ts'
@@ -20,9 +20,10 @@ const context = (): ApplyContext => ({ signal: new AbortController().signal, pro
 describe('swarm provider on three engines (manager + two workers)', { timeout: 600_000 }, () => {
   let cluster: SwarmCluster
   let provider: Provider
+  let engine: DockerEngine | undefined
   const created: string[] = []
   before(async () => {
-    const engine = await ensureDockerEngine()
+    engine = await ensureDockerEngine()
     await buildTestImage(engine.socketPath)
     cluster = await startSwarmCluster(3, engine.socketPath)
     provider = createSwarmProvider({
@@ -36,6 +37,8 @@ describe('swarm provider on three engines (manager + two workers)', { timeout: 6
   after(async () => {
     for (const id of created) await provider?.remove(id).catch(() => {})
     await cluster?.destroy()
+    // Stops the engine only if this file had to start it (none answered).
+    await engine?.stop()
   })
 
   const target = (replicas: number): DeploymentTarget => {

@@ -69,6 +69,8 @@ export interface SwarmProviderOptions {
 
 /** Task states in which a task still holds its node's resources. */
 const ACTIVE = ['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']
+/** How long a removal waits for Swarm to delete a service's stopped tasks before going on. */
+const REAP_WAIT_MS = 10_000
 
 export function createSwarmProvider(options: SwarmProviderOptions): Provider {
   const docker = connectDocker(options.engine)
@@ -159,10 +161,7 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
   async function waitUntilStopped(deploymentId: string, serviceIds: string[]): Promise<void> {
     const deadline = Date.now() + (grace + 30) * 1000
     const busy = async () => {
-      const tasks = await docker.listTasks({ filters: { service: serviceIds } }).catch((error: unknown) => {
-        if (isNotFound(error)) return []
-        throw error
-      })
+      const tasks = await tasksOf(serviceIds)
       if (tasks.some((t) => ACTIVE.includes((t as { Status?: { State?: string } }).Status?.State ?? '')))
         return true
       const local = await docker.listContainers({
@@ -190,11 +189,32 @@ export function createSwarmProvider(options: SwarmProviderOptions): Provider {
   async function removeServices(deploymentId: string): Promise<void> {
     await scaleToNothing(deploymentId)
     const services = await servicesOf(deploymentId)
+    await waitUntilReaped(services.map((s) => s.ID))
     for (const service of services) await removeService(docker, service.ID)
     await waitUntilGone(deploymentId)
     await removeSecrets(docker, deploymentId)
     const owners = new Set(services.map((s) => s.Spec.Labels?.[LABEL.owner]).filter((o) => o !== undefined))
     for (const owner of owners) await removeOwnerOverlayIfUnused(docker, owner)
+  }
+
+  /** The services' tasks; none for services the managers no longer know (they answer 404). */
+  const tasksOf = (serviceIds: string[]) =>
+    docker.listTasks({ filters: { service: serviceIds } }).catch((error: unknown) => {
+      if (isNotFound(error)) return []
+      throw error
+    })
+
+  /**
+   * Waits (a few seconds at most) until Swarm has deleted the stopped tasks the scale-down marked
+   * for removal. Docker 20.10's manager crashes (a nil task in SetServiceTasksRemove) when a
+   * service is removed while its task reaper deletes them, so the two must not overlap.
+   */
+  async function waitUntilReaped(serviceIds: string[]): Promise<void> {
+    const deadline = Date.now() + REAP_WAIT_MS
+    const marked = async () => (await tasksOf(serviceIds)).some((t) => t.DesiredState === 'remove')
+    while (serviceIds.length > 0 && Date.now() < deadline && (await translating('read tasks', marked))) {
+      await abortableDelay(settings.pollMs)
+    }
   }
 
   /**
